@@ -1,0 +1,150 @@
+//! File-system primitives that never leave anything half-written.
+//!
+//! Every file pxebuild writes (cache entries, secrets, staged dist files) goes
+//! through [`atomic_write`]: a reader sees either the old file or the new one,
+//! never a prefix, even across a crash or SIGKILL.
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Writes `bytes` to `path` atomically with the given permission bits.
+pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    atomic_write_with(path, mode, |file| file.write_all(bytes))
+}
+
+/// Like [`atomic_write`], but lets `fill` stream the content into the file.
+pub fn atomic_write_with(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<()> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // 1. A temp file in the same directory, so the final rename stays on one
+    //    file system and is atomic.
+    let tmp = temp_path(path);
+    let result = (|| -> Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        // 2. The content, then the permission bits (the umask may have cut them).
+        fill(&mut file).with_context(|| format!("writing {}", tmp.display()))?;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting permissions on {}", tmp.display()))?;
+        // 3. Data on disk before the name points at it.
+        file.sync_all()
+            .with_context(|| format!("syncing {}", tmp.display()))?;
+        // 4. The rename publishes the complete file.
+        fs::rename(&tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        // 5. The directory entry itself on disk.
+        fsync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Flushes a directory's entries (new names, renames) to disk.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+/// A unique temp name beside `path`: `.<name>.tmp.<pid>.<n>`.
+pub fn temp_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_dir(path).join(format!(".{name}.tmp.{}.{n}", std::process::id()))
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Hard-links `src` to `dst`, or copies when they are on different file systems.
+pub fn hardlink_or_copy(src: &Path, dst: &Path) -> Result<()> {
+    if let Some(dir) = dst.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    match fs::hard_link(src, dst) {
+        Ok(()) => Ok(()),
+        Err(err) if err.raw_os_error() == Some(libc::EXDEV) => {
+            let mode = fs::metadata(src)
+                .with_context(|| format!("reading {}", src.display()))?
+                .permissions()
+                .mode();
+            atomic_write_with(dst, mode & 0o7777, |out| {
+                io::copy(&mut File::open(src)?, out).map(|_| ())
+            })
+        }
+        Err(err) => Err(err)
+            .with_context(|| format!("linking {} to {}", src.display(), dst.display())),
+    }
+}
+
+/// Creates `dir` (and parents) and makes it private (0700).
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("setting permissions on {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_content_and_sets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/secret");
+        atomic_write(&path, b"one", 0o600).unwrap();
+        atomic_write(&path, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file may remain");
+    }
+
+    #[test]
+    fn failed_fill_leaves_old_file_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        atomic_write(&path, b"good", 0o644).unwrap();
+        let err = atomic_write_with(&path, 0o644, |_| Err(io::Error::other("boom")));
+        assert!(err.is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"good");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn hardlink_shares_the_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        atomic_write(&src, b"x", 0o644).unwrap();
+        let dst = dir.path().join("d/dst");
+        hardlink_or_copy(&src, &dst).unwrap();
+        assert_eq!(
+            fs::metadata(&src).unwrap().ino(),
+            fs::metadata(&dst).unwrap().ino()
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! `dist/manifest.json`: the contract between the builder and everything that
+//! reads a tree (the server, rsync checks, CI).
+//!
+//! Shape (extend only by adding keys): `{"format": 1, "inputs": hex, "files":
+//! [{"path", "size", "sha256"}] sorted by path, "nodes": [{"name", "mac", "ip",
+//! "role"}]}` plus `"access"`: the files that only one client IP may fetch.
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+pub const FILE_NAME: &str = "manifest.json";
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    /// Hex digest over every step key of the build: equal inputs, equal tree.
+    pub inputs: String,
+    /// Every file of the tree, sorted by path.
+    pub files: Vec<FileEntry>,
+    pub nodes: Vec<NodeEntry>,
+    /// Files (Ignition configs) restricted to one node's IP.
+    #[serde(default)]
+    pub access: Vec<AccessEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative to dist/, starting with `http/` or `tftp/`.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    pub name: String,
+    /// Lower-case, colon-separated.
+    pub mac: String,
+    pub ip: String,
+    /// `control-plane` or `worker`.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AccessEntry {
+    /// A path from `files`.
+    pub path: String,
+    /// The node the file belongs to.
+    pub node: String,
+    /// The only client IP that may fetch it.
+    pub ip: String,
+}
+
+impl Manifest {
+    /// Stable JSON: keys sorted at every level, files and access sorted by path,
+    /// two-space indent, trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut sorted = self.clone();
+        sorted.files.sort();
+        sorted.access.sort();
+        // serde_json's Value map is a BTreeMap (no preserve_order), so keys sort.
+        let value = serde_json::to_value(&sorted).expect("manifest serialises");
+        let mut text = serde_json::to_string_pretty(&value).expect("value serialises");
+        text.push('\n');
+        text
+    }
+
+    pub fn parse(text: &str) -> Result<Manifest> {
+        let manifest: Manifest = serde_json::from_str(text).context("parsing manifest.json")?;
+        if manifest.format != FORMAT {
+            bail!(
+                "manifest.json has format {}, this pxebuild reads format {FORMAT}",
+                manifest.format
+            );
+        }
+        Ok(manifest)
+    }
+
+    /// Reads `dist/manifest.json`.
+    pub fn load(dist: &Path) -> Result<Manifest> {
+        let path = dist.join(FILE_NAME);
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        Manifest::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn file(&self, path: &str) -> Option<&FileEntry> {
+        self.files
+            .binary_search_by(|f| f.path.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.files[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            format: 1,
+            inputs: "ab".into(),
+            files: vec![
+                FileEntry { path: "tftp/b".into(), size: 2, sha256: "22".into() },
+                FileEntry { path: "http/a".into(), size: 1, sha256: "11".into() },
+            ],
+            nodes: vec![NodeEntry {
+                name: "cp1".into(),
+                mac: "52:54:00:00:00:01".into(),
+                ip: "10.0.0.11".into(),
+                role: "control-plane".into(),
+            }],
+            access: vec![],
+        }
+    }
+
+    #[test]
+    fn json_is_sorted_and_round_trips() {
+        let json = sample().to_json();
+        let a = json.find("\"access\"").unwrap();
+        let f = json.find("\"files\"").unwrap();
+        let i = json.find("\"inputs\"").unwrap();
+        assert!(a < f && f < i, "top-level keys sorted: {json}");
+        assert!(json.find("http/a").unwrap() < json.find("tftp/b").unwrap());
+        let back = Manifest::parse(&json).unwrap();
+        assert_eq!(back.file("http/a").unwrap().size, 1);
+        assert_eq!(back.to_json(), json);
+    }
+
+    #[test]
+    fn other_formats_are_refused() {
+        let json = sample().to_json().replace("\"format\": 1", "\"format\": 2");
+        assert!(Manifest::parse(&json).is_err());
+    }
+}
