@@ -1,5 +1,7 @@
 //! Turns a validated site into the graph of build steps. Each part of the build
-//! (artifacts, secrets-backed rendering, Butane, boot configs) appends its steps.
+//! appends its steps: artifacts first, then everything rendered from them.
+use std::path::Path;
+
 use anyhow::Result;
 
 use super::step::Step;
@@ -8,6 +10,8 @@ use crate::site::Site;
 /// What planning needs besides the site.
 pub struct PlanEnv<'a> {
     pub site: &'a Site,
+    /// Where dist/ is published (an existing tree with missing secrets is an error).
+    pub out: &'a Path,
     /// Build from the store alone; fetch steps fail naming what is missing.
     pub offline: bool,
     /// Warnings (template, Butane) fail the build.
@@ -16,7 +20,7 @@ pub struct PlanEnv<'a> {
 
 /// Every step of a build of `env.site`.
 pub fn plan(env: &PlanEnv) -> Result<Vec<Box<dyn Step>>> {
-    let _ = env;
-    let steps: Vec<Box<dyn Step>> = Vec::new();
+    let (mut steps, artifacts) = crate::fetch::plan_artifacts(env)?;
+    steps.extend(crate::render::plan_render(env, &artifacts)?);
     Ok(steps)
 }
