@@ -53,6 +53,7 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
     let cache = cache::Cache::open(&site.cache_dir())?;
     let env = PlanEnv {
         site,
+        out: &opts.out,
         offline: opts.offline,
         strict: opts.strict,
     };
