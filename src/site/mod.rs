@@ -1,15 +1,25 @@
 //! The site model: `site.toml` parsed strictly, then validated as a whole.
 //!
 //! `Site::parse` is pure (text in, model or diagnostics out); `Site::load` adds
-//! the file system. Nothing downstream sees an unvalidated site.
+//! the file system. Nothing downstream sees an unvalidated site: every error
+//! (with file, line, column and key path) stops the command before any work,
+//! and warnings travel with the `Site` so each command can print them and
+//! honour `--strict`.
+pub mod diagnostic;
 pub mod schema;
+pub mod source;
+mod typed;
+pub mod types;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use crate::error::BadInput;
+pub use diagnostic::{Diagnostic, Severity};
 pub use schema::SiteFile;
+use source::Source;
 
 /// A parsed and validated site, plus where it lives.
 #[derive(Debug, Clone)]
@@ -19,20 +29,25 @@ pub struct Site {
     pub dir: PathBuf,
     /// Path of the site file as given.
     pub path: PathBuf,
+    /// Problems worth telling the operator that do not stop the work (unless
+    /// `--strict`), in file order.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Site {
-    /// Parses site text; `origin` names the file in messages.
+    /// Parses and validates site text; `origin` names the file in messages.
+    /// Fails with every error (and warning) found; warnings of a valid site
+    /// are dropped here, use `Site::from_text` to keep them.
     pub fn parse(text: &str, origin: &str) -> Result<SiteFile> {
-        toml::from_str(text).map_err(|err| BadInput::new(format!("{origin}: {err}")))
+        analyse(text, origin)
+            .map(|(file, _warnings)| file)
+            .map_err(|diags| invalid(origin, &diags))
     }
 
-    /// Reads, parses and validates the site file at `path`.
-    pub fn load(path: &Path) -> Result<Site> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading site file {}", path.display()))
-            .map_err(|e| BadInput::new(format!("{e:#}")))?;
-        let file = Site::parse(&text, &path.display().to_string())?;
+    /// A validated `Site` from text, as if read from `path`.
+    pub fn from_text(text: &str, path: &Path) -> Result<Site> {
+        let origin = path.display().to_string();
+        let (file, warnings) = analyse(text, &origin).map_err(|d| invalid(&origin, &d))?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -41,7 +56,50 @@ impl Site {
             file,
             dir,
             path: path.to_path_buf(),
+            warnings,
         })
+    }
+
+    /// Reads, parses and validates the site file at `path`.
+    pub fn load(path: &Path) -> Result<Site> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading site file {}", path.display()))
+            .map_err(|e| BadInput::new(format!("{e:#}")))?;
+        Site::from_text(&text, path)
+    }
+
+    /// Prints every warning to stderr, one per line.
+    pub fn print_warnings(&self) {
+        for w in &self.warnings {
+            eprintln!("{w}");
+        }
+    }
+
+    /// Fails (bad input) when `strict` and there are warnings.
+    pub fn check_strict(&self, strict: bool) -> Result<()> {
+        if strict && !self.warnings.is_empty() {
+            let n = diagnostic::count(self.warnings.len(), "warning");
+            return Err(BadInput::new(format!(
+                "{}: {n}, and --strict makes warnings fatal",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// One line for humans: "site rack1: 5 nodes (3 control-plane, 2 worker), ...".
+    pub fn summary(&self) -> String {
+        let f = &self.file;
+        let cps = self.control_planes().count();
+        format!(
+            "site {}: {} nodes ({cps} control-plane, {} worker), Kubernetes {}, Flatcar {} {}",
+            f.cluster.name,
+            f.nodes.len(),
+            f.nodes.len() - cps,
+            f.cluster.kubernetes_version,
+            f.flatcar.channel,
+            f.flatcar.version
+        )
     }
 
     pub fn templates_dir(&self) -> PathBuf {
@@ -66,4 +124,46 @@ impl Site {
     pub fn control_planes(&self) -> impl Iterator<Item = &schema::Node> {
         self.file.nodes.iter().filter(|n| n.role == "control-plane")
     }
+    pub fn workers(&self) -> impl Iterator<Item = &schema::Node> {
+        self.file.nodes.iter().filter(|n| n.role == "worker")
+    }
+}
+
+/// Strict parse, then validation. `Ok` holds the model and its warnings;
+/// `Err` holds every diagnostic when any is an error.
+fn analyse(text: &str, origin: &str) -> Result<(SiteFile, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let src = Source::new(text, origin);
+    let file: SiteFile = toml::from_str(text).map_err(|e| vec![parse_error(&src, &e)])?;
+    let diagnostics = validate::validate(&file, &src);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(diagnostics);
+    }
+    Ok((file, diagnostics))
+}
+
+/// A toml/serde error as a diagnostic naming the key it happened at.
+fn parse_error(src: &Source<'_>, err: &toml::de::Error) -> Diagnostic {
+    let span = err.span().unwrap_or(0..0);
+    let path = src.label(&src.path_at(span.start));
+    let mut message = err.message().to_string();
+    // A syntax error (duplicate key, bad string) has no key path to name, so
+    // quote the offending text instead.
+    if path.is_empty() {
+        if let Some(snippet) = src.snippet(span.clone()) {
+            message.push_str(&format!(" at `{snippet}`"));
+        }
+    }
+    src.at_offset(Severity::Error, path, span.start, message)
+}
+
+/// The bad-input error for a site with errors: a count, then every diagnostic.
+fn invalid(origin: &str, diagnostics: &[Diagnostic]) -> anyhow::Error {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    let mut counts = diagnostic::count(errors, "error");
+    if warnings > 0 {
+        counts.push_str(&format!(", {}", diagnostic::count(warnings, "warning")));
+    }
+    let body = diagnostic::render(diagnostics);
+    BadInput::new(format!("{origin} is not valid ({counts}):\n{body}"))
 }
