@@ -8,6 +8,7 @@
 pub mod diagnostic;
 pub mod schema;
 pub mod source;
+mod strict;
 mod typed;
 pub mod types;
 pub mod validate;
@@ -133,27 +134,12 @@ impl Site {
 /// `Err` holds every diagnostic when any is an error.
 fn analyse(text: &str, origin: &str) -> Result<(SiteFile, Vec<Diagnostic>), Vec<Diagnostic>> {
     let src = Source::new(text, origin);
-    let file: SiteFile = toml::from_str(text).map_err(|e| vec![parse_error(&src, &e)])?;
+    let file = strict::parse(text, &src)?;
     let diagnostics = validate::validate(&file, &src);
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(diagnostics);
     }
     Ok((file, diagnostics))
-}
-
-/// A toml/serde error as a diagnostic naming the key it happened at.
-fn parse_error(src: &Source<'_>, err: &toml::de::Error) -> Diagnostic {
-    let span = err.span().unwrap_or(0..0);
-    let path = src.label(&src.path_at(span.start));
-    let mut message = err.message().to_string();
-    // A syntax error (duplicate key, bad string) has no key path to name, so
-    // quote the offending text instead.
-    if path.is_empty() {
-        if let Some(snippet) = src.snippet(span.clone()) {
-            message.push_str(&format!(" at `{snippet}`"));
-        }
-    }
-    src.at_offset(Severity::Error, path, span.start, message)
 }
 
 /// The bad-input error for a site with errors: a count, then every diagnostic.
@@ -166,4 +152,59 @@ fn invalid(origin: &str, diagnostics: &[Diagnostic]) -> anyhow::Error {
     }
     let body = diagnostic::render(diagnostics);
     BadInput::new(format!("{origin} is not valid ({counts}):\n{body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const EXAMPLE: &str = include_str!("../../site.toml");
+
+    #[test]
+    fn example_site_is_valid_with_one_placeholder_warning() {
+        let site = Site::from_text(EXAMPLE, Path::new("conf/site.toml")).unwrap();
+        assert_eq!(site.dir, Path::new("conf"));
+        assert_eq!(site.warnings.len(), 1);
+        assert!(site.warnings[0].message.contains("placeholder"));
+        assert!(site.check_strict(false).is_ok());
+        let err = site.check_strict(true).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_BAD_INPUT);
+        assert_eq!(
+            site.summary(),
+            "site rack1: 5 nodes (3 control-plane, 2 worker), Kubernetes v1.33.2, Flatcar stable 4593.2.5"
+        );
+    }
+
+    #[test]
+    fn typed_accessors_read_validated_values() {
+        let site = Site::from_text(EXAMPLE, Path::new("site.toml")).unwrap();
+        let cp1 = &site.file.nodes[0];
+        assert_eq!(cp1.mac_addr().pxelinux_name(), "01-52-54-00-20-00-11");
+        assert_eq!(cp1.ipv4(), Ipv4Addr::new(10, 20, 0, 11));
+        assert!(cp1.is_control_plane());
+        assert_eq!(site.workers().count(), 2);
+        assert_eq!(
+            site.file.cluster.endpoint_addr().to_string(),
+            "10.20.0.10:6443"
+        );
+        assert!(site.file.network.subnet_cidr().contains(cp1.ipv4()));
+        assert_eq!(site.file.cluster.token_ttl().as_secs(), 24 * 3600);
+        assert_eq!(site.file.cilium.effective_mtu(), 1405);
+    }
+
+    #[test]
+    fn invalid_site_is_bad_input_listing_every_problem() {
+        let text = EXAMPLE
+            .replace("\"52:54:00:20:00:13\"", "\"52:54:00:zz:00:13\"")
+            .replace("version = \"4593.2.5\"", "version = \"current\"");
+        let err = Site::from_text(&text, Path::new("site.toml")).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_BAD_INPUT);
+        let text = err.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "site.toml is not valid (2 errors, 1 warning):");
+        assert!(lines[1].starts_with("site.toml:31:11: error: flatcar.version: \"current\" floats"));
+        assert!(lines[2].starts_with("site.toml:46:3: warning: ssh.authorized_keys[0]"));
+        assert!(lines[3].starts_with("site.toml:77:7: error: node[2] (cp3).mac:"));
+    }
 }

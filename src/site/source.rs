@@ -128,6 +128,29 @@ impl<'a> Source<'a> {
         ok.then_some(text)
     }
 
+    /// Span of the key (not the value) that ends `path`.
+    pub fn span_of_key(&self, path: &KeyPath) -> Option<Range<usize>> {
+        let (last, parent) = path.0.split_last()?;
+        let Seg::Key(key) = last else { return None };
+        let table = match self.value_at(&KeyPath(parent.to_vec())) {
+            Some(v) => v.get_ref().as_table()?,
+            None if parent.is_empty() => self.doc.as_ref()?.get_ref().as_table()?,
+            None => return None,
+        };
+        table.get_key_value(key.as_str()).map(|(k, _)| k.span())
+    }
+
+    fn value_at(&self, path: &KeyPath) -> Option<&Spanned<DeValue<'a>>> {
+        let mut node = self.doc.as_ref()?;
+        for seg in &path.0 {
+            node = match seg {
+                Seg::Key(k) => node.get_ref().get(k.as_str())?,
+                Seg::Index(i) => node.get_ref().get(*i)?,
+            };
+        }
+        Some(node)
+    }
+
     /// Span of the value at `path`, or of its nearest present ancestor.
     pub fn span_of(&self, path: &KeyPath) -> Option<Range<usize>> {
         let mut node = self.doc.as_ref()?;
