@@ -205,6 +205,6 @@ mod tests {
         assert_eq!(lines[0], "site.toml is not valid (2 errors, 1 warning):");
         assert!(lines[1].starts_with("site.toml:31:11: error: flatcar.version: \"current\" floats"));
         assert!(lines[2].starts_with("site.toml:46:3: warning: ssh.authorized_keys[0]"));
-        assert!(lines[3].starts_with("site.toml:77:7: error: node[2] (cp3).mac:"));
+        assert!(lines[3].starts_with("site.toml:84:7: error: node[2] (cp3).mac:"));
     }
 }
