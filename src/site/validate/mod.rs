@@ -9,6 +9,8 @@
 mod network;
 mod nodes;
 mod software;
+#[cfg(test)]
+mod tests;
 
 pub use software::WIREGUARD_OVERHEAD;
 
@@ -115,20 +117,4 @@ fn is_dotted_version(s: &str) -> bool {
 /// True for "vX.Y.Z".
 fn is_v_version(s: &str) -> bool {
     s.strip_prefix('v').is_some_and(is_dotted_version)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn version_shapes() {
-        assert!(is_dotted_version("4593.2.5"));
-        assert!(!is_dotted_version("4593.2"));
-        assert!(!is_dotted_version("4593.2.x"));
-        assert!(!is_dotted_version("v1.2.3"));
-        assert!(is_v_version("v1.33.2"));
-        assert!(!is_v_version("1.33.2"));
-        assert!(!is_v_version("v1.33"));
-    }
 }

@@ -129,7 +129,8 @@ fn subnet_has(c: &Checker<'_, '_>, ip: Ipv4Addr) -> bool {
     c.known.subnet.is_none_or(|s| s.contains(ip))
 }
 
-/// What else uses `ip`, if anything: a node, the gateway or the boot server.
+/// What else `ip` already is, if anything: a node, the gateway, the boot
+/// server, or the subnet's network or broadcast address.
 fn endpoint_clash(c: &Checker<'_, '_>, ip: Ipv4Addr) -> Option<String> {
     if let Some((i, _)) = c.known.node_ips.iter().find(|(_, a)| *a == ip) {
         return Some(format!("the IP of {}", c.label(&KeyPath::node(*i, ""))));
@@ -139,6 +140,13 @@ fn endpoint_clash(c: &Checker<'_, '_>, ip: Ipv4Addr) -> Option<String> {
     }
     if c.known.boot_server == Some(ip) {
         return Some("boot_server.address".into());
+    }
+    let subnet = c
+        .known
+        .subnet
+        .filter(|s| s.prefix() < 31 && s.contains(ip))?;
+    if ip == subnet.network() || ip == subnet.broadcast() {
+        return Some(format!("the network or broadcast address of {subnet}"));
     }
     None
 }
