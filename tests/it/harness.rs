@@ -76,6 +76,15 @@ impl Test {
         self.site(&fixture(&format!("sites/{name}")))
     }
 
+    /// Replaces the first `from` in the site.toml written so far with `to`
+    /// (panics when `from` is absent, so a stale edit cannot pass silently).
+    pub fn edit_site(self, from: &str, to: &str) -> Test {
+        let path = self.path().join("site.toml");
+        let text = std::fs::read_to_string(&path).expect("edit_site needs a site.toml first");
+        assert!(text.contains(from), "site.toml has no {from:?}");
+        self.site(&text.replacen(from, to, 1))
+    }
+
     /// Writes a file (creating parent directories) relative to the temp dir.
     pub fn file(self, rel: &str, contents: &str) -> Test {
         let path = self.path().join(rel);

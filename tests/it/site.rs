@@ -344,3 +344,16 @@ fn a_missing_site_file_is_bad_input() {
         .code(2)
         .stderr_contains("error: reading site file site.toml:");
 }
+
+#[test]
+fn edited_example_reports_the_edit() {
+    Test::new()
+        .example_site()
+        .edit_site("role = \"worker\"", "role = \"control-plane\"")
+        .args(["check"])
+        .run()
+        .code(2)
+        .stderr_contains(
+            "site.toml:66:1: error: node: 4 control-plane nodes (cp1, cp2, cp3, worker1) is an even number",
+        );
+}
