@@ -1,1 +1,2 @@
-
+mod harness;
+mod site;
