@@ -75,7 +75,10 @@ pub fn execute(steps: &[Box<dyn Step>], cache: &Cache, opts: &ExecOptions) -> Re
 }
 
 /// Resolves dependency ids to indices; refuses unknown ids, duplicates, cycles.
-fn wire(steps: &[Box<dyn Step>]) -> Result<(Vec<Vec<usize>>, Vec<Vec<usize>>)> {
+/// For each step, the indices of the steps it points at.
+type Adjacency = Vec<Vec<usize>>;
+
+fn wire(steps: &[Box<dyn Step>]) -> Result<(Adjacency, Adjacency)> {
     let mut index = HashMap::new();
     for (i, step) in steps.iter().enumerate() {
         if index.insert(step.id(), i).is_some() {
