@@ -1,2 +1,3 @@
+mod day2;
 mod harness;
 mod site;
