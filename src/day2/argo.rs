@@ -112,6 +112,9 @@ pub fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<()> {
         );
         return Ok(());
     }
+    for warning in super::drift::check(cluster, &site.payload_dir()) {
+        crate::warn!("{warning}");
+    }
     crate::info!(
         "installing Argo CD (chart {} {}) into namespace {}",
         helm::ARGO_CHART,

@@ -51,9 +51,34 @@ pub fn upgrade_install(kubeconfig: &Path, r: &Release) -> Vec<String> {
     args
 }
 
+/// `helm get values RELEASE --namespace NS --output json`: the values a release
+/// was installed with.
+pub fn get_values(kubeconfig: &Path, release: &str, namespace: &str) -> Vec<String> {
+    let mut args = kubeconfig_args(kubeconfig);
+    let rest = [
+        "get",
+        "values",
+        release,
+        "--namespace",
+        namespace,
+        "--output",
+        "json",
+    ];
+    args.extend(rest.map(String::from));
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn get_values_is_exact() {
+        assert_eq!(
+            get_values(Path::new("kc"), "cilium", "kube-system").join(" "),
+            "--kubeconfig kc get values cilium --namespace kube-system --output json"
+        );
+    }
 
     #[test]
     fn upgrade_install_is_exact() {

@@ -67,7 +67,8 @@ pub enum ToolError {
 }
 
 /// What kubectl and helm print when the API server does not answer at all
-/// (as opposed to answering with an error).
+/// (as opposed to answering with an error). Not "context deadline exceeded"
+/// alone: that is also how `helm --wait` reports workloads that never got ready.
 const UNREACHABLE_MARKERS: &[&str] = &[
     "connection refused",
     "the connection to the server",
@@ -78,7 +79,7 @@ const UNREACHABLE_MARKERS: &[&str] = &[
     "tls handshake timeout",
     "network is unreachable",
     "no such host",
-    "context deadline exceeded",
+    "client.timeout exceeded",
 ];
 
 /// True when a tool's stderr says the API server could not be reached.
@@ -155,6 +156,9 @@ mod tests {
         ));
         assert!(!is_unreachable(
             "Error from server (NotFound): nodes \"cp9\" not found"
+        ));
+        assert!(!is_unreachable(
+            "Error: UPGRADE FAILED: context deadline exceeded"
         ));
     }
 

@@ -29,7 +29,10 @@ fn site_with_secrets() -> Test {
         .file("secrets/bootstrap-token", &format!("{TOKEN}\n"));
     copy_dir(&repo_root().join("payload"), &t.path().join("payload"));
     std::fs::create_dir_all(t.path().join("fake")).unwrap();
-    t
+    t.file(
+        "payload/core/cilium/values.yaml",
+        &fixture("day2/cilium-values.yaml"),
+    )
 }
 
 /// Installs the fake under each name in `<tmp>/bin` and puts only that and the
@@ -361,6 +364,12 @@ fn wait_stops_at_once_when_access_is_denied() {
 
 // ---- install-argo -----------------------------------------------------------
 
+/// What `helm get values cilium` answers: the fixture's values plus one the
+/// cilium CLI detected itself.
+const INSTALLED_CILIUM: &str = r#"{"kubeProxyReplacement":true,"k8sServiceHost":"10.20.0.10",
+  "k8sServicePort":6443,"encryption":{"enabled":true,"type":"wireguard"},
+  "operator":{"replicas":2},"cluster":{"name":"kubernetes"}}"#;
+
 #[test]
 fn install_argo_runs_helm_then_applies_the_root_application_from_the_site() {
     let t = cluster()
@@ -370,6 +379,7 @@ fn install_argo_runs_helm_then_applies_the_root_application_from_the_site() {
         )
         .edit_site("revision = \"main\"", "revision = \"production\"")
         .edit_site("chart_version = \"8.1.2\"", "chart_version = \"8.1.3\"");
+    fake(&t, "helm-values.json", INSTALLED_CILIUM);
     let out = t.args(["install-argo"]).run();
     out.success()
         .stdout_is("Argo CD installed; root Application follows https://git.example.org/ops/site.git at production\n")
@@ -378,23 +388,32 @@ fn install_argo_runs_helm_then_applies_the_root_application_from_the_site() {
             "warning: payload/core/cilium.yaml: Application cilium: repoURL \
              \"https://git.example.com/infra/rack1.git\" differs from site.toml argocd.repo_url \
              \"https://git.example.org/ops/site.git\"\n",
+        )
+        .stderr_contains(
+            "warning: the running Cilium has cluster.name=\"kubernetes\", which \
+             payload/core/cilium/values.yaml does not set; Argo CD's first sync would change it \
+             to the chart's default: add it to the file\n",
         );
+    assert_eq!(
+        out.stderr.matches("the running Cilium").count(),
+        1,
+        "{}",
+        out.stderr
+    );
     assert_eq!(
         calls(&out),
         [
+            "helm --kubeconfig secrets/kubeconfig get values cilium --namespace kube-system --output json",
             "helm --kubeconfig secrets/kubeconfig upgrade --install argocd argo-cd \
              --repo https://argoproj.github.io/argo-helm --version 8.1.3 --namespace argocd \
-             --create-namespace --values payload/bootstrap/argocd-values.yaml --wait --timeout 10m"
-                .to_string(),
-            format!("kubectl {KC} apply -f -"),
+             --create-namespace --values payload/bootstrap/argocd-values.yaml --wait --timeout 10m",
+            &format!("kubectl {KC} apply -f -"),
         ]
     );
-    let applied: Value = serde_norway::from_str(&out.read("fake/stdin-2")).unwrap();
-    let committed: Value = serde_norway::from_str(
-        &std::fs::read_to_string(repo_root().join("payload/bootstrap/root-app.yaml")).unwrap(),
-    )
-    .unwrap();
-    let mut want = committed.clone();
+    let applied: Value = serde_norway::from_str(&out.read("fake/stdin-3")).unwrap();
+    let committed =
+        std::fs::read_to_string(repo_root().join("payload/bootstrap/root-app.yaml")).unwrap();
+    let mut want: Value = serde_norway::from_str(&committed).unwrap();
     want["spec"]["source"]["repoURL"] = "https://git.example.org/ops/site.git".into();
     want["spec"]["source"]["targetRevision"] = "production".into();
     assert_eq!(applied, want);
@@ -422,24 +441,32 @@ fn install_argo_dry_run_prints_the_plan_and_runs_nothing() {
 
 #[test]
 fn install_argo_stops_when_helm_fails() {
-    let t = cluster();
-    fake(
-        &t,
-        "helm.fail",
-        "Error: INSTALLATION FAILED: context deadline exceeded waiting for argocd-server\n",
-    );
-    let out = t.args(["install-argo"]).run();
-    out.code(1)
-        .stderr_contains("error: installing Argo CD with helm: cannot reach the Kubernetes API");
-    assert_eq!(calls(&out).len(), 1, "no kubectl apply after a failed helm");
-
-    let t = cluster();
-    fake(&t, "helm.fail", "Error: chart \"argo-cd\" version \"8.1.2\" not found in https://argoproj.github.io/argo-helm repository\n");
-    let out = t.args(["install-argo"]).run();
-    out.code(1).stderr_contains(
-        "failed (exit status: 1): Error: chart \"argo-cd\" version \"8.1.2\" not found",
-    );
-    assert_eq!(calls(&out).len(), 1);
+    let cases = [
+        (
+            "Error: Kubernetes cluster unreachable: Get \"https://10.20.0.10:6443/version\": \
+             dial tcp 10.20.0.10:6443: connect: connection refused\n",
+            "error: installing Argo CD with helm: cannot reach the Kubernetes API at \
+             https://10.20.0.10:6443 (helm: Error: Kubernetes cluster unreachable",
+        ),
+        (
+            "Error: UPGRADE FAILED: context deadline exceeded\n",
+            "--wait --timeout 10m` failed (exit status: 1): Error: UPGRADE FAILED: context deadline exceeded\n",
+        ),
+        (
+            "Error: chart \"argo-cd\" version \"8.1.2\" not found in https://argoproj.github.io/argo-helm repository\n",
+            "failed (exit status: 1): Error: chart \"argo-cd\" version \"8.1.2\" not found",
+        ),
+    ];
+    for (helm_says, we_say) in cases {
+        let t = cluster();
+        fake(&t, "helm.fail", helm_says);
+        let out = t.args(["install-argo"]).run();
+        out.code(1)
+            .stderr_contains("warning: could not compare the running Cilium with payload/core/cilium/values.yaml: ")
+            .stderr_contains(we_say);
+        // `helm get values`, `helm upgrade`, and no kubectl apply after it failed.
+        assert_eq!(calls(&out).len(), 2, "{:?}", calls(&out));
+    }
 }
 
 #[test]
