@@ -14,6 +14,7 @@ pub mod helm;
 pub mod kubeconfig;
 pub mod kubectl;
 pub mod payload;
+pub mod progress;
 pub mod token;
 pub mod tool;
 pub mod untaint;

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 
 use super::kubectl::{self, NodeList};
+use super::progress::Progress;
 use super::tool::{self, Tool, ToolError};
 use super::Cluster;
 use crate::site::types::Duration as SiteDuration;
@@ -121,6 +122,25 @@ impl Tracker {
         lines
     }
 
+    /// One line for the live display: how many are Ready, who is still missing.
+    pub fn summary(&self) -> String {
+        if let Some(detail) = &self.unreachable {
+            return format!("API not answering ({detail})");
+        }
+        let pending: Vec<&str> = self
+            .order
+            .iter()
+            .filter(|n| self.last.get(*n) != Some(&NodeState::Ready))
+            .map(String::as_str)
+            .collect();
+        let ready = self.order.len() - pending.len();
+        format!(
+            "{ready}/{} Ready; waiting for {}",
+            self.order.len(),
+            pending.join(" ")
+        )
+    }
+
     /// True once every site node was last seen Ready.
     pub fn all_ready(&self) -> bool {
         self.seen_api
@@ -176,12 +196,15 @@ pub fn run(cluster: &Cluster, site: &Site, opts: Options) -> Result<()> {
     );
     let start = Instant::now();
     let mut tracker = Tracker::default();
+    let progress = Progress::start();
     loop {
         let obs = poll(cluster, site)?;
         for line in tracker.update(&cluster.api, obs) {
-            crate::info!("[{}] {line}", elapsed(start));
+            progress.line(&format!("[{}] {line}", elapsed(start)));
         }
+        progress.status(tracker.summary());
         if tracker.all_ready() {
+            drop(progress);
             println!("all {} nodes are Ready", names.len());
             return Ok(());
         }
@@ -280,6 +303,7 @@ mod tests {
             t.timeout_message(timeout, API),
             "timed out after 10m: 1 of 5 nodes not Ready: worker2 (not registered)"
         );
+        assert_eq!(t.summary(), "4/5 Ready; waiting for worker2");
         let all = ["cp1", "cp2", "cp3", "worker1", "worker2"];
         t.update(API, Observation::Nodes(observe(&site, &list(&all, &[]))));
         assert!(t.all_ready());
