@@ -1,6 +1,5 @@
 //! The day-2 handoff printed at the end of `pxebuild build`: what to run next
 //! for this site, in order, with its real paths and names.
-use std::fmt::Write;
 use std::path::Path;
 
 use crate::site::Site;
@@ -12,52 +11,42 @@ const SERVE_DEFAULT_TFTP: u16 = 69;
 /// The next steps after a build of `site` into `out`.
 pub fn next_steps(site: &Site, out: &Path) -> String {
     let f = &site.file;
+    let bs = &f.boot_server;
     let px = pxebuild_cmd(site);
-    let mut s = String::new();
-    let _ = writeln!(s, "Next steps for site {}:", f.cluster.name);
-    let _ = writeln!(
-        s,
-        "  1. Serve the tree on {} (HTTP {}, TFTP {}):\n       {px} serve {}{}",
-        f.boot_server.address,
-        f.boot_server.http_port,
-        f.boot_server.tftp_port,
-        out.display(),
-        port_flags(site)
-    );
-    let _ = writeln!(
-        s,
-        "  2. Point your DHCP server at it: include one snippet from {}\n       \
-         (dnsmasq.conf, dhcpd.conf or kea-dhcp4.json; see docs/cluster.md)",
-        out.join("http/dhcp").display()
-    );
-    let _ = writeln!(s, "  3. Power on the nodes in this order (network boot):");
-    for (i, line) in boot_order(site).iter().enumerate() {
-        let _ = writeln!(s, "       {}. {line}", i + 1);
+    let indent = " ".repeat(33);
+    let mut lines = vec![
+        format!("Next steps for site {}:", f.cluster.name),
+        format!(
+            "  1. Serve the tree on {} (HTTP {}, TFTP {}):",
+            bs.address, bs.http_port, bs.tftp_port
+        ),
+        format!("       {px} serve {}{}", out.display(), port_flags(site)),
+        format!(
+            "  2. Point your DHCP server at it: include one snippet from {}",
+            out.join("http/dhcp").display()
+        ),
+        "       (dnsmasq.conf, dhcpd.conf or kea-dhcp4.json; see docs/cluster.md)".into(),
+        "  3. Power on the nodes in this order (network boot):".into(),
+    ];
+    for (i, node) in boot_order(site).iter().enumerate() {
+        lines.push(format!("       {}. {node}", i + 1));
     }
-    let kubeconfig = super::kubeconfig::path(site);
-    let _ = writeln!(
-        s,
-        "  4. Wait for every node:        {px} wait --timeout 30m"
-    );
-    let _ = writeln!(
-        s,
-        "  5. Admin kubeconfig:           {} ({px} kubeconfig)",
-        kubeconfig.display()
-    );
-    let _ = writeln!(
-        s,
-        "  6. Day 2:                      {px} untaint   (optional: workloads on control planes)"
-    );
-    let _ = writeln!(
-        s,
-        "                                 {px} install-argo   (Argo CD {}; then {} at {} takes over)",
-        f.argocd.chart_version, f.argocd.repo_url, f.argocd.revision
-    );
-    let _ = writeln!(
-        s,
-        "  Node lifecycle (add, remove, reinstall, upgrade): docs/operations.md"
-    );
-    s
+    lines.extend([
+        format!("  4. Wait for every node:        {px} wait --timeout 30m"),
+        format!(
+            "  5. Admin kubeconfig:           {} ({px} kubeconfig)",
+            super::kubeconfig::path(site).display()
+        ),
+        "  6. Push this repository (payload/ included; not secrets/, dist/, .pxebuild/) to".into(),
+        format!(
+            "       {} at {}: Argo CD follows it",
+            f.argocd.repo_url, f.argocd.revision
+        ),
+        format!("  7. Day 2:                      {px} untaint   (optional: workloads on control planes)"),
+        format!("{indent}{px} install-argo   (Argo CD chart {})", f.argocd.chart_version),
+        "  Node lifecycle (add, remove, reinstall, upgrade): docs/operations.md".into(),
+    ]);
+    lines.join("\n") + "\n"
 }
 
 /// One line per node: control planes first (the first one runs `kubeadm init`,
@@ -122,8 +111,10 @@ Next steps for site rack1:
        5. worker2    52:54:00:20:00:22  10.20.0.22      worker, joins
   4. Wait for every node:        pxebuild wait --timeout 30m
   5. Admin kubeconfig:           secrets/kubeconfig (pxebuild kubeconfig)
-  6. Day 2:                      pxebuild untaint   (optional: workloads on control planes)
-                                 pxebuild install-argo   (Argo CD 8.1.2; then https://git.example.com/infra/rack1.git at main takes over)
+  6. Push this repository (payload/ included; not secrets/, dist/, .pxebuild/) to
+       https://git.example.com/infra/rack1.git at main: Argo CD follows it
+  7. Day 2:                      pxebuild untaint   (optional: workloads on control planes)
+                                 pxebuild install-argo   (Argo CD chart 8.1.2)
   Node lifecycle (add, remove, reinstall, upgrade): docs/operations.md
 ";
         assert_eq!(text, want);

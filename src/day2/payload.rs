@@ -122,36 +122,72 @@ fn lint_application(repo_root: &Path, doc: &Document) -> Vec<String> {
     let mut problems = Vec::new();
     let sources = doc.sources();
     if sources.is_empty() {
-        problems.push(format!("{}: no spec.source or spec.sources", doc.label()));
+        problems.push("no spec.source or spec.sources".to_string());
+    }
+    for key in ["project", "destination"] {
+        if doc.value.get("spec").and_then(|s| s.get(key)).is_none() {
+            problems.push(format!("no spec.{key}"));
+        }
     }
     let has_values_ref = sources
         .iter()
         .any(|s| s.get("ref").and_then(Value::as_str) == Some("values"));
     for src in &sources {
-        if let Some(path) = src.get("path").and_then(Value::as_str) {
-            if !repo_root.join(path).is_dir() {
-                problems.push(format!(
-                    "{}: path {path} is not a directory of the repository",
-                    doc.label()
-                ));
-            }
+        problems.extend(lint_path(repo_root, src));
+        problems.extend(lint_value_files(repo_root, src, has_values_ref));
+    }
+    problems
+        .into_iter()
+        .map(|p| format!("{}: {p}", doc.label()))
+        .collect()
+}
+
+/// A git path must exist, and a plain directory source must not pick up Helm
+/// values files (Argo CD would try to apply them as manifests).
+fn lint_path(repo_root: &Path, src: &Value) -> Vec<String> {
+    let Some(path) = src.get("path").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    let dir = repo_root.join(path);
+    if !dir.is_dir() {
+        return vec![format!("path {path} is not a directory of the repository")];
+    }
+    let directory = src.get("directory");
+    if directory.and_then(|d| d.get("exclude")).is_some() {
+        return Vec::new(); // Argo CD's own globs decide; not second-guessed here.
+    }
+    let recurse = directory
+        .and_then(|d| d.get("recurse"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let depth = if recurse { usize::MAX } else { 1 };
+    walkdir::WalkDir::new(&dir)
+        .max_depth(depth)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && is_values_file(e.path()))
+        .map(|e| {
+            let rel = e.path().strip_prefix(repo_root).unwrap_or(e.path());
+            format!(
+                "path {path} would apply the Helm values file {} as a manifest",
+                rel.display()
+            )
+        })
+        .collect()
+}
+
+/// `$values/…` files need the `ref: values` source and must exist.
+fn lint_value_files(repo_root: &Path, src: &Value, has_values_ref: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    for file in value_files(src) {
+        let Some(rest) = file.strip_prefix("$values/") else {
+            continue;
+        };
+        if !has_values_ref {
+            problems.push(format!("{file} needs a source with ref: values"));
         }
-        for file in value_files(src) {
-            let Some(rest) = file.strip_prefix("$values/") else {
-                continue;
-            };
-            if !has_values_ref {
-                problems.push(format!(
-                    "{}: {file} needs a source with ref: values",
-                    doc.label()
-                ));
-            }
-            if !repo_root.join(rest).is_file() {
-                problems.push(format!(
-                    "{}: values file {rest} does not exist",
-                    doc.label()
-                ));
-            }
+        if !repo_root.join(rest).is_file() {
+            problems.push(format!("values file {rest} does not exist"));
         }
     }
     problems
@@ -234,24 +270,36 @@ mod tests {
     #[test]
     fn lint_names_missing_keys_paths_and_values() {
         let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join("payload/apps")).unwrap();
+        std::fs::create_dir_all(root.path().join("payload/apps/x")).unwrap();
+        std::fs::write(root.path().join("payload/apps/x/values.yaml"), "a: 1\n").unwrap();
         let docs = [
             doc("payload/a.yaml", "kind: ConfigMap\nmetadata: {name: x}\n"),
             doc("payload/core/values.yaml", "anything: 1\n"),
             doc(
                 "payload/core/app.yaml",
                 "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: app}\n\
-                 spec:\n  sources:\n  - {repoURL: r, path: payload/apps}\n  - {repoURL: r, path: payload/gone}\n\
+                 spec:\n  project: default\n  sources:\n  - {repoURL: r, path: payload/apps}\n  - {repoURL: r, path: payload/gone}\n\
                  \x20 - {repoURL: c, chart: c, helm: {valueFiles: [$values/payload/core/v.yaml]}}\n",
             ),
+            doc(
+                "payload/core/deep.yaml",
+                "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: deep}\n\
+                 spec:\n  project: default\n  destination: {namespace: x}\n\
+                 \x20 source: {repoURL: r, path: payload/apps, directory: {recurse: true}}\n",
+            ),
         ];
+        let app = "payload/core/app.yaml: Application app:";
         assert_eq!(
             lint(root.path(), &docs),
             [
-                "payload/a.yaml: a manifest without apiVersion",
-                "payload/core/app.yaml: Application app: path payload/gone is not a directory of the repository",
-                "payload/core/app.yaml: Application app: $values/payload/core/v.yaml needs a source with ref: values",
-                "payload/core/app.yaml: Application app: values file payload/core/v.yaml does not exist",
+                "payload/a.yaml: a manifest without apiVersion".to_string(),
+                format!("{app} no spec.destination"),
+                format!("{app} path payload/gone is not a directory of the repository"),
+                format!("{app} $values/payload/core/v.yaml needs a source with ref: values"),
+                format!("{app} values file payload/core/v.yaml does not exist"),
+                "payload/core/deep.yaml: Application deep: path payload/apps would apply the Helm \
+                 values file payload/apps/x/values.yaml as a manifest"
+                    .to_string(),
             ]
         );
     }
