@@ -22,6 +22,7 @@ pub fn path(site: &Site) -> PathBuf {
 pub fn require(site: &Site) -> Result<PathBuf> {
     let path = path(site);
     if path.is_file() {
+        warn_if_shared(&path);
         return Ok(path);
     }
     Err(BadInput::new(format!(
@@ -30,6 +31,22 @@ pub fn require(site: &Site) -> Result<PathBuf> {
          this cluster was built elsewhere",
         path.display()
     )))
+}
+
+/// The admin kubeconfig is a cluster-admin credential: say so when others can read it.
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            crate::warn!(
+                "{} is readable by others (mode {mode:04o}): it grants cluster-admin; \
+                 run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
 }
 
 /// The path as the operator should use it: absolute when it can be resolved.

@@ -27,6 +27,10 @@ fn site_with_secrets() -> Test {
         .example_site()
         .file("secrets/kubeconfig", &fixture("day2/kubeconfig"))
         .file("secrets/bootstrap-token", &format!("{TOKEN}\n"));
+    for file in ["secrets/kubeconfig", "secrets/bootstrap-token"] {
+        let private = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(t.path().join(file), private).unwrap();
+    }
     copy_dir(&repo_root().join("payload"), &t.path().join("payload"));
     std::fs::create_dir_all(t.path().join("fake")).unwrap();
     t.file(
@@ -117,6 +121,17 @@ fn kubeconfig_prints_the_admin_kubeconfig_path() {
         .run()
         .success()
         .stdout_is(&format!("{}\n", want.display()));
+}
+
+#[test]
+fn kubeconfig_readable_by_others_is_warned_about() {
+    let t = site_with_secrets();
+    let path = t.path().join("secrets/kubeconfig");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    t.args(["kubeconfig"]).run().success().stderr_is(
+        "warning: secrets/kubeconfig is readable by others (mode 0644): it grants \
+         cluster-admin; run `chmod 600 secrets/kubeconfig`\n",
+    );
 }
 
 #[test]
