@@ -63,15 +63,16 @@ impl TransferLog {
 
     pub fn write(&self, entry: &Entry<'_>) {
         let line = format_line(clock::now_ms(), entry);
-        if self.to_stderr {
-            eprintln!("{line}");
-        }
+        // The file first: whoever sees the stderr line can rely on the file having it.
         if let Some(file) = &self.file {
             let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
             // One write call per line: O_APPEND keeps concurrent lines whole.
             if let Err(err) = file.write_all(format!("{line}\n").as_bytes()) {
                 crate::warn!("writing the transfer log: {err}");
             }
+        }
+        if self.to_stderr {
+            eprintln!("{line}");
         }
     }
 }

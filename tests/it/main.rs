@@ -1,2 +1,5 @@
 mod harness;
+mod serve_http;
+mod serve_support;
+mod serve_tftp;
 mod site;

@@ -49,7 +49,8 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
 
 fn start(stream: TcpStream, shared: &Arc<Shared>, open: &Arc<AtomicUsize>) -> Result<()> {
     if open.load(Ordering::SeqCst) >= shared.config.max_http_connections {
-        return Ok(refuse_busy(stream));
+        refuse_busy(stream);
+        return Ok(());
     }
     open.fetch_add(1, Ordering::SeqCst);
     let shared = shared.clone();

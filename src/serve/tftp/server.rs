@@ -103,7 +103,7 @@ fn session(shared: &Shared, datagram: &[u8], peer: SocketAddr, local: IpAddr) {
     let node = shared.node_for(peer.ip(), None);
     entry.node = node.as_deref();
     match packet::parse(datagram) {
-        Ok(Packet::Rrq(req)) => return read_request(shared, &sock, peer, &req, started),
+        Ok(Packet::Rrq(req)) => read_request(shared, &sock, peer, &req, started),
         Ok(Packet::Wrq(req)) => {
             reply_error(&sock, ErrorCode::AccessViolation, "read-only server");
             entry.path = Some(&req.filename);
