@@ -1,6 +1,6 @@
 //! `pxebuild serve`: resolves the command line into a [`serve::Config`] and runs
-//! the server, or one of its one-shot modes (`--status`, `--check` alone is not
-//! a mode: it validates, then serves).
+//! the server, or one of its one-shot modes that read the log (`--status`,
+//! `--timeline`). `--check` is not a mode: it validates, then serves.
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,6 +43,10 @@ pub struct Args {
     /// Print one row per node (last milestone, last file) from the log and exit.
     #[arg(long)]
     pub status: bool,
+    /// Print one node's boot timeline (files fetched and milestones, in order)
+    /// from the log and exit.
+    #[arg(long, value_name = "NODE", conflicts_with = "status")]
+    pub timeline: Option<String>,
     /// Append transfer log lines to FILE as well as stderr.
     ///
     /// Default: DIR's name plus `.serve.log`, next to DIR (for `dist`:
@@ -50,7 +54,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Write transfer log lines only to stderr, no log file.
-    #[arg(long, conflicts_with_all = ["log", "status"])]
+    #[arg(long, conflicts_with_all = ["log", "status", "timeline"])]
     pub no_log_file: bool,
     /// Largest TFTP block size agreed to; it is also capped by each client's path MTU.
     #[arg(long, value_name = "N", default_value_t = 65464,
@@ -83,8 +87,13 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     } else {
         Some(log_path(&args)?)
     };
+    if let Some(node) = &args.timeline {
+        let text = read_log(log_file.as_deref())?;
+        print!("{}", log::timeline(&text, node));
+        return Ok(());
+    }
     if args.status {
-        return print_status(&args.dir, log_file.as_deref().unwrap_or(Path::new("")));
+        return print_status(&args.dir, log_file.as_deref());
     }
     let manifest = Manifest::load(&args.dir).map_err(|err| BadInput::new(format!("{err:#}")))?;
     if args.check {
@@ -129,9 +138,13 @@ fn log_path(args: &Args) -> Result<PathBuf> {
     Ok(clean.with_file_name(file))
 }
 
-fn print_status(dir: &Path, log_file: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(log_file)
-        .with_context(|| format!("reading log {}", log_file.display()))?;
+fn read_log(log_file: Option<&Path>) -> Result<String> {
+    let log_file = log_file.unwrap_or(Path::new(""));
+    std::fs::read_to_string(log_file).with_context(|| format!("reading log {}", log_file.display()))
+}
+
+fn print_status(dir: &Path, log_file: Option<&Path>) -> Result<()> {
+    let text = read_log(log_file)?;
     let known: Vec<String> = Manifest::load(dir)
         .map(|m| m.nodes.into_iter().map(|n| n.name).collect())
         .unwrap_or_default();

@@ -208,6 +208,29 @@ pub fn status_table(log: &str, known: &[String]) -> String {
     out
 }
 
+/// One node's boot timeline: its log lines in order, one event per row.
+pub fn timeline(log: &str, node: &str) -> String {
+    let mut out = String::new();
+    for line in log.lines().filter_map(parse_line) {
+        if line.fields.get("node").map(String::as_str) != Some(node) {
+            continue;
+        }
+        let field = |key: &str| line.fields.get(key).map(String::as_str).unwrap_or("-");
+        let what = match line.fields.get("milestone") {
+            Some(milestone) => format!("milestone {milestone}"),
+            None => format!("{} ({} bytes)", field("path"), field("bytes")),
+        };
+        out.push_str(&format!(
+            "{}  {:<4}  {}  {}\n",
+            line.time,
+            line.proto,
+            what,
+            field("result")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +274,24 @@ garbage line
             Some(("first-boot".into(), "2026-01-01T00:00:04.000Z".into()))
         );
         assert_eq!(status["w1"].last_fetch.as_ref().unwrap().0, "http/x");
+        let steps = timeline(log, "cp1");
+        assert_eq!(steps.lines().count(), 3, "{steps}");
+        assert!(
+            steps
+                .lines()
+                .next()
+                .unwrap()
+                .contains("tftp/lpxelinux.0 (1 bytes)  ok"),
+            "{steps}"
+        );
+        assert!(
+            steps
+                .lines()
+                .last()
+                .unwrap()
+                .contains("milestone first-boot"),
+            "{steps}"
+        );
         let table = status_table(log, &["w2".to_string()]);
         assert!(
             table

@@ -285,6 +285,19 @@ fn serve_http_beacons_status_and_shutdown() {
         "{table}"
     );
     assert!(table.lines().any(|l| l.starts_with("n2 ")), "{table}");
+
+    let timeline = std::process::Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .args(["serve", "--timeline", "n1"])
+        .arg(dist.dir())
+        .output()
+        .unwrap();
+    let steps = text(&timeline.stdout);
+    let lines: Vec<&str> = steps.lines().collect();
+    assert_eq!(lines.len(), 3, "{steps}");
+    assert!(
+        lines[0].contains("http/f") && lines[2].contains("milestone first-boot"),
+        "{steps}"
+    );
 }
 
 #[test]
@@ -335,4 +348,26 @@ fn serve_check_refuses_a_corrupt_tree() {
         err.contains("http/f: sha256") && !err.contains("listening"),
         "{err}"
     );
+}
+
+#[test]
+fn serve_drops_privileges_with_user() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: nothing to drop, skipping");
+        return;
+    }
+    let dist = Dist::new().file("http/f", b"readable");
+    // The temporary directory is 0700; the unprivileged server must read the tree.
+    std::fs::set_permissions(
+        dist.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let server = dist.serve(&["--user", "nobody"]);
+    server.wait_line(|l| l.starts_with("running as user nobody"));
+    assert_eq!(status_of(&[&server.url("/f")]), "200");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(!uid.split_whitespace().skip(1).any(|id| id == "0"), "{uid}");
 }

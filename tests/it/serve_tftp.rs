@@ -387,3 +387,33 @@ fn serve_tftp_concurrent_transfers() {
         );
     }
 }
+
+#[test]
+fn serve_tftp_dist_swap_keeps_open_transfers() {
+    let old = pattern(512 * 4, 20);
+    let new = pattern(512 * 4, 21);
+    let dist = Dist::new().file("tftp/f", &old);
+    let server = dist.serve(&[]);
+    let sock = raw_client("127.0.0.1:0");
+    sock.send_to(&rrq("f", &[]), ("127.0.0.1", server.tftp))
+        .unwrap();
+    let (first, tid) = recv(&sock);
+    // A build swaps dist/ while the transfer runs.
+    let parked = dist.tmp.path().join("dist.old");
+    std::fs::rename(dist.dir(), &parked).unwrap();
+    std::fs::create_dir_all(dist.path("tftp")).unwrap();
+    std::fs::write(dist.path("tftp/f"), &new).unwrap();
+    std::fs::copy(parked.join("manifest.json"), dist.path("manifest.json")).unwrap();
+    let mut got = first[4..].to_vec();
+    for block in 1..=4u16 {
+        sock.send_to(&ack(block), tid).unwrap();
+        let (data, _) = recv(&sock);
+        got.extend_from_slice(&data[4..]);
+    }
+    sock.send_to(&ack(5), tid).unwrap();
+    assert!(got == old, "the open transfer kept serving the old tree");
+    sock.send_to(&rrq("f", &[]), ("127.0.0.1", server.tftp))
+        .unwrap();
+    let (data, _) = recv(&sock);
+    assert!(data[4..] == new[..512], "a new request sees the new tree");
+}

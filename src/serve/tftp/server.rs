@@ -86,6 +86,7 @@ fn start_session(
 /// One request, start to finish, on a fresh socket (the transfer's TID).
 fn session(shared: &Shared, datagram: &[u8], peer: SocketAddr, local: IpAddr) {
     let started = Instant::now();
+    let (peer, local) = (sock::unmap(peer), local.to_canonical());
     let sock = match UdpSocket::bind(SocketAddr::new(local, 0))
         .and_then(|s| s.connect(peer).map(|()| s))
     {

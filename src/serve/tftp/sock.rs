@@ -11,11 +11,22 @@ use std::os::fd::AsRawFd;
 
 /// Asks the kernel to report each datagram's destination address.
 pub fn enable_pktinfo(sock: &UdpSocket) -> io::Result<()> {
-    let (level, name) = match sock.local_addr()? {
-        SocketAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_PKTINFO),
-        SocketAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
-    };
-    setsockopt_int(sock, level, name, 1)
+    match sock.local_addr()? {
+        SocketAddr::V4(_) => setsockopt_int(sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 1),
+        SocketAddr::V6(_) => {
+            setsockopt_int(sock, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
+            // A dual-stack socket reports IPv4 requests through IP_PKTINFO; a
+            // v6-only socket refuses the option, which is fine.
+            let _ = setsockopt_int(sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 1);
+            Ok(())
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses as plain IPv4, so a transfer socket for an IPv4
+/// client on a dual-stack listener can be an IPv4 socket.
+pub fn unmap(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 fn setsockopt_int(sock: &UdpSocket, level: i32, name: i32, value: i32) -> io::Result<()> {
