@@ -1,3 +1,6 @@
 mod day2;
 mod harness;
+mod serve_http;
+mod serve_support;
+mod serve_tftp;
 mod site;
