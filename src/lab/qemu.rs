@@ -1,0 +1,251 @@
+//! QEMU command lines for lab VMs, and the accelerator choice.
+//!
+//! BIOS VMs boot SeaBIOS with QEMU's iPXE option ROM; UEFI VMs boot OVMF with
+//! the NIC's option ROM removed, so OVMF's own PXE stack runs, as on real UEFI
+//! NICs. KVM is used only when a probe VM really runs under it: on nested hosts
+//! `/dev/kvm` can exist and still fail or crawl, so its presence proves nothing.
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::plan::{Firmware, LabVm, Role};
+
+pub const QEMU: &str = "qemu-system-x86_64";
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// Accelerator for the VMs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Accel {
+    /// Use KVM when a probe VM runs under it, else TCG.
+    Auto,
+    /// QEMU's software emulation: slower, works everywhere.
+    Tcg,
+    /// Hardware virtualisation.
+    Kvm,
+}
+
+/// How one VM is run.
+#[derive(Debug, Clone)]
+pub struct VmSpec<'a> {
+    pub vm: &'a LabVm,
+    /// `Tcg` or `Kvm` (never `Auto`).
+    pub accel: Accel,
+    pub memory_mib: u32,
+    pub tap: String,
+    /// Per-VM copy of the OVMF variable store (UEFI only).
+    pub vars: Option<PathBuf>,
+    /// Sparse raw disk (real installs only); without it the VM powers off for good.
+    pub disk: Option<PathBuf>,
+}
+
+/// The QEMU arguments for one VM; the serial console goes to stdout.
+pub fn args(spec: &VmSpec) -> Vec<String> {
+    let vm = spec.vm;
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    match spec.accel {
+        Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
+        _ => push(&["-accel", "tcg"]),
+    }
+    let memory = spec.memory_mib.to_string();
+    push(&["-m", &memory, "-smp", "1", "-nographic", "-name", &vm.name]);
+    if spec.disk.is_none() {
+        // The stand-in OS powers off; QEMU then exits instead of rebooting.
+        push(&["-no-reboot"]);
+    }
+    if vm.firmware == Firmware::Uefi {
+        let vars = spec.vars.as_deref().unwrap_or(Path::new(OVMF_VARS));
+        push(&["-machine", "q35"]);
+        push(&[
+            "-drive",
+            &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+        ]);
+        push(&[
+            "-drive",
+            &format!("if=pflash,format=raw,file={}", vars.display()),
+        ]);
+    }
+    let netdev = format!("tap,id=n0,ifname={},script=no,downscript=no", spec.tap);
+    push(&["-netdev", &netdev]);
+    let mut nic = format!("virtio-net-pci,netdev=n0,mac={},bootindex=2", vm.mac);
+    if vm.firmware == Firmware::Uefi {
+        nic.push_str(",romfile=");
+    }
+    push(&["-device", &nic]);
+    if let Some(disk) = &spec.disk {
+        let drive = format!("if=none,id=d0,format=raw,file={}", disk.display());
+        let serial = vm.disk_serial.as_deref().unwrap_or(&vm.name);
+        push(&["-drive", &drive]);
+        push(&[
+            "-device",
+            &format!("virtio-blk-pci,drive=d0,serial={serial},bootindex=1"),
+        ]);
+    }
+    if let Role::Intruder { boot, .. } = &vm.role {
+        push(&["-kernel", &boot.kernel.display().to_string()]);
+        push(&["-initrd", &boot.initrd.display().to_string()]);
+        push(&["-append", &boot.append]);
+    }
+    a
+}
+
+/// Resolves `Auto` to what works here, checking an explicit `Kvm` too.
+pub fn resolve_accel(choice: Accel) -> anyhow::Result<Accel> {
+    match choice {
+        Accel::Tcg => Ok(Accel::Tcg),
+        Accel::Auto => Ok(if kvm_works() { Accel::Kvm } else { Accel::Tcg }),
+        Accel::Kvm if kvm_works() => Ok(Accel::Kvm),
+        Accel::Kvm => Err(crate::error::BadInput::new(
+            "--accel kvm: a probe VM does not run under KVM here (use --accel tcg)",
+        )),
+    }
+}
+
+/// Boots SeaBIOS with nothing to boot under KVM: a working KVM reaches
+/// "No bootable device" in well under a second; a broken one aborts or crawls.
+pub fn kvm_works() -> bool {
+    if !Path::new("/dev/kvm").exists() {
+        return false;
+    }
+    let child = Command::new(QEMU)
+        .args([
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-m",
+            "64",
+            "-nodefaults",
+            "-nographic",
+        ])
+        .args([
+            "-no-reboot",
+            "-serial",
+            "stdio",
+            "-net",
+            "none",
+            "-boot",
+            "c",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else { return false };
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&seen).contains("No bootable device") {
+                return true;
+            }
+        }
+        false
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    reader.join().unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::plan::DirectBoot;
+
+    fn vm(firmware: Firmware, role: Role) -> LabVm {
+        LabVm {
+            name: "cp1".into(),
+            mac: "52:54:00:20:00:11".into(),
+            ip: None,
+            firmware,
+            disk_serial: Some("cp1-root".into()),
+            role,
+        }
+    }
+
+    fn spec(vm: &LabVm) -> VmSpec<'_> {
+        VmSpec {
+            vm,
+            accel: Accel::Tcg,
+            memory_mib: 768,
+            tap: "tap0".into(),
+            vars: None,
+            disk: None,
+        }
+    }
+
+    #[test]
+    fn bios_vm_uses_tcg_and_the_ipxe_rom() {
+        let vm = vm(Firmware::Bios, Role::Node);
+        let line = args(&spec(&vm)).join(" ");
+        assert!(
+            line.starts_with("-accel tcg -m 768 -smp 1 -nographic"),
+            "{line}"
+        );
+        assert!(line.contains("-no-reboot"));
+        assert!(line.contains("-netdev tap,id=n0,ifname=tap0,script=no,downscript=no"));
+        assert!(
+            line.contains("virtio-net-pci,netdev=n0,mac=52:54:00:20:00:11,bootindex=2"),
+            "{line}"
+        );
+        assert!(!line.contains("pflash") && !line.contains("romfile"));
+    }
+
+    #[test]
+    fn uefi_vm_uses_ovmf_without_the_nic_rom() {
+        let vm = vm(Firmware::Uefi, Role::Node);
+        let mut s = spec(&vm);
+        s.vars = Some("/s/cp1.vars.fd".into());
+        let line = args(&s).join(" ");
+        assert!(line.contains("-machine q35"));
+        assert!(line.contains(&format!("file={OVMF_CODE}")));
+        assert!(line.contains("if=pflash,format=raw,file=/s/cp1.vars.fd"));
+        assert!(line.contains(",romfile="));
+    }
+
+    #[test]
+    fn real_installs_get_a_disk_named_like_the_site_says() {
+        let vm = vm(Firmware::Bios, Role::Node);
+        let mut s = spec(&vm);
+        s.disk = Some("/s/cp1.img".into());
+        s.accel = Accel::Kvm;
+        let line = args(&s).join(" ");
+        assert!(line.starts_with("-accel kvm -cpu host"));
+        assert!(!line.contains("-no-reboot"));
+        assert!(
+            line.contains("virtio-blk-pci,drive=d0,serial=cp1-root,bootindex=1"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn intruder_boots_the_kernel_directly() {
+        let boot = DirectBoot {
+            kernel: "/k".into(),
+            initrd: "/i".into(),
+            append: "a=b c".into(),
+        };
+        let vm = vm(
+            Firmware::Bios,
+            Role::Intruder {
+                target: "cp2".into(),
+                boot,
+            },
+        );
+        let a = args(&spec(&vm));
+        let pos = a.iter().position(|x| x == "-append").unwrap();
+        assert_eq!(a[pos + 1], "a=b c");
+        assert!(a.windows(2).any(|w| w[0] == "-kernel" && w[1] == "/k"));
+    }
+}
