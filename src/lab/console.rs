@@ -107,7 +107,10 @@ pub fn classify(line: &str) -> Option<Event> {
         ("PXELINUX 6.", Milestone::Loader),
         ("SYSLINUX 6.", Milestone::Loader),
         ("Syslinux 6.", Milestone::Loader),
-        ("iPXE initialising devices", Milestone::Loader),
+        // OVMF's own PXE stack reports the NBP (syslinux.efi prints no banner).
+        ("NBP file downloaded successfully", Milestone::Loader),
+        // iPXE when it runs a script instead of a syslinux loader.
+        ("boot.ipxe... ok", Milestone::Loader),
         // Kernel: its version banner, or the stand-in's /init when console= is not serial.
         ("Linux version ", Milestone::Kernel),
         ("PXELAB-INIT", Milestone::Kernel),
@@ -185,6 +188,7 @@ mod tests {
                 Milestone::Kernel,
             ),
             ("PXELAB-INIT stand-in OS started", Milestone::Kernel),
+            ("  NBP file downloaded successfully.", Milestone::Loader),
             (
                 "PXELAB-FETCHED url=http://10.77.0.1:8080/i.ign sha512=03b8",
                 Milestone::Ignition,
@@ -195,6 +199,8 @@ mod tests {
             assert_eq!(classify(line), Some(Event::Reached(m)), "{line}");
         }
         assert_eq!(classify("udhcpc: started, v1.35.0"), None);
+        // The NIC's iPXE ROM is firmware, not the loader.
+        assert_eq!(classify("iPXE initialising devices...ok"), None);
     }
 
     #[test]

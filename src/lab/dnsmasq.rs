@@ -37,10 +37,10 @@ pub fn config(plan: &LabPlan, log: &Path, tftp_root: Option<&Path>) -> String {
     // iPXE's no-pxedhcp setting: skip its ~3 s wait for ProxyDHCP offers.
     line("dhcp-userclass=set:ipxe,iPXE".into());
     line("dhcp-option=tag:ipxe,encap:175,176,1b".into());
+    // dnsmasq's TFTP always listens on port 69.
     if let Some(root) = tftp_root {
         line("enable-tftp".into());
         line(format!("tftp-root={}", root.display()));
-        line(format!("tftp-port={}", plan.tftp_port));
     }
     line(format!("conf-file={}", plan.dhcp_snippet.display()));
     c
@@ -88,9 +88,6 @@ mod tests {
     #[test]
     fn tftp_is_added_for_the_peer_variant() {
         let text = config(&plan(), Path::new("/s/l"), Some(Path::new("/d/tftp")));
-        assert!(
-            text.contains("enable-tftp\ntftp-root=/d/tftp\ntftp-port=69\n"),
-            "{text}"
-        );
+        assert!(text.contains("enable-tftp\ntftp-root=/d/tftp\n"), "{text}");
     }
 }
