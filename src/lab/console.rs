@@ -122,14 +122,25 @@ pub fn classify(line: &str) -> Option<Event> {
     if let Some((_, m)) = PATTERNS.iter().find(|(p, _)| line.contains(p)) {
         return Some(Event::Reached(*m));
     }
-    if line.contains("Ignition failed") || line.contains("emergency mode") {
+    // Real Flatcar: systemd reports a failed Ignition unit, then the emergency shell.
+    // (Ignition's own "Ignition failed" log lines are not final: the stand-in
+    // quotes them just before its own failure line.)
+    let failed = [
+        "Failed to start Ignition",
+        "Failed to start ignition-",
+        "You are in emergency mode",
+    ];
+    if failed.iter().any(|p| line.contains(p)) {
         return Some(Event::Failed(line.trim().to_string()));
     }
-    // LOCALBOOT prints this; SeaBIOS/OVMF print the others once the loader returned.
+    // The loader handed the machine back: lpxelinux's LOCALBOOT prints the first;
+    // SeaBIOS prints the next two when nothing else boots; OVMF reports that the
+    // PXE boot option returned (syslinux.efi's LOCALBOOT -1) and moves on.
     let local = [
         "Booting from local disk",
         "No bootable device",
         "Boot failed: not a bootable disk",
+        "BdsDxe: failed to start Boot",
     ];
     local
         .iter()
@@ -237,6 +248,16 @@ mod tests {
             Some(Event::LocalBoot)
         );
         assert_eq!(classify("No bootable device."), Some(Event::LocalBoot));
+        let ovmf = "BdsDxe: failed to start Boot0001 \"UEFI PXEv4 (MAC:5A0000000E01)\" from PciRoot(0x0): Load Error";
+        assert_eq!(classify(ovmf), Some(Event::LocalBoot));
+        assert_eq!(
+            classify("ignition[1]: CRITICAL : Ignition failed: resource not found"),
+            None
+        );
+        assert!(matches!(
+            classify("[FAILED] Failed to start Ignition (fetch)."),
+            Some(Event::Failed(_))
+        ));
     }
 
     #[test]

@@ -63,7 +63,9 @@ impl Progress {
             Role::Stranger if self.marker.is_some() || ignition => Some(Verdict::Fail(
                 "a machine with an unknown MAC fetched an Ignition config".into(),
             )),
-            Role::Stranger => self.local_boot.then_some(Verdict::Pass),
+            // The loader must have run: it is what read the default config.
+            Role::Stranger => (self.local_boot && self.reached.contains_key(&Milestone::Loader))
+                .then_some(Verdict::Pass),
             Role::Intruder { target, .. } => match (&self.marker, &self.failure) {
                 (Some(_), _) => Some(Verdict::Fail(format!(
                     "it was served {target}'s Ignition config"
@@ -142,9 +144,13 @@ mod tests {
     #[test]
     fn stranger_must_boot_locally_without_ignition() {
         let mut p = Progress::default();
+        p.apply(Event::LocalBoot, 1.0);
+        assert_eq!(
+            p.verdict(&Role::Stranger),
+            None,
+            "firmware found nothing yet"
+        );
         p.apply(Event::Reached(Milestone::Loader), 2.0);
-        assert_eq!(p.verdict(&Role::Stranger), None);
-        p.apply(Event::LocalBoot, 3.0);
         assert_eq!(p.verdict(&Role::Stranger), Some(Verdict::Pass));
         p.apply(Event::Reached(Milestone::Ignition), 4.0);
         assert!(matches!(p.verdict(&Role::Stranger), Some(Verdict::Fail(_))));
