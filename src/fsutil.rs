@@ -94,8 +94,9 @@ pub fn hardlink_or_copy(src: &Path, dst: &Path) -> Result<()> {
                 io::copy(&mut File::open(src)?, out).map(|_| ())
             })
         }
-        Err(err) => Err(err)
-            .with_context(|| format!("linking {} to {}", src.display(), dst.display())),
+        Err(err) => {
+            Err(err).with_context(|| format!("linking {} to {}", src.display(), dst.display()))
+        }
     }
 }
 

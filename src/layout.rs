@@ -34,6 +34,9 @@ mod tests {
 
     #[test]
     fn pxelinux_name_is_lower_case_with_dashes() {
-        assert_eq!(pxelinux_mac_name("52:54:00:AB:00:01"), "01-52-54-00-ab-00-01");
+        assert_eq!(
+            pxelinux_mac_name("52:54:00:AB:00:01"),
+            "01-52-54-00-ab-00-01"
+        );
     }
 }

@@ -81,8 +81,8 @@ impl Manifest {
     /// Reads `dist/manifest.json`.
     pub fn load(dist: &Path) -> Result<Manifest> {
         let path = dist.join(FILE_NAME);
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         Manifest::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
@@ -103,8 +103,16 @@ mod tests {
             format: 1,
             inputs: "ab".into(),
             files: vec![
-                FileEntry { path: "tftp/b".into(), size: 2, sha256: "22".into() },
-                FileEntry { path: "http/a".into(), size: 1, sha256: "11".into() },
+                FileEntry {
+                    path: "tftp/b".into(),
+                    size: 2,
+                    sha256: "22".into(),
+                },
+                FileEntry {
+                    path: "http/a".into(),
+                    size: 1,
+                    sha256: "11".into(),
+                },
             ],
             nodes: vec![NodeEntry {
                 name: "cp1".into(),

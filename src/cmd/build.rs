@@ -1,10 +1,77 @@
-//! `pxebuild build`.
+//! `pxebuild build`: validate the site, run the build graph, publish dist/.
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::build::{self, BuildOptions, BuildReport};
 use crate::cli::Global;
+use crate::site::Site;
 
 /// Arguments of `pxebuild build`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Directory to publish the boot tree into (replaced atomically).
+    #[arg(long, value_name = "DIR", default_value = "dist")]
+    pub out: PathBuf,
+    /// How many steps may run at once (default: the number of CPUs).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print, for every step that ran, why it ran.
+    #[arg(long)]
+    pub explain: bool,
+    /// Use only artifacts already in the cache; name whatever is missing.
+    #[arg(long)]
+    pub offline: bool,
+    /// Treat warnings (site, templates, Butane) as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Re-hash every cached artifact and output before trusting it.
+    #[arg(long)]
+    pub verify_cache: bool,
+}
 
-pub fn run(_global: &Global, _args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`build` is not available in this build yet")
+pub fn run(global: &Global, args: Args) -> Result<()> {
+    let site = Site::load(&global.site)?;
+    site.print_warnings();
+    site.check_strict(args.strict)?;
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let opts = BuildOptions {
+        out: args.out.clone(),
+        jobs,
+        offline: args.offline,
+        strict: args.strict,
+        verify_cache: args.verify_cache,
+    };
+    let report = build::build(&site, &opts)?;
+    print_summary(&report, &args);
+    Ok(())
+}
+
+fn print_summary(report: &BuildReport, args: &Args) {
+    let ran: Vec<(&str, &str)> = report.ran().collect();
+    if args.explain {
+        for (id, why) in &ran {
+            println!("ran {id}: {why}");
+        }
+        if ran.is_empty() {
+            println!(
+                "nothing to do: all {} steps are cached",
+                report.outcomes.len()
+            );
+        }
+    }
+    let state = if report.replaced {
+        "published"
+    } else {
+        "unchanged"
+    };
+    crate::info!(
+        "{} steps, {} ran; {} files {state} in {}",
+        report.outcomes.len(),
+        ran.len(),
+        report.manifest.files.len(),
+        args.out.display()
+    );
 }

@@ -1,0 +1,395 @@
+//! Runs a graph of steps: dependencies first, independent steps in parallel up to
+//! a job limit, cached keys skipped. The first failure stops new work; every
+//! failure that happened is reported.
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Condvar, Mutex};
+
+use anyhow::{anyhow, bail, Result};
+use serde_json::json;
+
+use super::cache::{Cache, Record};
+use super::explain;
+use super::step::{Inputs, Output, RunCtx, Step};
+
+pub struct ExecOptions {
+    pub jobs: usize,
+    /// Re-hash cached outputs before trusting them.
+    pub verify_cache: bool,
+}
+
+/// What happened to one step.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub id: String,
+    pub key_hash: String,
+    pub outputs: Vec<Output>,
+    /// `None` when the step was a cache hit; else why it ran.
+    pub ran: Option<String>,
+}
+
+struct State {
+    waiting_on: Vec<usize>,
+    ready: VecDeque<usize>,
+    done: Vec<Option<Outcome>>,
+    in_flight: usize,
+    finished: usize,
+    failures: Vec<String>,
+}
+
+/// Executes `steps`; returns outcomes in the order of `steps`.
+pub fn execute(steps: &[Box<dyn Step>], cache: &Cache, opts: &ExecOptions) -> Result<Vec<Outcome>> {
+    let (deps, dependents) = wire(steps)?;
+    let state = Mutex::new(State {
+        waiting_on: deps.iter().map(Vec::len).collect(),
+        ready: (0..steps.len()).filter(|&i| deps[i].is_empty()).collect(),
+        done: vec![None; steps.len()],
+        in_flight: 0,
+        finished: 0,
+        failures: Vec::new(),
+    });
+    let wake = Condvar::new();
+    let workers = opts.jobs.clamp(1, steps.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| worker(steps, &deps, &dependents, cache, opts, &state, &wake));
+        }
+    });
+    let state = state
+        .into_inner()
+        .expect("no worker panicked holding the lock");
+    if !state.failures.is_empty() {
+        bail!("{}", state.failures.join("\n"));
+    }
+    if state.finished != steps.len() {
+        bail!(
+            "the build stopped with {} of {} steps done",
+            state.finished,
+            steps.len()
+        );
+    }
+    Ok(state
+        .done
+        .into_iter()
+        .map(|o| o.expect("every step finished"))
+        .collect())
+}
+
+/// Resolves dependency ids to indices; refuses unknown ids, duplicates, cycles.
+/// For each step, the indices of the steps it points at.
+type Adjacency = Vec<Vec<usize>>;
+
+fn wire(steps: &[Box<dyn Step>]) -> Result<(Adjacency, Adjacency)> {
+    let mut index = HashMap::new();
+    for (i, step) in steps.iter().enumerate() {
+        if index.insert(step.id(), i).is_some() {
+            bail!("two build steps share the id {}", step.id());
+        }
+    }
+    let mut deps = vec![Vec::new(); steps.len()];
+    let mut dependents = vec![Vec::new(); steps.len()];
+    for (i, step) in steps.iter().enumerate() {
+        for dep in step.deps() {
+            let &d = index
+                .get(&dep)
+                .ok_or_else(|| anyhow!("step {} depends on unknown step {dep}", step.id()))?;
+            deps[i].push(d);
+            dependents[d].push(i);
+        }
+    }
+    check_acyclic(steps, &deps)?;
+    Ok((deps, dependents))
+}
+
+fn check_acyclic(steps: &[Box<dyn Step>], deps: &[Vec<usize>]) -> Result<()> {
+    // Kahn's algorithm: whatever cannot be ordered sits on a cycle.
+    let mut remaining: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut dependents = vec![Vec::new(); steps.len()];
+    for (i, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            dependents[d].push(i);
+        }
+    }
+    let mut queue: Vec<usize> = (0..steps.len()).filter(|&i| remaining[i] == 0).collect();
+    let mut ordered = 0;
+    while let Some(i) = queue.pop() {
+        ordered += 1;
+        for &j in &dependents[i] {
+            remaining[j] -= 1;
+            if remaining[j] == 0 {
+                queue.push(j);
+            }
+        }
+    }
+    if ordered != steps.len() {
+        let stuck: Vec<String> = (0..steps.len())
+            .filter(|&i| remaining[i] > 0)
+            .map(|i| steps[i].id())
+            .collect();
+        bail!("build steps form a cycle: {}", stuck.join(", "));
+    }
+    Ok(())
+}
+
+fn worker(
+    steps: &[Box<dyn Step>],
+    deps: &[Vec<usize>],
+    dependents: &[Vec<usize>],
+    cache: &Cache,
+    opts: &ExecOptions,
+    state: &Mutex<State>,
+    wake: &Condvar,
+) {
+    loop {
+        let (idx, inputs) = {
+            let mut st = state.lock().expect("lock");
+            let idx = loop {
+                if !st.failures.is_empty() || st.finished == steps.len() {
+                    return;
+                }
+                if let Some(i) = st.ready.pop_front() {
+                    st.in_flight += 1;
+                    break i;
+                }
+                if st.in_flight == 0 {
+                    return;
+                }
+                st = wake.wait(st).expect("lock");
+            };
+            let inputs: Vec<Output> = deps[idx]
+                .iter()
+                .flat_map(|&d| st.done[d].as_ref().expect("deps are done").outputs.clone())
+                .collect();
+            (idx, inputs)
+        };
+        let result = run_one(steps[idx].as_ref(), inputs, cache, opts);
+        let mut st = state.lock().expect("lock");
+        st.in_flight -= 1;
+        match result {
+            Ok(outcome) => {
+                st.done[idx] = Some(outcome);
+                st.finished += 1;
+                for &j in &dependents[idx] {
+                    st.waiting_on[j] -= 1;
+                    if st.waiting_on[j] == 0 {
+                        st.ready.push_back(j);
+                    }
+                }
+            }
+            Err(err) => st
+                .failures
+                .push(format!("step {} failed: {err:#}", steps[idx].id())),
+        }
+        wake.notify_all();
+    }
+}
+
+fn run_one(
+    step: &dyn Step,
+    inputs: Vec<Output>,
+    cache: &Cache,
+    opts: &ExecOptions,
+) -> Result<Outcome> {
+    let id = step.id();
+    let inputs = Inputs::new(inputs, &cache.store);
+    let key = json!({
+        "step": id,
+        "pxebuild": env!("CARGO_PKG_VERSION"),
+        "key": step.key(&inputs)?,
+    });
+    let key_hash = Cache::key_hash(&key);
+    if let Some(record) = cache.lookup(&key_hash, opts.verify_cache) {
+        return Ok(Outcome {
+            id,
+            key_hash,
+            outputs: record.outputs,
+            ran: None,
+        });
+    }
+    let reason = explain::reason(cache.last_key(&id).as_ref(), &key);
+    let mut ctx = RunCtx::new(&inputs, &cache.store);
+    step.run(&mut ctx)?;
+    let outputs = ctx.into_outputs();
+    let record = Record {
+        id: id.clone(),
+        key,
+        outputs: outputs.clone(),
+    };
+    cache.record(&key_hash, &record)?;
+    Ok(Outcome {
+        id,
+        key_hash,
+        outputs,
+        ran: Some(reason),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::step::Visibility;
+    use anyhow::anyhow;
+    use serde_json::Value;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A step that concatenates its inputs with its own text.
+    struct Concat {
+        id: &'static str,
+        deps: Vec<&'static str>,
+        text: String,
+        runs: Arc<AtomicUsize>,
+        fail: bool,
+    }
+
+    impl Step for Concat {
+        fn id(&self) -> String {
+            self.id.to_string()
+        }
+        fn deps(&self) -> Vec<String> {
+            self.deps.iter().map(|d| d.to_string()).collect()
+        }
+        fn key(&self, inputs: &Inputs) -> Result<Value> {
+            Ok(json!({"text": self.text, "inputs": inputs.digests()}))
+        }
+        fn run(&self, ctx: &mut RunCtx) -> Result<()> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            if self.fail {
+                return Err(anyhow!("{} broke", self.id));
+            }
+            let mut body = String::new();
+            for dep in &self.deps {
+                body.push_str(&ctx.inputs.read_string(&format!("http/{dep}"))?);
+            }
+            body.push_str(&self.text);
+            ctx.put_bytes(
+                &format!("http/{}", self.id),
+                body.as_bytes(),
+                Visibility::Public,
+            )
+        }
+    }
+
+    fn step(
+        id: &'static str,
+        deps: &[&'static str],
+        text: &str,
+        runs: &Arc<AtomicUsize>,
+    ) -> Box<dyn Step> {
+        Box::new(Concat {
+            id,
+            deps: deps.to_vec(),
+            text: text.into(),
+            runs: runs.clone(),
+            fail: false,
+        })
+    }
+
+    fn graph(c_text: &str, runs: &Arc<AtomicUsize>) -> Vec<Box<dyn Step>> {
+        vec![
+            step("c", &["a", "b"], c_text, runs),
+            step("a", &[], "A", runs),
+            step("b", &["a"], "B", runs),
+        ]
+    }
+
+    fn opts() -> ExecOptions {
+        ExecOptions {
+            jobs: 4,
+            verify_cache: false,
+        }
+    }
+
+    #[test]
+    fn runs_in_dependency_order_then_hits_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let first = execute(&graph("C", &runs), &cache, &opts()).unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        let c = &first[0].outputs[0];
+        assert_eq!(cache.store.read(&c.sha256).unwrap(), b"AABC");
+        let second = execute(&graph("C", &runs), &cache, &opts()).unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 3, "nothing re-runs");
+        assert!(second.iter().all(|o| o.ran.is_none()));
+    }
+
+    #[test]
+    fn a_changed_key_reruns_only_that_step_and_explains_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        execute(&graph("C", &runs), &cache, &opts()).unwrap();
+        let again = execute(&graph("C2", &runs), &cache, &opts()).unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+        assert_eq!(again[0].ran.as_deref(), Some("changed: .key.text"));
+    }
+
+    #[test]
+    fn failure_stops_new_work_and_records_nothing_for_the_failed_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let steps: Vec<Box<dyn Step>> = vec![
+            Box::new(Concat {
+                id: "a",
+                deps: vec![],
+                text: "A".into(),
+                runs: runs.clone(),
+                fail: true,
+            }),
+            step("b", &["a"], "B", &runs),
+        ];
+        let err = execute(&steps, &cache, &opts()).unwrap_err().to_string();
+        assert!(err.contains("step a failed: a broke"), "{err}");
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "b never started");
+        assert!(cache.last_key("a").is_none(), "no record for a failed step");
+    }
+
+    #[test]
+    fn cycles_and_unknown_dependencies_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let cyclic = vec![step("a", &["b"], "", &runs), step("b", &["a"], "", &runs)];
+        let err = execute(&cyclic, &cache, &opts()).unwrap_err().to_string();
+        assert!(err.contains("cycle"), "{err}");
+        let dangling = vec![step("a", &["zz"], "", &runs)];
+        let err = execute(&dangling, &cache, &opts()).unwrap_err().to_string();
+        assert!(err.contains("unknown step zz"), "{err}");
+    }
+
+    #[test]
+    fn independent_steps_run_in_parallel() {
+        use std::sync::Barrier;
+        struct Meet(&'static str, Arc<Barrier>);
+        impl Step for Meet {
+            fn id(&self) -> String {
+                self.0.into()
+            }
+            fn key(&self, _: &Inputs) -> Result<Value> {
+                Ok(json!(self.0))
+            }
+            fn run(&self, _: &mut RunCtx) -> Result<()> {
+                // Both steps must be inside run at once, or this waits forever.
+                self.1.wait();
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let barrier = Arc::new(Barrier::new(2));
+        let steps: Vec<Box<dyn Step>> = vec![
+            Box::new(Meet("x", barrier.clone())),
+            Box::new(Meet("y", barrier)),
+        ];
+        execute(
+            &steps,
+            &cache,
+            &ExecOptions {
+                jobs: 2,
+                verify_cache: false,
+            },
+        )
+        .unwrap();
+    }
+}

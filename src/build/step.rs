@@ -1,0 +1,157 @@
+//! The step API every part of the build plugs into.
+//!
+//! A step names the steps it reads from (`deps`), describes everything that
+//! decides its output as a JSON key (`key`), and produces named outputs into the
+//! content store (`run`). The executor hashes the key; a known key is not run.
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::store::Store;
+
+/// Who may see an output.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Visibility {
+    /// Only other steps read it (rendered Butane, intermediate JSON).
+    Internal,
+    /// Placed in dist/ at its path, served to anyone.
+    Public,
+    /// Placed in dist/ and served only to this node's IP.
+    Node { node: String, ip: String },
+}
+
+/// A file a step produced; its bytes live in the store under `sha256`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Output {
+    /// A dist path (`http/...`, `tftp/...`) when published, else an internal name.
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub visibility: Visibility,
+}
+
+impl Output {
+    pub fn is_published(&self) -> bool {
+        self.visibility != Visibility::Internal
+    }
+}
+
+/// A unit of build work. Implementations must be deterministic: equal keys give
+/// equal outputs.
+pub trait Step: Send + Sync {
+    /// Unique, stable id such as `fetch:flatcar/pxe-kernel` or `render:cp1/install.bu`.
+    fn id(&self) -> String;
+    /// Ids of the steps whose outputs this step reads.
+    fn deps(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Everything that decides the output (input digests, template bytes,
+    /// rendered context, versions). Called once the dependencies are done.
+    fn key(&self, inputs: &Inputs) -> Result<Value>;
+    /// Produces the outputs through `ctx`.
+    fn run(&self, ctx: &mut RunCtx) -> Result<()>;
+}
+
+/// The outputs of a step's dependencies, by path.
+pub struct Inputs<'a> {
+    outputs: BTreeMap<String, Output>,
+    store: &'a Store,
+}
+
+impl<'a> Inputs<'a> {
+    pub(crate) fn new(outputs: impl IntoIterator<Item = Output>, store: &'a Store) -> Self {
+        let outputs = outputs.into_iter().map(|o| (o.path.clone(), o)).collect();
+        Inputs { outputs, store }
+    }
+
+    pub fn get(&self, path: &str) -> Result<&Output> {
+        self.outputs
+            .get(path)
+            .ok_or_else(|| anyhow!("no dependency produced {path}"))
+    }
+
+    pub fn read(&self, path: &str) -> Result<Vec<u8>> {
+        let out = self.get(path)?;
+        let file = self.store.path_of(&out.sha256);
+        std::fs::read(&file).with_context(|| format!("reading {path} from the store"))
+    }
+
+    pub fn read_string(&self, path: &str) -> Result<String> {
+        String::from_utf8(self.read(path)?).with_context(|| format!("{path} is not UTF-8"))
+    }
+
+    /// The store file holding an input (for hard links and streaming reads).
+    pub fn store_path(&self, path: &str) -> Result<std::path::PathBuf> {
+        Ok(self.store.path_of(&self.get(path)?.sha256))
+    }
+
+    /// Path → sha256 of every input: the usual way to put inputs into a key.
+    pub fn digests(&self) -> BTreeMap<String, String> {
+        self.outputs
+            .iter()
+            .map(|(p, o)| (p.clone(), o.sha256.clone()))
+            .collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Output> {
+        self.outputs.values()
+    }
+}
+
+/// What a running step can do: read its inputs, write outputs into the store.
+pub struct RunCtx<'a> {
+    pub inputs: &'a Inputs<'a>,
+    store: &'a Store,
+    produced: Vec<Output>,
+}
+
+impl<'a> RunCtx<'a> {
+    pub(crate) fn new(inputs: &'a Inputs<'a>, store: &'a Store) -> Self {
+        RunCtx {
+            inputs,
+            store,
+            produced: Vec::new(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+
+    /// Stores `bytes` as output `path`.
+    pub fn put_bytes(&mut self, path: &str, bytes: &[u8], visibility: Visibility) -> Result<()> {
+        let sha256 = self.store.put_bytes(bytes)?;
+        self.push(path, sha256, bytes.len() as u64, visibility);
+        Ok(())
+    }
+
+    /// Moves a finished, verified file into the store as output `path`.
+    pub fn put_file(&mut self, path: &str, file: &Path, visibility: Visibility) -> Result<()> {
+        let (sha256, size) = self.store.put_file(file)?;
+        self.push(path, sha256, size, visibility);
+        Ok(())
+    }
+
+    /// Publishes a blob that is already in the store (e.g. an input) as `path`.
+    pub fn put_blob(&mut self, path: &str, sha256: &str, size: u64, visibility: Visibility) {
+        self.push(path, sha256.to_string(), size, visibility);
+    }
+
+    fn push(&mut self, path: &str, sha256: String, size: u64, visibility: Visibility) {
+        self.produced.retain(|o| o.path != path);
+        self.produced.push(Output {
+            path: path.to_string(),
+            sha256,
+            size,
+            visibility,
+        });
+    }
+
+    pub(crate) fn into_outputs(self) -> Vec<Output> {
+        self.produced
+    }
+}

@@ -1,0 +1,130 @@
+//! The content-addressed store: every blob a build produced or downloaded, named
+//! by its SHA-256, written atomically and read-only. dist/ hard-links into it.
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{digest, fsutil};
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating) a store under `root`.
+    pub fn open(root: &Path) -> Result<Store> {
+        let dir = root.join("sha256");
+        fs::create_dir_all(&dir).with_context(|| format!("creating store {}", dir.display()))?;
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Where the blob with this digest lives (whether or not it exists).
+    pub fn path_of(&self, sha256: &str) -> PathBuf {
+        let prefix = sha256.get(..2).unwrap_or("xx");
+        self.root.join("sha256").join(prefix).join(sha256)
+    }
+
+    /// True when the blob exists with the expected size.
+    pub fn has(&self, sha256: &str, size: u64) -> bool {
+        fs::metadata(self.path_of(sha256)).is_ok_and(|m| m.is_file() && m.len() == size)
+    }
+
+    /// Stores bytes; returns their SHA-256.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<String> {
+        let sha256 = digest::sha256_hex(bytes);
+        let path = self.path_of(&sha256);
+        if !self.has(&sha256, bytes.len() as u64) {
+            fsutil::atomic_write(&path, bytes, 0o444)?;
+        }
+        Ok(sha256)
+    }
+
+    /// Moves a complete file into the store (hashing it); returns digest and size.
+    pub fn put_file(&self, file: &Path) -> Result<(String, u64)> {
+        let (sha256, size) = digest::sha256_file(file)?;
+        self.adopt(file, &sha256, size)?;
+        Ok((sha256, size))
+    }
+
+    /// Moves a file whose digest the caller already verified while writing it.
+    pub fn adopt(&self, file: &Path, sha256: &str, size: u64) -> Result<()> {
+        let dest = self.path_of(sha256);
+        if self.has(sha256, size) {
+            let _ = fs::remove_file(file);
+            return Ok(());
+        }
+        let dir = dest.parent().expect("store paths have a parent");
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut perms = fs::metadata(file)
+            .with_context(|| format!("reading {}", file.display()))?
+            .permissions();
+        perms.set_readonly(true);
+        fs::set_permissions(file, perms)
+            .with_context(|| format!("setting permissions on {}", file.display()))?;
+        fs::File::open(file)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", file.display()))?;
+        fs::rename(file, &dest)
+            .with_context(|| format!("moving {} into the store", file.display()))?;
+        fsutil::fsync_dir(dir)
+    }
+
+    /// Re-hashes a blob; a corrupt one is removed so it is produced again.
+    pub fn verify(&self, sha256: &str) -> Result<bool> {
+        let path = self.path_of(sha256);
+        if !path.exists() {
+            return Ok(false);
+        }
+        let (actual, _) = digest::sha256_file(&path)?;
+        if actual != sha256 {
+            fs::remove_file(&path)
+                .with_context(|| format!("removing corrupt store entry {}", path.display()))?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// A scratch directory inside the store's file system (for downloads that
+    /// are renamed in once verified).
+    pub fn temp_dir(&self) -> Result<PathBuf> {
+        let dir = self.root.join("tmp");
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// Reads a blob.
+    pub fn read(&self, sha256: &str) -> Result<Vec<u8>> {
+        let path = self.path_of(sha256);
+        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        if bytes.is_empty() && sha256 != digest::sha256_hex(b"") {
+            bail!("store entry {} is empty", path.display());
+        }
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_and_verify_detects_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let sha = store.put_bytes(b"hello").unwrap();
+        assert!(store.has(&sha, 5));
+        assert!(store.verify(&sha).unwrap());
+        let path = store.path_of(&sha);
+        let mut perms = fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        fs::set_permissions(&path, perms).unwrap();
+        fs::write(&path, b"jello").unwrap();
+        assert!(!store.verify(&sha).unwrap());
+        assert!(!path.exists(), "a corrupt entry is removed");
+    }
+}

@@ -1,0 +1,276 @@
+//! serde structs mirroring `site.toml` one to one. Every table denies unknown
+//! keys, so a typo is an error with its line and column. Values stay as written
+//! (strings) here; `validate` checks them all and reports every problem at once.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteFile {
+    pub cluster: Cluster,
+    pub network: Network,
+    pub boot_server: BootServer,
+    pub flatcar: Flatcar,
+    pub sysext: Sysext,
+    pub cilium: Cilium,
+    pub ssh: Ssh,
+    #[serde(default)]
+    pub sources: Sources,
+    #[serde(default)]
+    pub updates: Updates,
+    #[serde(default)]
+    pub argocd: ArgoCd,
+    #[serde(rename = "node", default)]
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// DNS-1123 label; names the kubeconfig context and the kubeadm cluster.
+    pub name: String,
+    /// e.g. "v1.33.2".
+    pub kubernetes_version: String,
+    /// Control-plane endpoint "IP[:port]" (the VIP, or an external load balancer).
+    pub endpoint: String,
+    /// "kube-vip" (a VIP announced by a static pod) or "external" (a load balancer).
+    #[serde(default = "default_endpoint_mode")]
+    pub endpoint_mode: String,
+    #[serde(default = "default_pod_cidr")]
+    pub pod_cidr: String,
+    #[serde(default = "default_service_cidr")]
+    pub service_cidr: String,
+    #[serde(default = "default_dns_domain")]
+    pub dns_domain: String,
+    /// Lifetime of the bootstrap token, e.g. "24h" (kubeadm duration syntax).
+    #[serde(default = "default_token_ttl")]
+    pub bootstrap_token_ttl: String,
+    /// How long the site's bring-up is expected to take, e.g. "4h"; the token
+    /// lifetime must cover it.
+    #[serde(default = "default_bring_up_window")]
+    pub bring_up_window: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// The node subnet, e.g. "10.0.0.0/24".
+    pub subnet: String,
+    pub gateway: String,
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// "static" (addresses from site.toml, written as networkd units) or "dhcp".
+    #[serde(default = "default_addressing")]
+    pub addressing: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootServer {
+    /// The boot server's address as the nodes see it.
+    pub address: String,
+    #[serde(default = "default_http_port")]
+    pub http_port: u16,
+    #[serde(default = "default_tftp_port")]
+    pub tftp_port: u16,
+    /// Which loaders to emit: any of "bios", "uefi", "ipxe".
+    #[serde(default = "default_loaders")]
+    pub loaders: Vec<String>,
+    /// Kernel console arguments, e.g. ["tty0", "ttyS0,115200n8"].
+    #[serde(default = "default_consoles")]
+    pub consoles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flatcar {
+    /// stable | beta | alpha | lts
+    pub channel: String,
+    /// A pinned release such as "4593.2.5" ("current" is resolved and recorded).
+    pub version: String,
+    /// amd64 | arm64
+    #[serde(default = "default_arch")]
+    pub arch: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sysext {
+    /// Kubernetes sysext version; must equal cluster.kubernetes_version.
+    pub kubernetes: String,
+    /// Cilium CLI sysext version, e.g. "v0.18.2".
+    pub cilium: String,
+    /// containerd sysext version; empty or absent keeps Flatcar's built-in containerd.
+    #[serde(default)]
+    pub containerd: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cilium {
+    /// Cilium (agent/chart) version, e.g. "1.17.4".
+    pub version: String,
+    #[serde(default = "default_true")]
+    pub wireguard: bool,
+    #[serde(default = "default_true")]
+    pub kube_proxy_replacement: bool,
+    /// Pod MTU; absent lets Cilium derive it (link MTU minus the WireGuard overhead).
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// Link MTU of the node network, used to check `mtu`.
+    #[serde(default = "default_link_mtu")]
+    pub link_mtu: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ssh {
+    /// Public keys for the `core` user.
+    pub authorized_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sources {
+    /// Base URL of a mirror in `<mirror>/<original host>/<original path>` layout.
+    #[serde(default)]
+    pub mirror: Option<String>,
+    /// OpenPGP public key file replacing the built-in Flatcar image signing key.
+    #[serde(default)]
+    pub signing_key: Option<String>,
+    /// Local directory with syslinux/iPXE binaries (e.g. from Debian packages)
+    /// instead of the upstream tarball.
+    #[serde(default)]
+    pub loaders_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Updates {
+    /// Flatcar OS updates: "disabled" (SERVER=disabled) or "enabled".
+    #[serde(default = "default_disabled")]
+    pub flatcar: String,
+    /// Reboot coordination: "kured" (locksmithd masked) or "locksmithd".
+    #[serde(default = "default_reboot_manager")]
+    pub reboot_manager: String,
+    /// Let systemd-sysupdate stage Kubernetes patch releases from the boot server.
+    #[serde(default = "default_true")]
+    pub sysupdate: bool,
+}
+
+impl Default for Updates {
+    fn default() -> Self {
+        Updates {
+            flatcar: default_disabled(),
+            reboot_manager: default_reboot_manager(),
+            sysupdate: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgoCd {
+    /// Version of the `argo-cd` Helm chart.
+    #[serde(default = "default_argocd_chart")]
+    pub chart_version: String,
+    /// Git repository the root Application points at.
+    #[serde(default = "default_argocd_repo")]
+    pub repo_url: String,
+    #[serde(default = "default_argocd_revision")]
+    pub revision: String,
+}
+
+impl Default for ArgoCd {
+    fn default() -> Self {
+        ArgoCd {
+            chart_version: default_argocd_chart(),
+            repo_url: default_argocd_repo(),
+            revision: default_argocd_revision(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// DNS-1123 label, also the hostname.
+    pub name: String,
+    /// "aa:bb:cc:dd:ee:ff"
+    pub mac: String,
+    pub ip: String,
+    /// "control-plane" or "worker".
+    pub role: String,
+    /// Install disk, preferably /dev/disk/by-id/...
+    pub disk: String,
+    /// Firmware the machine boots with: "bios" or "uefi" (used by the lab).
+    #[serde(default = "default_firmware")]
+    pub firmware: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Taints as "key=value:Effect" or "key:Effect".
+    #[serde(default)]
+    pub taints: Vec<String>,
+}
+
+fn default_endpoint_mode() -> String {
+    "kube-vip".into()
+}
+fn default_pod_cidr() -> String {
+    "10.244.0.0/16".into()
+}
+fn default_service_cidr() -> String {
+    "10.96.0.0/12".into()
+}
+fn default_dns_domain() -> String {
+    "cluster.local".into()
+}
+fn default_token_ttl() -> String {
+    "24h".into()
+}
+fn default_bring_up_window() -> String {
+    "4h".into()
+}
+fn default_addressing() -> String {
+    "static".into()
+}
+fn default_http_port() -> u16 {
+    8080
+}
+fn default_tftp_port() -> u16 {
+    69
+}
+fn default_loaders() -> Vec<String> {
+    vec!["bios".into(), "uefi".into()]
+}
+fn default_consoles() -> Vec<String> {
+    vec!["tty0".into(), "ttyS0,115200n8".into()]
+}
+fn default_arch() -> String {
+    "amd64".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_link_mtu() -> u32 {
+    1500
+}
+fn default_disabled() -> String {
+    "disabled".into()
+}
+fn default_reboot_manager() -> String {
+    "kured".into()
+}
+fn default_argocd_chart() -> String {
+    "8.1.2".into()
+}
+fn default_argocd_repo() -> String {
+    "https://git.example.com/infra/cluster.git".into()
+}
+fn default_argocd_revision() -> String {
+    "main".into()
+}
+fn default_firmware() -> String {
+    "bios".into()
+}
