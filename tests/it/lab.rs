@@ -431,6 +431,7 @@ fn lab_boots_a_hand_made_tree_on_pxebuild_serve() {
         "n1's config was refused: {intruder}"
     );
     let log = fs::read_to_string(tree.state.join("server.log")).unwrap();
+    assert_refused(&log, intruder);
     assert_in_order(
         &log,
         "10.77.0.11",
@@ -453,6 +454,15 @@ fn lab_boots_a_hand_made_tree_on_pxebuild_serve() {
             "n2-r4nd0m/install.ign",
         ],
     );
+}
+
+/// The server logged a refusal of an Ignition config to the intruder's address.
+fn assert_refused(log: &str, intruder: &Value) {
+    let ip = format!("{}:", intruder["ip"].as_str().unwrap());
+    let refused = log
+        .lines()
+        .any(|l| l.contains(&ip) && l.contains(".ign") && l.contains("refused"));
+    assert!(refused, "no refusal for {ip} in:\n{log}");
 }
 
 fn netns_exists(state: &Path) -> bool {
@@ -564,4 +574,232 @@ fn lab_names_missing_tools_with_the_install_command() {
         "{stderr}"
     );
     assert!(stderr.contains("qemu-system-x86"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------
+// The end-to-end test of issue 7: a 3-node site built by `pxebuild build` from
+// the fixture mirror (the stand-in OS published as the Flatcar PXE files,
+// signed with the test key), booted by `pxebuild lab` under TCG.
+
+/// Seam with the fetch part: its fixture-mirror generator publishes the
+/// stand-in OS as the Flatcar PXE kernel and initrd (plus everything else a
+/// build fetches) under `<out>/mirror`, signed with `<out>/test-key.asc`.
+fn fixture_mirror(out: &Path) -> (PathBuf, PathBuf) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mirror/generate.sh");
+    let run = Command::new(&script)
+        .arg(out)
+        .env("PXEBUILD_STANDIN_KERNEL", standin().join("vmlinuz"))
+        .env("PXEBUILD_STANDIN_INITRD", standin().join("initrd.cpio.gz"))
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(run.status.success(), "fixture mirror:\n{}", text(&run));
+    (out.join("mirror"), out.join("test-key.asc"))
+}
+
+/// A static HTTP server for the mirror on a loopback port the OS picks.
+struct MirrorServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl MirrorServer {
+    fn start(root: &Path) -> MirrorServer {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new("python3")
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(root)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting python3 -m http.server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        let port = line
+            .split_whitespace()
+            .nth(5)
+            .expect("port in the banner")
+            .to_string();
+        MirrorServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for MirrorServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The repository's example site cut to three control planes: cp1 (BIOS),
+/// cp2 (UEFI), cp3 (BIOS).
+fn three_node_site() -> String {
+    let example =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("site.toml")).unwrap();
+    let head = &example[..example.find("[[node]]").expect("example site has nodes")];
+    let mut site = head.to_string();
+    for (i, firmware) in ["bios", "uefi", "bios"].iter().enumerate() {
+        let n = i + 1;
+        site.push_str(&format!(
+            "[[node]]\nname = \"cp{n}\"\nmac = \"52:54:00:20:00:1{n}\"\nip = \"10.20.0.1{n}\"\nrole = \"control-plane\"\ndisk = \"/dev/disk/by-id/virtio-cp{n}-root\"\nfirmware = \"{firmware}\"\n\n"
+        ));
+    }
+    site
+}
+
+/// The install Ignition of `node` in dist (the access entry naming it).
+fn install_ignition_of(dist: &Path, node: &str) -> (String, String) {
+    let manifest = Manifest::load(dist).unwrap();
+    let entry = manifest
+        .access
+        .iter()
+        .find(|a| a.node == node && a.path.ends_with("/install.ign"))
+        .unwrap_or_else(|| panic!("no install.ign access entry for {node}"));
+    let sha512 = digest::sha512_file(&dist.join(&entry.path)).unwrap();
+    (entry.path.trim_start_matches("http/").to_string(), sha512)
+}
+
+/// Each node's install script/unit, as quoted by the stand-in, names the node's
+/// disk and installs from the boot server.
+fn assert_install_arguments(report: &Value, node: &str) {
+    let quotes: Vec<String> = vm(report, node)["quotes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q[1].as_str().unwrap().to_string())
+        .collect();
+    let all = quotes.join("\n");
+    assert!(
+        quotes
+            .iter()
+            .any(|q| q.contains("flatcar-install") && q.contains("-d")),
+        "{node}: {all}"
+    );
+    assert!(
+        all.contains(&format!("/dev/disk/by-id/virtio-{node}-root")),
+        "{node} installs to its disk: {all}"
+    );
+    assert!(
+        all.contains("http://10.20.0.2:8080/"),
+        "{node} installs from the boot server: {all}"
+    );
+}
+
+#[test]
+fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
+    let _lock = lab_lock();
+    let work = tempfile::tempdir().unwrap();
+    let (mirror_root, key) = fixture_mirror(&work.path().join("fixture"));
+    let mirror = MirrorServer::start(&mirror_root);
+    let site = work.path().join("site.toml");
+    fs::write(&site, three_node_site()).unwrap();
+    let build = pxebuild()
+        .current_dir(work.path())
+        .args(["build"])
+        .env("PXEBUILD_MIRROR", &mirror.url)
+        .env("PXEBUILD_SIGNING_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "pxebuild build:\n{}", text(&build));
+    drop(mirror);
+    let dist = work.path().join("dist");
+
+    // pxebuild serve: every node, an unknown MAC, and an intruder asking for cp2's config.
+    let state = work.path().join("state-serve");
+    let out = pxebuild()
+        .current_dir(work.path())
+        .args([
+            "lab",
+            "run",
+            "--accel",
+            "tcg",
+            "--stranger",
+            "bios",
+            "--intruder",
+            "cp2",
+            "--state",
+        ])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value =
+        serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
+    let log = fs::read_to_string(state.join("server.log")).unwrap();
+    for (node, ip, loader) in [
+        ("cp1", "10.20.0.11", "lpxelinux.0"),
+        ("cp2", "10.20.0.12", "syslinux.efi"),
+        ("cp3", "10.20.0.13", "lpxelinux.0"),
+    ] {
+        let (path, sha512) = install_ignition_of(&dist, node);
+        let v = vm(&report, node);
+        assert_eq!(v["verdict"]["result"], "pass", "{v}");
+        assert_eq!(
+            v["marker"]["sha512"],
+            sha512.as_str(),
+            "{node} fetched exactly its own install config"
+        );
+        assert!(v["marker"]["url"].as_str().unwrap().ends_with(&path), "{v}");
+        assert_install_arguments(&report, node);
+        let mac = format!("01-52-54-00-20-00-1{}", &node[2..]);
+        assert_in_order(
+            &log,
+            ip,
+            &[
+                loader,
+                &mac,
+                "flatcar_production_pxe.vmlinuz",
+                "flatcar_production_pxe_image.cpio.gz",
+                &path,
+            ],
+        );
+    }
+    assert_eq!(vm(&report, "cp2")["firmware"], "uefi");
+    assert_eq!(vm(&report, "cp1")["firmware"], "bios");
+    let stranger = vm(&report, "stranger");
+    assert_eq!(
+        stranger["verdict"]["result"], "pass",
+        "unknown MAC gets the local-boot default: {stranger}"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.contains(stranger["ip"].as_str().unwrap()) && l.contains(".ign")),
+        "{log}"
+    );
+    let intruder = vm(&report, "intruder");
+    assert_eq!(
+        intruder["verdict"]["result"], "pass",
+        "cp2's config refused to another IP: {intruder}"
+    );
+    assert_refused(&log, intruder);
+
+    // Same tree, other servers: nginx for HTTP, dnsmasq for TFTP (the rsync case).
+    let state = work.path().join("state-nginx");
+    let out = pxebuild()
+        .current_dir(work.path())
+        .args([
+            "lab", "run", "--accel", "tcg", "--server", "nginx", "--nodes", "cp1", "--state",
+        ])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value =
+        serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
+    let (_, sha512) = install_ignition_of(&dist, "cp1");
+    assert_eq!(vm(&report, "cp1")["marker"]["sha512"], sha512.as_str());
+    assert_install_arguments(&report, "cp1");
 }
