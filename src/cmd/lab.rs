@@ -79,6 +79,13 @@ pub struct RunArgs {
     /// Seconds each VM gets to reach its verdict.
     #[arg(long, value_name = "SECS", default_value_t = 180)]
     pub timeout: u64,
+    /// End each node's run at this beacon instead of the install marker.
+    ///
+    /// Real Flatcar nodes send install-started, install-done, first-boot,
+    /// sysexts-merged, kubeadm-done and cilium-ready; `--until cilium-ready`
+    /// waits for the cluster (use with --disk).
+    #[arg(long, value_name = "BEACON")]
+    pub until: Option<String>,
     /// How many VMs boot at the same time.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub parallel: usize,
@@ -88,7 +95,7 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
     match command {
         Command::Run(args) => run_lab(global, args),
         Command::Up(args) => {
-            let (plan, state, options) = resolve(global, &args, 1, 0)?;
+            let (plan, state, options) = resolve(global, &args)?;
             let ns = lab::up(plan, state, options)?;
             crate::info!("lab is up in namespace {ns}; see `pxebuild lab status`, stop with `pxebuild lab down`");
             Ok(())
@@ -110,7 +117,10 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
 }
 
 fn run_lab(global: &Global, args: RunArgs) -> Result<()> {
-    let (plan, state, options) = resolve(global, &args.boot, args.parallel, args.timeout)?;
+    let (plan, state, mut options) = resolve(global, &args.boot)?;
+    options.parallel = args.parallel;
+    options.timeout = Duration::from_secs(args.timeout);
+    options.until = args.until;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -155,12 +165,9 @@ fn report_rows(report: &lab::Report) -> Vec<lab::table::Row> {
         .collect()
 }
 
-fn resolve(
-    global: &Global,
-    args: &BootArgs,
-    parallel: usize,
-    timeout: u64,
-) -> Result<(LabPlan, StateDir, LabOptions)> {
+/// The plan, state directory and options of `up`/`run` (`run` then sets its own
+/// parallelism, timeout and end beacon).
+fn resolve(global: &Global, args: &BootArgs) -> Result<(LabPlan, StateDir, LabOptions)> {
     let site = LabSite::load(&global.site)?;
     let dist = args
         .dist
@@ -181,9 +188,10 @@ fn resolve(
         accel: args.accel,
         memory_mib: args.memory,
         server: args.server,
-        parallel,
-        timeout: Duration::from_secs(timeout),
+        parallel: 1,
+        timeout: Duration::from_secs(180),
         disk_gib: args.disk,
+        until: None,
     };
     Ok((plan, state_dir(global, &args.state)?, options))
 }

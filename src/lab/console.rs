@@ -167,6 +167,24 @@ fn parse_marker(rest: &str) -> MarkerLine {
     marker
 }
 
+/// The node and milestone of a beacon in a server log line: `pxebuild serve`
+/// logs `node=<name> milestone=<m>`; nginx logs the request `/beacon/<name>/<m>`.
+pub fn beacon(line: &str) -> Option<(String, String)> {
+    if let Some(pos) = line.find("/beacon/") {
+        let rest = &line[pos + 8..];
+        let end = rest.find([' ', '?', '"']).unwrap_or(rest.len());
+        let (node, milestone) = rest[..end].split_once('/')?;
+        return (!node.is_empty() && !milestone.is_empty())
+            .then(|| (node.to_string(), milestone.to_string()));
+    }
+    let field = |key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(str::to_string)
+    };
+    Some((field("node=")?, field("milestone=")?))
+}
+
 /// The MAC and IP of a dnsmasq `DHCPACK(<iface>) <ip> <mac> [name]` log line.
 pub fn dhcp_ack(line: &str) -> Option<(String, String)> {
     let rest = &line[line.find("DHCPACK(")?..];
@@ -258,6 +276,16 @@ mod tests {
             classify("[FAILED] Failed to start Ignition (fetch)."),
             Some(Event::Failed(_))
         ));
+    }
+
+    #[test]
+    fn beacons_are_read_from_both_server_logs() {
+        let serve = "2026-11-26T21:58:10.001Z http 10.0.0.11:40312 node=cp1 milestone=install-done result=ok";
+        assert_eq!(beacon(serve), Some(("cp1".into(), "install-done".into())));
+        let nginx = r#"10.0.0.11 - - [26/Nov/2026:21:52:06 +0000] "GET /beacon/cp1/first-boot HTTP/1.1" 204 0 "-" "curl/8""#;
+        assert_eq!(beacon(nginx), Some(("cp1".into(), "first-boot".into())));
+        let transfer = "2026-11-26T21:50:00.123Z tftp 10.0.0.11:49153 node=cp1 path=tftp/lpxelinux.0 result=ok";
+        assert_eq!(beacon(transfer), None);
     }
 
     #[test]

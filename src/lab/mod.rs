@@ -64,6 +64,8 @@ pub struct LabOptions {
     pub timeout: Duration,
     /// Give each VM a sparse disk of this size (real installs).
     pub disk_gib: Option<u64>,
+    /// The beacon that ends a node's run (default: the stand-in's marker or `install-done`).
+    pub until: Option<String>,
 }
 
 /// The outcome of `lab run`, also written to `report.json` in the state directory.
@@ -87,6 +89,8 @@ pub struct VmReport {
     pub reached: BTreeMap<Milestone, f64>,
     pub marker: Option<MarkerLine>,
     pub quotes: Vec<(String, String)>,
+    /// Beacons the node sent, in seconds since it started.
+    pub beacons: BTreeMap<String, f64>,
     pub failure: Option<String>,
     pub serial_log: PathBuf,
 }
@@ -148,6 +152,7 @@ fn report(lab: &Lab, watched: &[watch::Watched]) -> Report {
                 reached: w.progress.reached.clone(),
                 marker: w.progress.marker.clone(),
                 quotes: w.progress.quotes.clone(),
+                beacons: w.progress.beacons.clone(),
                 failure: w.progress.failure.clone(),
                 serial_log: lab.state_dir.serial(&vm.name),
             }
@@ -248,18 +253,35 @@ pub fn status(state_dir: &StateDir) -> Result<String> {
         };
         out.push_str(&format!("  {:<10} pid {:<8} {alive}\n", p.name, p.pid));
     }
-    let dhcp = std::fs::read_to_string(state_dir.file("dnsmasq.log")).unwrap_or_default();
+    let read = |name: &str| std::fs::read_to_string(state_dir.file(name)).unwrap_or_default();
+    let logs = Logs {
+        dhcp: read("dnsmasq.log"),
+        server: read("server.log"),
+    };
     let rows: Vec<table::Row> = record
         .vms
         .iter()
-        .map(|vm| status_row(state_dir, vm, &dhcp))
+        .map(|vm| status_row(state_dir, vm, &logs))
         .collect();
     out.push_str(&table::render(&rows));
     Ok(out)
 }
 
-fn status_row(state_dir: &StateDir, vm: &state::VmRecord, dhcp: &str) -> table::Row {
+/// Logs `lab status` reads: dnsmasq's (DHCP acks) and the server's (beacons).
+struct Logs {
+    dhcp: String,
+    server: String,
+}
+
+fn status_row(state_dir: &StateDir, vm: &state::VmRecord, logs: &Logs) -> table::Row {
     let mut progress = tracker::Progress::default();
+    let dhcp = &logs.dhcp;
+    // The beacon order in the log is their order in time.
+    let beacons = logs.server.lines().filter_map(console::beacon);
+    let mine: Vec<String> = beacons
+        .filter(|(node, _)| *node == vm.name)
+        .map(|(_, m)| m)
+        .collect();
     for line in dhcp.lines() {
         if console::dhcp_ack(line).is_some_and(|(mac, _)| mac == vm.mac) {
             progress.reach(Milestone::Dhcp, f64::NAN);
@@ -279,7 +301,10 @@ fn status_row(state_dir: &StateDir, vm: &state::VmRecord, dhcp: &str) -> table::
         (Some(_), _, _) => "marker reached".to_string(),
         (None, Some(why), _) => format!("failed: {why}"),
         (None, None, true) => "local boot".to_string(),
-        _ => "booting".to_string(),
+        _ => match mine.last() {
+            Some(beacon) => format!("booting (beacon {beacon})"),
+            None => "booting".to_string(),
+        },
     };
     table::Row {
         name: vm.name.clone(),

@@ -8,6 +8,9 @@ use serde::Serialize;
 use super::console::{Event, MarkerLine, Milestone};
 use super::plan::Role;
 
+/// The beacon real Flatcar nodes send once flatcar-install finished.
+pub const INSTALL_DONE: &str = "install-done";
+
 /// How a VM ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", content = "reason", rename_all = "lowercase")]
@@ -27,6 +30,8 @@ pub struct Progress {
     pub local_boot: bool,
     /// The address DHCP gave the VM.
     pub ip: Option<String>,
+    /// Beacons the node sent to the boot server, with their times.
+    pub beacons: BTreeMap<String, f64>,
 }
 
 impl Progress {
@@ -51,15 +56,26 @@ impl Progress {
         self.reached.entry(milestone).or_insert(secs);
     }
 
+    /// Records a beacon; the first time counts.
+    pub fn beacon(&mut self, milestone: &str, secs: f64) {
+        self.beacons.entry(milestone.to_string()).or_insert(secs);
+    }
+
+    /// Whether a site node is done: the stand-in's marker or, for real
+    /// Flatcar, the `install-done` beacon; with `until`, that beacon only.
+    fn node_done(&self, until: Option<&str>) -> bool {
+        match until {
+            Some(beacon) => self.beacons.contains_key(beacon),
+            None => self.marker.is_some() || self.beacons.contains_key(INSTALL_DONE),
+        }
+    }
+
     /// The verdict once the VM is finished, or `None` while it should keep running.
-    pub fn verdict(&self, role: &Role) -> Option<Verdict> {
+    pub fn verdict(&self, role: &Role, until: Option<&str>) -> Option<Verdict> {
         let ignition = self.reached.contains_key(&Milestone::Ignition);
         match role {
-            Role::Node => match (&self.marker, &self.failure) {
-                (Some(_), _) => Some(Verdict::Pass),
-                (None, Some(why)) => Some(Verdict::Fail(why.clone())),
-                _ => None,
-            },
+            Role::Node if self.node_done(until) => Some(Verdict::Pass),
+            Role::Node => self.failure.clone().map(Verdict::Fail),
             Role::Stranger if self.marker.is_some() || ignition => Some(Verdict::Fail(
                 "a machine with an unknown MAC fetched an Ignition config".into(),
             )),
@@ -77,8 +93,8 @@ impl Progress {
     }
 
     /// The verdict when the VM stopped or ran out of time without finishing.
-    pub fn unfinished(&self, role: &Role, why: &str) -> Verdict {
-        self.verdict(role).unwrap_or_else(|| {
+    pub fn unfinished(&self, role: &Role, until: Option<&str>, why: &str) -> Verdict {
+        self.verdict(role, until).unwrap_or_else(|| {
             let last = self
                 .reached
                 .keys()
@@ -97,7 +113,10 @@ impl Progress {
                 Role::Intruder { .. } => "ok: refused".into(),
             },
             Some(Verdict::Fail(why)) => format!("FAIL: {why}"),
-            None => "booting".into(),
+            None => match self.beacons.iter().max_by(|a, b| a.1.total_cmp(b.1)) {
+                Some((beacon, _)) => format!("booting (beacon {beacon})"),
+                None => "booting".into(),
+            },
         }
     }
 }
@@ -130,13 +149,13 @@ mod tests {
     #[test]
     fn node_passes_on_marker_and_fails_on_failure() {
         let mut p = Progress::default();
-        assert_eq!(p.verdict(&Role::Node), None);
+        assert_eq!(p.verdict(&Role::Node, None), None);
         p.apply(Event::MarkerOk(MarkerLine::default()), 9.0);
-        assert_eq!(p.verdict(&Role::Node), Some(Verdict::Pass));
+        assert_eq!(p.verdict(&Role::Node, None), Some(Verdict::Pass));
         let mut p = Progress::default();
         p.apply(Event::Failed("fetch stage failed".into()), 9.0);
         assert_eq!(
-            p.verdict(&Role::Node),
+            p.verdict(&Role::Node, None),
             Some(Verdict::Fail("fetch stage failed".into()))
         );
     }
@@ -146,31 +165,55 @@ mod tests {
         let mut p = Progress::default();
         p.apply(Event::LocalBoot, 1.0);
         assert_eq!(
-            p.verdict(&Role::Stranger),
+            p.verdict(&Role::Stranger, None),
             None,
             "firmware found nothing yet"
         );
         p.apply(Event::Reached(Milestone::Loader), 2.0);
-        assert_eq!(p.verdict(&Role::Stranger), Some(Verdict::Pass));
+        assert_eq!(p.verdict(&Role::Stranger, None), Some(Verdict::Pass));
         p.apply(Event::Reached(Milestone::Ignition), 4.0);
-        assert!(matches!(p.verdict(&Role::Stranger), Some(Verdict::Fail(_))));
+        assert!(matches!(
+            p.verdict(&Role::Stranger, None),
+            Some(Verdict::Fail(_))
+        ));
     }
 
     #[test]
     fn intruder_passes_only_when_refused() {
         let mut p = Progress::default();
         p.apply(Event::Failed("fetch stage failed".into()), 5.0);
-        assert_eq!(p.verdict(&intruder()), Some(Verdict::Pass));
+        assert_eq!(p.verdict(&intruder(), None), Some(Verdict::Pass));
         let mut p = Progress::default();
         p.apply(Event::MarkerOk(MarkerLine::default()), 5.0);
-        assert!(matches!(p.verdict(&intruder()), Some(Verdict::Fail(w)) if w.contains("cp2")));
+        assert!(
+            matches!(p.verdict(&intruder(), None), Some(Verdict::Fail(w)) if w.contains("cp2"))
+        );
+    }
+
+    #[test]
+    fn real_flatcar_nodes_finish_on_beacons() {
+        let mut p = Progress::default();
+        p.beacon("install-started", 40.0);
+        assert_eq!(p.verdict(&Role::Node, None), None);
+        assert_eq!(
+            p.state(&Role::Node, None),
+            "booting (beacon install-started)"
+        );
+        p.beacon(INSTALL_DONE, 90.0);
+        assert_eq!(p.verdict(&Role::Node, None), Some(Verdict::Pass));
+        assert_eq!(p.verdict(&Role::Node, Some("cilium-ready")), None);
+        p.beacon("cilium-ready", 400.0);
+        assert_eq!(
+            p.verdict(&Role::Node, Some("cilium-ready")),
+            Some(Verdict::Pass)
+        );
     }
 
     #[test]
     fn unfinished_names_the_last_milestone() {
         let mut p = Progress::default();
         p.apply(Event::Reached(Milestone::Kernel), 5.0);
-        let v = p.unfinished(&Role::Node, "no marker after 120 s");
+        let v = p.unfinished(&Role::Node, None, "no marker after 120 s");
         assert_eq!(
             v,
             Verdict::Fail("no marker after 120 s (last milestone: kernel)".into())

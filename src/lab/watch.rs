@@ -93,6 +93,7 @@ pub fn run(
         })
         .collect();
     let mut dhcp = LineReader::at_start(lab.state_dir.file("dnsmasq.log"));
+    let mut server = LineReader::at_end(lab.state_dir.file("server.log"));
     let mut screen = Screen::new(lab.plan.vms.len());
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -100,6 +101,7 @@ pub fn run(
         }
         start_next(lab, &mut vms, parallel.max(1))?;
         let mut changed = follow_dhcp(lab, &mut vms, &mut dhcp);
+        changed |= follow_beacons(lab, &mut vms, &mut server);
         for w in vms
             .iter_mut()
             .filter(|w| w.started.is_some() && w.verdict.is_none())
@@ -154,6 +156,27 @@ fn follow_dhcp(lab: &Lab, vms: &mut [Watched], dhcp: &mut LineReader) -> bool {
     changed
 }
 
+/// Beacons in the server's log count for the VM of that name.
+fn follow_beacons(lab: &Lab, vms: &mut [Watched], server: &mut LineReader) -> bool {
+    let mut changed = false;
+    for line in server.lines() {
+        let Some((node, milestone)) = console::beacon(&line) else {
+            continue;
+        };
+        for w in vms
+            .iter_mut()
+            .filter(|w| lab.plan.vms[w.index].name == node)
+        {
+            if let Some(started) = w.started {
+                w.progress
+                    .beacon(&milestone, started.elapsed().as_secs_f64());
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
 fn follow_vm(lab: &mut Lab, w: &mut Watched, timeout: Duration) -> bool {
     let vm = lab.plan.vms[w.index].clone();
     let started = w.started.expect("only started VMs are followed");
@@ -165,7 +188,9 @@ fn follow_vm(lab: &mut Lab, w: &mut Watched, timeout: Duration) -> bool {
             changed = true;
         }
     }
-    w.verdict = w.progress.verdict(&vm.role);
+    let until = lab.options().until.clone();
+    let until = until.as_deref();
+    w.verdict = w.progress.verdict(&vm.role, until);
     if w.verdict.is_none() && lab.vm_exited(&vm.name) {
         // Read what QEMU wrote before it exited.
         for line in w.serial.as_mut().map(LineReader::lines).unwrap_or_default() {
@@ -173,11 +198,11 @@ fn follow_vm(lab: &mut Lab, w: &mut Watched, timeout: Duration) -> bool {
                 w.progress.apply(event, secs);
             }
         }
-        w.verdict = Some(w.progress.unfinished(&vm.role, "the VM stopped"));
+        w.verdict = Some(w.progress.unfinished(&vm.role, until, "the VM stopped"));
     }
     if w.verdict.is_none() && started.elapsed() > timeout {
         let why = format!("no verdict after {} s", timeout.as_secs());
-        w.verdict = Some(w.progress.unfinished(&vm.role, &why));
+        w.verdict = Some(w.progress.unfinished(&vm.role, until, &why));
     }
     if w.verdict.is_some() {
         lab.stop_vm(&vm.name);
