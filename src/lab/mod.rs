@@ -101,6 +101,20 @@ impl Report {
     }
 }
 
+fn server_name(server: ServerKind) -> &'static str {
+    match server {
+        ServerKind::Pxebuild => "pxebuild serve",
+        ServerKind::Nginx => "nginx + dnsmasq TFTP",
+    }
+}
+
+fn accel_name(accel: qemu::Accel) -> &'static str {
+    match accel {
+        qemu::Accel::Kvm => "kvm",
+        _ => "tcg",
+    }
+}
+
 pub fn role_name(role: &Role) -> &'static str {
     match role {
         Role::Node => "node",
@@ -121,11 +135,11 @@ pub fn run(
     let (parallel, timeout) = (options.parallel, options.timeout);
     let mut lab = Lab::start(plan, state_dir, options)?;
     crate::info!(
-        "lab: namespace {}, boot server {} ({:?}), accel {:?}, {} MiB per VM",
+        "lab: namespace {}, boot server {} ({}), accel {}, {} MiB per VM",
         lab.record.namespace,
         lab.plan.server,
-        lab.options().server,
-        lab.accel,
+        server_name(lab.options().server),
+        accel_name(lab.accel),
         lab.memory_mib
     );
     let watched = watch::run(&mut lab, parallel, timeout, stop);
@@ -160,7 +174,7 @@ fn report(lab: &Lab, watched: &[watch::Watched]) -> Report {
         .collect();
     Report {
         namespace: lab.record.namespace.clone(),
-        accel: format!("{:?}", lab.accel).to_lowercase(),
+        accel: accel_name(lab.accel).into(),
         server: lab.options().server,
         vms,
     }

@@ -57,6 +57,7 @@ impl Lab {
             children: BTreeMap::new(),
             released: false,
         };
+        lab.state_dir.clear_run_files()?;
         // Recorded before the namespace exists, so a crash at any later point
         // leaves enough for `lab down` to clean up.
         lab.state_dir.save(&lab.record)?;

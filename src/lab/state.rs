@@ -63,6 +63,25 @@ impl StateDir {
         fsutil::atomic_write(&self.file(STATE_FILE), text.as_bytes(), 0o600)
     }
 
+    /// Removes the logs, report and firmware variables of an earlier run (VM
+    /// disks stay), so nothing stale is read as this run's.
+    pub fn clear_run_files(&self) -> Result<()> {
+        let entries = std::fs::read_dir(&self.root)
+            .with_context(|| format!("reading {}", self.root.display()))?;
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stale = [".log", ".out", ".vars.fd"]
+                .iter()
+                .any(|s| name.ends_with(s))
+                || name == "report.json";
+            if stale && entry.path().is_file() {
+                std::fs::remove_file(entry.path())
+                    .with_context(|| format!("removing {}", entry.path().display()))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn forget(&self) -> Result<()> {
         let path = self.file(STATE_FILE);
         match std::fs::remove_file(&path) {
@@ -182,6 +201,27 @@ mod tests {
         )
         .unwrap();
         assert!(state_dir.load().unwrap().is_none());
+    }
+
+    #[test]
+    fn run_files_are_cleared_but_disks_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = StateDir::open(dir.path()).unwrap();
+        for name in [
+            "cp1.serial.log",
+            "server.out",
+            "cp2.vars.fd",
+            "report.json",
+            "cp1.img",
+        ] {
+            std::fs::write(state_dir.file(name), "x").unwrap();
+        }
+        state_dir.clear_run_files().unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["cp1.img"]);
     }
 
     #[test]
