@@ -313,10 +313,15 @@ pub fn dhcp_range(server: Ipv4Addr, prefix: u8) -> (Ipv4Addr, Ipv4Addr) {
 /// The kernel, initrd and command line a node's BIOS boot config names, with
 /// the HTTP URLs mapped back into `dist/http`.
 fn direct_boot_of(dist: &Path, mac: &str) -> Result<DirectBoot> {
-    let path = dist
-        .join(layout::TFTP)
-        .join("pxelinux.cfg")
-        .join(layout::pxelinux_mac_name(mac));
+    // The BIOS config, or the EFI one for a UEFI-only site; both name the same kernel line.
+    let name = layout::pxelinux_mac_name(mac);
+    let tftp = dist.join(layout::TFTP);
+    let bios = tftp.join("pxelinux.cfg").join(&name);
+    let path = if bios.is_file() {
+        bios
+    } else {
+        tftp.join("efi64/pxelinux.cfg").join(&name)
+    };
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let parsed = parse_syslinux_entry(&text)
