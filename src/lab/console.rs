@@ -87,65 +87,75 @@ pub fn clean(line: &str) -> String {
     out
 }
 
+/// Milestone patterns, in boot order.
+const MILESTONES: &[(&str, Milestone)] = &[
+    // Loaders: lpxelinux (BIOS) and syslinux.efi banners.
+    ("PXELINUX 6.", Milestone::Loader),
+    ("SYSLINUX 6.", Milestone::Loader),
+    ("Syslinux 6.", Milestone::Loader),
+    // OVMF's own PXE stack reports the NBP (syslinux.efi prints no banner).
+    ("NBP file downloaded successfully", Milestone::Loader),
+    // iPXE when it runs a script instead of a syslinux loader.
+    ("boot.ipxe... ok", Milestone::Loader),
+    // Kernel: its version banner, or the stand-in's /init when console= is not serial.
+    ("Linux version ", Milestone::Kernel),
+    ("PXELAB-INIT", Milestone::Kernel),
+    // Ignition fetched: the stand-in's line, or real Flatcar's unit finishing.
+    ("PXELAB-FETCHED", Milestone::Ignition),
+    ("Finished Ignition (fetch)", Milestone::Ignition),
+    ("Finished ignition-fetch.service", Milestone::Ignition),
+];
+
+/// Real Flatcar: systemd reports a failed Ignition unit, then the emergency
+/// shell. (Ignition's own "Ignition failed" log lines are not final: the
+/// stand-in quotes them just before its own failure line.)
+const FAILURES: &[&str] = &[
+    "Failed to start Ignition",
+    "Failed to start ignition-",
+    "You are in emergency mode",
+];
+
+/// The loader handed the machine back: lpxelinux's LOCALBOOT prints the first;
+/// SeaBIOS prints the next two when nothing else boots; OVMF reports that the
+/// PXE boot option returned (syslinux.efi's LOCALBOOT -1) and moves on.
+const LOCAL_BOOT: &[&str] = &[
+    "Booting from local disk",
+    "No bootable device",
+    "Boot failed: not a bootable disk",
+    "BdsDxe: failed to start Boot",
+];
+
 /// Classifies one serial console line (already [`clean`]ed).
 pub fn classify(line: &str) -> Option<Event> {
+    if let Some(event) = standin_line(line) {
+        return Some(event);
+    }
+    if let Some((_, m)) = MILESTONES.iter().find(|(p, _)| line.contains(p)) {
+        return Some(Event::Reached(*m));
+    }
+    if FAILURES.iter().any(|p| line.contains(p)) {
+        return Some(Event::Failed(line.trim().to_string()));
+    }
+    LOCAL_BOOT
+        .iter()
+        .any(|p| line.contains(p))
+        .then_some(Event::LocalBoot)
+}
+
+/// The stand-in OS's own result lines.
+fn standin_line(line: &str) -> Option<Event> {
     if let Some(pos) = line.find("PXELAB-IGNITION-OK ") {
         return Some(Event::MarkerOk(parse_marker(&line[pos + 19..])));
     }
     if let Some(pos) = line.find("PXELAB-IGNITION-FAIL") {
         return Some(Event::Failed(line[pos + 20..].trim().to_string()));
     }
-    if let Some(pos) = line.find("PXELAB-LINE ") {
-        let (path, text) = line[pos + 12..].split_once(": ")?;
-        return Some(Event::Quote {
-            path: path.into(),
-            text: text.into(),
-        });
-    }
-    const PATTERNS: &[(&str, Milestone)] = &[
-        // Loaders: lpxelinux (BIOS) and syslinux.efi banners, iPXE scripts.
-        ("PXELINUX 6.", Milestone::Loader),
-        ("SYSLINUX 6.", Milestone::Loader),
-        ("Syslinux 6.", Milestone::Loader),
-        // OVMF's own PXE stack reports the NBP (syslinux.efi prints no banner).
-        ("NBP file downloaded successfully", Milestone::Loader),
-        // iPXE when it runs a script instead of a syslinux loader.
-        ("boot.ipxe... ok", Milestone::Loader),
-        // Kernel: its version banner, or the stand-in's /init when console= is not serial.
-        ("Linux version ", Milestone::Kernel),
-        ("PXELAB-INIT", Milestone::Kernel),
-        // Ignition fetched: the stand-in's line, or real Flatcar's unit finishing.
-        ("PXELAB-FETCHED", Milestone::Ignition),
-        ("Finished Ignition (fetch)", Milestone::Ignition),
-        ("Finished ignition-fetch.service", Milestone::Ignition),
-    ];
-    if let Some((_, m)) = PATTERNS.iter().find(|(p, _)| line.contains(p)) {
-        return Some(Event::Reached(*m));
-    }
-    // Real Flatcar: systemd reports a failed Ignition unit, then the emergency shell.
-    // (Ignition's own "Ignition failed" log lines are not final: the stand-in
-    // quotes them just before its own failure line.)
-    let failed = [
-        "Failed to start Ignition",
-        "Failed to start ignition-",
-        "You are in emergency mode",
-    ];
-    if failed.iter().any(|p| line.contains(p)) {
-        return Some(Event::Failed(line.trim().to_string()));
-    }
-    // The loader handed the machine back: lpxelinux's LOCALBOOT prints the first;
-    // SeaBIOS prints the next two when nothing else boots; OVMF reports that the
-    // PXE boot option returned (syslinux.efi's LOCALBOOT -1) and moves on.
-    let local = [
-        "Booting from local disk",
-        "No bootable device",
-        "Boot failed: not a bootable disk",
-        "BdsDxe: failed to start Boot",
-    ];
-    local
-        .iter()
-        .any(|p| line.contains(p))
-        .then_some(Event::LocalBoot)
+    let pos = line.find("PXELAB-LINE ")?;
+    let (path, text) = line[pos + 12..].split_once(": ")?;
+    Some(Event::Quote {
+        path: path.into(),
+        text: text.into(),
+    })
 }
 
 fn parse_marker(rest: &str) -> MarkerLine {

@@ -209,46 +209,12 @@ impl LabPlan {
                 dhcp_snippet.display()
             )));
         }
-        for wanted in &options.nodes {
-            if !manifest.nodes.iter().any(|n| &n.name == wanted) {
-                bail!(BadInput::new(format!(
-                    "--nodes: {wanted} is not a node of this site"
-                )));
-            }
-        }
-        let mut vms = Vec::new();
-        for node in &manifest.nodes {
-            if !options.nodes.is_empty() && !options.nodes.contains(&node.name) {
-                continue;
-            }
-            let extra = site.nodes.get(&node.name);
-            let ip = node.ip.parse().ok();
-            vms.push(LabVm {
-                name: node.name.clone(),
-                mac: node.mac.to_ascii_lowercase(),
-                ip,
-                firmware: extra.map_or(Firmware::Bios, |e| e.firmware),
-                disk_serial: extra.and_then(|e| disk_serial(e.disk.as_deref()?)),
-                role: Role::Node,
-            });
-        }
+        let mut vms = site_vms(&manifest, site, &options.nodes)?;
         if let Some(firmware) = options.stranger {
             vms.push(probe("stranger", STRANGER_MAC, firmware, Role::Stranger));
         }
         if let Some(target) = &options.intruder {
-            let node = manifest
-                .nodes
-                .iter()
-                .find(|n| &n.name == target)
-                .ok_or_else(|| {
-                    BadInput::new(format!("--intruder: {target} is not a node of this site"))
-                })?;
-            let boot = direct_boot_of(dist, &node.mac)?;
-            let role = Role::Intruder {
-                target: target.clone(),
-                boot,
-            };
-            vms.push(probe("intruder", INTRUDER_MAC, Firmware::Bios, role));
+            vms.push(intruder(dist, &manifest, target)?);
         }
         if vms.is_empty() {
             bail!(BadInput::new("the lab has no VM to boot"));
@@ -272,6 +238,50 @@ impl LabPlan {
     pub fn netmask(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::MAX << (32 - u32::from(self.prefix)))
     }
+}
+
+/// One VM per manifest node (or per selected node), with the site's firmware and disk.
+fn site_vms(manifest: &Manifest, site: &LabSite, selected: &[String]) -> Result<Vec<LabVm>> {
+    if let Some(unknown) = selected
+        .iter()
+        .find(|w| !manifest.nodes.iter().any(|n| &n.name == *w))
+    {
+        bail!(BadInput::new(format!(
+            "--nodes: {unknown} is not a node of this site"
+        )));
+    }
+    let wanted = |name: &String| selected.is_empty() || selected.contains(name);
+    let vms = manifest
+        .nodes
+        .iter()
+        .filter(|n| wanted(&n.name))
+        .map(|node| {
+            let extra = site.nodes.get(&node.name);
+            LabVm {
+                name: node.name.clone(),
+                mac: node.mac.to_ascii_lowercase(),
+                ip: node.ip.parse().ok(),
+                firmware: extra.map_or(Firmware::Bios, |e| e.firmware),
+                disk_serial: extra.and_then(|e| disk_serial(e.disk.as_deref()?)),
+                role: Role::Node,
+            }
+        });
+    Ok(vms.collect())
+}
+
+/// A probe VM that boots `target`'s kernel line from another MAC.
+fn intruder(dist: &Path, manifest: &Manifest, target: &str) -> Result<LabVm> {
+    let node = manifest
+        .nodes
+        .iter()
+        .find(|n| n.name == target)
+        .ok_or_else(|| BadInput::new(format!("--intruder: {target} is not a node of this site")))?;
+    let boot = direct_boot_of(dist, &node.mac)?;
+    let role = Role::Intruder {
+        target: target.to_string(),
+        boot,
+    };
+    Ok(probe("intruder", INTRUDER_MAC, Firmware::Bios, role))
 }
 
 fn probe(name: &str, mac: &str, firmware: Firmware, role: Role) -> LabVm {

@@ -43,52 +43,64 @@ pub struct VmSpec<'a> {
 /// The QEMU arguments for one VM; the serial console goes to stdout.
 pub fn args(spec: &VmSpec) -> Vec<String> {
     let vm = spec.vm;
-    let mut a: Vec<String> = Vec::new();
-    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
-    match spec.accel {
-        Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
-        _ => push(&["-accel", "tcg"]),
-    }
+    let mut a: Vec<String> = match spec.accel {
+        Accel::Kvm => strings(&["-accel", "kvm", "-cpu", "host"]),
+        _ => strings(&["-accel", "tcg"]),
+    };
     let memory = spec.memory_mib.to_string();
-    push(&["-m", &memory, "-smp", "1", "-nographic", "-name", &vm.name]);
+    a.extend(strings(&[
+        "-m",
+        &memory,
+        "-smp",
+        "1",
+        "-nographic",
+        "-name",
+        &vm.name,
+    ]));
     if spec.disk.is_none() {
         // The stand-in OS powers off; QEMU then exits instead of rebooting.
-        push(&["-no-reboot"]);
+        a.push("-no-reboot".into());
     }
     if vm.firmware == Firmware::Uefi {
-        let vars = spec.vars.as_deref().unwrap_or(Path::new(OVMF_VARS));
-        push(&["-machine", "q35"]);
-        push(&[
-            "-drive",
-            &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
-        ]);
-        push(&[
-            "-drive",
-            &format!("if=pflash,format=raw,file={}", vars.display()),
-        ]);
+        a.extend(uefi_args(
+            spec.vars.as_deref().unwrap_or(Path::new(OVMF_VARS)),
+        ));
     }
-    let netdev = format!("tap,id=n0,ifname={},script=no,downscript=no", spec.tap);
-    push(&["-netdev", &netdev]);
+    a.extend(nic_args(vm, &spec.tap));
+    if let Some(disk) = &spec.disk {
+        let drive = format!("if=none,id=d0,format=raw,file={}", disk.display());
+        let serial = vm.disk_serial.as_deref().unwrap_or(&vm.name);
+        let device = format!("virtio-blk-pci,drive=d0,serial={serial},bootindex=1");
+        a.extend(strings(&["-drive", &drive, "-device", &device]));
+    }
+    if let Role::Intruder { boot, .. } = &vm.role {
+        a.extend(strings(&["-kernel", &boot.kernel.display().to_string()]));
+        a.extend(strings(&["-initrd", &boot.initrd.display().to_string()]));
+        a.extend(strings(&["-append", &boot.append]));
+    }
+    a
+}
+
+/// OVMF's code (read-only) and the VM's own variable store, on q35.
+fn uefi_args(vars: &Path) -> Vec<String> {
+    let code = format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}");
+    let vars = format!("if=pflash,format=raw,file={}", vars.display());
+    strings(&["-machine", "q35", "-drive", &code, "-drive", &vars])
+}
+
+/// The VM's NIC on its tap, booting after a disk. UEFI VMs get no option ROM,
+/// so OVMF's own PXE stack runs.
+fn nic_args(vm: &LabVm, tap: &str) -> Vec<String> {
+    let netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
     let mut nic = format!("virtio-net-pci,netdev=n0,mac={},bootindex=2", vm.mac);
     if vm.firmware == Firmware::Uefi {
         nic.push_str(",romfile=");
     }
-    push(&["-device", &nic]);
-    if let Some(disk) = &spec.disk {
-        let drive = format!("if=none,id=d0,format=raw,file={}", disk.display());
-        let serial = vm.disk_serial.as_deref().unwrap_or(&vm.name);
-        push(&["-drive", &drive]);
-        push(&[
-            "-device",
-            &format!("virtio-blk-pci,drive=d0,serial={serial},bootindex=1"),
-        ]);
-    }
-    if let Role::Intruder { boot, .. } = &vm.role {
-        push(&["-kernel", &boot.kernel.display().to_string()]);
-        push(&["-initrd", &boot.initrd.display().to_string()]);
-        push(&["-append", &boot.append]);
-    }
-    a
+    strings(&["-netdev", &netdev, "-device", &nic])
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
 }
 
 /// Resolves `Auto` to what works here, checking an explicit `Kvm` too.
@@ -110,17 +122,9 @@ pub fn kvm_works() -> bool {
         return false;
     }
     let child = Command::new(QEMU)
+        .args(["-accel", "kvm", "-cpu", "host", "-m", "64", "-nodefaults"])
         .args([
-            "-accel",
-            "kvm",
-            "-cpu",
-            "host",
-            "-m",
-            "64",
-            "-nodefaults",
             "-nographic",
-        ])
-        .args([
             "-no-reboot",
             "-serial",
             "stdio",
@@ -134,21 +138,8 @@ pub fn kvm_works() -> bool {
         .stderr(Stdio::null())
         .spawn();
     let Ok(mut child) = child else { return false };
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 512];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-            if String::from_utf8_lossy(&seen).contains("No bootable device") {
-                return true;
-            }
-        }
-        false
-    });
+    let stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || prints(stdout, "No bootable device"));
     let deadline = Instant::now() + Duration::from_secs(5);
     while !reader.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -156,6 +147,22 @@ pub fn kvm_works() -> bool {
     let _ = child.kill();
     let _ = child.wait();
     reader.join().unwrap_or(false)
+}
+
+/// Reads until `text` appears (true) or the stream ends (false).
+fn prints(mut stream: impl Read, text: &str) -> bool {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            return false;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        if String::from_utf8_lossy(&seen).contains(text) {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]

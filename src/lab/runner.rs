@@ -96,7 +96,7 @@ impl Lab {
             "--pid-file={}",
             self.state_dir.file("dnsmasq.pid").display()
         ));
-        self.spawn("dnsmasq", "dnsmasq", cmd, "dnsmasq.out")?;
+        self.spawn_service("dnsmasq", "dnsmasq", cmd, "dnsmasq.out")?;
         let log_ready = || -> Result<()> {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if text.contains("sockets bound exclusively") {
@@ -120,7 +120,7 @@ impl Lab {
         cmd.args(["--http-port", &self.plan.http_port.to_string()]);
         cmd.args(["--tftp-port", &self.plan.tftp_port.to_string()]);
         cmd.arg("--log").arg(self.state_dir.file("server.log"));
-        self.spawn("server", &program, cmd, "server.out")
+        self.spawn_service("server", &program, cmd, "server.out")
     }
 
     fn start_nginx(&mut self) -> Result<()> {
@@ -133,7 +133,7 @@ impl Lab {
         let mut cmd = netns::command(&self.record.namespace, "nginx");
         cmd.arg("-p").arg(&prefix).arg("-c").arg(&conf);
         cmd.arg("-e").arg(prefix.join("error.log"));
-        self.spawn("server", "nginx", cmd, "server.out")
+        self.spawn_service("server", "nginx", cmd, "server.out")
     }
 
     /// Retries `ready` until it succeeds, failing early if the process died.
@@ -155,14 +155,25 @@ impl Lab {
         }
     }
 
-    fn spawn(&mut self, name: &str, program: &str, mut cmd: Command, out: &str) -> Result<()> {
-        let out_path = self.state_dir.file(out);
-        let out =
-            File::create(&out_path).with_context(|| format!("creating {}", out_path.display()))?;
-        let err = out.try_clone().context("duplicating a log descriptor")?;
+    /// Starts a service with stdout and stderr both going to `STATE/<out>`.
+    fn spawn_service(&mut self, name: &str, program: &str, cmd: Command, out: &str) -> Result<()> {
+        let stdout = create(&self.state_dir.file(out))?;
+        let stderr = stdout.try_clone().context("duplicating a log descriptor")?;
+        self.spawn(name, program, cmd, stdout, stderr)
+    }
+
+    /// Starts a process in its own process group and records it before anything else.
+    fn spawn(
+        &mut self,
+        name: &str,
+        program: &str,
+        mut cmd: Command,
+        stdout: File,
+        stderr: File,
+    ) -> Result<()> {
         cmd.stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
+            .stdout(stdout)
+            .stderr(stderr)
             .process_group(0);
         let child = cmd
             .spawn()
@@ -181,15 +192,10 @@ impl Lab {
     pub fn start_vm(&mut self, index: usize) -> Result<()> {
         netns::clear_time_wait(&self.record.namespace)?;
         let vm = self.plan.vms[index].clone();
-        let vars = (vm.firmware == Firmware::Uefi)
-            .then(|| -> Result<PathBuf> {
-                let vars = self.state_dir.file(&format!("{}.vars.fd", vm.name));
-                std::fs::copy(qemu::OVMF_VARS, &vars).with_context(|| {
-                    format!("copying {} to {}", qemu::OVMF_VARS, vars.display())
-                })?;
-                Ok(vars)
-            })
-            .transpose()?;
+        let vars = match vm.firmware {
+            Firmware::Uefi => Some(self.uefi_vars(&vm.name)?),
+            Firmware::Bios => None,
+        };
         let disk = self
             .options
             .disk_gib
@@ -203,27 +209,12 @@ impl Lab {
             vars,
             disk,
         };
-        let serial = self.state_dir.serial(&vm.name);
-        let serial_file =
-            File::create(&serial).with_context(|| format!("creating {}", serial.display()))?;
-        let qemu_log = self.state_dir.file(&format!("{}.qemu.log", vm.name));
-        let qemu_log =
-            File::create(&qemu_log).with_context(|| format!("creating {}", qemu_log.display()))?;
+        let serial = create(&self.state_dir.serial(&vm.name))?;
+        let qemu_log = create(&self.state_dir.file(&format!("{}.qemu.log", vm.name)))?;
         let mut cmd = netns::command(&self.record.namespace, qemu::QEMU);
         cmd.args(qemu::args(&spec))
             .current_dir(&self.state_dir.root);
-        cmd.stdin(Stdio::null())
-            .stdout(serial_file)
-            .stderr(qemu_log)
-            .process_group(0);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting QEMU for {}", vm.name))?;
-        self.record.processes.push(Process {
-            name: vm.name.clone(),
-            pid: child.id(),
-            program: qemu::QEMU.into(),
-        });
+        self.spawn(&vm.name, qemu::QEMU, cmd, serial, qemu_log)?;
         self.record.vms.push(VmRecord {
             name: vm.name.clone(),
             mac: vm.mac.clone(),
@@ -231,8 +222,15 @@ impl Lab {
             kind: super::role_name(&vm.role).into(),
             started_unix: state::unix_now(),
         });
-        self.children.insert(vm.name.clone(), child);
         self.state_dir.save(&self.record)
+    }
+
+    /// A fresh copy of OVMF's variable store: no boot entries from earlier runs.
+    fn uefi_vars(&self, name: &str) -> Result<PathBuf> {
+        let vars = self.state_dir.file(&format!("{name}.vars.fd"));
+        std::fs::copy(qemu::OVMF_VARS, &vars)
+            .with_context(|| format!("copying {} to {}", qemu::OVMF_VARS, vars.display()))?;
+        Ok(vars)
     }
 
     /// A sparse raw disk for real installs, kept across runs.
@@ -303,6 +301,10 @@ pub fn teardown_record(state_dir: &StateDir, record: &LabState) {
     if let Err(err) = state_dir.forget() {
         crate::warn!("{err:#}");
     }
+}
+
+fn create(path: &std::path::Path) -> Result<File> {
+    File::create(path).with_context(|| format!("creating {}", path.display()))
 }
 
 fn tap(index: usize) -> String {

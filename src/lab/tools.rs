@@ -24,15 +24,8 @@ fn found(what: &str) -> bool {
         .any(|dir| dir.join(what).is_file())
 }
 
-/// Fails with a clear message naming everything missing and how to install it.
-pub fn check(plan: &LabPlan, server: ServerKind) -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(BadInput::new(
-            "pxebuild lab needs root (CAP_NET_ADMIN) to create its network namespace, \
-             bridge and taps: run it with sudo",
-        ));
-    }
+/// What this plan needs on the host.
+fn needs(plan: &LabPlan, server: ServerKind) -> Vec<Need> {
     let mut needs = vec![
         Need {
             what: "ip",
@@ -73,6 +66,19 @@ pub fn check(plan: &LabPlan, server: ServerKind) -> Result<()> {
             package: "nginx-light",
         });
     }
+    needs
+}
+
+/// Fails with a clear message naming everything missing and how to install it.
+pub fn check(plan: &LabPlan, server: ServerKind) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(BadInput::new(
+            "pxebuild lab needs root (CAP_NET_ADMIN) to create its network namespace, \
+             bridge and taps: run it with sudo",
+        ));
+    }
+    let needs = needs(plan, server);
     let missing: Vec<&Need> = needs.iter().filter(|n| !found(n.what)).collect();
     if missing.is_empty() {
         return Ok(());
