@@ -19,7 +19,10 @@ pid {p}/nginx.pid;
 error_log {p}/error.log;
 events {{ worker_connections 256; }}
 http {{
-    access_log {log} combined;
+    # The combined format plus the transfer time, for the bench.
+    log_format pxelab '$remote_addr - $remote_user [$time_local] \"$request\" $status '
+                      '$body_bytes_sent \"$http_referer\" \"$http_user_agent\" rt=$request_time';
+    access_log {log} pxelab;
     client_body_temp_path {p}/body;
     proxy_temp_path {p}/proxy;
     fastcgi_temp_path {p}/fastcgi;
@@ -50,9 +53,8 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn serves_dist_http_on_the_boot_server_address() {
-        let plan = LabPlan {
+    fn plan() -> LabPlan {
+        LabPlan {
             dist: PathBuf::from("/d"),
             server: Ipv4Addr::new(10, 20, 0, 2),
             prefix: 24,
@@ -60,11 +62,40 @@ mod tests {
             tftp_port: 69,
             vms: vec![],
             dhcp_snippet: PathBuf::from("/d/http/dhcp/dnsmasq.conf"),
-        };
-        let text = config(&plan, Path::new("/s/nginx"), Path::new("/s/server.log"));
+        }
+    }
+
+    #[test]
+    fn serves_dist_http_on_the_boot_server_address() {
+        let text = config(&plan(), Path::new("/s/nginx"), Path::new("/s/server.log"));
         assert!(text.contains("listen 10.20.0.2:8080;"));
         assert!(text.contains("root /d/http;"));
-        assert!(text.contains("access_log /s/server.log combined;"));
+        assert!(text.contains("access_log /s/server.log pxelab;"));
         assert!(text.contains("pid /s/nginx/nginx.pid;"));
+    }
+
+    #[test]
+    fn nginx_accepts_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plan = plan();
+        plan.server = Ipv4Addr::LOCALHOST;
+        plan.dist = dir.path().to_path_buf();
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, config(&plan, dir.path(), &dir.path().join("a.log"))).unwrap();
+        let out = std::process::Command::new("nginx")
+            .arg("-t")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .output()
+            .expect("nginx (nginx-light) is installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
