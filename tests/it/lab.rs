@@ -596,52 +596,65 @@ fn fixture_mirror(out: &Path) -> (PathBuf, PathBuf) {
     (out.join("mirror"), out.join("test-key.asc"))
 }
 
-/// A static HTTP server for the mirror on a loopback port the OS picks.
+/// A static HTTP server for the mirror on a loopback port the OS picks: GET
+/// and HEAD of files under `root`, one request per connection. (A few lines of
+/// std instead of a tool CI might lack.)
 struct MirrorServer {
-    child: std::process::Child,
     url: String,
 }
 
 impl MirrorServer {
     fn start(root: &Path) -> MirrorServer {
-        use std::io::{BufRead, BufReader};
-        let mut child = Command::new("python3")
-            .args([
-                "-u",
-                "-m",
-                "http.server",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-            ])
-            .arg(root)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("starting python3 -m http.server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
-        let port = line
-            .split_whitespace()
-            .nth(5)
-            .expect("port in the banner")
-            .to_string();
-        MirrorServer {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let root = root.to_path_buf();
+        // The thread ends with the test process; the listener lives as long.
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let root = root.clone();
+                std::thread::spawn(move || serve_one(&root, stream));
+            }
+        });
+        MirrorServer { url }
     }
 }
 
-impl Drop for MirrorServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+fn serve_one(root: &Path, mut stream: std::net::TcpStream) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request = String::new();
+    if reader.read_line(&mut request).is_err() {
+        return;
     }
+    let mut header = String::new();
+    while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+        header.clear();
+    }
+    let mut words = request.split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or("/"));
+    let rel = target
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('/');
+    let file = (!rel.split('/').any(|c| c == "..")).then(|| root.join(rel));
+    let _ = match file.and_then(|f| fs::read(f).ok()) {
+        Some(body) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).and_then(|()| {
+                if method == "HEAD" {
+                    Ok(())
+                } else {
+                    stream.write_all(&body)
+                }
+            })
+        }
+        None => stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    };
 }
 
 /// The repository's example site cut to three control planes: cp1 (BIOS),
@@ -714,7 +727,6 @@ fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
         .output()
         .unwrap();
     assert!(build.status.success(), "pxebuild build:\n{}", text(&build));
-    drop(mirror);
     let dist = work.path().join("dist");
 
     // pxebuild serve: every node, an unknown MAC, and an intruder asking for cp2's config.
@@ -802,4 +814,22 @@ fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
     let (_, sha512) = install_ignition_of(&dist, "cp1");
     assert_eq!(vm(&report, "cp1")["marker"]["sha512"], sha512.as_str());
     assert_install_arguments(&report, "cp1");
+}
+
+#[test]
+fn lab_mirror_stand_in_serves_files_and_refuses_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path(), "host/a/file.bin", b"payload");
+    let server = MirrorServer::start(dir.path());
+    let get = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "--path-as-is", "-o", "-", "-w", "%{http_code}"])
+            .arg(format!("{}{path}", server.url))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(get("/host/a/file.bin"), "payload200");
+    assert_eq!(get("/host/a/missing"), "404");
+    assert_eq!(get("/host/../host/a/file.bin"), "404");
 }
