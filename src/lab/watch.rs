@@ -94,7 +94,7 @@ pub fn run(
         .collect();
     let mut dhcp = LineReader::at_start(lab.state_dir.file("dnsmasq.log"));
     let mut server = LineReader::at_end(lab.state_dir.file("server.log"));
-    let mut screen = Screen::new(lab.plan.vms.len());
+    let mut screen = Screen::new();
     loop {
         if stop.load(Ordering::Relaxed) {
             bail!("interrupted");
@@ -108,7 +108,8 @@ pub fn run(
         {
             changed |= follow_vm(lab, w, timeout);
         }
-        if changed {
+        // On a terminal, redraw every second too, so the running times tick.
+        if changed || screen.due() {
             screen.draw(lab, &vms);
         }
         if vms.iter().all(|w| w.verdict.is_some()) {
@@ -216,22 +217,29 @@ struct Screen {
     tty: bool,
     drawn: usize,
     last: BTreeMap<String, String>,
+    drawn_at: Instant,
 }
 
 impl Screen {
-    fn new(_rows: usize) -> Screen {
+    fn new() -> Screen {
         Screen {
             tty: std::io::stderr().is_terminal(),
             drawn: 0,
             last: BTreeMap::new(),
+            drawn_at: Instant::now(),
         }
+    }
+
+    fn due(&self) -> bool {
+        self.tty && self.drawn_at.elapsed() >= Duration::from_secs(1)
     }
 
     fn draw(&mut self, lab: &Lab, vms: &[Watched]) {
         if crate::log::level() == 0 {
             return;
         }
-        let rows = rows(lab, vms);
+        self.drawn_at = Instant::now();
+        let rows = rows(lab, vms, self.tty);
         if self.tty {
             let text = table::render(&rows);
             if self.drawn > 0 {
@@ -264,8 +272,8 @@ fn milestones_text(row: &Row) -> String {
     }
 }
 
-/// Table rows for the watched VMs.
-pub fn rows(lab: &Lab, vms: &[Watched]) -> Vec<Row> {
+/// Table rows for the watched VMs; `ticking` adds the running time of booting VMs.
+pub fn rows(lab: &Lab, vms: &[Watched], ticking: bool) -> Vec<Row> {
     vms.iter()
         .map(|w| {
             let vm = &lab.plan.vms[w.index];
@@ -277,6 +285,11 @@ pub fn rows(lab: &Lab, vms: &[Watched]) -> Vec<Row> {
                 .unwrap_or_default();
             let state = match (&w.started, &w.verdict) {
                 (None, _) => "waiting".to_string(),
+                (Some(started), None) if ticking => format!(
+                    "{} {:.0}s",
+                    w.progress.state(&vm.role, None),
+                    started.elapsed().as_secs_f64()
+                ),
                 (Some(_), v) => w.progress.state(&vm.role, v.as_ref()),
             };
             Row {
