@@ -1,5 +1,6 @@
 mod day2;
 mod harness;
+mod lab;
 mod serve_http;
 mod serve_support;
 mod serve_tftp;
