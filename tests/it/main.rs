@@ -1,2 +1,3 @@
+mod fetch;
 mod harness;
 mod site;
