@@ -219,11 +219,7 @@ fn issuer_names(sig: &Signature) -> String {
     if !fprs.is_empty() {
         return fprs.join(", ");
     }
-    let ids: Vec<String> = sig
-        .issuer_key_id()
-        .iter()
-        .map(|k| hex::encode_upper(k))
-        .collect();
+    let ids: Vec<String> = sig.issuer_key_id().iter().map(hex::encode_upper).collect();
     if ids.is_empty() {
         "(no issuer)".into()
     } else {

@@ -217,8 +217,6 @@ fn expected_files() -> Vec<(String, String)> {
             format!("{FLATCAR}/{f}"),
         )
     };
-    let syslinux = "/www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.gz";
-    let _ = syslinux;
     vec![
         fc("flatcar_production_pxe.vmlinuz"),
         fc("flatcar_production_pxe_image.cpio.gz"),
@@ -407,9 +405,8 @@ fn a_missing_pxe_kernel_signature_falls_back_to_the_image_kernel_signature() {
 #[test]
 fn a_missing_signature_fails_before_anything_is_built() {
     let w = World::new();
-    for f in ["flatcar_production_image.bin.bz2.sig"] {
-        std::fs::remove_file(w.mirror().join(format!("{}/{f}", &FLATCAR[1..]))).unwrap();
-    }
+    let sig = format!("{}/flatcar_production_image.bin.bz2.sig", &FLATCAR[1..]);
+    std::fs::remove_file(w.mirror().join(sig)).unwrap();
     let out = w.build();
     assert_fails_with(
         &out,
