@@ -1,4 +1,6 @@
+mod butane;
 mod day2;
+mod fetch;
 mod harness;
 mod lab;
 mod serve_http;
