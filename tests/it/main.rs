@@ -1,4 +1,3 @@
-mod butane;
 mod day2;
 mod fetch;
 mod harness;
