@@ -228,7 +228,13 @@ fn send(
             &format!("bytes {start}-{}/{size}", start + len - 1),
         );
     }
-    if let Err(err) = stream.write_all(head.finish().as_bytes()) {
+    let head = head.finish();
+    let written = if req.method == "HEAD" || status == 416 || len == 0 {
+        stream.write_all(head.as_bytes())
+    } else {
+        response::write_head(stream, head.as_bytes())
+    };
+    if let Err(err) = written {
         return (false, format!("error:{}", err.kind()));
     }
     if req.method == "HEAD" || status == 416 {
