@@ -169,34 +169,6 @@ pub fn blksize_for_mtu(mtu: u32, ipv6: bool) -> u16 {
     mtu.saturating_sub(headers).clamp(8, u32::from(u16::MAX)) as u16
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pktinfo_reports_the_destination_address() {
-        let server = UdpSocket::bind("0.0.0.0:0").unwrap();
-        enable_pktinfo(&server).unwrap();
-        let port = server.local_addr().unwrap().port();
-        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.send_to(b"hi", ("127.0.0.1", port)).unwrap();
-        let mut buf = [0u8; 16];
-        let got = recv_with_local(&server, &mut buf).unwrap();
-        assert_eq!(&buf[..got.len], b"hi");
-        assert_eq!(got.peer, client.local_addr().unwrap());
-        assert_eq!(got.local, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    }
-
-    #[test]
-    fn mtu_of_a_connected_socket() {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.connect("127.0.0.1:9").unwrap();
-        assert!(path_mtu(&sock).unwrap() >= 1280);
-        assert_eq!(blksize_for_mtu(1500, false), 1468);
-        assert_eq!(blksize_for_mtu(65536, false), 65504);
-    }
-}
-
 /// Sends one datagram per (header, payload) pair on a connected socket with
 /// sendmmsg(2): a whole TFTP window in one system call instead of one per block.
 pub fn send_batch(sock: &UdpSocket, headers: &[[u8; 4]], payloads: &[&[u8]]) -> io::Result<()> {
@@ -242,4 +214,32 @@ pub fn send_batch(sock: &UdpSocket, headers: &[[u8; 4]], payloads: &[&[u8]]) -> 
         sent += n as usize;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pktinfo_reports_the_destination_address() {
+        let server = UdpSocket::bind("0.0.0.0:0").unwrap();
+        enable_pktinfo(&server).unwrap();
+        let port = server.local_addr().unwrap().port();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"hi", ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 16];
+        let got = recv_with_local(&server, &mut buf).unwrap();
+        assert_eq!(&buf[..got.len], b"hi");
+        assert_eq!(got.peer, client.local_addr().unwrap());
+        assert_eq!(got.local, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    }
+
+    #[test]
+    fn mtu_of_a_connected_socket() {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.connect("127.0.0.1:9").unwrap();
+        assert!(path_mtu(&sock).unwrap() >= 1280);
+        assert_eq!(blksize_for_mtu(1500, false), 1468);
+        assert_eq!(blksize_for_mtu(65536, false), 65504);
+    }
 }
