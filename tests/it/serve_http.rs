@@ -371,3 +371,31 @@ fn serve_drops_privileges_with_user() {
     let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(!uid.split_whitespace().skip(1).any(|id| id == "0"), "{uid}");
 }
+
+#[test]
+fn serve_http_idle_and_stalled_clients_time_out() {
+    let dist = Dist::new().file("http/big", &vec![7u8; 32 << 20]);
+    let server = dist.serve(&["--http-timeout", "1"]);
+    // Idle: the server closes a connection that never sends a request.
+    let mut idle = TcpStream::connect(("127.0.0.1", server.http)).unwrap();
+    idle.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        idle.read(&mut buf).unwrap_or(0),
+        0,
+        "idle connection closed by the server"
+    );
+    // Stalled: a client that asks for 32 MiB (more than the socket buffers hold)
+    // and never reads is cut off.
+    let mut stalled = TcpStream::connect(("127.0.0.1", server.http)).unwrap();
+    stalled
+        .write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    server.wait_log(&["path=http/big", "result=aborted:"]);
+    assert_eq!(
+        status_of(&[&server.url("/big"), "-r", "0-9"]),
+        "206",
+        "others are still served"
+    );
+    drop(stalled);
+}

@@ -19,6 +19,8 @@ const HEAD_LIMIT: Duration = Duration::from_secs(10);
 
 pub fn serve_connection(mut stream: TcpStream, shared: &Shared) {
     let Ok(peer) = stream.peer_addr() else { return };
+    // IPv4 clients of a dual-stack listener are logged and matched as IPv4.
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(shared.config.http_timeout));
     let mut buf = Vec::new();
@@ -228,7 +230,13 @@ fn send(
             &format!("bytes {start}-{}/{size}", start + len - 1),
         );
     }
-    if let Err(err) = stream.write_all(head.finish().as_bytes()) {
+    let head = head.finish();
+    let written = if req.method == "HEAD" || status == 416 || len == 0 {
+        stream.write_all(head.as_bytes())
+    } else {
+        response::write_head(stream, head.as_bytes())
+    };
+    if let Err(err) = written {
         return (false, format!("error:{}", err.kind()));
     }
     if req.method == "HEAD" || status == 416 {

@@ -113,6 +113,21 @@ pub fn simple(
     stream.write_all(&out)
 }
 
+/// Writes a response head that a body will follow: MSG_MORE lets the kernel
+/// put the head and the start of the body in one segment (what nginx gets from
+/// TCP_NOPUSH), instead of a small packet of its own.
+pub fn write_head(stream: &TcpStream, mut head: &[u8]) -> io::Result<()> {
+    while !head.is_empty() {
+        match rustix::net::send(stream, head, rustix::net::SendFlags::MORE) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => head = &head[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Sends `len` bytes of `file` from `offset` with sendfile; returns bytes sent.
 /// A stalled client hits the socket's send timeout (EAGAIN) and the error ends
 /// the connection.

@@ -4,7 +4,7 @@
 //! datagrams get an ERROR packet; every request ends in one log line.
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -32,6 +32,7 @@ pub fn bind(addr: SocketAddr) -> Result<UdpSocket> {
 pub fn serve(listener: UdpSocket, shared: Arc<Shared>) {
     let listen_ip = listener.local_addr().map(|a| a.ip()).ok();
     let mut buf = vec![0u8; 65_536];
+    let sessions = Arc::new(AtomicUsize::new(0));
     while !shared.shutdown.load(Ordering::SeqCst) {
         let got = match sock::recv_with_local(&listener, &mut buf) {
             Ok(got) => got,
@@ -54,31 +55,35 @@ pub fn serve(listener: UdpSocket, shared: Arc<Shared>) {
             .or(listen_ip)
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let datagram = buf[..got.len].to_vec();
-        start_session(&listener, &shared, datagram, got.peer, local);
+        start_session(&listener, &shared, &sessions, datagram, got.peer, local);
     }
 }
 
 fn start_session(
     listener: &UdpSocket,
     shared: &Arc<Shared>,
+    sessions: &Arc<AtomicUsize>,
     datagram: Vec<u8>,
     peer: SocketAddr,
     local: IpAddr,
 ) {
-    if shared.busy.load(Ordering::SeqCst) >= shared.config.max_tftp_sessions {
+    if sessions.load(Ordering::SeqCst) >= shared.config.max_tftp_sessions {
         let reply = packet::encode_error(ErrorCode::NotDefined, "server busy, try again");
         let _ = listener.send_to(&reply, peer);
         return;
     }
-    let shared = shared.clone();
+    sessions.fetch_add(1, Ordering::SeqCst);
+    let (shared, counter) = (shared.clone(), sessions.clone());
     let spawned = thread::Builder::new()
         .name("tftp-session".into())
         .stack_size(256 * 1024)
         .spawn(move || {
             let _busy = BusyGuard::new(&shared.busy);
             session(&shared, &datagram, peer, local);
+            counter.fetch_sub(1, Ordering::SeqCst);
         });
     if let Err(err) = spawned {
+        sessions.fetch_sub(1, Ordering::SeqCst);
         crate::warn!("tftp: cannot start a session thread: {err}");
     }
 }

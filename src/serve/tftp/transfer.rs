@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::options::Negotiated;
 use super::packet::{self, Packet};
+use super::sock;
 use super::window::{wire, AckOutcome, Window};
 
 /// How a transfer ended.
@@ -117,16 +118,10 @@ fn send_all(
     window: &mut Window,
     retries: u32,
 ) -> Outcome {
-    let mut packet = vec![0u8; usize::from(blksize) + 4];
+    let mut data = Vec::new();
     let mut buf = [0u8; 1024];
     let mut tries = 0;
-    let mut send = |window: &Window| -> io::Result<()> {
-        for index in window.span() {
-            let len = block(file, size, blksize, index, &mut packet)?;
-            sock.send(&packet[..4 + len])?;
-        }
-        Ok(())
-    };
+    let mut send = |window: &Window| send_window(sock, file, size, blksize, window, &mut data);
     if let Err(err) = send(window) {
         return Outcome::Io(err);
     }
@@ -162,13 +157,35 @@ fn send_all(
     }
 }
 
-/// Fills `packet` with DATA block `index`; returns the payload length.
-fn block(file: &File, size: u64, blksize: u16, index: u64, packet: &mut [u8]) -> io::Result<usize> {
-    let offset = (index - 1) * u64::from(blksize);
-    let len = size.saturating_sub(offset).min(u64::from(blksize)) as usize;
-    packet::write_data_header(packet, wire(index));
-    file.read_exact_at(&mut packet[4..4 + len], offset)?;
-    Ok(len)
+/// Sends every block of the window: one pread for the window's bytes, one
+/// sendmmsg for its datagrams.
+fn send_window(
+    sock: &UdpSocket,
+    file: &File,
+    size: u64,
+    blksize: u16,
+    window: &Window,
+    data: &mut Vec<u8>,
+) -> io::Result<()> {
+    let blksize = u64::from(blksize);
+    let span = window.span();
+    let offset = (span.start() - 1) * blksize;
+    let len = (span.end() * blksize).min(size).saturating_sub(offset) as usize;
+    data.resize(len, 0);
+    file.read_exact_at(data, offset)?;
+    let headers: Vec<[u8; 4]> = span
+        .clone()
+        .map(|index| {
+            let mut head = [0u8; 4];
+            packet::write_data_header(&mut head, wire(index));
+            head
+        })
+        .collect();
+    // The last block may be short or empty; chunks() yields no empty tail, so
+    // pad the list of payloads with an empty one when the window needs it.
+    let mut payloads: Vec<&[u8]> = data.chunks(blksize as usize).collect();
+    payloads.resize(headers.len(), &[]);
+    sock::send_batch(sock, &headers, &payloads)
 }
 
 /// Default retransmission timeout when the client does not negotiate one.
