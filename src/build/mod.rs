@@ -65,7 +65,9 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
     let outcomes = executor::execute(&steps, &cache, &exec)?;
     let published = published_outputs(&outcomes)?;
     let manifest = manifest_for(site, &outcomes, &published);
-    let replaced = !stage::up_to_date(&opts.out, &manifest);
+    // With --verify-cache a corrupt blob was replaced by a new inode; dist/ still
+    // hard-links the old one, so republish instead of trusting the sizes.
+    let replaced = opts.verify_cache || !stage::up_to_date(&opts.out, &manifest);
     if replaced {
         stage::publish(&opts.out, &manifest, &published, &cache.store)?;
     }
