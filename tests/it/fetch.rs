@@ -479,6 +479,27 @@ fn an_interrupted_transfer_resumes_with_a_range_request() {
 }
 
 #[test]
+fn transient_server_errors_are_retried() {
+    let w = World::new();
+    let path = format!("{FLATCAR}/flatcar_production_pxe_image.cpio.gz");
+    w.server.fault(&path, Fault::Unavailable { times: 1 });
+    assert_ok(&w.build());
+    assert_dist_matches_mirror(&w);
+    let gets = w
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path && r.method == "GET")
+        .count();
+    assert_eq!(gets, 2, "one 503, then the retry");
+    // A server that keeps failing ends the build, naming the URL and status.
+    let w = World::new();
+    w.server.fault(&path, Fault::Unavailable { times: 1000 });
+    let out = w.build();
+    assert_fails_with(&out, &[&path, "HTTP status 503", "giving up"]);
+}
+
+#[test]
 fn a_transfer_that_keeps_breaking_fails_cleanly() {
     let w = World::new();
     let path = format!("{FLATCAR}/flatcar_production_pxe.vmlinuz");
