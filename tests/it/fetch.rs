@@ -622,6 +622,13 @@ fn loaders_come_from_a_local_directory() {
     let w = World::with_sources(r#"loaders_dir = "loaders""#);
     let dir = w.tmp.path().join("loaders");
     std::fs::create_dir(&dir).unwrap();
+    let out = w.build();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("lacks lpxelinux.0, ldlinux.c32"),
+        "{}",
+        stderr(&out)
+    );
     for src in [
         "/usr/lib/PXELINUX/lpxelinux.0",
         "/usr/lib/syslinux/modules/bios/ldlinux.c32",
