@@ -55,6 +55,11 @@ impl Fetcher {
         }
         let located = self.sources.locate(url)?;
         let temp = self.index.partial(url, &self.store)?;
+        let _lock = lock(&self.index.lock_path(url))?;
+        // Another build sharing this cache may have finished it meanwhile.
+        if let Some(blob) = self.reuse(url, check)? {
+            return Ok(blob);
+        }
         let bar = Bar::new(name);
         let got = self
             .client
@@ -138,6 +143,17 @@ impl Fetcher {
             size: got.size,
         })
     }
+}
+
+/// Serialises downloads of one URL between builds that share a cache, so two
+/// never append to the same partial file.
+fn lock(path: &Path) -> Result<std::fs::File> {
+    use rustix::fs::{flock, FlockOperation};
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    flock(&file, FlockOperation::LockExclusive)
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
 }
 
 fn human(bytes: u64) -> String {

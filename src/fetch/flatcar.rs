@@ -74,6 +74,12 @@ impl FlatcarFile {
         for url in &self.sig_urls {
             let name = format!("{}.sig", self.file);
             if let Some(bytes) = self.fetcher.fetch_small(&name, url)? {
+                if url != &self.sig_urls[0] {
+                    crate::info!(
+                        "{} has no .sig upstream; using {url} (it signs the same kernel)",
+                        self.file
+                    );
+                }
                 return Ok((bytes, url));
             }
         }

@@ -171,39 +171,20 @@ impl Client {
         let (mut file, mut hasher) = open_temp(temp, resumed).map_err(Failure::Permanent)?;
         bar.start(total, start);
         let mut reader = resp.body_mut().with_config().reader();
-        let mut size = start;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = file.sync_all();
-                    let what = if e.kind() == std::io::ErrorKind::TimedOut
-                        || e.to_string().contains("timeout")
-                    {
-                        "timed out"
-                    } else {
-                        "transfer interrupted"
-                    };
-                    let e = anyhow!("{url}: {what} after {size} bytes: {e}");
-                    return Err(if size > start {
-                        Failure::Progressed(e)
-                    } else {
-                        Failure::Transient(e)
-                    });
-                }
-            };
-            file.write_all(&buf[..n])
-                .with_context(|| format!("writing {}", temp.display()))
-                .map_err(Failure::Permanent)?;
-            hasher.update(&buf[..n]);
-            size += n as u64;
-            bar.inc(n as u64);
-        }
-        if let Some(total) = total.filter(|&t| t != size) {
-            let e = anyhow!("{url}: truncated download ({size} of {total} bytes)");
-            return Err(if size > start {
+        let streamed = stream(&mut reader, &mut file, &mut hasher, bar);
+        let size = start + streamed.bytes;
+        let broken = match streamed.error {
+            Some(e) => Some(anyhow!(
+                "{url}: {} after {size} bytes: {e}",
+                interruption(&e)
+            )),
+            None => total
+                .filter(|&t| t != size)
+                .map(|t| anyhow!("{url}: truncated download ({size} of {t} bytes)")),
+        };
+        if let Some(e) = broken {
+            let _ = file.sync_all();
+            return Err(if streamed.bytes > 0 {
                 Failure::Progressed(e)
             } else {
                 Failure::Transient(e)
@@ -216,6 +197,48 @@ impl Client {
             sha256: hex::encode(hasher.finalize()),
             size,
         })
+    }
+}
+
+/// What one pass over a response body did.
+struct Streamed {
+    bytes: u64,
+    error: Option<std::io::Error>,
+}
+
+/// Copies the body into the file, hashing and counting as it goes; stops at
+/// the end of the body or the first error (reading or writing).
+fn stream(reader: &mut impl Read, file: &mut File, hasher: &mut Sha256, bar: &Bar) -> Streamed {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut bytes = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Streamed { bytes, error: None },
+            Ok(n) => n,
+            Err(e) => {
+                return Streamed {
+                    bytes,
+                    error: Some(e),
+                }
+            }
+        };
+        if let Err(e) = file.write_all(&buf[..n]) {
+            return Streamed {
+                bytes,
+                error: Some(e),
+            };
+        }
+        hasher.update(&buf[..n]);
+        bytes += n as u64;
+        bar.inc(n as u64);
+    }
+}
+
+fn interruption(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::TimedOut || e.to_string().contains("timeout") {
+        "timed out"
+    } else {
+        "transfer interrupted"
     }
 }
 

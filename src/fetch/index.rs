@@ -45,6 +45,11 @@ impl Index {
         Ok(store.temp_dir()?.join(format!("{}.part", key(url))))
     }
 
+    /// A lock file serialising downloads of `url` across builds.
+    pub fn lock_path(&self, url: &str) -> PathBuf {
+        self.dir.join(format!("{}.lock", key(url)))
+    }
+
     fn path(&self, url: &str) -> PathBuf {
         self.dir.join(format!("{}.json", key(url)))
     }

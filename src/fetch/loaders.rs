@@ -99,6 +99,19 @@ pub fn steps(fetcher: &Arc<Fetcher>, loaders: &[String]) -> Result<LoaderPlan> {
     };
     if let Some(dir) = &src.loaders_dir {
         let files: Vec<Loader> = syslinux.into_iter().chain(ipxe).collect();
+        let missing: Vec<&str> = files
+            .iter()
+            .filter(|f| !dir.join(f.name).is_file())
+            .map(|f| f.name)
+            .collect();
+        if !missing.is_empty() {
+            return Err(BadInput::new(format!(
+                "sources.loaders_dir {} lacks {} (docs/artifacts.md shows how to fill it \
+                 from Debian's packages)",
+                dir.display(),
+                missing.join(", ")
+            )));
+        }
         if !files.is_empty() {
             let step = LocalLoaders {
                 dir: dir.clone(),

@@ -34,21 +34,35 @@ pub struct Planned {
 pub fn plan(site: &Site, offline: bool) -> Result<Planned> {
     let sources = Sources::from_site(site)?;
     let fetcher = Fetcher::new(sources, &site.cache_dir(), offline)?;
-    let mut refs = ArtifactRefs::empty(&site.file.flatcar.version);
-    let mut steps: Vec<Box<dyn Step>> = Vec::new();
-    let mut wanted = Vec::new();
+    let mut planned = Planned {
+        steps: Vec::new(),
+        refs: ArtifactRefs::empty(&site.file.flatcar.version),
+        wanted: Vec::new(),
+        fetcher,
+    };
+    plan_flatcar(site, &mut planned);
+    plan_sysexts(site, &mut planned);
+    let loaders = &site.file.boot_server.loaders;
+    let (steps, refs) = super::loaders::steps(&planned.fetcher, loaders)?;
+    planned
+        .wanted
+        .extend(loader_sources(&planned.fetcher, loaders));
+    planned.refs.loaders = refs;
+    planned.steps.extend(steps);
+    Ok(planned)
+}
 
+fn want(planned: &mut Planned, name: String, urls: Vec<String>) {
+    planned.wanted.push(Wanted { name, urls });
+}
+
+fn plan_flatcar(site: &Site, planned: &mut Planned) {
     for file in [PXE_KERNEL, PXE_INITRD, INSTALL_IMAGE] {
-        let step = FlatcarFile::new(&fetcher, site, file);
-        wanted.push(Wanted {
-            name: file.to_string(),
-            urls: vec![step.url.clone()],
-        });
-        wanted.push(Wanted {
-            name: format!("{file}.sig"),
-            urls: step.sig_urls.clone(),
-        });
+        let step = FlatcarFile::new(&planned.fetcher, site, file);
+        want(planned, file.to_string(), vec![step.url.clone()]);
+        want(planned, format!("{file}.sig"), step.sig_urls.clone());
         let artifact = Some(step.artifact());
+        let refs = &mut planned.refs;
         match file {
             PXE_KERNEL => refs.pxe_kernel = artifact,
             PXE_INITRD => refs.pxe_initrd = artifact,
@@ -57,34 +71,22 @@ pub fn plan(site: &Site, offline: bool) -> Result<Planned> {
                 refs.install_image_sig = step.sig_artifact();
             }
         }
-        steps.push(Box::new(step));
+        planned.steps.push(Box::new(step));
     }
+}
 
+fn plan_sysexts(site: &Site, planned: &mut Planned) {
     for (name, version) in sysexts(site) {
-        let step = SysextImage::new(&fetcher, name, &version, &site.file.flatcar.arch);
-        wanted.push(Wanted {
-            name: step.file_name.clone(),
-            urls: vec![step.url.clone()],
-        });
-        wanted.push(Wanted {
-            name: format!("{name} SHA256SUMS"),
-            urls: vec![step.sums_url.clone()],
-        });
-        refs.sysexts.push(step.artifact());
-        steps.push(Box::new(step));
+        let step = SysextImage::new(&planned.fetcher, name, &version, &site.file.flatcar.arch);
+        want(planned, step.file_name.clone(), vec![step.url.clone()]);
+        want(
+            planned,
+            format!("{name} SHA256SUMS"),
+            vec![step.sums_url.clone()],
+        );
+        planned.refs.sysexts.push(step.artifact());
+        planned.steps.push(Box::new(step));
     }
-
-    let (loader_steps, loader_refs) =
-        super::loaders::steps(&fetcher, &site.file.boot_server.loaders)?;
-    wanted.extend(loader_sources(&fetcher, &site.file.boot_server.loaders));
-    refs.loaders = loader_refs;
-    steps.extend(loader_steps);
-    Ok(Planned {
-        steps,
-        refs,
-        wanted,
-        fetcher,
-    })
 }
 
 /// The sysexts the site asks for: kubernetes, cilium, and containerd if set.
@@ -179,4 +181,65 @@ fn located(fetcher: &Fetcher, url: &str) -> String {
 
 fn describe(w: &Wanted) -> String {
     format!("{} ({})", w.name, w.urls.join(" or "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(extra_sources: &str) -> (tempfile::TempDir, Result<Site>) {
+        let dir = tempfile::tempdir().unwrap();
+        let text = include_str!("../../site.toml")
+            .replace("[sources]\n", &format!("[sources]\n{extra_sources}\n"));
+        let site = Site::from_text(&text, &dir.path().join("site.toml"));
+        (dir, site)
+    }
+
+    #[test]
+    fn the_syslinux_tarball_needs_a_pin_or_a_loaders_dir() {
+        let (_dir, site) = example("");
+        let err = plan(&site.unwrap(), false).err().expect("no pin, no plan");
+        assert_eq!(crate::error::exit_code(&err), 2, "bad input: {err:#}");
+        assert!(
+            format!("{err:#}").contains("sources.syslinux_sha256"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn refs_name_the_dist_paths_and_their_steps() {
+        let (_dir, site) = example(&format!("syslinux_sha256 = \"{}\"", "a".repeat(64)));
+        let planned = plan(&site.unwrap(), false).unwrap();
+        let refs = &planned.refs;
+        let kernel = refs.pxe_kernel.as_ref().unwrap();
+        assert_eq!(
+            kernel.path,
+            "http/flatcar/4593.2.5/flatcar_production_pxe.vmlinuz"
+        );
+        assert_eq!(kernel.step, "fetch:flatcar/flatcar_production_pxe.vmlinuz");
+        assert_eq!(
+            refs.install_image_sig.as_ref().unwrap().path,
+            "http/flatcar/4593.2.5/flatcar_production_image.bin.bz2.sig"
+        );
+        let loaders: Vec<&str> = refs.loaders.iter().map(|l| l.path.as_str()).collect();
+        assert_eq!(
+            loaders,
+            [
+                "tftp/lpxelinux.0",
+                "tftp/ldlinux.c32",
+                "tftp/efi64/syslinux.efi",
+                "tftp/efi64/ldlinux.e64"
+            ]
+        );
+        let k8s = &refs.sysexts[0];
+        assert_eq!(
+            k8s.image.path,
+            "http/sysext/kubernetes/kubernetes-v1.33.2-x86-64.raw"
+        );
+        assert_eq!(refs.sysexts.len(), 2, "no containerd unless asked for");
+        let ids: Vec<String> = planned.steps.iter().map(|s| s.id()).collect();
+        for id in refs.steps() {
+            assert!(ids.contains(&id), "{id} is a planned step");
+        }
+    }
 }

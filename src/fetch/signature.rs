@@ -18,7 +18,7 @@ use pgp::types::{KeyDetails, Timestamp};
 /// The Flatcar image signing key (flatcar-website
 /// `static/security/image-signing-key/Flatcar_Image_Signing_Key.asc`, with the
 /// 2025 subkey).
-const FLATCAR_KEY: &str = include_str!("flatcar-image-signing-key.asc");
+pub(crate) const FLATCAR_KEY: &str = include_str!("flatcar-image-signing-key.asc");
 /// Primary fingerprint of the Flatcar image signing key.
 pub const FLATCAR_FINGERPRINT: &str = "F88CFEDEFF29A5B4D9523864E25D9AED0593B34A";
 

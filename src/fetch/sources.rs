@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 
-use super::signature::SigningKey;
+use super::signature::{SigningKey, FLATCAR_KEY};
 use crate::site::Site;
 
 pub const SYSLINUX_URL: &str =
@@ -43,9 +43,8 @@ impl Sources {
             None => match &src.signing_key {
                 Some(path) => load_key(&site.dir.join(path))?,
                 None => {
-                    let key = SigningKey::flatcar();
-                    let digest = crate::digest::sha256_hex(key.source.as_bytes());
-                    (key, format!("builtin:{digest}"))
+                    let digest = crate::digest::sha256_hex(FLATCAR_KEY.as_bytes());
+                    (SigningKey::flatcar(), format!("builtin:{digest}"))
                 }
             },
         };

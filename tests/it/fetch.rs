@@ -479,6 +479,27 @@ fn an_interrupted_transfer_resumes_with_a_range_request() {
 }
 
 #[test]
+fn transient_server_errors_are_retried() {
+    let w = World::new();
+    let path = format!("{FLATCAR}/flatcar_production_pxe_image.cpio.gz");
+    w.server.fault(&path, Fault::Unavailable { times: 1 });
+    assert_ok(&w.build());
+    assert_dist_matches_mirror(&w);
+    let gets = w
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path && r.method == "GET")
+        .count();
+    assert_eq!(gets, 2, "one 503, then the retry");
+    // A server that keeps failing ends the build, naming the URL and status.
+    let w = World::new();
+    w.server.fault(&path, Fault::Unavailable { times: 1000 });
+    let out = w.build();
+    assert_fails_with(&out, &[&path, "HTTP status 503", "giving up"]);
+}
+
+#[test]
 fn a_transfer_that_keeps_breaking_fails_cleanly() {
     let w = World::new();
     let path = format!("{FLATCAR}/flatcar_production_pxe.vmlinuz");
@@ -601,6 +622,13 @@ fn loaders_come_from_a_local_directory() {
     let w = World::with_sources(r#"loaders_dir = "loaders""#);
     let dir = w.tmp.path().join("loaders");
     std::fs::create_dir(&dir).unwrap();
+    let out = w.build();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("lacks lpxelinux.0, ldlinux.c32"),
+        "{}",
+        stderr(&out)
+    );
     for src in [
         "/usr/lib/PXELINUX/lpxelinux.0",
         "/usr/lib/syslinux/modules/bios/ldlinux.c32",

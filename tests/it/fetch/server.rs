@@ -19,6 +19,8 @@ pub enum Fault {
     /// GET sends the full Content-Length but only half the body, then closes;
     /// the next `times` GETs do so (HEAD answers normally).
     DropMidway { times: u32 },
+    /// The next `times` GETs answer 503 Service Unavailable.
+    Unavailable { times: u32 },
     /// GET answers with headers for the full file, then hangs until the
     /// client gives up (HEAD answers normally).
     Hang,
@@ -110,13 +112,12 @@ fn serve(mut conn: TcpStream, root: &Path, state: &Mutex<State>, stop: &AtomicBo
         let mut st = state.lock().unwrap();
         st.seen.push(req.clone());
         let fault = st.faults.get(&req.path).cloned();
-        if let (Some(Fault::DropMidway { times }), "GET") = (&fault, req.method.as_str()) {
-            let left = times.saturating_sub(1);
-            if left == 0 {
-                st.faults.remove(&req.path);
-            } else {
-                st.faults
-                    .insert(req.path.clone(), Fault::DropMidway { times: left });
+        if req.method == "GET" {
+            if let Some(next) = fault.as_ref().and_then(used_once) {
+                match next {
+                    Some(f) => st.faults.insert(req.path.clone(), f),
+                    None => st.faults.remove(&req.path),
+                };
             }
         }
         fault
@@ -132,6 +133,9 @@ fn serve(mut conn: TcpStream, root: &Path, state: &Mutex<State>, stop: &AtomicBo
                 "HTTP/1.1 302 Found\r\nLocation: /redirected{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 req.path
             );
+        }
+        (Some(Fault::Unavailable { .. }), Some(_)) if get => {
+            status(&mut conn, "503 Service Unavailable")
         }
         (Some(Fault::Hang), Some(file)) if get => {
             let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
@@ -155,6 +159,20 @@ fn serve(mut conn: TcpStream, root: &Path, state: &Mutex<State>, stop: &AtomicBo
             let _ = conn.shutdown(Shutdown::Both);
         }
         (_, Some(file)) => send_file(&mut conn, &file, &req),
+    }
+}
+
+/// For a counted fault, what remains after one use (`Some(None)`: it is used up).
+fn used_once(fault: &Fault) -> Option<Option<Fault>> {
+    match fault {
+        Fault::DropMidway { times } if *times > 1 => {
+            Some(Some(Fault::DropMidway { times: times - 1 }))
+        }
+        Fault::Unavailable { times } if *times > 1 => {
+            Some(Some(Fault::Unavailable { times: times - 1 }))
+        }
+        Fault::DropMidway { .. } | Fault::Unavailable { .. } => Some(None),
+        _ => None,
     }
 }
 
