@@ -84,7 +84,10 @@ mod tests {
     fn endpoints_split_with_default_port() {
         assert_eq!(split_endpoint("10.0.0.1:6443"), ("10.0.0.1".into(), 6443));
         assert_eq!(split_endpoint("10.0.0.1"), ("10.0.0.1".into(), 6443));
-        assert_eq!(split_endpoint("api.example:8443"), ("api.example".into(), 8443));
+        assert_eq!(
+            split_endpoint("api.example:8443"),
+            ("api.example".into(), 8443)
+        );
         assert_eq!(split_endpoint("fd00::1"), ("fd00::1".into(), 6443));
         assert_eq!(server_url("[fd00::1]:6443"), "https://[fd00::1]:6443");
     }

@@ -106,8 +106,7 @@ pub fn ensure(site: &Site, out: Option<&Path>) -> Result<Secrets> {
     for (stem, cn) in CAS {
         pairs.push(ensure_ca(&dir, stem, cn, built, out, &mut created)?);
     }
-    let [ca, front_proxy_ca, etcd_ca]: [CertPair; 3] =
-        pairs.try_into().expect("three CA pairs");
+    let [ca, front_proxy_ca, etcd_ca]: [CertPair; 3] = pairs.try_into().expect("three CA pairs");
     let (sa_key, sa_pub) = ensure_sa(&dir, built, out, &mut created)?;
     let (tok, token_created) = ensure_token(&dir, built, out, &mut created)?;
     let names = site.file.nodes.iter().map(|n| n.name.as_str());
@@ -196,10 +195,18 @@ fn check_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("reading {}", dir.display()))
         .map_err(|e| BadInput::new(format!("{e:#}: restore the secrets directory")))?;
     if !meta.is_dir() {
-        return Err(BadInput::new(format!("{} is not a directory", dir.display())));
+        return Err(BadInput::new(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
     }
     std::fs::read_dir(dir)
-        .with_context(|| format!("{} is not readable (check owner and mode 0700)", dir.display()))
+        .with_context(|| {
+            format!(
+                "{} is not readable (check owner and mode 0700)",
+                dir.display()
+            )
+        })
         .map_err(|e| BadInput::new(format!("{e:#}")))?;
     if meta.permissions().mode() & 0o077 != 0 {
         crate::warn!(
@@ -331,7 +338,11 @@ fn read_token(dir: &Path) -> Result<(String, i64)> {
 /// Writes token + creation time; returns the time.
 fn write_token(dir: &Path, value: &str) -> Result<i64> {
     let now = now_unix();
-    crate::fsutil::atomic_write(&dir.join(TOKEN_FILE), format!("{value}\n").as_bytes(), 0o600)?;
+    crate::fsutil::atomic_write(
+        &dir.join(TOKEN_FILE),
+        format!("{value}\n").as_bytes(),
+        0o600,
+    )?;
     crate::fsutil::atomic_write(
         &dir.join(TOKEN_CREATED_FILE),
         format!("{now}\n").as_bytes(),

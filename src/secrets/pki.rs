@@ -6,8 +6,8 @@
 //! keys); kubeadm accepts EC CAs and an EC `sa.key`.
 use anyhow::{anyhow, Context, Result};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use x509_parser::time::ASN1Time;
 
@@ -128,8 +128,8 @@ fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
 fn set_validity(params: &mut CertificateParams, days: u64) -> Result<()> {
     let now = ASN1Time::now().timestamp();
     let from = ASN1Time::from_timestamp(now - 3600).map_err(|e| anyhow!("{e}"))?;
-    let until = ASN1Time::from_timestamp(now + (days * 86_400) as i64)
-        .map_err(|e| anyhow!("{e}"))?;
+    let until =
+        ASN1Time::from_timestamp(now + (days * 86_400) as i64).map_err(|e| anyhow!("{e}"))?;
     params.not_before = from.to_datetime();
     params.not_after = until.to_datetime();
     let mut serial: [u8; 16] = rand::random();
