@@ -1,4 +1,5 @@
 mod cluster_boot;
+mod cluster_build;
 mod cluster_common;
 mod cluster_render;
 mod cluster_secrets;

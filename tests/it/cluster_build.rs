@@ -1,0 +1,169 @@
+//! `pxebuild build` of the example site end to end: secrets, per-MAC boot
+//! configs, install and node Ignition for every node (validated with
+//! `ignition-validate`), access restricted per node, and a second build that
+//! changes no secret and no file.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pxebuild::manifest::Manifest;
+
+use crate::cluster_common::*;
+
+struct Built {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    dist: PathBuf,
+}
+
+/// Environment for the fetch steps: the fixture mirror when the repository
+/// has one (tests/fixtures/mirror/generate.sh writes it into a directory and
+/// prints the shell assignments for PXEBUILD_MIRROR and PXEBUILD_SIGNING_KEY).
+fn fetch_env(root: &Path) -> Vec<(String, String)> {
+    let script = repo().join("tests/fixtures/mirror/generate.sh");
+    if !script.exists() {
+        return Vec::new();
+    }
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(root.join("mirror"))
+        .output()
+        .expect("running the fixture mirror generator");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_start_matches("export ").split_once('='))
+        .filter(|(k, _)| k.starts_with("PXEBUILD_"))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+fn build(root: &Path, dist: &Path) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pxebuild"));
+    cmd.arg("--site")
+        .arg(root.join("site.toml"))
+        .arg("build")
+        .arg("--out")
+        .arg(dist)
+        .env("PXEBUILD_CACHE", root.join("cache"));
+    for (k, v) in fetch_env(root) {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running pxebuild build")
+}
+
+fn built() -> Built {
+    let (dir, _) = example_site();
+    let root = dir.path().to_path_buf();
+    let dist = root.join("dist");
+    let out = build(&root, &dist);
+    assert!(
+        out.status.success(),
+        "pxebuild build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Built {
+        _dir: dir,
+        root,
+        dist,
+    }
+}
+
+fn secrets_snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn cluster_build_example_site_completely_and_validly() {
+    let b = built();
+    let manifest = Manifest::load(&b.dist).unwrap();
+    let ids: BTreeMap<String, String> = toml::from_str(
+        &std::fs::read_to_string(b.root.join("secrets/node-ids.toml")).unwrap(),
+    )
+    .unwrap();
+    let site = pxebuild::site::Site::load(&b.root.join("site.toml")).unwrap();
+    for node in &site.file.nodes {
+        let mac = format!("01-{}", node.mac.replace(':', "-"));
+        for path in [
+            format!("tftp/pxelinux.cfg/{mac}"),
+            format!("tftp/efi64/pxelinux.cfg/{mac}"),
+        ] {
+            assert!(manifest.file(&path).is_some(), "{path} missing");
+        }
+        let dir = format!("http/ignition/{}-{}", node.name, ids[&node.name]);
+        for doc in ["install", "node"] {
+            let path = format!("{dir}/{doc}.ign");
+            assert!(manifest.file(&path).is_some(), "{path} missing");
+            let access = manifest.access.iter().find(|a| a.path == path).unwrap();
+            assert_eq!((access.node.as_str(), access.ip.as_str()), (node.name.as_str(), node.ip.as_str()));
+            let file = b.dist.join(&path);
+            ignition_validate(&file);
+            let ign: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            check_private_keys(&ign, &node.role, &path);
+        }
+    }
+    for path in ["tftp/pxelinux.cfg/default", "tftp/efi64/pxelinux.cfg/default", "http/dhcp/dnsmasq.conf"] {
+        assert!(manifest.file(path).is_some(), "{path} missing");
+    }
+    for f in &manifest.files {
+        let public = !manifest.access.iter().any(|a| a.path == f.path);
+        let text = std::fs::read(b.dist.join(&f.path)).unwrap();
+        if public {
+            let text = String::from_utf8_lossy(&text);
+            assert!(!text.contains("PRIVATE KEY"), "{} is public", f.path);
+            assert!(!text.contains("kind: JoinConfiguration"), "{} is public", f.path);
+        }
+    }
+}
+
+/// Workers: no private key anywhere in their configs; control planes: the CA keys.
+fn check_private_keys(ign: &serde_json::Value, role: &str, path: &str) {
+    let files = ign["storage"]["files"].as_array().cloned().unwrap_or_default();
+    let mut keys = 0;
+    for f in &files {
+        let p = f["path"].as_str().unwrap();
+        let Some(bytes) = ignition_file(ign, p) else { continue };
+        let text = String::from_utf8_lossy(&bytes);
+        keys += text.matches("PRIVATE KEY-----").count();
+        if p == "/opt/pxebuild/node.ign" {
+            let inner: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            check_private_keys(&inner, role, &format!("{path} (embedded)"));
+        }
+    }
+    if role == "worker" {
+        assert_eq!(keys, 0, "{path}: a worker carries no private key");
+    } else if path.ends_with("node.ign") {
+        assert!(keys >= 4, "{path}: control planes carry the CA and SA keys");
+    }
+}
+
+#[test]
+fn cluster_second_build_changes_no_secret_and_no_file() {
+    let b = built();
+    let secrets = secrets_snapshot(&b.root.join("secrets"));
+    let manifest = std::fs::read_to_string(b.dist.join("manifest.json")).unwrap();
+    let out = build(&b.root, &b.dist);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(secrets_snapshot(&b.root.join("secrets")), secrets);
+    assert_eq!(std::fs::read_to_string(b.dist.join("manifest.json")).unwrap(), manifest);
+}
+
+#[test]
+fn cluster_build_without_secrets_beside_dist_exits_2() {
+    let b = built();
+    std::fs::rename(b.root.join("secrets"), b.root.join("secrets.bak")).unwrap();
+    let out = build(&b.root, &b.dist);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!b.root.join("secrets").exists(), "no new CA is made");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Restore"));
+}
