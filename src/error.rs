@@ -13,6 +13,8 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 pub struct BadInput(pub String);
 
 impl BadInput {
+    /// Builds the `anyhow::Error` directly: every caller returns it at once.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(msg: impl Into<String>) -> anyhow::Error {
         anyhow::Error::new(BadInput(msg.into()))
     }

@@ -75,7 +75,10 @@ pub fn execute(steps: &[Box<dyn Step>], cache: &Cache, opts: &ExecOptions) -> Re
 }
 
 /// Resolves dependency ids to indices; refuses unknown ids, duplicates, cycles.
-fn wire(steps: &[Box<dyn Step>]) -> Result<(Vec<Vec<usize>>, Vec<Vec<usize>>)> {
+/// For each step, the indices of the steps it points at.
+type Adjacency = Vec<Vec<usize>>;
+
+fn wire(steps: &[Box<dyn Step>]) -> Result<(Adjacency, Adjacency)> {
     let mut index = HashMap::new();
     for (i, step) in steps.iter().enumerate() {
         if index.insert(step.id(), i).is_some() {
@@ -218,4 +221,175 @@ fn run_one(
         outputs,
         ran: Some(reason),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::step::Visibility;
+    use anyhow::anyhow;
+    use serde_json::Value;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A step that concatenates its inputs with its own text.
+    struct Concat {
+        id: &'static str,
+        deps: Vec<&'static str>,
+        text: String,
+        runs: Arc<AtomicUsize>,
+        fail: bool,
+    }
+
+    impl Step for Concat {
+        fn id(&self) -> String {
+            self.id.to_string()
+        }
+        fn deps(&self) -> Vec<String> {
+            self.deps.iter().map(|d| d.to_string()).collect()
+        }
+        fn key(&self, inputs: &Inputs) -> Result<Value> {
+            Ok(json!({"text": self.text, "inputs": inputs.digests()}))
+        }
+        fn run(&self, ctx: &mut RunCtx) -> Result<()> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            if self.fail {
+                return Err(anyhow!("{} broke", self.id));
+            }
+            let mut body = String::new();
+            for dep in &self.deps {
+                body.push_str(&ctx.inputs.read_string(&format!("http/{dep}"))?);
+            }
+            body.push_str(&self.text);
+            ctx.put_bytes(
+                &format!("http/{}", self.id),
+                body.as_bytes(),
+                Visibility::Public,
+            )
+        }
+    }
+
+    fn step(
+        id: &'static str,
+        deps: &[&'static str],
+        text: &str,
+        runs: &Arc<AtomicUsize>,
+    ) -> Box<dyn Step> {
+        Box::new(Concat {
+            id,
+            deps: deps.to_vec(),
+            text: text.into(),
+            runs: runs.clone(),
+            fail: false,
+        })
+    }
+
+    fn graph(c_text: &str, runs: &Arc<AtomicUsize>) -> Vec<Box<dyn Step>> {
+        vec![
+            step("c", &["a", "b"], c_text, runs),
+            step("a", &[], "A", runs),
+            step("b", &["a"], "B", runs),
+        ]
+    }
+
+    fn opts() -> ExecOptions {
+        ExecOptions {
+            jobs: 4,
+            verify_cache: false,
+        }
+    }
+
+    #[test]
+    fn runs_in_dependency_order_then_hits_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let first = execute(&graph("C", &runs), &cache, &opts()).unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        let c = &first[0].outputs[0];
+        assert_eq!(cache.store.read(&c.sha256).unwrap(), b"AABC");
+        let second = execute(&graph("C", &runs), &cache, &opts()).unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 3, "nothing re-runs");
+        assert!(second.iter().all(|o| o.ran.is_none()));
+    }
+
+    #[test]
+    fn a_changed_key_reruns_only_that_step_and_explains_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        execute(&graph("C", &runs), &cache, &opts()).unwrap();
+        let again = execute(&graph("C2", &runs), &cache, &opts()).unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+        assert_eq!(again[0].ran.as_deref(), Some("changed: .key.text"));
+    }
+
+    #[test]
+    fn failure_stops_new_work_and_records_nothing_for_the_failed_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let steps: Vec<Box<dyn Step>> = vec![
+            Box::new(Concat {
+                id: "a",
+                deps: vec![],
+                text: "A".into(),
+                runs: runs.clone(),
+                fail: true,
+            }),
+            step("b", &["a"], "B", &runs),
+        ];
+        let err = execute(&steps, &cache, &opts()).unwrap_err().to_string();
+        assert!(err.contains("step a failed: a broke"), "{err}");
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "b never started");
+        assert!(cache.last_key("a").is_none(), "no record for a failed step");
+    }
+
+    #[test]
+    fn cycles_and_unknown_dependencies_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let cyclic = vec![step("a", &["b"], "", &runs), step("b", &["a"], "", &runs)];
+        let err = execute(&cyclic, &cache, &opts()).unwrap_err().to_string();
+        assert!(err.contains("cycle"), "{err}");
+        let dangling = vec![step("a", &["zz"], "", &runs)];
+        let err = execute(&dangling, &cache, &opts()).unwrap_err().to_string();
+        assert!(err.contains("unknown step zz"), "{err}");
+    }
+
+    #[test]
+    fn independent_steps_run_in_parallel() {
+        use std::sync::Barrier;
+        struct Meet(&'static str, Arc<Barrier>);
+        impl Step for Meet {
+            fn id(&self) -> String {
+                self.0.into()
+            }
+            fn key(&self, _: &Inputs) -> Result<Value> {
+                Ok(json!(self.0))
+            }
+            fn run(&self, _: &mut RunCtx) -> Result<()> {
+                // Both steps must be inside run at once, or this waits forever.
+                self.1.wait();
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let barrier = Arc::new(Barrier::new(2));
+        let steps: Vec<Box<dyn Step>> = vec![
+            Box::new(Meet("x", barrier.clone())),
+            Box::new(Meet("y", barrier)),
+        ];
+        execute(
+            &steps,
+            &cache,
+            &ExecOptions {
+                jobs: 2,
+                verify_cache: false,
+            },
+        )
+        .unwrap();
+    }
 }

@@ -121,3 +121,77 @@ fn remove_leftovers(out: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::step::Visibility;
+    use crate::manifest::FileEntry;
+
+    fn output(store: &Store, path: &str, body: &[u8]) -> Output {
+        let sha256 = store.put_bytes(body).unwrap();
+        Output {
+            path: path.into(),
+            sha256,
+            size: body.len() as u64,
+            visibility: Visibility::Public,
+        }
+    }
+
+    fn manifest(outputs: &[&Output]) -> Manifest {
+        Manifest {
+            format: 1,
+            inputs: "x".into(),
+            files: outputs
+                .iter()
+                .map(|o| FileEntry {
+                    path: o.path.clone(),
+                    size: o.size,
+                    sha256: o.sha256.clone(),
+                })
+                .collect(),
+            nodes: vec![],
+            access: vec![],
+        }
+    }
+
+    #[test]
+    fn publish_swaps_trees_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let out = dir.path().join("dist");
+        let a = output(&store, "http/a", b"one");
+        publish(&out, &manifest(&[&a]), &[&a], &store).unwrap();
+        assert_eq!(fs::read(out.join("http/a")).unwrap(), b"one");
+        assert!(up_to_date(&out, &manifest(&[&a])));
+
+        let b = output(&store, "tftp/b", b"two");
+        publish(&out, &manifest(&[&b]), &[&b], &store).unwrap();
+        assert!(!out.join("http/a").exists(), "the old tree is gone");
+        assert_eq!(fs::read(out.join("tftp/b")).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains("staging")), "{names:?}");
+    }
+
+    #[test]
+    fn up_to_date_notices_a_deleted_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let out = dir.path().join("dist");
+        let a = output(&store, "http/a", b"one");
+        publish(&out, &manifest(&[&a]), &[&a], &store).unwrap();
+        fs::remove_file(out.join("http/a")).unwrap();
+        assert!(!up_to_date(&out, &manifest(&[&a])));
+    }
+
+    #[test]
+    fn unclean_paths_are_refused() {
+        for bad in ["etc/passwd", "http/../x", "http//x", "http/./x"] {
+            assert!(check_dist_path(bad).is_err(), "{bad}");
+        }
+        assert!(check_dist_path("tftp/pxelinux.cfg/default").is_ok());
+    }
+}

@@ -32,6 +32,8 @@ pub struct Args {
 
 pub fn run(global: &Global, args: Args) -> Result<()> {
     let site = Site::load(&global.site)?;
+    site.print_warnings();
+    site.check_strict(args.strict)?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));

@@ -1,10 +1,22 @@
-//! `pxebuild check`.
+//! `pxebuild check`: parse and validate the site file, nothing else.
+//!
+//! Prints the warnings to stderr and a one-line summary to stdout; a site with
+//! errors fails as bad input (exit 2) listing every problem.
 use crate::cli::Global;
+use crate::site::Site;
 
 /// Arguments of `pxebuild check`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Treat warnings as errors (exit 2 when there are any).
+    #[arg(long)]
+    pub strict: bool,
+}
 
-pub fn run(_global: &Global, _args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`check` is not available in this build yet")
+pub fn run(global: &Global, args: Args) -> anyhow::Result<()> {
+    let site = Site::load(&global.site)?;
+    site.print_warnings();
+    site.check_strict(args.strict)?;
+    println!("ok: {}", site.summary());
+    Ok(())
 }

@@ -1,15 +1,26 @@
 //! The site model: `site.toml` parsed strictly, then validated as a whole.
 //!
 //! `Site::parse` is pure (text in, model or diagnostics out); `Site::load` adds
-//! the file system. Nothing downstream sees an unvalidated site.
+//! the file system. Nothing downstream sees an unvalidated site: every error
+//! (with file, line, column and key path) stops the command before any work,
+//! and warnings travel with the `Site` so each command can print them and
+//! honour `--strict`.
+pub mod diagnostic;
 pub mod schema;
+pub mod source;
+mod strict;
+mod typed;
+pub mod types;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use crate::error::BadInput;
+pub use diagnostic::{Diagnostic, Severity};
 pub use schema::SiteFile;
+use source::Source;
 
 /// A parsed and validated site, plus where it lives.
 #[derive(Debug, Clone)]
@@ -19,20 +30,25 @@ pub struct Site {
     pub dir: PathBuf,
     /// Path of the site file as given.
     pub path: PathBuf,
+    /// Problems worth telling the operator that do not stop the work (unless
+    /// `--strict`), in file order.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Site {
-    /// Parses site text; `origin` names the file in messages.
+    /// Parses and validates site text; `origin` names the file in messages.
+    /// Fails with every error (and warning) found; warnings of a valid site
+    /// are dropped here, use `Site::from_text` to keep them.
     pub fn parse(text: &str, origin: &str) -> Result<SiteFile> {
-        toml::from_str(text).map_err(|err| BadInput::new(format!("{origin}: {err}")))
+        analyse(text, origin)
+            .map(|(file, _warnings)| file)
+            .map_err(|diags| invalid(origin, &diags))
     }
 
-    /// Reads, parses and validates the site file at `path`.
-    pub fn load(path: &Path) -> Result<Site> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading site file {}", path.display()))
-            .map_err(|e| BadInput::new(format!("{e:#}")))?;
-        let file = Site::parse(&text, &path.display().to_string())?;
+    /// A validated `Site` from text, as if read from `path`.
+    pub fn from_text(text: &str, path: &Path) -> Result<Site> {
+        let origin = path.display().to_string();
+        let (file, warnings) = analyse(text, &origin).map_err(|d| invalid(&origin, &d))?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -41,7 +57,50 @@ impl Site {
             file,
             dir,
             path: path.to_path_buf(),
+            warnings,
         })
+    }
+
+    /// Reads, parses and validates the site file at `path`.
+    pub fn load(path: &Path) -> Result<Site> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading site file {}", path.display()))
+            .map_err(|e| BadInput::new(format!("{e:#}")))?;
+        Site::from_text(&text, path)
+    }
+
+    /// Prints every warning to stderr, one per line.
+    pub fn print_warnings(&self) {
+        for w in &self.warnings {
+            eprintln!("{w}");
+        }
+    }
+
+    /// Fails (bad input) when `strict` and there are warnings.
+    pub fn check_strict(&self, strict: bool) -> Result<()> {
+        if strict && !self.warnings.is_empty() {
+            let n = diagnostic::count(self.warnings.len(), "warning");
+            return Err(BadInput::new(format!(
+                "{}: {n}, and --strict makes warnings fatal",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// One line for humans: "site rack1: 5 nodes (3 control-plane, 2 worker), ...".
+    pub fn summary(&self) -> String {
+        let f = &self.file;
+        let cps = self.control_planes().count();
+        format!(
+            "site {}: {} nodes ({cps} control-plane, {} worker), Kubernetes {}, Flatcar {} {}",
+            f.cluster.name,
+            f.nodes.len(),
+            f.nodes.len() - cps,
+            f.cluster.kubernetes_version,
+            f.flatcar.channel,
+            f.flatcar.version
+        )
     }
 
     pub fn templates_dir(&self) -> PathBuf {
@@ -65,5 +124,87 @@ impl Site {
     }
     pub fn control_planes(&self) -> impl Iterator<Item = &schema::Node> {
         self.file.nodes.iter().filter(|n| n.role == "control-plane")
+    }
+    pub fn workers(&self) -> impl Iterator<Item = &schema::Node> {
+        self.file.nodes.iter().filter(|n| n.role == "worker")
+    }
+}
+
+/// Strict parse, then validation. `Ok` holds the model and its warnings;
+/// `Err` holds every diagnostic when any is an error.
+fn analyse(text: &str, origin: &str) -> Result<(SiteFile, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let src = Source::new(text, origin);
+    let file = strict::parse(text, &src)?;
+    let diagnostics = validate::validate(&file, &src);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(diagnostics);
+    }
+    Ok((file, diagnostics))
+}
+
+/// The bad-input error for a site with errors: a count, then every diagnostic.
+fn invalid(origin: &str, diagnostics: &[Diagnostic]) -> anyhow::Error {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    let mut counts = diagnostic::count(errors, "error");
+    if warnings > 0 {
+        counts.push_str(&format!(", {}", diagnostic::count(warnings, "warning")));
+    }
+    let body = diagnostic::render(diagnostics);
+    BadInput::new(format!("{origin} is not valid ({counts}):\n{body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const EXAMPLE: &str = include_str!("../../site.toml");
+
+    #[test]
+    fn example_site_is_valid_with_one_placeholder_warning() {
+        let site = Site::from_text(EXAMPLE, Path::new("conf/site.toml")).unwrap();
+        assert_eq!(site.dir, Path::new("conf"));
+        assert_eq!(site.warnings.len(), 1);
+        assert!(site.warnings[0].message.contains("placeholder"));
+        assert!(site.check_strict(false).is_ok());
+        let err = site.check_strict(true).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_BAD_INPUT);
+        assert_eq!(
+            site.summary(),
+            "site rack1: 5 nodes (3 control-plane, 2 worker), Kubernetes v1.33.2, Flatcar stable 4593.2.5"
+        );
+    }
+
+    #[test]
+    fn typed_accessors_read_validated_values() {
+        let site = Site::from_text(EXAMPLE, Path::new("site.toml")).unwrap();
+        let cp1 = &site.file.nodes[0];
+        assert_eq!(cp1.mac_addr().pxelinux_name(), "01-52-54-00-20-00-11");
+        assert_eq!(cp1.ipv4(), Ipv4Addr::new(10, 20, 0, 11));
+        assert!(cp1.is_control_plane());
+        assert_eq!(site.workers().count(), 2);
+        assert_eq!(
+            site.file.cluster.endpoint_addr().to_string(),
+            "10.20.0.10:6443"
+        );
+        assert!(site.file.network.subnet_cidr().contains(cp1.ipv4()));
+        assert_eq!(site.file.cluster.token_ttl().as_secs(), 24 * 3600);
+        assert_eq!(site.file.cilium.effective_mtu(), 1405);
+    }
+
+    #[test]
+    fn invalid_site_is_bad_input_listing_every_problem() {
+        let text = EXAMPLE
+            .replace("\"52:54:00:20:00:13\"", "\"52:54:00:zz:00:13\"")
+            .replace("version = \"4593.2.5\"", "version = \"current\"");
+        let err = Site::from_text(&text, Path::new("site.toml")).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_BAD_INPUT);
+        let text = err.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "site.toml is not valid (2 errors, 1 warning):");
+        assert!(lines[1].starts_with("site.toml:31:11: error: flatcar.version: \"current\" floats"));
+        assert!(lines[2].starts_with("site.toml:46:3: warning: ssh.authorized_keys[0]"));
+        assert!(lines[3].starts_with("site.toml:84:7: error: node[2] (cp3).mac:"));
     }
 }

@@ -3,4 +3,6 @@ mod cluster_build;
 mod cluster_common;
 mod cluster_render;
 mod cluster_secrets;
+mod harness;
 mod kubeadm_types;
+mod site;

@@ -1,0 +1,70 @@
+//! Typed views of the schema's string values, for code that runs after
+//! validation (render, boot, build). The schema keeps strings so validation can
+//! report every bad value at once; these accessors parse again on demand.
+//!
+//! They panic on values that validation rejects, which cannot happen for a
+//! `SiteFile` that came out of `Site::parse`/`Site::load`: the only way to a
+//! `Site` is through validation.
+use std::net::Ipv4Addr;
+
+use super::schema::{Cilium, Cluster, Network, Node};
+use super::types::{Duration, Endpoint, Ipv4Cidr, MacAddr, NodeName, Role};
+
+const VALIDATED: &str = "site values are validated before use";
+
+impl Node {
+    pub fn node_name(&self) -> NodeName {
+        self.name.parse().expect(VALIDATED)
+    }
+    /// The MAC in its one spelling: lower-case, colon-separated.
+    pub fn mac_addr(&self) -> MacAddr {
+        self.mac.parse().expect(VALIDATED)
+    }
+    pub fn ipv4(&self) -> Ipv4Addr {
+        self.ip.parse().expect(VALIDATED)
+    }
+    pub fn role_kind(&self) -> Role {
+        self.role.parse().expect(VALIDATED)
+    }
+    pub fn is_control_plane(&self) -> bool {
+        self.role_kind() == Role::ControlPlane
+    }
+}
+
+impl Network {
+    pub fn subnet_cidr(&self) -> Ipv4Cidr {
+        self.subnet.parse().expect(VALIDATED)
+    }
+    pub fn gateway_ip(&self) -> Ipv4Addr {
+        self.gateway.parse().expect(VALIDATED)
+    }
+}
+
+impl Cluster {
+    /// The control-plane endpoint with its port (6443 when not written).
+    pub fn endpoint_addr(&self) -> Endpoint {
+        self.endpoint.parse().expect(VALIDATED)
+    }
+    pub fn pod_cidr_net(&self) -> Ipv4Cidr {
+        self.pod_cidr.parse().expect(VALIDATED)
+    }
+    pub fn service_cidr_net(&self) -> Ipv4Cidr {
+        self.service_cidr.parse().expect(VALIDATED)
+    }
+    pub fn token_ttl(&self) -> Duration {
+        self.bootstrap_token_ttl.parse().expect(VALIDATED)
+    }
+}
+
+impl Cilium {
+    /// The pod MTU Cilium should use: the configured one, or the link MTU
+    /// minus WireGuard's overhead when encrypting.
+    pub fn effective_mtu(&self) -> u32 {
+        let overhead = if self.wireguard {
+            super::validate::WIREGUARD_OVERHEAD
+        } else {
+            0
+        };
+        self.mtu.unwrap_or(self.link_mtu - overhead)
+    }
+}

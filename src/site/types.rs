@@ -1,0 +1,408 @@
+//! Newtypes for the site's domain scalars: MAC address, IPv4 CIDR, node name,
+//! role and duration. Each has one parser (`FromStr`) and one spelling
+//! (`Display`), so site.toml, the CLI, the manifest and the logs agree. Parse
+//! errors are short phrases that validation puts after the offending value.
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+/// A MAC address, always spelled lower-case with colons ("52:54:00:aa:bb:cc").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// True for group (multicast/broadcast) addresses, which no NIC boots with.
+    pub fn is_multicast(&self) -> bool {
+        self.0[0] & 1 == 1
+    }
+
+    /// The pxelinux config file name for this MAC: "01-aa-bb-cc-dd-ee-ff".
+    pub fn pxelinux_name(&self) -> String {
+        format!("01-{}", self.to_string().replace(':', "-"))
+    }
+}
+
+impl FromStr for MacAddr {
+    type Err = String;
+
+    /// Accepts six two-digit hex groups separated by ':' or '-', any case.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || "is not a MAC address (want aa:bb:cc:dd:ee:ff)".to_string();
+        let sep = if s.contains('-') { '-' } else { ':' };
+        let mut out = [0u8; 6];
+        let mut groups = s.split(sep);
+        for byte in &mut out {
+            let group = groups.next().ok_or_else(bad)?;
+            if group.len() != 2 || !group.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(bad());
+            }
+            *byte = u8::from_str_radix(group, 16).map_err(|_| bad())?;
+        }
+        match groups.next() {
+            Some(_) => Err(bad()),
+            None => Ok(MacAddr(out)),
+        }
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+/// An IPv4 network in CIDR form ("10.20.0.0/24"); host bits must be zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv4Cidr {
+    addr: Ipv4Addr,
+    prefix: u8,
+}
+
+impl Ipv4Cidr {
+    pub fn network(&self) -> Ipv4Addr {
+        self.addr
+    }
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+    fn mask(&self) -> u32 {
+        mask(self.prefix)
+    }
+    /// The all-ones host address of the network.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) | !self.mask())
+    }
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.addr)
+    }
+    /// True when the two networks share at least one address.
+    pub fn overlaps(&self, other: &Ipv4Cidr) -> bool {
+        self.contains(other.addr) || other.contains(self.addr)
+    }
+}
+
+fn mask(prefix: u8) -> u32 {
+    match prefix {
+        0 => 0,
+        p => u32::MAX << (32 - u32::from(p)),
+    }
+}
+
+impl FromStr for Ipv4Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || "is not an IPv4 CIDR (want a.b.c.d/len)".to_string();
+        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = match prefix.parse() {
+            Ok(p) if p <= 32 && !prefix.starts_with('+') => p,
+            _ => return Err(bad()),
+        };
+        let network = Ipv4Addr::from(u32::from(addr) & mask(prefix));
+        if network != addr {
+            return Err(format!(
+                "has host bits set (did you mean {network}/{prefix}?)"
+            ));
+        }
+        Ok(Ipv4Cidr { addr, prefix })
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// A node name: an RFC 1123 label (lower-case letters, digits and '-', 1 to 63
+/// characters, starting and ending with a letter or digit). It is also the
+/// hostname and the Kubernetes node name, which both demand this form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeName(String);
+
+impl NodeName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Checks the DNS-1123 label rules; shared by node and cluster names.
+pub fn check_dns_label(s: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if s.is_empty() || s.len() > 63 {
+        return Err("is not a DNS-1123 label (1 to 63 characters)".into());
+    }
+    if !s.chars().all(ok_char) || s.starts_with('-') || s.ends_with('-') {
+        return Err(
+            "is not a DNS-1123 label (lower-case letters, digits and '-', \
+             starting and ending with a letter or digit)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+impl FromStr for NodeName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        check_dns_label(s).map(|()| NodeName(s.to_string()))
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a node does in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    ControlPlane,
+    Worker,
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "control-plane" => Ok(Role::ControlPlane),
+            "worker" => Ok(Role::Worker),
+            _ => Err("is not a role (want \"control-plane\" or \"worker\")".into()),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::ControlPlane => "control-plane",
+            Role::Worker => "worker",
+        })
+    }
+}
+
+/// A duration in the kubeadm/Go spelling limited to whole hours, minutes and
+/// seconds: "24h", "90m", "1h30m", "45s". "0" alone means zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Duration(u64);
+
+impl Duration {
+    pub fn from_secs(secs: u64) -> Duration {
+        Duration(secs)
+    }
+    pub fn as_secs(&self) -> u64 {
+        self.0
+    }
+    pub fn as_std(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0)
+    }
+}
+
+impl FromStr for Duration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || "is not a duration (want e.g. \"24h\", \"90m\", \"1h30m\")".to_string();
+        if s == "0" {
+            return Ok(Duration(0));
+        }
+        let (mut total, mut digits, mut last_unit) = (0u64, String::new(), u64::MAX);
+        for c in s.chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+                continue;
+            }
+            let unit = match c {
+                'h' => 3600,
+                'm' => 60,
+                's' => 1,
+                _ => return Err(bad()),
+            };
+            // Units must come once each, largest first, each after a number.
+            if digits.is_empty() || unit >= last_unit {
+                return Err(bad());
+            }
+            let n: u64 = digits.parse().map_err(|_| bad())?;
+            total = n
+                .checked_mul(unit)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(bad)?;
+            digits.clear();
+            last_unit = unit;
+        }
+        if !digits.is_empty() || last_unit == u64::MAX {
+            return Err(bad());
+        }
+        Ok(Duration(total))
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (h, m, s) = (self.0 / 3600, self.0 / 60 % 60, self.0 % 60);
+        if self.0 == 0 {
+            return f.write_str("0s");
+        }
+        if h > 0 {
+            write!(f, "{h}h")?;
+        }
+        if m > 0 {
+            write!(f, "{m}m")?;
+        }
+        if s > 0 {
+            write!(f, "{s}s")?;
+        }
+        Ok(())
+    }
+}
+
+/// The control-plane endpoint: an IPv4 address and a port (default 6443).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+}
+
+/// The API server's port when the endpoint names none.
+pub const DEFAULT_API_PORT: u16 = 6443;
+
+impl FromStr for Endpoint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || "is not an IPv4 address with an optional port (want a.b.c.d[:port])".to_string();
+        let (ip, port) = match s.split_once(':') {
+            Some((ip, port)) => match port.parse::<u16>() {
+                Ok(p) if p > 0 && !port.starts_with('+') => (ip, p),
+                _ => return Err(bad()),
+            },
+            None => (s, DEFAULT_API_PORT),
+        };
+        let ip = ip.parse().map_err(|_| bad())?;
+        Ok(Endpoint { ip, port })
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.ip, self.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_normalises_case_and_separator() {
+        let mac: MacAddr = "52-54-00-AB-cd-0F".parse().unwrap();
+        assert_eq!(mac.to_string(), "52:54:00:ab:cd:0f");
+        assert_eq!(mac.pxelinux_name(), "01-52-54-00-ab-cd-0f");
+        assert!(!mac.is_multicast());
+        assert!("01:00:5e:00:00:01"
+            .parse::<MacAddr>()
+            .unwrap()
+            .is_multicast());
+    }
+
+    #[test]
+    fn mac_rejects_malformed() {
+        for bad in [
+            "",
+            "52:54:00:zz:00:13",
+            "52:54:00:00:13",
+            "52:54:00:00:00:13:14",
+            "5254.0000.0013",
+            "52:54:00:0:00:13",
+            "52:54-00:00:00:13",
+        ] {
+            assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cidr_contains_and_overlaps() {
+        let net: Ipv4Cidr = "10.20.0.0/24".parse().unwrap();
+        assert!(net.contains("10.20.0.255".parse().unwrap()));
+        assert!(!net.contains("10.20.1.0".parse().unwrap()));
+        assert_eq!(net.broadcast().to_string(), "10.20.0.255");
+        let big: Ipv4Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(big.overlaps(&net) && net.overlaps(&big));
+        let other: Ipv4Cidr = "10.96.0.0/12".parse().unwrap();
+        assert!(!other.overlaps(&net));
+        let all: Ipv4Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.168.1.1".parse().unwrap()));
+        assert_eq!(all.to_string(), "0.0.0.0/0");
+    }
+
+    #[test]
+    fn cidr_rejects_malformed_and_host_bits() {
+        for bad in [
+            "10.20.0.0",
+            "10.20.0.0/33",
+            "10.20.0/24",
+            "10.20.0.0/+8",
+            "x/8",
+        ] {
+            assert!(bad.parse::<Ipv4Cidr>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "10.20.0.5/24".parse::<Ipv4Cidr>().unwrap_err(),
+            "has host bits set (did you mean 10.20.0.0/24?)"
+        );
+    }
+
+    #[test]
+    fn node_names_follow_dns_1123() {
+        for good in ["cp1", "a", "worker-01", &"x".repeat(63)] {
+            assert_eq!(good.parse::<NodeName>().unwrap().as_str(), good);
+        }
+        for bad in ["", "CP1", "-cp", "cp-", "cp_1", "cp.1", &"x".repeat(64)] {
+            assert!(bad.parse::<NodeName>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn roles_round_trip() {
+        for role in [Role::ControlPlane, Role::Worker] {
+            assert_eq!(role.to_string().parse::<Role>().unwrap(), role);
+        }
+        assert!("master".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn durations_parse_and_print_canonically() {
+        let cases = [
+            ("24h", 86400, "24h"),
+            ("90m", 5400, "1h30m"),
+            ("1h30m", 5400, "1h30m"),
+        ];
+        for (text, secs, shown) in cases {
+            let d: Duration = text.parse().unwrap();
+            assert_eq!((d.as_secs(), d.to_string().as_str()), (secs, shown));
+        }
+        assert_eq!("0".parse::<Duration>().unwrap().as_secs(), 0);
+        assert_eq!("1h0m5s".parse::<Duration>().unwrap().to_string(), "1h5s");
+        for bad in ["", "h", "24", "30m1h", "1h1h", "1d", "1.5h", "-1h"] {
+            assert!(bad.parse::<Duration>().is_err(), "{bad}");
+        }
+    }
+    #[test]
+    fn endpoints_default_the_api_port() {
+        let e: Endpoint = "10.20.0.10".parse().unwrap();
+        assert_eq!(e.to_string(), "10.20.0.10:6443");
+        let e: Endpoint = "10.20.0.10:443".parse().unwrap();
+        assert_eq!(e.port, 443);
+        for bad in [
+            "10.20.0.10:",
+            "10.20.0.10:0",
+            "10.20.0.10:70000",
+            "lb.example.com:6443",
+            "::1",
+        ] {
+            assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
+        }
+    }
+}

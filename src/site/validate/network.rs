@@ -1,0 +1,202 @@
+//! Checks of addresses and networks: the node subnet and gateway, the boot
+//! server, and the cluster's endpoint, CIDRs, names and token lifetime.
+use std::net::Ipv4Addr;
+
+use super::{is_v_version, Checker};
+use crate::site::schema::{BootServer, Cluster, SiteFile};
+use crate::site::source::KeyPath;
+use crate::site::types::{check_dns_label, Duration, Endpoint, Ipv4Cidr};
+
+pub(super) const ENDPOINT_MODES: &[&str] = &["kube-vip", "external"];
+const ADDRESSING: &[&str] = &["static", "dhcp"];
+const LOADERS: &[&str] = &["bios", "uefi", "ipxe"];
+
+pub(super) fn check_network(c: &mut Checker<'_, '_>, file: &SiteFile) {
+    let net = &file.network;
+    let subnet = c.parse::<Ipv4Cidr>(&KeyPath::of("network.subnet"), &net.subnet);
+    c.known.subnet = subnet;
+    let path = KeyPath::of("network.gateway");
+    if let Some(gw) = c.ipv4(&path, &net.gateway) {
+        c.known.gateway = Some(gw);
+        check_in_subnet(c, &path, gw);
+    }
+    for (i, dns) in net.dns.iter().enumerate() {
+        c.ipv4(&KeyPath::of("network.dns").index(i), dns);
+    }
+    c.one_of(
+        &KeyPath::of("network.addressing"),
+        &net.addressing,
+        ADDRESSING,
+    );
+}
+
+/// Reports `ip` at `path` when it lies outside the node subnet.
+pub(super) fn check_in_subnet(c: &mut Checker<'_, '_>, path: &KeyPath, ip: Ipv4Addr) -> bool {
+    let Some(subnet) = c.known.subnet else {
+        return true;
+    };
+    if subnet.contains(ip) {
+        return true;
+    }
+    c.error(path, format!("{ip} is outside network.subnet {subnet}"));
+    false
+}
+
+pub(super) fn check_boot_server(c: &mut Checker<'_, '_>, bs: &BootServer) {
+    c.known.boot_server = c.ipv4(&KeyPath::of("boot_server.address"), &bs.address);
+    for (key, port) in [("http_port", bs.http_port), ("tftp_port", bs.tftp_port)] {
+        if port == 0 {
+            c.error(&KeyPath::of("boot_server").key(key), "port 0 is not a port");
+        }
+    }
+    let path = KeyPath::of("boot_server.loaders");
+    if bs.loaders.is_empty() {
+        c.error(
+            &path,
+            "is empty; list at least one of \"bios\", \"uefi\", \"ipxe\"",
+        );
+    }
+    for (i, loader) in bs.loaders.iter().enumerate() {
+        let item = path.clone().index(i);
+        if c.one_of(&item, loader, LOADERS) && bs.loaders[..i].contains(loader) {
+            c.error(&item, format!("{loader:?} is listed twice"));
+        }
+    }
+    for (i, console) in bs.consoles.iter().enumerate() {
+        if console.trim().is_empty() || console.contains(char::is_whitespace) {
+            let path = KeyPath::of("boot_server.consoles").index(i);
+            c.error(
+                &path,
+                format!("{console:?} is not a console (want e.g. \"ttyS0,115200n8\")"),
+            );
+        }
+    }
+}
+
+pub(super) fn check_cluster(c: &mut Checker<'_, '_>, cl: &Cluster) {
+    if let Err(why) = check_dns_label(&cl.name) {
+        c.error(&KeyPath::of("cluster.name"), format!("{:?} {why}", cl.name));
+    }
+    if !is_v_version(&cl.kubernetes_version) {
+        let path = KeyPath::of("cluster.kubernetes_version");
+        let v = &cl.kubernetes_version;
+        c.error(
+            &path,
+            format!("{v:?} is not a Kubernetes release (want e.g. \"v1.33.2\")"),
+        );
+    }
+    check_endpoint(c, cl);
+    check_cidrs(c, cl);
+    check_dns_domain(c, &cl.dns_domain);
+    check_token_ttl(c, cl);
+}
+
+fn check_endpoint(c: &mut Checker<'_, '_>, cl: &Cluster) {
+    let mode_ok = c.one_of(
+        &KeyPath::of("cluster.endpoint_mode"),
+        &cl.endpoint_mode,
+        ENDPOINT_MODES,
+    );
+    let path = KeyPath::of("cluster.endpoint");
+    let Some(ep) = c.parse::<Endpoint>(&path, &cl.endpoint) else {
+        return;
+    };
+    // kube-vip announces the VIP on the node network by ARP, so it must be
+    // an address of that network; an external load balancer may live anywhere.
+    if mode_ok && cl.endpoint_mode == "kube-vip" && !subnet_has(c, ep.ip) {
+        let subnet = c.known.subnet.map(|s| s.to_string()).unwrap_or_default();
+        c.error(
+            &path,
+            format!(
+                "{} is outside network.subnet {subnet}; with endpoint_mode = \"kube-vip\" \
+                 the VIP must be a free address of the node subnet",
+                ep.ip
+            ),
+        );
+    }
+    if let Some(owner) = endpoint_clash(c, ep.ip) {
+        c.error(
+            &path,
+            format!(
+                "{} is already {owner}; the endpoint needs an address of its own",
+                ep.ip
+            ),
+        );
+    }
+}
+
+fn subnet_has(c: &Checker<'_, '_>, ip: Ipv4Addr) -> bool {
+    c.known.subnet.is_none_or(|s| s.contains(ip))
+}
+
+/// What else `ip` already is, if anything: a node, the gateway, the boot
+/// server, or the subnet's network or broadcast address.
+fn endpoint_clash(c: &Checker<'_, '_>, ip: Ipv4Addr) -> Option<String> {
+    if let Some((i, _)) = c.known.node_ips.iter().find(|(_, a)| *a == ip) {
+        return Some(format!("the IP of {}", c.label(&KeyPath::node(*i, ""))));
+    }
+    if c.known.gateway == Some(ip) {
+        return Some("network.gateway".into());
+    }
+    if c.known.boot_server == Some(ip) {
+        return Some("boot_server.address".into());
+    }
+    let subnet = c
+        .known
+        .subnet
+        .filter(|s| s.prefix() < 31 && s.contains(ip))?;
+    if ip == subnet.network() || ip == subnet.broadcast() {
+        return Some(format!("the network or broadcast address of {subnet}"));
+    }
+    None
+}
+
+fn check_cidrs(c: &mut Checker<'_, '_>, cl: &Cluster) {
+    let pod = c.parse::<Ipv4Cidr>(&KeyPath::of("cluster.pod_cidr"), &cl.pod_cidr);
+    let svc = c.parse::<Ipv4Cidr>(&KeyPath::of("cluster.service_cidr"), &cl.service_cidr);
+    let subnet = c.known.subnet;
+    let pairs = [
+        ("cluster.pod_cidr", pod, "network.subnet", subnet),
+        ("cluster.service_cidr", svc, "network.subnet", subnet),
+        ("cluster.service_cidr", svc, "cluster.pod_cidr", pod),
+    ];
+    for (key, a, other_key, b) in pairs {
+        if let (Some(a), Some(b)) = (a, b) {
+            if a.overlaps(&b) {
+                let msg = format!("{a} overlaps {other_key} {b}; routes would be ambiguous");
+                c.error(&KeyPath::of(key), msg);
+            }
+        }
+    }
+}
+
+fn check_dns_domain(c: &mut Checker<'_, '_>, domain: &str) {
+    let ok = domain.len() <= 253 && domain.split('.').all(|l| check_dns_label(l).is_ok());
+    if !ok {
+        c.error(
+            &KeyPath::of("cluster.dns_domain"),
+            format!("{domain:?} is not a DNS domain (lower-case labels separated by '.')"),
+        );
+    }
+}
+
+fn check_token_ttl(c: &mut Checker<'_, '_>, cl: &Cluster) {
+    let ttl_path = KeyPath::of("cluster.bootstrap_token_ttl");
+    let ttl = c.parse::<Duration>(&ttl_path, &cl.bootstrap_token_ttl);
+    let window = c.parse::<Duration>(&KeyPath::of("cluster.bring_up_window"), &cl.bring_up_window);
+    let Some(ttl) = ttl else { return };
+    if ttl.as_secs() == 0 {
+        c.warn(
+            &ttl_path,
+            "0 makes the bootstrap token never expire; a leaked token could join machines forever",
+        );
+    } else if let Some(window) = window.filter(|w| ttl < *w) {
+        c.warn(
+            &ttl_path,
+            format!(
+                "{ttl} is shorter than cluster.bring_up_window {window}; nodes that boot \
+                 after the token expires cannot join (raise it to at least {window})"
+            ),
+        );
+    }
+}

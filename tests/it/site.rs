@@ -1,0 +1,359 @@
+//! `pxebuild check` and the site validation every command runs first, driven
+//! through the real binary: the example site checks clean, every invalid site
+//! in `tests/fixtures/sites/` fails with its exact diagnostics and exit code 2,
+//! and a failed `build` leaves an existing dist/ untouched.
+use crate::harness::Test;
+
+const SUMMARY: &str = "ok: site rack1: 5 nodes (3 control-plane, 2 worker), \
+                       Kubernetes v1.33.2, Flatcar stable 4593.2.5\n";
+const PLACEHOLDER: &str = "site.toml:46:3: warning: ssh.authorized_keys[0]: \
+                           is the example placeholder; put your own public key here\n";
+
+/// Invalid sites: fixture name (tests/fixtures/sites/<name>.toml) and the
+/// exact diagnostics, in file order.
+const INVALID: &[(&str, &[&str])] = &[
+    (
+        "bad_cidrs",
+        &[
+            "site.toml:8:12: error: cluster.pod_cidr: \"10.244.0.0/33\" is not an IPv4 CIDR (want a.b.c.d/len)",
+            "site.toml:9:16: error: cluster.service_cidr: 10.0.0.0/8 overlaps network.subnet 10.20.0.0/24; routes would be ambiguous",
+        ],
+    ),
+    (
+        "bad_enums",
+        &[
+            "site.toml:18:14: error: network.addressing: \"manual\" is not one of \"static\", \"dhcp\"",
+            "site.toml:28:11: error: flatcar.channel: \"edge\" is not one of \"stable\", \"beta\", \"alpha\", \"lts\"",
+            "site.toml:30:8: error: flatcar.arch: \"x86_64\" is not one of \"amd64\", \"arm64\"",
+            "site.toml:49:18: error: updates.reboot_manager: \"reboot\" is not one of \"kured\", \"locksmithd\"",
+            "site.toml:63:12: error: node[0] (cp1).firmware: \"efi\" is not one of \"bios\", \"uefi\"",
+        ],
+    ),
+    (
+        "bad_loaders",
+        &[
+            "site.toml:24:20: error: boot_server.loaders[1]: \"pxe\" is not one of \"bios\", \"uefi\", \"ipxe\"",
+            "site.toml:71:12: error: node[1] (cp2).firmware: \"uefi\" but boot_server.loaders has no \"uefi\" loader; this node could not PXE boot",
+            "site.toml:87:12: error: node[3] (worker1).firmware: \"uefi\" but boot_server.loaders has no \"uefi\" loader; this node could not PXE boot",
+        ],
+    ),
+    (
+        "bad_mac",
+        &[
+            "site.toml:75:7: error: node[2] (cp3).mac: \"52:54:00:zz:00:13\" is not a MAC address (want aa:bb:cc:dd:ee:ff)",
+        ],
+    ),
+    (
+        "bad_node_name",
+        &[
+            "site.toml:82:8: error: node[3] (Worker_1).name: \"Worker_1\" is not a DNS-1123 label (lower-case letters, digits and '-', starting and ending with a letter or digit)",
+        ],
+    ),
+    (
+        "bad_ssh_key",
+        &[
+            "site.toml:44:3: error: ssh.authorized_keys[0]: is not an OpenSSH public key (want \"ssh-ed25519 AAAA... comment\")",
+        ],
+    ),
+    (
+        "duplicate_ip",
+        &[
+            "site.toml:93:6: error: node[4] (worker2).ip: \"10.20.0.21\" is already used by node[3] (worker1)",
+        ],
+    ),
+    (
+        "duplicate_mac",
+        &[
+            "site.toml:92:7: error: node[4] (worker2).mac: \"52-54-00-20-00-21\" is already used by node[3] (worker1)",
+        ],
+    ),
+    (
+        "duplicate_name",
+        &[
+            "site.toml:74:8: error: node[2] (cp2).name: \"cp2\" is already used by node[1] (cp2)",
+        ],
+    ),
+    (
+        "endpoint_is_node_ip",
+        &[
+            "site.toml:6:12: error: cluster.endpoint: 10.20.0.11 is already the IP of node[0] (cp1); the endpoint needs an address of its own",
+        ],
+    ),
+    (
+        "endpoint_outside_subnet",
+        &[
+            "site.toml:6:12: error: cluster.endpoint: 10.30.0.10 is outside network.subnet 10.20.0.0/24; with endpoint_mode = \"kube-vip\" the VIP must be a free address of the node subnet",
+        ],
+    ),
+    (
+        "even_control_planes",
+        &[
+            "site.toml:57:1: error: node: 4 control-plane nodes (cp1, cp2, cp3, worker1) is an even number: etcd needs 3 of 4 members for quorum, so the last one adds no fault tolerance and an even split stops the cluster; use 3 or 5",
+        ],
+    ),
+    (
+        "flatcar_current",
+        &[
+            "site.toml:29:11: error: flatcar.version: \"current\" floats; pin the release (e.g. the stable channel's current version from https://www.flatcar.org/releases) so every build installs the same image",
+        ],
+    ),
+    (
+        "gateway_outside_subnet",
+        &[
+            "site.toml:16:11: error: network.gateway: 10.21.0.1 is outside network.subnet 10.20.0.0/24",
+        ],
+    ),
+    (
+        "ip_outside_subnet",
+        &[
+            "site.toml:84:6: error: node[3] (worker1).ip: 10.20.1.21 is outside network.subnet 10.20.0.0/24",
+        ],
+    ),
+    (
+        "many_problems",
+        &[
+            "site.toml:11:23: error: cluster.bootstrap_token_ttl: \"1d\" is not a duration (want e.g. \"24h\", \"90m\", \"1h30m\")",
+            "site.toml:29:11: error: flatcar.version: \"4593.2\" is not a Flatcar release (want NNNN.N.N, e.g. \"4593.2.5\")",
+            "site.toml:68:6: error: node[1] (cp2).ip: \"10.20.0.11\" is already used by node[0] (cp1)",
+            "site.toml:75:7: error: node[2] (cp3).mac: \"52:54:00:20:00\" is not a MAC address (want aa:bb:cc:dd:ee:ff)",
+            "site.toml:86:8: warning: node[3] (worker1).disk: \"/dev/sdb\" is a kernel device name, which can change between boots; use a stable /dev/disk/by-id/... path",
+            "site.toml:91:8: error: node[4] (worker2.).name: \"worker2.\" is not a DNS-1123 label (lower-case letters, digits and '-', starting and ending with a letter or digit)",
+        ],
+    ),
+    (
+        "missing_field",
+        &[
+            "site.toml:65:1: error: node[1] (cp2): missing field `mac`",
+        ],
+    ),
+    (
+        "no_control_plane",
+        &[
+            "site.toml:57:1: error: node: no node has role = \"control-plane\"; the cluster needs 1, 3 or 5 to run etcd and the API server",
+        ],
+    ),
+    (
+        "syntax_error",
+        &[
+            "site.toml:4:14: error: invalid basic string, expected `\"`",
+        ],
+    ),
+    (
+        "sysext_mismatch",
+        &[
+            "site.toml:33:14: error: sysext.kubernetes: \"v1.32.6\" does not match cluster.kubernetes_version \"v1.33.2\"; kubeadm and the kubelet must run the release the cluster is configured for",
+        ],
+    ),
+    (
+        "unknown_key",
+        &[
+            "site.toml:10:1: error: cluster.dns_domian: unknown field `dns_domian`, expected one of `name`, `kubernetes_version`, `endpoint`, `endpoint_mode`, `pod_cidr`, `service_cidr`, `dns_domain`, `bootstrap_token_ttl`, `bring_up_window`",
+        ],
+    ),
+    (
+        "unknown_keys_and_types",
+        &[
+            "site.toml:10:1: error: cluster.dns_domian: unknown field `dns_domian`, expected one of `name`, `kubernetes_version`, `endpoint`, `endpoint_mode`, `pod_cidr`, `service_cidr`, `dns_domain`, `bootstrap_token_ttl`, `bring_up_window`",
+            "site.toml:23:13: error: boot_server.tftp_port: invalid type: string \"69\", expected u16",
+            "site.toml:47:2: error: update: unknown field `update`, expected one of `cluster`, `network`, `boot_server`, `flatcar`, `sysext`, `cilium`, `ssh`, `sources`, `updates`, `argocd`, `node`",
+            "site.toml:71:1: error: node[1] (cp2).firmwre: unknown field `firmwre`, expected one of `name`, `mac`, `ip`, `role`, `disk`, `firmware`, `labels`, `taints`",
+        ],
+    ),
+    (
+        "unknown_role",
+        &[
+            "site.toml:85:8: error: node[3] (worker1).role: \"master\" is not a role (want \"control-plane\" or \"worker\")",
+        ],
+    ),
+    (
+        "wrong_type",
+        &[
+            "site.toml:22:13: error: boot_server.http_port: invalid type: string \"8080\", expected u16",
+        ],
+    ),
+];
+
+/// The stderr of a run that stopped on an invalid site: a count, then each line.
+fn expected_stderr(lines: &[&str]) -> String {
+    let errors = lines.iter().filter(|l| l.contains(": error: ")).count();
+    let warnings = lines.len() - errors;
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let mut counts = plural(errors, "error");
+    if warnings > 0 {
+        counts = format!("{counts}, {}", plural(warnings, "warning"));
+    }
+    format!(
+        "error: site.toml is not valid ({counts}):\n{}\n",
+        lines.join("\n")
+    )
+}
+
+/// A temp dir with the fixture as site.toml and an existing dist/ holding a marker.
+fn with_existing_dist(fixture: &str) -> Test {
+    Test::new()
+        .site_fixture(&format!("{fixture}.toml"))
+        .file("dist/marker", "published by an earlier build\n")
+}
+
+#[test]
+fn example_site_checks_clean() {
+    Test::new()
+        .example_site()
+        .args(["check"])
+        .run()
+        .success()
+        .stdout_is(SUMMARY)
+        .stderr_is(PLACEHOLDER);
+}
+
+#[test]
+fn strict_check_fails_on_the_placeholder_key() {
+    Test::new()
+        .example_site()
+        .args(["check", "--strict"])
+        .run()
+        .code(2)
+        .stdout_is("")
+        .stderr_is(&format!(
+            "{PLACEHOLDER}error: site.toml: 1 warning, and --strict makes warnings fatal\n"
+        ));
+}
+
+#[test]
+fn invalid_corpus_has_at_least_fifteen_cases() {
+    assert!(INVALID.len() >= 15);
+    let dir = crate::harness::repo_root().join("tests/fixtures/sites");
+    let on_disk = std::fs::read_dir(&dir).unwrap().count();
+    let warn_only = WARNINGS.len();
+    assert_eq!(
+        on_disk,
+        INVALID.len() + warn_only,
+        "every fixture has a case"
+    );
+}
+
+#[test]
+fn invalid_sites_fail_check_with_exact_diagnostics() {
+    for (fixture, lines) in INVALID {
+        eprintln!("case {fixture}");
+        Test::new()
+            .site_fixture(&format!("{fixture}.toml"))
+            .args(["check"])
+            .run()
+            .code(2)
+            .stdout_is("")
+            .stderr_is(&expected_stderr(lines));
+    }
+}
+
+#[test]
+fn invalid_sites_fail_build_before_touching_dist() {
+    for (fixture, lines) in INVALID {
+        eprintln!("case {fixture}");
+        let test = with_existing_dist(fixture);
+        let before = test.snapshot();
+        let out_dir = test.path().join("dist");
+        let out = test.run_with(["build".as_ref(), "--out".as_ref(), out_dir.as_os_str()]);
+        out.code(2).stderr_is(&expected_stderr(lines));
+        assert_eq!(test.snapshot(), before, "{fixture}: the temp dir changed");
+        assert_eq!(out.read("dist/marker"), "published by an earlier build\n");
+    }
+}
+
+/// Sites that are valid but carry one of the field's known traps.
+const WARNINGS: &[(&str, &str)] = &[
+    (
+        "warn_kernel_disk",
+        "site.toml:62:8: warning: node[0] (cp1).disk: \"/dev/sda\" is a kernel device name, \
+         which can change between boots; use a stable /dev/disk/by-id/... path",
+    ),
+    (
+        "warn_mtu",
+        "site.toml:41:7: warning: cilium.mtu: 1450 leaves no room for WireGuard's 95-byte \
+         overhead on a 1500-byte link; encrypted packets would fragment or drop (use at most \
+         1405, or omit mtu)",
+    ),
+    (
+        "warn_token_ttl",
+        "site.toml:11:23: warning: cluster.bootstrap_token_ttl: 2h is shorter than \
+         cluster.bring_up_window 4h; nodes that boot after the token expires cannot join \
+         (raise it to at least 4h)",
+    ),
+];
+
+#[test]
+fn warnings_are_printed_but_not_fatal() {
+    for (fixture, warning) in WARNINGS {
+        Test::new()
+            .site_fixture(&format!("{fixture}.toml"))
+            .args(["check"])
+            .run()
+            .success()
+            .stdout_is(SUMMARY)
+            .stderr_is(&format!("{warning}\n"));
+    }
+}
+
+#[test]
+fn warnings_are_fatal_under_strict() {
+    for (fixture, warning) in WARNINGS {
+        Test::new()
+            .site_fixture(&format!("{fixture}.toml"))
+            .args(["check", "--strict"])
+            .run()
+            .code(2)
+            .stderr_is(&format!(
+                "{warning}\nerror: site.toml: 1 warning, and --strict makes warnings fatal\n"
+            ));
+    }
+}
+
+#[test]
+fn strict_build_with_warnings_leaves_dist_untouched() {
+    let test = with_existing_dist("warn_kernel_disk");
+    let before = test.snapshot();
+    let out_dir = test.path().join("dist");
+    test.run_with([
+        "build".as_ref(),
+        "--strict".as_ref(),
+        "--out".as_ref(),
+        out_dir.as_os_str(),
+    ])
+    .code(2)
+    .stderr_contains("warning: node[0] (cp1).disk: \"/dev/sda\" is a kernel device name")
+    .stderr_contains("--strict makes warnings fatal");
+    assert_eq!(test.snapshot(), before);
+}
+
+#[test]
+fn diagnostics_name_the_site_file_as_given() {
+    let text = crate::harness::fixture("sites/bad_mac.toml");
+    Test::new()
+        .file("conf/rack1.toml", &text)
+        .args(["--site", "conf/rack1.toml", "check"])
+        .run()
+        .code(2)
+        .stderr_contains("conf/rack1.toml:75:7: error: node[2] (cp3).mac:");
+}
+
+#[test]
+fn a_missing_site_file_is_bad_input() {
+    Test::new()
+        .args(["check"])
+        .run()
+        .code(2)
+        .stderr_contains("error: reading site file site.toml:");
+}
+
+#[test]
+fn edited_example_reports_the_edit() {
+    Test::new()
+        .example_site()
+        .edit_site("role = \"worker\"", "role = \"control-plane\"")
+        .args(["check"])
+        .run()
+        .code(2)
+        .stderr_contains(
+            "site.toml:66:1: error: node: 4 control-plane nodes (cp1, cp2, cp3, worker1) is an even number",
+        );
+}
