@@ -219,36 +219,17 @@ pub struct NodeContext {
 impl SiteContext {
     pub fn new(site: &Site, artifacts: &ArtifactRefs) -> Result<SiteContext> {
         let f = &site.file;
-        let (host, port) = kubeconfig::split_endpoint(&f.cluster.endpoint);
+        let cluster = cluster_ctx(site)?;
         let http_base = site.http_base();
-        let minor = kubernetes_minor(&f.cluster.kubernetes_version)?;
-        let mut cert_sans = vec![host.clone()];
-        cert_sans.extend(site.control_planes().map(|n| n.ip.clone()));
-        cert_sans.dedup();
         Ok(SiteContext {
-            cluster: ClusterCtx {
-                name: f.cluster.name.clone(),
-                kubernetes_version: f.cluster.kubernetes_version.clone(),
-                kubernetes_minor: format!("v{}.{}", minor.0, minor.1),
-                endpoint: endpoint_text(&host, port),
-                endpoint_url: kubeconfig::server_url(&f.cluster.endpoint),
-                endpoint_host: host,
-                endpoint_port: port,
-                kube_vip: f.cluster.endpoint_mode == "kube-vip",
-                kube_vip_version: KUBE_VIP_VERSION.to_string(),
-                kube_vip_super_admin: minor >= (1, 29),
-                pod_cidr: f.cluster.pod_cidr.clone(),
-                service_cidr: f.cluster.service_cidr.clone(),
-                dns_domain: f.cluster.dns_domain.clone(),
-                token_ttl: f.cluster.bootstrap_token_ttl.clone(),
-                cert_sans,
-            },
+            sysupdate: sysupdate_confs(site, &cluster.kubernetes_minor),
+            cluster,
             boot_server: BootServerCtx {
                 address: f.boot_server.address.clone(),
                 http_port: f.boot_server.http_port,
                 tftp_port: f.boot_server.tftp_port,
                 beacon_base: format!("{http_base}/beacon"),
-                http_base: http_base.clone(),
+                http_base,
             },
             network: NetworkCtx {
                 static_addressing: f.network.addressing == "static",
@@ -271,11 +252,36 @@ impl SiteContext {
                 locksmithd: f.updates.reboot_manager == "locksmithd",
                 sysupdate: f.updates.sysupdate,
             },
-            sysupdate: sysupdate_confs(site, &format!("v{}.{}", minor.0, minor.1)),
             cri_socket: CRI_SOCKET.to_string(),
             volume_plugin_dir: VOLUME_PLUGIN_DIR.to_string(),
         })
     }
+}
+
+fn cluster_ctx(site: &Site) -> Result<ClusterCtx> {
+    let c = &site.file.cluster;
+    let (host, port) = kubeconfig::split_endpoint(&c.endpoint);
+    let minor = kubernetes_minor(&c.kubernetes_version)?;
+    let mut cert_sans = vec![host.clone()];
+    cert_sans.extend(site.control_planes().map(|n| n.ip.clone()));
+    cert_sans.dedup();
+    Ok(ClusterCtx {
+        name: c.name.clone(),
+        kubernetes_version: c.kubernetes_version.clone(),
+        kubernetes_minor: format!("v{}.{}", minor.0, minor.1),
+        endpoint: endpoint_text(&host, port),
+        endpoint_url: kubeconfig::server_url(&c.endpoint),
+        endpoint_host: host,
+        endpoint_port: port,
+        kube_vip: c.endpoint_mode == "kube-vip",
+        kube_vip_version: KUBE_VIP_VERSION.to_string(),
+        kube_vip_super_admin: minor >= (1, 29),
+        pod_cidr: c.pod_cidr.clone(),
+        service_cidr: c.service_cidr.clone(),
+        dns_domain: c.dns_domain.clone(),
+        token_ttl: c.bootstrap_token_ttl.clone(),
+        cert_sans,
+    })
 }
 
 impl NodeCtx {

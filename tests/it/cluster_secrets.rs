@@ -192,3 +192,43 @@ fn cluster_new_nodes_get_ids_and_old_ids_stay() {
     assert!(second.node_ids.contains_key("worker3"));
     assert_eq!(second.ca.cert_pem, first.ca.cert_pem);
 }
+
+#[test]
+fn cluster_secrets_cli_init_show_rotate_never_print_keys() {
+    let (dir, _) = example_site();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let init = run(&["secrets", "init"]);
+    let token = std::fs::read_to_string(dir.path().join("secrets/bootstrap-token")).unwrap();
+    let (id, secret) = token.trim().split_once('.').unwrap();
+    let show = run(&["secrets", "show"]);
+    let hash = pxebuild::secrets::pki::ca_cert_hash(
+        &std::fs::read_to_string(dir.path().join("secrets/ca.crt")).unwrap(),
+    )
+    .unwrap();
+    assert!(show.contains(&hash), "{show}");
+    assert!(show.contains(&format!("{id}.****")), "{show}");
+    for text in [&init, &show] {
+        assert!(!text.contains("PRIVATE KEY"), "{text}");
+        assert!(!text.contains(secret), "the token secret is never printed");
+    }
+    let rotated = run(&["secrets", "rotate-token"]);
+    assert!(!rotated.contains("PRIVATE KEY"));
+    let new = std::fs::read_to_string(dir.path().join("secrets/bootstrap-token")).unwrap();
+    assert_ne!(new, token);
+}
