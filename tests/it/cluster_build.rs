@@ -29,7 +29,11 @@ fn fetch_env(root: &Path) -> Vec<(String, String)> {
         .arg(root.join("mirror"))
         .output()
         .expect("running the fixture mirror generator");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.trim().trim_start_matches("export ").split_once('='))
@@ -86,10 +90,9 @@ fn secrets_snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 fn cluster_build_example_site_completely_and_validly() {
     let b = built();
     let manifest = Manifest::load(&b.dist).unwrap();
-    let ids: BTreeMap<String, String> = toml::from_str(
-        &std::fs::read_to_string(b.root.join("secrets/node-ids.toml")).unwrap(),
-    )
-    .unwrap();
+    let ids: BTreeMap<String, String> =
+        toml::from_str(&std::fs::read_to_string(b.root.join("secrets/node-ids.toml")).unwrap())
+            .unwrap();
     let site = pxebuild::site::Site::load(&b.root.join("site.toml")).unwrap();
     for node in &site.file.nodes {
         let mac = format!("01-{}", node.mac.replace(':', "-"));
@@ -104,7 +107,10 @@ fn cluster_build_example_site_completely_and_validly() {
             let path = format!("{dir}/{doc}.ign");
             assert!(manifest.file(&path).is_some(), "{path} missing");
             let access = manifest.access.iter().find(|a| a.path == path).unwrap();
-            assert_eq!((access.node.as_str(), access.ip.as_str()), (node.name.as_str(), node.ip.as_str()));
+            assert_eq!(
+                (access.node.as_str(), access.ip.as_str()),
+                (node.name.as_str(), node.ip.as_str())
+            );
             let file = b.dist.join(&path);
             ignition_validate(&file);
             let ign: serde_json::Value =
@@ -112,7 +118,11 @@ fn cluster_build_example_site_completely_and_validly() {
             check_private_keys(&ign, &node.role, &path);
         }
     }
-    for path in ["tftp/pxelinux.cfg/default", "tftp/efi64/pxelinux.cfg/default", "http/dhcp/dnsmasq.conf"] {
+    for path in [
+        "tftp/pxelinux.cfg/default",
+        "tftp/efi64/pxelinux.cfg/default",
+        "http/dhcp/dnsmasq.conf",
+    ] {
         assert!(manifest.file(path).is_some(), "{path} missing");
     }
     for f in &manifest.files {
@@ -121,18 +131,27 @@ fn cluster_build_example_site_completely_and_validly() {
         if public {
             let text = String::from_utf8_lossy(&text);
             assert!(!text.contains("PRIVATE KEY"), "{} is public", f.path);
-            assert!(!text.contains("kind: JoinConfiguration"), "{} is public", f.path);
+            assert!(
+                !text.contains("kind: JoinConfiguration"),
+                "{} is public",
+                f.path
+            );
         }
     }
 }
 
 /// Workers: no private key anywhere in their configs; control planes: the CA keys.
 fn check_private_keys(ign: &serde_json::Value, role: &str, path: &str) {
-    let files = ign["storage"]["files"].as_array().cloned().unwrap_or_default();
+    let files = ign["storage"]["files"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut keys = 0;
     for f in &files {
         let p = f["path"].as_str().unwrap();
-        let Some(bytes) = ignition_file(ign, p) else { continue };
+        let Some(bytes) = ignition_file(ign, p) else {
+            continue;
+        };
         let text = String::from_utf8_lossy(&bytes);
         keys += text.matches("PRIVATE KEY-----").count();
         if p == "/opt/pxebuild/node.ign" {
@@ -153,9 +172,16 @@ fn cluster_second_build_changes_no_secret_and_no_file() {
     let secrets = secrets_snapshot(&b.root.join("secrets"));
     let manifest = std::fs::read_to_string(b.dist.join("manifest.json")).unwrap();
     let out = build(&b.root, &b.dist);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(secrets_snapshot(&b.root.join("secrets")), secrets);
-    assert_eq!(std::fs::read_to_string(b.dist.join("manifest.json")).unwrap(), manifest);
+    assert_eq!(
+        std::fs::read_to_string(b.dist.join("manifest.json")).unwrap(),
+        manifest
+    );
 }
 
 #[test]
@@ -163,7 +189,12 @@ fn cluster_build_without_secrets_beside_dist_exits_2() {
     let b = built();
     std::fs::rename(b.root.join("secrets"), b.root.join("secrets.bak")).unwrap();
     let out = build(&b.root, &b.dist);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!b.root.join("secrets").exists(), "no new CA is made");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Restore"));
 }
