@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::fetch::ArtifactRefs;
 use crate::render::context::SiteContext;
 use crate::secrets::Secrets;
 use crate::site::Site;
@@ -57,6 +58,7 @@ impl BootContext {
         site: &Site,
         site_ctx: &SiteContext,
         secrets: &Secrets,
+        artifacts: &ArtifactRefs,
     ) -> anyhow::Result<BootContext> {
         let bs = &site.file.boot_server;
         let has = |l: &str| bs.loaders.iter().any(|x| x == l);
@@ -66,23 +68,16 @@ impl BootContext {
             ipxe: has("ipxe"),
         };
         let base = site.http_base();
-        let nodes = site
-            .file
-            .nodes
-            .iter()
-            .map(|n| {
-                let dir = crate::layout::ignition_dir(&secrets.node_dir_name(&n.name)?);
-                let install_url = format!("{base}/{dir}/install.ign");
-                Ok(BootNode {
-                    kernel_args: kernel_args(&install_url, &bs.consoles),
-                    name: n.name.clone(),
-                    mac: n.mac.to_ascii_lowercase(),
-                    ip: n.ip.clone(),
-                    role: n.role.clone(),
-                    install_url,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let bios = if loaders.bios {
+            "lpxelinux.0"
+        } else {
+            "undionly.kpxe"
+        };
+        let efi = if loaders.ipxe {
+            "ipxe.efi"
+        } else {
+            "syslinux.efi"
+        };
         let f = &site_ctx.flatcar;
         Ok(BootContext {
             cluster: site.file.cluster.name.clone(),
@@ -95,22 +90,12 @@ impl BootContext {
             initrd_url: f.initrd_url.clone(),
             initrd_name: f.initrd_name.clone(),
             serial: serial(&bs.consoles),
-            bios_file: if loaders.bios {
-                "lpxelinux.0"
-            } else {
-                "undionly.kpxe"
-            }
-            .into(),
-            efi_file: if loaders.ipxe {
-                "ipxe.efi"
-            } else {
-                "efi64/syslinux.efi"
-            }
-            .into(),
+            bios_file: loader_file(artifacts, bios, bios),
+            efi_file: loader_file(artifacts, efi, &format!("efi64/{efi}")),
             ipxe: loaders.ipxe,
             ipxe_url: format!("{base}/ipxe/boot.ipxe"),
             loaders,
-            nodes,
+            nodes: boot_nodes(site, secrets)?,
         })
     }
 
@@ -127,6 +112,39 @@ impl BootContext {
             "node": node,
         })
     }
+}
+
+fn boot_nodes(site: &Site, secrets: &Secrets) -> anyhow::Result<Vec<BootNode>> {
+    let base = site.http_base();
+    let consoles = &site.file.boot_server.consoles;
+    site.file
+        .nodes
+        .iter()
+        .map(|n| {
+            let dir = crate::layout::ignition_dir(&secrets.node_dir_name(&n.name)?);
+            let install_url = format!("{base}/{dir}/install.ign");
+            Ok(BootNode {
+                kernel_args: kernel_args(&install_url, consoles),
+                name: n.name.clone(),
+                mac: n.mac.to_ascii_lowercase(),
+                ip: n.ip.clone(),
+                role: n.role.clone(),
+                install_url,
+            })
+        })
+        .collect()
+}
+
+/// The DHCP filename (relative to the TFTP root) of the loader named `file`:
+/// where the fetch step placed it, else the conventional `default` path.
+fn loader_file(artifacts: &ArtifactRefs, file: &str, default: &str) -> String {
+    artifacts
+        .loaders
+        .iter()
+        .filter_map(|r| r.path.strip_prefix("tftp/"))
+        .find(|p| p.rsplit('/').next() == Some(file))
+        .unwrap_or(default)
+        .to_string()
 }
 
 /// The Flatcar PXE kernel command line (REFERENCE §2): run Ignition on this

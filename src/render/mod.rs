@@ -35,7 +35,7 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
     }
     check_token_lifetime(site, env.strict)?;
     let site_ctx = SiteContext::new(site, artifacts)?;
-    let boot = BootContext::new(site, &site_ctx, &secrets)?;
+    let boot = BootContext::new(site, &site_ctx, &secrets, artifacts)?;
     let templates = Arc::new(Templates::load(&site.templates_dir())?);
     let shared = Arc::new(Shared {
         templates: templates.clone(),

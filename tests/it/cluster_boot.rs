@@ -13,7 +13,7 @@ use crate::cluster_common::*;
 fn boot_files(site: &Site) -> (Vec<BootFile>, secrets::Secrets) {
     let s = secrets::ensure(site, None).unwrap();
     let site_ctx = SiteContext::new(site, &artifact_refs(site)).unwrap();
-    let ctx = BootContext::new(site, &site_ctx, &s).unwrap();
+    let ctx = BootContext::new(site, &site_ctx, &s, &artifact_refs(site)).unwrap();
     let templates = Templates::load(&site.templates_dir()).unwrap();
     (render_files(&templates, &ctx).unwrap(), s)
 }
