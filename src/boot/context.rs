@@ -73,10 +73,10 @@ impl BootContext {
         } else {
             "undionly.kpxe"
         };
-        let efi = if loaders.ipxe {
-            "ipxe.efi"
+        let (efi, efi_default) = if loaders.ipxe {
+            ("ipxe.efi", "ipxe.efi")
         } else {
-            "syslinux.efi"
+            ("syslinux.efi", "efi64/syslinux.efi")
         };
         let f = &site_ctx.flatcar;
         Ok(BootContext {
@@ -91,7 +91,7 @@ impl BootContext {
             initrd_name: f.initrd_name.clone(),
             serial: serial(&bs.consoles),
             bios_file: loader_file(artifacts, bios, bios),
-            efi_file: loader_file(artifacts, efi, &format!("efi64/{efi}")),
+            efi_file: loader_file(artifacts, efi, efi_default),
             ipxe: loaders.ipxe,
             ipxe_url: format!("{base}/ipxe/boot.ipxe"),
             loaders,
