@@ -327,3 +327,44 @@ fn cluster_short_token_lifetime_warns_and_fails_strict_builds() {
     let err = pxebuild::render::check_token_lifetime(&site, true).unwrap_err();
     assert!(format!("{err:#}").contains("bring_up_window"), "{err:#}");
 }
+
+/// `bash -n` on a script (syntax only; nothing runs).
+fn bash_syntax_ok(name: &str, script: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("script.sh");
+    std::fs::write(&path, script).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name}: {}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn cluster_embedded_scripts_and_manifests_parse() {
+    let (_dir, site) = example_site();
+    let templates = Templates::load(&site.templates_dir()).unwrap();
+    for (mut ctx, _) in render_all(&site) {
+        let name = ctx.node.name.clone();
+        bash_syntax_ok(&format!("{name} bootstrap"), &ctx.files.bootstrap_script);
+        bash_syntax_ok(&format!("{name} sysupdate"), &ctx.files.sysupdate_script);
+        if let Some(script) = &ctx.files.cilium_script {
+            bash_syntax_ok(&format!("{name} cilium"), script);
+        }
+        if let Some(vip) = &ctx.files.kube_vip {
+            let pod: serde_json::Value = serde_norway::from_str(vip).unwrap();
+            assert_eq!(pod["kind"], "Pod");
+            assert_eq!(pod["spec"]["hostNetwork"], true);
+        }
+        render_install(&templates, &mut ctx, b"{}").unwrap();
+        bash_syntax_ok(
+            &format!("{name} install"),
+            ctx.files.install_script.as_deref().unwrap(),
+        );
+    }
+}
