@@ -102,3 +102,37 @@ fn same(got: Option<&Value>, want: &Value) -> bool {
         Some(_) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(edit: impl Fn(&mut crate::site::SiteFile)) -> Site {
+        let mut site = Site::from_text(include_str!("../../site.toml"), Path::new("site.toml"))
+            .expect("the example site is valid");
+        edit(&mut site.file);
+        site
+    }
+
+    const VALUES: &str = "k8sServiceHost: 10.20.0.10\nk8sServicePort: \"6443\"\n\
+        kubeProxyReplacement: \"true\"\nencryption:\n  enabled: true\n  type: wireguard\n";
+
+    #[test]
+    fn helm_strings_count_as_their_values() {
+        check_values(&site(|_| {}), VALUES, Path::new("v.yaml")).unwrap();
+    }
+
+    #[test]
+    fn mtu_must_match_the_site_and_leave_room_for_wireguard() {
+        let path = Path::new("v.yaml");
+        let with_mtu = format!("{VALUES}MTU: 1420\n");
+        let err = check_values(&site(|_| {}), &with_mtu, path).unwrap_err();
+        assert!(format!("{err}").contains("MTU"), "{err}");
+        check_values(&site(|f| f.cilium.mtu = Some(1420)), &with_mtu, path).unwrap();
+        let too_big = format!("{VALUES}MTU: 1450\n");
+        let err = check_values(&site(|f| f.cilium.mtu = Some(1450)), &too_big, path).unwrap_err();
+        assert!(format!("{err}").contains("link_mtu"), "{err}");
+        let err = check_values(&site(|f| f.cilium.mtu = Some(1420)), VALUES, path).unwrap_err();
+        assert!(format!("{err}").contains("MTU is nothing"), "{err}");
+    }
+}
