@@ -1,17 +1,33 @@
-//! External artifacts: Flatcar images, bootloaders, system extensions. (Being
-//! built; `plan_artifacts` will return the fetch steps.)
+//! External artifacts: Flatcar images (OpenPGP-verified), bootloaders (pinned
+//! SHA-256 or a local directory), system extensions (the release's
+//! SHA256SUMS). Each artifact is a build step whose key is its canonical URL
+//! and trust anchor, so a second build makes no request; downloads land in
+//! the content store only once verified. See docs/artifacts.md.
+pub mod current;
+pub mod fetcher;
+pub mod flatcar;
+pub mod http;
+pub mod index;
+pub mod loaders;
+pub mod mirror;
+pub mod plan;
+pub mod progress;
 pub mod refs;
+pub mod signature;
+pub mod sources;
+pub mod sysext;
 
 use anyhow::Result;
 
 use crate::build::step::Step;
 use crate::build::PlanEnv;
+pub use current::resolve_current;
 pub use refs::ArtifactRefs;
 
-/// The fetch steps of a build and where their outputs land.
+/// The fetch steps of a build and where their outputs land. Fails before any
+/// step runs when an artifact is missing upstream (or, offline, from the store).
 pub fn plan_artifacts(env: &PlanEnv) -> Result<(Vec<Box<dyn Step>>, ArtifactRefs)> {
-    Ok((
-        Vec::new(),
-        ArtifactRefs::empty(&env.site.file.flatcar.version),
-    ))
+    let planned = plan::plan(env.site, env.offline)?;
+    plan::preflight(&planned)?;
+    Ok((planned.steps, planned.refs))
 }

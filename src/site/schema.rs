@@ -143,6 +143,20 @@ pub struct Sources {
     /// instead of the upstream tarball.
     #[serde(default)]
     pub loaders_dir: Option<String>,
+    /// URL of the syslinux 6.03 release tarball (default: kernel.org).
+    #[serde(default)]
+    pub syslinux_url: Option<String>,
+    /// Pinned SHA-256 of that tarball (required unless `loaders_dir` is set;
+    /// pxebuild carries no confirmed default).
+    #[serde(default)]
+    pub syslinux_sha256: Option<String>,
+    /// Base URL the iPXE binaries are fetched from (default: https://boot.ipxe.org).
+    #[serde(default)]
+    pub ipxe_url: Option<String>,
+    /// Pinned SHA-256 per iPXE file name (`undionly.kpxe`, `ipxe.efi`,
+    /// `snponly.efi`); required with the `ipxe` loader unless `loaders_dir` is set.
+    #[serde(default)]
+    pub ipxe_sha256s: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

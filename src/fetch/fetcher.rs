@@ -1,0 +1,156 @@
+//! Fetching one artifact into the content store: reuse a verified blob when
+//! the download index knows the URL, else download (resuming a partial temp
+//! file), verify, and only then rename into the store. A failed check removes
+//! the temp file, so nothing unverified stays behind.
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::http::{Client, Downloaded, Policy};
+use super::index::{Entry, Index};
+use super::progress::Bar;
+use super::sources::Sources;
+use crate::build::store::Store;
+
+/// A verified blob in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// Shared by every fetch step of a build.
+pub struct Fetcher {
+    pub sources: Sources,
+    pub store: Store,
+    pub index: Index,
+    pub offline: bool,
+    client: Client,
+}
+
+impl Fetcher {
+    pub fn new(sources: Sources, cache_dir: &Path, offline: bool) -> Result<Arc<Fetcher>> {
+        Ok(Arc::new(Fetcher {
+            sources,
+            store: Store::open(&cache_dir.join("store"))?,
+            index: Index::open(cache_dir)?,
+            offline,
+            client: Client::new(Policy::from_env()),
+        }))
+    }
+
+    /// The verified blob for canonical `url`; `check` judges a candidate file.
+    pub fn fetch(
+        &self,
+        name: &str,
+        url: &str,
+        check: &dyn Fn(&Path, &Blob) -> Result<()>,
+    ) -> Result<Blob> {
+        if let Some(blob) = self.reuse(url, check)? {
+            return Ok(blob);
+        }
+        if self.offline {
+            bail!("offline: {name} ({url}) is not in the store");
+        }
+        let located = self.sources.locate(url)?;
+        let temp = self.index.partial(url, &self.store)?;
+        let bar = Bar::new(name);
+        let got = self
+            .client
+            .download(&located, &temp, &bar)
+            .with_context(|| format!("downloading {name}"))?;
+        let blob = Blob {
+            sha256: got.sha256.clone(),
+            size: got.size,
+        };
+        if let Err(err) = check(&temp, &blob) {
+            let _ = std::fs::remove_file(&temp);
+            return Err(err.context(format!("verifying {name} from {located}")));
+        }
+        self.keep(url, &temp, &got)?;
+        bar.finish(&format!("{} verified", human(got.size)));
+        Ok(blob)
+    }
+
+    /// A small file (signature, checksum list), stored like any blob; `None`
+    /// when the server says it does not exist.
+    pub fn fetch_small(&self, name: &str, url: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(entry) = self.index.lookup(url, &self.store) {
+            if self.store.verify(&entry.sha256)? {
+                return self.store.read(&entry.sha256).map(Some);
+            }
+        }
+        if self.offline {
+            bail!("offline: {name} ({url}) is not in the store");
+        }
+        let located = self.sources.locate(url)?;
+        let Some(bytes) = self
+            .client
+            .get_small(&located)
+            .with_context(|| format!("downloading {name}"))?
+        else {
+            return Ok(None);
+        };
+        let sha256 = self.store.put_bytes(&bytes)?;
+        self.index.record(&Entry {
+            url: url.to_string(),
+            sha256,
+            size: bytes.len() as u64,
+        })?;
+        Ok(Some(bytes))
+    }
+
+    /// Whether canonical `url` exists upstream (or in the mirror).
+    pub fn exists(&self, url: &str) -> Result<bool> {
+        self.client.exists(&self.sources.locate(url)?)
+    }
+
+    /// Whether the store already holds `url` (no network).
+    pub fn cached(&self, url: &str) -> bool {
+        self.index.lookup(url, &self.store).is_some()
+    }
+
+    /// A stored blob for `url`, re-hashed and re-checked; a corrupt one is
+    /// dropped so it is fetched again.
+    fn reuse(&self, url: &str, check: &dyn Fn(&Path, &Blob) -> Result<()>) -> Result<Option<Blob>> {
+        let Some(entry) = self.index.lookup(url, &self.store) else {
+            return Ok(None);
+        };
+        if !self.store.verify(&entry.sha256)? {
+            crate::warn!("{url}: the stored copy was corrupt; fetching it again");
+            return Ok(None);
+        }
+        let blob = Blob {
+            sha256: entry.sha256,
+            size: entry.size,
+        };
+        check(&self.store.path_of(&blob.sha256), &blob)
+            .map_err(|e| anyhow!("{url}: the stored copy no longer verifies: {e:#}"))?;
+        Ok(Some(blob))
+    }
+
+    fn keep(&self, url: &str, temp: &Path, got: &Downloaded) -> Result<()> {
+        self.store.adopt(temp, &got.sha256, got.size)?;
+        self.index.record(&Entry {
+            url: url.to_string(),
+            sha256: got.sha256.clone(),
+            size: got.size,
+        })
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,301 @@
+//! Downloads over HTTP(S) with ureq: redirects followed, bounded timeouts,
+//! retries with backoff on transient faults, and resume of a partial temp file
+//! with a Range request. The body is hashed while it streams; the caller
+//! decides whether the result is trusted.
+//!
+//! ureq's body timeout is a total budget per request, not an idle timeout, so
+//! a transfer that runs out of budget keeps its partial file and the next
+//! attempt resumes it; attempts that made progress do not count against the
+//! retry limit (up to a hard cap), so a slow link finishes and a stalled one
+//! fails.
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use sha2::{Digest, Sha256};
+
+use super::progress::Bar;
+
+/// Timeouts and retry policy. `PXEBUILD_HTTP_TIMEOUT` (seconds) sets the
+/// connect/response timeouts; `PXEBUILD_HTTP_BODY_TIMEOUT` the per-attempt
+/// body budget; `PXEBUILD_HTTP_RETRIES` the attempts without progress.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub timeout: Duration,
+    pub body_timeout: Duration,
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+impl Policy {
+    pub fn from_env() -> Policy {
+        let secs = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(default)
+        };
+        Policy {
+            timeout: Duration::from_secs(secs("PXEBUILD_HTTP_TIMEOUT", 30)),
+            body_timeout: Duration::from_secs(secs("PXEBUILD_HTTP_BODY_TIMEOUT", 600)),
+            attempts: secs("PXEBUILD_HTTP_RETRIES", 4).max(1) as u32,
+            backoff: Duration::from_millis(secs("PXEBUILD_HTTP_BACKOFF_MS", 500)),
+        }
+    }
+}
+
+/// Why one attempt failed.
+enum Failure {
+    /// Worth another attempt (5xx, timeouts, dropped connections).
+    Transient(anyhow::Error),
+    /// Transient, but the attempt moved the transfer forward (not counted).
+    Progressed(anyhow::Error),
+    /// Retrying cannot help (404, 403, bad URL).
+    Permanent(anyhow::Error),
+}
+
+/// A finished download: the digest and size of the temp file.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    policy: Policy,
+}
+
+impl Client {
+    pub fn new(policy: Policy) -> Client {
+        let config = ureq::Agent::config_builder()
+            .timeout_connect(Some(policy.timeout))
+            .timeout_recv_response(Some(policy.timeout))
+            .timeout_recv_body(Some(policy.body_timeout))
+            .max_redirects(10)
+            .user_agent(concat!("pxebuild/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Client {
+            agent: config.new_agent(),
+            policy,
+        }
+    }
+
+    /// Whether `url` exists (HEAD, redirects followed). `Ok(false)` on 404/410.
+    pub fn exists(&self, url: &str) -> Result<bool> {
+        self.retrying(url, || match self.agent.head(url).call() {
+            Ok(_) => Ok(Some(true)),
+            Err(ureq::Error::StatusCode(404 | 410)) => Ok(Some(false)),
+            // Some servers do not answer HEAD; the download will tell.
+            Err(ureq::Error::StatusCode(405 | 501)) => Ok(Some(true)),
+            Err(e) => Err(classify(url, e)),
+        })
+        .map(|found| found.unwrap_or(false))
+    }
+
+    /// A small file (signature, checksum list) into memory; `None` on 404.
+    pub fn get_small(&self, url: &str) -> Result<Option<Vec<u8>>> {
+        self.retrying(url, || match self.agent.get(url).call() {
+            Ok(mut resp) => resp
+                .body_mut()
+                .with_config()
+                .limit(16 << 20)
+                .read_to_vec()
+                .map(Some)
+                .map_err(|e| classify(url, e)),
+            Err(ureq::Error::StatusCode(404 | 410)) => Ok(None),
+            Err(e) => Err(classify(url, e)),
+        })
+    }
+
+    /// Streams `url` into `temp`, resuming whatever `temp` already holds.
+    pub fn download(&self, url: &str, temp: &Path, bar: &Bar) -> Result<Downloaded> {
+        self.retrying(url, || self.attempt(url, temp, bar))
+    }
+
+    /// Runs `once` until it succeeds, fails permanently, or runs out of
+    /// attempts. An attempt that grew the temp file does not count.
+    fn retrying<T>(
+        &self,
+        url: &str,
+        mut once: impl FnMut() -> std::result::Result<T, Failure>,
+    ) -> Result<T> {
+        let mut failed = 0;
+        for _ in 0..self.policy.attempts * 4 {
+            match once() {
+                Ok(v) => return Ok(v),
+                Err(Failure::Permanent(e)) => return Err(e),
+                Err(Failure::Progressed(e)) => crate::verbose!("resuming {url}: {e:#}"),
+                Err(Failure::Transient(e)) => {
+                    failed += 1;
+                    if failed >= self.policy.attempts {
+                        return Err(e.context(format!(
+                            "giving up on {url} after {failed} attempts; check the network \
+                             or the mirror, then build again (finished files are kept)"
+                        )));
+                    }
+                    crate::verbose!("retrying {url}: {e:#}");
+                    std::thread::sleep(self.policy.backoff * 2u32.pow(failed - 1));
+                }
+            }
+        }
+        Err(anyhow!("giving up on {url}: too many interrupted attempts"))
+    }
+
+    fn attempt(
+        &self,
+        url: &str,
+        temp: &Path,
+        bar: &Bar,
+    ) -> std::result::Result<Downloaded, Failure> {
+        let have = std::fs::metadata(temp).map(|m| m.len()).unwrap_or(0);
+        let mut req = self.agent.get(url);
+        if have > 0 {
+            req = req.header("Range", &format!("bytes={have}-"));
+        }
+        let mut resp = match req.call() {
+            Ok(resp) => resp,
+            // The partial file is already complete or stale: start over.
+            Err(ureq::Error::StatusCode(416)) => {
+                let _ = std::fs::remove_file(temp);
+                return Err(Failure::Transient(anyhow!("{url}: range not satisfiable")));
+            }
+            Err(e) => return Err(classify(url, e)),
+        };
+        let resumed = have > 0 && resp.status().as_u16() == 206 && range_starts_at(&resp, have);
+        let start = if resumed { have } else { 0 };
+        let total = content_length(&resp).map(|len| len + start);
+        let (mut file, mut hasher) = open_temp(temp, resumed).map_err(Failure::Permanent)?;
+        bar.start(total, start);
+        let mut reader = resp.body_mut().with_config().reader();
+        let mut size = start;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = file.sync_all();
+                    let e = anyhow!("{url}: transfer interrupted after {size} bytes: {e}");
+                    return Err(if size > start {
+                        Failure::Progressed(e)
+                    } else {
+                        Failure::Transient(e)
+                    });
+                }
+            };
+            file.write_all(&buf[..n])
+                .with_context(|| format!("writing {}", temp.display()))
+                .map_err(Failure::Permanent)?;
+            hasher.update(&buf[..n]);
+            size += n as u64;
+            bar.inc(n as u64);
+        }
+        if let Some(total) = total.filter(|&t| t != size) {
+            let e = anyhow!("{url}: truncated download ({size} of {total} bytes)");
+            return Err(if size > start {
+                Failure::Progressed(e)
+            } else {
+                Failure::Transient(e)
+            });
+        }
+        file.sync_all()
+            .with_context(|| format!("syncing {}", temp.display()))
+            .map_err(Failure::Permanent)?;
+        Ok(Downloaded {
+            sha256: hex::encode(hasher.finalize()),
+            size,
+        })
+    }
+}
+
+/// Opens the temp file for appending (re-hashing what it holds) or afresh.
+fn open_temp(temp: &Path, append: bool) -> Result<(File, Sha256)> {
+    let mut hasher = Sha256::new();
+    if !append {
+        let file = File::create(temp).with_context(|| format!("creating {}", temp.display()))?;
+        return Ok((file, hasher));
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(temp)
+        .with_context(|| format!("opening {}", temp.display()))?;
+    file.seek(SeekFrom::Start(0))
+        .with_context(|| format!("reading {}", temp.display()))?;
+    std::io::copy(&mut (&file).take(u64::MAX), &mut HashWriter(&mut hasher))
+        .with_context(|| format!("hashing {}", temp.display()))?;
+    Ok((file, hasher))
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn content_length(resp: &ureq::http::Response<ureq::Body>) -> Option<u64> {
+    resp.headers()
+        .get("content-length")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `Content-Range: bytes START-END/TOTAL` must continue where the file ends.
+fn range_starts_at(resp: &ureq::http::Response<ureq::Body>, have: u64) -> bool {
+    let Some(value) = resp
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    value
+        .trim()
+        .strip_prefix("bytes ")
+        .and_then(|r| r.split('-').next())
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        == Some(have)
+}
+
+fn classify(url: &str, err: ureq::Error) -> Failure {
+    match err {
+        ureq::Error::StatusCode(code) => {
+            let e = anyhow!("{url}: HTTP status {code}");
+            if code >= 500 || code == 408 || code == 429 {
+                Failure::Transient(e)
+            } else {
+                Failure::Permanent(e.context(status_hint(code)))
+            }
+        }
+        ureq::Error::Timeout(t) => Failure::Transient(anyhow!("{url}: timed out ({t})")),
+        e @ (ureq::Error::Io(_)
+        | ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::Protocol(_)
+        | ureq::Error::BodyStalled) => Failure::Transient(anyhow!("{url}: {e}")),
+        e => Failure::Permanent(anyhow!("{url}: {e}")),
+    }
+}
+
+fn status_hint(code: u16) -> String {
+    match code {
+        404 | 410 => "not found: check the pinned version and, with a mirror, that the mirror \
+                      holds this file (`pxebuild mirror` writes the layout)"
+            .into(),
+        401 | 403 => "access denied by the server or mirror".into(),
+        _ => format!("the server refused the request (HTTP {code})"),
+    }
+}

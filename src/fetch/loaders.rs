@@ -1,0 +1,313 @@
+//! Network boot loaders: syslinux (BIOS `lpxelinux.0` + `ldlinux.c32`, UEFI
+//! `syslinux.efi` + `ldlinux.e64`) extracted from the upstream 6.03 tarball,
+//! iPXE binaries, each checked against a pinned SHA-256; or all of them taken
+//! from a local directory (e.g. filled from Debian's packages).
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use super::fetcher::{Blob, Fetcher};
+use super::refs::ArtifactRef;
+use crate::build::step::{Inputs, RunCtx, Step, Visibility};
+use crate::error::BadInput;
+
+/// One loader file: its name, where it lies inside the syslinux tarball (none
+/// for iPXE), and its dist path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loader {
+    pub name: &'static str,
+    pub in_tarball: Option<&'static str>,
+    pub dist: &'static str,
+}
+
+const BIOS: [Loader; 2] = [
+    Loader {
+        name: "lpxelinux.0",
+        in_tarball: Some("bios/core/lpxelinux.0"),
+        dist: "tftp/lpxelinux.0",
+    },
+    Loader {
+        name: "ldlinux.c32",
+        in_tarball: Some("bios/com32/elflink/ldlinux/ldlinux.c32"),
+        dist: "tftp/ldlinux.c32",
+    },
+];
+const UEFI: [Loader; 2] = [
+    Loader {
+        name: "syslinux.efi",
+        in_tarball: Some("efi64/efi/syslinux.efi"),
+        dist: "tftp/efi64/syslinux.efi",
+    },
+    Loader {
+        name: "ldlinux.e64",
+        in_tarball: Some("efi64/com32/elflink/ldlinux/ldlinux.e64"),
+        dist: "tftp/efi64/ldlinux.e64",
+    },
+];
+const IPXE: [Loader; 3] = [
+    Loader {
+        name: "undionly.kpxe",
+        in_tarball: None,
+        dist: "tftp/undionly.kpxe",
+    },
+    Loader {
+        name: "ipxe.efi",
+        in_tarball: None,
+        dist: "tftp/ipxe.efi",
+    },
+    Loader {
+        name: "snponly.efi",
+        in_tarball: None,
+        dist: "tftp/snponly.efi",
+    },
+];
+
+/// The loader files `boot_server.loaders` asks for.
+pub fn wanted(loaders: &[String]) -> (Vec<Loader>, Vec<Loader>) {
+    let mut syslinux = Vec::new();
+    if loaders.iter().any(|l| l == "bios") {
+        syslinux.extend(BIOS);
+    }
+    if loaders.iter().any(|l| l == "uefi") {
+        syslinux.extend(UEFI);
+    }
+    let ipxe = if loaders.iter().any(|l| l == "ipxe") {
+        IPXE.to_vec()
+    } else {
+        Vec::new()
+    };
+    (syslinux, ipxe)
+}
+
+/// The loader steps for the site's sources, with their artifacts.
+pub fn steps(
+    fetcher: &Arc<Fetcher>,
+    loaders: &[String],
+) -> Result<(Vec<Box<dyn Step>>, Vec<ArtifactRef>)> {
+    let (syslinux, ipxe) = wanted(loaders);
+    let src = &fetcher.sources;
+    let mut steps: Vec<Box<dyn Step>> = Vec::new();
+    let mut refs = Vec::new();
+    let mut place = |id: String, files: &[Loader]| {
+        refs.extend(files.iter().map(|f| ArtifactRef {
+            step: id.clone(),
+            path: f.dist.to_string(),
+        }))
+    };
+    if let Some(dir) = &src.loaders_dir {
+        let files: Vec<Loader> = syslinux.into_iter().chain(ipxe).collect();
+        if !files.is_empty() {
+            let step = LocalLoaders {
+                dir: dir.clone(),
+                files,
+            };
+            place(step.id(), &step.files);
+            steps.push(Box::new(step));
+        }
+        return Ok((steps, refs));
+    }
+    if !syslinux.is_empty() {
+        let Some(sha256) = src.syslinux_sha256.clone() else {
+            return Err(BadInput::new(format!(
+                "no SHA-256 pin for {}: set sources.syslinux_sha256 (pxebuild carries no \
+                 confirmed default), or take the loaders from a local directory with \
+                 sources.loaders_dir (see docs/artifacts.md)",
+                src.syslinux_url
+            )));
+        };
+        let step = SyslinuxLoaders {
+            fetcher: fetcher.clone(),
+            url: src.syslinux_url.clone(),
+            sha256,
+            files: syslinux,
+        };
+        place(step.id(), &step.files);
+        steps.push(Box::new(step));
+    }
+    if !ipxe.is_empty() {
+        let step = IpxeLoaders::new(fetcher, ipxe)?;
+        let files: Vec<Loader> = step.files.iter().map(|(f, _, _)| f.clone()).collect();
+        place(step.id(), &files);
+        steps.push(Box::new(step));
+    }
+    Ok((steps, refs))
+}
+
+/// Loaders copied from a local directory; their digests are the key.
+pub struct LocalLoaders {
+    pub dir: PathBuf,
+    pub files: Vec<Loader>,
+}
+
+impl Step for LocalLoaders {
+    fn id(&self) -> String {
+        "fetch:loaders/local".into()
+    }
+
+    fn key(&self, _: &Inputs) -> Result<Value> {
+        let mut digests = Vec::new();
+        for f in &self.files {
+            let path = self.dir.join(f.name);
+            let digest = match crate::digest::sha256_file(&path) {
+                Ok((sha, _)) => sha,
+                Err(_) => "missing".into(),
+            };
+            digests.push(json!([f.name, digest]));
+        }
+        Ok(json!({
+            "dir": self.dir,
+            "files": digests,
+            "dist": self.files.iter().map(|f| f.dist).collect::<Vec<_>>(),
+        }))
+    }
+
+    fn run(&self, ctx: &mut RunCtx) -> Result<()> {
+        for f in &self.files {
+            let path = self.dir.join(f.name);
+            let bytes = std::fs::read(&path).with_context(|| {
+                format!(
+                    "reading loader {} from sources.loaders_dir (see docs/artifacts.md for \
+                     filling it from Debian's packages)",
+                    path.display()
+                )
+            })?;
+            ctx.put_bytes(f.dist, &bytes, Visibility::Public)?;
+        }
+        Ok(())
+    }
+}
+
+/// Loaders extracted from the syslinux release tarball.
+pub struct SyslinuxLoaders {
+    pub fetcher: Arc<Fetcher>,
+    pub url: String,
+    pub sha256: String,
+    pub files: Vec<Loader>,
+}
+
+impl Step for SyslinuxLoaders {
+    fn id(&self) -> String {
+        "fetch:loaders/syslinux".into()
+    }
+
+    fn key(&self, _: &Inputs) -> Result<Value> {
+        Ok(json!({
+            "url": self.url,
+            "sha256": self.sha256,
+            "dist": self.files.iter().map(|f| f.dist).collect::<Vec<_>>(),
+        }))
+    }
+
+    fn run(&self, ctx: &mut RunCtx) -> Result<()> {
+        let blob = self.fetcher.fetch(
+            "syslinux-6.03.tar.gz",
+            &self.url,
+            &pinned(&self.url, &self.sha256),
+        )?;
+        let path = ctx.store().path_of(&blob.sha256);
+        let file =
+            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut found = Vec::new();
+        for entry in archive.entries().context("reading the syslinux tarball")? {
+            let mut entry = entry.context("reading the syslinux tarball")?;
+            let name = entry.path()?.to_string_lossy().into_owned();
+            // Members sit under a `syslinux-6.03/` top directory.
+            let inner = name.split_once('/').map_or("", |(_, rest)| rest);
+            if let Some(f) = self.files.iter().find(|f| f.in_tarball == Some(inner)) {
+                let mut bytes = Vec::new();
+                entry
+                    .read_to_end(&mut bytes)
+                    .with_context(|| format!("extracting {name}"))?;
+                ctx.put_bytes(f.dist, &bytes, Visibility::Public)?;
+                found.push(f.name);
+            }
+        }
+        let missing: Vec<&str> = self
+            .files
+            .iter()
+            .filter(|f| !found.contains(&f.name))
+            .map(|f| f.in_tarball.unwrap_or(f.name))
+            .collect();
+        if !missing.is_empty() {
+            bail!("{} lacks {}", self.url, missing.join(", "));
+        }
+        Ok(())
+    }
+}
+
+/// iPXE binaries, each with a pinned digest.
+pub struct IpxeLoaders {
+    pub fetcher: Arc<Fetcher>,
+    pub files: Vec<(Loader, String, String)>,
+}
+
+impl IpxeLoaders {
+    fn new(fetcher: &Arc<Fetcher>, files: Vec<Loader>) -> Result<IpxeLoaders> {
+        let src = &fetcher.sources;
+        let unpinned: Vec<&str> = files
+            .iter()
+            .filter(|f| !src.ipxe_sha256s.contains_key(f.name))
+            .map(|f| f.name)
+            .collect();
+        if !unpinned.is_empty() {
+            return Err(BadInput::new(format!(
+                "no SHA-256 pin for iPXE {}: set sources.ipxe_sha256s (boot.ipxe.org serves \
+                 rolling builds, so pxebuild cannot carry a default), or use sources.loaders_dir",
+                unpinned.join(", ")
+            )));
+        }
+        let files = files
+            .into_iter()
+            .map(|f| {
+                let url = format!("{}/{}", src.ipxe_url, f.name);
+                let sha = src.ipxe_sha256s[f.name].clone();
+                (f, url, sha)
+            })
+            .collect();
+        Ok(IpxeLoaders {
+            fetcher: fetcher.clone(),
+            files,
+        })
+    }
+}
+
+impl Step for IpxeLoaders {
+    fn id(&self) -> String {
+        "fetch:loaders/ipxe".into()
+    }
+
+    fn key(&self, _: &Inputs) -> Result<Value> {
+        Ok(json!({
+            "files": self.files.iter().map(|(_, url, sha)| json!([url, sha])).collect::<Vec<_>>(),
+            "dist": self.files.iter().map(|(f, _, _)| f.dist).collect::<Vec<_>>(),
+        }))
+    }
+
+    fn run(&self, ctx: &mut RunCtx) -> Result<()> {
+        for (f, url, sha) in &self.files {
+            let blob = self.fetcher.fetch(f.name, url, &pinned(url, sha))?;
+            ctx.put_blob(f.dist, &blob.sha256, blob.size, Visibility::Public);
+        }
+        Ok(())
+    }
+}
+
+/// A check that the download has the pinned digest.
+fn pinned<'a>(
+    url: &'a str,
+    sha256: &'a str,
+) -> impl Fn(&std::path::Path, &Blob) -> Result<()> + 'a {
+    move |_, blob| {
+        if blob.sha256 != sha256 {
+            bail!(
+                "{url} has SHA-256 {} but the site pins {sha256}",
+                blob.sha256
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,254 @@
+//! Detached OpenPGP signature checks for Flatcar artifacts.
+//!
+//! rpgp verifies raw signatures; the certificate logic is ours: pick the
+//! (sub)key named by the signature's issuer, require a valid binding with the
+//! signing flag, and judge expiry and revocation at the signature's creation
+//! time, as OpenPGP does (a superseded or retired subkey keeps its older
+//! signatures valid; a compromised one invalidates all of them). The file is
+//! streamed, so a 500 MB image costs no memory.
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey, SignedPublicSubKey};
+use pgp::packet::{RevocationCode, Signature, SignatureType};
+use pgp::types::{KeyDetails, Timestamp};
+
+/// The Flatcar image signing key (flatcar-website
+/// `static/security/image-signing-key/Flatcar_Image_Signing_Key.asc`, with the
+/// 2025 subkey).
+const FLATCAR_KEY: &str = include_str!("flatcar-image-signing-key.asc");
+/// Primary fingerprint of the Flatcar image signing key.
+pub const FLATCAR_FINGERPRINT: &str = "F88CFEDEFF29A5B4D9523864E25D9AED0593B34A";
+
+/// An OpenPGP certificate that artifacts are checked against.
+#[derive(Debug, Clone)]
+pub struct SigningKey {
+    cert: SignedPublicKey,
+    /// Where it came from ("built-in Flatcar key" or a path), for messages.
+    pub source: String,
+}
+
+impl SigningKey {
+    /// The built-in Flatcar image signing key.
+    pub fn flatcar() -> SigningKey {
+        SigningKey::parse(
+            FLATCAR_KEY.as_bytes(),
+            "the built-in Flatcar image signing key",
+        )
+        .expect("the embedded Flatcar key parses")
+    }
+
+    /// Reads an armored or binary public key file.
+    pub fn from_file(path: &Path) -> Result<SigningKey> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading signing key {}", path.display()))?;
+        SigningKey::parse(&bytes, &path.display().to_string())
+    }
+
+    pub fn parse(bytes: &[u8], source: &str) -> Result<SigningKey> {
+        let (cert, _) = SignedPublicKey::from_reader_single(bytes)
+            .map_err(|e| anyhow!("{source} is not an OpenPGP public key: {e}"))?;
+        Ok(SigningKey {
+            cert,
+            source: source.to_string(),
+        })
+    }
+
+    /// Primary key fingerprint, upper-case hex.
+    pub fn fingerprint(&self) -> String {
+        format!("{:X}", self.cert.primary_key.fingerprint())
+    }
+
+    /// Checks `signature` (binary or armored) over the bytes of `file`.
+    pub fn verify_file(&self, signature: &[u8], file: &Path) -> Result<()> {
+        let (sig, _) = DetachedSignature::from_reader_single(signature)
+            .map_err(|e| anyhow!("unreadable OpenPGP signature: {e}"))?;
+        let sig = sig.signature;
+        let created = sig
+            .created()
+            .ok_or_else(|| anyhow!("the signature has no creation time"))?;
+        self.check_primary(created)?;
+        let reader = |f: &Path| -> Result<BufReader<File>> {
+            let file = File::open(f).with_context(|| format!("opening {}", f.display()))?;
+            Ok(BufReader::with_capacity(1 << 20, file))
+        };
+        if self.issued_by(&sig, &self.cert.primary_key) {
+            self.check_primary_can_sign()?;
+            return sig
+                .verify(&self.cert.primary_key, reader(file)?)
+                .map_err(|_| {
+                    anyhow!(
+                        "the signature does not match the file (tampered, truncated or wrong file)"
+                    )
+                });
+        }
+        let subkey = self
+            .cert
+            .public_subkeys
+            .iter()
+            .find(|s| self.issued_by(&sig, &s.key))
+            .ok_or_else(|| {
+                anyhow!(
+                    "the signature was made by key {} which is not part of {} ({})",
+                    issuer_names(&sig),
+                    self.source,
+                    self.fingerprint()
+                )
+            })?;
+        self.check_subkey(subkey, created)?;
+        sig.verify(&subkey.key, reader(file)?).map_err(|_| {
+            anyhow!("the signature does not match the file (tampered, truncated or wrong file)")
+        })
+    }
+
+    fn issued_by(&self, sig: &Signature, key: &impl KeyDetails) -> bool {
+        let fpr = key.fingerprint();
+        let id = key.legacy_key_id();
+        sig.issuer_fingerprint().iter().any(|f| **f == fpr)
+            || sig.issuer_key_id().iter().any(|k| **k == id)
+    }
+
+    /// A revoked primary key invalidates everything (hard) or everything after
+    /// the revocation (soft).
+    fn check_primary(&self, created: Timestamp) -> Result<()> {
+        let primary = &self.cert.primary_key;
+        for rev in &self.cert.details.revocation_signatures {
+            if rev.typ() == Some(SignatureType::KeyRevocation)
+                && rev.verify_key(primary).is_ok()
+                && revoked_at(rev, created)
+            {
+                bail!("{} ({}) is revoked", self.source, self.fingerprint());
+            }
+        }
+        Ok(())
+    }
+
+    fn check_primary_can_sign(&self) -> Result<()> {
+        let primary = &self.cert.primary_key;
+        let can_sign = self.cert.details.users.iter().any(|u| {
+            u.signatures.iter().any(|s| {
+                s.key_flags().sign()
+                    && s.verify_certification(primary, pgp::types::Tag::UserId, &u.id)
+                        .is_ok()
+            })
+        });
+        if !can_sign {
+            bail!("the primary key of {} is not allowed to sign", self.source);
+        }
+        Ok(())
+    }
+
+    /// The subkey must be bound for signing, created before the signature, not
+    /// expired and not revoked at the signature's creation time.
+    fn check_subkey(&self, subkey: &SignedPublicSubKey, created: Timestamp) -> Result<()> {
+        let primary = &self.cert.primary_key;
+        let name = format!("{:X}", subkey.key.fingerprint());
+        if subkey.key.created_at().as_secs() > created.as_secs() {
+            bail!("signing subkey {name} is younger than the signature");
+        }
+        for rev in &subkey.signatures {
+            if rev.typ() == Some(SignatureType::SubkeyRevocation)
+                && rev.verify_subkey_binding(primary, &subkey.key).is_ok()
+                && revoked_at(rev, created)
+            {
+                bail!("signing subkey {name} was revoked when the signature was made");
+            }
+        }
+        let binding = subkey
+            .signatures
+            .iter()
+            .filter(|s| s.typ() == Some(SignatureType::SubkeyBinding))
+            .filter(|s| {
+                s.created()
+                    .is_some_and(|c| c.as_secs() <= created.as_secs())
+            })
+            .filter(|s| valid_binding(s, primary, &subkey.key))
+            .max_by_key(|s| s.created().map(|c| c.as_secs()))
+            .ok_or_else(|| anyhow!("signing subkey {name} has no valid binding signature"))?;
+        if !binding.key_flags().sign() {
+            bail!("subkey {name} is not a signing key");
+        }
+        if let Some(lifetime) = binding.key_expiration_time() {
+            let expiry =
+                u64::from(subkey.key.created_at().as_secs()) + u64::from(lifetime.as_secs());
+            if lifetime.as_secs() != 0 && expiry <= u64::from(created.as_secs()) {
+                bail!("signing subkey {name} had expired when the signature was made");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn valid_binding(
+    sig: &Signature,
+    primary: &pgp::packet::PublicKey,
+    subkey: &pgp::packet::PublicSubkey,
+) -> bool {
+    if sig.verify_subkey_binding(primary, subkey).is_err() {
+        return false;
+    }
+    // A signing subkey must also sign the primary back (RFC 9580 5.2.3.34),
+    // so nobody can claim someone else's subkey.
+    !sig.key_flags().sign()
+        || sig
+            .embedded_signature()
+            .is_some_and(|back| back.verify_primary_key_binding(subkey, primary).is_ok())
+}
+
+/// Whether a revocation applies to a signature made at `created`: soft reasons
+/// (superseded, retired) only from the revocation on; anything else always.
+fn revoked_at(rev: &Signature, created: Timestamp) -> bool {
+    let soft = matches!(
+        rev.revocation_reason_code(),
+        Some(RevocationCode::KeySuperseded | RevocationCode::KeyRetired)
+    );
+    !soft
+        || rev
+            .created()
+            .is_some_and(|r| r.as_secs() <= created.as_secs())
+}
+
+fn issuer_names(sig: &Signature) -> String {
+    let fprs: Vec<String> = sig
+        .issuer_fingerprint()
+        .iter()
+        .map(|f| format!("{f:X}"))
+        .collect();
+    if !fprs.is_empty() {
+        return fprs.join(", ");
+    }
+    let ids: Vec<String> = sig
+        .issuer_key_id()
+        .iter()
+        .map(|k| hex::encode_upper(k))
+        .collect();
+    if ids.is_empty() {
+        "(no issuer)".into()
+    } else {
+        ids.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_key_is_the_flatcar_image_signing_key() {
+        let key = SigningKey::flatcar();
+        assert_eq!(key.fingerprint(), FLATCAR_FINGERPRINT);
+        let subkeys: Vec<String> = key
+            .cert
+            .public_subkeys
+            .iter()
+            .map(|s| format!("{:X}", s.key.fingerprint()))
+            .collect();
+        assert!(
+            subkeys.contains(&"52F145DFD00BBDCD928CBB5A32DA80F91EF52974".to_string()),
+            "the 2025 signing subkey is present: {subkeys:?}"
+        );
+        key.cert.primary_key.fingerprint();
+    }
+}

@@ -1,0 +1,135 @@
+//! System extensions from the Flatcar sysext-bakery, checked against their
+//! release's SHA256SUMS and placed as a flat sysupdate source directory
+//! (`http/sysext/<name>/` with the image and a SHA256SUMS listing it).
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Result};
+use serde_json::{json, Value};
+
+use super::fetcher::{Blob, Fetcher};
+use super::refs::{ArtifactRef, SysextRef};
+use super::sources::{sysext_arch, sysext_url};
+use crate::build::step::{Inputs, RunCtx, Step, Visibility};
+
+pub struct SysextImage {
+    pub fetcher: Arc<Fetcher>,
+    pub name: String,
+    pub version: String,
+    pub file_name: String,
+    pub url: String,
+    pub sums_url: String,
+}
+
+impl SysextImage {
+    pub fn new(fetcher: &Arc<Fetcher>, name: &str, version: &str, arch: &str) -> SysextImage {
+        let file_name = format!("{name}-{version}-{}.raw", sysext_arch(arch));
+        SysextImage {
+            fetcher: fetcher.clone(),
+            name: name.to_string(),
+            version: version.to_string(),
+            url: sysext_url(name, version, &file_name),
+            sums_url: sysext_url(name, version, "SHA256SUMS"),
+            file_name,
+        }
+    }
+
+    fn dir(&self) -> String {
+        format!(
+            "{}/{}",
+            crate::layout::HTTP,
+            crate::layout::sysext_dir(&self.name)
+        )
+    }
+
+    pub fn artifact(&self) -> SysextRef {
+        SysextRef {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            file_name: self.file_name.clone(),
+            image: ArtifactRef {
+                step: self.id(),
+                path: format!("{}/{}", self.dir(), self.file_name),
+            },
+            sha512: ArtifactRef {
+                step: self.id(),
+                path: format!("sysext/{}/{}.sha512", self.name, self.file_name),
+            },
+        }
+    }
+
+    /// The expected digest of our image in the release's SHA256SUMS.
+    fn expected(&self) -> Result<String> {
+        let sums = self
+            .fetcher
+            .fetch_small(&format!("{} SHA256SUMS", self.name), &self.sums_url)?
+            .ok_or_else(|| anyhow!("{}: not found (HTTP 404)", self.sums_url))?;
+        let text = String::from_utf8_lossy(&sums);
+        lookup_sum(&text, &self.file_name)
+            .ok_or_else(|| anyhow!("{} does not list {}", self.sums_url, self.file_name))
+    }
+}
+
+/// The hex digest for `file` in a `sha256sum` listing (`<hex>  <name>` or `<hex> *<name>`).
+pub fn lookup_sum(text: &str, file: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let (hex, name) = line.trim().split_once(char::is_whitespace)?;
+        let name = name.trim_start().trim_start_matches('*');
+        (name == file && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| hex.to_ascii_lowercase())
+    })
+}
+
+impl Step for SysextImage {
+    fn id(&self) -> String {
+        format!("fetch:sysext/{}", self.name)
+    }
+
+    fn key(&self, _: &Inputs) -> Result<Value> {
+        Ok(json!({"url": self.url, "sums_url": self.sums_url}))
+    }
+
+    fn run(&self, ctx: &mut RunCtx) -> Result<()> {
+        let expected = self.expected()?;
+        let check = |_: &std::path::Path, blob: &Blob| {
+            if blob.sha256 != expected {
+                bail!(
+                    "SHA256SUMS mismatch for {}: the release lists {expected}, the download is {}",
+                    self.url,
+                    blob.sha256
+                );
+            }
+            Ok(())
+        };
+        let blob = self.fetcher.fetch(&self.file_name, &self.url, &check)?;
+        let refs = self.artifact();
+        ctx.put_blob(
+            &refs.image.path,
+            &blob.sha256,
+            blob.size,
+            Visibility::Public,
+        );
+        let sha512 = crate::digest::sha512_file(&ctx.store().path_of(&blob.sha256))?;
+        ctx.put_bytes(&refs.sha512.path, sha512.as_bytes(), Visibility::Internal)?;
+        let index = format!("{}  {}\n", blob.sha256, self.file_name);
+        ctx.put_bytes(
+            &format!("{}/SHA256SUMS", self.dir()),
+            index.as_bytes(),
+            Visibility::Public,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_digest_of_one_file() {
+        let a = "a".repeat(64);
+        let b = "B".repeat(64);
+        let text = format!("{a}  k-v1-arm64.raw\n{b} *k-v1-x86-64.raw\n");
+        assert_eq!(lookup_sum(&text, "k-v1-x86-64.raw"), Some("b".repeat(64)));
+        assert_eq!(lookup_sum(&text, "k-v1-arm64.raw"), Some(a));
+        assert_eq!(lookup_sum(&text, "k-v1.raw"), None);
+    }
+}
