@@ -3,30 +3,43 @@
 //! `ignition-validate`), access restricted per node, and a second build that
 //! changes no secret and no file.
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 use pxebuild::manifest::Manifest;
 
 use crate::cluster_common::*;
 
 struct Built {
+    // Declared first: dropped (stopped) before the directory it serves.
+    mirror: Mirror,
     _dir: tempfile::TempDir,
     root: PathBuf,
     dist: PathBuf,
 }
 
-/// Environment for the fetch steps: the fixture mirror when the repository
-/// has one (tests/fixtures/mirror/generate.sh writes it into a directory and
-/// prints the shell assignments for PXEBUILD_MIRROR and PXEBUILD_SIGNING_KEY).
-fn fetch_env(root: &Path) -> Vec<(String, String)> {
-    let script = repo().join("tests/fixtures/mirror/generate.sh");
-    if !script.exists() {
-        return Vec::new();
+/// The fixture mirror (tests/fixtures/mirror/generate.sh) served over HTTP on
+/// loopback by `python3 -m http.server`, stopped (by its PID) on drop.
+struct Mirror {
+    child: Child,
+    url: String,
+    /// Pinned SHA-256 of the syslinux tarball, as the generator printed it.
+    syslinux_sha256: String,
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(root.join("mirror"))
+}
+
+fn mirror(root: &Path) -> Mirror {
+    let dir = root.join("mirror");
+    let out = Command::new("sh")
+        .arg(repo().join("tests/fixtures/mirror/generate.sh"))
+        .arg(&dir)
         .output()
         .expect("running the fixture mirror generator");
     assert!(
@@ -34,33 +47,77 @@ fn fetch_env(root: &Path) -> Vec<(String, String)> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
+    let syslinux_sha256 = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.trim().trim_start_matches("export ").split_once('='))
-        .filter(|(k, _)| k.starts_with("PXEBUILD_"))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-        .collect()
+        .find(|l| l.contains("syslinux-6.03.tar.gz"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the generator prints the tarball digest")
+        .to_string();
+    let mut child = Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 serves the mirror");
+    // "Serving HTTP on 127.0.0.1 port N (...)": the server is listening.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .split_whitespace()
+        .skip_while(|w| *w != "port")
+        .nth(1)
+        .unwrap_or_else(|| panic!("unexpected http.server banner {line:?}"));
+    Mirror {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        syslinux_sha256,
+    }
 }
 
-fn build(root: &Path, dist: &Path) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pxebuild"));
-    cmd.arg("--site")
+fn build(root: &Path, dist: &Path, mirror: &Mirror) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .arg("--site")
         .arg(root.join("site.toml"))
         .arg("build")
         .arg("--out")
         .arg(dist)
-        .env("PXEBUILD_CACHE", root.join("cache"));
-    for (k, v) in fetch_env(root) {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("running pxebuild build")
+        .env("PXEBUILD_CACHE", root.join("cache"))
+        .env("PXEBUILD_MIRROR", &mirror.url)
+        .env(
+            "PXEBUILD_SIGNING_KEY",
+            repo().join("tests/fixtures/mirror/test-key.pub.asc"),
+        )
+        .output()
+        .expect("running pxebuild build")
 }
 
 fn built() -> Built {
     let (dir, _) = example_site();
     let root = dir.path().to_path_buf();
+    let mirror = mirror(&root);
+    let site = root.join("site.toml");
+    let text = std::fs::read_to_string(&site).unwrap().replacen(
+        "[sources]\n",
+        &format!(
+            "[sources]\nsyslinux_sha256 = \"{}\"\n",
+            mirror.syslinux_sha256
+        ),
+        1,
+    );
+    std::fs::write(&site, text).unwrap();
     let dist = root.join("dist");
-    let out = build(&root, &dist);
+    let out = build(&root, &dist, &mirror);
     assert!(
         out.status.success(),
         "pxebuild build failed: {}",
@@ -70,6 +127,7 @@ fn built() -> Built {
         _dir: dir,
         root,
         dist,
+        mirror,
     }
 }
 
@@ -171,7 +229,7 @@ fn cluster_second_build_changes_no_secret_and_no_file() {
     let b = built();
     let secrets = secrets_snapshot(&b.root.join("secrets"));
     let manifest = std::fs::read_to_string(b.dist.join("manifest.json")).unwrap();
-    let out = build(&b.root, &b.dist);
+    let out = build(&b.root, &b.dist, &b.mirror);
     assert!(
         out.status.success(),
         "{}",
@@ -188,7 +246,7 @@ fn cluster_second_build_changes_no_secret_and_no_file() {
 fn cluster_build_without_secrets_beside_dist_exits_2() {
     let b = built();
     std::fs::rename(b.root.join("secrets"), b.root.join("secrets.bak")).unwrap();
-    let out = build(&b.root, &b.dist);
+    let out = build(&b.root, &b.dist, &b.mirror);
     assert_eq!(
         out.status.code(),
         Some(2),
