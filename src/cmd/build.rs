@@ -46,6 +46,10 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     };
     let report = build::build(&site, &opts)?;
     print_summary(&report, &args);
+    crate::info!(
+        "{}",
+        crate::day2::handoff::next_steps(&site, &args.out).trim_end()
+    );
     Ok(())
 }
 

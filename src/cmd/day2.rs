@@ -1,40 +1,101 @@
-//! Day-2 commands: kubeconfig, untaint, install-argo, wait, token.
+//! Day-2 commands: kubeconfig, untaint, install-argo, wait, token. Each resolves
+//! its arguments and the site, then calls `crate::day2`.
+use std::path::PathBuf;
+
+use anyhow::Result;
+
 use crate::cli::Global;
+use crate::day2::{self, argo, helm, kubeconfig, Cluster};
+use crate::site::types::Duration;
+use crate::site::Site;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
     /// Publish the site's bootstrap token to the cluster.
+    ///
+    /// Creates or updates the Secret kube-system/bootstrap-token-<id> from
+    /// secrets/bootstrap-token, expiring cluster.bootstrap_token_ttl from now, so
+    /// nodes can join after the token registered at kubeadm init has expired.
     Publish,
 }
 
 /// Arguments of `pxebuild kubeconfig`.
 #[derive(Debug, clap::Args)]
-pub struct KubeconfigArgs {}
+pub struct KubeconfigArgs {
+    /// Write a private copy (mode 0600) to FILE instead of printing the path.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
 /// Arguments of `pxebuild untaint`.
 #[derive(Debug, clap::Args)]
 pub struct UntaintArgs {}
+
 /// Arguments of `pxebuild install-argo`.
 #[derive(Debug, clap::Args)]
-pub struct InstallArgoArgs {}
+pub struct InstallArgoArgs {
+    /// Helm repository holding the argo-cd chart (a mirror for air-gapped sites).
+    #[arg(long, value_name = "URL", default_value = helm::ARGO_HELM_REPO)]
+    pub chart_repo: String,
+    /// How long Helm waits for Argo CD to become ready.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub timeout: Duration,
+    /// Print the helm command and the root Application instead of running them.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 /// Arguments of `pxebuild wait`.
 #[derive(Debug, clap::Args)]
-pub struct WaitArgs {}
+pub struct WaitArgs {
+    /// Give up after this long, naming the nodes that are not Ready (e.g. 30m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub timeout: Duration,
+    /// Pause between two looks at the cluster.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub interval: Duration,
+}
 
-fn unavailable() -> anyhow::Result<()> {
-    anyhow::bail!("day-2 commands are not available in this build yet")
+pub fn run_token(global: &Global, command: TokenCommand) -> Result<()> {
+    let site = Site::load(&global.site)?;
+    match command {
+        TokenCommand::Publish => day2::token::publish(&Cluster::for_site(&site)?, &site),
+    }
 }
-pub fn run_token(_g: &Global, _c: TokenCommand) -> anyhow::Result<()> {
-    unavailable()
+
+pub fn run_kubeconfig(global: &Global, args: KubeconfigArgs) -> Result<()> {
+    let site = Site::load(&global.site)?;
+    let path = kubeconfig::require(&site)?;
+    match args.out {
+        Some(dest) => {
+            kubeconfig::write_copy(&path, &dest)?;
+            crate::info!("wrote {} (mode 0600)", dest.display());
+        }
+        None => println!("{}", kubeconfig::display_path(&path).display()),
+    }
+    Ok(())
 }
-pub fn run_kubeconfig(_g: &Global, _a: KubeconfigArgs) -> anyhow::Result<()> {
-    unavailable()
+
+pub fn run_untaint(global: &Global, _args: UntaintArgs) -> Result<()> {
+    let site = Site::load(&global.site)?;
+    day2::untaint::run(&Cluster::for_site(&site)?, &site)
 }
-pub fn run_untaint(_g: &Global, _a: UntaintArgs) -> anyhow::Result<()> {
-    unavailable()
+
+pub fn run_install_argo(global: &Global, args: InstallArgoArgs) -> Result<()> {
+    let site = Site::load(&global.site)?;
+    let opts = argo::Options {
+        chart_repo: args.chart_repo,
+        timeout: args.timeout.to_string(),
+        dry_run: args.dry_run,
+    };
+    argo::install(&Cluster::for_site(&site)?, &site, &opts)
 }
-pub fn run_install_argo(_g: &Global, _a: InstallArgoArgs) -> anyhow::Result<()> {
-    unavailable()
-}
-pub fn run_wait(_g: &Global, _a: WaitArgs) -> anyhow::Result<()> {
-    unavailable()
+
+pub fn run_wait(global: &Global, args: WaitArgs) -> Result<()> {
+    let site = Site::load(&global.site)?;
+    let opts = day2::wait::Options {
+        timeout: args.timeout,
+        interval: args.interval,
+    };
+    day2::wait::run(&Cluster::for_site(&site)?, &site, opts)
 }

@@ -1,1 +1,87 @@
-//! (module under construction)
+//! Day 2: everything after the nodes have booted. Talks to the running cluster
+//! through the operator's own `kubectl` and `helm`, always with the site's admin
+//! kubeconfig (`secrets/kubeconfig`), never the ambient `KUBECONFIG`, so a
+//! command can only ever touch the cluster this site describes.
+//!
+//! Each command module builds its argument vectors in pure functions (tested
+//! exactly) and runs them through [`Cluster`], which owns process execution and
+//! turns the usual failures (tool missing, API unreachable) into messages that
+//! say what to do.
+pub mod argo;
+pub mod drift;
+pub mod handoff;
+pub mod helm;
+pub mod kubeconfig;
+pub mod kubectl;
+pub mod payload;
+pub mod progress;
+pub mod token;
+pub mod tool;
+pub mod untaint;
+pub mod wait;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::site::Site;
+use tool::{Tool, ToolError};
+
+/// The running cluster of one site, as reached with its admin kubeconfig.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// `secrets/kubeconfig` of the site.
+    pub kubeconfig: PathBuf,
+    /// `https://<cluster.endpoint>`, for messages.
+    pub api: String,
+}
+
+impl Cluster {
+    /// The site's cluster; fails (bad input, exit 2) when the kubeconfig is missing.
+    pub fn for_site(site: &Site) -> Result<Cluster> {
+        let kubeconfig = kubeconfig::require(site)?;
+        let api = format!("https://{}", site.file.cluster.endpoint_addr());
+        Ok(Cluster { kubeconfig, api })
+    }
+
+    /// Runs `kubectl` with `args` (already holding `--kubeconfig`), returns stdout.
+    pub fn kubectl(&self, args: &[String], stdin: Option<&str>) -> Result<String> {
+        self.run(Tool::Kubectl, args, stdin)
+    }
+
+    /// Runs `helm` with `args` (already holding `--kubeconfig`), returns stdout.
+    pub fn helm(&self, args: &[String], stdin: Option<&str>) -> Result<String> {
+        self.run(Tool::Helm, args, stdin)
+    }
+
+    fn run(&self, tool: Tool, args: &[String], stdin: Option<&str>) -> Result<String> {
+        tool::run(tool, args, stdin).map_err(|e| self.explain(e))
+    }
+
+    /// Adds the cluster's address and the operator's next move to a tool error.
+    pub(crate) fn explain(&self, err: ToolError) -> anyhow::Error {
+        match err {
+            ToolError::Unreachable { tool, detail } => anyhow::anyhow!(
+                "cannot reach the Kubernetes API at {} ({tool}: {detail}); check that the \
+                 control-plane nodes are up (`pxebuild wait`, the boot server's beacons), that \
+                 this machine can reach the endpoint, and that {} belongs to this cluster",
+                self.api,
+                self.kubeconfig.display()
+            ),
+            other => anyhow::Error::new(other),
+        }
+    }
+}
+
+/// `path` without a leading `./`, as operators would type it.
+pub(crate) fn tidy(path: PathBuf) -> PathBuf {
+    match path.strip_prefix(".") {
+        Ok(rest) => rest.to_path_buf(),
+        Err(_) => path,
+    }
+}
+
+/// The `--kubeconfig` prefix every kubectl and helm invocation starts with.
+pub(crate) fn kubeconfig_args(kubeconfig: &Path) -> Vec<String> {
+    vec!["--kubeconfig".to_string(), kubeconfig.display().to_string()]
+}

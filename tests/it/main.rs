@@ -3,6 +3,7 @@ mod cluster_build;
 mod cluster_common;
 mod cluster_render;
 mod cluster_secrets;
+mod day2;
 mod harness;
 mod kubeadm_types;
 mod site;

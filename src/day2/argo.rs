@@ -1,0 +1,164 @@
+//! `pxebuild install-argo`: installs or upgrades Argo CD with Helm (chart
+//! version from site.toml, values from `payload/bootstrap/argocd-values.yaml`),
+//! then applies the root app-of-apps Application, rendered from
+//! `payload/bootstrap/root-app.yaml` with the site's repository and revision.
+//! From then on Argo CD manages `payload/core` and `payload/apps` from git.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_norway::Value;
+
+use super::helm::{self, Release};
+use super::kubectl;
+use super::payload;
+use super::Cluster;
+use crate::error::BadInput;
+use crate::site::Site;
+
+/// Argo CD's Helm values, relative to payload/.
+pub const VALUES: &str = "bootstrap/argocd-values.yaml";
+/// The root Application, relative to payload/.
+pub const ROOT_APP: &str = "bootstrap/root-app.yaml";
+
+/// How install-argo runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Chart repository (a mirror for air-gapped sites).
+    pub chart_repo: String,
+    /// Helm's `--wait` timeout, e.g. "10m".
+    pub timeout: String,
+    /// Print the commands and the root Application instead of running them.
+    pub dry_run: bool,
+}
+
+/// Everything install-argo will do, computed before touching the cluster.
+#[derive(Debug)]
+pub struct Plan {
+    pub helm_args: Vec<String>,
+    pub apply_args: Vec<String>,
+    pub root_app: String,
+}
+
+/// Builds the plan; bad input (exit 2) when payload/bootstrap is incomplete.
+pub fn plan(site: &Site, kubeconfig: &Path, opts: &Options) -> Result<Plan> {
+    let values = existing(site.payload_dir().join(VALUES))?;
+    let release = Release {
+        name: helm::ARGO_RELEASE,
+        namespace: helm::ARGO_NAMESPACE,
+        chart: helm::ARGO_CHART,
+        repo: &opts.chart_repo,
+        version: &site.file.argocd.chart_version,
+        values: &values,
+        timeout: &opts.timeout,
+    };
+    let root_path = existing(site.payload_dir().join(ROOT_APP))?;
+    let text = std::fs::read_to_string(&root_path)
+        .with_context(|| format!("reading {}", root_path.display()))?;
+    let root_app = render_root_app(
+        &text,
+        &site.file.argocd.repo_url,
+        &site.file.argocd.revision,
+    )
+    .map_err(|e| BadInput::new(format!("{}: {e:#}", root_path.display())))?;
+    Ok(Plan {
+        helm_args: helm::upgrade_install(kubeconfig, &release),
+        apply_args: kubectl::apply_stdin(kubeconfig),
+        root_app,
+    })
+}
+
+fn existing(path: PathBuf) -> Result<PathBuf> {
+    let path = super::tidy(path);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(BadInput::new(format!(
+            "{} is missing: install-argo needs payload/bootstrap/ beside site.toml \
+             (see docs/operations.md)",
+            path.display()
+        )))
+    }
+}
+
+/// The root Application with `spec.source.repoURL`/`targetRevision` set to the
+/// site's; everything else as written.
+pub fn render_root_app(text: &str, repo_url: &str, revision: &str) -> Result<String> {
+    let mut app: Value = serde_norway::from_str(text).context("parsing the root Application")?;
+    if app.get("kind").and_then(Value::as_str) != Some("Application") {
+        anyhow::bail!("the root Application must have kind: Application");
+    }
+    let source = app
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("source"))
+        .and_then(Value::as_mapping_mut)
+        .context("the root Application needs spec.source (a single git source)")?;
+    source.insert("repoURL".into(), repo_url.into());
+    source.insert("targetRevision".into(), revision.into());
+    serde_norway::to_string(&app).context("writing the root Application")
+}
+
+/// Runs (or with `dry_run` prints) the plan.
+pub fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<()> {
+    for warning in payload::check(site) {
+        crate::warn!("{warning}");
+    }
+    let plan = plan(site, &cluster.kubeconfig, opts)?;
+    if opts.dry_run {
+        println!("helm {}", plan.helm_args.join(" "));
+        println!(
+            "kubectl {} <<EOF\n{}EOF",
+            plan.apply_args.join(" "),
+            plan.root_app
+        );
+        return Ok(());
+    }
+    for warning in super::drift::check(cluster, &site.payload_dir()) {
+        crate::warn!("{warning}");
+    }
+    crate::info!(
+        "installing Argo CD (chart {} {}) into namespace {}",
+        helm::ARGO_CHART,
+        site.file.argocd.chart_version,
+        helm::ARGO_NAMESPACE
+    );
+    cluster
+        .helm(&plan.helm_args, None)
+        .context("installing Argo CD with helm")?;
+    cluster
+        .kubectl(&plan.apply_args, Some(&plan.root_app))
+        .context("applying the root Application")?;
+    println!(
+        "Argo CD installed; root Application follows {} at {}",
+        site.file.argocd.repo_url, site.file.argocd.revision
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: &str = include_str!("../../payload/bootstrap/root-app.yaml");
+
+    #[test]
+    fn root_app_gets_the_sites_repo_and_revision() {
+        let out = render_root_app(ROOT, "https://git.example.org/x.git", "v2").unwrap();
+        let app: Value = serde_norway::from_str(&out).unwrap();
+        let src = &app["spec"]["source"];
+        assert_eq!(
+            src["repoURL"].as_str(),
+            Some("https://git.example.org/x.git")
+        );
+        assert_eq!(src["targetRevision"].as_str(), Some("v2"));
+        assert_eq!(src["path"].as_str(), Some("payload/core"));
+        assert_eq!(app["metadata"]["name"].as_str(), Some("root"));
+    }
+
+    #[test]
+    fn root_app_must_be_a_single_source_application() {
+        let err = render_root_app("kind: ConfigMap\n", "u", "r").unwrap_err();
+        assert!(err.to_string().contains("kind: Application"));
+        let err = render_root_app("kind: Application\nspec: {}\n", "u", "r").unwrap_err();
+        assert!(err.to_string().contains("spec.source"));
+    }
+}

@@ -1,0 +1,134 @@
+//! The day-2 handoff printed at the end of `pxebuild build`: what to run next
+//! for this site, in order, with its real paths and names.
+use std::path::Path;
+
+use crate::site::Site;
+
+/// `pxebuild serve`'s default ports; flags are printed only when the site differs.
+const SERVE_DEFAULT_HTTP: u16 = 8080;
+const SERVE_DEFAULT_TFTP: u16 = 69;
+
+/// The next steps after a build of `site` into `out`.
+pub fn next_steps(site: &Site, out: &Path) -> String {
+    let f = &site.file;
+    let bs = &f.boot_server;
+    let px = pxebuild_cmd(site);
+    let indent = " ".repeat(33);
+    let mut lines = vec![
+        format!("Next steps for site {}:", f.cluster.name),
+        format!(
+            "  1. Serve the tree on {} (HTTP {}, TFTP {}):",
+            bs.address, bs.http_port, bs.tftp_port
+        ),
+        format!("       {px} serve {}{}", out.display(), port_flags(site)),
+        format!(
+            "  2. Point your DHCP server at it: include one snippet from {}",
+            out.join("http/dhcp").display()
+        ),
+        "       (dnsmasq.conf, dhcpd.conf or kea-dhcp4.json; see docs/cluster.md)".into(),
+        "  3. Power on the nodes in this order (network boot):".into(),
+    ];
+    for (i, node) in boot_order(site).iter().enumerate() {
+        lines.push(format!("       {}. {node}", i + 1));
+    }
+    lines.extend([
+        format!("  4. Wait for every node:        {px} wait --timeout 30m"),
+        format!(
+            "  5. Admin kubeconfig:           {} ({px} kubeconfig)",
+            super::kubeconfig::path(site).display()
+        ),
+        "  6. Push this repository (payload/ included; not secrets/, dist/, .pxebuild/) to".into(),
+        format!(
+            "       {} at {}: Argo CD follows it",
+            f.argocd.repo_url, f.argocd.revision
+        ),
+        format!("  7. Day 2:                      {px} untaint   (optional: workloads on control planes)"),
+        format!("{indent}{px} install-argo   (Argo CD chart {})", f.argocd.chart_version),
+        "  Node lifecycle (add, remove, reinstall, upgrade): docs/operations.md".into(),
+    ]);
+    lines.join("\n") + "\n"
+}
+
+/// One line per node: control planes first (the first one runs `kubeadm init`,
+/// the others join it), then the workers, each in site order.
+pub fn boot_order(site: &Site) -> Vec<String> {
+    let cps = site.control_planes().enumerate().map(|(i, n)| {
+        let what = if i == 0 {
+            "control plane, runs kubeadm init: boot first"
+        } else {
+            "control plane, joins"
+        };
+        (n, what)
+    });
+    let workers = site.workers().map(|n| (n, "worker, joins"));
+    cps.chain(workers)
+        .map(|(n, what)| format!("{:<10} {}  {:<15} {what}", n.name, n.mac, n.ip))
+        .collect()
+}
+
+/// `pxebuild`, plus `--site` when the site is not the default `site.toml`.
+fn pxebuild_cmd(site: &Site) -> String {
+    if site.path == Path::new("site.toml") {
+        "pxebuild".into()
+    } else {
+        format!("pxebuild --site {}", site.path.display())
+    }
+}
+
+fn port_flags(site: &Site) -> String {
+    let bs = &site.file.boot_server;
+    let mut flags = String::new();
+    if bs.http_port != SERVE_DEFAULT_HTTP {
+        flags.push_str(&format!(" --http-port {}", bs.http_port));
+    }
+    if bs.tftp_port != SERVE_DEFAULT_TFTP {
+        flags.push_str(&format!(" --tftp-port {}", bs.tftp_port));
+    }
+    flags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../site.toml");
+
+    #[test]
+    fn next_steps_for_the_example_site() {
+        let site = Site::from_text(EXAMPLE, Path::new("site.toml")).unwrap();
+        let text = next_steps(&site, Path::new("dist"));
+        let want = "\
+Next steps for site rack1:
+  1. Serve the tree on 10.20.0.2 (HTTP 8080, TFTP 69):
+       pxebuild serve dist
+  2. Point your DHCP server at it: include one snippet from dist/http/dhcp
+       (dnsmasq.conf, dhcpd.conf or kea-dhcp4.json; see docs/cluster.md)
+  3. Power on the nodes in this order (network boot):
+       1. cp1        52:54:00:20:00:11  10.20.0.11      control plane, runs kubeadm init: boot first
+       2. cp2        52:54:00:20:00:12  10.20.0.12      control plane, joins
+       3. cp3        52:54:00:20:00:13  10.20.0.13      control plane, joins
+       4. worker1    52:54:00:20:00:21  10.20.0.21      worker, joins
+       5. worker2    52:54:00:20:00:22  10.20.0.22      worker, joins
+  4. Wait for every node:        pxebuild wait --timeout 30m
+  5. Admin kubeconfig:           secrets/kubeconfig (pxebuild kubeconfig)
+  6. Push this repository (payload/ included; not secrets/, dist/, .pxebuild/) to
+       https://git.example.com/infra/rack1.git at main: Argo CD follows it
+  7. Day 2:                      pxebuild untaint   (optional: workloads on control planes)
+                                 pxebuild install-argo   (Argo CD chart 8.1.2)
+  Node lifecycle (add, remove, reinstall, upgrade): docs/operations.md
+";
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn another_site_file_and_ports_show_in_the_commands() {
+        let text = EXAMPLE.replace("http_port = 8080", "http_port = 8081");
+        let site = Site::from_text(&text, Path::new("sites/b.toml")).unwrap();
+        let steps = next_steps(&site, Path::new("out"));
+        assert!(
+            steps.contains("pxebuild --site sites/b.toml serve out --http-port 8081\n"),
+            "{steps}"
+        );
+        assert!(steps.contains("sites/secrets/kubeconfig"), "{steps}");
+    }
+}

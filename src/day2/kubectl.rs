@@ -1,0 +1,188 @@
+//! kubectl argument vectors and the slice of the Node API that day-2 commands
+//! read. Pure: tests assert the exact commands.
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use super::kubeconfig_args;
+
+/// The taint kubeadm puts on control-plane nodes.
+pub const CONTROL_PLANE_TAINT_KEY: &str = "node-role.kubernetes.io/control-plane";
+
+/// How long one kubectl request may take, so an unreachable API fails a
+/// command (or one `wait` poll) instead of hanging.
+pub const REQUEST_TIMEOUT: &str = "15s";
+
+/// `kubectl get nodes -o json`.
+pub fn get_nodes(kubeconfig: &Path) -> Vec<String> {
+    with_kubeconfig(kubeconfig, &["get", "nodes", "-o", "json"])
+}
+
+/// `kubectl taint nodes NODE node-role.kubernetes.io/control-plane:NoSchedule-`.
+pub fn remove_control_plane_taint(kubeconfig: &Path, node: &str) -> Vec<String> {
+    let taint = format!("{CONTROL_PLANE_TAINT_KEY}:NoSchedule-");
+    with_kubeconfig(kubeconfig, &["taint", "nodes", node, &taint])
+}
+
+/// `kubectl apply -f -` (the manifest comes on stdin).
+pub fn apply_stdin(kubeconfig: &Path) -> Vec<String> {
+    with_kubeconfig(kubeconfig, &["apply", "-f", "-"])
+}
+
+fn with_kubeconfig(kubeconfig: &Path, args: &[&str]) -> Vec<String> {
+    let mut all = kubeconfig_args(kubeconfig);
+    all.push(format!("--request-timeout={REQUEST_TIMEOUT}"));
+    all.extend(args.iter().map(|a| a.to_string()));
+    all
+}
+
+/// `kubectl get nodes -o json`, reduced to what day-2 commands need.
+#[derive(Debug, Deserialize)]
+pub struct NodeList {
+    #[serde(default)]
+    pub items: Vec<Node>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Node {
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub spec: NodeSpec,
+    #[serde(default)]
+    pub status: NodeStatus,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Metadata {
+    pub name: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NodeSpec {
+    #[serde(default)]
+    pub taints: Vec<Taint>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Taint {
+    pub key: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    pub effect: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NodeStatus {
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+impl NodeList {
+    /// Parses kubectl's JSON output.
+    pub fn parse(json: &str) -> Result<NodeList> {
+        serde_json::from_str(json).context("reading `kubectl get nodes -o json` output")
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Node> {
+        self.items.iter().find(|n| n.metadata.name == name)
+    }
+}
+
+impl Node {
+    /// The Ready condition, when the kubelet has reported one.
+    pub fn ready_condition(&self) -> Option<&Condition> {
+        self.status.conditions.iter().find(|c| c.kind == "Ready")
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready_condition().is_some_and(|c| c.status == "True")
+    }
+
+    /// True when the node carries kubeadm's control-plane NoSchedule taint.
+    pub fn has_control_plane_taint(&self) -> bool {
+        self.spec
+            .taints
+            .iter()
+            .any(|t| t.key == CONTROL_PLANE_TAINT_KEY && t.effect == "NoSchedule")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KC: &str = "/site/secrets/kubeconfig";
+
+    #[test]
+    fn commands_are_exact() {
+        let kc = Path::new(KC);
+        assert_eq!(
+            get_nodes(kc),
+            [
+                "--kubeconfig",
+                KC,
+                "--request-timeout=15s",
+                "get",
+                "nodes",
+                "-o",
+                "json"
+            ]
+        );
+        assert_eq!(
+            remove_control_plane_taint(kc, "cp1"),
+            [
+                "--kubeconfig",
+                KC,
+                "--request-timeout=15s",
+                "taint",
+                "nodes",
+                "cp1",
+                "node-role.kubernetes.io/control-plane:NoSchedule-"
+            ]
+        );
+        assert_eq!(
+            apply_stdin(kc),
+            [
+                "--kubeconfig",
+                KC,
+                "--request-timeout=15s",
+                "apply",
+                "-f",
+                "-"
+            ]
+        );
+    }
+
+    #[test]
+    fn node_list_reads_readiness_and_taints() {
+        let json = r#"{"apiVersion":"v1","kind":"List","items":[
+          {"metadata":{"name":"cp1"},
+           "spec":{"taints":[{"key":"node-role.kubernetes.io/control-plane","effect":"NoSchedule"}]},
+           "status":{"conditions":[{"type":"MemoryPressure","status":"False"},
+                                   {"type":"Ready","status":"True","reason":"KubeletReady"}]}},
+          {"metadata":{"name":"worker1"},"spec":{},
+           "status":{"conditions":[{"type":"Ready","status":"False","reason":"KubeletNotReady",
+                                    "message":"container runtime network not ready"}]}},
+          {"metadata":{"name":"worker2"}}]}"#;
+        let list = NodeList::parse(json).unwrap();
+        let cp1 = list.get("cp1").unwrap();
+        assert!(cp1.is_ready() && cp1.has_control_plane_taint());
+        let w1 = list.get("worker1").unwrap();
+        assert!(!w1.is_ready() && !w1.has_control_plane_taint());
+        assert!(list.get("worker2").unwrap().ready_condition().is_none());
+        assert!(list.get("cp9").is_none());
+        assert!(NodeList::parse("not json").is_err());
+    }
+}

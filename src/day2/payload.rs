@@ -1,0 +1,306 @@
+//! `payload/`: the Kubernetes manifests Argo CD applies from git. This module
+//! parses every YAML file there and cross-checks it: manifests have apiVersion
+//! and kind, every Application's `path` and `$values/…` file exist, and (as
+//! warnings) the Applications follow the repository, revision and Cilium version
+//! site.toml names. Application paths are relative to the git repository root,
+//! which is the directory holding site.toml.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use serde_norway::Value;
+
+use crate::site::Site;
+
+/// One YAML document of a payload file.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// Relative to the repository root, e.g. `payload/core/kured.yaml`.
+    pub file: PathBuf,
+    pub value: Value,
+}
+
+impl Document {
+    fn str_at(&self, keys: &[&str]) -> Option<&str> {
+        let mut v = &self.value;
+        for k in keys {
+            v = v.get(*k)?;
+        }
+        v.as_str()
+    }
+    pub fn kind(&self) -> Option<&str> {
+        self.str_at(&["kind"])
+    }
+    pub fn name(&self) -> &str {
+        self.str_at(&["metadata", "name"]).unwrap_or("(unnamed)")
+    }
+    pub fn is_application(&self) -> bool {
+        self.kind() == Some("Application")
+    }
+    /// `spec.source` or every entry of `spec.sources`.
+    pub fn sources(&self) -> Vec<&Value> {
+        let spec = self.value.get("spec");
+        let single = spec.and_then(|s| s.get("source")).into_iter();
+        let many = spec
+            .and_then(|s| s.get("sources"))
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten();
+        single.chain(many).collect()
+    }
+    fn label(&self) -> String {
+        format!(
+            "{}: {} {}",
+            self.file.display(),
+            self.kind().unwrap_or("?"),
+            self.name()
+        )
+    }
+}
+
+/// Helm values files are YAML but not manifests.
+pub fn is_values_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with("values.yaml") || n.ends_with("values.yml"))
+}
+
+/// Every YAML document under `<repo_root>/payload`, files in sorted order.
+pub fn load(repo_root: &Path) -> Result<Vec<Document>> {
+    let dir = repo_root.join("payload");
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("listing {}", dir.display()))?
+        .into_iter()
+        .map(|e| e.into_path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    let mut docs = Vec::new();
+    for path in files {
+        let rel = path.strip_prefix(repo_root).unwrap_or(&path).to_path_buf();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        for de in serde_norway::Deserializer::from_str(&text) {
+            let value = Value::deserialize(de)
+                .with_context(|| format!("parsing {} as YAML", rel.display()))?;
+            if !value.is_null() {
+                docs.push(Document {
+                    file: rel.clone(),
+                    value,
+                });
+            }
+        }
+    }
+    Ok(docs)
+}
+
+/// Structural problems of the payload: each one breaks an Argo CD sync.
+pub fn lint(repo_root: &Path, docs: &[Document]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for doc in docs.iter().filter(|d| !is_values_file(&d.file)) {
+        for key in ["apiVersion", "kind"] {
+            if doc.str_at(&[key]).is_none() {
+                problems.push(format!("{}: a manifest without {key}", doc.file.display()));
+            }
+        }
+        if doc.str_at(&["metadata", "name"]).is_none() {
+            problems.push(format!(
+                "{}: a manifest without metadata.name",
+                doc.file.display()
+            ));
+        }
+        if doc.is_application() {
+            problems.extend(lint_application(repo_root, doc));
+        }
+    }
+    problems
+}
+
+fn lint_application(repo_root: &Path, doc: &Document) -> Vec<String> {
+    let mut problems = Vec::new();
+    let sources = doc.sources();
+    if sources.is_empty() {
+        problems.push("no spec.source or spec.sources".to_string());
+    }
+    for key in ["project", "destination"] {
+        if doc.value.get("spec").and_then(|s| s.get(key)).is_none() {
+            problems.push(format!("no spec.{key}"));
+        }
+    }
+    let has_values_ref = sources
+        .iter()
+        .any(|s| s.get("ref").and_then(Value::as_str) == Some("values"));
+    for src in &sources {
+        problems.extend(lint_path(repo_root, src));
+        problems.extend(lint_value_files(repo_root, src, has_values_ref));
+    }
+    problems
+        .into_iter()
+        .map(|p| format!("{}: {p}", doc.label()))
+        .collect()
+}
+
+/// A git path must exist, and a plain directory source must not pick up Helm
+/// values files (Argo CD would try to apply them as manifests).
+fn lint_path(repo_root: &Path, src: &Value) -> Vec<String> {
+    let Some(path) = src.get("path").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    let dir = repo_root.join(path);
+    if !dir.is_dir() {
+        return vec![format!("path {path} is not a directory of the repository")];
+    }
+    let directory = src.get("directory");
+    if directory.and_then(|d| d.get("exclude")).is_some() {
+        return Vec::new(); // Argo CD's own globs decide; not second-guessed here.
+    }
+    let recurse = directory
+        .and_then(|d| d.get("recurse"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let depth = if recurse { usize::MAX } else { 1 };
+    walkdir::WalkDir::new(&dir)
+        .max_depth(depth)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && is_values_file(e.path()))
+        .map(|e| {
+            let rel = e.path().strip_prefix(repo_root).unwrap_or(e.path());
+            format!(
+                "path {path} would apply the Helm values file {} as a manifest",
+                rel.display()
+            )
+        })
+        .collect()
+}
+
+/// `$values/…` files need the `ref: values` source and must exist.
+fn lint_value_files(repo_root: &Path, src: &Value, has_values_ref: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    for file in value_files(src) {
+        let Some(rest) = file.strip_prefix("$values/") else {
+            continue;
+        };
+        if !has_values_ref {
+            problems.push(format!("{file} needs a source with ref: values"));
+        }
+        if !repo_root.join(rest).is_file() {
+            problems.push(format!("values file {rest} does not exist"));
+        }
+    }
+    problems
+}
+
+fn value_files(src: &Value) -> Vec<&str> {
+    src.get("helm")
+        .and_then(|h| h.get("valueFiles"))
+        .and_then(Value::as_sequence)
+        .map(|files| files.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Warnings when payload/ does not follow site.toml: git sources of every
+/// Application should use `argocd.repo_url`/`revision` (Argo CD reads payload/
+/// from that repository), and the Cilium chart should be `cilium.version`.
+/// Empty when all agree, or when payload/ is absent.
+pub fn check(site: &Site) -> Vec<String> {
+    if !site.payload_dir().is_dir() {
+        return Vec::new();
+    }
+    match load(&site.dir) {
+        Ok(docs) => mismatches(site, &docs),
+        Err(e) => vec![format!("{e:#}")],
+    }
+}
+
+fn mismatches(site: &Site, docs: &[Document]) -> Vec<String> {
+    let argocd = &site.file.argocd;
+    let mut out = Vec::new();
+    for doc in docs.iter().filter(|d| d.is_application()) {
+        for src in doc.sources() {
+            let field = |k: &str| src.get(k).and_then(Value::as_str).unwrap_or("");
+            let mut differs = |key: &str, have: &str, want: &str, site_key: &str| {
+                if have != want {
+                    out.push(format!(
+                        "{}: {key} {have:?} differs from site.toml {site_key} {want:?}",
+                        doc.label()
+                    ));
+                }
+            };
+            if src.get("path").is_some() || src.get("ref").is_some() {
+                differs(
+                    "repoURL",
+                    field("repoURL"),
+                    &argocd.repo_url,
+                    "argocd.repo_url",
+                );
+                differs(
+                    "targetRevision",
+                    field("targetRevision"),
+                    &argocd.revision,
+                    "argocd.revision",
+                );
+            }
+            if field("chart") == "cilium" {
+                differs(
+                    "cilium chart version",
+                    field("targetRevision"),
+                    &site.file.cilium.version,
+                    "cilium.version",
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(file: &str, yaml: &str) -> Document {
+        Document {
+            file: file.into(),
+            value: serde_norway::from_str(yaml).unwrap(),
+        }
+    }
+
+    #[test]
+    fn lint_names_missing_keys_paths_and_values() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("payload/apps/x")).unwrap();
+        std::fs::write(root.path().join("payload/apps/x/values.yaml"), "a: 1\n").unwrap();
+        let docs = [
+            doc("payload/a.yaml", "kind: ConfigMap\nmetadata: {name: x}\n"),
+            doc("payload/core/values.yaml", "anything: 1\n"),
+            doc(
+                "payload/core/app.yaml",
+                "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: app}\n\
+                 spec:\n  project: default\n  sources:\n  - {repoURL: r, path: payload/apps}\n  - {repoURL: r, path: payload/gone}\n\
+                 \x20 - {repoURL: c, chart: c, helm: {valueFiles: [$values/payload/core/v.yaml]}}\n",
+            ),
+            doc(
+                "payload/core/deep.yaml",
+                "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: deep}\n\
+                 spec:\n  project: default\n  destination: {namespace: x}\n\
+                 \x20 source: {repoURL: r, path: payload/apps, directory: {recurse: true}}\n",
+            ),
+        ];
+        let app = "payload/core/app.yaml: Application app:";
+        assert_eq!(
+            lint(root.path(), &docs),
+            [
+                "payload/a.yaml: a manifest without apiVersion".to_string(),
+                format!("{app} no spec.destination"),
+                format!("{app} path payload/gone is not a directory of the repository"),
+                format!("{app} $values/payload/core/v.yaml needs a source with ref: values"),
+                format!("{app} values file payload/core/v.yaml does not exist"),
+                "payload/core/deep.yaml: Application deep: path payload/apps would apply the Helm \
+                 values file payload/apps/x/values.yaml as a manifest"
+                    .to_string(),
+            ]
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! Runs the external cluster tools (`kubectl`, `helm`) and classifies how they
+//! failed, because "not installed", "cluster unreachable" and "the request was
+//! refused" each need a different next step from the operator.
+use std::fmt;
+use std::io::{ErrorKind, Write};
+use std::process::{Command, Stdio};
+
+/// The tools day-2 commands drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Kubectl,
+    Helm,
+}
+
+impl Tool {
+    /// The program name looked up on PATH.
+    pub fn program(self) -> &'static str {
+        match self {
+            Tool::Kubectl => "kubectl",
+            Tool::Helm => "helm",
+        }
+    }
+
+    /// How to get the tool, for the "not found" message.
+    pub fn install_hint(self) -> &'static str {
+        match self {
+            Tool::Kubectl => {
+                "install it (Debian/Ubuntu: `apt-get install kubectl` from the Kubernetes \
+                 apt repository pkgs.k8s.io, or a static binary from \
+                 https://kubernetes.io/docs/tasks/tools/), then run the command again"
+            }
+            Tool::Helm => {
+                "install Helm 3 (Debian/Ubuntu: `apt-get install helm` from Helm's apt \
+                 repository, or a static binary from https://github.com/helm/helm/releases), \
+                 then run the command again"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Tool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.program())
+    }
+}
+
+/// How a tool run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("{tool} was not found on PATH: {}", tool.install_hint())]
+    NotFound { tool: Tool },
+    #[error("cannot reach the Kubernetes API ({tool}: {detail})")]
+    Unreachable { tool: Tool, detail: String },
+    #[error("`{tool} {command}` failed ({status}): {stderr}")]
+    Failed {
+        tool: Tool,
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("running {tool}: {source}")]
+    Io {
+        tool: Tool,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What kubectl and helm print when the API server does not answer at all
+/// (as opposed to answering with an error). Not "context deadline exceeded"
+/// alone: that is also how `helm --wait` reports workloads that never got ready.
+const UNREACHABLE_MARKERS: &[&str] = &[
+    "connection refused",
+    "the connection to the server",
+    "unable to connect to the server",
+    "kubernetes cluster unreachable",
+    "no route to host",
+    "i/o timeout",
+    "tls handshake timeout",
+    "network is unreachable",
+    "no such host",
+    "client.timeout exceeded",
+];
+
+/// True when a tool's stderr says the API server could not be reached.
+pub fn is_unreachable(stderr: &str) -> bool {
+    let lower = stderr.to_lowercase();
+    UNREACHABLE_MARKERS.iter().any(|m| lower.contains(m))
+}
+
+/// Runs `tool args…`, feeding `stdin` when given; returns stdout on success.
+pub fn run(tool: Tool, args: &[String], stdin: Option<&str>) -> Result<String, ToolError> {
+    crate::verbose!("running {tool} {}", args.join(" "));
+    let mut child = Command::new(tool.program())
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| match source.kind() {
+            ErrorKind::NotFound => ToolError::NotFound { tool },
+            _ => ToolError::Io { tool, source },
+        })?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // A tool that exits early closes the pipe; its exit status tells why.
+        let _ = pipe.write_all(text.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|source| ToolError::Io { tool, source })?;
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    if is_unreachable(&stderr) {
+        return Err(ToolError::Unreachable {
+            tool,
+            detail: last_line(&stderr),
+        });
+    }
+    Err(ToolError::Failed {
+        tool,
+        command: args.join(" "),
+        status: out.status.to_string(),
+        stderr,
+    })
+}
+
+/// The most specific line of a multi-line tool error (tools print the root
+/// cause last).
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_is_recognised_in_kubectl_and_helm_wording() {
+        assert!(is_unreachable(
+            "The connection to the server 10.20.0.10:6443 was refused - did you specify the right host or port?\n\
+             E1126 dial tcp 10.20.0.10:6443: connect: connection refused"
+        ));
+        assert!(is_unreachable(
+            "Error: Kubernetes cluster unreachable: Get \"https://10.20.0.10:6443/version\": dial tcp: i/o timeout"
+        ));
+        assert!(!is_unreachable(
+            "Error from server (NotFound): nodes \"cp9\" not found"
+        ));
+        assert!(!is_unreachable(
+            "Error: UPGRADE FAILED: context deadline exceeded"
+        ));
+    }
+
+    #[test]
+    fn a_missing_program_is_not_found() {
+        let err = Command::new("pxebuild-no-such-tool-here")
+            .spawn()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        let msg = ToolError::NotFound { tool: Tool::Helm }.to_string();
+        assert!(
+            msg.starts_with("helm was not found on PATH: install Helm 3"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn last_line_picks_the_root_cause() {
+        assert_eq!(last_line("first\nsecond\n\n"), "second");
+        assert_eq!(last_line(""), "no output");
+    }
+}
