@@ -102,11 +102,12 @@ fn build(root: &Path, dist: &Path, mirror: &Mirror) -> std::process::Output {
         .expect("running pxebuild build")
 }
 
-fn built() -> Built {
+/// The example site in a temp dir, its fixture mirror served, and the
+/// mirror's syslinux tarball pinned in site.toml.
+fn prepared() -> (tempfile::TempDir, Mirror) {
     let (dir, _) = example_site();
-    let root = dir.path().to_path_buf();
-    let mirror = mirror(&root);
-    let site = root.join("site.toml");
+    let mirror = mirror(dir.path());
+    let site = dir.path().join("site.toml");
     let text = std::fs::read_to_string(&site).unwrap().replacen(
         "[sources]\n",
         &format!(
@@ -116,6 +117,12 @@ fn built() -> Built {
         1,
     );
     std::fs::write(&site, text).unwrap();
+    (dir, mirror)
+}
+
+fn built() -> Built {
+    let (dir, mirror) = prepared();
+    let root = dir.path().to_path_buf();
     let dist = root.join("dist");
     let out = build(&root, &dist, &mirror);
     assert!(
@@ -244,15 +251,15 @@ fn cluster_second_build_changes_no_secret_and_no_file() {
 
 #[test]
 fn cluster_build_without_secrets_beside_dist_exits_2() {
-    let b = built();
-    std::fs::rename(b.root.join("secrets"), b.root.join("secrets.bak")).unwrap();
-    let out = build(&b.root, &b.dist, &b.mirror);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!b.root.join("secrets").exists(), "no new CA is made");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Restore"));
+    // A tree built earlier (its manifest is what counts) whose secrets are gone.
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    let dist = root.join("dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(dist.join("manifest.json"), "{}").unwrap();
+    let out = build(root, &dist, &mirror);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!root.join("secrets").exists(), "no new CA is made");
+    assert!(stderr.contains("Restore"), "{stderr}");
 }
