@@ -20,7 +20,7 @@ pub enum Command {
         out: PathBuf,
     },
     /// Replace the bootstrap token (then rebuild; a running cluster must also
-    /// learn it with `kubeadm token create <token>` or `pxebuild token`).
+    /// learn it with `pxebuild token publish`).
     RotateToken,
 }
 

@@ -107,7 +107,7 @@ pub fn check_token_lifetime(site: &Site, strict: bool) -> Result<()> {
         let msg = format!(
             "cluster.bootstrap_token_ttl {} is shorter than cluster.bring_up_window {}: \
              nodes joining late will be refused (raise the TTL, or mint a new token on \
-             the cluster with `pxebuild token`)",
+             the cluster with `pxebuild token publish`)",
             c.bootstrap_token_ttl, c.bring_up_window
         );
         if strict {

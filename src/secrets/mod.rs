@@ -170,7 +170,7 @@ fn load_existing(dir: &Path) -> Result<Secrets> {
 
 /// Replaces the bootstrap token (the only secret a command may replace).
 /// Returns the new token. Nodes that have not joined yet need a rebuilt tree,
-/// and a running cluster must learn the token (`kubeadm token create <token>`).
+/// and a running cluster must learn the token (`pxebuild token publish`).
 pub fn rotate_token(site: &Site) -> Result<String> {
     let dir = site.secrets_dir();
     check_dir(&dir)?;
