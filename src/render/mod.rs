@@ -106,8 +106,8 @@ pub fn check_token_lifetime(site: &Site, strict: bool) -> Result<()> {
     if ttl != 0 && ttl < window {
         let msg = format!(
             "cluster.bootstrap_token_ttl {} is shorter than cluster.bring_up_window {}: \
-             nodes joining late will be refused (raise the TTL, or mint a new token on \
-             the cluster with `pxebuild token publish`)",
+             nodes joining late will be refused (raise the TTL, or re-publish the token \
+             with a fresh expiry with `pxebuild token publish`)",
             c.bootstrap_token_ttl, c.bring_up_window
         );
         if strict {
