@@ -3,6 +3,7 @@
 //! Ignition spec types (`ignition-config`): an unknown key is an error.
 use anyhow::{anyhow, Result};
 
+use crate::butane;
 use crate::error::BadInput;
 
 /// Goes into step keys: a new translator may translate differently.
@@ -11,11 +12,23 @@ pub const TRANSLATOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Translates `yaml` (named `origin` in messages) to Ignition JSON.
 /// Warnings are printed, or with `strict` fail the translation.
 pub fn translate(yaml: &str, origin: &str, strict: bool) -> Result<String> {
-    // Until the translator lands (branch `butane`), say so instead of guessing.
-    let _ = (yaml, strict);
-    Err(BadInput::new(format!(
-        "{origin}: this pxebuild has no Butane translator yet (crate::butane)"
-    )))
+    let opts = butane::Options {
+        files_dir: None,
+        strict,
+    };
+    let translation = butane::translate(yaml, &opts).map_err(|diags| {
+        let text: Vec<String> = diags.iter().map(|d| format!("{origin}: {d}")).collect();
+        BadInput::new(format!("translating rendered Butane:\n{}", text.join("\n")))
+    })?;
+    for warning in &translation.warnings {
+        if strict {
+            return Err(BadInput::new(format!("{origin}: {warning}")));
+        }
+        crate::warn!("{origin}: {warning}");
+    }
+    let json = translation.json;
+    check(&json).map_err(|e| anyhow!("{origin}: translated Ignition is invalid: {e:#}"))?;
+    Ok(json)
 }
 
 /// Parses Ignition JSON against the spec types; unknown keys are errors.
