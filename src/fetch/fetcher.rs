@@ -73,8 +73,9 @@ impl Fetcher {
         Ok(blob)
     }
 
-    /// A small file (signature, checksum list), stored like any blob; `None`
-    /// when the server says it does not exist.
+    /// A small file (signature, checksum list) from the store or the network;
+    /// `None` when the server says it does not exist. A downloaded one is not
+    /// stored until the artifact it vouches for verified (`remember`).
     pub fn fetch_small(&self, name: &str, url: &str) -> Result<Option<Vec<u8>>> {
         if let Some(entry) = self.index.lookup(url, &self.store) {
             if self.store.verify(&entry.sha256)? {
@@ -85,20 +86,19 @@ impl Fetcher {
             bail!("offline: {name} ({url}) is not in the store");
         }
         let located = self.sources.locate(url)?;
-        let Some(bytes) = self
-            .client
+        self.client
             .get_small(&located)
-            .with_context(|| format!("downloading {name}"))?
-        else {
-            return Ok(None);
-        };
-        let sha256 = self.store.put_bytes(&bytes)?;
+            .with_context(|| format!("downloading {name}"))
+    }
+
+    /// Stores a small file once what it vouches for has verified.
+    pub fn remember(&self, url: &str, bytes: &[u8]) -> Result<()> {
+        let sha256 = self.store.put_bytes(bytes)?;
         self.index.record(&Entry {
             url: url.to_string(),
             sha256,
             size: bytes.len() as u64,
-        })?;
-        Ok(Some(bytes))
+        })
     }
 
     /// Whether canonical `url` exists upstream (or in the mirror).

@@ -111,6 +111,7 @@ impl Step for FlatcarFile {
             })
         };
         let blob = self.fetcher.fetch(self.file, &self.url, &check)?;
+        self.fetcher.remember(sig_url, &sig)?;
         ctx.put_blob(&self.dist, &blob.sha256, blob.size, Visibility::Public);
         if self.publish_sig {
             ctx.put_bytes(&format!("{}.sig", self.dist), &sig, Visibility::Public)?;

@@ -179,7 +179,14 @@ impl Client {
                 Ok(n) => n,
                 Err(e) => {
                     let _ = file.sync_all();
-                    let e = anyhow!("{url}: transfer interrupted after {size} bytes: {e}");
+                    let what = if e.kind() == std::io::ErrorKind::TimedOut
+                        || e.to_string().contains("timeout")
+                    {
+                        "timed out"
+                    } else {
+                        "transfer interrupted"
+                    };
+                    let e = anyhow!("{url}: {what} after {size} bytes: {e}");
                     return Err(if size > start {
                         Failure::Progressed(e)
                     } else {

@@ -82,11 +82,11 @@ pub fn wanted(loaders: &[String]) -> (Vec<Loader>, Vec<Loader>) {
     (syslinux, ipxe)
 }
 
+/// Loader steps and the files they place.
+pub type LoaderPlan = (Vec<Box<dyn Step>>, Vec<ArtifactRef>);
+
 /// The loader steps for the site's sources, with their artifacts.
-pub fn steps(
-    fetcher: &Arc<Fetcher>,
-    loaders: &[String],
-) -> Result<(Vec<Box<dyn Step>>, Vec<ArtifactRef>)> {
+pub fn steps(fetcher: &Arc<Fetcher>, loaders: &[String]) -> Result<LoaderPlan> {
     let (syslinux, ipxe) = wanted(loaders);
     let src = &fetcher.sources;
     let mut steps: Vec<Box<dyn Step>> = Vec::new();

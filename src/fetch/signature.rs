@@ -219,11 +219,7 @@ fn issuer_names(sig: &Signature) -> String {
     if !fprs.is_empty() {
         return fprs.join(", ");
     }
-    let ids: Vec<String> = sig
-        .issuer_key_id()
-        .iter()
-        .map(|k| hex::encode_upper(k))
-        .collect();
+    let ids: Vec<String> = sig.issuer_key_id().iter().map(hex::encode_upper).collect();
     if ids.is_empty() {
         "(no issuer)".into()
     } else {
@@ -249,6 +245,82 @@ mod tests {
             subkeys.contains(&"52F145DFD00BBDCD928CBB5A32DA80F91EF52974".to_string()),
             "the 2025 signing subkey is present: {subkeys:?}"
         );
-        key.cert.primary_key.fingerprint();
+    }
+
+    /// Builds a key whose signing subkey (created 2020-01-01, expiring after
+    /// a year) signs a file on 2020-06-01 and is then revoked with
+    /// `reason` (gpg menu: 1 compromised, 2 superseded) at `revoked`. Uses
+    /// gpg's faked clock in a throw-away home.
+    fn scenario(reason: &str, revoked: &str) -> (tempfile::TempDir, SigningKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let script = r#"
+            set -e
+            export GNUPGHOME="$PWD/home"; mkdir -m 700 home
+            g() { t=$1; shift; gpg --batch --quiet --pinentry-mode loopback --passphrase= \
+                  --faked-system-time "$t" "$@" 2>/dev/null; }
+            g 20200101T000000 --quick-gen-key 'rev <rev@test.invalid>' ed25519 cert never
+            fpr=$(gpg --with-colons --list-keys rev@test.invalid | awk -F: '/^fpr/ {print $10; exit}')
+            g 20200101T000000 --quick-add-key "$fpr" ed25519 sign 1y
+            echo payload > file
+            g 20200601T000000 --detach-sign -o file.sig file
+            if [ "$REASON" != none ]; then
+              printf 'key 1\nrevkey\ny\n%s\n\ny\nsave\n' "$REASON" |
+                g "$REVOKED" --command-fd 0 --edit-key "$fpr"
+            fi
+            gpg --batch --export "$fpr" > key.pub
+            gpgconf --kill all || true
+        "#;
+        let status = std::process::Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir.path())
+            .env("REASON", reason)
+            .env("REVOKED", revoked)
+            .status()
+            .expect("running gpg");
+        assert!(status.success());
+        let key = SigningKey::from_file(&dir.path().join("key.pub")).unwrap();
+        (dir, key)
+    }
+
+    fn verify(dir: &tempfile::TempDir, key: &SigningKey) -> Result<()> {
+        let sig = std::fs::read(dir.path().join("file.sig")).unwrap();
+        key.verify_file(&sig, &dir.path().join("file"))
+    }
+
+    #[test]
+    fn an_expired_subkey_still_verifies_what_it_signed_in_time() {
+        let (dir, key) = scenario("none", "");
+        verify(&dir, &key).unwrap();
+        std::fs::write(dir.path().join("file"), "tampered\n").unwrap();
+        let err = verify(&dir, &key).unwrap_err().to_string();
+        assert!(err.contains("does not match"), "{err}");
+    }
+
+    #[test]
+    fn a_superseded_subkey_keeps_older_signatures_valid() {
+        let (dir, key) = scenario("2", "20200901T000000");
+        verify(&dir, &key).unwrap();
+    }
+
+    #[test]
+    fn a_subkey_superseded_before_the_signature_is_refused() {
+        let (dir, key) = scenario("2", "20200301T000000");
+        let err = verify(&dir, &key).unwrap_err().to_string();
+        assert!(err.contains("revoked"), "{err}");
+    }
+
+    #[test]
+    fn a_compromised_subkey_invalidates_every_signature() {
+        let (dir, key) = scenario("1", "20200901T000000");
+        let err = verify(&dir, &key).unwrap_err().to_string();
+        assert!(err.contains("revoked"), "{err}");
+    }
+
+    #[test]
+    fn a_signature_by_another_key_names_its_issuer() {
+        let (dir, _) = scenario("none", "");
+        let other = SigningKey::flatcar();
+        let err = verify(&dir, &other).unwrap_err().to_string();
+        assert!(err.contains("not part of the built-in Flatcar"), "{err}");
     }
 }

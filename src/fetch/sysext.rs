@@ -57,15 +57,16 @@ impl SysextImage {
         }
     }
 
-    /// The expected digest of our image in the release's SHA256SUMS.
-    fn expected(&self) -> Result<String> {
+    /// The expected digest of our image in the release's SHA256SUMS, and the list.
+    fn expected(&self) -> Result<(String, Vec<u8>)> {
         let sums = self
             .fetcher
             .fetch_small(&format!("{} SHA256SUMS", self.name), &self.sums_url)?
             .ok_or_else(|| anyhow!("{}: not found (HTTP 404)", self.sums_url))?;
         let text = String::from_utf8_lossy(&sums);
-        lookup_sum(&text, &self.file_name)
-            .ok_or_else(|| anyhow!("{} does not list {}", self.sums_url, self.file_name))
+        let sum = lookup_sum(&text, &self.file_name)
+            .ok_or_else(|| anyhow!("{} does not list {}", self.sums_url, self.file_name))?;
+        Ok((sum, sums))
     }
 }
 
@@ -89,7 +90,7 @@ impl Step for SysextImage {
     }
 
     fn run(&self, ctx: &mut RunCtx) -> Result<()> {
-        let expected = self.expected()?;
+        let (expected, sums) = self.expected()?;
         let check = |_: &std::path::Path, blob: &Blob| {
             if blob.sha256 != expected {
                 bail!(
@@ -101,6 +102,7 @@ impl Step for SysextImage {
             Ok(())
         };
         let blob = self.fetcher.fetch(&self.file_name, &self.url, &check)?;
+        self.fetcher.remember(&self.sums_url, &sums)?;
         let refs = self.artifact();
         ctx.put_blob(
             &refs.image.path,

@@ -1,1 +1,10 @@
-//! tftp
+//! TFTP (RFC 1350 + 2347/2348/2349/7440), read-only. [`packet`] and [`options`]
+//! and [`window`] are pure; [`transfer`] runs one session on its own socket;
+//! [`server`] receives requests and starts sessions; [`sock`] holds the two
+//! socket options std lacks.
+pub mod options;
+pub mod packet;
+pub mod server;
+pub mod sock;
+pub mod transfer;
+pub mod window;

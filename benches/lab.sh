@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Bench (not a test): time from QEMU start to the Ignition marker, per firmware
+# path, with `pxebuild serve` and with nginx (HTTP) + dnsmasq (TFTP) serving
+# the same dist/ tree, printed side by side. Goal: pxebuild within 5% of the peers.
+#
+# Usage: benches/lab.sh [--site FILE] [--dist DIR] [--runs N] [--bios NODE] [--uefi NODE]
+#        [--pxebuild PATH]
+# Defaults: ./site.toml, its dist/, 3 runs, the site's first BIOS and first UEFI
+# node. VMs boot one at a time under TCG so the servers, not CPU contention,
+# make the difference. Needs root, the lab's packages and python3.
+set -euo pipefail
+
+site=site.toml dist= runs=3 bios= uefi= pxebuild=${PXEBUILD:-pxebuild}
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --site) site=$2; shift ;;
+        --dist) dist=$2; shift ;;
+        --runs) runs=$2; shift ;;
+        --bios) bios=$2; shift ;;
+        --uefi) uefi=$2; shift ;;
+        --pxebuild) pxebuild=$2; shift ;;
+        *) echo "usage: $0 [--site FILE] [--dist DIR] [--runs N] [--bios NODE] [--uefi NODE] [--pxebuild PATH]" >&2; exit 2 ;;
+    esac
+    shift
+done
+dist=${dist:-$(dirname "$site")/dist}
+
+# First node per firmware from the site file (firmware defaults to bios).
+first_node() {
+    python3 - "$site" "$1" <<'PY'
+import sys, tomllib
+site = tomllib.load(open(sys.argv[1], "rb"))
+want = sys.argv[2]
+for node in site.get("node", []):
+    if node.get("firmware", "bios") == want:
+        print(node["name"]); break
+PY
+}
+bios=${bios:-$(first_node bios)}
+uefi=${uefi:-$(first_node uefi)}
+
+state=$(mktemp -d /tmp/pxebuild-lab-bench.XXXXXX)
+trap 'rm -rf "$state"' EXIT
+
+# One boot: prints the marker time in seconds, or "fail".
+boot() { # server node
+    "$pxebuild" -q --site "$site" lab run --accel tcg --dist "$dist" --state "$state/$1" \
+        --server "$1" --nodes "$2" --parallel 1 >/dev/null 2>"$state/err" || { echo fail; return; }
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.2f" % r["vms"][0]["reached"]["marker"])' \
+        "$state/$1/report.json"
+}
+
+median() { tr " " "\n" | { grep -v "^$" || true; } | sort -n | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+printf '%-6s %-10s %-34s %-34s %s\n' path node "pxebuild serve (median; runs)" "nginx + dnsmasq TFTP (median; runs)" "pxebuild vs peers"
+for fw in bios uefi; do
+    node=${!fw}
+    [ -n "$node" ] || continue
+    own=() peer=()
+    for _ in $(seq "$runs"); do
+        # Alternate the servers so drift on the host hits both alike.
+        own+=("$(boot pxebuild "$node")")
+        peer+=("$(boot nginx "$node")")
+    done
+    m_own=$(echo "${own[*]}" | tr ' ' '\n' | { grep -v fail || true; } | median)
+    m_peer=$(echo "${peer[*]}" | tr ' ' '\n' | { grep -v fail || true; } | median)
+    diff=$(awk -v a="$m_own" -v b="$m_peer" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%+.1f%%", (a-b)/b*100; else print "n/a" }')
+    printf '%-6s %-10s %-34s %-34s %s\n' "$fw" "$node" "$m_own s; ${own[*]}" "$m_peer s; ${peer[*]}" "$diff"
+done

@@ -1,0 +1,316 @@
+//! Milestone detection from what a VM and the DHCP server print. Pure functions
+//! over single lines, so every pattern is unit-tested with real output.
+//!
+//! Sources: the VM's serial console (firmware, loader, kernel, the stand-in OS's
+//! `PXELAB-*` lines, or real Flatcar's systemd lines) and dnsmasq's log (the
+//! DHCPACK for the VM's MAC, which every firmware path produces).
+
+/// The boot stages shown in the live table, in boot order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Milestone {
+    Dhcp,
+    Loader,
+    Kernel,
+    Ignition,
+    Marker,
+}
+
+impl Milestone {
+    pub const ALL: [Milestone; 5] = [
+        Milestone::Dhcp,
+        Milestone::Loader,
+        Milestone::Kernel,
+        Milestone::Ignition,
+        Milestone::Marker,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Milestone::Dhcp => "dhcp",
+            Milestone::Loader => "loader",
+            Milestone::Kernel => "kernel",
+            Milestone::Ignition => "ignition",
+            Milestone::Marker => "marker",
+        }
+    }
+}
+
+/// What one console line means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Reached(Milestone),
+    /// The stand-in OS's success marker.
+    MarkerOk(MarkerLine),
+    /// The stand-in OS or Ignition gave up.
+    Failed(String),
+    /// The loader handed over to the local disk (what an unknown MAC gets).
+    LocalBoot,
+    /// A `PXELAB-LINE <path>: <text>` quote of a written file.
+    Quote {
+        path: String,
+        text: String,
+    },
+}
+
+/// The fields of `PXELAB-IGNITION-OK url=… sha512=… files=a,b`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct MarkerLine {
+    pub url: String,
+    pub sha512: String,
+    pub files: Vec<String>,
+}
+
+/// Removes terminal escapes and carriage returns that firmware prints.
+pub fn clean(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC [ params final-byte; other escapes: ESC + one char.
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                } else {
+                    chars.next();
+                }
+            }
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Milestone patterns, in boot order.
+const MILESTONES: &[(&str, Milestone)] = &[
+    // Loaders: lpxelinux (BIOS) and syslinux.efi banners.
+    ("PXELINUX 6.", Milestone::Loader),
+    ("SYSLINUX 6.", Milestone::Loader),
+    ("Syslinux 6.", Milestone::Loader),
+    // OVMF's own PXE stack reports the NBP (syslinux.efi prints no banner).
+    ("NBP file downloaded successfully", Milestone::Loader),
+    // iPXE when it runs a script instead of a syslinux loader.
+    ("boot.ipxe... ok", Milestone::Loader),
+    // Kernel: its version banner, or the stand-in's /init when console= is not serial.
+    ("Linux version ", Milestone::Kernel),
+    ("PXELAB-INIT", Milestone::Kernel),
+    // Ignition fetched: the stand-in's line, or real Flatcar's unit finishing.
+    ("PXELAB-FETCHED", Milestone::Ignition),
+    ("Finished Ignition (fetch)", Milestone::Ignition),
+    ("Finished ignition-fetch.service", Milestone::Ignition),
+];
+
+/// Real Flatcar: systemd reports a failed Ignition unit, then the emergency
+/// shell. (Ignition's own "Ignition failed" log lines are not final: the
+/// stand-in quotes them just before its own failure line.)
+const FAILURES: &[&str] = &[
+    "Failed to start Ignition",
+    "Failed to start ignition-",
+    "You are in emergency mode",
+];
+
+/// The loader handed the machine back: lpxelinux's LOCALBOOT prints the first;
+/// SeaBIOS prints the next two when nothing else boots; OVMF reports that the
+/// PXE boot option returned (syslinux.efi's LOCALBOOT -1) and moves on.
+const LOCAL_BOOT: &[&str] = &[
+    "Booting from local disk",
+    "No bootable device",
+    "Boot failed: not a bootable disk",
+    "BdsDxe: failed to start Boot",
+];
+
+/// Classifies one serial console line (already [`clean`]ed).
+pub fn classify(line: &str) -> Option<Event> {
+    if let Some(event) = standin_line(line) {
+        return Some(event);
+    }
+    if let Some((_, m)) = MILESTONES.iter().find(|(p, _)| line.contains(p)) {
+        return Some(Event::Reached(*m));
+    }
+    if FAILURES.iter().any(|p| line.contains(p)) {
+        return Some(Event::Failed(line.trim().to_string()));
+    }
+    LOCAL_BOOT
+        .iter()
+        .any(|p| line.contains(p))
+        .then_some(Event::LocalBoot)
+}
+
+/// The stand-in OS's own result lines.
+fn standin_line(line: &str) -> Option<Event> {
+    if let Some(pos) = line.find("PXELAB-IGNITION-OK ") {
+        return Some(Event::MarkerOk(parse_marker(&line[pos + 19..])));
+    }
+    if let Some(pos) = line.find("PXELAB-IGNITION-FAIL") {
+        return Some(Event::Failed(line[pos + 20..].trim().to_string()));
+    }
+    let pos = line.find("PXELAB-LINE ")?;
+    let (path, text) = line[pos + 12..].split_once(": ")?;
+    Some(Event::Quote {
+        path: path.into(),
+        text: text.into(),
+    })
+}
+
+fn parse_marker(rest: &str) -> MarkerLine {
+    let mut marker = MarkerLine::default();
+    for field in rest.split_whitespace() {
+        match field.split_once('=') {
+            Some(("url", v)) => marker.url = v.into(),
+            Some(("sha512", v)) => marker.sha512 = v.into(),
+            Some(("files", v)) => {
+                marker.files = v
+                    .split(',')
+                    .filter(|f| !f.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
+            _ => {}
+        }
+    }
+    marker
+}
+
+/// The node and milestone of a beacon in a server log line: `pxebuild serve`
+/// logs `node=<name> milestone=<m>`; nginx logs the request `/beacon/<name>/<m>`.
+pub fn beacon(line: &str) -> Option<(String, String)> {
+    if let Some(pos) = line.find("/beacon/") {
+        let rest = &line[pos + 8..];
+        let end = rest.find([' ', '?', '"']).unwrap_or(rest.len());
+        let (node, milestone) = rest[..end].split_once('/')?;
+        return (!node.is_empty() && !milestone.is_empty())
+            .then(|| (node.to_string(), milestone.to_string()));
+    }
+    let field = |key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(str::to_string)
+    };
+    Some((field("node=")?, field("milestone=")?))
+}
+
+/// The MAC and IP of a dnsmasq `DHCPACK(<iface>) <ip> <mac> [name]` log line.
+pub fn dhcp_ack(line: &str) -> Option<(String, String)> {
+    let rest = &line[line.find("DHCPACK(")?..];
+    let mut words = rest.split_whitespace().skip(1);
+    let ip = words.next()?;
+    let mac = words.next()?;
+    (mac.len() == 17 && ip.contains('.')).then(|| (mac.to_ascii_lowercase(), ip.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_strips_escapes_and_carriage_returns() {
+        let raw = "\u{1b}[0;1miPXE 1.0.0\u{1b}[0m -- Open\r";
+        assert_eq!(clean(raw), "iPXE 1.0.0 -- Open");
+        assert_eq!(clean("c\u{1b}[?7l\u{1b}[2JSeaBIOS"), "cSeaBIOS");
+    }
+
+    #[test]
+    fn boot_stages_are_recognised() {
+        let cases = [
+            (
+                "PXELINUX 6.04 lwIP 20200816 Copyright (C) 1994-2015 H. Peter Anvin et al",
+                Milestone::Loader,
+            ),
+            (
+                "[    0.000000] Linux version 6.1.0-56-amd64 (debian-kernel@lists.debian.org)",
+                Milestone::Kernel,
+            ),
+            ("PXELAB-INIT stand-in OS started", Milestone::Kernel),
+            ("  NBP file downloaded successfully.", Milestone::Loader),
+            (
+                "PXELAB-FETCHED url=http://10.77.0.1:8080/i.ign sha512=03b8",
+                Milestone::Ignition,
+            ),
+            ("[  OK  ] Finished Ignition (fetch).", Milestone::Ignition),
+        ];
+        for (line, m) in cases {
+            assert_eq!(classify(line), Some(Event::Reached(m)), "{line}");
+        }
+        assert_eq!(classify("udhcpc: started, v1.35.0"), None);
+        // The NIC's iPXE ROM is firmware, not the loader.
+        assert_eq!(classify("iPXE initialising devices...ok"), None);
+    }
+
+    #[test]
+    fn marker_fields_are_parsed() {
+        let line = "PXELAB-IGNITION-OK url=http://10.77.0.1:8080/ignition/n1-abc/install.ign sha512=03b826 files=/etc/hostname,/etc/systemd/system/install.service";
+        let Some(Event::MarkerOk(m)) = classify(line) else {
+            panic!("no marker")
+        };
+        assert_eq!(m.url, "http://10.77.0.1:8080/ignition/n1-abc/install.ign");
+        assert_eq!(m.sha512, "03b826");
+        assert_eq!(
+            m.files,
+            ["/etc/hostname", "/etc/systemd/system/install.service"]
+        );
+    }
+
+    #[test]
+    fn failures_quotes_and_local_boot_are_recognised() {
+        assert_eq!(
+            classify("PXELAB-IGNITION-FAIL fetch stage failed for http://x/i.ign"),
+            Some(Event::Failed(
+                "fetch stage failed for http://x/i.ign".into()
+            ))
+        );
+        assert_eq!(
+            classify("PXELAB-LINE /etc/systemd/system/install.service: ExecStart=/usr/bin/flatcar-install -d /dev/vda"),
+            Some(Event::Quote {
+                path: "/etc/systemd/system/install.service".into(),
+                text: "ExecStart=/usr/bin/flatcar-install -d /dev/vda".into()
+            })
+        );
+        assert_eq!(
+            classify("Booting from local disk..."),
+            Some(Event::LocalBoot)
+        );
+        assert_eq!(classify("No bootable device."), Some(Event::LocalBoot));
+        let ovmf = "BdsDxe: failed to start Boot0001 \"UEFI PXEv4 (MAC:5A0000000E01)\" from PciRoot(0x0): Load Error";
+        assert_eq!(classify(ovmf), Some(Event::LocalBoot));
+        assert_eq!(
+            classify("ignition[1]: CRITICAL : Ignition failed: resource not found"),
+            None
+        );
+        assert!(matches!(
+            classify("[FAILED] Failed to start Ignition (fetch)."),
+            Some(Event::Failed(_))
+        ));
+    }
+
+    #[test]
+    fn beacons_are_read_from_both_server_logs() {
+        let serve = "2026-11-26T21:58:10.001Z http 10.0.0.11:40312 node=cp1 milestone=install-done result=ok";
+        assert_eq!(beacon(serve), Some(("cp1".into(), "install-done".into())));
+        let nginx = r#"10.0.0.11 - - [26/Nov/2026:21:52:06 +0000] "GET /beacon/cp1/first-boot HTTP/1.1" 204 0 "-" "curl/8""#;
+        assert_eq!(beacon(nginx), Some(("cp1".into(), "first-boot".into())));
+        let transfer = "2026-11-26T21:50:00.123Z tftp 10.0.0.11:49153 node=cp1 path=tftp/lpxelinux.0 result=ok";
+        assert_eq!(beacon(transfer), None);
+    }
+
+    #[test]
+    fn dnsmasq_ack_gives_mac_and_ip() {
+        let line =
+            "Nov 26 21:38:20 dnsmasq-dhcp[12656]: DHCPACK(br0) 10.77.0.11 52:54:00:77:00:01 n1";
+        assert_eq!(
+            dhcp_ack(line),
+            Some(("52:54:00:77:00:01".into(), "10.77.0.11".into()))
+        );
+        let offer = "dnsmasq-dhcp[1]: DHCPOFFER(br0) 10.77.0.11 52:54:00:77:00:01";
+        assert_eq!(dhcp_ack(offer), None);
+        assert_eq!(
+            dhcp_ack("dnsmasq-dhcp[1]: 123 DHCPACK(br0) 10.77.0.11 52:54:00:77:00:01"),
+            Some(("52:54:00:77:00:01".into(), "10.77.0.11".into()))
+        );
+    }
+}

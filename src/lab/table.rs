@@ -1,0 +1,93 @@
+//! The live table of VMs: one row per VM, one column per milestone with the
+//! seconds since that VM started. Rendering is pure; the watcher decides when
+//! to redraw it (in place on a terminal, once at the end otherwise).
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::console::Milestone;
+
+/// One VM's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub name: String,
+    pub firmware: String,
+    pub ip: String,
+    /// Seconds since the VM started, per milestone reached.
+    pub reached: BTreeMap<Milestone, f64>,
+    /// `waiting`, `booting 12s`, `ok`, `FAIL: …`.
+    pub state: String,
+}
+
+/// The table as text, header first, each line ending in a newline.
+pub fn render(rows: &[Row]) -> String {
+    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(4);
+    let ip_w = rows.iter().map(|r| r.ip.len()).max().unwrap_or(0).max(2);
+    let mut out = String::new();
+    let _ = write!(out, "{:<name_w$}  {:<4}  {:<ip_w$}", "NODE", "FW", "IP");
+    for m in Milestone::ALL {
+        let _ = write!(out, "  {:>8}", m.as_str().to_uppercase());
+    }
+    out.push_str("  STATE\n");
+    for row in rows {
+        let _ = write!(
+            out,
+            "{:<name_w$}  {:<4}  {:<ip_w$}",
+            row.name, row.firmware, row.ip
+        );
+        for m in Milestone::ALL {
+            let cell = match row.reached.get(&m) {
+                None => "-".to_string(),
+                // `lab status` knows that a milestone was reached, not when.
+                Some(s) if s.is_nan() => "yes".to_string(),
+                Some(s) => format!("{s:.1}s"),
+            };
+            let _ = write!(out, "  {cell:>8}");
+        }
+        let _ = writeln!(out, "  {}", row.state);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_show_elapsed_times_and_dashes() {
+        let mut reached = BTreeMap::new();
+        reached.insert(Milestone::Dhcp, 2.31);
+        reached.insert(Milestone::Loader, 2.4);
+        let rows = [
+            Row {
+                name: "cp1".into(),
+                firmware: "bios".into(),
+                ip: "10.20.0.11".into(),
+                reached,
+                state: "booting".into(),
+            },
+            Row {
+                name: "stranger".into(),
+                firmware: "uefi".into(),
+                ip: "".into(),
+                reached: BTreeMap::new(),
+                state: "waiting".into(),
+            },
+        ];
+        let text = render(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(
+            lines[0],
+            "NODE      FW    IP              DHCP    LOADER    KERNEL  IGNITION    MARKER  STATE"
+        );
+        assert_eq!(
+            lines[1],
+            "cp1       bios  10.20.0.11      2.3s      2.4s         -         -         -  booting"
+        );
+        assert!(
+            lines[2].starts_with("stranger  uefi              "),
+            "{}",
+            lines[2]
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! One HTTP connection: read a head, answer it, repeat while keep-alive holds.
+//! Every answered request ends in one transfer log line.
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::range::{self, RangeReply};
+use super::request::{self, HeadError, Request};
+use super::response::{self, Head};
+use crate::serve::log::Entry;
+use crate::serve::root::{Opened, Refusal};
+use crate::serve::{BusyGuard, Shared};
+
+/// Largest request body read and discarded (beacons may POST a little JSON).
+const MAX_BODY: u64 = 64 * 1024;
+/// Time allowed for a whole request head once its first byte arrived.
+const HEAD_LIMIT: Duration = Duration::from_secs(10);
+
+pub fn serve_connection(mut stream: TcpStream, shared: &Shared) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(shared.config.http_timeout));
+    let mut buf = Vec::new();
+    loop {
+        let req = match request::read_head(
+            &mut stream,
+            &mut buf,
+            shared.config.http_timeout,
+            HEAD_LIMIT,
+        ) {
+            Ok(req) => req,
+            Err(HeadError::Gone) => return,
+            Err(HeadError::Status(status)) => {
+                let _ = response::simple(&mut stream, status, false, false, &[]);
+                return;
+            }
+        };
+        let _busy = BusyGuard::new(&shared.busy);
+        let keep = answer(&mut stream, &mut buf, peer, &req, shared);
+        if !keep || shared.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+/// Answers one request; returns whether the connection may stay open.
+fn answer(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    peer: SocketAddr,
+    req: &Request,
+    shared: &Shared,
+) -> bool {
+    let started = Instant::now();
+    let mut keep = req.keep_alive();
+    if !discard_body(stream, buf, req) {
+        keep = false;
+    }
+    let mac = req.cookie.as_deref().and_then(request::syslinux_mac);
+    let node = shared.node_for(peer.ip(), mac.as_deref());
+    let mut entry = Entry {
+        proto: "http",
+        client: Some(peer),
+        node: node.as_deref(),
+        ..Entry::default()
+    };
+    let Some(path) = request::decode_path(&req.target) else {
+        entry.path = Some(&req.target);
+        return reply(stream, shared, &mut entry, 400, false, req, &[]);
+    };
+    if let Some(beacon) = path.strip_prefix("/beacon/") {
+        return answer_beacon(stream, shared, &mut entry, beacon, req, keep);
+    }
+    entry.path = Some(&path);
+    if req.method != "GET" && req.method != "HEAD" {
+        return reply(
+            stream,
+            shared,
+            &mut entry,
+            405,
+            keep,
+            req,
+            &[("Allow", "GET, HEAD")],
+        );
+    }
+    let opened = match shared.http_root.open(&path[1..]) {
+        Ok(opened) => opened,
+        Err(refusal) => {
+            let status = match refusal {
+                Refusal::NotFound | Refusal::NotAFile => 404,
+                _ => 403,
+            };
+            let result = format!("refused:{}", refusal.as_str());
+            entry.result = if status == 404 { "not-found" } else { &result };
+            return reply(stream, shared, &mut entry, status, keep, req, &[]);
+        }
+    };
+    let verdict = shared.judge(crate::layout::HTTP, &opened, peer.ip(), mac.as_deref());
+    entry.node = verdict.node.as_deref().or(entry.node);
+    entry.path = Some(&verdict.path);
+    if let Some(owner) = &verdict.refused {
+        let result = format!("refused:belongs-to-{}", owner.node);
+        entry.result = &result;
+        return reply(stream, shared, &mut entry, 403, keep, req, &[]);
+    }
+    let (keep, result) = send(stream, req, &opened, keep, &mut entry);
+    entry.ms = started.elapsed().as_millis();
+    entry.result = &result;
+    shared.log.write(&entry);
+    keep
+}
+
+/// Writes a small response and its log line.
+fn reply(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    entry: &mut Entry<'_>,
+    status: u16,
+    keep: bool,
+    req: &Request,
+    extra: &[(&str, &str)],
+) -> bool {
+    let written = response::simple(stream, status, keep, req.method == "HEAD", extra);
+    entry.status = Some(status);
+    if entry.result.is_empty() {
+        entry.result = if status < 400 { "ok" } else { "refused" };
+    }
+    shared.log.write(entry);
+    keep && written.is_ok()
+}
+
+/// `/beacon/<node>/<milestone>`: 204 and a milestone line in the log.
+fn answer_beacon<'a>(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    entry: &mut Entry<'a>,
+    beacon: &'a str,
+    req: &Request,
+    keep: bool,
+) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    let parts: Vec<&str> = beacon.split('/').collect();
+    let (node, milestone) = match parts.as_slice() {
+        [node, milestone] if token(node) && token(milestone) => (*node, *milestone),
+        _ => {
+            entry.path = Some(beacon);
+            entry.result = "refused:bad-beacon";
+            return reply(stream, shared, entry, 404, keep, req, &[]);
+        }
+    };
+    if !matches!(req.method.as_str(), "GET" | "HEAD" | "POST" | "PUT") {
+        return reply(
+            stream,
+            shared,
+            entry,
+            405,
+            keep,
+            req,
+            &[("Allow", "GET, HEAD, POST, PUT")],
+        );
+    }
+    if let Some(by_ip) = entry.node.filter(|n| *n != node) {
+        crate::warn!("beacon for node {node} came from {by_ip}'s address");
+    }
+    entry.node = Some(node);
+    entry.milestone = Some(milestone);
+    reply(stream, shared, entry, 204, keep, req, &[])
+}
+
+/// Reads and drops a small request body so the next request parses; false when
+/// the body cannot be skipped (chunked, too large, stalled): close afterwards.
+fn discard_body(stream: &mut TcpStream, buf: &mut Vec<u8>, req: &Request) -> bool {
+    if req.chunked {
+        return false;
+    }
+    let len = req.content_length.unwrap_or(0);
+    if len > MAX_BODY {
+        return false;
+    }
+    let in_buf = (len as usize).min(buf.len());
+    buf.drain(..in_buf);
+    let rest = len - in_buf as u64;
+    rest == 0 || io::copy(&mut Read::by_ref(stream).take(rest), &mut io::sink()).ok() == Some(rest)
+}
+
+/// Sends the file (or the requested range of it); returns (keep-alive, result).
+fn send(
+    stream: &mut TcpStream,
+    req: &Request,
+    opened: &Opened,
+    keep: bool,
+    entry: &mut Entry<'_>,
+) -> (bool, String) {
+    use std::io::Write;
+    let size = opened.size;
+    let etag = format!("\"{:x}-{:x}-{:x}\"", opened.id.1, size, opened.mtime);
+    let modified = crate::serve::clock::http_date(opened.mtime);
+    let range_header = match &req.if_range {
+        Some(cond) if *cond != etag && *cond != modified => None,
+        _ => req.range.as_deref(),
+    };
+    let (status, start, len) = match range::evaluate(range_header, size) {
+        RangeReply::Full => (200, 0, size),
+        RangeReply::Partial { start, end } => (206, start, end - start + 1),
+        RangeReply::Unsatisfiable => (416, 0, 0),
+    };
+    entry.status = Some(status);
+    let mut head = Head::new(status, keep).header("Accept-Ranges", "bytes");
+    head = match status {
+        416 => head
+            .header("Content-Range", &format!("bytes */{size}"))
+            .header("Content-Length", "0"),
+        _ => head
+            .header("Content-Type", response::content_type(&opened.rel))
+            .header("Content-Length", &len.to_string())
+            .header("ETag", &etag)
+            .header("Last-Modified", &modified),
+    };
+    if status == 206 {
+        head = head.header(
+            "Content-Range",
+            &format!("bytes {start}-{}/{size}", start + len - 1),
+        );
+    }
+    if let Err(err) = stream.write_all(head.finish().as_bytes()) {
+        return (false, format!("error:{}", err.kind()));
+    }
+    if req.method == "HEAD" || status == 416 {
+        return (keep, "ok".into());
+    }
+    let (sent, outcome) = response::send_file(stream, &opened.file, start, len);
+    entry.bytes = sent;
+    match outcome {
+        Ok(()) => (keep, "ok".into()),
+        Err(err) => (false, format!("aborted:{}", err.kind())),
+    }
+}

@@ -1,0 +1,108 @@
+//! The `Range` header (RFC 9110 14.2), single byte ranges only. Pure.
+//! A multi-range or malformed header is ignored (the whole file is sent with
+//! 200, which RFC 9110 allows); a syntactically valid range that starts past
+//! the end is unsatisfiable (416).
+
+/// What to send for a request on a file of `size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeReply {
+    /// 200: the whole file.
+    Full,
+    /// 206: bytes `start..=end`.
+    Partial { start: u64, end: u64 },
+    /// 416.
+    Unsatisfiable,
+}
+
+pub fn evaluate(header: Option<&str>, size: u64) -> RangeReply {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeReply::Full;
+    };
+    if spec.contains(',') {
+        return RangeReply::Full;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeReply::Full;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match (digits(first), digits(last)) {
+        // bytes=-N: the last N bytes.
+        (false, true) if first.is_empty() => suffix(last.parse().ok(), size),
+        (true, false) if last.is_empty() => match first.parse::<u64>() {
+            Ok(start) if start < size => RangeReply::Partial {
+                start,
+                end: size - 1,
+            },
+            // Past the end, or too many digits for u64 (past any end).
+            _ => RangeReply::Unsatisfiable,
+        },
+        (true, true) => match (first.parse::<u64>(), last.parse::<u64>()) {
+            (Ok(start), Ok(end)) if start > end => RangeReply::Full,
+            (Ok(start), Ok(end)) if start < size => RangeReply::Partial {
+                start,
+                end: end.min(size - 1),
+            },
+            (Ok(_), Ok(_)) => RangeReply::Unsatisfiable,
+            // Too many digits for u64: treat as a start past any end.
+            _ => RangeReply::Unsatisfiable,
+        },
+        _ => RangeReply::Full,
+    }
+}
+
+fn suffix(len: Option<u64>, size: u64) -> RangeReply {
+    match len {
+        Some(0) => RangeReply::Unsatisfiable,
+        Some(_) if size == 0 => RangeReply::Unsatisfiable,
+        Some(n) => RangeReply::Partial {
+            start: size.saturating_sub(n),
+            end: size - 1,
+        },
+        None => RangeReply::Partial {
+            start: 0,
+            end: size.saturating_sub(1),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RangeReply::*;
+
+    #[test]
+    fn single_ranges() {
+        assert_eq!(evaluate(None, 10), Full);
+        assert_eq!(
+            evaluate(Some("bytes=0-4"), 10),
+            Partial { start: 0, end: 4 }
+        );
+        assert_eq!(evaluate(Some("bytes=5-"), 10), Partial { start: 5, end: 9 });
+        assert_eq!(evaluate(Some("bytes=-3"), 10), Partial { start: 7, end: 9 });
+        assert_eq!(
+            evaluate(Some("bytes=-30"), 10),
+            Partial { start: 0, end: 9 }
+        );
+        assert_eq!(
+            evaluate(Some("bytes=8-100"), 10),
+            Partial { start: 8, end: 9 }
+        );
+    }
+
+    #[test]
+    fn unsatisfiable_and_ignored() {
+        assert_eq!(evaluate(Some("bytes=10-"), 10), Unsatisfiable);
+        assert_eq!(evaluate(Some("bytes=10-20"), 10), Unsatisfiable);
+        assert_eq!(evaluate(Some("bytes=-0"), 10), Unsatisfiable);
+        assert_eq!(evaluate(Some("bytes=0-"), 0), Unsatisfiable);
+        assert_eq!(
+            evaluate(Some("bytes=99999999999999999999999-"), 10),
+            Unsatisfiable
+        );
+        assert_eq!(evaluate(Some("bytes=0-1,3-4"), 10), Full);
+        assert_eq!(evaluate(Some("bytes=5-2"), 10), Full);
+        assert_eq!(evaluate(Some("items=0-1"), 10), Full);
+        assert_eq!(evaluate(Some("bytes=a-b"), 10), Full);
+    }
+}

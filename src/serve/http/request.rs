@@ -1,0 +1,209 @@
+//! Reading one request head off a connection, with limits: the head must fit in
+//! [`MAX_HEAD`] bytes and arrive within the timeout once it has started; an idle
+//! keep-alive connection is closed after the idle timeout. Parsing is httparse;
+//! the result is an owned [`Request`] holding only what the server uses.
+use std::io::{self, Read};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Largest request head accepted (request line + headers).
+pub const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    /// The request target as sent (`/a/b%20c?x=y`).
+    pub target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    pub range: Option<String>,
+    pub if_range: Option<String>,
+    pub connection: Option<String>,
+    pub content_length: Option<u64>,
+    pub chunked: bool,
+    pub cookie: Option<String>,
+}
+
+impl Request {
+    /// Whether the client wants the connection kept open after this response.
+    pub fn keep_alive(&self) -> bool {
+        let tokens = self
+            .connection
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let has = |word: &str| tokens.split(',').any(|t| t.trim() == word);
+        if self.minor == 0 {
+            has("keep-alive")
+        } else {
+            !has("close")
+        }
+    }
+}
+
+/// Why no request could be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeadError {
+    /// Clean close, idle timeout, or a reset: close without a response.
+    Gone,
+    /// Reply with this status, then close.
+    Status(u16),
+}
+
+/// Reads the next request head; bytes past it stay in `buf` (pipelining).
+pub fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    idle: Duration,
+    head_limit: Duration,
+) -> Result<Request, HeadError> {
+    let mut started: Option<Instant> = (!buf.is_empty()).then(Instant::now);
+    loop {
+        if !buf.is_empty() {
+            match parse(buf) {
+                Ok(Some((request, used))) => {
+                    buf.drain(..used);
+                    return Ok(request);
+                }
+                Ok(None) if buf.len() >= MAX_HEAD => return Err(HeadError::Status(431)),
+                Ok(None) => {}
+                Err(status) => return Err(HeadError::Status(status)),
+            }
+        }
+        let timeout = match started {
+            None => idle,
+            Some(t) => head_limit.checked_sub(t.elapsed()).ok_or(HeadError::Gone)?,
+        };
+        let _ = stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(HeadError::Gone),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                started.get_or_insert_with(Instant::now);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(HeadError::Gone),
+        }
+    }
+}
+
+/// Parses a complete head from `buf`: `Ok(None)` means more bytes are needed.
+pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, u16> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let used = match req.parse(buf) {
+        Ok(httparse::Status::Complete(used)) => used,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(431),
+        Err(httparse::Error::Version) => return Err(505),
+        Err(_) => return Err(400),
+    };
+    let mut out = Request {
+        method: req.method.unwrap_or_default().to_string(),
+        target: req.path.unwrap_or_default().to_string(),
+        minor: req.version.unwrap_or(1),
+        ..Request::default()
+    };
+    for header in req.headers.iter() {
+        let value = || String::from_utf8_lossy(header.value).trim().to_string();
+        match header.name.to_ascii_lowercase().as_str() {
+            "range" => out.range = Some(value()),
+            "if-range" => out.if_range = Some(value()),
+            "connection" => out.connection = Some(value()),
+            "cookie" => out.cookie = Some(value()),
+            "content-length" => out.content_length = Some(value().parse().map_err(|_| 400u16)?),
+            "transfer-encoding" => out.chunked = true,
+            _ => {}
+        }
+    }
+    Ok(Some((out, used)))
+}
+
+/// The path of an origin-form target, %-decoded, without query or fragment.
+/// `None` for other forms or bytes that do not decode to UTF-8.
+pub fn decode_path(target: &str) -> Option<String> {
+    let path = target.split(['?', '#']).next()?;
+    if !path.starts_with('/') {
+        return None;
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The MAC in a Syslinux `Cookie: _Syslinux_BOOTIF=01-aa-bb-…` header.
+pub fn syslinux_mac(cookie: &str) -> Option<String> {
+    cookie.split(';').find_map(|part| {
+        let value = part.trim().strip_prefix("_Syslinux_BOOTIF=")?;
+        let mac = value.strip_prefix("01-")?;
+        (mac.len() == 17).then(|| mac.replace('-', ":").to_ascii_lowercase())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_syslinux_request() {
+        let head = b"GET /boot/vmlinuz HTTP/1.0\r\nUser-Agent: Syslinux/6.04\r\nConnection: close\r\nCookie: _Syslinux_ip=10.0.0.11:10.0.0.1:0.0.0.0:255.255.255.0; _Syslinux_BOOTIF=01-52-54-00-77-00-01\r\n\r\nNEXT";
+        let (req, used) = parse(head).unwrap().unwrap();
+        assert_eq!(&head[used..], b"NEXT");
+        assert_eq!(
+            (req.method.as_str(), req.target.as_str(), req.minor),
+            ("GET", "/boot/vmlinuz", 0)
+        );
+        assert!(!req.keep_alive());
+        assert_eq!(
+            syslinux_mac(req.cookie.as_deref().unwrap()).as_deref(),
+            Some("52:54:00:77:00:01")
+        );
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let parsed = |h: &[u8]| parse(h).unwrap().unwrap().0;
+        assert!(parsed(b"GET / HTTP/1.1\r\n\r\n").keep_alive());
+        assert!(!parsed(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive());
+        assert!(!parsed(b"GET / HTTP/1.0\r\n\r\n").keep_alive());
+        assert!(parsed(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
+    }
+
+    #[test]
+    fn incomplete_and_bad_heads() {
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: x\r\n"), Ok(None));
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+            Err(400)
+        );
+        assert_eq!(parse(b"\x01\x02 / HTTP/1.1\r\n\r\n"), Err(400));
+    }
+
+    #[test]
+    fn path_decoding() {
+        assert_eq!(decode_path("/a%20b/c?x=1").as_deref(), Some("/a b/c"));
+        assert_eq!(
+            decode_path("/%2e%2e/etc/passwd").as_deref(),
+            Some("/../etc/passwd")
+        );
+        assert_eq!(decode_path("/%252e").as_deref(), Some("/%2e"));
+        assert_eq!(decode_path("/a%2").as_deref(), None);
+        assert_eq!(decode_path("/%ff").as_deref(), None);
+        assert_eq!(decode_path("http://host/x"), None);
+        assert_eq!(decode_path("*"), None);
+    }
+}

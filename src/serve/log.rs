@@ -1,0 +1,304 @@
+//! The transfer log: one line per finished transfer or milestone, written to
+//! stderr and appended to a log file, plus the reader behind `serve --status`.
+//!
+//! Line format (space-separated, `key=value` after the first three fields, values
+//! with spaces or odd bytes %-escaped so every line splits cleanly):
+//!
+//! ```text
+//! 2026-11-26T21:50:00.123Z tftp 10.0.0.11:49153 node=cp1 path=tftp/lpxelinux.0 bytes=42 ms=12 result=ok
+//! 2026-11-26T21:58:10.001Z http 10.0.0.11:40312 node=cp1 milestone=install-done result=ok
+//! ```
+//!
+//! `grep node=cp1 serve.log` is that node's boot timeline, in order.
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+
+use super::clock;
+
+/// One finished transfer (or beacon), ready to be written.
+#[derive(Debug, Clone, Default)]
+pub struct Entry<'a> {
+    pub proto: &'a str,
+    pub client: Option<SocketAddr>,
+    pub node: Option<&'a str>,
+    /// Path relative to dist (`http/…`, `tftp/…`) or as requested when refused.
+    pub path: Option<&'a str>,
+    pub milestone: Option<&'a str>,
+    pub status: Option<u16>,
+    pub bytes: u64,
+    pub ms: u128,
+    /// `ok`, `aborted`, `timeout`, `refused:<why>`, `not-found`, …
+    pub result: &'a str,
+}
+
+/// Where log lines go.
+#[derive(Debug)]
+pub struct TransferLog {
+    file: Option<Mutex<File>>,
+    to_stderr: bool,
+}
+
+impl TransferLog {
+    /// Appends to `path` (created if missing) and, unless `to_stderr` is off, stderr.
+    pub fn open(path: Option<&Path>, to_stderr: bool) -> Result<TransferLog> {
+        let file = match path {
+            Some(path) => Some(Mutex::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening log file {}", path.display()))?,
+            )),
+            None => None,
+        };
+        Ok(TransferLog { file, to_stderr })
+    }
+
+    pub fn write(&self, entry: &Entry<'_>) {
+        let line = format_line(clock::now_ms(), entry);
+        // The file first: whoever sees the stderr line can rely on the file having it.
+        if let Some(file) = &self.file {
+            let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+            // One write call per line: O_APPEND keeps concurrent lines whole.
+            if let Err(err) = file.write_all(format!("{line}\n").as_bytes()) {
+                crate::warn!("writing the transfer log: {err}");
+            }
+        }
+        if self.to_stderr {
+            eprintln!("{line}");
+        }
+    }
+}
+
+pub fn format_line(unix_ms: i64, e: &Entry<'_>) -> String {
+    let mut line = format!("{} {}", clock::rfc3339_ms(unix_ms), e.proto);
+    match e.client {
+        Some(client) => write!(line, " {client}"),
+        None => write!(line, " -"),
+    }
+    .ok();
+    push(&mut line, "node", e.node.unwrap_or("-"));
+    if let Some(path) = e.path {
+        push(&mut line, "path", path);
+    }
+    if let Some(milestone) = e.milestone {
+        push(&mut line, "milestone", milestone);
+    }
+    if let Some(status) = e.status {
+        push(&mut line, "status", &status.to_string());
+    }
+    if e.milestone.is_none() {
+        push(&mut line, "bytes", &e.bytes.to_string());
+        push(&mut line, "ms", &e.ms.to_string());
+    }
+    push(&mut line, "result", e.result);
+    line
+}
+
+fn push(line: &mut String, key: &str, value: &str) {
+    line.push(' ');
+    line.push_str(key);
+    line.push('=');
+    for byte in value.bytes() {
+        if byte.is_ascii_graphic() && byte != b'%' {
+            line.push(byte as char);
+        } else {
+            let _ = write!(line, "%{byte:02X}");
+        }
+    }
+}
+
+/// A parsed log line: timestamp, protocol and its `key=value` fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub time: String,
+    pub proto: String,
+    pub client: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+pub fn parse_line(text: &str) -> Option<Line> {
+    let mut words = text.split_whitespace();
+    let time = words.next()?.to_string();
+    let proto = words.next()?.to_string();
+    let client = words.next()?.to_string();
+    if !time.ends_with('Z') {
+        return None;
+    }
+    let fields = words
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Some(Line {
+        time,
+        proto,
+        client,
+        fields,
+    })
+}
+
+/// The state of one node as the log tells it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub milestone: Option<(String, String)>,
+    pub last_fetch: Option<(String, String)>,
+}
+
+/// Folds a log into one status per node (only lines that name a node).
+pub fn node_status(log: &str) -> BTreeMap<String, NodeStatus> {
+    let mut nodes: BTreeMap<String, NodeStatus> = BTreeMap::new();
+    for line in log.lines().filter_map(parse_line) {
+        let Some(node) = line.fields.get("node").filter(|n| *n != "-") else {
+            continue;
+        };
+        let status = nodes.entry(node.clone()).or_default();
+        if let Some(milestone) = line.fields.get("milestone") {
+            status.milestone = Some((milestone.clone(), line.time.clone()));
+        } else if let (Some(path), Some("ok")) = (
+            line.fields.get("path"),
+            line.fields.get("result").map(String::as_str),
+        ) {
+            status.last_fetch = Some((path.clone(), line.time.clone()));
+        }
+    }
+    nodes
+}
+
+/// The `--status` table: one row per node (manifest nodes first appear even
+/// when the log has nothing for them yet).
+pub fn status_table(log: &str, known: &[String]) -> String {
+    let mut nodes = node_status(log);
+    for name in known {
+        nodes.entry(name.clone()).or_default();
+    }
+    let mut rows = vec![[
+        "NODE".to_string(),
+        "MILESTONE".to_string(),
+        "AT".to_string(),
+        "LAST FILE".to_string(),
+        "AT".to_string(),
+    ]];
+    for (name, status) in nodes {
+        let (m, m_at) = status.milestone.unwrap_or_else(|| ("-".into(), "-".into()));
+        let (f, f_at) = status
+            .last_fetch
+            .unwrap_or_else(|| ("-".into(), "-".into()));
+        rows.push([name, m, m_at, f, f_at]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// One node's boot timeline: its log lines in order, one event per row.
+pub fn timeline(log: &str, node: &str) -> String {
+    let mut out = String::new();
+    for line in log.lines().filter_map(parse_line) {
+        if line.fields.get("node").map(String::as_str) != Some(node) {
+            continue;
+        }
+        let field = |key: &str| line.fields.get(key).map(String::as_str).unwrap_or("-");
+        let what = match line.fields.get("milestone") {
+            Some(milestone) => format!("milestone {milestone}"),
+            None => format!("{} ({} bytes)", field("path"), field("bytes")),
+        };
+        out.push_str(&format!(
+            "{}  {:<4}  {}  {}\n",
+            line.time,
+            line.proto,
+            what,
+            field("result")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_format_and_parse() {
+        let entry = Entry {
+            proto: "tftp",
+            client: Some("10.0.0.11:49153".parse().unwrap()),
+            node: Some("cp1"),
+            path: Some("tftp/a b%"),
+            bytes: 42,
+            ms: 12,
+            result: "ok",
+            ..Entry::default()
+        };
+        let line = format_line(0, &entry);
+        assert_eq!(
+            line,
+            "1970-01-01T00:00:00.000Z tftp 10.0.0.11:49153 node=cp1 path=tftp/a%20b%25 bytes=42 ms=12 result=ok"
+        );
+        let parsed = parse_line(&line).unwrap();
+        assert_eq!(parsed.proto, "tftp");
+        assert_eq!(parsed.fields["bytes"], "42");
+    }
+
+    #[test]
+    fn status_keeps_the_last_milestone_per_node() {
+        let log = "\
+2026-01-01T00:00:01.000Z tftp 10.0.0.11:1 node=cp1 path=tftp/lpxelinux.0 bytes=1 ms=1 result=ok
+2026-01-01T00:00:02.000Z http 10.0.0.11:2 node=cp1 milestone=install-done result=ok
+2026-01-01T00:00:03.000Z http 10.0.0.12:2 node=w1 path=http/x bytes=1 ms=1 result=ok
+2026-01-01T00:00:04.000Z http 10.0.0.11:2 node=cp1 milestone=first-boot result=ok
+garbage line
+2026-01-01T00:00:05.000Z http 10.0.0.99:2 node=- path=http/y bytes=1 ms=1 result=ok
+";
+        let status = node_status(log);
+        assert_eq!(status.len(), 2);
+        assert_eq!(
+            status["cp1"].milestone,
+            Some(("first-boot".into(), "2026-01-01T00:00:04.000Z".into()))
+        );
+        assert_eq!(status["w1"].last_fetch.as_ref().unwrap().0, "http/x");
+        let steps = timeline(log, "cp1");
+        assert_eq!(steps.lines().count(), 3, "{steps}");
+        assert!(
+            steps
+                .lines()
+                .next()
+                .unwrap()
+                .contains("tftp/lpxelinux.0 (1 bytes)  ok"),
+            "{steps}"
+        );
+        assert!(
+            steps
+                .lines()
+                .last()
+                .unwrap()
+                .contains("milestone first-boot"),
+            "{steps}"
+        );
+        let table = status_table(log, &["w2".to_string()]);
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("cp1") && l.contains("first-boot")),
+            "{table}"
+        );
+        assert!(table.lines().any(|l| l.starts_with("w2 ")), "{table}");
+    }
+}

@@ -1,0 +1,237 @@
+//! The TFTP listener: receives requests on the well-known port and hands each to
+//! its own thread and socket, bound to the address the request arrived on, so one
+//! slow or vanished client never holds up another. Write requests and malformed
+//! datagrams get an ERROR packet; every request ends in one log line.
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::options::{self, Limits};
+use super::packet::{self, ErrorCode, Mode, Packet, Request};
+use super::{sock, transfer};
+use crate::serve::log::Entry;
+use crate::serve::root::Refusal;
+use crate::serve::{BusyGuard, Shared};
+
+/// How often the receive loop looks at the shutdown flag.
+const POLL: Duration = Duration::from_millis(200);
+
+pub fn bind(addr: SocketAddr) -> Result<UdpSocket> {
+    let sock = UdpSocket::bind(addr)?;
+    sock::enable_pktinfo(&sock)?;
+    sock.set_read_timeout(Some(POLL))?;
+    Ok(sock)
+}
+
+/// Receives requests until shutdown.
+pub fn serve(listener: UdpSocket, shared: Arc<Shared>) {
+    let listen_ip = listener.local_addr().map(|a| a.ip()).ok();
+    let mut buf = vec![0u8; 65_536];
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        let got = match sock::recv_with_local(&listener, &mut buf) {
+            Ok(got) => got,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                crate::warn!("tftp: receiving: {e}");
+                continue;
+            }
+        };
+        let local = got
+            .local
+            .or(listen_ip)
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let datagram = buf[..got.len].to_vec();
+        start_session(&listener, &shared, datagram, got.peer, local);
+    }
+}
+
+fn start_session(
+    listener: &UdpSocket,
+    shared: &Arc<Shared>,
+    datagram: Vec<u8>,
+    peer: SocketAddr,
+    local: IpAddr,
+) {
+    if shared.busy.load(Ordering::SeqCst) >= shared.config.max_tftp_sessions {
+        let reply = packet::encode_error(ErrorCode::NotDefined, "server busy, try again");
+        let _ = listener.send_to(&reply, peer);
+        return;
+    }
+    let shared = shared.clone();
+    let spawned = thread::Builder::new()
+        .name("tftp-session".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let _busy = BusyGuard::new(&shared.busy);
+            session(&shared, &datagram, peer, local);
+        });
+    if let Err(err) = spawned {
+        crate::warn!("tftp: cannot start a session thread: {err}");
+    }
+}
+
+/// One request, start to finish, on a fresh socket (the transfer's TID).
+fn session(shared: &Shared, datagram: &[u8], peer: SocketAddr, local: IpAddr) {
+    let started = Instant::now();
+    let (peer, local) = (sock::unmap(peer), local.to_canonical());
+    let sock = match UdpSocket::bind(SocketAddr::new(local, 0))
+        .and_then(|s| s.connect(peer).map(|()| s))
+    {
+        Ok(sock) => sock,
+        Err(err) => {
+            crate::warn!("tftp: socket for {peer} from {local}: {err}");
+            return;
+        }
+    };
+    let mut entry = Entry {
+        proto: "tftp",
+        client: Some(peer),
+        ..Entry::default()
+    };
+    let node = shared.node_for(peer.ip(), None);
+    entry.node = node.as_deref();
+    match packet::parse(datagram) {
+        Ok(Packet::Rrq(req)) => read_request(shared, &sock, peer, &req, started),
+        Ok(Packet::Wrq(req)) => {
+            reply_error(&sock, ErrorCode::AccessViolation, "read-only server");
+            entry.path = Some(&req.filename);
+            entry.result = "refused:write";
+            shared.log.write(&entry);
+        }
+        // A stray ERROR (e.g. an abort sent to the wrong port) needs no answer.
+        Ok(Packet::Error { .. }) => {}
+        Ok(_) => reply_error(
+            &sock,
+            ErrorCode::IllegalOperation,
+            "expected a read request",
+        ),
+        Err(err) => {
+            reply_error(
+                &sock,
+                ErrorCode::IllegalOperation,
+                &format!("malformed request: {err}"),
+            );
+            entry.result = "malformed";
+            shared.log.write(&entry);
+        }
+    }
+}
+
+fn reply_error(sock: &UdpSocket, code: ErrorCode, message: &str) {
+    let _ = sock.send(&packet::encode_error(code, message));
+}
+
+fn read_request(
+    shared: &Shared,
+    sock: &UdpSocket,
+    peer: SocketAddr,
+    req: &Request,
+    started: Instant,
+) {
+    let mac = mac_from_pxelinux_name(&req.filename);
+    let fallback_node = shared.node_for(peer.ip(), mac.as_deref());
+    let mut entry = Entry {
+        proto: "tftp",
+        client: Some(peer),
+        node: fallback_node.as_deref(),
+        path: Some(&req.filename),
+        ..Entry::default()
+    };
+    if req.mode == Mode::Mail {
+        reply_error(
+            sock,
+            ErrorCode::IllegalOperation,
+            "mail mode is not supported",
+        );
+        entry.result = "refused:mail-mode";
+        return shared.log.write(&entry);
+    }
+    let opened = match shared.tftp_root.open(&req.filename) {
+        Ok(opened) => opened,
+        Err(refusal) => {
+            let (code, text) = match refusal {
+                Refusal::NotFound | Refusal::NotAFile => {
+                    (ErrorCode::FileNotFound, "file not found")
+                }
+                _ => (ErrorCode::AccessViolation, "access violation"),
+            };
+            reply_error(sock, code, text);
+            let result = format!("refused:{}", refusal.as_str());
+            entry.result = if refusal == Refusal::NotFound {
+                "not-found"
+            } else {
+                &result
+            };
+            return shared.log.write(&entry);
+        }
+    };
+    let verdict = shared.judge(crate::layout::TFTP, &opened, peer.ip(), mac.as_deref());
+    entry.node = verdict.node.as_deref();
+    entry.path = Some(&verdict.path);
+    if let Some(owner) = &verdict.refused {
+        reply_error(sock, ErrorCode::AccessViolation, "access violation");
+        let result = format!("refused:belongs-to-{}", owner.node);
+        entry.result = &result;
+        return shared.log.write(&entry);
+    }
+    let neg = options::negotiate(&req.options, &limits(shared, sock), opened.size);
+    let report = transfer::run(sock, &opened.file, opened.size, &neg, transfer::RETRIES);
+    let result = report.outcome.label();
+    entry.bytes = report.bytes;
+    entry.ms = started.elapsed().as_millis();
+    entry.result = &result;
+    shared.log.write(&entry);
+}
+
+/// Server limits for this transfer: blksize never above what fits the path MTU.
+fn limits(shared: &Shared, sock: &UdpSocket) -> Limits {
+    let ipv6 = matches!(sock.local_addr(), Ok(SocketAddr::V6(_)));
+    let mtu_cap = sock::path_mtu(sock).map_or(1468, |mtu| sock::blksize_for_mtu(mtu, ipv6));
+    Limits {
+        blksize_max: shared.config.tftp_blksize_max.min(mtu_cap),
+        windowsize_max: shared.config.tftp_windowsize_max,
+        default_timeout: transfer::DEFAULT_TIMEOUT,
+    }
+}
+
+/// `pxelinux.cfg/01-52-54-00-77-00-01` names the MAC of the asking node.
+pub fn mac_from_pxelinux_name(filename: &str) -> Option<String> {
+    let name = filename.rsplit('/').next()?;
+    let mac = name.strip_prefix("01-")?;
+    let ok = mac.len() == 17
+        && mac
+            .split('-')
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    ok.then(|| mac.replace('-', ":").to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_from_config_names() {
+        assert_eq!(
+            mac_from_pxelinux_name("efi64/pxelinux.cfg/01-52-54-00-77-00-01").as_deref(),
+            Some("52:54:00:77:00:01")
+        );
+        assert_eq!(mac_from_pxelinux_name("pxelinux.cfg/default"), None);
+        assert_eq!(
+            mac_from_pxelinux_name("pxelinux.cfg/01-zz-54-00-77-00-01"),
+            None
+        );
+    }
+}

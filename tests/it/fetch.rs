@@ -1,0 +1,636 @@
+//! The fetch part of `pxebuild build` and `pxebuild mirror` against a fixture
+//! mirror (tests/fixtures/mirror/generate.sh) served on loopback by the test:
+//! verification, faults, the store, offline builds and the air-gap flow.
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+use server::{Fault, MirrorServer};
+
+const VERSION: &str = "4593.2.5";
+const FLATCAR: &str = "/stable.release.flatcar-linux.net/amd64-usr/4593.2.5";
+const BAKERY: &str = "/github.com/flatcar/sysext-bakery/releases/download";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mirror")
+}
+
+/// The generated fixture mirror, made once per test run.
+fn master() -> &'static Path {
+    static MASTER: OnceLock<TempDir> = OnceLock::new();
+    MASTER
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let out = Command::new(fixtures().join("generate.sh"))
+                .arg(dir.path())
+                .output()
+                .expect("running generate.sh");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            dir
+        })
+        .path()
+}
+
+fn sha256_of(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// One test's world: a copy of the fixture mirror, its server, a site, a cache.
+struct World {
+    tmp: TempDir,
+    server: MirrorServer,
+}
+
+impl World {
+    fn new() -> World {
+        World::with_sources("")
+    }
+
+    /// `extra` lines go into `[sources]` (after mirror and pins).
+    fn with_sources(extra: &str) -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let mirror = tmp.path().join("mirror");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(master())
+            .arg(&mirror)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let server = MirrorServer::start(&mirror);
+        let world = World { tmp, server };
+        world.write_site(&world.server.url(), extra);
+        world
+    }
+
+    fn mirror(&self) -> PathBuf {
+        self.tmp.path().join("mirror")
+    }
+
+    fn dist(&self) -> PathBuf {
+        self.tmp.path().join("dist")
+    }
+
+    fn write_site(&self, mirror_url: &str, extra: &str) {
+        let m = self.mirror();
+        let pin = |rel: &str| sha256_of(&m.join(rel));
+        let key = fixtures().join("test-key.pub.asc");
+        let text = format!(
+            r#"[cluster]
+name = "lab"
+kubernetes_version = "v1.33.2"
+endpoint = "10.20.0.10:6443"
+endpoint_mode = "external"
+
+[network]
+subnet = "10.20.0.0/24"
+gateway = "10.20.0.1"
+
+[boot_server]
+address = "10.20.0.2"
+loaders = ["bios", "uefi", "ipxe"]
+
+[flatcar]
+channel = "stable"
+version = "{VERSION}"
+
+[sysext]
+kubernetes = "v1.33.2"
+cilium = "v0.18.2"
+
+[cilium]
+version = "1.17.4"
+
+[ssh]
+authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZpeHR1cmVrZXlmaXh0dXJla2V5Zml4dHVyZWtleQ test@example"]
+
+[sources]
+mirror = "{mirror_url}"
+signing_key = "{key}"
+syslinux_sha256 = "{syslinux}"
+{extra}
+
+[sources.ipxe_sha256s]
+"undionly.kpxe" = "{undionly}"
+"ipxe.efi" = "{ipxe}"
+"snponly.efi" = "{snponly}"
+
+[[node]]
+name = "cp1"
+mac = "52:54:00:00:00:11"
+ip = "10.20.0.11"
+role = "control-plane"
+disk = "/dev/disk/by-id/virtio-root"
+
+[[node]]
+name = "w1"
+mac = "52:54:00:00:00:21"
+ip = "10.20.0.21"
+role = "worker"
+disk = "/dev/disk/by-id/virtio-root"
+"#,
+            key = key.display(),
+            syslinux = pin("www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.gz"),
+            undionly = pin("boot.ipxe.org/undionly.kpxe"),
+            ipxe = pin("boot.ipxe.org/ipxe.efi"),
+            snponly = pin("boot.ipxe.org/snponly.efi"),
+        );
+        std::fs::write(self.tmp.path().join("site.toml"), text).unwrap();
+    }
+
+    /// Runs pxebuild in the world's directory with its cache and short timeouts.
+    fn run(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pxebuild"));
+        cmd.current_dir(self.tmp.path())
+            .args(args)
+            .env("PXEBUILD_CACHE", self.tmp.path().join("cache"))
+            .env("PXEBUILD_HTTP_TIMEOUT", "2")
+            .env("PXEBUILD_HTTP_BODY_TIMEOUT", "2")
+            .env("PXEBUILD_HTTP_RETRIES", "2")
+            .env("PXEBUILD_HTTP_BACKOFF_MS", "10")
+            .env_remove("PXEBUILD_MIRROR")
+            .env_remove("PXEBUILD_SIGNING_KEY");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("running pxebuild")
+    }
+
+    fn build(&self) -> Output {
+        self.run(&["build"], &[])
+    }
+
+    fn store_blobs(&self) -> Vec<String> {
+        let dir = self.tmp.path().join("cache/store/sha256");
+        walkdir::WalkDir::new(dir)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn partial_files(&self) -> usize {
+        std::fs::read_dir(self.tmp.path().join("cache/store/tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_ok(out: &Output) {
+    assert!(out.status.success(), "pxebuild failed:\n{}", stderr(out));
+}
+
+#[track_caller]
+fn assert_fails_with(out: &Output, needles: &[&str]) {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected a failed build:\n{}",
+        stderr(out)
+    );
+    let err = stderr(out);
+    for needle in needles {
+        assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
+    }
+}
+
+/// dist path → mirror path of the same bytes.
+fn expected_files() -> Vec<(String, String)> {
+    let fc = |f: &str| {
+        (
+            format!("http/flatcar/{VERSION}/{f}"),
+            format!("{FLATCAR}/{f}"),
+        )
+    };
+    vec![
+        fc("flatcar_production_pxe.vmlinuz"),
+        fc("flatcar_production_pxe_image.cpio.gz"),
+        fc("flatcar_production_image.bin.bz2"),
+        fc("flatcar_production_image.bin.bz2.sig"),
+        (
+            "http/sysext/kubernetes/kubernetes-v1.33.2-x86-64.raw".into(),
+            format!("{BAKERY}/kubernetes-v1.33.2/kubernetes-v1.33.2-x86-64.raw"),
+        ),
+        (
+            "http/sysext/cilium/cilium-v0.18.2-x86-64.raw".into(),
+            format!("{BAKERY}/cilium-v0.18.2/cilium-v0.18.2-x86-64.raw"),
+        ),
+        (
+            "tftp/undionly.kpxe".into(),
+            "/boot.ipxe.org/undionly.kpxe".into(),
+        ),
+        ("tftp/ipxe.efi".into(), "/boot.ipxe.org/ipxe.efi".into()),
+        (
+            "tftp/snponly.efi".into(),
+            "/boot.ipxe.org/snponly.efi".into(),
+        ),
+    ]
+}
+
+#[track_caller]
+fn assert_dist_matches_mirror(w: &World) {
+    for (dist, src) in expected_files() {
+        let got = w.dist().join(&dist);
+        assert!(got.is_file(), "dist lacks {dist}");
+        assert_eq!(
+            sha256_of(&got),
+            sha256_of(&w.mirror().join(src.trim_start_matches('/'))),
+            "{dist}"
+        );
+    }
+}
+
+#[test]
+fn good_build_places_every_verified_artifact() {
+    let w = World::new();
+    assert_ok(&w.build());
+    assert_dist_matches_mirror(&w);
+    // Loaders extracted from the syslinux tarball are Debian's binaries.
+    for (dist, deb) in [
+        ("tftp/lpxelinux.0", "/usr/lib/PXELINUX/lpxelinux.0"),
+        (
+            "tftp/ldlinux.c32",
+            "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+        ),
+        (
+            "tftp/efi64/syslinux.efi",
+            "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",
+        ),
+        (
+            "tftp/efi64/ldlinux.e64",
+            "/usr/lib/syslinux/modules/efi64/ldlinux.e64",
+        ),
+    ] {
+        assert_eq!(
+            sha256_of(&w.dist().join(dist)),
+            sha256_of(Path::new(deb)),
+            "{dist}"
+        );
+    }
+    // Each sysext directory is a sysupdate source: SHA256SUMS lists the image.
+    let image = w
+        .dist()
+        .join("http/sysext/kubernetes/kubernetes-v1.33.2-x86-64.raw");
+    let sums = std::fs::read_to_string(w.dist().join("http/sysext/kubernetes/SHA256SUMS")).unwrap();
+    assert_eq!(
+        sums,
+        format!("{}  kubernetes-v1.33.2-x86-64.raw\n", sha256_of(&image))
+    );
+    // sha256sum agrees with the index, in the directory, as systemd-sysupdate would check.
+    let check = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(w.dist().join("http/sysext/kubernetes"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let manifest = std::fs::read_to_string(w.dist().join("manifest.json")).unwrap();
+    assert!(manifest.contains("http/flatcar/4593.2.5/flatcar_production_image.bin.bz2.sig"));
+    assert_eq!(w.partial_files(), 0, "no temp files are left");
+}
+
+#[test]
+fn a_second_build_makes_no_requests() {
+    let w = World::new();
+    assert_ok(&w.build());
+    assert!(!w.server.requests().is_empty());
+    w.server.reset_requests();
+    assert_ok(&w.build());
+    assert_eq!(w.server.requests().len(), 0, "{:?}", w.server.requests());
+    // A fresh output directory is filled from the store alone, too.
+    assert_ok(&w.run(&["build", "--out", "dist2"], &[]));
+    assert_eq!(w.server.requests().len(), 0);
+}
+
+#[test]
+fn a_tampered_file_fails_and_keeps_the_previous_dist() {
+    let w = World::new();
+    assert_ok(&w.build());
+    let before = std::fs::read(w.dist().join("manifest.json")).unwrap();
+    let initrd = w.mirror().join(format!(
+        "{}/flatcar_production_pxe_image.cpio.gz",
+        &FLATCAR[1..]
+    ));
+    let mut bytes = std::fs::read(&initrd).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&initrd, &bytes).unwrap();
+    let tampered = hex::encode(Sha256::digest(&bytes));
+    // A fresh cache, so the tampered file is really downloaded.
+    std::fs::remove_dir_all(w.tmp.path().join("cache")).unwrap();
+    let out = w.build();
+    assert_fails_with(
+        &out,
+        &[
+            "flatcar_production_pxe_image.cpio.gz",
+            &format!(
+                "{}{FLATCAR}/flatcar_production_pxe_image.cpio.gz",
+                w.server.url()
+            ),
+            "does not match the file",
+        ],
+    );
+    assert_eq!(
+        std::fs::read(w.dist().join("manifest.json")).unwrap(),
+        before
+    );
+    assert!(
+        !w.store_blobs().contains(&tampered),
+        "the tampered file is not stored"
+    );
+    assert_eq!(w.partial_files(), 0);
+}
+
+#[test]
+fn a_wrong_signing_key_is_refused_from_the_site_or_the_environment() {
+    let wrong = fixtures().join("wrong-key.pub.asc");
+    let w = World::with_sources("");
+    let out = w.run(
+        &["build"],
+        &[("PXEBUILD_SIGNING_KEY", wrong.to_str().unwrap())],
+    );
+    assert_fails_with(
+        &out,
+        &["flatcar_production", "not part of", "wrong-key.pub.asc"],
+    );
+    // The same key named in the site.
+    let site = w.tmp.path().join("site.toml");
+    let right = fixtures().join("test-key.pub.asc");
+    let text = std::fs::read_to_string(&site).unwrap();
+    let text = text.replace(right.to_str().unwrap(), wrong.to_str().unwrap());
+    std::fs::write(&site, text).unwrap();
+    assert_fails_with(&w.build(), &["not part of", "wrong-key.pub.asc"]);
+    assert!(!w.dist().exists(), "nothing is published");
+    assert!(
+        w.store_blobs().is_empty(),
+        "nothing unverified is stored: {:?}",
+        w.store_blobs()
+    );
+}
+
+#[test]
+fn a_missing_pxe_kernel_signature_falls_back_to_the_image_kernel_signature() {
+    let w = World::new();
+    std::fs::remove_file(w.mirror().join(format!(
+        "{}/flatcar_production_pxe.vmlinuz.sig",
+        &FLATCAR[1..]
+    )))
+    .unwrap();
+    assert_ok(&w.build());
+    assert_dist_matches_mirror(&w);
+    let asked: Vec<String> = w.server.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        asked.contains(&format!("{FLATCAR}/flatcar_production_image.vmlinuz.sig")),
+        "{asked:?}"
+    );
+}
+
+#[test]
+fn a_missing_signature_fails_before_anything_is_built() {
+    let w = World::new();
+    let sig = format!("{}/flatcar_production_image.bin.bz2.sig", &FLATCAR[1..]);
+    std::fs::remove_file(w.mirror().join(sig)).unwrap();
+    let out = w.build();
+    assert_fails_with(
+        &out,
+        &[
+            "flatcar_production_image.bin.bz2.sig",
+            "HTTP 404",
+            "nothing was built",
+        ],
+    );
+    assert!(
+        w.server.requests().iter().all(|r| r.method == "HEAD"),
+        "no download started"
+    );
+    assert!(!w.dist().exists());
+}
+
+#[test]
+fn a_404_names_the_artifact_and_url() {
+    let w = World::new();
+    w.server.fault(
+        &format!("{BAKERY}/cilium-v0.18.2/cilium-v0.18.2-x86-64.raw"),
+        Fault::NotFound,
+    );
+    let out = w.build();
+    assert_fails_with(
+        &out,
+        &[
+            "cilium-v0.18.2-x86-64.raw",
+            &format!(
+                "{}{BAKERY}/cilium-v0.18.2/cilium-v0.18.2-x86-64.raw (HTTP 404)",
+                w.server.url()
+            ),
+        ],
+    );
+    assert!(w.store_blobs().is_empty(), "nothing was fetched");
+}
+
+#[test]
+fn redirects_are_followed() {
+    let w = World::new();
+    let path = format!("{FLATCAR}/flatcar_production_image.bin.bz2");
+    w.server.fault(&path, Fault::Redirect);
+    assert_ok(&w.build());
+    assert_dist_matches_mirror(&w);
+    let asked: Vec<String> = w.server.requests().into_iter().map(|r| r.path).collect();
+    assert!(asked.contains(&format!("/redirected{path}")), "{asked:?}");
+}
+
+#[test]
+fn an_interrupted_transfer_resumes_with_a_range_request() {
+    let w = World::new();
+    let path = format!("{FLATCAR}/flatcar_production_image.bin.bz2");
+    w.server.fault(&path, Fault::DropMidway { times: 1 });
+    assert_ok(&w.build());
+    assert_dist_matches_mirror(&w);
+    let gets: Vec<_> = w
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path && r.method == "GET")
+        .collect();
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    let size = std::fs::metadata(w.mirror().join(&path[1..]))
+        .unwrap()
+        .len();
+    assert_eq!(
+        gets[1].range.as_deref(),
+        Some(format!("bytes={}-", size / 2).as_str())
+    );
+}
+
+#[test]
+fn a_transfer_that_keeps_breaking_fails_cleanly() {
+    let w = World::new();
+    let path = format!("{FLATCAR}/flatcar_production_pxe.vmlinuz");
+    w.server.fault(&path, Fault::DropMidway { times: 1000 });
+    // A one-byte file: every attempt breaks before the first byte, so no
+    // attempt makes progress and the retry limit ends it.
+    std::fs::write(w.mirror().join(&path[1..]), vec![7u8; 1]).unwrap();
+    let out = w.build();
+    assert_fails_with(&out, &["flatcar_production_pxe.vmlinuz", &path]);
+    assert!(!w.dist().exists());
+}
+
+#[test]
+fn a_hanging_server_times_out_naming_the_url() {
+    let w = World::new();
+    let path = format!("{BAKERY}/kubernetes-v1.33.2/kubernetes-v1.33.2-x86-64.raw");
+    w.server.fault(&path, Fault::Hang);
+    let out = w.build();
+    assert_fails_with(&out, &["kubernetes-v1.33.2-x86-64.raw", &path, "timed out"]);
+    assert!(!w.dist().exists());
+}
+
+#[test]
+fn a_sha256sums_mismatch_fails() {
+    let w = World::new();
+    let image = w.mirror().join(format!(
+        "{}/cilium-v0.18.2/cilium-v0.18.2-x86-64.raw",
+        &BAKERY[1..]
+    ));
+    std::fs::write(&image, b"not what SHA256SUMS lists\n").unwrap();
+    let out = w.build();
+    assert_fails_with(&out, &["SHA256SUMS mismatch", "cilium-v0.18.2-x86-64.raw"]);
+    assert_eq!(w.partial_files(), 0);
+    assert!(!w.dist().exists());
+}
+
+#[test]
+fn offline_names_what_is_missing_then_builds_from_a_full_store() {
+    let w = World::new();
+    let out = w.run(&["build", "--offline"], &[]);
+    assert_fails_with(
+        &out,
+        &[
+            "--offline",
+            "flatcar_production_image.bin.bz2",
+            "syslinux-6.03.tar.gz",
+        ],
+    );
+    assert!(w.server.requests().is_empty(), "offline makes no request");
+    assert_ok(&w.build());
+    w.server.reset_requests();
+    std::fs::remove_dir_all(w.dist()).unwrap();
+    assert_ok(&w.run(&["build", "--offline", "--out", "dist"], &[]));
+    assert!(w.server.requests().is_empty());
+    assert_dist_matches_mirror(&w);
+}
+
+#[test]
+fn a_corrupt_store_entry_is_fetched_again_with_verify_cache() {
+    let w = World::new();
+    assert_ok(&w.build());
+    let kernel = w.dist().join(format!(
+        "http/flatcar/{VERSION}/flatcar_production_pxe.vmlinuz"
+    ));
+    let sha = sha256_of(&kernel);
+    let blob = w
+        .tmp
+        .path()
+        .join("cache/store/sha256")
+        .join(&sha[..2])
+        .join(&sha);
+    std::fs::remove_file(&blob).unwrap();
+    std::fs::write(&blob, b"bit rot").unwrap();
+    w.server.reset_requests();
+    assert_ok(&w.run(&["build", "--verify-cache"], &[]));
+    assert!(w
+        .server
+        .requests()
+        .iter()
+        .any(|r| r.path.ends_with("flatcar_production_pxe.vmlinuz") && r.method == "GET"));
+    assert_eq!(sha256_of(&blob), sha);
+}
+
+#[test]
+fn mirror_writes_the_air_gap_layout_that_a_site_can_build_from() {
+    let w = World::new();
+    let out = w.run(&["mirror", "airgap"], &[]);
+    assert_ok(&out);
+    let airgap = w.tmp.path().join("airgap");
+    for (_, src) in expected_files()
+        .into_iter()
+        .filter(|(d, _)| !d.ends_with(".sig"))
+    {
+        let rel = src.trim_start_matches('/');
+        assert_eq!(
+            sha256_of(&airgap.join(rel)),
+            sha256_of(&w.mirror().join(rel)),
+            "{rel}"
+        );
+    }
+    // Serve the written tree as the only source; a fresh cache builds from it.
+    let airgap_server = MirrorServer::start(&airgap);
+    std::fs::remove_dir_all(w.tmp.path().join("cache")).unwrap();
+    w.server.reset_requests();
+    let out = w.run(&["build"], &[("PXEBUILD_MIRROR", &airgap_server.url())]);
+    assert_ok(&out);
+    assert!(
+        w.server.requests().is_empty(),
+        "the site's own mirror was not asked"
+    );
+    assert!(
+        !airgap_server.requests().is_empty(),
+        "PXEBUILD_MIRROR replaced the site's mirror"
+    );
+    assert_dist_matches_mirror(&w);
+}
+
+#[test]
+fn loaders_come_from_a_local_directory() {
+    let w = World::with_sources(r#"loaders_dir = "loaders""#);
+    let dir = w.tmp.path().join("loaders");
+    std::fs::create_dir(&dir).unwrap();
+    for src in [
+        "/usr/lib/PXELINUX/lpxelinux.0",
+        "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+        "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",
+        "/usr/lib/syslinux/modules/efi64/ldlinux.e64",
+        "/usr/lib/ipxe/undionly.kpxe",
+        "/usr/lib/ipxe/ipxe.efi",
+        "/usr/lib/ipxe/snponly.efi",
+    ] {
+        let src = Path::new(src);
+        std::fs::copy(src, dir.join(src.file_name().unwrap())).unwrap();
+    }
+    assert_ok(&w.build());
+    assert_eq!(
+        sha256_of(&w.dist().join("tftp/efi64/ldlinux.e64")),
+        sha256_of(Path::new("/usr/lib/syslinux/modules/efi64/ldlinux.e64"))
+    );
+    let asked: Vec<String> = w.server.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        !asked
+            .iter()
+            .any(|p| p.contains("syslinux") || p.contains("ipxe")),
+        "{asked:?}"
+    );
+}
+
+#[test]
+fn resolve_current_prints_the_pinned_version() {
+    let w = World::new();
+    let out = w.run(&["mirror", "--resolve-current"], &[]);
+    assert_ok(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), VERSION);
+}

@@ -1,0 +1,234 @@
+//! A fixture mirror server on 127.0.0.1:0: serves a directory over HTTP/1.1
+//! (GET, HEAD, `Range: bytes=N-`), counts requests, and injects faults per
+//! path (redirect, 404, truncation, hang, dropped connection).
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// What to do with requests for one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// 302 to `/redirected/<path>`, which serves the file.
+    Redirect,
+    /// 404 for every method.
+    NotFound,
+    /// GET sends the full Content-Length but only half the body, then closes;
+    /// the next `times` GETs do so (HEAD answers normally).
+    DropMidway { times: u32 },
+    /// GET answers with headers for the full file, then hangs until the
+    /// client gives up (HEAD answers normally).
+    Hang,
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub range: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    seen: Vec<Seen>,
+    faults: HashMap<String, Fault>,
+}
+
+pub struct MirrorServer {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MirrorServer {
+    pub fn start(root: &Path) -> MirrorServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (root, st, sp) = (root.to_path_buf(), state.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if sp.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (root, st, sp) = (root.clone(), st.clone(), sp.clone());
+                std::thread::spawn(move || serve(conn, &root, &st, &sp));
+            }
+        });
+        MirrorServer {
+            port,
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sets a fault for a mirror path such as `/stable.release.../file`.
+    pub fn fault(&self, path: &str, fault: Fault) {
+        self.state
+            .lock()
+            .unwrap()
+            .faults
+            .insert(path.to_string(), fault);
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    pub fn reset_requests(&self) {
+        self.state.lock().unwrap().seen.clear();
+    }
+}
+
+impl Drop for MirrorServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(mut conn: TcpStream, root: &Path, state: &Mutex<State>, stop: &AtomicBool) {
+    let Some(req) = read_request(&conn) else {
+        return;
+    };
+    let fault = {
+        let mut st = state.lock().unwrap();
+        st.seen.push(req.clone());
+        let fault = st.faults.get(&req.path).cloned();
+        if let (Some(Fault::DropMidway { times }), "GET") = (&fault, req.method.as_str()) {
+            let left = times.saturating_sub(1);
+            if left == 0 {
+                st.faults.remove(&req.path);
+            } else {
+                st.faults
+                    .insert(req.path.clone(), Fault::DropMidway { times: left });
+            }
+        }
+        fault
+    };
+    let path = req.path.strip_prefix("/redirected").unwrap_or(&req.path);
+    let file = file_for(root, path);
+    let get = req.method == "GET";
+    match (fault, file) {
+        (Some(Fault::NotFound), _) | (_, None) => status(&mut conn, "404 Not Found"),
+        (Some(Fault::Redirect), Some(_)) if !req.path.starts_with("/redirected") => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 302 Found\r\nLocation: /redirected{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                req.path
+            );
+        }
+        (Some(Fault::Hang), Some(file)) if get => {
+            let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+            );
+            // Hold the connection open, sending nothing, until the client closes it.
+            let mut sink = [0u8; 64];
+            while !stop.load(Ordering::SeqCst) && matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+        }
+        (Some(Fault::DropMidway { .. }), Some(file)) if get => {
+            let body = std::fs::read(&file).unwrap();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(&body[..body.len() / 2]);
+            let _ = conn.flush();
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+        (_, Some(file)) => send_file(&mut conn, &file, &req),
+    }
+}
+
+fn read_request(conn: &TcpStream) -> Option<Seen> {
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let mut range = None;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).ok()? == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("range") {
+                range = Some(value.trim().to_string());
+            }
+        }
+    }
+    Some(Seen {
+        method,
+        path,
+        range,
+    })
+}
+
+fn file_for(root: &Path, path: &str) -> Option<PathBuf> {
+    let rel = path.trim_start_matches('/');
+    if rel.split('/').any(|s| s == ".." || s.is_empty()) {
+        return None;
+    }
+    let file = root.join(rel);
+    file.is_file().then_some(file)
+}
+
+fn status(conn: &mut TcpStream, status: &str) {
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+}
+
+fn send_file(conn: &mut TcpStream, file: &Path, req: &Seen) {
+    let body = std::fs::read(file).unwrap();
+    let start = req
+        .range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<usize>().ok());
+    let (head, part) = match start {
+        Some(s) if s < body.len() => (
+            format!(
+                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {s}-{}/{}\r\nContent-Length: {}\r\n",
+                body.len() - 1,
+                body.len(),
+                body.len() - s
+            ),
+            &body[s..],
+        ),
+        Some(_) => {
+            status(conn, "416 Range Not Satisfiable");
+            return;
+        }
+        None => (
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n", body.len()),
+            &body[..],
+        ),
+    };
+    let _ = write!(conn, "{head}Connection: close\r\n\r\n");
+    if req.method != "HEAD" {
+        let _ = conn.write_all(part);
+    }
+}

@@ -1,0 +1,835 @@
+//! `pxebuild lab` end to end: real QEMU under TCG, dnsmasq as the external DHCP
+//! server, `pxebuild serve` or nginx + dnsmasq TFTP as the boot server, and the
+//! stand-in OS (Debian kernel + Debian's real `ignition`) as the PXE image.
+//!
+//! Lab tests run one at a time (a lock): the CI machine has two cores and each
+//! VM emulates its CPU. Each test uses its own state directory, hence its own
+//! network namespace, and the lab removes it again.
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use pxebuild::digest;
+use pxebuild::lab::state::{LabState, Process, StateDir};
+use pxebuild::manifest::{AccessEntry, FileEntry, Manifest, NodeEntry};
+use serde_json::Value;
+
+const SERVER: &str = "10.77.0.1";
+
+fn lab_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+fn pxebuild() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The stand-in OS, built once per target directory (the script caches by inputs).
+fn standin() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("standin-os");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/standin-os/build.sh");
+        let run = Command::new(script)
+            .arg(&out)
+            .output()
+            .expect("running build.sh");
+        assert!(
+            run.status.success(),
+            "stand-in OS build failed:\n{}",
+            text(&run)
+        );
+        out
+    })
+}
+
+/// One node of a hand-made tree.
+struct Node {
+    name: &'static str,
+    mac: &'static str,
+    ip: &'static str,
+    firmware: &'static str,
+}
+
+/// A site file and a dist tree made by hand to the dist contract, so the lab
+/// can be proven without the build: syslinux loaders from Debian, per-MAC
+/// configs, the stand-in OS as the Flatcar PXE files, one install Ignition
+/// per node, the DHCP snippet and a manifest with per-node access entries.
+struct HandMade {
+    _dir: tempfile::TempDir,
+    site: PathBuf,
+    dist: PathBuf,
+    state: PathBuf,
+}
+
+impl HandMade {
+    fn new(nodes: &[Node]) -> HandMade {
+        let dir = tempfile::tempdir().unwrap();
+        let dist = dir.path().join("dist");
+        let site = dir.path().join("site.toml");
+        fs::write(&site, site_toml(nodes)).unwrap();
+        let copies = [
+            ("/usr/lib/PXELINUX/lpxelinux.0", "tftp/lpxelinux.0"),
+            (
+                "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+                "tftp/ldlinux.c32",
+            ),
+            (
+                "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",
+                "tftp/efi64/syslinux.efi",
+            ),
+            (
+                "/usr/lib/syslinux/modules/efi64/ldlinux.e64",
+                "tftp/efi64/ldlinux.e64",
+            ),
+        ];
+        for (from, to) in copies {
+            put(&dist, to, &fs::read(from).unwrap());
+        }
+        let flatcar = "http/flatcar/9999.0.0";
+        put(
+            &dist,
+            &format!("{flatcar}/flatcar_production_pxe.vmlinuz"),
+            &fs::read(standin().join("vmlinuz")).unwrap(),
+        );
+        put(
+            &dist,
+            &format!("{flatcar}/flatcar_production_pxe_image.cpio.gz"),
+            &fs::read(standin().join("initrd.cpio.gz")).unwrap(),
+        );
+        put(
+            &dist,
+            "tftp/pxelinux.cfg/default",
+            b"DEFAULT local\nPROMPT 0\nLABEL local\n  LOCALBOOT 0\n",
+        );
+        put(
+            &dist,
+            "tftp/efi64/pxelinux.cfg/default",
+            b"DEFAULT local\nPROMPT 0\nLABEL local\n  LOCALBOOT -1\n",
+        );
+        let mut snippet = String::from(
+            "dhcp-match=set:efi64,option:client-arch,7\ndhcp-match=set:efi64,option:client-arch,9\n",
+        );
+        snippet.push_str(&format!("dhcp-boot=tag:!efi64,lpxelinux.0,,{SERVER}\n"));
+        snippet.push_str(&format!(
+            "dhcp-boot=tag:efi64,efi64/syslinux.efi,,{SERVER}\n"
+        ));
+        let mut access = Vec::new();
+        for node in nodes {
+            let ign = format!("http/ignition/{}-r4nd0m/install.ign", node.name);
+            put(&dist, &ign, install_ignition(node).as_bytes());
+            let cfg = boot_config(&ign);
+            let mac_name = format!("01-{}", node.mac.replace(':', "-"));
+            put(
+                &dist,
+                &format!("tftp/pxelinux.cfg/{mac_name}"),
+                cfg.as_bytes(),
+            );
+            put(
+                &dist,
+                &format!("tftp/efi64/pxelinux.cfg/{mac_name}"),
+                cfg.as_bytes(),
+            );
+            snippet.push_str(&format!(
+                "dhcp-host={},{},{}\n",
+                node.mac, node.ip, node.name
+            ));
+            access.push(AccessEntry {
+                path: ign,
+                node: node.name.into(),
+                ip: node.ip.into(),
+            });
+        }
+        put(&dist, "http/dhcp/dnsmasq.conf", snippet.as_bytes());
+        write_manifest(&dist, nodes, access);
+        let state = dir.path().join("state");
+        HandMade {
+            _dir: dir,
+            site,
+            dist,
+            state,
+        }
+    }
+
+    fn lab(&self, args: &[&str]) -> Output {
+        let mut cmd = pxebuild();
+        cmd.arg("--site")
+            .arg(&self.site)
+            .args(["lab", "run", "--accel", "tcg"]);
+        cmd.arg("--dist")
+            .arg(&self.dist)
+            .arg("--state")
+            .arg(&self.state);
+        cmd.args(args).output().unwrap()
+    }
+
+    fn report(&self) -> Value {
+        let text = fs::read_to_string(self.state.join("report.json")).expect("report.json");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn ignition_sha512(&self, node: &str) -> String {
+        digest::sha512_file(
+            &self
+                .dist
+                .join(format!("http/ignition/{node}-r4nd0m/install.ign")),
+        )
+        .unwrap()
+    }
+}
+
+fn put(root: &Path, rel: &str, bytes: &[u8]) {
+    let path = root.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, bytes).unwrap();
+}
+
+fn site_toml(nodes: &[Node]) -> String {
+    let mut s = format!(
+        "[network]\nsubnet = \"10.77.0.0/24\"\n[boot_server]\naddress = \"{SERVER}\"\nhttp_port = 8080\ntftp_port = 69\n"
+    );
+    for n in nodes {
+        s.push_str(&format!(
+            "[[node]]\nname = \"{}\"\nmac = \"{}\"\nip = \"{}\"\nfirmware = \"{}\"\ndisk = \"/dev/disk/by-id/virtio-{}-root\"\n",
+            n.name, n.mac, n.ip, n.firmware, n.name
+        ));
+    }
+    s
+}
+
+fn install_args(node: &str) -> String {
+    format!(
+        "-d /dev/disk/by-id/virtio-{node}-root -b http://{SERVER}:8080/flatcar -i /opt/node.ign"
+    )
+}
+
+fn install_ignition(node: &Node) -> String {
+    let unit = format!(
+        "[Unit]\\nDescription=Install Flatcar\\n[Service]\\nType=oneshot\\nExecStart=/usr/bin/flatcar-install {}\\n[Install]\\nWantedBy=multi-user.target\\n",
+        install_args(node.name)
+    );
+    format!(
+        r#"{{"ignition":{{"version":"3.3.0"}},"storage":{{"files":[{{"path":"/etc/hostname","mode":420,"overwrite":true,"contents":{{"source":"data:,{}"}}}}]}},"systemd":{{"units":[{{"name":"flatcar-install.service","enabled":true,"contents":"{unit}"}}]}}}}"#,
+        node.name
+    )
+}
+
+fn boot_config(ign: &str) -> String {
+    let base = format!("http://{SERVER}:8080/flatcar/9999.0.0");
+    let url = format!("http://{SERVER}:8080/{}", ign.trim_start_matches("http/"));
+    format!(
+        "DEFAULT flatcar\nPROMPT 0\nTIMEOUT 0\nLABEL flatcar\n  LINUX {base}/flatcar_production_pxe.vmlinuz\n  APPEND initrd={base}/flatcar_production_pxe_image.cpio.gz console=ttyS0,115200n8 flatcar.first_boot=1 ignition.config.url={url}\n"
+    )
+}
+
+fn write_manifest(dist: &Path, nodes: &[Node], access: Vec<AccessEntry>) {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dist)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        if entry.file_type().is_file() {
+            let (sha256, size) = digest::sha256_file(entry.path()).unwrap();
+            let path = entry
+                .path()
+                .strip_prefix(dist)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            files.push(FileEntry { path, size, sha256 });
+        }
+    }
+    files.sort();
+    let nodes = nodes
+        .iter()
+        .map(|n| NodeEntry {
+            name: n.name.into(),
+            mac: n.mac.into(),
+            ip: n.ip.into(),
+            role: "worker".into(),
+        })
+        .collect();
+    let manifest = Manifest {
+        format: 1,
+        inputs: "00".into(),
+        files,
+        nodes,
+        access,
+    };
+    fs::write(dist.join("manifest.json"), manifest.to_json()).unwrap();
+}
+
+/// The report entry of one VM.
+fn vm<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {report}"))
+}
+
+fn assert_installed(report: &Value, node: &str, sha512: &str) {
+    let v = vm(report, node);
+    assert_eq!(v["verdict"]["result"], "pass", "{v}");
+    assert_eq!(
+        v["marker"]["sha512"], sha512,
+        "{node} fetched exactly its own install config"
+    );
+    assert!(
+        v["marker"]["url"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("/ignition/{node}-")),
+        "{v}"
+    );
+    let files: Vec<&str> = v["marker"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        files.contains(&"/etc/systemd/system/flatcar-install.service"),
+        "{files:?}"
+    );
+    let quotes = v["quotes"].as_array().unwrap();
+    let want = format!("ExecStart=/usr/bin/flatcar-install {}", install_args(node));
+    assert!(
+        quotes.iter().any(|q| q[1] == want.as_str()),
+        "{node}: {quotes:?}"
+    );
+    for m in ["dhcp", "loader", "kernel", "ignition", "marker"] {
+        assert!(v["reached"][m].is_number(), "{node} reached {m}: {v}");
+    }
+}
+
+/// Positions of `needles` in `log` on lines that mention `who`, which must be in order.
+fn assert_in_order(log: &str, who: &str, needles: &[&str]) {
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(who)).collect();
+    let mut last = 0;
+    for needle in needles {
+        let pos = lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle} for {who} in:\n{}", lines.join("\n")));
+        assert!(
+            pos >= last,
+            "{needle} out of order for {who}:\n{}",
+            lines.join("\n")
+        );
+        last = pos;
+    }
+}
+
+#[test]
+fn lab_boots_a_hand_made_tree_on_nginx_and_dnsmasq_tftp() {
+    let _lock = lab_lock();
+    let tree = HandMade::new(&[
+        Node {
+            name: "n1",
+            mac: "52:54:00:77:00:01",
+            ip: "10.77.0.11",
+            firmware: "bios",
+        },
+        Node {
+            name: "n2",
+            mac: "52:54:00:77:00:02",
+            ip: "10.77.0.12",
+            firmware: "bios",
+        },
+    ]);
+    // A node that never reaches its marker fails the run and shows its console.
+    fs::remove_file(tree.dist.join("http/ignition/n2-r4nd0m/install.ign")).unwrap();
+    let out = tree.lab(&["--server", "nginx", "--stranger", "uefi"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lab run failed for n2"), "{stderr}");
+    assert!(
+        stderr.contains("| PXELAB-IGNITION-FAIL fetch stage failed"),
+        "serial tail shown: {stderr}"
+    );
+    let report = tree.report();
+    assert_installed(&report, "n1", &tree.ignition_sha512("n1"));
+    assert_eq!(
+        vm(&report, "stranger")["verdict"]["result"],
+        "pass",
+        "{report}"
+    );
+    let http = fs::read_to_string(tree.state.join("server.log")).unwrap();
+    assert_in_order(
+        &http,
+        "10.77.0.11 ",
+        &["pxe.vmlinuz", "pxe_image.cpio.gz", "n1-r4nd0m/install.ign"],
+    );
+    assert!(
+        !http.contains("10.77.0.2"),
+        "the stranger fetched nothing over HTTP:\n{http}"
+    );
+    let dhcp = fs::read_to_string(tree.state.join("dnsmasq.log")).unwrap();
+    assert_in_order(
+        &dhcp,
+        "10.77.0.11",
+        &[
+            "DHCPACK",
+            "lpxelinux.0",
+            "ldlinux.c32",
+            "01-52-54-00-77-00-01",
+        ],
+    );
+    // The unknown MAC read the local-boot default through the EFI loader.
+    let stranger_ip = vm(&report, "stranger")["ip"].as_str().unwrap().to_string();
+    assert_in_order(
+        &dhcp,
+        &format!("to {stranger_ip}"),
+        &["efi64/syslinux.efi", "efi64/pxelinux.cfg/default"],
+    );
+    assert!(
+        !netns_exists(&tree.state),
+        "the namespace is gone after the run"
+    );
+}
+
+#[test]
+fn lab_boots_a_hand_made_tree_on_pxebuild_serve() {
+    let _lock = lab_lock();
+    let tree = HandMade::new(&[
+        Node {
+            name: "n1",
+            mac: "52:54:00:77:00:01",
+            ip: "10.77.0.11",
+            firmware: "bios",
+        },
+        Node {
+            name: "n2",
+            mac: "52:54:00:77:00:02",
+            ip: "10.77.0.12",
+            firmware: "uefi",
+        },
+    ]);
+    let out = tree.lab(&["--stranger", "bios", "--intruder", "n1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = tree.report();
+    assert_installed(&report, "n1", &tree.ignition_sha512("n1"));
+    assert_installed(&report, "n2", &tree.ignition_sha512("n2"));
+    assert_eq!(vm(&report, "stranger")["verdict"]["result"], "pass");
+    let intruder = vm(&report, "intruder");
+    assert_eq!(
+        intruder["verdict"]["result"], "pass",
+        "n1's config was refused: {intruder}"
+    );
+    let log = fs::read_to_string(tree.state.join("server.log")).unwrap();
+    assert_refused(&log, intruder);
+    assert_in_order(
+        &log,
+        "10.77.0.11",
+        &[
+            "lpxelinux.0",
+            "01-52-54-00-77-00-01",
+            "pxe.vmlinuz",
+            "pxe_image.cpio.gz",
+            "n1-r4nd0m/install.ign",
+        ],
+    );
+    assert_in_order(
+        &log,
+        "10.77.0.12",
+        &[
+            "syslinux.efi",
+            "01-52-54-00-77-00-02",
+            "pxe.vmlinuz",
+            "pxe_image.cpio.gz",
+            "n2-r4nd0m/install.ign",
+        ],
+    );
+}
+
+/// The server logged a refusal of an Ignition config to the intruder's address.
+fn assert_refused(log: &str, intruder: &Value) {
+    let ip = format!("{}:", intruder["ip"].as_str().unwrap());
+    let refused = log
+        .lines()
+        .any(|l| l.contains(&ip) && l.contains(".ign") && l.contains("refused"));
+    assert!(refused, "no refusal for {ip} in:\n{log}");
+}
+
+fn netns_exists(state: &Path) -> bool {
+    let ns = StateDir::open(state).unwrap().namespace();
+    Path::new("/run/netns").join(ns).exists()
+}
+
+#[test]
+fn lab_down_cleans_up_after_a_crashed_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(dir.path()).unwrap();
+    let ns = state.namespace();
+    let added = Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .unwrap();
+    assert!(added.success());
+    let mut orphan = Command::new("sleep").arg("300").spawn().unwrap();
+    let mut record = LabState::new(&ns);
+    record.processes.push(Process {
+        name: "n1".into(),
+        pid: orphan.id(),
+        program: "sleep".into(),
+    });
+    state.save(&record).unwrap();
+
+    let status = pxebuild()
+        .args(["lab", "status", "--state"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains(&format!("namespace {ns} (present)")),
+        "{}",
+        text(&status)
+    );
+    let down = pxebuild()
+        .args(["lab", "down", "--state"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(
+        orphan.wait().unwrap().code().is_none(),
+        "the recorded process was stopped"
+    );
+    assert!(
+        !Path::new("/run/netns").join(&ns).exists(),
+        "namespace deleted"
+    );
+    assert!(state.load().unwrap().is_none(), "record forgotten");
+}
+
+#[test]
+fn lab_leaves_a_namespace_it_did_not_create_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = StateDir::open(dir.path()).unwrap().namespace();
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .unwrap()
+        .success());
+    let down = pxebuild()
+        .args(["lab", "down", "--state"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let exists = Path::new("/run/netns").join(&ns).exists();
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    assert_eq!(down.status.code(), Some(2), "{}", text(&down));
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("did not create it"),
+        "{}",
+        text(&down)
+    );
+    assert!(exists, "the foreign namespace was not touched");
+}
+
+#[test]
+fn lab_names_missing_tools_with_the_install_command() {
+    let tree_dir = tempfile::tempdir().unwrap();
+    let dist = tree_dir.path().join("dist");
+    fs::create_dir_all(dist.join("http/dhcp")).unwrap();
+    fs::write(dist.join("http/dhcp/dnsmasq.conf"), "").unwrap();
+    let nodes = [Node {
+        name: "n1",
+        mac: "52:54:00:77:00:01",
+        ip: "10.77.0.11",
+        firmware: "uefi",
+    }];
+    write_manifest(&dist, &nodes, vec![]);
+    let site = tree_dir.path().join("site.toml");
+    fs::write(&site, site_toml(&nodes)).unwrap();
+    let empty = tree_dir.path().join("empty-path");
+    fs::create_dir_all(&empty).unwrap();
+    let out = pxebuild()
+        .arg("--site")
+        .arg(&site)
+        .args(["lab", "run", "--accel", "tcg", "--state"])
+        .arg(tree_dir.path().join("state"))
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("qemu-system-x86_64"), "{stderr}");
+    assert!(
+        stderr.contains("install with: apt-get install -y --no-install-recommends"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("qemu-system-x86"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------
+// The end-to-end test of issue 7: a 3-node site built by `pxebuild build` from
+// the fixture mirror (the stand-in OS published as the Flatcar PXE files,
+// signed with the test key), booted by `pxebuild lab` under TCG.
+
+/// Seam with the fetch part: its fixture-mirror generator publishes the
+/// stand-in OS as the Flatcar PXE kernel and initrd (plus everything else a
+/// build fetches) under `<out>/mirror`, signed with `<out>/test-key.asc`.
+fn fixture_mirror(out: &Path) -> (PathBuf, PathBuf) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mirror/generate.sh");
+    let run = Command::new(&script)
+        .arg(out)
+        .env("PXEBUILD_STANDIN_KERNEL", standin().join("vmlinuz"))
+        .env("PXEBUILD_STANDIN_INITRD", standin().join("initrd.cpio.gz"))
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(run.status.success(), "fixture mirror:\n{}", text(&run));
+    (out.join("mirror"), out.join("test-key.asc"))
+}
+
+/// A static HTTP server for the mirror on a loopback port the OS picks: GET
+/// and HEAD of files under `root`, one request per connection. (A few lines of
+/// std instead of a tool CI might lack.)
+struct MirrorServer {
+    url: String,
+}
+
+impl MirrorServer {
+    fn start(root: &Path) -> MirrorServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let root = root.to_path_buf();
+        // The thread ends with the test process; the listener lives as long.
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let root = root.clone();
+                std::thread::spawn(move || serve_one(&root, stream));
+            }
+        });
+        MirrorServer { url }
+    }
+}
+
+fn serve_one(root: &Path, mut stream: std::net::TcpStream) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request = String::new();
+    if reader.read_line(&mut request).is_err() {
+        return;
+    }
+    let mut header = String::new();
+    while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+        header.clear();
+    }
+    let mut words = request.split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or("/"));
+    let rel = target
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('/');
+    let file = (!rel.split('/').any(|c| c == "..")).then(|| root.join(rel));
+    let _ = match file.and_then(|f| fs::read(f).ok()) {
+        Some(body) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).and_then(|()| {
+                if method == "HEAD" {
+                    Ok(())
+                } else {
+                    stream.write_all(&body)
+                }
+            })
+        }
+        None => stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    };
+}
+
+/// The repository's example site cut to three control planes: cp1 (BIOS),
+/// cp2 (UEFI), cp3 (BIOS).
+fn three_node_site() -> String {
+    let example =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("site.toml")).unwrap();
+    let head = &example[..example.find("[[node]]").expect("example site has nodes")];
+    let mut site = head.to_string();
+    for (i, firmware) in ["bios", "uefi", "bios"].iter().enumerate() {
+        let n = i + 1;
+        site.push_str(&format!(
+            "[[node]]\nname = \"cp{n}\"\nmac = \"52:54:00:20:00:1{n}\"\nip = \"10.20.0.1{n}\"\nrole = \"control-plane\"\ndisk = \"/dev/disk/by-id/virtio-cp{n}-root\"\nfirmware = \"{firmware}\"\n\n"
+        ));
+    }
+    site
+}
+
+/// The install Ignition of `node` in dist (the access entry naming it).
+fn install_ignition_of(dist: &Path, node: &str) -> (String, String) {
+    let manifest = Manifest::load(dist).unwrap();
+    let entry = manifest
+        .access
+        .iter()
+        .find(|a| a.node == node && a.path.ends_with("/install.ign"))
+        .unwrap_or_else(|| panic!("no install.ign access entry for {node}"));
+    let sha512 = digest::sha512_file(&dist.join(&entry.path)).unwrap();
+    (entry.path.trim_start_matches("http/").to_string(), sha512)
+}
+
+/// Each node's install script/unit, as quoted by the stand-in, names the node's
+/// disk and installs from the boot server.
+fn assert_install_arguments(report: &Value, node: &str) {
+    let quotes: Vec<String> = vm(report, node)["quotes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q[1].as_str().unwrap().to_string())
+        .collect();
+    let all = quotes.join("\n");
+    assert!(
+        quotes
+            .iter()
+            .any(|q| q.contains("flatcar-install") && q.contains("-d")),
+        "{node}: {all}"
+    );
+    assert!(
+        all.contains(&format!("/dev/disk/by-id/virtio-{node}-root")),
+        "{node} installs to its disk: {all}"
+    );
+    assert!(
+        all.contains("http://10.20.0.2:8080/"),
+        "{node} installs from the boot server: {all}"
+    );
+}
+
+#[test]
+fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
+    let _lock = lab_lock();
+    let work = tempfile::tempdir().unwrap();
+    let (mirror_root, key) = fixture_mirror(&work.path().join("fixture"));
+    let mirror = MirrorServer::start(&mirror_root);
+    let site = work.path().join("site.toml");
+    fs::write(&site, three_node_site()).unwrap();
+    let build = pxebuild()
+        .current_dir(work.path())
+        .args(["build"])
+        .env("PXEBUILD_MIRROR", &mirror.url)
+        .env("PXEBUILD_SIGNING_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "pxebuild build:\n{}", text(&build));
+    let dist = work.path().join("dist");
+
+    // pxebuild serve: every node, an unknown MAC, and an intruder asking for cp2's config.
+    let state = work.path().join("state-serve");
+    let out = pxebuild()
+        .current_dir(work.path())
+        .args([
+            "lab",
+            "run",
+            "--accel",
+            "tcg",
+            "--stranger",
+            "bios",
+            "--intruder",
+            "cp2",
+            "--state",
+        ])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value =
+        serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
+    let log = fs::read_to_string(state.join("server.log")).unwrap();
+    for (node, ip, loader) in [
+        ("cp1", "10.20.0.11", "lpxelinux.0"),
+        ("cp2", "10.20.0.12", "syslinux.efi"),
+        ("cp3", "10.20.0.13", "lpxelinux.0"),
+    ] {
+        let (path, sha512) = install_ignition_of(&dist, node);
+        let v = vm(&report, node);
+        assert_eq!(v["verdict"]["result"], "pass", "{v}");
+        assert_eq!(
+            v["marker"]["sha512"],
+            sha512.as_str(),
+            "{node} fetched exactly its own install config"
+        );
+        assert!(v["marker"]["url"].as_str().unwrap().ends_with(&path), "{v}");
+        assert_install_arguments(&report, node);
+        let mac = format!("01-52-54-00-20-00-1{}", &node[2..]);
+        assert_in_order(
+            &log,
+            ip,
+            &[
+                loader,
+                &mac,
+                "flatcar_production_pxe.vmlinuz",
+                "flatcar_production_pxe_image.cpio.gz",
+                &path,
+            ],
+        );
+    }
+    assert_eq!(vm(&report, "cp2")["firmware"], "uefi");
+    assert_eq!(vm(&report, "cp1")["firmware"], "bios");
+    let stranger = vm(&report, "stranger");
+    assert_eq!(
+        stranger["verdict"]["result"], "pass",
+        "unknown MAC gets the local-boot default: {stranger}"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.contains(stranger["ip"].as_str().unwrap()) && l.contains(".ign")),
+        "{log}"
+    );
+    let intruder = vm(&report, "intruder");
+    assert_eq!(
+        intruder["verdict"]["result"], "pass",
+        "cp2's config refused to another IP: {intruder}"
+    );
+    assert_refused(&log, intruder);
+
+    // Same tree, other servers: nginx for HTTP, dnsmasq for TFTP (the rsync case).
+    let state = work.path().join("state-nginx");
+    let out = pxebuild()
+        .current_dir(work.path())
+        .args([
+            "lab", "run", "--accel", "tcg", "--server", "nginx", "--nodes", "cp1", "--state",
+        ])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value =
+        serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
+    let (_, sha512) = install_ignition_of(&dist, "cp1");
+    assert_eq!(vm(&report, "cp1")["marker"]["sha512"], sha512.as_str());
+    assert_install_arguments(&report, "cp1");
+}
+
+#[test]
+fn lab_mirror_stand_in_serves_files_and_refuses_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path(), "host/a/file.bin", b"payload");
+    let server = MirrorServer::start(dir.path());
+    let get = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "--path-as-is", "-o", "-", "-w", "%{http_code}"])
+            .arg(format!("{}{path}", server.url))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(get("/host/a/file.bin"), "payload200");
+    assert_eq!(get("/host/a/missing"), "404");
+    assert_eq!(get("/host/../host/a/file.bin"), "404");
+}

@@ -1,0 +1,373 @@
+//! `pxebuild serve` over HTTP, driven by curl and raw sockets on loopback.
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use crate::serve_support::{curl, pattern, Dist, WAIT};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn status_of(args: &[&str]) -> String {
+    let out = curl(&[&["-o", "/dev/null", "-w", "%{http_code}"], args].concat());
+    text(&out.stdout)
+}
+
+#[test]
+fn serve_http_get_head_and_content_types() {
+    let blob = pattern(300_000, 1);
+    let dist = Dist::new().file("http/boot/vmlinuz", &blob).file(
+        "http/ignition/n1/install.ign",
+        b"{\"ignition\":{\"version\":\"3.3.0\"}}",
+    );
+    let server = dist.serve(&[]);
+    let out = curl(&[&server.url("/boot/vmlinuz")]);
+    assert!(out.status.success());
+    assert!(out.stdout == blob, "body differs");
+
+    let head = text(&curl(&["-I", &server.url("/boot/vmlinuz")]).stdout);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("Content-Length: 300000\r\n"), "{head}");
+    assert!(head.contains("Accept-Ranges: bytes"), "{head}");
+
+    let ign = text(&curl(&["-i", &server.url("/ignition/n1/install.ign")]).stdout);
+    assert!(ign.contains("Content-Type: application/json"), "{ign}");
+    assert!(
+        ign.ends_with("{\"ignition\":{\"version\":\"3.3.0\"}}"),
+        "{ign}"
+    );
+    server.wait_log(&[
+        "http 127.0.0.1:",
+        "path=http/boot/vmlinuz",
+        "status=200",
+        "bytes=300000",
+        "result=ok",
+    ]);
+}
+
+#[test]
+fn serve_http_single_ranges() {
+    let blob = pattern(10_000, 2);
+    let server = Dist::new().file("http/f", &blob).serve(&[]);
+    let out = curl(&["-i", "-r", "100-199", &server.url("/f")]);
+    let (head, body) = split_response(&out.stdout);
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    assert!(
+        head.contains("Content-Range: bytes 100-199/10000\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("Content-Length: 100\r\n"), "{head}");
+    assert_eq!(body, &blob[100..200]);
+
+    let suffix = curl(&["-r", "-10", &server.url("/f")]);
+    assert_eq!(suffix.stdout, &blob[9_990..]);
+
+    let out = curl(&["-i", "-r", "20000-", &server.url("/f")]);
+    let (head, _) = split_response(&out.stdout);
+    assert!(head.starts_with("HTTP/1.1 416"), "{head}");
+    assert!(head.contains("Content-Range: bytes */10000\r\n"), "{head}");
+
+    // Several ranges are answered with the whole file (allowed by RFC 9110).
+    let multi = curl(&["-r", "0-1,5-6", &server.url("/f")]);
+    assert!(multi.stdout == blob, "multi-range body differs");
+}
+
+fn split_response(bytes: &[u8]) -> (String, &[u8]) {
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no head")
+        + 4;
+    (text(&bytes[..end]), &bytes[end..])
+}
+
+#[test]
+fn serve_http_other_methods_get_405() {
+    let server = Dist::new().file("http/f", b"x").serve(&[]);
+    for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
+        let out = curl(&["-i", "-X", method, &server.url("/f")]);
+        let head = text(&out.stdout);
+        assert!(head.starts_with("HTTP/1.1 405"), "{method}: {head}");
+        assert!(head.contains("Allow: GET, HEAD"), "{method}: {head}");
+    }
+}
+
+#[test]
+fn serve_http_refuses_traversal_and_listings() {
+    let dist = Dist::new()
+        .file("http/sub/f", b"inside")
+        .file("tftp/t", b"tftp side");
+    std::fs::write(dist.tmp.path().join("secret"), b"SECRET").unwrap();
+    std::os::unix::fs::symlink("../../secret", dist.path("http/escape")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", dist.path("http/passwd")).unwrap();
+    std::os::unix::fs::symlink("sub/f", dist.path("http/alias")).unwrap();
+    let server = dist.serve(&[]);
+    for path in [
+        "/../manifest.json",
+        "/%2e%2e/manifest.json",
+        "/%2E%2E/%2E%2E/secret",
+        "/%252e%252e/manifest.json",
+        "/sub/..%2f..%2fmanifest.json",
+        "/..%5cmanifest.json",
+        "/sub%00/f",
+        "/escape",
+        "/passwd",
+        "//etc/passwd",
+        "/sub/",
+        "/sub",
+        "/",
+        "/../tftp/t",
+    ] {
+        let out = curl(&["--path-as-is", "-i", &server.url(path)]);
+        let response = text(&out.stdout);
+        let status = &response[9..12];
+        assert!(
+            status == "403" || status == "404" || status == "400",
+            "{path}: {response}"
+        );
+        assert!(
+            !response.contains("SECRET") && !response.contains("root:"),
+            "{path}: {response}"
+        );
+        assert!(
+            !response.contains("tftp side") && !response.contains("\"format\""),
+            "{path}: {response}"
+        );
+    }
+    assert_eq!(
+        status_of(&[&server.url("/alias")]),
+        "200",
+        "symlink inside the root works"
+    );
+    server.wait_log(&["path=/escape", "result=refused:escapes-root"]);
+}
+
+#[test]
+fn serve_http_keep_alive_and_http_1_0() {
+    let server = Dist::new()
+        .file("http/a", b"AAAA")
+        .file("http/b", b"BB")
+        .serve(&[]);
+    let mut stream = TcpStream::connect(("127.0.0.1", server.http)).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    // Two pipelined HTTP/1.1 requests on one connection, the second closing it.
+    stream
+        .write_all(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap();
+    let all = text(&all);
+    assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 2, "{all}");
+    assert!(
+        all.contains("Connection: keep-alive") && all.contains("\r\n\r\nAAAA"),
+        "{all}"
+    );
+    assert!(all.ends_with("\r\n\r\nBB"), "{all}");
+
+    // lpxelinux speaks HTTP/1.0 with Connection: close and a Syslinux cookie.
+    let mut stream = TcpStream::connect(("127.0.0.1", server.http)).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
+        .write_all(b"GET /a HTTP/1.0\r\nUser-Agent: Syslinux/6.04\r\n\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap();
+    let all = text(&all);
+    assert!(
+        all.contains("Content-Length: 4\r\n") && all.contains("Connection: close"),
+        "{all}"
+    );
+
+    let verbose = curl(&[
+        "-v",
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        &server.url("/a"),
+        &server.url("/b"),
+    ]);
+    let log = text(&verbose.stderr).to_lowercase();
+    assert!(log.contains("re-using") || log.contains("reusing"), "{log}");
+}
+
+#[test]
+fn serve_http_idle_connections_do_not_block_others() {
+    let blob = pattern(50_000, 3);
+    let server = Dist::new().file("http/f", &blob).serve(&[]);
+    let mut idle = Vec::new();
+    for i in 0..200 {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.http)).unwrap();
+        if i % 2 == 0 {
+            // Half of them start a request head and never finish it.
+            stream.write_all(b"GET /f HTTP/1.1\r\nHost:").unwrap();
+        }
+        idle.push(stream);
+    }
+    let out = curl(&[&server.url("/f")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout == blob, "body differs");
+    drop(idle);
+}
+
+#[test]
+fn serve_http_per_node_ip_rule() {
+    let ign = "http/ignition/n1-abc/install.ign";
+    let dist = Dist::new()
+        .file(ign, b"{}")
+        .node("n1", "52:54:00:00:00:01", "127.0.0.2")
+        .restrict(ign, "n1", "127.0.0.2");
+    let server = dist.serve(&[]);
+    let url = server.url("/ignition/n1-abc/install.ign");
+    assert_eq!(status_of(&[&url]), "403", "another IP is refused");
+    server.wait_log(&[
+        "127.0.0.1:",
+        "path=http/ignition/n1-abc/install.ign",
+        "result=refused:belongs-to-n1",
+    ]);
+    assert_eq!(
+        status_of(&["--interface", "127.0.0.2", &url]),
+        "200",
+        "the node itself is served"
+    );
+    server.wait_log(&[
+        "node=n1",
+        "path=http/ignition/n1-abc/install.ign",
+        "result=ok",
+    ]);
+    // An alias through a symlink inside the tree is restricted as well.
+    std::os::unix::fs::symlink("ignition/n1-abc/install.ign", dist.path("http/alias.ign")).unwrap();
+    assert_eq!(status_of(&[&server.url("/alias.ign")]), "403");
+    drop(server);
+
+    let open = dist.serve(&["--no-ip-check"]);
+    assert_eq!(
+        status_of(&[&open.url("/ignition/n1-abc/install.ign")]),
+        "200",
+        "--no-ip-check"
+    );
+}
+
+#[test]
+fn serve_http_beacons_status_and_shutdown() {
+    let dist = Dist::new()
+        .file("http/f", b"x")
+        .node("n1", "52:54:00:00:00:01", "127.0.0.2")
+        .node("n2", "52:54:00:00:00:02", "127.0.0.3");
+    let server = dist.serve(&[]);
+    assert_eq!(
+        status_of(&["--interface", "127.0.0.2", &server.url("/f")]),
+        "200"
+    );
+    assert_eq!(status_of(&[&server.url("/beacon/n1/install-done")]), "204");
+    assert_eq!(
+        status_of(&["-X", "POST", &server.url("/beacon/n1/first-boot")]),
+        "204"
+    );
+    assert_eq!(status_of(&[&server.url("/beacon/n1/bad%20name")]), "404");
+    server.wait_log(&["node=n1", "milestone=first-boot"]);
+    let exit = server.stop_with("TERM");
+    assert!(exit.success(), "{exit:?}");
+
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .args(["serve", "--status"])
+        .arg(dist.dir())
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let table = text(&status.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("n1 "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains("first-boot") && row.contains("http/f"),
+        "{table}"
+    );
+    assert!(table.lines().any(|l| l.starts_with("n2 ")), "{table}");
+
+    let timeline = std::process::Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .args(["serve", "--timeline", "n1"])
+        .arg(dist.dir())
+        .output()
+        .unwrap();
+    let steps = text(&timeline.stdout);
+    let lines: Vec<&str> = steps.lines().collect();
+    assert_eq!(lines.len(), 3, "{steps}");
+    assert!(
+        lines[0].contains("http/f") && lines[2].contains("milestone first-boot"),
+        "{steps}"
+    );
+}
+
+#[test]
+fn serve_http_sighup_reloads_the_manifest() {
+    let dist =
+        Dist::new()
+            .file("http/ignition/x.ign", b"{}")
+            .node("n1", "52:54:00:00:00:01", "127.0.0.2");
+    let server = dist.serve(&[]);
+    assert_eq!(status_of(&[&server.url("/ignition/x.ign")]), "200");
+    let dist = dist.restrict("http/ignition/x.ign", "n1", "127.0.0.2");
+    server.signal("HUP");
+    server.wait_line(|l| l.contains("manifest reloaded"));
+    assert_eq!(status_of(&[&server.url("/ignition/x.ign")]), "403");
+    drop(dist);
+}
+
+#[test]
+fn serve_check_refuses_a_corrupt_tree() {
+    let dist = Dist::new()
+        .file("http/f", b"good bytes")
+        .file("tftp/g", b"more");
+    let good = dist.serve(&["--check"]);
+    assert!(
+        good.stderr().contains("check: 2 files match"),
+        "{}",
+        good.stderr()
+    );
+    drop(good);
+    std::fs::write(dist.path("http/f"), b"evil bytes").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .args([
+            "serve",
+            "--check",
+            "--http-port",
+            "0",
+            "--tftp-port",
+            "0",
+            "--listen",
+            "127.0.0.1",
+        ])
+        .arg(dist.dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("http/f: sha256") && !err.contains("listening"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_drops_privileges_with_user() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: nothing to drop, skipping");
+        return;
+    }
+    let dist = Dist::new().file("http/f", b"readable");
+    // The temporary directory is 0700; the unprivileged server must read the tree.
+    std::fs::set_permissions(
+        dist.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let server = dist.serve(&["--user", "nobody"]);
+    server.wait_line(|l| l.starts_with("running as user nobody"));
+    assert_eq!(status_of(&[&server.url("/f")]), "200");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(!uid.split_whitespace().skip(1).any(|id| id == "0"), "{uid}");
+}
