@@ -1,4 +1,3 @@
-mod butane;
 mod cluster_boot;
 mod cluster_build;
 mod cluster_common;
