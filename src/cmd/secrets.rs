@@ -1,12 +1,91 @@
-//! `pxebuild secrets`.
+//! `pxebuild secrets`: create, inspect and rotate the site's secrets. Never
+//! prints private keys or the secret half of a token.
+use std::path::PathBuf;
+
+use anyhow::Result;
+
 use crate::cli::Global;
+use crate::secrets::{self, token, Secrets};
+use crate::site::Site;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Show the state.
-    Status,
+    /// Show where the secrets live, the CA hash and the bootstrap token's lifetime.
+    Show,
+    /// Create any missing secrets without building (refused beside a built tree
+    /// whose secrets are gone).
+    Init {
+        /// The boot tree the secrets belong to.
+        #[arg(long, value_name = "DIR", default_value = "dist")]
+        out: PathBuf,
+    },
+    /// Replace the bootstrap token (then rebuild; a running cluster must also
+    /// learn it with `pxebuild token publish`).
+    RotateToken,
 }
 
-pub fn run(_global: &Global, _command: Command) -> anyhow::Result<()> {
-    anyhow::bail!("`secrets` is not available in this build yet")
+pub fn run(global: &Global, command: Command) -> Result<()> {
+    let site = Site::load(&global.site)?;
+    match command {
+        Command::Show => show(&site, &secrets::load(&site)?),
+        Command::Init { out } => {
+            let loaded = secrets::ensure(&site, Some(&out))?;
+            if loaded.created.is_empty() {
+                crate::info!("all secrets already exist in {}", loaded.dir.display());
+            } else {
+                crate::info!("created {}", loaded.created.join(", "));
+            }
+            show(&site, &loaded)
+        }
+        Command::RotateToken => {
+            let new = secrets::rotate_token(&site)?;
+            let id = new.split('.').next().unwrap_or_default();
+            crate::info!(
+                "new bootstrap token {id}.**** written to {}; rebuild so nodes that \
+                 have not joined yet get it",
+                site.secrets_dir().join(secrets::TOKEN_FILE).display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn show(site: &Site, s: &Secrets) -> Result<()> {
+    println!("secrets:        {}", s.dir.display());
+    println!(
+        "kubeconfig:     {}",
+        s.dir.join(secrets::kubeconfig::FILE).display()
+    );
+    println!("CA cert hash:   {}", s.ca_hash);
+    let ca_until = secrets::pki::not_after(&s.ca.cert_pem)?;
+    println!("CA valid until: {}", format_time(ca_until));
+    let id = s.token.split('.').next().unwrap_or_default();
+    let ttl = &site.file.cluster.bootstrap_token_ttl;
+    println!(
+        "token:          {id}.**** created {}; lives {ttl} from the first control plane's \
+         kubeadm init",
+        format_time(s.token_created)
+    );
+    if let (Ok(ttl_s), Ok(window)) = (
+        token::parse_duration(ttl),
+        token::parse_duration(&site.file.cluster.bring_up_window),
+    ) {
+        if ttl_s != 0 && ttl_s < window {
+            crate::warn!(
+                "bootstrap_token_ttl {ttl} is shorter than bring_up_window {}",
+                site.file.cluster.bring_up_window
+            );
+        }
+    }
+    for (node, id) in &s.node_ids {
+        println!("node id:        {node} -> ignition/{node}-{id}/");
+    }
+    Ok(())
+}
+
+fn format_time(unix: i64) -> String {
+    x509_parser::time::ASN1Time::from_timestamp(unix)
+        .ok()
+        .and_then(|t| t.to_rfc2822().ok())
+        .unwrap_or_else(|| unix.to_string())
 }

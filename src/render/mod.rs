@@ -1,13 +1,119 @@
-//! Per-node rendering (templates → Butane → Ignition, kubeadm, boot configs).
-//! (Being built; `plan_render` will return the render steps.)
+//! Per-node rendering: templates → Butane → Ignition (install and node configs
+//! per node), plus the boot configs and DHCP snippets (`crate::boot`).
+//!
+//! Planning loads (or on a fresh site creates) the secrets, the templates and
+//! the Cilium values, checks them against the site, and returns one chain of
+//! steps per node plus the boot step.
+pub mod cilium;
+pub mod context;
+pub mod ignition;
+pub mod node;
+pub mod steps;
+pub mod templates;
+
+use std::sync::Arc;
+
 use anyhow::Result;
 
+use crate::boot::{BootContext, BootStep};
 use crate::build::step::Step;
 use crate::build::PlanEnv;
+use crate::error::BadInput;
 use crate::fetch::ArtifactRefs;
+use crate::secrets::{self, token, Secrets};
+use crate::site::Site;
+use context::{NodeContext, NodeCtx, NodeSecrets, SiteContext};
+use steps::{RenderInstall, RenderNode, Shared, Translate};
+use templates::Templates;
 
 /// The render steps of a build, reading the fetched artifacts.
 pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dyn Step>>> {
-    let _ = (env, artifacts);
-    Ok(Vec::new())
+    let site = env.site;
+    let secrets = secrets::ensure(site, Some(env.out))?;
+    if !secrets.created.is_empty() {
+        crate::info!("secrets: created {}", secrets.created.join(", "));
+    }
+    check_token_lifetime(site, env.strict)?;
+    let site_ctx = SiteContext::new(site, artifacts)?;
+    let boot = BootContext::new(site, &site_ctx, &secrets, artifacts)?;
+    let templates = Arc::new(Templates::load(&site.templates_dir())?);
+    let shared = Arc::new(Shared {
+        templates: templates.clone(),
+        site: site_ctx,
+        http_base: site.http_base(),
+        secrets_fingerprint: secrets.fingerprint(),
+        cilium_values: Some(cilium::load_values(site)?),
+        sysexts: artifacts.sysexts.clone(),
+        strict: env.strict,
+    });
+    let mut steps: Vec<Box<dyn Step>> = Vec::new();
+    for base in node_contexts(site, &shared.site, &secrets)? {
+        steps.push(Box::new(RenderNode {
+            shared: shared.clone(),
+            base: base.clone(),
+        }));
+        for doc in ["node", "install"] {
+            steps.push(Box::new(Translate {
+                shared: shared.clone(),
+                base: base.clone(),
+                doc,
+            }));
+        }
+        steps.push(Box::new(RenderInstall {
+            shared: shared.clone(),
+            base,
+        }));
+    }
+    steps.push(Box::new(BootStep {
+        templates,
+        ctx: boot,
+    }));
+    Ok(steps)
+}
+
+/// Every node's context, without sysexts (known once the fetch steps ran)
+/// and without the embedded files (rendered by the steps).
+pub fn node_contexts(
+    site: &Site,
+    site_ctx: &SiteContext,
+    secrets: &Secrets,
+) -> Result<Vec<NodeContext>> {
+    site.file
+        .nodes
+        .iter()
+        .map(|n| {
+            let node = NodeCtx::new(site, n, secrets)?;
+            Ok(NodeContext {
+                site: site_ctx.clone(),
+                secrets: NodeSecrets::for_node(&node, secrets),
+                node,
+                sysexts: Vec::new(),
+                files: Default::default(),
+                node_ignition_url: None,
+            })
+        })
+        .collect()
+}
+
+/// The bootstrap token must outlive the expected bring-up: kubeadm init
+/// starts its TTL, and every other node must join before it runs out.
+pub fn check_token_lifetime(site: &Site, strict: bool) -> Result<()> {
+    let c = &site.file.cluster;
+    let ttl = token::parse_duration(&c.bootstrap_token_ttl)
+        .map_err(|e| BadInput::new(format!("cluster.bootstrap_token_ttl: {e}")))?;
+    let window = token::parse_duration(&c.bring_up_window)
+        .map_err(|e| BadInput::new(format!("cluster.bring_up_window: {e}")))?;
+    if ttl != 0 && ttl < window {
+        let msg = format!(
+            "cluster.bootstrap_token_ttl {} is shorter than cluster.bring_up_window {}: \
+             nodes joining late will be refused (raise the TTL, or re-publish the token \
+             with a fresh expiry with `pxebuild token publish`)",
+            c.bootstrap_token_ttl, c.bring_up_window
+        );
+        if strict {
+            return Err(BadInput::new(msg));
+        }
+        crate::warn!("{msg}");
+    }
+    Ok(())
 }

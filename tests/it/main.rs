@@ -1,6 +1,12 @@
+mod cluster_boot;
+mod cluster_build;
+mod cluster_common;
+mod cluster_render;
+mod cluster_secrets;
 mod day2;
 mod fetch;
 mod harness;
+mod kubeadm_types;
 mod lab;
 mod serve_http;
 mod serve_support;

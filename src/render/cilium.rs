@@ -1,0 +1,138 @@
+//! `payload/core/cilium/values.yaml`: the one source of Cilium's Helm values,
+//! read by the first control plane's install unit and by the day-2 Argo CD
+//! Application alike. The build checks it agrees with site.toml.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::error::BadInput;
+use crate::secrets::kubeconfig;
+use crate::site::Site;
+
+pub const VALUES_PATH: &str = "core/cilium/values.yaml";
+/// Worst-case WireGuard encapsulation overhead (IPv6 outer header), bytes.
+pub const WIREGUARD_OVERHEAD: u32 = 80;
+
+/// Where the values file lives for `site`.
+pub fn values_path(site: &Site) -> PathBuf {
+    site.payload_dir().join(VALUES_PATH)
+}
+
+/// Reads and checks the values file.
+pub fn load_values(site: &Site) -> Result<String> {
+    let path = values_path(site);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {}", path.display()))
+        .map_err(|e| BadInput::new(format!("{e:#}: Cilium's Helm values are required")))?;
+    check_values(site, &text, &path)?;
+    Ok(text)
+}
+
+/// Every key the site decides must agree; names the first key that does not.
+pub fn check_values(site: &Site, text: &str, path: &Path) -> Result<()> {
+    let values: Value = serde_norway::from_str(text)
+        .map_err(|e| BadInput::new(format!("{}: {e}", path.display())))?;
+    let c = &site.file.cilium;
+    let (host, port) = kubeconfig::split_endpoint(&site.file.cluster.endpoint);
+    let mut expect: Vec<(&str, Value)> = vec![
+        ("k8sServiceHost", Value::from(host)),
+        ("k8sServicePort", Value::from(port)),
+        (
+            "kubeProxyReplacement",
+            Value::from(c.kube_proxy_replacement),
+        ),
+        ("encryption.enabled", Value::from(c.wireguard)),
+    ];
+    if c.wireguard {
+        expect.push(("encryption.type", Value::from("wireguard")));
+    }
+    for (key, want) in expect {
+        let got = lookup(&values, key);
+        if !same(got, &want) {
+            return Err(mismatch(path, key, got, &want));
+        }
+    }
+    check_mtu(site, lookup(&values, "MTU"), path)
+}
+
+fn check_mtu(site: &Site, got: Option<&Value>, path: &Path) -> Result<()> {
+    let c = &site.file.cilium;
+    match (c.mtu, got) {
+        (None, None) => Ok(()),
+        (Some(mtu), got) if same(got, &Value::from(mtu)) => {
+            let overhead = if c.wireguard { WIREGUARD_OVERHEAD } else { 0 };
+            if mtu + overhead > c.link_mtu {
+                return Err(BadInput::new(format!(
+                    "cilium.mtu {mtu} plus the WireGuard overhead ({overhead}) exceeds \
+                     cilium.link_mtu {}",
+                    c.link_mtu
+                )));
+            }
+            Ok(())
+        }
+        (want, got) => Err(mismatch(
+            path,
+            "MTU",
+            got,
+            &want.map_or(Value::Null, Value::from),
+        )),
+    }
+}
+
+fn mismatch(path: &Path, key: &str, got: Option<&Value>, want: &Value) -> anyhow::Error {
+    let got = got.map_or_else(|| "nothing".to_string(), Value::to_string);
+    BadInput::new(format!(
+        "{}: {key} is {got} but site.toml implies {want}; make them agree",
+        path.display()
+    ))
+}
+
+/// `a.b.c` lookup in nested maps.
+fn lookup<'a>(v: &'a Value, dotted: &str) -> Option<&'a Value> {
+    dotted.split('.').try_fold(v, |v, k| v.get(k))
+}
+
+/// Equality that accepts `"true"`/`6443` written as strings, as Helm does.
+fn same(got: Option<&Value>, want: &Value) -> bool {
+    match got {
+        None => want.is_null(),
+        Some(g) if g == want => true,
+        Some(Value::String(s)) => *s == want.to_string().trim_matches('"'),
+        Some(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(edit: impl Fn(&mut crate::site::SiteFile)) -> Site {
+        let mut site = Site::from_text(include_str!("../../site.toml"), Path::new("site.toml"))
+            .expect("the example site is valid");
+        edit(&mut site.file);
+        site
+    }
+
+    const VALUES: &str = "k8sServiceHost: 10.20.0.10\nk8sServicePort: \"6443\"\n\
+        kubeProxyReplacement: \"true\"\nencryption:\n  enabled: true\n  type: wireguard\n";
+
+    #[test]
+    fn helm_strings_count_as_their_values() {
+        check_values(&site(|_| {}), VALUES, Path::new("v.yaml")).unwrap();
+    }
+
+    #[test]
+    fn mtu_must_match_the_site_and_leave_room_for_wireguard() {
+        let path = Path::new("v.yaml");
+        let with_mtu = format!("{VALUES}MTU: 1420\n");
+        let err = check_values(&site(|_| {}), &with_mtu, path).unwrap_err();
+        assert!(format!("{err}").contains("MTU"), "{err}");
+        check_values(&site(|f| f.cilium.mtu = Some(1420)), &with_mtu, path).unwrap();
+        let too_big = format!("{VALUES}MTU: 1450\n");
+        let err = check_values(&site(|f| f.cilium.mtu = Some(1450)), &too_big, path).unwrap_err();
+        assert!(format!("{err}").contains("link_mtu"), "{err}");
+        let err = check_values(&site(|f| f.cilium.mtu = Some(1420)), VALUES, path).unwrap_err();
+        assert!(format!("{err}").contains("MTU is nothing"), "{err}");
+    }
+}

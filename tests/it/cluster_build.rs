@@ -1,0 +1,265 @@
+//! `pxebuild build` of the example site end to end: secrets, per-MAC boot
+//! configs, install and node Ignition for every node (validated with
+//! `ignition-validate`), access restricted per node, and a second build that
+//! changes no secret and no file.
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use pxebuild::manifest::Manifest;
+
+use crate::cluster_common::*;
+
+struct Built {
+    // Declared first: dropped (stopped) before the directory it serves.
+    mirror: Mirror,
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    dist: PathBuf,
+}
+
+/// The fixture mirror (tests/fixtures/mirror/generate.sh) served over HTTP on
+/// loopback by `python3 -m http.server`, stopped (by its PID) on drop.
+struct Mirror {
+    child: Child,
+    url: String,
+    /// Pinned SHA-256 of the syslinux tarball, as the generator printed it.
+    syslinux_sha256: String,
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mirror(root: &Path) -> Mirror {
+    let dir = root.join("mirror");
+    let out = Command::new("sh")
+        .arg(repo().join("tests/fixtures/mirror/generate.sh"))
+        .arg(&dir)
+        .output()
+        .expect("running the fixture mirror generator");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let syslinux_sha256 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains("syslinux-6.03.tar.gz"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the generator prints the tarball digest")
+        .to_string();
+    let mut child = Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 serves the mirror");
+    // "Serving HTTP on 127.0.0.1 port N (...)": the server is listening.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .split_whitespace()
+        .skip_while(|w| *w != "port")
+        .nth(1)
+        .unwrap_or_else(|| panic!("unexpected http.server banner {line:?}"));
+    Mirror {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        syslinux_sha256,
+    }
+}
+
+fn build(root: &Path, dist: &Path, mirror: &Mirror) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .arg("--site")
+        .arg(root.join("site.toml"))
+        .arg("build")
+        .arg("--out")
+        .arg(dist)
+        .env("PXEBUILD_CACHE", root.join("cache"))
+        .env("PXEBUILD_MIRROR", &mirror.url)
+        .env(
+            "PXEBUILD_SIGNING_KEY",
+            repo().join("tests/fixtures/mirror/test-key.pub.asc"),
+        )
+        .output()
+        .expect("running pxebuild build")
+}
+
+/// The example site in a temp dir, its fixture mirror served, and the
+/// mirror's syslinux tarball pinned in site.toml.
+fn prepared() -> (tempfile::TempDir, Mirror) {
+    let (dir, _) = example_site();
+    let mirror = mirror(dir.path());
+    let site = dir.path().join("site.toml");
+    let text = std::fs::read_to_string(&site).unwrap().replacen(
+        "[sources]\n",
+        &format!(
+            "[sources]\nsyslinux_sha256 = \"{}\"\n",
+            mirror.syslinux_sha256
+        ),
+        1,
+    );
+    std::fs::write(&site, text).unwrap();
+    (dir, mirror)
+}
+
+fn built() -> Built {
+    let (dir, mirror) = prepared();
+    let root = dir.path().to_path_buf();
+    let dist = root.join("dist");
+    let out = build(&root, &dist, &mirror);
+    assert!(
+        out.status.success(),
+        "pxebuild build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Built {
+        _dir: dir,
+        root,
+        dist,
+        mirror,
+    }
+}
+
+fn secrets_snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn cluster_build_example_site_completely_and_validly() {
+    let b = built();
+    let manifest = Manifest::load(&b.dist).unwrap();
+    let ids: BTreeMap<String, String> =
+        toml::from_str(&std::fs::read_to_string(b.root.join("secrets/node-ids.toml")).unwrap())
+            .unwrap();
+    let site = pxebuild::site::Site::load(&b.root.join("site.toml")).unwrap();
+    for node in &site.file.nodes {
+        let mac = format!("01-{}", node.mac.replace(':', "-"));
+        for path in [
+            format!("tftp/pxelinux.cfg/{mac}"),
+            format!("tftp/efi64/pxelinux.cfg/{mac}"),
+        ] {
+            assert!(manifest.file(&path).is_some(), "{path} missing");
+        }
+        let dir = format!("http/ignition/{}-{}", node.name, ids[&node.name]);
+        for doc in ["install", "node"] {
+            let path = format!("{dir}/{doc}.ign");
+            assert!(manifest.file(&path).is_some(), "{path} missing");
+            let access = manifest.access.iter().find(|a| a.path == path).unwrap();
+            assert_eq!(
+                (access.node.as_str(), access.ip.as_str()),
+                (node.name.as_str(), node.ip.as_str())
+            );
+            let file = b.dist.join(&path);
+            ignition_validate(&file);
+            let ign: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            check_private_keys(&ign, &node.role, &path);
+        }
+    }
+    for path in [
+        "tftp/pxelinux.cfg/default",
+        "tftp/efi64/pxelinux.cfg/default",
+        "http/dhcp/dnsmasq.conf",
+    ] {
+        assert!(manifest.file(path).is_some(), "{path} missing");
+    }
+    for f in &manifest.files {
+        let public = !manifest.access.iter().any(|a| a.path == f.path);
+        let text = std::fs::read(b.dist.join(&f.path)).unwrap();
+        if public {
+            let text = String::from_utf8_lossy(&text);
+            assert!(!text.contains("PRIVATE KEY"), "{} is public", f.path);
+            assert!(
+                !text.contains("kind: JoinConfiguration"),
+                "{} is public",
+                f.path
+            );
+        }
+    }
+}
+
+/// Workers: no private key anywhere in their configs; control planes: the CA keys.
+fn check_private_keys(ign: &serde_json::Value, role: &str, path: &str) {
+    let files = ign["storage"]["files"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut keys = 0;
+    for f in &files {
+        let p = f["path"].as_str().unwrap();
+        let Some(bytes) = ignition_file(ign, p) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        keys += text.matches("PRIVATE KEY-----").count();
+        if p == "/opt/pxebuild/node.ign" {
+            let inner: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            check_private_keys(&inner, role, &format!("{path} (embedded)"));
+        }
+    }
+    if role == "worker" {
+        assert_eq!(keys, 0, "{path}: a worker carries no private key");
+    } else if path.ends_with("node.ign") {
+        assert!(keys >= 4, "{path}: control planes carry the CA and SA keys");
+    }
+}
+
+#[test]
+fn cluster_second_build_changes_no_secret_and_no_file() {
+    let b = built();
+    let secrets = secrets_snapshot(&b.root.join("secrets"));
+    let manifest = std::fs::read_to_string(b.dist.join("manifest.json")).unwrap();
+    let out = build(&b.root, &b.dist, &b.mirror);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(secrets_snapshot(&b.root.join("secrets")), secrets);
+    assert_eq!(
+        std::fs::read_to_string(b.dist.join("manifest.json")).unwrap(),
+        manifest
+    );
+}
+
+#[test]
+fn cluster_build_without_secrets_beside_dist_exits_2() {
+    // A tree built earlier (its manifest is what counts) whose secrets are gone.
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    let dist = root.join("dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(dist.join("manifest.json"), "{}").unwrap();
+    let out = build(root, &dist, &mirror);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!root.join("secrets").exists(), "no new CA is made");
+    assert!(stderr.contains("Restore"), "{stderr}");
+}
