@@ -1,28 +1,54 @@
-//! `data:` URLs for inline and local contents.
+//! `data:` URL encoding of embedded contents, choosing the smallest form.
 //!
-//! Like Butane, the shortest of three encodings wins: percent-escaped text
-//! (`data:,…`), base64 (`data:;base64,…`), and — where the field allows it —
-//! gzip at best compression then base64, which also sets `compression: gzip`.
-//! Ties keep the earlier candidate, so the choice is deterministic. flate2's
-//! gzip header has mtime 0 and no file name, so the bytes are reproducible.
-use std::io::Write;
+//! Candidates, in order of preference on a tie: percent-encoded text
+//! (`data:,…`), base64 (`data:;base64,…`) and gzip (best compression) then
+//! base64. The gzip form is only a candidate when the caller allows it, and
+//! only then does the resource get `compression: gzip`.
+use std::io::{Read, Write};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-/// An encoded payload: the URL and the compression Ignition must undo.
+/// An encoded resource: the URL and whether it is gzip-compressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
     pub url: String,
     pub gzip: bool,
 }
 
-/// Encodes `data` as the shortest `data:` URL; gzip only when `allow_gzip`.
+/// Bytes kept literally in the percent form: RFC 3986 unreserved characters
+/// plus `/`, which is common in config text and unambiguous in a data URL.
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/')
+}
+
+/// Percent-encodes every byte outside [`is_plain`].
+pub fn percent_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len());
+    for &b in data {
+        if is_plain(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Gzip at best compression. Writing to a `Vec` cannot fail.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+    enc.write_all(data).expect("writing to a Vec");
+    enc.finish().expect("writing to a Vec")
+}
+
+/// Encodes `data` as the smallest `data:` URL; `allow_gzip` enables the
+/// compressed candidate (off when the user already chose a compression).
 pub fn encode(data: &[u8], allow_gzip: bool) -> Encoded {
     let mut best = Encoded {
-        url: format!("data:,{}", escape(data)),
+        url: format!("data:,{}", percent_encode(data)),
         gzip: false,
     };
     let b64 = format!("data:;base64,{}", STANDARD.encode(data));
@@ -41,93 +67,91 @@ pub fn encode(data: &[u8], allow_gzip: bool) -> Encoded {
     best
 }
 
-/// Characters left as they are: RFC 3986 unreserved plus the sub-delimiters
-/// and `:@/?` that are safe inside a data URL's payload. Everything else,
-/// including `%`, `#`, space and non-ASCII bytes, is percent-encoded.
-fn is_plain(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b)
-}
-
-fn escape(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len());
-    for &b in data {
-        if is_plain(b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+/// Decodes a `data:` URL produced by [`encode`] (or any plain/base64 data URL
+/// without parameters other than a media type). Does not gunzip.
+pub fn decode(url: &str) -> Result<Vec<u8>, String> {
+    let rest = url.strip_prefix("data:").ok_or("not a data: URL")?;
+    let (meta, payload) = rest.split_once(',').ok_or("data: URL without a comma")?;
+    if meta.ends_with(";base64") {
+        return STANDARD
+            .decode(payload)
+            .map_err(|e| format!("bad base64: {e}"));
     }
-    out
+    percent_decode(payload)
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::new(), Compression::best());
-    // Writing into a Vec cannot fail.
-    enc.write_all(data).expect("gzip into memory");
-    enc.finish().expect("gzip into memory")
-}
-
-/// Decodes a URL produced by `encode` (and undoes gzip when `gzip`); used by
-/// tests and by operators' tooling to check round trips.
-pub fn decode(url: &str, gzip: bool) -> Option<Vec<u8>> {
-    let raw = if let Some(b64) = url.strip_prefix("data:;base64,") {
-        STANDARD.decode(b64).ok()?
-    } else {
-        unescape(url.strip_prefix("data:,")?)?
-    };
-    if !gzip {
-        return Some(raw);
-    }
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out).ok()?;
-    Some(out)
-}
-
-fn unescape(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
+fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
+    let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            let hex = s.get(i + 1..i + 3).ok_or("truncated percent escape")?;
+            out.push(
+                u8::from_str_radix(hex, 16).map_err(|_| format!("bad percent escape %{hex}"))?,
+            );
             i += 3;
         } else {
             out.push(bytes[i]);
             i += 1;
         }
     }
-    Some(out)
+    Ok(out)
+}
+
+/// Gunzips `data` (used by tests and by callers checking round trips).
+pub fn gunzip(data: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("gunzip: {e}"))?;
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
-    fn short_text_is_escaped() {
+    fn text_uses_percent_form() {
         let e = encode(b"hello world\n", true);
         assert_eq!(e.url, "data:,hello%20world%0A");
         assert!(!e.gzip);
     }
 
     #[test]
-    fn binary_prefers_base64() {
-        let e = encode(&[0xff, 0xfe, 0x00, 0x01, 0x80, 0x90], true);
-        assert_eq!(e.url, "data:;base64,//4AAYCQ");
+    fn binary_uses_base64() {
+        let e = encode(&[0xff, 0xfe, 0x00, 0x80, 0x81, 0x82], true);
+        assert_eq!(e.url, "data:;base64,//4AgIGC");
+        assert!(!e.gzip);
     }
 
     #[test]
-    fn repetitive_text_is_gzipped_only_when_allowed() {
-        let data = "0123456789".repeat(100);
+    fn repetitive_uses_gzip_only_when_allowed() {
+        let data = "a".repeat(4000);
         let e = encode(data.as_bytes(), true);
-        assert!(e.gzip);
-        assert_eq!(decode(&e.url, true).unwrap(), data.as_bytes());
-        assert!(!encode(data.as_bytes(), false).gzip);
+        assert!(e.gzip && e.url.len() < 200, "{e:?}");
+        let plain = encode(data.as_bytes(), false);
+        assert!(!plain.gzip);
+        assert_eq!(plain.url, format!("data:,{data}"));
     }
 
     #[test]
-    fn empty_is_an_empty_text_url() {
+    fn empty_contents() {
         assert_eq!(encode(b"", true).url, "data:,");
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(data in proptest::collection::vec(any::<u8>(), 0..2048), rep in 1usize..8) {
+            let data: Vec<u8> = data.iter().copied().cycle().take(data.len() * rep).collect();
+            let e = encode(&data, true);
+            let mut got = decode(&e.url).unwrap();
+            if e.gzip {
+                got = gunzip(&got).unwrap();
+            }
+            prop_assert_eq!(got, data);
+        }
     }
 }

@@ -1,217 +1,236 @@
-//! YAML line/column for diagnostics.
+//! Maps key paths (`storage.files.0.path`) to YAML source positions.
 //!
-//! serde_norway gives positions only inside its errors, and `Value` is
-//! spanless. Two tools cover every case:
-//! - `from_yaml_error` turns a parse/shape error into a diagnostic, reading
-//!   the key path and position the error carries.
-//! - `locate` finds the node at a dotted key path by re-reading the document
-//!   with a visitor that walks to that path and fails deliberately there:
-//!   serde_norway stamps the innermost error with the node's position, which is
-//!   exactly the location wanted. This works for block and flow style, anchors
-//!   and aliases alike, at the cost of one extra parse per diagnostic.
-use std::fmt;
+//! `serde_norway` values carry no positions, so a small line scanner walks the
+//! text tracking indentation, `key:` lines and `- ` list items. It understands
+//! block-style YAML (what Butane templates use) including block scalars
+//! (`|`, `>`); flow collections and multi-line plain scalars are not descended
+//! into, and paths inside them simply have no entry (callers fall back to the
+//! nearest ancestor that has one).
+use std::collections::HashMap;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+/// 1-based (line, column) of each key path's key (or list item dash).
+pub type Locations = HashMap<String, (usize, usize)>;
 
-use super::Diagnostic;
+enum Seg {
+    Key(String),
+    Item(usize),
+}
 
-/// A diagnostic for `path` (dotted), positioned at that node when it exists.
-pub fn diagnostic(yaml: &str, path: &str, message: String) -> Diagnostic {
-    let (line, column) = match locate(yaml, path) {
-        Some((l, c)) => (Some(l), Some(c)),
-        None => (None, None),
-    };
-    Diagnostic {
-        line,
-        column,
-        path: path.to_string(),
-        message,
+struct Frame {
+    indent: usize,
+    seg: Seg,
+}
+
+#[derive(Default)]
+struct Scanner {
+    stack: Vec<Frame>,
+    counters: HashMap<String, usize>,
+    out: Locations,
+    /// While inside a block scalar: lines indented more than this belong to it.
+    block_indent: Option<usize>,
+}
+
+/// Scans `text` and returns the position of every key path it can see.
+pub fn scan(text: &str) -> Locations {
+    let mut s = Scanner::default();
+    for (n, line) in text.lines().enumerate() {
+        s.line(n + 1, line);
     }
+    s.out
 }
 
-/// The 1-based line and column of the node at `path`, if there is one.
-pub fn locate(yaml: &str, path: &str) -> Option<(usize, usize)> {
-    let segments: Vec<&str> = if path.is_empty() {
-        Vec::new()
-    } else {
-        path.split('.').collect()
-    };
-    let de = serde_norway::Deserializer::from_str(yaml);
-    let err = Finder { target: &segments }.deserialize(de).err()?;
-    if err.to_string().contains(FOUND) {
-        err.location().map(|l| (l.line(), l.column()))
-    } else {
-        None
-    }
-}
-
-/// Marker message of the deliberate failure.
-const FOUND: &str = "\u{0}pxebuild-located";
-
-struct Finder<'a> {
-    target: &'a [&'a str],
-}
-
-impl<'de> DeserializeSeed<'de> for Finder<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        if self.target.is_empty() {
-            return Err(de::Error::custom(FOUND));
+/// Looks up `path`, falling back to its nearest ancestor with a position.
+pub fn find(locs: &Locations, path: &str) -> Option<(usize, usize)> {
+    let mut p = path;
+    loop {
+        if let Some(pos) = locs.get(p) {
+            return Some(*pos);
         }
-        d.deserialize_any(self)
+        p = &p[..p.rfind('.')?];
     }
 }
 
-impl<'de> Visitor<'de> for Finder<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
+impl Scanner {
+    fn path(&self) -> String {
+        let segs: Vec<String> = self
+            .stack
+            .iter()
+            .map(|f| match &f.seg {
+                Seg::Key(k) => k.clone(),
+                Seg::Item(i) => i.to_string(),
+            })
+            .collect();
+        segs.join(".")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<KeyText>()? {
-            if key.0.as_deref() == Some(self.target[0]) {
-                map.next_value_seed(Finder {
-                    target: &self.target[1..],
-                })?;
+    fn line(&mut self, lineno: usize, line: &str) {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let body = line.trim_start_matches(' ');
+        let indent = line.len() - body.len();
+        if let Some(bi) = self.block_indent {
+            if body.is_empty() || indent > bi {
+                return;
+            }
+            self.block_indent = None;
+        }
+        if body.is_empty()
+            || body.starts_with('#')
+            || body.starts_with("---")
+            || body.starts_with("...")
+        {
+            return;
+        }
+        self.content(lineno, indent, body);
+    }
+
+    /// Handles the content starting at column `indent` (0-based).
+    fn content(&mut self, lineno: usize, indent: usize, body: &str) {
+        if body == "-" || body.starts_with("- ") {
+            self.item(lineno, indent, body);
+        } else if let Some((key, rest)) = split_key(body) {
+            self.key(lineno, indent, key, rest);
+        }
+    }
+
+    fn item(&mut self, lineno: usize, indent: usize, body: &str) {
+        // A sequence may sit at the same indentation as its parent key, so only
+        // sibling items (not keys) at this indentation are closed.
+        while let Some(top) = self.stack.last() {
+            let sibling = top.indent == indent && matches!(top.seg, Seg::Item(_));
+            if top.indent > indent || sibling {
+                self.stack.pop();
             } else {
-                map.next_value::<IgnoredAny>()?;
+                break;
             }
         }
-        Ok(())
+        let parent = self.path();
+        let counter = self.counters.entry(parent).or_insert(0);
+        let index = *counter;
+        *counter += 1;
+        self.stack.push(Frame {
+            indent,
+            seg: Seg::Item(index),
+        });
+        self.out.insert(self.path(), (lineno, indent + 1));
+        let rest = body[1..].trim_start_matches(' ');
+        if rest.starts_with('|') || rest.starts_with('>') {
+            self.block_indent = Some(indent);
+        } else if !rest.is_empty() && !rest.starts_with('#') {
+            let inner = indent + (body.len() - rest.len());
+            self.content(lineno, inner, rest);
+        }
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let wanted: Option<usize> = self.target[0].parse().ok();
-        let mut index = 0;
-        loop {
-            let more = if Some(index) == wanted {
-                seq.next_element_seed(Finder {
-                    target: &self.target[1..],
-                })?
-            } else {
-                seq.next_element::<IgnoredAny>()?.map(|_| ())
-            };
-            if more.is_none() {
-                return Ok(());
+    fn key(&mut self, lineno: usize, indent: usize, key: String, rest: &str) {
+        while self.stack.last().is_some_and(|top| top.indent >= indent) {
+            self.stack.pop();
+        }
+        self.stack.push(Frame {
+            indent,
+            seg: Seg::Key(key),
+        });
+        let path = self.path();
+        // A repeated key (a new mapping under the same parent) restarts its lists.
+        self.counters.remove(&path);
+        self.out.insert(path, (lineno, indent + 1));
+        let value = rest.trim();
+        if value.starts_with('|') || value.starts_with('>') {
+            self.block_indent = Some(indent);
+        }
+    }
+}
+
+/// Splits `key: rest` (or `key:` at end of line); handles quoted keys.
+fn split_key(body: &str) -> Option<(String, &str)> {
+    if let Some(q) = body.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        let end = body[1..].find(q)? + 1;
+        let after = body[end + 1..].strip_prefix(':')?;
+        if !(after.is_empty() || after.starts_with(' ')) {
+            return None;
+        }
+        return Some((body[1..end].to_string(), after));
+    }
+    let mut search = 0;
+    while let Some(pos) = body[search..].find(':') {
+        let at = search + pos;
+        let after = &body[at + 1..];
+        if after.is_empty() || after.starts_with(' ') {
+            let key = body[..at].trim_end();
+            if key.is_empty() || key.starts_with(['{', '[', '"', '\'']) {
+                return None;
             }
-            index += 1;
+            return Some((key.to_string(), after));
         }
+        search = at + 1;
     }
-
-    // Scalars have no children: the path does not exist below them.
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-}
-
-/// A mapping key as text when it is a scalar (keys are compared as text).
-struct KeyText(Option<String>);
-
-impl<'de> de::Deserialize<'de> for KeyText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KeyText, D::Error> {
-        let value = serde_norway::Value::deserialize(d)?;
-        Ok(KeyText(match value {
-            serde_norway::Value::String(s) => Some(s),
-            serde_norway::Value::Number(n) => Some(n.to_string()),
-            serde_norway::Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }))
-    }
-}
-
-/// Turns a serde_norway error into a diagnostic with dotted key path.
-pub fn from_yaml_error(err: &serde_norway::Error) -> Box<Diagnostic> {
-    let location = err.location();
-    let mut text = err.to_string();
-    if let Some(loc) = &location {
-        let suffix = format!(" at line {} column {}", loc.line(), loc.column());
-        if let Some(stripped) = text.strip_suffix(&suffix) {
-            text = stripped.to_string();
-        }
-    }
-    let (mut path, message) = split_path(&text);
-    if let Some(key) = field_named(&message) {
-        path = if path.is_empty() {
-            key
-        } else {
-            format!("{path}.{key}")
-        };
-    }
-    Box::new(Diagnostic {
-        line: location.as_ref().map(|l| l.line()),
-        column: location.as_ref().map(|l| l.column()),
-        path,
-        message,
-    })
-}
-
-/// Splits serde_norway's `storage.files[0]: message` into
-/// (`storage.files.0`, `message`).
-fn split_path(text: &str) -> (String, String) {
-    let is_path_char = |c: char| c.is_ascii_alphanumeric() || "_.[]?-".contains(c);
-    match text.split_once(": ") {
-        Some((head, rest)) if !head.is_empty() && head.chars().all(is_path_char) => {
-            let dotted = head.replace('[', ".").replace(']', "");
-            (dotted, rest.to_string())
-        }
-        _ => (String::new(), text.to_string()),
-    }
-}
-
-/// The key named by an "unknown field `x`" or "missing field `x`" message.
-fn field_named(message: &str) -> Option<String> {
-    let rest = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("missing field `"))?;
-    rest.split_once('`').map(|(key, _)| key.to_string())
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const DOC: &str = "variant: flatcar\nstorage:\n  files:\n    - path: /a\n    - path: rel\n      mode: 0644\nflow: {a: [1, {b: x}]}\n";
+    const DOC: &str = "\
+variant: flatcar
+version: 1.0.0
+storage:
+  files:
+    - path: /a
+      mode: 0644
+      contents:
+        inline: |
+          key: not a key
+          - not an item
+    - path: /b
+  links:
+  - path: /c
+    target: /a
+systemd:
+  units:
+    - name: x.service
+      dropins:
+        - name: a.conf
+";
 
     #[test]
-    fn locates_block_and_flow_nodes() {
-        assert_eq!(locate(DOC, "variant"), Some((1, 10)));
-        assert_eq!(locate(DOC, "storage.files.1.path"), Some((5, 13)));
-        assert_eq!(locate(DOC, "storage.files.1.mode"), Some((6, 13)));
-        assert_eq!(locate(DOC, "flow.a.1.b"), Some((7, 19)));
-        assert_eq!(locate(DOC, "storage.files.7"), None);
-        assert_eq!(locate(DOC, "nope"), None);
+    fn keys_and_items_get_positions() {
+        let l = scan(DOC);
+        assert_eq!(l["variant"], (1, 1));
+        assert_eq!(l["storage.files.0"], (5, 5));
+        assert_eq!(l["storage.files.0.path"], (5, 7));
+        assert_eq!(l["storage.files.0.mode"], (6, 7));
+        assert_eq!(l["storage.files.0.contents.inline"], (8, 9));
+        assert_eq!(l["storage.files.1.path"], (11, 7));
+        assert_eq!(l["storage.links.0.target"], (14, 5));
+        assert_eq!(l["systemd.units.0.dropins.0.name"], (19, 11));
+        assert!(!l.contains_key("storage.files.0.contents.key"));
     }
 
     #[test]
-    fn splits_serde_paths() {
-        assert_eq!(
-            split_path("storage.files[0]: unknown field `x`"),
-            (
-                "storage.files.0".to_string(),
-                "unknown field `x`".to_string()
-            )
-        );
-        assert_eq!(
-            split_path("invalid type: string"),
-            (String::new(), "invalid type: string".to_string())
-        );
+    fn find_falls_back_to_the_nearest_ancestor() {
+        let l = scan(DOC);
+        assert_eq!(find(&l, "storage.files.1.contents.source"), Some((11, 5)));
+        assert_eq!(find(&l, "passwd.users"), None);
+    }
+
+    #[test]
+    fn crlf_line_endings() {
+        let l = scan("a:\r\n  b:\r\n    - c: 1\r\n");
+        assert_eq!(l["a.b.0.c"], (3, 7));
+    }
+
+    #[test]
+    fn block_scalar_list_items_are_skipped() {
+        let l = scan("a:\n  - |\n    b: 1\n    - c\n  - d: 2\n");
+        assert_eq!(l["a.1.d"], (5, 5));
+        assert!(!l.contains_key("a.0.b"));
+    }
+
+    #[test]
+    fn quoted_keys_and_colons_in_values() {
+        let l = scan("\"a b\": 1\nurl: http://x:80/\nc:\n  - - d: 1\n");
+        assert_eq!(l["a b"], (1, 1));
+        assert_eq!(l["url"], (2, 1));
+        assert_eq!(l["c.0.0.d"], (4, 7));
     }
 }

@@ -1,31 +1,31 @@
-//! Butane (variant `flatcar`) → Ignition translation, done in-process.
+//! Butane (variant `flatcar`) → Ignition JSON translation.
 //!
-//! Node templates are Butane; pxebuild turns them into Ignition itself so that
-//! builds stay offline, fast and deterministic. The pipeline is:
-//! `schema` (strict serde input structs) → `translate` (onto the typed
-//! `ignition-config` v3_3 structs, with `validate` checks and `data_url`
-//! encoding along the way) → `output` (version conversion, null stripping,
-//! compact JSON). `location` maps key paths back to YAML line/column.
+//! Owns the whole path from Butane YAML text to a deterministic Ignition config:
+//! structural reading with key paths (`schema`), source locations (`location`),
+//! embedding of inline/local contents as `data:` URLs (`data_url`, `local`,
+//! `trees`), the per-section translations, semantic checks (`validate`) and the
+//! final JSON rendering (`output`). Other parts of pxebuild call [`translate`].
 use std::fmt;
 use std::path::PathBuf;
 
-mod data_url;
+pub mod data_url;
+mod ignition;
+mod local;
 mod location;
-mod mount;
 mod output;
+mod passwd;
 mod resource;
 mod schema;
+mod storage;
+mod systemd;
 mod translate;
 mod trees;
 mod validate;
 
-pub use data_url::{decode as decode_data_url, encode as encode_data_url};
-
 /// How to translate.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Directory that `local`, `contents_local`, `ssh_authorized_keys_local` and
-    /// `trees` paths are relative to; they may not escape it. `None` refuses them.
+    /// Directory that `local:` references (contents, trees, units, keys) resolve against.
     pub files_dir: Option<PathBuf>,
     /// Treat warnings as errors.
     pub strict: bool,
@@ -34,24 +34,24 @@ pub struct Options {
 /// A successful translation.
 #[derive(Debug, Clone)]
 pub struct Translation {
-    /// The Ignition config, compact JSON without a trailing newline.
+    /// The Ignition config, compact JSON with sorted keys.
     pub json: String,
-    /// The Ignition spec version emitted, e.g. `3.3.0`.
+    /// The Ignition spec version emitted (`3.3.0` or `3.4.0`).
     pub spec_version: String,
-    /// Non-fatal findings (empty when `strict` was set, as they fail then).
+    /// Non-fatal findings (empty under `strict`, where they are errors).
     pub warnings: Vec<Diagnostic>,
 }
 
-/// One problem in the input, with its place in the YAML when known.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One problem found in a Butane config, with its YAML location when known.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Diagnostic {
-    /// 1-based line of the offending node.
+    /// 1-based line of the offending key, if known.
     pub line: Option<usize>,
-    /// 1-based column of the offending node.
+    /// 1-based column of the offending key, if known.
     pub column: Option<usize>,
-    /// Dotted key path, sequence indexes as numbers: `storage.files.0.path`.
+    /// Key path such as `storage.files.0.path` (empty for the whole document).
     pub path: String,
-    /// What is wrong, in lower case.
+    /// What is wrong.
     pub message: String,
 }
 
@@ -67,32 +67,41 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Translates a Butane document to Ignition JSON.
-///
-/// Errors (and, with `opts.strict`, warnings too) come back as diagnostics,
-/// sorted by position in the input.
+/// Translates Butane YAML to Ignition JSON, or returns every error found.
 pub fn translate(yaml: &str, opts: &Options) -> Result<Translation, Vec<Diagnostic>> {
-    let doc = schema::parse(yaml).map_err(|d| vec![*d])?;
-    let mut ctx = translate::Context::new(opts, doc.version);
-    let ignition = translate::config(&mut ctx, &doc.body);
-    let (errors, warnings) = ctx.finish(yaml);
-    if !errors.is_empty() {
-        return Err(errors);
+    translate::run(yaml, opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostic_display_omits_unknown_parts() {
+        let mut d = Diagnostic {
+            line: Some(12),
+            column: Some(7),
+            path: "storage.files.0.path".into(),
+            message: "path must be absolute".into(),
+        };
+        assert_eq!(
+            d.to_string(),
+            "line 12 column 7: storage.files.0.path: path must be absolute"
+        );
+        d.line = None;
+        assert_eq!(d.to_string(), "storage.files.0.path: path must be absolute");
+        d.path.clear();
+        assert_eq!(d.to_string(), "path must be absolute");
     }
-    if opts.strict && !warnings.is_empty() {
-        return Err(warnings);
+
+    #[test]
+    fn translate_minimal_configs() {
+        let opts = Options::default();
+        let tr = translate("variant: flatcar\nversion: 1.0.0\n", &opts).unwrap();
+        assert_eq!(tr.json, r#"{"ignition":{"version":"3.3.0"}}"#);
+        assert_eq!(tr.spec_version, "3.3.0");
+        let tr = translate("variant: flatcar\nversion: 1.1.0\nstorage: {}\n", &opts).unwrap();
+        assert_eq!(tr.json, r#"{"ignition":{"version":"3.4.0"}}"#);
+        assert_eq!(tr.spec_version, "3.4.0");
     }
-    let json = output::serialise(ignition, doc.version).map_err(|message| {
-        vec![Diagnostic {
-            line: None,
-            column: None,
-            path: String::new(),
-            message,
-        }]
-    })?;
-    Ok(Translation {
-        json,
-        spec_version: doc.version.ignition_version().to_string(),
-        warnings,
-    })
 }

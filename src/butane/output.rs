@@ -1,43 +1,44 @@
-//! Serialisation of the typed config: deterministic, compact JSON.
+//! Renders the typed config as deterministic Ignition JSON.
 //!
-//! The typed structs serialise absent fields as `null` and empty lists as
-//! `[]`; both are stripped (recursively, also empty objects left behind) so
-//! the output only says what the input said. Key order is the struct order
-//! of `ignition-config`, so equal input gives byte-identical output. Butane
-//! 1.1.0 output is converted into the typed v3_4 structs, a superset of
-//! v3_3, so it too is produced through typed Ignition structs.
+//! The config is built with `ignition_config::v3_3` types; for Butane 1.1.0 it
+//! is re-read into `v3_4` types (the 3.4.0 schema is a superset for everything
+//! pxebuild emits) so that 3.4.0 output also goes through the typed structs.
+//! Nulls and empty lists/maps are dropped and keys come out sorted
+//! (`serde_json::Map` is a `BTreeMap` here), so equal input gives equal bytes.
 use ignition_config::{v3_3, v3_4};
 use serde_json::Value;
 
-use super::schema::Version;
+use super::schema::Spec;
 
-pub fn serialise(config: v3_3::Config, version: Version) -> Result<String, String> {
-    let mut value =
-        serde_json::to_value(&config).map_err(|e| format!("serialising Ignition: {e}"))?;
-    if version == Version::V1_1 {
-        value["ignition"]["version"] = Value::String(version.ignition_version().to_string());
-        let typed: v3_4::Config = serde_json::from_value(value)
-            .map_err(|e| format!("converting to Ignition 3.4.0: {e}"))?;
-        value = serde_json::to_value(&typed).map_err(|e| format!("serialising Ignition: {e}"))?;
+/// Compact JSON for `config` at the Ignition version `spec` maps to.
+pub fn render(config: &v3_3::Config, spec: Spec) -> Result<String, String> {
+    let mut value = serde_json::to_value(config).map_err(|e| format!("serialising config: {e}"))?;
+    if spec == Spec::V1_1 {
+        value["ignition"]["version"] = Value::String(spec.ignition_version().into());
+        let typed: v3_4::Config = serde_json::from_value(prune(value).unwrap_or(Value::Null))
+            .map_err(|e| format!("building 3.4.0 config: {e}"))?;
+        value = serde_json::to_value(&typed).map_err(|e| format!("serialising config: {e}"))?;
     }
-    strip(&mut value);
-    serde_json::to_string(&value).map_err(|e| format!("serialising Ignition: {e}"))
+    let value = prune(value).unwrap_or_else(|| Value::Object(Default::default()));
+    serde_json::to_string(&value).map_err(|e| format!("serialising config: {e}"))
 }
 
-/// Removes nulls, empty arrays and empty objects, innermost first. Returns
-/// whether `value` itself is now empty.
-fn strip(value: &mut Value) -> bool {
-    match value {
-        Value::Null => true,
+/// Drops nulls and empty arrays/objects, bottom-up; `None` when `v` itself empties.
+pub fn prune(v: Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
         Value::Array(items) => {
-            items.retain_mut(|v| !strip(v));
-            items.is_empty()
+            let items: Vec<Value> = items.into_iter().filter_map(prune).collect();
+            (!items.is_empty()).then_some(Value::Array(items))
         }
         Value::Object(map) => {
-            map.retain(|_, v| !strip(v));
-            map.is_empty()
+            let map: serde_json::Map<String, Value> = map
+                .into_iter()
+                .filter_map(|(k, v)| prune(v).map(|v| (k, v)))
+                .collect();
+            (!map.is_empty()).then_some(Value::Object(map))
         }
-        _ => false,
+        other => Some(other),
     }
 }
 
@@ -46,10 +47,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strips_empty_values() {
-        let mut v =
-            serde_json::json!({"a": null, "b": [], "c": {"d": null}, "e": [1, null], "f": ""});
-        strip(&mut v);
-        assert_eq!(v, serde_json::json!({"e": [1], "f": ""}));
+    fn prunes_recursively_and_sorts() {
+        let v = serde_json::json!({"b": {"x": null, "y": []}, "a": [{}, 1], "c": ""});
+        assert_eq!(
+            serde_json::to_string(&prune(v).unwrap()).unwrap(),
+            r#"{"a":[1],"c":""}"#
+        );
+    }
+
+    #[test]
+    fn default_configs_render_with_version_only() {
+        let c = v3_3::Config::default();
+        assert_eq!(
+            render(&c, Spec::V1_0).unwrap(),
+            r#"{"ignition":{"version":"3.3.0"}}"#
+        );
+        assert_eq!(
+            render(&c, Spec::V1_1).unwrap(),
+            r#"{"ignition":{"version":"3.4.0"}}"#
+        );
     }
 }

@@ -1,165 +1,186 @@
-//! Content references (`inline` / `local` / `source`) → Ignition resources,
-//! and confined reading of local files.
-use std::path::{Component, Path, PathBuf};
-
-use ignition_config::v3_3 as ign;
+//! Butane resources (`source` / `inline` / `local` plus compression,
+//! verification and HTTP headers) → Ignition `Resource`.
+//!
+//! Used for file contents, `append` entries, merged/replaced configs and TLS
+//! certificate authorities, which all share this shape.
+use ignition_config::v3_3::{HttpHeadersItem, Resource, Verification};
 
 use super::data_url;
-use super::schema;
-use super::translate::Context;
-use super::validate;
+use super::local;
+use super::schema::{join, Ctx, Obj};
+use super::validate::{check_hash, check_url, Seen};
 
-/// Translates one resource at `path`. `allow_gzip` is false where Ignition
-/// has no `compression` field to undo it (e.g. CA bundles are fine, so this
-/// is only about Butane's choice). Returns `None` after reporting an error.
-pub fn resource(
-    ctx: &mut Context,
-    r: &schema::Resource,
-    path: &str,
-    allow_gzip: bool,
-) -> Option<ign::Resource> {
-    let given = [r.inline.is_some(), r.local.is_some(), r.source.is_some()];
-    match given.iter().filter(|g| **g).count() {
-        0 => {
-            ctx.error(path, "one of `inline`, `local` or `source` is required");
-            return None;
-        }
-        1 => {}
-        _ => {
-            ctx.error(
-                path,
-                "only one of `inline`, `local` and `source` may be set",
-            );
-            return None;
-        }
-    }
-    check_extras(ctx, r, path);
-    let mut out = ign::Resource {
-        compression: r.compression.clone().filter(|c| !c.is_empty()),
-        http_headers: headers(r),
-        source: r.source.clone(),
-        verification: r.verification.as_ref().map(|v| ign::Verification {
-            hash: v.hash.clone(),
-        }),
-    };
-    let data = match (&r.inline, &r.local) {
-        (Some(text), _) => text.clone().into_bytes(),
-        (_, Some(rel)) => read_local(ctx, rel, &format!("{path}.local"))?,
-        _ => return Some(out),
-    };
-    let encoded = data_url::encode(&data, allow_gzip);
-    out.source = Some(encoded.url);
-    out.compression = encoded.gzip.then(|| "gzip".to_string());
-    Some(out)
-}
+/// Keys a Butane resource may have.
+pub const KEYS: &[&str] = &[
+    "source",
+    "inline",
+    "local",
+    "compression",
+    "verification",
+    "http_headers",
+];
 
-fn headers(r: &schema::Resource) -> Option<ign::HttpHeaders> {
-    let list: Vec<_> = r
-        .http_headers
-        .iter()
-        .map(|h| ign::HttpHeadersItem {
-            name: h.name.clone(),
-            value: h.value.clone(),
-        })
+/// Translates the resource mapping at `path`.
+pub fn translate(cx: &mut Ctx, path: &str, o: Obj) -> Resource {
+    let mut r = Resource::default();
+    let set: Vec<&str> = ["source", "inline", "local"]
+        .into_iter()
+        .filter(|k| o.has(k))
         .collect();
-    (!list.is_empty()).then_some(list)
+    if set.len() > 1 {
+        cx.error(
+            path,
+            format!(
+                "only one of source, inline or local may be set (found {})",
+                set.join(" and ")
+            ),
+        );
+    }
+    r.compression = compression(cx, path, o);
+    let embedded = embedded_bytes(cx, path, o);
+    let mut scheme = None;
+    if let Some(data) = embedded {
+        // A user-declared compression means the bytes are already compressed.
+        let e = data_url::encode(&data, r.compression.is_none());
+        if e.gzip {
+            r.compression = Some("gzip".into());
+        }
+        r.source = Some(e.url);
+    } else if let Some(src) = o.str(cx, path, "source") {
+        scheme = check_url(cx, &join(path, "source"), &src);
+        r.source = Some(src);
+    }
+    r.verification = verification(cx, path, o);
+    r.http_headers = headers(cx, path, o, scheme.as_deref());
+    r
 }
 
-/// Field checks that do not depend on which content source was chosen.
-fn check_extras(ctx: &mut Context, r: &schema::Resource, path: &str) {
-    if let Some(c) = r.compression.as_deref() {
-        if !c.is_empty() && c != "gzip" {
-            ctx.error(
-                &format!("{path}.compression"),
-                "compression must be `gzip` or empty",
-            );
-        } else if r.source.is_none() {
-            ctx.error(
-                &format!("{path}.compression"),
-                "compression is only valid with `source`; inline and local contents are compressed automatically",
-            );
-        }
+/// The declared compression; an empty string means none.
+fn compression(cx: &mut Ctx, path: &str, o: Obj) -> Option<String> {
+    let c = o.str(cx, path, "compression").filter(|c| !c.is_empty())?;
+    if c != "gzip" {
+        cx.error(
+            &join(path, "compression"),
+            format!("unsupported compression \"{c}\" (only gzip)"),
+        );
     }
-    if let Some(source) = &r.source {
-        if let Err(message) = validate::source_url(source, ctx.version) {
-            ctx.error(&format!("{path}.source"), &message);
-        }
-    }
-    if let Some(hash) = r.verification.as_ref().and_then(|v| v.hash.as_deref()) {
-        if let Err(message) = validate::hash(hash) {
-            ctx.error(&format!("{path}.verification.hash"), &message);
-        }
-    }
-    validate::http_headers(ctx, r, path);
+    Some(c)
 }
 
-/// Reads `rel` below the files directory; reports and returns `None` on error.
-pub fn read_local(ctx: &mut Context, rel: &str, path: &str) -> Option<Vec<u8>> {
-    let full = local_path(ctx, rel, path)?;
-    match std::fs::read(&full) {
-        Ok(data) => Some(data),
-        Err(e) => {
-            ctx.error(path, &format!("reading {}: {e}", full.display()));
+fn verification(cx: &mut Ctx, path: &str, o: Obj) -> Option<Verification> {
+    let v = o.obj(cx, path, "verification", &["hash"])?;
+    let vpath = join(path, "verification");
+    let hash = v.str(cx, &vpath, "hash");
+    if let Some(h) = &hash {
+        check_hash(cx, &join(&vpath, "hash"), h);
+    }
+    Some(Verification { hash })
+}
+
+/// Bytes of `inline` or `local` contents, when one of them is set.
+fn embedded_bytes(cx: &mut Ctx, path: &str, o: Obj) -> Option<Vec<u8>> {
+    if let Some(text) = o.str(cx, path, "inline") {
+        return Some(text.into_bytes());
+    }
+    let rel = o.str(cx, path, "local")?;
+    match local::read(cx.files_dir.as_deref(), &rel) {
+        Ok(bytes) => Some(bytes),
+        Err(msg) => {
+            cx.error(&join(path, "local"), msg);
             None
         }
     }
 }
 
-/// Resolves `rel` inside the files directory, refusing any way out of it:
-/// absolute paths, `..` above the root, and symlinks pointing outside.
-pub fn local_path(ctx: &mut Context, rel: &str, path: &str) -> Option<PathBuf> {
-    let Some(root) = ctx.opts.files_dir.clone() else {
-        ctx.error(path, "local paths need a files directory (--files-dir)");
+fn headers(cx: &mut Ctx, path: &str, o: Obj, scheme: Option<&str>) -> Option<Vec<HttpHeadersItem>> {
+    let items = o.objs(cx, path, "http_headers", &["name", "value"]);
+    if items.is_empty() {
         return None;
-    };
-    let Some(clean) = confine(Path::new(rel)) else {
-        ctx.error(
-            path,
-            &format!("local path `{rel}` must be relative and stay inside the files directory"),
-        );
-        return None;
-    };
-    let full = root.join(clean);
-    if let (Ok(real_root), Ok(real)) = (root.canonicalize(), full.canonicalize()) {
-        if !real.starts_with(&real_root) {
-            ctx.error(
-                path,
-                &format!("local path `{rel}` leads outside the files directory through a symlink"),
-            );
-            return None;
-        }
     }
-    Some(full)
-}
-
-/// Lexically normalises a relative path; `None` if it is absolute or climbs
-/// above its starting point.
-fn confine(rel: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for part in rel.components() {
-        match part {
-            Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
+    if !matches!(scheme, Some("http") | Some("https")) {
+        cx.error(
+            &join(path, "http_headers"),
+            "http_headers are only allowed with an http or https source",
+        );
+    }
+    let mut seen = Seen::default();
+    let mut out = Vec::new();
+    for (hpath, h) in items {
+        let Some(name) = h.req_str(cx, &hpath, "name") else {
+            continue;
+        };
+        if name.is_empty() {
+            cx.error(&join(&hpath, "name"), "header name must not be empty");
         }
+        seen.add(
+            cx,
+            "header",
+            &name.to_ascii_lowercase(),
+            &join(&hpath, "name"),
+        );
+        out.push(HttpHeadersItem {
+            name,
+            value: h.str(cx, &hpath, "value"),
+        });
     }
     Some(out)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::schema::Spec;
     use super::*;
 
+    fn run(yaml: &str) -> (Resource, Vec<String>) {
+        let v: serde_norway::Value = serde_norway::from_str(yaml).unwrap();
+        let mut cx = Ctx::new(None, Spec::V1_0);
+        let o = Obj::new(&mut cx, &v, "r", KEYS).unwrap();
+        let r = translate(&mut cx, "r", o);
+        (
+            r,
+            cx.errors
+                .into_iter()
+                .map(|e| format!("{}: {}", e.path, e.message))
+                .collect(),
+        )
+    }
+
     #[test]
-    fn confine_refuses_escapes() {
-        assert_eq!(confine(Path::new("a/./b/../c")), Some(PathBuf::from("a/c")));
-        assert_eq!(confine(Path::new("../x")), None);
-        assert_eq!(confine(Path::new("a/../../x")), None);
-        assert_eq!(confine(Path::new("/etc/passwd")), None);
+    fn inline_is_compressed_only_without_a_given_compression() {
+        let long = "x".repeat(500);
+        let (r, e) = run(&format!("inline: {long}"));
+        assert!(e.is_empty());
+        assert_eq!(r.compression.as_deref(), Some("gzip"));
+        let (r, _) = run(&format!("inline: {long}\ncompression: gzip"));
+        assert_eq!(r.compression.as_deref(), Some("gzip"));
+        assert_eq!(r.source, Some(format!("data:,{long}")));
+    }
+
+    #[test]
+    fn source_keeps_url_headers_and_hash() {
+        let hash = format!("sha512-{}", "a".repeat(128));
+        let (r, e) = run(&format!(
+            "source: http://h/x\nverification: {{hash: {hash}}}\nhttp_headers: [{{name: A, value: b}}, {{name: a}}]"
+        ));
+        assert_eq!(r.source.as_deref(), Some("http://h/x"));
+        assert_eq!(r.verification.unwrap().hash, Some(hash));
+        assert_eq!(r.http_headers.unwrap().len(), 2);
+        assert_eq!(
+            e,
+            [
+                r#"r.http_headers.1.name: duplicate header "a" (first defined at r.http_headers.0.name)"#
+            ]
+        );
+    }
+
+    #[test]
+    fn two_sources_and_empty_header_names_are_errors() {
+        let (_, e) = run("inline: a\nlocal: b");
+        assert_eq!(
+            e[0],
+            "r: only one of source, inline or local may be set (found inline and local)"
+        );
+        let (_, e) = run("source: https://h/\nhttp_headers: [{name: \"\"}]");
+        assert_eq!(e, ["r.http_headers.0.name: header name must not be empty"]);
     }
 }

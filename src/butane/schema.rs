@@ -1,401 +1,337 @@
-//! The Butane input, as strict serde structs.
+//! Structural reading of the parsed YAML tree.
 //!
-//! Every struct denies unknown fields, so a misspelt key is an error carrying
-//! its YAML location (serde_norway reports line, column and key path). Only
-//! the surface the Flatcar variant supports is modelled; anything else is an
-//! unknown key. Names follow Butane's snake_case spelling.
-use std::fmt;
+//! Butane configs are read by walking `serde_norway::Value` by hand rather than
+//! deriving `Deserialize`, so that every unknown key and type mismatch is
+//! reported (all of them, not just the first) with the key path it came from.
+use std::path::PathBuf;
 
-use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
+use serde_norway::{Mapping, Value};
 
-use super::location;
-use super::Diagnostic;
-
-/// The Butane versions accepted for `variant: flatcar`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Version {
-    /// Butane flatcar 1.0.0 → Ignition 3.3.0.
+/// Butane spec versions of the `flatcar` variant that pxebuild accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Spec {
     V1_0,
-    /// Butane flatcar 1.1.0 → Ignition 3.4.0.
     V1_1,
 }
 
-impl Version {
-    /// The Ignition spec this Butane version translates to.
+impl Spec {
+    /// The Ignition spec version this Butane version translates to.
     pub fn ignition_version(self) -> &'static str {
         match self {
-            Version::V1_0 => "3.3.0",
-            Version::V1_1 => "3.4.0",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Version> {
-        match text {
-            "1.0.0" => Some(Version::V1_0),
-            "1.1.0" => Some(Version::V1_1),
-            _ => None,
+            Spec::V1_0 => "3.3.0",
+            Spec::V1_1 => "3.4.0",
         }
     }
 }
 
-/// A parsed, shape-checked Butane document.
-#[derive(Debug)]
-pub struct Document {
-    pub version: Version,
-    pub body: Config,
-}
-
-/// Only `variant` and `version`, read first so a wrong version gets a clear
-/// message rather than a confusing unknown-key error.
-#[derive(Deserialize)]
-struct Header {
-    variant: Option<serde_norway::Value>,
-    version: Option<serde_norway::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[allow(dead_code)] // checked through `Header`
-    pub variant: String,
-    #[allow(dead_code)] // checked through `Header`
-    pub version: String,
-    #[serde(default)]
-    pub ignition: Option<Ignition>,
-    #[serde(default)]
-    pub storage: Option<Storage>,
-    #[serde(default)]
-    pub systemd: Option<Systemd>,
-    #[serde(default)]
-    pub passwd: Option<Passwd>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ignition {
-    pub config: Option<IgnitionConfig>,
-    pub timeouts: Option<Timeouts>,
-    pub security: Option<Security>,
-    pub proxy: Option<Proxy>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IgnitionConfig {
-    #[serde(default)]
-    pub merge: Vec<Resource>,
-    pub replace: Option<Resource>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Timeouts {
-    pub http_response_headers: Option<i64>,
-    pub http_total: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Security {
-    pub tls: Option<Tls>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tls {
-    #[serde(default)]
-    pub certificate_authorities: Vec<Resource>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Proxy {
-    pub http_proxy: Option<String>,
-    pub https_proxy: Option<String>,
-    #[serde(default)]
-    pub no_proxy: Vec<String>,
-}
-
-/// A content reference: exactly one of `inline`, `local`, `source`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Resource {
-    pub source: Option<String>,
-    pub inline: Option<String>,
-    pub local: Option<String>,
-    pub compression: Option<String>,
-    #[serde(default)]
-    pub http_headers: Vec<HttpHeader>,
-    pub verification: Option<Verification>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpHeader {
-    pub name: String,
-    pub value: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Verification {
-    pub hash: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Storage {
-    #[serde(default)]
-    pub disks: Vec<Disk>,
-    #[serde(default)]
-    pub filesystems: Vec<Filesystem>,
-    #[serde(default)]
-    pub files: Vec<File>,
-    #[serde(default)]
-    pub directories: Vec<Directory>,
-    #[serde(default)]
-    pub links: Vec<Link>,
-    #[serde(default)]
-    pub trees: Vec<Tree>,
-}
-
-/// `user:`/`group:` of a node: by id or by name.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Owner {
-    pub id: Option<i64>,
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct File {
+/// A finding before locations are attached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Raw {
     pub path: String,
-    pub overwrite: Option<bool>,
-    pub mode: Option<Mode>,
-    pub user: Option<Owner>,
-    pub group: Option<Owner>,
-    pub contents: Option<Resource>,
-    #[serde(default)]
-    pub append: Vec<Resource>,
+    pub message: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Directory {
+/// Translation state shared by all sections: findings and options.
+pub struct Ctx {
+    pub errors: Vec<Raw>,
+    pub warnings: Vec<Raw>,
+    pub files_dir: Option<PathBuf>,
+    pub spec: Spec,
+}
+
+impl Ctx {
+    pub fn new(files_dir: Option<PathBuf>, spec: Spec) -> Self {
+        Ctx {
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            files_dir,
+            spec,
+        }
+    }
+
+    pub fn error(&mut self, path: &str, message: impl Into<String>) {
+        self.errors.push(Raw {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    pub fn warn(&mut self, path: &str, message: impl Into<String>) {
+        self.warnings.push(Raw {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Errors unless the config's version is at least `min` (e.g. `*_local` keys).
+    pub fn require_spec(&mut self, path: &str, min: Spec, what: &str) -> bool {
+        if self.spec >= min {
+            return true;
+        }
+        self.error(path, format!("{what} requires version 1.1.0 or newer"));
+        false
+    }
+}
+
+/// Appends one segment to a key path.
+pub fn join(path: &str, key: impl std::fmt::Display) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// YAML type name for messages.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// A YAML mapping whose keys have been checked against the allowed set.
+#[derive(Clone, Copy)]
+pub struct Obj<'v> {
+    map: &'v Mapping,
+}
+
+/// A value together with its key path.
+pub struct At<'v, T> {
     pub path: String,
-    pub overwrite: Option<bool>,
-    pub mode: Option<Mode>,
-    pub user: Option<Owner>,
-    pub group: Option<Owner>,
+    pub value: &'v T,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Link {
-    pub path: String,
-    pub target: String,
-    pub hard: Option<bool>,
-    pub overwrite: Option<bool>,
-    pub user: Option<Owner>,
-    pub group: Option<Owner>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tree {
-    pub local: String,
-    pub path: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Disk {
-    pub device: String,
-    pub wipe_table: Option<bool>,
-    #[serde(default)]
-    pub partitions: Vec<Partition>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Partition {
-    pub label: Option<String>,
-    pub number: Option<i64>,
-    pub size_mib: Option<i64>,
-    pub start_mib: Option<i64>,
-    pub type_guid: Option<String>,
-    pub guid: Option<String>,
-    pub wipe_partition_entry: Option<bool>,
-    pub should_exist: Option<bool>,
-    pub resize: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Filesystem {
-    pub device: String,
-    pub format: Option<String>,
-    pub path: Option<String>,
-    pub wipe_filesystem: Option<bool>,
-    pub label: Option<String>,
-    pub uuid: Option<String>,
-    #[serde(default)]
-    pub options: Vec<String>,
-    #[serde(default)]
-    pub mount_options: Vec<String>,
-    pub with_mount_unit: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Systemd {
-    #[serde(default)]
-    pub units: Vec<Unit>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Unit {
-    pub name: String,
-    pub enabled: Option<bool>,
-    pub mask: Option<bool>,
-    pub contents: Option<String>,
-    pub contents_local: Option<String>,
-    #[serde(default)]
-    pub dropins: Vec<Dropin>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Dropin {
-    pub name: String,
-    pub contents: Option<String>,
-    pub contents_local: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Passwd {
-    #[serde(default)]
-    pub users: Vec<User>,
-    #[serde(default)]
-    pub groups: Vec<Group>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct User {
-    pub name: String,
-    pub password_hash: Option<String>,
-    #[serde(default)]
-    pub ssh_authorized_keys: Vec<String>,
-    #[serde(default)]
-    pub ssh_authorized_keys_local: Vec<String>,
-    pub uid: Option<i64>,
-    pub gecos: Option<String>,
-    pub home_dir: Option<String>,
-    pub no_create_home: Option<bool>,
-    pub primary_group: Option<String>,
-    #[serde(default)]
-    pub groups: Vec<String>,
-    pub no_user_group: Option<bool>,
-    pub no_log_init: Option<bool>,
-    pub shell: Option<String>,
-    pub system: Option<bool>,
-    pub should_exist: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Group {
-    pub name: String,
-    pub gid: Option<i64>,
-    pub password_hash: Option<String>,
-    pub system: Option<bool>,
-    pub should_exist: Option<bool>,
-}
-
-/// A file mode. YAML `0644` (leading zero, YAML 1.1 style) and `0o644` are
-/// octal; `420` is decimal. Range checks happen in `validate`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mode(pub i64);
-
-impl<'de> Deserialize<'de> for Mode {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
-        d.deserialize_any(ModeVisitor)
-    }
-}
-
-struct ModeVisitor;
-
-impl Visitor<'_> for ModeVisitor {
-    type Value = Mode;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a file mode such as 0644 (octal) or 420 (decimal)")
+impl<'v> Obj<'v> {
+    /// Reads `v` as a mapping allowing only `allowed` keys; `null` counts as absent.
+    pub fn new(cx: &mut Ctx, v: &'v Value, path: &str, allowed: &[&str]) -> Option<Obj<'v>> {
+        let map = match v {
+            Value::Null => return None,
+            Value::Mapping(m) => m,
+            other => {
+                cx.error(
+                    path,
+                    format!("expected a mapping, found {}", type_name(other)),
+                );
+                return None;
+            }
+        };
+        for key in map.keys() {
+            match key.as_str() {
+                Some(k) if allowed.contains(&k) => {}
+                Some(k) => cx.error(&join(path, k), format!("unknown key \"{k}\"")),
+                None => cx.error(
+                    path,
+                    format!("keys must be strings, found {}", type_name(key)),
+                ),
+            }
+        }
+        Some(Obj { map })
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Mode, E> {
-        i64::try_from(v)
-            .map(Mode)
-            .map_err(|_| E::custom(format!("mode {v} is too large")))
+    /// The value of `key`, `None` when absent or null.
+    pub fn raw(&self, key: &str) -> Option<&'v Value> {
+        self.map.get(key).filter(|v| !v.is_null())
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Mode, E> {
-        Ok(Mode(v))
+    pub fn has(&self, key: &str) -> bool {
+        self.raw(key).is_some()
     }
 
-    /// serde_norway follows YAML 1.2 and hands `0644` over as a string; Butane
-    /// (and every Flatcar example) means octal by it.
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Mode, E> {
-        let octal = v.strip_prefix('0').filter(|rest| !rest.is_empty());
-        match octal.map(|digits| i64::from_str_radix(digits, 8)) {
-            Some(Ok(mode)) => Ok(Mode(mode)),
-            _ => Err(E::custom(format!(
-                "invalid mode `{v}`: expected an octal number with a leading 0 (0644) or a decimal number (420)"
-            ))),
+    pub fn str(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<String> {
+        match self.raw(key)? {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                cx.error(
+                    &join(path, key),
+                    format!("expected a string, found {}", type_name(other)),
+                );
+                None
+            }
         }
     }
-}
 
-/// Parses and shape-checks a document; the first problem found is returned.
-pub fn parse(yaml: &str) -> Result<Document, Box<Diagnostic>> {
-    let header: Header = serde_norway::from_str(yaml).map_err(|e| location::from_yaml_error(&e))?;
-    let version = check_header(yaml, &header)?;
-    let body: Config = serde_norway::from_str(yaml).map_err(|e| location::from_yaml_error(&e))?;
-    Ok(Document { version, body })
-}
-
-fn check_header(yaml: &str, header: &Header) -> Result<Version, Box<Diagnostic>> {
-    let fail = |key: &str, message: String| Box::new(location::diagnostic(yaml, key, message));
-    let variant = header.variant.as_ref().and_then(|v| v.as_str());
-    match variant {
-        None => {
-            return Err(fail(
-                "variant",
-                "missing `variant`: expected `flatcar`".into(),
-            ))
+    /// Like [`Obj::str`] but reports a missing key.
+    pub fn req_str(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<String> {
+        if !self.has(key) {
+            cx.error(&join(path, key), format!("missing required key \"{key}\""));
+            return None;
         }
-        Some("flatcar") => {}
-        Some(other) => {
-            return Err(fail(
-                "variant",
-                format!("unsupported variant `{other}`: only `flatcar` is supported"),
-            ))
+        self.str(cx, path, key)
+    }
+
+    pub fn bool(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<bool> {
+        match self.raw(key)? {
+            Value::Bool(b) => Some(*b),
+            other => {
+                cx.error(
+                    &join(path, key),
+                    format!("expected a boolean, found {}", type_name(other)),
+                );
+                None
+            }
         }
     }
-    let text = header.version.as_ref().and_then(|v| v.as_str());
-    match text.map(|t| (t, Version::parse(t))) {
-        Some((_, Some(version))) => Ok(version),
-        Some((t, None)) => Err(fail(
-            "version",
-            format!("unsupported version `{t}` for variant flatcar: supported are 1.0.0 (Ignition 3.3.0) and 1.1.0 (Ignition 3.4.0)"),
-        )),
-        None => Err(fail(
-            "version",
-            "missing `version`: expected 1.0.0 or 1.1.0 (as a string)".into(),
-        )),
+
+    pub fn int(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<i64> {
+        match self.raw(key)? {
+            Value::Number(n) if n.as_i64().is_some() => n.as_i64(),
+            other => {
+                cx.error(
+                    &join(path, key),
+                    format!("expected an integer, found {}", type_name(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// The items of a list-valued key with their paths (empty when absent).
+    pub fn list(&self, cx: &mut Ctx, path: &str, key: &str) -> Vec<At<'v, Value>> {
+        let Some(v) = self.raw(key) else {
+            return Vec::new();
+        };
+        let here = join(path, key);
+        match v {
+            Value::Sequence(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, value)| At {
+                    path: join(&here, i),
+                    value,
+                })
+                .collect(),
+            other => {
+                cx.error(
+                    &here,
+                    format!("expected a list, found {}", type_name(other)),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// A list of strings; `None` when absent or when any item is not a string.
+    pub fn strings(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<Vec<String>> {
+        let items = self.list(cx, path, key);
+        if items.is_empty() {
+            return None;
+        }
+        let mut out = Vec::new();
+        for item in items {
+            match item.value {
+                Value::String(s) => out.push(s.clone()),
+                other => cx.error(
+                    &item.path,
+                    format!("expected a string, found {}", type_name(other)),
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    /// A nested mapping.
+    pub fn obj(&self, cx: &mut Ctx, path: &str, key: &str, allowed: &[&str]) -> Option<Obj<'v>> {
+        Obj::new(cx, self.raw(key)?, &join(path, key), allowed)
+    }
+
+    /// A list of mappings, each with its path.
+    pub fn objs(
+        &self,
+        cx: &mut Ctx,
+        path: &str,
+        key: &str,
+        allowed: &[&str],
+    ) -> Vec<(String, Obj<'v>)> {
+        let mut out = Vec::new();
+        for item in self.list(cx, path, key) {
+            if item.value.is_null() {
+                cx.error(&item.path, "expected a mapping, found null");
+            } else if let Some(o) = Obj::new(cx, item.value, &item.path, allowed) {
+                out.push((item.path, o));
+            }
+        }
+        out
+    }
+
+    /// A file mode: a YAML integer, or an octal literal such as `0644` / `0o644`
+    /// (YAML 1.2 parsers read a leading-zero literal as a string; Butane, like
+    /// YAML 1.1, reads it as octal).
+    pub fn mode(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<i64> {
+        let here = join(path, key);
+        let mode = match self.raw(key)? {
+            Value::Number(n) if n.as_i64().is_some() => n.as_i64()?,
+            Value::String(s) => match parse_octal(s) {
+                Some(m) => m,
+                None => {
+                    cx.error(&here, format!("invalid mode \"{s}\": expected an integer or an octal literal like 0644"));
+                    return None;
+                }
+            },
+            other => {
+                cx.error(
+                    &here,
+                    format!("expected an integer, found {}", type_name(other)),
+                );
+                return None;
+            }
+        };
+        crate::butane::validate::check_mode(cx, &here, mode);
+        Some(mode)
+    }
+}
+
+/// Parses `0644` or `0o644`; `None` for anything else.
+fn parse_octal(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix("0o").or_else(|| s.strip_prefix('0'))?;
+    if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    i64::from_str_radix(digits, 8).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cx() -> Ctx {
+        Ctx::new(None, Spec::V1_0)
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_reported_with_paths() {
+        let v: Value = serde_norway::from_str("a: 1\nb: x\nc: [1]").unwrap();
+        let mut cx = cx();
+        let o = Obj::new(&mut cx, &v, "top", &["a", "c"]).unwrap();
+        assert_eq!(o.str(&mut cx, "top", "a"), None);
+        assert_eq!(o.strings(&mut cx, "top", "c"), Some(vec![]));
+        let paths: Vec<_> = cx.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["top.b", "top.a", "top.c.0"]);
+        assert_eq!(cx.errors[0].message, "unknown key \"b\"");
+    }
+
+    #[test]
+    fn octal_literals_parse() {
+        assert_eq!(parse_octal("0644"), Some(0o644));
+        assert_eq!(parse_octal("0o755"), Some(0o755));
+        assert_eq!(parse_octal("0"), None);
+        assert_eq!(parse_octal("0648"), None);
+        assert_eq!(parse_octal("644"), None);
+    }
+
+    #[test]
+    fn mode_reads_octal_strings_and_integers() {
+        let v: Value = serde_norway::from_str("a: 0644\nb: 420\nc: 0o755").unwrap();
+        let mut cx = cx();
+        let o = Obj::new(&mut cx, &v, "", &["a", "b", "c"]).unwrap();
+        assert_eq!(o.mode(&mut cx, "", "a"), Some(0o644));
+        assert_eq!(o.mode(&mut cx, "", "b"), Some(0o644));
+        assert_eq!(o.mode(&mut cx, "", "c"), Some(0o755));
+        assert!(cx.errors.is_empty() && cx.warnings.is_empty());
     }
 }

@@ -1,104 +1,129 @@
-//! `pxebuild butane`: translate one Butane (Flatcar variant) document to
-//! Ignition JSON, like the upstream `butane` tool, so operators can check
-//! their own snippets with exactly the translator the build uses.
+//! `pxebuild butane`: translate one Butane (variant `flatcar`) config to
+//! Ignition JSON, like the upstream `butane` tool but built in.
 //!
-//! Errors are printed one per line as `FILE: line L column C: key.path: …`
-//! and fail as bad input (exit 2); warnings are printed as `warning: …` and
-//! fail the same way with `--strict`.
+//! Errors are printed one per line as `<file>:<line>:<col>: error: <path>:
+//! <message>` and make the command fail as bad input (exit 2).
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::butane::{self, Options};
+use crate::butane::{self, Diagnostic, Options};
 use crate::cli::Global;
 use crate::error::BadInput;
-use crate::fsutil;
 
 /// Arguments of `pxebuild butane`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The Butane file to translate; standard input when omitted or `-`.
+    /// The Butane config to translate; standard input when omitted or `-`.
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Directory that `local`, `contents_local`, `ssh_authorized_keys_local` and
-    /// `trees` paths are relative to (they may not leave it).
-    #[arg(short = 'd', long, value_name = "DIR")]
+    /// Directory that `local:` references (file contents, trees, unit
+    /// contents, SSH keys) are resolved against; they may not leave it.
+    #[arg(long, short = 'd', value_name = "DIR")]
     pub files_dir: Option<PathBuf>,
-    /// Fail (exit 2) on warnings too.
-    #[arg(short, long)]
+    /// Treat warnings as errors.
+    #[arg(long)]
     pub strict: bool,
     /// Write the Ignition JSON to this file instead of standard output.
-    #[arg(short, long, value_name = "OUT")]
+    #[arg(long, short = 'o', value_name = "OUT")]
     pub output: Option<PathBuf>,
-    /// Indent the JSON output (the default is compact, like the build uses).
-    #[arg(short, long)]
+    /// Indent the JSON for reading (the default is compact).
+    #[arg(long, short = 'p')]
     pub pretty: bool,
 }
 
 pub fn run(_global: &Global, args: Args) -> anyhow::Result<()> {
-    let (name, yaml) = read_input(args.file.as_ref())?;
+    let (name, yaml) = read_input(args.file.as_deref())?;
     let opts = Options {
         files_dir: args.files_dir.clone(),
         strict: args.strict,
     };
-    let translation = match butane::translate(&yaml, &opts) {
-        Ok(t) => t,
-        Err(diagnostics) => {
-            for d in &diagnostics {
-                eprintln!("{name}: {d}");
+    let tr = match butane::translate(&yaml, &opts) {
+        Ok(tr) => tr,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{}", format_diag(&name, "error", d));
             }
-            let noun = if diagnostics.len() == 1 {
-                "problem"
-            } else {
-                "problems"
-            };
             return Err(BadInput::new(format!(
-                "{name}: {} {noun} in the Butane config",
-                diagnostics.len()
+                "{name}: {} error(s) in the Butane config",
+                diags.len()
             )));
         }
     };
-    for w in &translation.warnings {
-        crate::warn!("{name}: {w}");
+    for w in &tr.warnings {
+        eprintln!("{}", format_diag(&name, "warning", w));
     }
-    let text = render(&translation.json, args.pretty)?;
+    let mut json = if args.pretty {
+        let v: serde_json::Value =
+            serde_json::from_str(&tr.json).context("re-reading the generated JSON")?;
+        serde_json::to_string_pretty(&v).context("formatting JSON")?
+    } else {
+        tr.json
+    };
+    json.push('\n');
     match &args.output {
-        Some(path) => fsutil::atomic_write(path, text.as_bytes(), 0o644)
-            .with_context(|| format!("writing {}", path.display()))?,
-        None => print!("{text}"),
+        Some(out) => crate::fsutil::atomic_write(out, json.as_bytes(), 0o644)
+            .with_context(|| format!("writing {}", out.display()))?,
+        None => print!("{json}"),
     }
     Ok(())
 }
 
-/// The JSON text to emit, newline-terminated.
-fn render(json: &str, pretty: bool) -> anyhow::Result<String> {
-    let mut text = if pretty {
-        let value: serde_json::Value =
-            serde_json::from_str(json).context("re-reading the Ignition JSON")?;
-        serde_json::to_string_pretty(&value).context("formatting the Ignition JSON")?
-    } else {
-        json.to_string()
-    };
-    text.push('\n');
-    Ok(text)
-}
-
-/// The input's display name and text.
-fn read_input(file: Option<&PathBuf>) -> anyhow::Result<(String, String)> {
+fn read_input(file: Option<&std::path::Path>) -> anyhow::Result<(String, String)> {
     match file.filter(|f| f.as_os_str() != "-") {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("reading {}", f.display()))
                 .map_err(|e| BadInput::new(format!("{e:#}")))?;
-            Ok((path.display().to_string(), text))
+            Ok((f.display().to_string(), text))
         }
         None => {
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)
-                .context("reading standard input")?;
-            Ok(("<stdin>".to_string(), text))
+                .context("reading the Butane config from standard input")?;
+            Ok(("<stdin>".into(), text))
         }
+    }
+}
+
+/// `<file>:<line>:<col>: <level>: <path>: <message>`; the location and path
+/// parts are left out when unknown.
+pub fn format_diag(name: &str, level: &str, d: &Diagnostic) -> String {
+    let loc = match (d.line, d.column) {
+        (Some(l), Some(c)) => format!("{name}:{l}:{c}"),
+        _ => name.to_string(),
+    };
+    let path = if d.path.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", d.path)
+    };
+    format!("{loc}: {level}: {path}{}", d.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostics_format_with_and_without_location() {
+        let mut d = Diagnostic {
+            line: Some(3),
+            column: Some(7),
+            path: "storage.files.0.path".into(),
+            message: "path must be absolute".into(),
+        };
+        assert_eq!(
+            format_diag("x.bu", "error", &d),
+            "x.bu:3:7: error: storage.files.0.path: path must be absolute"
+        );
+        d.line = None;
+        d.path.clear();
+        assert_eq!(
+            format_diag("x.bu", "warning", &d),
+            "x.bu: warning: path must be absolute"
+        );
     }
 }

@@ -1,3 +1,4 @@
+mod butane;
 mod cluster_boot;
 mod cluster_build;
 mod cluster_common;

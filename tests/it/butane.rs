@@ -1,0 +1,503 @@
+//! `pxebuild butane`: Butane (flatcar) → Ignition, checked against exact
+//! expected JSON and the real `ignition-validate`.
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use pxebuild::butane::{data_url, translate, Options};
+
+use crate::harness::repo_root;
+
+fn fixtures() -> PathBuf {
+    repo_root().join("tests/fixtures/butane")
+}
+
+fn opts(files_dir: Option<&Path>, strict: bool) -> Options {
+    Options {
+        files_dir: files_dir.map(Path::to_path_buf),
+        strict,
+    }
+}
+
+/// Runs the real `ignition-validate` (required: the test fails without it).
+/// Debian's build accepts 3.4.0 only under its experimental name, so 3.4.0
+/// output is validated as `3.4.0-experimental`.
+fn ignition_validate(json: &str) {
+    let json = json.replace(r#""version":"3.4.0""#, r#""version":"3.4.0-experimental""#);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.ign");
+    std::fs::write(&file, &json).unwrap();
+    let out = Command::new("/usr/bin/ignition-validate")
+        .arg(&file)
+        .output()
+        .expect("running /usr/bin/ignition-validate (it must be installed)");
+    assert!(
+        out.status.success(),
+        "ignition-validate rejected {json}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_case_translates_to_its_expected_json_and_validates() {
+    let mut seen = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(fixtures().join("cases"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for bu in entries
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "bu"))
+    {
+        let yaml = std::fs::read_to_string(bu).unwrap();
+        let want = std::fs::read_to_string(bu.with_extension("ign")).unwrap();
+        let tr = translate(&yaml, &opts(Some(&fixtures().join("files")), true))
+            .unwrap_or_else(|e| panic!("{}: {e:?}", bu.display()));
+        assert_eq!(tr.json, want.trim_end(), "{}", bu.display());
+        assert!(
+            tr.warnings.is_empty(),
+            "{}: {:?}",
+            bu.display(),
+            tr.warnings
+        );
+        let version = if yaml.contains("version: 1.1.0") {
+            "3.4.0"
+        } else {
+            "3.3.0"
+        };
+        assert_eq!(tr.spec_version, version);
+        ignition_validate(&tr.json);
+        seen += 1;
+    }
+    assert_eq!(seen, 8, "number of cases");
+}
+
+const HEAD: &str = "variant: flatcar\nversion: 1.0.0\n";
+
+/// (name, YAML after the 2-line header, expected diagnostics as displayed).
+const ERRORS: &[(&str, &str, &[&str])] = &[
+    ("unknown key", "storage:\n  filez: []\n", &[r#"line 4 column 3: storage.filez: unknown key "filez""#]),
+    (
+        "wrong types",
+        "storage:\n  files:\n    - path: /a\n      overwrite: yes\n      mode: abc\n      user: core\n",
+        &[
+            "line 6 column 7: storage.files.0.overwrite: expected a boolean, found a string",
+            r#"line 7 column 7: storage.files.0.mode: invalid mode "abc": expected an integer or an octal literal like 0644"#,
+            "line 8 column 7: storage.files.0.user: expected a mapping, found a string",
+        ],
+    ),
+    (
+        "relative paths",
+        "storage:\n  files:\n    - path: etc/a\n  links:\n    - path: /l\n      target: x\n      hard: true\n",
+        &[
+            r#"line 5 column 7: storage.files.0.path: path must be absolute, got "etc/a""#,
+            r#"line 8 column 7: storage.links.0.target: path must be absolute, got "x""#,
+        ],
+    ),
+    (
+        "duplicate paths across files, directories and links",
+        "storage:\n  files:\n    - path: /a\n  directories:\n    - path: /a\n  links:\n    - path: /a\n      target: /b\n",
+        &[
+            r#"line 7 column 7: storage.directories.0.path: duplicate path "/a" (first defined at storage.files.0.path)"#,
+            r#"line 9 column 7: storage.links.0.path: duplicate path "/a" (first defined at storage.files.0.path)"#,
+        ],
+    ),
+    (
+        "duplicate units and dropins",
+        "systemd:\n  units:\n    - name: a.service\n      dropins:\n        - name: x.conf\n        - name: x.conf\n    - name: a.service\n",
+        &[
+            r#"line 8 column 11: systemd.units.0.dropins.1.name: duplicate dropin "x.conf" (first defined at systemd.units.0.dropins.0.name)"#,
+            r#"line 9 column 7: systemd.units.1.name: duplicate unit "a.service" (first defined at systemd.units.0.name)"#,
+        ],
+    ),
+    (
+        "unit and dropin names",
+        "systemd:\n  units:\n    - name: a.conf\n      dropins:\n        - name: x.service\n",
+        &[
+            r#"line 5 column 7: systemd.units.0.name: invalid unit name "a.conf": must end in one of .service .socket .timer .mount .target .path .slice .scope .automount .swap .device"#,
+            r#"line 7 column 11: systemd.units.0.dropins.0.name: invalid dropin name "x.service": must end in .conf"#,
+        ],
+    ),
+    (
+        "mode out of range",
+        "storage:\n  directories:\n    - path: /d\n      mode: 0o17777\n",
+        &["line 6 column 7: storage.directories.0.mode: mode 8191 is out of range (at most 0o7777 = 4095)"],
+    ),
+    (
+        "bad hash",
+        "storage:\n  files:\n    - path: /a\n      contents:\n        source: https://x/a\n        verification:\n          hash: sha256-abc\n",
+        &[r#"line 9 column 11: storage.files.0.contents.verification.hash: invalid hash "sha256-abc": expected sha512-<128 hex digits> or sha256-<64 hex digits>"#],
+    ),
+    (
+        "two content sources",
+        "storage:\n  files:\n    - path: /a\n      contents:\n        inline: x\n        source: https://x/a\n",
+        &["line 6 column 7: storage.files.0.contents: only one of source, inline or local may be set (found source and inline)"],
+    ),
+    (
+        "local without a files directory",
+        "storage:\n  files:\n    - path: /a\n      contents:\n        local: motd.txt\n",
+        &["line 7 column 9: storage.files.0.contents.local: local file references need a files directory (--files-dir)"],
+    ),
+    (
+        "contents_local needs 1.1.0",
+        "systemd:\n  units:\n    - name: a.service\n      contents_local: local.service\n",
+        &["line 6 column 7: systemd.units.0.contents_local: contents_local requires version 1.1.0 or newer"],
+    ),
+    (
+        "ssh_authorized_keys_local needs 1.1.0",
+        "passwd:\n  users:\n    - name: core\n      ssh_authorized_keys_local: [keys.pub]\n",
+        &["line 6 column 7: passwd.users.0.ssh_authorized_keys_local: ssh_authorized_keys_local requires version 1.1.0 or newer"],
+    ),
+    (
+        "missing path",
+        "storage:\n  files:\n    - mode: 0644\n",
+        &[r#"line 5 column 5: storage.files.0.path: missing required key "path""#],
+    ),
+    (
+        "http headers with a tftp source",
+        "storage:\n  files:\n    - path: /a\n      contents:\n        source: tftp://h/a\n        http_headers:\n          - name: A\n",
+        &["line 8 column 9: storage.files.0.contents.http_headers: http_headers are only allowed with an http or https source"],
+    ),
+    (
+        "unsupported URL scheme",
+        "ignition:\n  config:\n    replace:\n      source: ftp://h/a\n",
+        &[r#"line 6 column 7: ignition.config.replace.source: unsupported or missing URL scheme in "ftp://h/a" (use http, https, tftp, s3, gs or data)"#],
+    ),
+    (
+        "luks is not supported",
+        "storage:\n  luks:\n    - name: root\n",
+        &["line 4 column 3: storage.luks: not supported by pxebuild (see docs/butane.md)"],
+    ),
+    (
+        "mount unit without a path",
+        "storage:\n  filesystems:\n    - device: /dev/sda1\n      format: ext4\n      with_mount_unit: true\n",
+        &["line 7 column 7: storage.filesystems.0.with_mount_unit: with_mount_unit requires path"],
+    ),
+    (
+        "both id and name",
+        "storage:\n  files:\n    - path: /a\n      user: {id: 1, name: core}\n",
+        &["line 6 column 7: storage.files.0.user: set only one of id and name"],
+    ),
+    (
+        "unsupported compression",
+        "storage:\n  files:\n    - path: /a\n      contents:\n        source: https://x/a\n        compression: xz\n",
+        &[r#"line 8 column 9: storage.files.0.contents.compression: unsupported compression "xz" (only gzip)"#],
+    ),
+    (
+        "overwrite without a source",
+        "storage:\n  files:\n    - path: /a\n      overwrite: true\n",
+        &["line 6 column 7: storage.files.0.overwrite: overwrite must be false when contents has no source"],
+    ),
+    (
+        "filesystem path without a format",
+        "storage:\n  filesystems:\n    - device: /dev/sda1\n      path: /x\n",
+        &["line 5 column 5: storage.filesystems.0.format: format is required when path, label, uuid, wipe_filesystem, options or mount_options is set"],
+    ),
+    (
+        "file below a link",
+        "storage:\n  links:\n    - path: /etc/a\n      target: /x\n  files:\n    - path: /etc/a/b\n",
+        &[r#"line 8 column 7: storage.files.0.path: "/etc/a/b" is below the link "/etc/a""#],
+    ),
+    (
+        "enabled unit without an install section (strict)",
+        "systemd:\n  units:\n    - name: a.service\n      enabled: true\n      contents: |\n        [Service]\n        ExecStart=/bin/true\n",
+        &["line 6 column 7: systemd.units.0.enabled: the unit is enabled but has no [Install] section, so enabling it does nothing"],
+    ),
+    (
+        "invalid yaml",
+        "storage:\n  files: [\n    - path: /a\n",
+        &["line 5 column 5: invalid YAML: did not find expected node content"],
+    ),
+];
+
+fn diagnostics(yaml: &str, o: &Options) -> Vec<String> {
+    match translate(yaml, o) {
+        Ok(tr) => panic!("expected errors, got {}", tr.json),
+        Err(diags) => diags.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn every_error_case_reports_message_path_and_location() {
+    for (name, body, want) in ERRORS {
+        let got = diagnostics(&format!("{HEAD}{body}"), &opts(None, true));
+        assert_eq!(got, *want, "case: {name}");
+    }
+}
+
+#[test]
+fn variant_and_version_are_checked_first() {
+    let o = opts(None, false);
+    assert_eq!(
+        diagnostics("variant: fcos\nversion: 1.4.0\n", &o),
+        [
+            r#"line 1 column 1: variant: unsupported variant "fcos": pxebuild translates only variant flatcar"#
+        ]
+    );
+    assert_eq!(
+        diagnostics("variant: flatcar\nversion: 2.0.0\n", &o),
+        [
+            r#"line 2 column 1: version: unsupported version "2.0.0" of variant flatcar (supported: 1.0.0, 1.1.0)"#
+        ]
+    );
+    assert_eq!(
+        diagnostics("", &o),
+        ["the config is empty: expected variant and version"]
+    );
+    assert_eq!(
+        diagnostics("variant: flatcar\n", &o),
+        [r#"version: missing required key "version""#]
+    );
+}
+
+#[test]
+fn local_paths_may_not_escape_the_files_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = tmp.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(tmp.path().join("secret"), "s").unwrap();
+    std::os::unix::fs::symlink("../secret", files.join("sneaky")).unwrap();
+    let o = opts(Some(&files), false);
+    let yaml = |local: &str| {
+        format!(
+            "{HEAD}storage:\n  files:\n    - path: /a\n      contents:\n        local: {local}\n"
+        )
+    };
+    assert_eq!(
+        diagnostics(&yaml("../secret"), &o),
+        [
+            r#"line 7 column 9: storage.files.0.contents.local: local path "../secret" escapes the files directory"#
+        ]
+    );
+    assert_eq!(
+        diagnostics(&yaml("sneaky"), &o),
+        [
+            r#"line 7 column 9: storage.files.0.contents.local: local path "sneaky" leaves the files directory through a symlink"#
+        ]
+    );
+}
+
+#[test]
+fn decimal_mode_is_a_warning_and_an_error_when_strict() {
+    let yaml = format!("{HEAD}storage:\n  files:\n    - path: /a\n      mode: 644\n");
+    let want =
+        "line 6 column 7: storage.files.0.mode: mode 644 is decimal (0o1204); did you mean 0644?";
+    let tr = translate(&yaml, &opts(None, false)).unwrap();
+    let warnings: Vec<String> = tr.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings, [want]);
+    assert_eq!(
+        tr.json,
+        r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"mode":644,"path":"/a"}]}}"#
+    );
+    ignition_validate(&tr.json);
+    assert_eq!(diagnostics(&yaml, &opts(None, true)), [want]);
+}
+
+#[test]
+fn trees_embed_files_with_modes_and_symlinks_as_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::create_dir_all(tree.join("etc/app")).unwrap();
+    std::fs::write(tree.join("bin/tool"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(
+        tree.join("bin/tool"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    std::fs::write(tree.join("etc/app/conf"), "a=1\n").unwrap();
+    std::fs::set_permissions(
+        tree.join("etc/app/conf"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("app/conf", tree.join("etc/current")).unwrap();
+    let yaml = format!(
+        "{HEAD}storage:\n  trees:\n    - local: tree\n      path: /opt/x\n    - local: tree/etc\n"
+    );
+    let tr = translate(&yaml, &opts(Some(tmp.path()), true)).unwrap();
+    let want = concat!(
+        r#"{"ignition":{"version":"3.3.0"},"storage":{"files":["#,
+        r#"{"contents":{"source":"data:,%23%21/bin/sh%0Aecho%20hi%0A"},"mode":493,"path":"/opt/x/bin/tool"},"#,
+        r#"{"contents":{"source":"data:,a%3D1%0A"},"mode":420,"path":"/opt/x/etc/app/conf"},"#,
+        r#"{"contents":{"source":"data:,a%3D1%0A"},"mode":420,"path":"/app/conf"}],"#,
+        r#""links":[{"path":"/opt/x/etc/current","target":"app/conf"},{"path":"/current","target":"app/conf"}]}}"#
+    );
+    assert_eq!(tr.json, want);
+    ignition_validate(&tr.json);
+
+    // A tree whose files collide with an explicit file is a duplicate path.
+    let clash = format!(
+        "{HEAD}storage:\n  files:\n    - path: /app/conf\n  trees:\n    - local: tree/etc\n"
+    );
+    assert_eq!(
+        diagnostics(&clash, &opts(Some(tmp.path()), false)),
+        [
+            r#"line 7 column 5: storage.trees.0: duplicate path "/app/conf" (first defined at storage.files.0.path)"#
+        ]
+    );
+}
+
+#[test]
+fn output_is_deterministic() {
+    let yaml = std::fs::read_to_string(fixtures().join("cases/files.bu")).unwrap();
+    let o = opts(Some(&fixtures().join("files")), false);
+    assert_eq!(
+        translate(&yaml, &o).unwrap().json,
+        translate(&yaml, &o).unwrap().json
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Local contents of any bytes come back exactly from the emitted data URL.
+    #[test]
+    fn local_contents_round_trip(
+        data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024),
+        repeat in 1usize..6,
+    ) {
+        let data: Vec<u8> = data.iter().copied().cycle().take(data.len() * repeat).collect();
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("blob"), &data).unwrap();
+        let yaml = format!("{HEAD}storage:\n  files:\n    - path: /blob\n      contents:\n        local: blob\n");
+        let tr = translate(&yaml, &opts(Some(tmp.path()), true)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&tr.json).unwrap();
+        let contents = &v["storage"]["files"][0]["contents"];
+        let mut got = data_url::decode(contents["source"].as_str().unwrap()).unwrap();
+        if contents["compression"] == "gzip" {
+            got = data_url::gunzip(&got).unwrap();
+        } else {
+            proptest::prop_assert!(contents.get("compression").is_none());
+        }
+        proptest::prop_assert_eq!(got, data);
+    }
+}
+
+// ---- the real binary -------------------------------------------------------
+
+fn pxebuild(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .arg("butane")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting pxebuild");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+const SMALL: &str = "variant: flatcar\nversion: 1.0.0\nstorage:\n  files:\n    - path: /etc/hostname\n      mode: 0644\n      contents:\n        inline: n1\n";
+const SMALL_JSON: &str = r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"contents":{"source":"data:,n1"},"mode":420,"path":"/etc/hostname"}]}}"#;
+
+#[test]
+fn cli_translates_stdin_to_stdout() {
+    let out = pxebuild(&[], Some(SMALL));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{SMALL_JSON}\n")
+    );
+}
+
+#[test]
+fn cli_translates_a_file_to_an_output_file_and_pretty_prints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("node.bu");
+    let output = tmp.path().join("node.ign");
+    std::fs::write(&input, SMALL).unwrap();
+    let out = pxebuild(
+        &[input.to_str().unwrap(), "-o", output.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        format!("{SMALL_JSON}\n")
+    );
+    ignition_validate(SMALL_JSON);
+
+    let pretty = pxebuild(&["--pretty", input.to_str().unwrap()], None);
+    let text = String::from_utf8(pretty.stdout).unwrap();
+    assert!(text.starts_with("{\n  \"ignition\": {\n"), "{text}");
+    let reparsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        reparsed,
+        serde_json::from_str::<serde_json::Value>(SMALL_JSON).unwrap()
+    );
+}
+
+#[test]
+fn cli_uses_files_dir_for_local_contents() {
+    let files = fixtures().join("files");
+    let yaml = std::fs::read_to_string(fixtures().join("cases/v1_1.bu")).unwrap();
+    let out = pxebuild(&["--files-dir", files.to_str().unwrap()], Some(&yaml));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = std::fs::read_to_string(fixtures().join("cases/v1_1.ign")).unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), want);
+}
+
+#[test]
+fn cli_reports_errors_one_per_line_in_line_order_and_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("bad.bu");
+    std::fs::write(
+        &input,
+        format!("{HEAD}storage:\n  files:\n    - path: a\n      bogus: 1\n"),
+    )
+    .unwrap();
+    let out = pxebuild(&[input.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let name = input.display();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        format!(
+            "{name}:5:7: error: storage.files.0.path: path must be absolute, got \"a\"\n\
+             {name}:6:7: error: storage.files.0.bogus: unknown key \"bogus\"\n\
+             error: {name}: 2 error(s) in the Butane config\n"
+        )
+    );
+}
+
+#[test]
+fn cli_prints_warnings_and_strict_turns_them_into_errors() {
+    let yaml = format!("{HEAD}storage:\n  directories:\n    - path: /d\n      mode: 755\n");
+    let out = pxebuild(&[], Some(&yaml));
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "<stdin>:6:7: warning: storage.directories.0.mode: mode 755 is decimal (0o1363); did you mean 0755?\n"
+    );
+    let strict = pxebuild(&["--strict"], Some(&yaml));
+    assert_eq!(strict.status.code(), Some(2));
+    assert!(String::from_utf8(strict.stderr)
+        .unwrap()
+        .starts_with("<stdin>:6:7: error: storage.directories.0.mode:"));
+}
+
+#[test]
+fn cli_missing_input_file_is_bad_input() {
+    let out = pxebuild(&["/nonexistent/x.bu"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reading /nonexistent/x.bu"));
+}
