@@ -125,8 +125,8 @@ pub fn steps(fetcher: &Arc<Fetcher>, loaders: &[String]) -> Result<LoaderPlan> {
     if !syslinux.is_empty() {
         let Some(sha256) = src.syslinux_sha256.clone() else {
             return Err(BadInput::new(format!(
-                "no SHA-256 pin for {}: set sources.syslinux_sha256 (pxebuild carries no \
-                 confirmed default), or take the loaders from a local directory with \
+                "no SHA-256 pin for {}: set sources.syslinux_sha256 (pxebuild pins only its default \
+                 upstream .tar.xz), or take the loaders from a local directory with \
                  sources.loaders_dir (see docs/artifacts.md)",
                 src.syslinux_url
             )));
@@ -215,15 +215,14 @@ impl Step for SyslinuxLoaders {
     }
 
     fn run(&self, ctx: &mut RunCtx) -> Result<()> {
-        let blob = self.fetcher.fetch(
-            "syslinux-6.03.tar.gz",
-            &self.url,
-            &pinned(&self.url, &self.sha256),
-        )?;
+        let name = tarball_name(&self.url);
+        let blob = self
+            .fetcher
+            .fetch(name, &self.url, &pinned(&self.url, &self.sha256))?;
         let path = ctx.store().path_of(&blob.sha256);
         let file =
             std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut archive = tar::Archive::new(decompressor(name, file));
         let mut found = Vec::new();
         for entry in archive.entries().context("reading the syslinux tarball")? {
             let mut entry = entry.context("reading the syslinux tarball")?;
@@ -322,5 +321,23 @@ fn pinned<'a>(
             );
         }
         Ok(())
+    }
+}
+
+/// The tarball's file name, the last segment of its URL.
+pub(crate) fn tarball_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
+/// Upstream publishes `.tar.xz` (the pinned default) and `.tar.gz`; mirrors
+/// and tests may use either, so the format follows the file name.
+fn decompressor(name: &str, file: std::fs::File) -> Box<dyn Read> {
+    if name.ends_with(".xz") {
+        Box::new(lzma_rust2::XzReader::new(
+            std::io::BufReader::new(file),
+            true,
+        ))
+    } else {
+        Box::new(flate2::read::GzDecoder::new(file))
     }
 }

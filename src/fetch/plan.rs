@@ -111,7 +111,7 @@ fn loader_sources(fetcher: &Fetcher, loaders: &[String]) -> Vec<Wanted> {
     let mut wanted = Vec::new();
     if !syslinux.is_empty() {
         wanted.push(Wanted {
-            name: "syslinux-6.03.tar.gz".into(),
+            name: super::loaders::tarball_name(&src.syslinux_url).into(),
             urls: vec![src.syslinux_url.clone()],
         });
     }
@@ -196,8 +196,20 @@ mod tests {
     }
 
     #[test]
-    fn the_syslinux_tarball_needs_a_pin_or_a_loaders_dir() {
+    fn the_default_syslinux_tarball_carries_its_pin() {
         let (_dir, site) = example("");
+        let sources = Sources::from_site(&site.unwrap()).unwrap();
+        assert!(sources.syslinux_url.ends_with("/syslinux-6.03.tar.xz"));
+        assert_eq!(
+            sources.syslinux_sha256.as_deref(),
+            Some(super::super::sources::SYSLINUX_SHA256)
+        );
+    }
+
+    #[test]
+    fn another_syslinux_tarball_needs_a_pin_or_a_loaders_dir() {
+        let (_dir, site) =
+            example("syslinux_url = \"https://mirror.example/syslinux-6.03.tar.gz\"");
         let err = plan(&site.unwrap(), false).err().expect("no pin, no plan");
         assert_eq!(crate::error::exit_code(&err), 2, "bad input: {err:#}");
         assert!(

@@ -10,7 +10,12 @@ use super::signature::{SigningKey, FLATCAR_KEY};
 use crate::site::Site;
 
 pub const SYSLINUX_URL: &str =
-    "https://www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.gz";
+    "https://www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.xz";
+/// SHA-256 of the upstream syslinux 6.03 `.tar.xz` (the same value is pinned
+/// independently by Buildroot, Yocto and LibreELEC). It applies only to the
+/// default URL: a site that names another tarball pins it itself.
+pub const SYSLINUX_SHA256: &str =
+    "26d3986d2bea109d5dc0e4f8c4822a459276cf021125e8c9f23c3cca5d8c850e";
 pub const IPXE_URL: &str = "https://boot.ipxe.org";
 pub const SYSEXT_RELEASES: &str = "https://github.com/flatcar/sysext-bakery/releases/download";
 
@@ -56,7 +61,11 @@ impl Sources {
                 .syslinux_url
                 .clone()
                 .unwrap_or_else(|| SYSLINUX_URL.into()),
-            syslinux_sha256: src.syslinux_sha256.clone().map(|s| s.to_ascii_lowercase()),
+            syslinux_sha256: src
+                .syslinux_sha256
+                .clone()
+                .or_else(|| src.syslinux_url.is_none().then(|| SYSLINUX_SHA256.into()))
+                .map(|s| s.to_ascii_lowercase()),
             ipxe_url: src
                 .ipxe_url
                 .clone()

@@ -21,9 +21,9 @@ struct Built {
 
 /// The fixture mirror (tests/fixtures/mirror/generate.sh) served over HTTP on
 /// loopback by `python3 -m http.server`, stopped (by its PID) on drop.
-struct Mirror {
+pub(crate) struct Mirror {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     /// Pinned SHA-256 of the syslinux tarball, as the generator printed it.
     syslinux_sha256: String,
 }
@@ -49,7 +49,7 @@ fn mirror(root: &Path) -> Mirror {
     );
     let syslinux_sha256 = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .find(|l| l.contains("syslinux-6.03.tar.gz"))
+        .find(|l| l.contains("syslinux-6.03.tar.xz"))
         .and_then(|l| l.split_whitespace().next())
         .expect("the generator prints the tarball digest")
         .to_string();
@@ -85,7 +85,7 @@ fn mirror(root: &Path) -> Mirror {
     }
 }
 
-fn build(root: &Path, dist: &Path, mirror: &Mirror) -> std::process::Output {
+pub(crate) fn build(root: &Path, dist: &Path, mirror: &Mirror) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pxebuild"))
         .arg("--site")
         .arg(root.join("site.toml"))
@@ -104,7 +104,7 @@ fn build(root: &Path, dist: &Path, mirror: &Mirror) -> std::process::Output {
 
 /// The example site in a temp dir, its fixture mirror served, and the
 /// mirror's syslinux tarball pinned in site.toml.
-fn prepared() -> (tempfile::TempDir, Mirror) {
+pub(crate) fn prepared() -> (tempfile::TempDir, Mirror) {
     let (dir, _) = example_site();
     let mirror = mirror(dir.path());
     let site = dir.path().join("site.toml");

@@ -66,6 +66,16 @@ impl World {
             .status()
             .unwrap();
         assert!(status.success());
+        // A build renders node configs too: it needs the site's templates and payload.
+        for dir in ["templates", "payload"] {
+            let status = Command::new("cp")
+                .arg("-a")
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+                .arg(tmp.path().join(dir))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
         let server = MirrorServer::start(&mirror);
         let world = World { tmp, server };
         world.write_site(&world.server.url(), extra);
@@ -139,7 +149,7 @@ role = "worker"
 disk = "/dev/disk/by-id/virtio-root"
 "#,
             key = key.display(),
-            syslinux = pin("www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.gz"),
+            syslinux = pin("www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.xz"),
             undionly = pin("boot.ipxe.org/undionly.kpxe"),
             ipxe = pin("boot.ipxe.org/ipxe.efi"),
             snponly = pin("boot.ipxe.org/snponly.efi"),
@@ -545,7 +555,7 @@ fn offline_names_what_is_missing_then_builds_from_a_full_store() {
         &[
             "--offline",
             "flatcar_production_image.bin.bz2",
-            "syslinux-6.03.tar.gz",
+            "syslinux-6.03.tar.xz",
         ],
     );
     assert!(w.server.requests().is_empty(), "offline makes no request");

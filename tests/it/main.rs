@@ -1,3 +1,4 @@
+mod build;
 mod butane;
 mod cluster_boot;
 mod cluster_build;
