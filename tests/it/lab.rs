@@ -688,6 +688,21 @@ fn three_node_site(syslinux_sha256: &str) -> String {
     site
 }
 
+/// Copies the repository's `templates/` or `payload/` beside the test site.
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let dest = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            fs::create_dir_all(&dest).unwrap();
+        } else {
+            fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
 /// The install Ignition of `node` in dist (the access entry naming it).
 fn install_ignition_of(dist: &Path, node: &str) -> (String, String) {
     let manifest = Manifest::load(dist).unwrap();
@@ -734,6 +749,12 @@ fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
     let mirror = MirrorServer::start(&mirror_root);
     let site = work.path().join("site.toml");
     fs::write(&site, three_node_site(&syslinux_sha256)).unwrap();
+    for dir in ["templates", "payload"] {
+        copy_tree(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
+            &work.path().join(dir),
+        );
+    }
     assert!(fs::read_to_string(&site)
         .unwrap()
         .contains("syslinux_sha256"));
