@@ -143,6 +143,15 @@ fn run_lab(global: &Global, args: RunArgs) -> Result<()> {
             vm.serial_log.display()
         );
         eprint!("{}", lab::runner::tail(&vm.serial_log, 15));
+        // An empty console usually means QEMU itself refused to start.
+        let qemu_log = vm
+            .serial_log
+            .with_file_name(format!("{}.qemu.log", vm.name));
+        let qemu = lab::runner::tail(&qemu_log, 5);
+        if !qemu.is_empty() {
+            eprintln!("QEMU said ({}):", qemu_log.display());
+            eprint!("{qemu}");
+        }
     }
     let names: Vec<&str> = failed.iter().map(|vm| vm.name.as_str()).collect();
     bail!("lab run failed for {}", names.join(", "))

@@ -202,6 +202,10 @@ impl LabPlan {
     /// Joins the built tree's node table with the site facts and the options.
     pub fn from_dist(dist: &Path, site: &LabSite, options: &PlanOptions) -> Result<LabPlan> {
         let manifest = Manifest::load(dist)?;
+        // Absolute: QEMU, nginx and dnsmasq run in other working directories.
+        let dist = &dist
+            .canonicalize()
+            .with_context(|| format!("resolving {}", dist.display()))?;
         let dhcp_snippet = dist.join(layout::HTTP).join("dhcp/dnsmasq.conf");
         if !dhcp_snippet.is_file() {
             bail!(BadInput::new(format!(

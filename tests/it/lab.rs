@@ -581,19 +581,33 @@ fn lab_names_missing_tools_with_the_install_command() {
 // the fixture mirror (the stand-in OS published as the Flatcar PXE files,
 // signed with the test key), booted by `pxebuild lab` under TCG.
 
-/// Seam with the fetch part: its fixture-mirror generator publishes the
-/// stand-in OS as the Flatcar PXE kernel and initrd (plus everything else a
-/// build fetches) under `<out>/mirror`, signed with `<out>/test-key.asc`.
-fn fixture_mirror(out: &Path) -> (PathBuf, PathBuf) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mirror/generate.sh");
-    let run = Command::new(&script)
+/// The fixture mirror (tests/fixtures/mirror/generate.sh) with the stand-in
+/// OS published as the Flatcar PXE kernel and initrd, signed with the test key.
+/// Returns the mirror directory, the public test key and the SHA-256 of the
+/// syslinux tarball the generator printed (the site pins it).
+fn fixture_mirror(out: &Path) -> (PathBuf, PathBuf, String) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mirror");
+    let run = Command::new("sh")
+        .arg(fixtures.join("generate.sh"))
         .arg(out)
-        .env("PXEBUILD_STANDIN_KERNEL", standin().join("vmlinuz"))
-        .env("PXEBUILD_STANDIN_INITRD", standin().join("initrd.cpio.gz"))
+        .arg("--kernel")
+        .arg(standin().join("vmlinuz"))
+        .arg("--initrd")
+        .arg(standin().join("initrd.cpio.gz"))
         .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+        .expect("running the fixture mirror generator");
     assert!(run.status.success(), "fixture mirror:\n{}", text(&run));
-    (out.join("mirror"), out.join("test-key.asc"))
+    let syslinux_sha256 = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .find(|l| l.contains("syslinux-6.03.tar.gz"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the generator prints the syslinux tarball digest")
+        .to_string();
+    (
+        out.to_path_buf(),
+        fixtures.join("test-key.pub.asc"),
+        syslinux_sha256,
+    )
 }
 
 /// A static HTTP server for the mirror on a loopback port the OS picks: GET
@@ -658,12 +672,13 @@ fn serve_one(root: &Path, mut stream: std::net::TcpStream) {
 }
 
 /// The repository's example site cut to three control planes: cp1 (BIOS),
-/// cp2 (UEFI), cp3 (BIOS).
-fn three_node_site() -> String {
+/// cp2 (UEFI), cp3 (BIOS), with the mirror's syslinux tarball pinned.
+fn three_node_site(syslinux_sha256: &str) -> String {
     let example =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("site.toml")).unwrap();
     let head = &example[..example.find("[[node]]").expect("example site has nodes")];
-    let mut site = head.to_string();
+    let pin = format!("[sources]\nsyslinux_sha256 = \"{syslinux_sha256}\"\n");
+    let mut site = head.replacen("[sources]\n", &pin, 1);
     for (i, firmware) in ["bios", "uefi", "bios"].iter().enumerate() {
         let n = i + 1;
         site.push_str(&format!(
@@ -671,6 +686,21 @@ fn three_node_site() -> String {
         ));
     }
     site
+}
+
+/// Copies the repository's `templates/` or `payload/` beside the test site.
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let dest = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            fs::create_dir_all(&dest).unwrap();
+        } else {
+            fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
 }
 
 /// The install Ignition of `node` in dist (the access entry naming it).
@@ -715,13 +745,23 @@ fn assert_install_arguments(report: &Value, node: &str) {
 fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
     let _lock = lab_lock();
     let work = tempfile::tempdir().unwrap();
-    let (mirror_root, key) = fixture_mirror(&work.path().join("fixture"));
+    let (mirror_root, key, syslinux_sha256) = fixture_mirror(&work.path().join("mirror"));
     let mirror = MirrorServer::start(&mirror_root);
     let site = work.path().join("site.toml");
-    fs::write(&site, three_node_site()).unwrap();
+    fs::write(&site, three_node_site(&syslinux_sha256)).unwrap();
+    for dir in ["templates", "payload"] {
+        copy_tree(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
+            &work.path().join(dir),
+        );
+    }
+    assert!(fs::read_to_string(&site)
+        .unwrap()
+        .contains("syslinux_sha256"));
     let build = pxebuild()
         .current_dir(work.path())
         .args(["build"])
+        .env("PXEBUILD_CACHE", work.path().join("cache"))
         .env("PXEBUILD_MIRROR", &mirror.url)
         .env("PXEBUILD_SIGNING_KEY", &key)
         .output()
