@@ -599,7 +599,7 @@ fn fixture_mirror(out: &Path) -> (PathBuf, PathBuf, String) {
     assert!(run.status.success(), "fixture mirror:\n{}", text(&run));
     let syslinux_sha256 = String::from_utf8_lossy(&run.stdout)
         .lines()
-        .find(|l| l.contains("syslinux-6.03.tar.gz"))
+        .find(|l| l.contains("syslinux-6.03.tar.xz"))
         .and_then(|l| l.split_whitespace().next())
         .expect("the generator prints the syslinux tarball digest")
         .to_string();
