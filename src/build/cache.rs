@@ -47,22 +47,28 @@ impl Cache {
     }
 
     /// The record for a key hash, if it exists and every output is still in the store.
-    pub fn lookup(&self, key_hash: &str, verify: bool) -> Option<Record> {
+    pub fn lookup(&self, key_hash: &str, verify: bool) -> Option<Vec<Output>> {
+        /// The part of a record a hit needs; the stored key is skipped unparsed
+        /// (no-op rebuilds read thousands of records).
+        #[derive(Deserialize)]
+        struct Hit {
+            outputs: Vec<Output>,
+        }
         let text = fs::read(self.record_path(key_hash)).ok()?;
-        let record: Record = serde_json::from_slice(&text).ok()?;
+        let record: Hit = serde_json::from_slice(&text).ok()?;
         let intact = record.outputs.iter().all(|o| {
             self.store.has(&o.sha256, o.size)
                 && (!verify || self.store.verify(&o.sha256).unwrap_or(false))
         });
-        intact.then_some(record)
+        intact.then_some(record.outputs)
     }
 
     /// Records a successful step, and remembers its key for `--explain`.
     pub fn record(&self, key_hash: &str, record: &Record) -> Result<()> {
         let json = serde_json::to_vec(record).context("serialising step record")?;
-        fsutil::atomic_write(&self.record_path(key_hash), &json, 0o644)?;
+        fsutil::atomic_write_batched(&self.record_path(key_hash), &json, 0o644)?;
         let last = serde_json::to_vec(&record.key).context("serialising step key")?;
-        fsutil::atomic_write(&self.last_key_path(&record.id), &last, 0o644)
+        fsutil::atomic_write_batched(&self.last_key_path(&record.id), &last, 0o644)
     }
 
     /// The key this step had the last time it ran, for explaining a re-run.

@@ -197,11 +197,11 @@ fn run_one(
         "key": step.key(&inputs)?,
     });
     let key_hash = Cache::key_hash(&key);
-    if let Some(record) = cache.lookup(&key_hash, opts.verify_cache) {
+    if let Some(outputs) = cache.lookup(&key_hash, opts.verify_cache) {
         return Ok(Outcome {
             id,
             key_hash,
-            outputs: record.outputs,
+            outputs,
             ran: None,
         });
     }

@@ -63,6 +63,11 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
         verify_cache: opts.verify_cache,
     };
     let outcomes = executor::execute(&steps, &cache, &exec)?;
+    // Cache entries were written without per-file fsyncs: make them durable
+    // in one go before anything points at them from dist/.
+    if outcomes.iter().any(|o| o.ran.is_some()) {
+        crate::fsutil::syncfs(cache.root())?;
+    }
     let published = published_outputs(&outcomes)?;
     let manifest = manifest_for(site, &outcomes, &published);
     // With --verify-cache a corrupt blob was replaced by a new inode; dist/ still

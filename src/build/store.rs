@@ -1,5 +1,7 @@
 //! The content-addressed store: every blob a build produced or downloaded, named
 //! by its SHA-256, written atomically and read-only. dist/ hard-links into it.
+//! Entries are renamed into place complete (safe against a killed build); the
+//! build makes them durable with one syncfs before it publishes dist/.
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -38,7 +40,7 @@ impl Store {
         let sha256 = digest::sha256_hex(bytes);
         let path = self.path_of(&sha256);
         if !self.has(&sha256, bytes.len() as u64) {
-            fsutil::atomic_write(&path, bytes, 0o444)?;
+            fsutil::atomic_write_batched(&path, bytes, 0o444)?;
         }
         Ok(sha256)
     }
@@ -65,12 +67,8 @@ impl Store {
         perms.set_readonly(true);
         fs::set_permissions(file, perms)
             .with_context(|| format!("setting permissions on {}", file.display()))?;
-        fs::File::open(file)
-            .and_then(|f| f.sync_all())
-            .with_context(|| format!("syncing {}", file.display()))?;
-        fs::rename(file, &dest)
-            .with_context(|| format!("moving {} into the store", file.display()))?;
-        fsutil::fsync_dir(dir)
+        // Durability comes from the build's single syncfs before publishing.
+        fs::rename(file, &dest).with_context(|| format!("moving {} into the store", file.display()))
     }
 
     /// Re-hashes a blob; a corrupt one is removed so it is produced again.
