@@ -10,6 +10,7 @@ pub mod boot;
 pub mod build;
 pub mod butane;
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod day2;
 pub mod digest;

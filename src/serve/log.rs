@@ -20,7 +20,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 
-use super::clock;
+use crate::clock;
 
 /// One finished transfer (or beacon), ready to be written.
 #[derive(Debug, Clone, Default)]

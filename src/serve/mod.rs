@@ -9,7 +9,6 @@
 //! (who is asking, who may fetch what), [`log`] (transfer lines, status),
 //! [`tftp`] and [`http`] (the protocols), [`check`] (dist vs manifest).
 pub mod check;
-pub mod clock;
 pub mod http;
 pub mod log;
 pub mod nodes;

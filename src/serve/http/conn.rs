@@ -202,7 +202,7 @@ fn send(
     use std::io::Write;
     let size = opened.size;
     let etag = format!("\"{:x}-{:x}-{:x}\"", opened.id.1, size, opened.mtime);
-    let modified = crate::serve::clock::http_date(opened.mtime);
+    let modified = crate::clock::http_date(opened.mtime);
     let range_header = match &req.if_range {
         Some(cond) if *cond != etag && *cond != modified => None,
         _ => req.range.as_deref(),

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::net::TcpStream;
 
-use crate::serve::clock;
+use crate::clock;
 
 pub fn reason(status: u16) -> &'static str {
     match status {

@@ -1,10 +1,11 @@
-//! Wall-clock formatting without a date crate: RFC 3339 UTC for log lines and
+//! Wall-clock formatting without a date crate (a leaf: the server and day-2 use
+//! it): RFC 3339 UTC for log lines and tokens, and
 //! the IMF-fixdate of HTTP `Date`/`Last-Modified` headers (RFC 9110 5.6.7).
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian;
 /// the "days from civil" inverse by H. Hinnant's public-domain method).
-fn civil(days: i64) -> (i64, u32, u32) {
+pub fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
