@@ -49,20 +49,11 @@ http {{
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
-    use std::path::PathBuf;
 
     use super::*;
 
     fn plan() -> LabPlan {
-        LabPlan {
-            dist: PathBuf::from("/d"),
-            server: Ipv4Addr::new(10, 20, 0, 2),
-            prefix: 24,
-            http_port: 8080,
-            tftp_port: 69,
-            vms: vec![],
-            dhcp_snippet: PathBuf::from("/d/http/dhcp/dnsmasq.conf"),
-        }
+        LabPlan::sample()
     }
 
     #[test]

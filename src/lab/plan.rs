@@ -194,6 +194,22 @@ pub struct LabPlan {
     pub dhcp_snippet: PathBuf,
 }
 
+#[cfg(test)]
+impl LabPlan {
+    /// A plan for unit tests: the example site's boot server, no VMs.
+    pub(crate) fn sample() -> LabPlan {
+        LabPlan {
+            dist: PathBuf::from("/d"),
+            server: Ipv4Addr::new(10, 20, 0, 2),
+            prefix: 24,
+            http_port: 8080,
+            tftp_port: 69,
+            vms: vec![],
+            dhcp_snippet: PathBuf::from("/d/http/dhcp/dnsmasq.conf"),
+        }
+    }
+}
+
 /// MACs of probe VMs: locally administered, outside QEMU's 52:54:00 range.
 pub const STRANGER_MAC: &str = "5a:00:00:00:0e:01";
 pub const INTRUDER_MAC: &str = "5a:00:00:00:0e:02";
