@@ -31,7 +31,7 @@ fn site_with_secrets() -> Test {
         let private = std::fs::Permissions::from_mode(0o600);
         std::fs::set_permissions(t.path().join(file), private).unwrap();
     }
-    copy_dir(&repo_root().join("payload"), &t.path().join("payload"));
+    crate::cluster_common::copy_tree(&repo_root().join("payload"), &t.path().join("payload"));
     std::fs::create_dir_all(t.path().join("fake")).unwrap();
     t.file(
         "payload/core/cilium/values.yaml",
@@ -52,18 +52,6 @@ fn with_tools(t: Test, tools: &[&str]) -> Test {
     let path = format!("{}:/usr/bin:/bin", bin.display());
     let fake = t.path().join("fake");
     t.env("PATH", path).env("FAKE_DIR", fake)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
 }
 
 /// Writes `fake/<name>` (a canned answer for the fake tools).
