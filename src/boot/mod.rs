@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::build::step::{Inputs, RunCtx, Step, Visibility};
 use crate::render::templates::Templates;
-pub use context::BootContext;
+pub use context::{BootContext, BootNode};
 
 /// One file of the boot tree: dist path and content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,59 +23,155 @@ pub struct BootFile {
     pub text: String,
 }
 
-/// Renders every boot file of `ctx` (pure; the step and the tests share it).
+/// Renders every boot file of `ctx` (pure; the steps and the tests share it).
 pub fn render_files(templates: &Templates, ctx: &BootContext) -> Result<Vec<BootFile>> {
     let mut files = Vec::new();
-    let mut add = |path: String, text: String| files.push(BootFile { path, text });
-    for (dir, on, efi) in [
-        ("tftp/pxelinux.cfg", ctx.loaders.bios, false),
-        ("tftp/efi64/pxelinux.cfg", ctx.loaders.uefi, true),
+    for node in &ctx.nodes {
+        files.extend(render_node_files(templates, ctx, node)?);
+    }
+    files.extend(render_site_files(templates, ctx)?);
+    Ok(files)
+}
+
+/// One node's files: its per-MAC loader configs and iPXE script.
+pub fn render_node_files(
+    templates: &Templates,
+    ctx: &BootContext,
+    node: &BootNode,
+) -> Result<Vec<BootFile>> {
+    let mut files = Vec::new();
+    let name = crate::layout::pxelinux_mac_name(&node.mac);
+    for (dir, on, loader) in [
+        ("tftp/pxelinux.cfg", ctx.loaders.bios, "lpxelinux.0"),
+        ("tftp/efi64/pxelinux.cfg", ctx.loaders.uefi, "syslinux.efi"),
     ] {
-        if !on {
-            continue;
+        if on {
+            files.push(BootFile {
+                path: format!("{dir}/{name}"),
+                text: templates.render("boot/pxelinux.cfg", &ctx.node_data(node, loader))?,
+            });
         }
-        let loader = if efi { "syslinux.efi" } else { "lpxelinux.0" };
-        for node in &ctx.nodes {
-            let data = ctx.node_data(node, loader);
-            let name = crate::layout::pxelinux_mac_name(&node.mac);
-            add(
-                format!("{dir}/{name}"),
-                templates.render("boot/pxelinux.cfg", &data)?,
-            );
-        }
-        let data = json!({"efi": efi, "serial": ctx.serial});
-        add(
-            format!("{dir}/default"),
-            templates.render("boot/local.cfg", &data)?,
-        );
     }
     if ctx.loaders.ipxe {
-        for node in &ctx.nodes {
-            let data = ctx.node_data(node, "iPXE");
-            let name = node.mac.replace(':', "-");
-            add(
-                format!("http/ipxe/{name}.ipxe"),
-                templates.render("boot/node.ipxe", &data)?,
-            );
-        }
-        add(
-            "http/ipxe/boot.ipxe".into(),
-            templates.render("boot/boot.ipxe", ctx)?,
-        );
-    }
-    for name in ["dnsmasq.conf", "dhcpd.conf", "kea-dhcp4.json"] {
-        add(
-            format!("http/dhcp/{name}"),
-            templates.render(&format!("dhcp/{name}"), ctx)?,
-        );
+        files.push(BootFile {
+            path: format!("http/ipxe/{}.ipxe", node.mac.replace(':', "-")),
+            text: templates.render("boot/node.ipxe", &ctx.node_data(node, "iPXE"))?,
+        });
     }
     Ok(files)
 }
 
-/// The build step producing every boot file.
-pub struct BootStep {
+/// The files that depend on the whole site: the local-boot defaults for
+/// unknown machines, the iPXE entry script and the DHCP snippets.
+pub fn render_site_files(templates: &Templates, ctx: &BootContext) -> Result<Vec<BootFile>> {
+    let mut files = Vec::new();
+    for (dir, on, efi) in [
+        ("tftp/pxelinux.cfg", ctx.loaders.bios, false),
+        ("tftp/efi64/pxelinux.cfg", ctx.loaders.uefi, true),
+    ] {
+        if on {
+            let data = json!({"efi": efi, "serial": ctx.serial});
+            files.push(BootFile {
+                path: format!("{dir}/default"),
+                text: templates.render("boot/local.cfg", &data)?,
+            });
+        }
+    }
+    if ctx.loaders.ipxe {
+        files.push(BootFile {
+            path: "http/ipxe/boot.ipxe".into(),
+            text: templates.render("boot/boot.ipxe", ctx)?,
+        });
+    }
+    for name in ["dnsmasq.conf", "dhcpd.conf", "kea-dhcp4.json"] {
+        files.push(BootFile {
+            path: format!("http/dhcp/{name}"),
+            text: templates.render(&format!("dhcp/{name}"), ctx)?,
+        });
+    }
+    Ok(files)
+}
+
+/// What the boot steps of one build share.
+pub struct BootShared {
     pub templates: Arc<Templates>,
     pub ctx: BootContext,
+    /// Digest of the templates and everything in `ctx` but the nodes: a node
+    /// step's key is this plus its own node.
+    common_digest: String,
+}
+
+impl BootShared {
+    pub fn new(templates: Arc<Templates>, ctx: BootContext) -> Result<BootShared> {
+        let common = BootContext {
+            nodes: Vec::new(),
+            ..ctx.clone()
+        };
+        let bytes = serde_json::to_vec(&json!({
+            "templates": templates.digest(),
+            "context": common,
+        }))?;
+        Ok(BootShared {
+            common_digest: blake3::hash(&bytes).to_hex().to_string(),
+            templates,
+            ctx,
+        })
+    }
+
+    /// One step per node, then the site-wide step.
+    pub fn steps(self) -> Vec<Box<dyn Step>> {
+        let shared = Arc::new(self);
+        let mut steps: Vec<Box<dyn Step>> = (0..shared.ctx.nodes.len())
+            .map(|index| {
+                Box::new(BootNodeStep {
+                    shared: shared.clone(),
+                    index,
+                }) as Box<dyn Step>
+            })
+            .collect();
+        steps.push(Box::new(BootStep { shared }));
+        steps
+    }
+}
+
+fn put_all(ctx: &mut RunCtx, files: Vec<BootFile>) -> Result<()> {
+    for file in files {
+        ctx.put_bytes(&file.path, file.text.as_bytes(), Visibility::Public)?;
+    }
+    Ok(())
+}
+
+/// One node's boot files: a MAC change re-renders this node's files only.
+pub struct BootNodeStep {
+    shared: Arc<BootShared>,
+    index: usize,
+}
+
+impl Step for BootNodeStep {
+    fn id(&self) -> String {
+        format!("boot:{}/configs", self.shared.ctx.nodes[self.index].name)
+    }
+
+    fn key(&self, _inputs: &Inputs) -> Result<Value> {
+        Ok(json!({
+            "common": self.shared.common_digest,
+            "node": self.shared.ctx.nodes[self.index],
+        }))
+    }
+
+    fn run(&self, ctx: &mut RunCtx) -> Result<()> {
+        let shared = &self.shared;
+        let node = &shared.ctx.nodes[self.index];
+        put_all(
+            ctx,
+            render_node_files(&shared.templates, &shared.ctx, node)?,
+        )
+    }
+}
+
+/// The site-wide boot files (defaults, iPXE entry, DHCP snippets).
+pub struct BootStep {
+    shared: Arc<BootShared>,
 }
 
 impl Step for BootStep {
@@ -85,15 +181,15 @@ impl Step for BootStep {
 
     fn key(&self, _inputs: &Inputs) -> Result<Value> {
         Ok(json!({
-            "templates": self.templates.digest(),
-            "context": serde_json::to_value(&self.ctx)?,
+            "common": self.shared.common_digest,
+            "nodes": self.shared.ctx.nodes,
         }))
     }
 
     fn run(&self, ctx: &mut RunCtx) -> Result<()> {
-        for file in render_files(&self.templates, &self.ctx)? {
-            ctx.put_bytes(&file.path, file.text.as_bytes(), Visibility::Public)?;
-        }
-        Ok(())
+        put_all(
+            ctx,
+            render_site_files(&self.shared.templates, &self.shared.ctx)?,
+        )
     }
 }

@@ -139,31 +139,31 @@ fn worker(
     state: &Mutex<State>,
     wake: &Condvar,
 ) {
+    let mut st = state.lock().expect("lock");
     loop {
-        let (idx, inputs) = {
-            let mut st = state.lock().expect("lock");
-            let idx = loop {
-                if !st.failures.is_empty() || st.finished == steps.len() {
-                    return;
-                }
-                if let Some(i) = st.ready.pop_front() {
-                    st.in_flight += 1;
-                    break i;
-                }
-                if st.in_flight == 0 {
-                    return;
-                }
-                st = wake.wait(st).expect("lock");
-            };
-            let inputs: Vec<Output> = deps[idx]
-                .iter()
-                .flat_map(|&d| st.done[d].as_ref().expect("deps are done").outputs.clone())
-                .collect();
-            (idx, inputs)
+        // Take the next ready step, or sleep until one is ready or all is over.
+        let idx = loop {
+            if !st.failures.is_empty() || st.finished == steps.len() {
+                return;
+            }
+            if let Some(i) = st.ready.pop_front() {
+                st.in_flight += 1;
+                break i;
+            }
+            if st.in_flight == 0 {
+                return;
+            }
+            st = wake.wait(st).expect("lock");
         };
+        let inputs: Vec<Output> = deps[idx]
+            .iter()
+            .flat_map(|&d| st.done[d].as_ref().expect("deps are done").outputs.clone())
+            .collect();
+        drop(st);
         let result = run_one(steps[idx].as_ref(), inputs, cache, opts);
-        let mut st = state.lock().expect("lock");
+        st = state.lock().expect("lock");
         st.in_flight -= 1;
+        let before = st.ready.len();
         match result {
             Ok(outcome) => {
                 st.done[idx] = Some(outcome);
@@ -179,7 +179,18 @@ fn worker(
                 .failures
                 .push(format!("step {} failed: {err:#}", steps[idx].id())),
         }
-        wake.notify_all();
+        // Wake sleepers only when there is something for them: new work beyond
+        // the step this worker takes next, or the end of the build. (Waking
+        // every worker after every step costs more than a cached step does.)
+        let over = !st.failures.is_empty() || st.finished == steps.len() || st.in_flight == 0;
+        let added = st.ready.len() - before;
+        if over {
+            wake.notify_all();
+        } else {
+            for _ in 1..added {
+                wake.notify_one();
+            }
+        }
     }
 }
 

@@ -50,6 +50,7 @@ impl BuildReport {
 /// Builds `site` into `opts.out`.
 pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
     let _lock = lock_out(&opts.out)?;
+    let mut phases = Phases::start();
     let cache = cache::Cache::open(&site.cache_dir())?;
     let env = PlanEnv {
         site,
@@ -58,29 +59,70 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
         strict: opts.strict,
     };
     let steps = plan::plan(&env)?;
+    phases.mark("plan");
     let exec = ExecOptions {
         jobs: opts.jobs,
         verify_cache: opts.verify_cache,
     };
     let outcomes = executor::execute(&steps, &cache, &exec)?;
+    cache.save_index(
+        outcomes
+            .iter()
+            .map(|o| (o.key_hash.as_str(), o.outputs.as_slice())),
+    )?;
+    phases.mark("execute");
     // Cache entries were written without per-file fsyncs: make them durable
     // in one go before anything points at them from dist/.
     if outcomes.iter().any(|o| o.ran.is_some()) {
         crate::fsutil::syncfs(cache.root())?;
+        phases.mark("sync");
     }
     let published = published_outputs(&outcomes)?;
     let manifest = manifest_for(site, &outcomes, &published);
     // With --verify-cache a corrupt blob was replaced by a new inode; dist/ still
     // hard-links the old one, so republish instead of trusting the sizes.
     let replaced = opts.verify_cache || !stage::up_to_date(&opts.out, &manifest);
+    phases.mark("manifest");
     if replaced {
         stage::publish(&opts.out, &manifest, &published, &cache.store)?;
+        phases.mark("publish");
     }
+    crate::verbose!("build phases: {}", phases.summary());
     Ok(BuildReport {
         outcomes,
         manifest,
         replaced,
     })
+}
+
+/// Wall time per build phase, for `-v` (where a slow build spends its time).
+struct Phases {
+    last: std::time::Instant,
+    done: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        Phases {
+            last: std::time::Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        self.done.push((phase, now - self.last));
+        self.last = now;
+    }
+
+    fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .done
+            .iter()
+            .map(|(phase, took)| format!("{phase} {:.1} ms", took.as_secs_f64() * 1e3))
+            .collect();
+        parts.join(", ")
+    }
 }
 
 /// Every output destined for dist/, refusing two steps that claim one path.

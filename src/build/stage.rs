@@ -1,11 +1,20 @@
 //! Puts a finished build in place: a staging tree beside dist/ made of hard
 //! links into the store, then an atomic swap. Whatever moment the process dies
 //! at, dist/ is either the complete old tree or the complete new one.
+//!
+//! The tree swapped out is kept as `.dist.spare` and becomes the next build's
+//! staging tree: only the files that differ are unlinked and linked again,
+//! and directories are reused. (Creating and deleting a directory per node on
+//! every build cost more than everything else a one-node rebuild does.) A
+//! spare is trusted file by file only when it is the very store blob (same
+//! inode); anything else in it is removed.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use rustix::fs::{renameat_with, RenameFlags, CWD};
+use rustix::fs::{renameat_with, AtFlags, FileType, RenameFlags, CWD};
 
 use super::step::Output;
 use super::store::Store;
@@ -16,6 +25,13 @@ use crate::{fsutil, layout};
 pub fn publish(out: &Path, manifest: &Manifest, outputs: &[&Output], store: &Store) -> Result<()> {
     remove_leftovers(out)?;
     let staging = sibling(out, &format!("staging-{}", std::process::id()));
+    // Claim the spare first: a build killed while reconciling leaves a
+    // `staging-*` tree, which the next build deletes instead of trusting.
+    let spare = sibling(out, "spare");
+    if spare.is_dir() {
+        fs::rename(&spare, &staging)
+            .with_context(|| format!("renaming {} to {}", spare.display(), staging.display()))?;
+    }
     let result = fill(&staging, manifest, outputs, store).and_then(|()| swap(&staging, out));
     if result.is_err() {
         let _ = fs::remove_dir_all(&staging);
@@ -29,19 +45,44 @@ pub fn up_to_date(out: &Path, manifest: &Manifest) -> bool {
     let Ok(current) = Manifest::load(out) else {
         return false;
     };
+    let Ok(dir) = fs::File::open(out) else {
+        return false;
+    };
+    // Relative to the open tree: thousands of files, each a short lookup.
     current == *manifest
         && manifest.files.iter().all(|f| {
-            fs::symlink_metadata(out.join(&f.path)).is_ok_and(|m| m.is_file() && m.len() == f.size)
+            rustix::fs::statat(&dir, f.path.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
+                FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                    && st.st_size as u64 == f.size
+            })
         })
 }
 
 fn fill(staging: &Path, manifest: &Manifest, outputs: &[&Output], store: &Store) -> Result<()> {
     fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
+    let mut wanted: BTreeMap<&str, &Output> = BTreeMap::new();
     for output in outputs {
         check_dist_path(&output.path)?;
+        wanted.insert(&output.path, output);
+    }
+    let kept = prune(staging, &wanted, store)?;
+    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
+    for (path, output) in wanted.iter().filter(|(p, _)| !kept.contains(**p)) {
+        let dest = staging.join(path);
+        if let Some(dir) = dest.parent() {
+            if made.insert(dir.to_path_buf()) {
+                fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+        }
         let blob = store.path_of(&output.sha256);
-        fsutil::hardlink_or_copy(&blob, &staging.join(&output.path))
-            .with_context(|| format!("placing {}", output.path))?;
+        fsutil::hardlink_or_copy(&blob, &dest).with_context(|| {
+            let lost = if blob.exists() {
+                ""
+            } else {
+                super::store::LOST_HINT
+            };
+            format!("placing {path}{lost}")
+        })?;
     }
     let json = manifest.to_json();
     fsutil::atomic_write(&staging.join(manifest::FILE_NAME), json.as_bytes(), 0o644)?;
@@ -49,6 +90,62 @@ fn fill(staging: &Path, manifest: &Manifest, outputs: &[&Output], store: &Store)
     // makes it visible (cheaper than an fsync per directory on large sites).
     let dir = fs::File::open(staging).with_context(|| format!("opening {}", staging.display()))?;
     rustix::fs::syncfs(&dir).with_context(|| format!("syncing {}", staging.display()))
+}
+
+/// Empties a reused staging tree of everything the new build does not want
+/// exactly: files that are not the wanted blob (compared by inode), other
+/// kinds of entries, the old manifest, and directories no wanted path needs.
+/// Returns the wanted paths already in place.
+fn prune<'a>(
+    staging: &Path,
+    wanted: &BTreeMap<&'a str, &Output>,
+    store: &Store,
+) -> Result<BTreeSet<&'a str>> {
+    let dirs: BTreeSet<&str> = wanted
+        .keys()
+        .flat_map(|p| p.match_indices('/').map(move |(i, _)| &p[..i]))
+        .collect();
+    let mut blob_ids: HashMap<&str, Option<(u64, u64)>> = HashMap::new();
+    let mut kept = BTreeSet::new();
+    // Children before their directory, so emptied directories can go too.
+    for entry in walkdir::WalkDir::new(staging)
+        .min_depth(1)
+        .contents_first(true)
+    {
+        let entry = entry.with_context(|| format!("reading {}", staging.display()))?;
+        let rel = entry
+            .path()
+            .strip_prefix(staging)
+            .expect("walkdir stays below its root")
+            .to_string_lossy()
+            .into_owned();
+        let meta = entry
+            .metadata()
+            .with_context(|| format!("reading {}", entry.path().display()))?;
+        if meta.is_dir() {
+            if !dirs.contains(rel.as_str()) {
+                fs::remove_dir_all(entry.path())
+                    .with_context(|| format!("removing {}", entry.path().display()))?;
+            }
+            continue;
+        }
+        let same_blob = wanted
+            .get_key_value(rel.as_str())
+            .and_then(|(path, output)| {
+                let id = *blob_ids
+                    .entry(&output.sha256)
+                    .or_insert_with(|| store.file_id(&output.sha256));
+                (meta.is_file() && id == Some((meta.dev(), meta.ino()))).then_some(*path)
+            });
+        match same_blob {
+            Some(path) => {
+                kept.insert(path);
+            }
+            None => fs::remove_file(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?,
+        }
+    }
+    Ok(kept)
 }
 
 fn check_dist_path(path: &str) -> Result<()> {
@@ -63,17 +160,23 @@ fn check_dist_path(path: &str) -> Result<()> {
     Ok(())
 }
 
-/// Exchanges staging and out atomically (renameat2 RENAME_EXCHANGE), then removes
-/// the old tree. Without an existing out, a plain rename suffices.
+/// Exchanges staging and out atomically (renameat2 RENAME_EXCHANGE); the
+/// previous tree is kept as the spare for the next build. Without an existing
+/// out, a plain rename suffices.
 fn swap(staging: &Path, out: &Path) -> Result<()> {
     if out.exists() {
         renameat_with(CWD, staging, CWD, out, RenameFlags::EXCHANGE)
             .with_context(|| format!("swapping {} into {}", staging.display(), out.display()))?;
         fsync_parent(out)?;
         // `staging` now holds the previous tree; open files in it stay readable
-        // for a server that is still sending them.
-        fs::remove_dir_all(staging)
-            .with_context(|| format!("removing previous tree {}", staging.display()))?;
+        // for a server that is still sending them, and it is only changed by
+        // the next build.
+        let spare = sibling(out, "spare");
+        if let Err(err) = fs::rename(staging, &spare) {
+            crate::verbose!("keeping the previous tree as {}: {err}", spare.display());
+            fs::remove_dir_all(staging)
+                .with_context(|| format!("removing previous tree {}", staging.display()))?;
+        }
     } else {
         fs::rename(staging, out)
             .with_context(|| format!("renaming {} to {}", staging.display(), out.display()))?;
@@ -174,6 +277,73 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert!(names.iter().all(|n| !n.contains("staging")), "{names:?}");
+    }
+
+    /// Every file below `dir` with its content, paths relative to `dir`.
+    fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        walkdir::WalkDir::new(dir)
+            .into_iter()
+            .map(Result::unwrap)
+            .filter(|e| e.file_type().is_file())
+            .map(|e| {
+                let rel = e
+                    .path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                (rel, fs::read(e.path()).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_previous_tree_is_reused_and_ends_up_exactly_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let out = dir.path().join("dist");
+        let spare = dir.path().join(".dist.spare");
+        let a = output(&store, "http/n1/a.ign", b"one");
+        let b = output(&store, "http/n2/b.ign", b"two");
+        publish(&out, &manifest(&[&a, &b]), &[&a, &b], &store).unwrap();
+        assert!(!spare.exists(), "no previous tree yet");
+
+        let b2 = output(&store, "http/n2/b.ign", b"two, changed");
+        publish(&out, &manifest(&[&a, &b2]), &[&a, &b2], &store).unwrap();
+        assert!(spare.join("http/n2/b.ign").exists(), "the old tree is kept");
+
+        // Damage the spare the way a hand edit would: an extra file, a file
+        // rewritten in place (no longer the store's blob), a stray directory.
+        fs::write(spare.join("http/extra"), b"x").unwrap();
+        fs::remove_file(spare.join("http/n1/a.ign")).unwrap();
+        fs::write(spare.join("http/n1/a.ign"), b"edited").unwrap();
+        fs::create_dir_all(spare.join("tftp/stray/deeper")).unwrap();
+        let c = output(&store, "tftp/c", b"three");
+        let wanted = [&a, &b, &c];
+        publish(&out, &manifest(&wanted), &wanted, &store).unwrap();
+        let mut expected: BTreeMap<String, Vec<u8>> = [
+            ("http/n1/a.ign", &b"one"[..]),
+            ("http/n2/b.ign", b"two"),
+            ("tftp/c", b"three"),
+        ]
+        .into_iter()
+        .map(|(p, c)| (p.to_string(), c.to_vec()))
+        .collect();
+        expected.insert(
+            manifest::FILE_NAME.into(),
+            manifest(&wanted).to_json().into_bytes(),
+        );
+        assert_eq!(tree(&out), expected);
+        assert!(!out.join("tftp/stray").exists());
+        for o in wanted {
+            let published = fs::metadata(out.join(&o.path)).unwrap();
+            assert_eq!(
+                store.file_id(&o.sha256),
+                Some((published.dev(), published.ino())),
+                "{} is a hard link of its blob",
+                o.path
+            );
+        }
     }
 
     #[test]

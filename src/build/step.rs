@@ -77,7 +77,8 @@ impl<'a> Inputs<'a> {
     pub fn read(&self, path: &str) -> Result<Vec<u8>> {
         let out = self.get(path)?;
         let file = self.store.path_of(&out.sha256);
-        std::fs::read(&file).with_context(|| format!("reading {path} from the store"))
+        std::fs::read(&file)
+            .with_context(|| format!("reading {path} from the store{}", super::store::LOST_HINT))
     }
 
     pub fn read_string(&self, path: &str) -> Result<String> {

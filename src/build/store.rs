@@ -3,15 +3,25 @@
 //! Entries are renamed into place complete (safe against a killed build); the
 //! build makes them durable with one syncfs before it publishes dist/.
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use rustix::fs::{AtFlags, FileType};
 
 use crate::{digest, fsutil};
+
+/// Appended to errors about a blob that should be in the store but is not.
+pub const LOST_HINT: &str =
+    " (was the cache cleaned by hand? `pxebuild build --verify-cache` rebuilds what is missing)";
 
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// `root/sha256`, open: presence checks (thousands per rebuild) resolve
+    /// two components from here instead of the whole path.
+    blobs: Arc<OwnedFd>,
 }
 
 impl Store {
@@ -19,20 +29,36 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store> {
         let dir = root.join("sha256");
         fs::create_dir_all(&dir).with_context(|| format!("creating store {}", dir.display()))?;
+        let blobs = fs::File::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
         Ok(Store {
             root: root.to_path_buf(),
+            blobs: Arc::new(blobs.into()),
         })
     }
 
     /// Where the blob with this digest lives (whether or not it exists).
     pub fn path_of(&self, sha256: &str) -> PathBuf {
+        self.root.join("sha256").join(Self::relative(sha256))
+    }
+
+    /// A blob's path below `root/sha256`.
+    fn relative(sha256: &str) -> String {
         let prefix = sha256.get(..2).unwrap_or("xx");
-        self.root.join("sha256").join(prefix).join(sha256)
+        format!("{prefix}/{sha256}")
     }
 
     /// True when the blob exists with the expected size.
     pub fn has(&self, sha256: &str, size: u64) -> bool {
-        fs::metadata(self.path_of(sha256)).is_ok_and(|m| m.is_file() && m.len() == size)
+        rustix::fs::statat(&*self.blobs, Self::relative(sha256), AtFlags::empty()).is_ok_and(|st| {
+            FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                && st.st_size as u64 == size
+        })
+    }
+
+    /// The blob's (device, inode), to recognise its hard links; `None` when absent.
+    pub fn file_id(&self, sha256: &str) -> Option<(u64, u64)> {
+        let st = rustix::fs::statat(&*self.blobs, Self::relative(sha256), AtFlags::empty()).ok()?;
+        Some((st.st_dev, st.st_ino))
     }
 
     /// Stores bytes; returns their SHA-256.

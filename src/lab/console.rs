@@ -46,6 +46,9 @@ pub enum Event {
     Failed(String),
     /// The loader handed over to the local disk (what an unknown MAC gets).
     LocalBoot,
+    /// syslinux could not load the kernel or initrd and waits for a key or
+    /// its reset timer: a real machine would reboot and try again.
+    LoaderGaveUp(String),
     /// A `PXELAB-LINE <path>: <text>` quote of a written file.
     Quote {
         path: String,
@@ -125,10 +128,23 @@ const LOCAL_BOOT: &[&str] = &[
     "BdsDxe: failed to start Boot",
 ];
 
+/// syslinux's words when the boot entry could not be loaded: a download that
+/// broke off, a file the server does not have (`Loading … failed: No such
+/// file or directory`, then the `boot:` prompt), a kernel it cannot start.
+/// (SeaBIOS's "Boot failed: could not read the boot disk" is not one.)
+fn loader_gave_up(line: &str) -> bool {
+    line.contains("Boot failed: press a key to retry")
+        || line.contains("Booting kernel failed")
+        || (line.contains("Loading ") && line.contains("failed:"))
+}
+
 /// Classifies one serial console line (already [`clean`]ed).
 pub fn classify(line: &str) -> Option<Event> {
     if let Some(event) = standin_line(line) {
         return Some(event);
+    }
+    if loader_gave_up(line) {
+        return Some(Event::LoaderGaveUp(line.trim().to_string()));
     }
     if let Some((_, m)) = MILESTONES.iter().find(|(p, _)| line.contains(p)) {
         return Some(Event::Reached(*m));
@@ -278,6 +294,22 @@ mod tests {
         assert_eq!(classify("No bootable device."), Some(Event::LocalBoot));
         let ovmf = "BdsDxe: failed to start Boot0001 \"UEFI PXEv4 (MAC:5A0000000E01)\" from PciRoot(0x0): Load Error";
         assert_eq!(classify(ovmf), Some(Event::LocalBoot));
+        // lpxelinux after an initrd download broke off (seen in CI), and
+        // SeaBIOS's unrelated disk message, which must not count as one.
+        assert_eq!(
+            classify("Boot failed: press a key to retry, or wait for reset..."),
+            Some(Event::LoaderGaveUp(
+                "Boot failed: press a key to retry, or wait for reset...".into()
+            ))
+        );
+        assert_eq!(classify("Boot failed: could not read the boot disk"), None);
+        let missing =
+            "Loading http://10.20.0.2:8080/f/initrd.cpio.gz....failed: No such file or directory";
+        assert_eq!(classify(missing), Some(Event::LoaderGaveUp(missing.into())));
+        assert!(matches!(
+            classify("Booting kernel failed: Invalid argument"),
+            Some(Event::LoaderGaveUp(_))
+        ));
         assert_eq!(
             classify("ignition[1]: CRITICAL : Ignition failed: resource not found"),
             None

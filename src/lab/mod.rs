@@ -92,6 +92,8 @@ pub struct VmReport {
     /// Beacons the node sent, in seconds since it started.
     pub beacons: BTreeMap<String, f64>,
     pub failure: Option<String>,
+    /// Attempts abandoned because the loader gave up (the VM was rebooted).
+    pub retries: Vec<String>,
     pub serial_log: PathBuf,
 }
 
@@ -168,6 +170,7 @@ fn report(lab: &Lab, watched: &[watch::Watched]) -> Report {
                 quotes: w.progress.quotes.clone(),
                 beacons: w.progress.beacons.clone(),
                 failure: w.progress.failure.clone(),
+                retries: w.retries.clone(),
                 serial_log: lab.state_dir.serial(&vm.name),
             }
         })

@@ -180,6 +180,9 @@ impl Lab {
             .with_context(|| format!("starting {name} ({program})"))?;
         let pid = child.id();
         self.children.insert(name.to_string(), child);
+        // A restarted VM replaces its stopped (and reaped) predecessor: a
+        // stale PID must never be signalled at teardown.
+        self.record.processes.retain(|p| p.name != name);
         self.record.processes.push(Process {
             name: name.into(),
             pid,
@@ -215,6 +218,7 @@ impl Lab {
         cmd.args(qemu::args(&spec))
             .current_dir(&self.state_dir.root);
         self.spawn(&vm.name, qemu::QEMU, cmd, serial, qemu_log)?;
+        self.record.vms.retain(|r| r.name != vm.name);
         self.record.vms.push(VmRecord {
             name: vm.name.clone(),
             mac: vm.mac.clone(),
@@ -254,6 +258,20 @@ impl Lab {
         self.children
             .get_mut(name)
             .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
+    /// Stops VM `index` and boots it again; the stopped attempt's serial log
+    /// is kept as `<name>.attempt-<n>.serial.log`.
+    pub fn restart_vm(&mut self, index: usize, attempt: usize) -> Result<()> {
+        let name = self.plan.vms[index].name.clone();
+        self.stop_vm(&name);
+        let serial = self.state_dir.serial(&name);
+        let kept = self
+            .state_dir
+            .file(&format!("{name}.attempt-{attempt}.serial.log"));
+        std::fs::rename(&serial, &kept)
+            .with_context(|| format!("keeping {} as {}", serial.display(), kept.display()))?;
+        self.start_vm(index)
     }
 
     /// Stops one VM by PID.

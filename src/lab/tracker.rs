@@ -28,6 +28,8 @@ pub struct Progress {
     pub quotes: Vec<(String, String)>,
     pub failure: Option<String>,
     pub local_boot: bool,
+    /// What the loader said when it gave up on this attempt.
+    pub loader_gave_up: Option<String>,
     /// The address DHCP gave the VM.
     pub ip: Option<String>,
     /// Beacons the node sent to the boot server, with their times.
@@ -47,6 +49,9 @@ impl Progress {
                 self.failure.get_or_insert(why);
             }
             Event::LocalBoot => self.local_boot = true,
+            Event::LoaderGaveUp(line) => {
+                self.loader_gave_up.get_or_insert(line);
+            }
             Event::Quote { path, text } => self.quotes.push((path, text)),
         }
     }

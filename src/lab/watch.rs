@@ -73,8 +73,16 @@ pub struct Watched {
     pub started: Option<Instant>,
     pub progress: Progress,
     pub verdict: Option<Verdict>,
+    /// Why earlier attempts were abandoned (the loader gave up), oldest first.
+    pub retries: Vec<String>,
     serial: Option<LineReader>,
 }
+
+/// How often a VM is rebooted after its loader gave up. lpxelinux's TCP stack
+/// can lose an HTTP download under heavy emulation load (seen in CI: the
+/// initrd transfer stalled until the server timed out); a real machine
+/// reboots and tries again, and so does the lab, saying so in the report.
+const LOADER_RETRIES: usize = 1;
 
 /// Boots every VM of the lab and returns each one's progress and verdict.
 pub fn run(
@@ -89,6 +97,7 @@ pub fn run(
             started: None,
             progress: Progress::default(),
             verdict: None,
+            retries: Vec::new(),
             serial: None,
         })
         .collect();
@@ -192,6 +201,11 @@ fn follow_vm(lab: &mut Lab, w: &mut Watched, timeout: Duration) -> bool {
     let until = lab.options().until.clone();
     let until = until.as_deref();
     w.verdict = w.progress.verdict(&vm.role, until);
+    if w.verdict.is_none() {
+        if let Some(line) = w.progress.loader_gave_up.clone() {
+            return retry_or_fail(lab, w, line);
+        }
+    }
     if w.verdict.is_none() && lab.vm_exited(&vm.name) {
         // Read what QEMU wrote before it exited.
         for line in w.serial.as_mut().map(LineReader::lines).unwrap_or_default() {
@@ -210,6 +224,37 @@ fn follow_vm(lab: &mut Lab, w: &mut Watched, timeout: Duration) -> bool {
         changed = true;
     }
     changed
+}
+
+/// Reboots a VM whose loader gave up (keeping the attempt's serial log), or
+/// fails it once the retries are used up.
+fn retry_or_fail(lab: &mut Lab, w: &mut Watched, line: String) -> bool {
+    let name = lab.plan.vms[w.index].name.clone();
+    let secs = w.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    if w.retries.len() >= LOADER_RETRIES {
+        w.verdict = Some(Verdict::Fail(format!(
+            "the loader gave up again after {} reboot(s): {line}",
+            w.retries.len()
+        )));
+        lab.stop_vm(&name);
+        return true;
+    }
+    crate::warn!("lab: {name}: the loader gave up after {secs:.1} s ({line}); rebooting the VM");
+    w.retries.push(format!("after {secs:.1} s: {line}"));
+    let attempt = w.retries.len();
+    match lab.restart_vm(w.index, attempt) {
+        Ok(()) => {
+            w.progress = Progress::default();
+            w.started = Some(Instant::now());
+            w.serial = Some(LineReader::at_start(lab.state_dir.serial(&name)));
+        }
+        Err(err) => {
+            w.verdict = Some(Verdict::Fail(format!(
+                "the loader gave up ({line}) and the VM could not be restarted: {err:#}"
+            )));
+        }
+    }
+    true
 }
 
 /// The live table: redrawn in place on a terminal, one line per change otherwise.
@@ -291,6 +336,10 @@ pub fn rows(lab: &Lab, vms: &[Watched], ticking: bool) -> Vec<Row> {
                     started.elapsed().as_secs_f64()
                 ),
                 (Some(_), v) => w.progress.state(&vm.role, v.as_ref()),
+            };
+            let state = match w.retries.len() {
+                0 => state,
+                n => format!("{state} [rebooted {n}x: loader gave up]"),
             };
             Row {
                 name: vm.name.clone(),

@@ -207,7 +207,8 @@ pub struct Files {
 /// Everything one node's templates see.
 #[derive(Clone, Serialize)]
 pub struct NodeContext {
-    pub site: SiteContext,
+    /// Shared by every node of a build (one copy, not one per node).
+    pub site: std::sync::Arc<SiteContext>,
     pub node: NodeCtx,
     pub secrets: NodeSecrets,
     pub sysexts: Vec<SysextCtx>,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::boot::{BootContext, BootStep};
+use crate::boot::{BootContext, BootShared};
 use crate::build::step::Step;
 use crate::build::PlanEnv;
 use crate::error::BadInput;
@@ -37,17 +37,22 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
     let site_ctx = SiteContext::new(site, artifacts)?;
     let boot = BootContext::new(site, &site_ctx, &secrets, artifacts)?;
     let templates = Arc::new(Templates::load(&site.templates_dir())?);
-    let shared = Arc::new(Shared {
-        templates: templates.clone(),
-        site: site_ctx,
-        http_base: site.http_base(),
-        secrets_fingerprint: secrets.fingerprint(),
-        cilium_values: Some(cilium::load_values(site)?),
-        sysexts: artifacts.sysexts.clone(),
-        strict: env.strict,
-    });
+    let shared = Arc::new(
+        Shared {
+            templates: templates.clone(),
+            site: Arc::new(site_ctx),
+            http_base: site.http_base(),
+            secrets_fingerprint: secrets.fingerprint(),
+            cilium_values: Some(cilium::load_values(site)?),
+            sysexts: artifacts.sysexts.clone(),
+            strict: env.strict,
+            key_digest: String::new(),
+        }
+        .sealed(),
+    );
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
     for base in node_contexts(site, &shared.site, &secrets)? {
+        let base = Arc::new(base);
         steps.push(Box::new(RenderNode {
             shared: shared.clone(),
             base: base.clone(),
@@ -64,10 +69,7 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
             base,
         }));
     }
-    steps.push(Box::new(BootStep {
-        templates,
-        ctx: boot,
-    }));
+    steps.extend(BootShared::new(templates, boot)?.steps());
     Ok(steps)
 }
 
@@ -75,7 +77,7 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
 /// and without the embedded files (rendered by the steps).
 pub fn node_contexts(
     site: &Site,
-    site_ctx: &SiteContext,
+    site_ctx: &Arc<SiteContext>,
     secrets: &Secrets,
 ) -> Result<Vec<NodeContext>> {
     site.file

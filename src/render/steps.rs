@@ -18,13 +18,38 @@ use crate::fetch::refs::SysextRef;
 /// What every node step of one build shares.
 pub struct Shared {
     pub templates: Arc<Templates>,
-    pub site: SiteContext,
+    pub site: Arc<SiteContext>,
     pub http_base: String,
     pub secrets_fingerprint: String,
     /// Checked Cilium Helm values (embedded on the first control plane).
     pub cilium_values: Option<String>,
     pub sysexts: Vec<SysextRef>,
     pub strict: bool,
+    /// Digest of everything above that decides a node step's output; see [`Shared::sealed`].
+    pub key_digest: String,
+}
+
+impl Shared {
+    /// Computes `key_digest` once per build. Node step keys carry this digest
+    /// instead of the whole site context, so a no-op build of a large site
+    /// does not serialise that context once per node step. (`--explain` then
+    /// reports a site-wide change as `.key.shared`.)
+    pub fn sealed(mut self) -> Shared {
+        // The sysext context without the image hashes, which node steps read
+        // from their inputs (and key by those inputs' digests).
+        let sysexts = context::sysexts_from(&self.http_base, &self.sysexts, |_| Ok(String::new()))
+            .expect("a constant hash source cannot fail");
+        let shared = json!({
+            "templates": self.templates.digest(),
+            "site": self.site,
+            "secrets": self.secrets_fingerprint,
+            "cilium_values": self.cilium_values.as_deref().map(|v| crate::digest::sha256_hex(v.as_bytes())),
+            "sysexts": sysexts,
+        });
+        let bytes = serde_json::to_vec(&shared).expect("JSON values serialise");
+        self.key_digest = blake3::hash(&bytes).to_hex().to_string();
+        self
+    }
 }
 
 /// Internal output names.
@@ -42,12 +67,12 @@ pub fn ignition_path(ctx: &NodeContext, doc: &str) -> String {
 /// Renders node.bu (and the kubeadm YAML it embeds).
 pub struct RenderNode {
     pub shared: Arc<Shared>,
-    pub base: NodeContext,
+    pub base: Arc<NodeContext>,
 }
 
 impl RenderNode {
     fn context(&self, inputs: &Inputs) -> Result<NodeContext> {
-        let mut ctx = self.base.clone();
+        let mut ctx = NodeContext::clone(&self.base);
         ctx.sysexts = context::sysexts_from(&self.shared.http_base, &self.shared.sysexts, |p| {
             inputs.read_string(p)
         })?;
@@ -71,14 +96,10 @@ impl Step for RenderNode {
         ids
     }
     fn key(&self, inputs: &Inputs) -> Result<Value> {
-        let ctx = self.context(inputs)?;
         Ok(json!({
-            "templates": self.shared.templates.digest(),
-            "site": self.shared.site,
-            "node": ctx.node,
-            "sysexts": ctx.sysexts,
-            "secrets": self.shared.secrets_fingerprint,
-            "cilium_values": self.shared.cilium_values.as_deref().map(|v| crate::digest::sha256_hex(v.as_bytes())),
+            "shared": self.shared.key_digest,
+            "node": self.base.node,
+            "inputs": inputs.digests(),
         }))
     }
     fn run(&self, run: &mut RunCtx) -> Result<()> {
@@ -105,7 +126,7 @@ impl Step for RenderNode {
 /// Renders install.bu around the translated node config.
 pub struct RenderInstall {
     pub shared: Arc<Shared>,
-    pub base: NodeContext,
+    pub base: Arc<NodeContext>,
 }
 
 impl Step for RenderInstall {
@@ -117,15 +138,14 @@ impl Step for RenderInstall {
     }
     fn key(&self, inputs: &Inputs) -> Result<Value> {
         Ok(json!({
-            "templates": self.shared.templates.digest(),
-            "site": self.shared.site,
+            "shared": self.shared.key_digest,
             "node": self.base.node,
             "inputs": inputs.digests(),
         }))
     }
     fn run(&self, run: &mut RunCtx) -> Result<()> {
         let node_ign = run.inputs.read(&ignition_path(&self.base, "node"))?;
-        let mut ctx = self.base.clone();
+        let mut ctx = NodeContext::clone(&self.base);
         let text = render_install(&self.shared.templates, &mut ctx, &node_ign)?;
         let path = butane_path(&ctx.node.name, "install");
         run.put_bytes(&path, text.as_bytes(), Visibility::Internal)
@@ -135,7 +155,7 @@ impl Step for RenderInstall {
 /// Translates one rendered Butane config to Ignition and validates it.
 pub struct Translate {
     pub shared: Arc<Shared>,
-    pub base: NodeContext,
+    pub base: Arc<NodeContext>,
     /// `node` or `install`.
     pub doc: &'static str,
 }

@@ -14,7 +14,7 @@ use crate::kubeadm_types::{parse_all, Arg, Document};
 pub fn render_all(site: &Site) -> Vec<(NodeContext, String)> {
     let refs = artifact_refs(site);
     let s = secrets::ensure(site, None).unwrap();
-    let site_ctx = SiteContext::new(site, &refs).unwrap();
+    let site_ctx = std::sync::Arc::new(SiteContext::new(site, &refs).unwrap());
     let templates = Templates::load(&site.templates_dir()).unwrap();
     let values = cilium::load_values(site).unwrap();
     node_contexts(site, &site_ctx, &s)

@@ -594,6 +594,39 @@ fn a_corrupt_store_entry_is_fetched_again_with_verify_cache() {
 }
 
 #[test]
+fn a_blob_deleted_by_hand_names_verify_cache_which_restores_it() {
+    let w = World::new();
+    assert_ok(&w.build());
+    let kernel = w.dist().join(format!(
+        "http/flatcar/{VERSION}/flatcar_production_pxe.vmlinuz"
+    ));
+    let sha = sha256_of(&kernel);
+    let blob = w
+        .tmp
+        .path()
+        .join("cache/store/sha256")
+        .join(&sha[..2])
+        .join(&sha);
+    std::fs::remove_file(&blob).unwrap();
+    // A change makes the build publish a new tree, which needs the lost blob.
+    let site = w.tmp.path().join("site.toml");
+    let text = std::fs::read_to_string(&site).unwrap();
+    std::fs::write(
+        &site,
+        text.replace("52:54:00:00:00:21", "52:54:00:00:00:22"),
+    )
+    .unwrap();
+    assert_fails_with(
+        &w.build(),
+        &["flatcar_production_pxe.vmlinuz", "--verify-cache"],
+    );
+    assert_eq!(sha256_of(&kernel), sha, "the served tree is untouched");
+    assert_ok(&w.run(&["build", "--verify-cache"], &[]));
+    assert_eq!(sha256_of(&blob), sha, "fetched again");
+    assert_ok(&w.build());
+}
+
+#[test]
 fn mirror_writes_the_air_gap_layout_that_a_site_can_build_from() {
     let w = World::new();
     let out = w.run(&["mirror", "airgap"], &[]);

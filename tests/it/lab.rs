@@ -741,9 +741,9 @@ fn assert_install_arguments(report: &Value, node: &str) {
     );
 }
 
-#[test]
-fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
-    let _lock = lab_lock();
+/// The three-node site built from the fixture mirror with the stand-in OS,
+/// in a fresh directory (site.toml, templates/, payload/, secrets/, dist/).
+fn built_three_node_site() -> tempfile::TempDir {
     let work = tempfile::tempdir().unwrap();
     let (mirror_root, key, syslinux_sha256) = fixture_mirror(&work.path().join("mirror"));
     let mirror = MirrorServer::start(&mirror_root);
@@ -767,6 +767,13 @@ fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
         .output()
         .unwrap();
     assert!(build.status.success(), "pxebuild build:\n{}", text(&build));
+    work
+}
+
+#[test]
+fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
+    let _lock = lab_lock();
+    let work = built_three_node_site();
     let dist = work.path().join("dist");
 
     // pxebuild serve: every node, an unknown MAC, and an intruder asking for cp2's config.
@@ -854,6 +861,54 @@ fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
     let (_, sha512) = install_ignition_of(&dist, "cp1");
     assert_eq!(vm(&report, "cp1")["marker"]["sha512"], sha512.as_str());
     assert_install_arguments(&report, "cp1");
+}
+
+#[test]
+fn lab_reboots_a_vm_whose_loader_gave_up_then_fails_naming_the_file() {
+    let _lock = lab_lock();
+    let work = built_three_node_site();
+    // The rsync case gone wrong: a copy of the tree without the PXE initrd.
+    let broken = work.path().join("broken");
+    copy_tree(&work.path().join("dist"), &broken);
+    let initrd = walkdir::WalkDir::new(&broken)
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name() == "flatcar_production_pxe_image.cpio.gz")
+        .expect("dist has the PXE initrd");
+    fs::remove_file(initrd.path()).unwrap();
+    let state = work.path().join("state");
+    let out = pxebuild()
+        .current_dir(work.path())
+        .args([
+            "lab", "run", "--accel", "tcg", "--server", "nginx", "--nodes", "cp1",
+        ])
+        .arg("--dist")
+        .arg(&broken)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let report: Value =
+        serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
+    let cp1 = vm(&report, "cp1");
+    let reason = cp1["verdict"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("the loader gave up again"), "{cp1}");
+    assert!(
+        reason.contains("flatcar_production_pxe_image.cpio.gz") && reason.contains("failed:"),
+        "the verdict names the file that did not load: {reason}"
+    );
+    assert_eq!(cp1["retries"].as_array().unwrap().len(), 1, "{cp1}");
+    let first = fs::read_to_string(state.join("cp1.attempt-1.serial.log")).unwrap();
+    assert!(
+        first.contains("No such file"),
+        "the first attempt's log is kept"
+    );
+    assert!(
+        text(&out).contains("rebooting the VM"),
+        "the operator is told about the reboot: {}",
+        text(&out)
+    );
 }
 
 #[test]
