@@ -1,14 +1,23 @@
-//! The step cache: a record per step key (the key's blake3 hash) listing the
-//! outputs that key produced. A record is written only after the step succeeded
-//! and its outputs are in the store, so a failed step leaves no entry.
+//! The step cache: what each step key (the blake3 hash of the key) produced,
+//! for the steps of the last build of one output directory.
 //!
-//! The records of the last build are also kept together in one index file, so
-//! a rebuild reads one file instead of one per step. The index only speeds up
-//! lookups: a key it lacks falls back to its record, and a lost or damaged
-//! index is ignored (the next build writes it again).
+//! Two files per output directory (its "slot", so sites sharing a cache do not
+//! evict each other):
+//! - `steps/<slot>.index.json`: key hash → outputs of the last build, read on
+//!   every build, replaced atomically when it changes;
+//! - `steps/<slot>.keys.jsonl`: one `{id, key}` line per step run, appended;
+//!   read only to say why a step ran (`--explain`), the last line of an id
+//!   winning. It is compacted when it grows large.
+//!
+//! One file instead of one per step: creating thousands of small files was
+//! most of a large site's build time. A step that failed is never recorded.
+//! A lost or damaged file only costs re-running steps; their downloads come
+//! back from the download index without a request.
 use std::collections::HashMap;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -18,9 +27,7 @@ use super::step::Output;
 use super::store::Store;
 use crate::fsutil;
 
-/// The index of the last build's step records, beside the records.
-const INDEX: &str = "steps/index.json";
-
+/// A successful step: its id, key and outputs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
@@ -28,48 +35,63 @@ pub struct Record {
     pub outputs: Vec<Output>,
 }
 
-#[derive(Debug, Clone)]
+/// Past this size the keys log is rewritten with the current steps' keys only.
+const KEYS_LOG_LIMIT: u64 = 32 << 20;
+
+/// One line of the keys log.
+#[derive(Serialize, Deserialize)]
+struct KeyLine<'a> {
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+    key: Value,
+}
+
+#[derive(Debug)]
 pub struct Cache {
     root: PathBuf,
     pub store: Store,
-    /// Key hash → outputs, for every step of the last build.
+    slot: String,
+    /// Key hash → outputs, for every step of the slot's last build.
     index: HashMap<String, Vec<Output>>,
+    /// Step id → key of the slot's last build, loaded on first use.
+    last_keys: OnceLock<HashMap<String, Value>>,
+    /// Steps recorded by this process (a later lookup in the same run hits).
+    fresh: Mutex<Fresh>,
+}
+
+#[derive(Debug, Default)]
+struct Fresh {
+    outputs: HashMap<String, Vec<Output>>,
+    keys: HashMap<String, Value>,
 }
 
 impl Cache {
-    pub fn open(root: &Path) -> Result<Cache> {
-        let store = Store::open(&root.join("store"))?;
-        fs::create_dir_all(root.join("steps/last"))
-            .with_context(|| format!("creating {}", root.join("steps").display()))?;
-        let index = fs::read(root.join(INDEX))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
-        Ok(Cache {
-            root: root.to_path_buf(),
-            store,
-            index,
-        })
+    /// The cache under `root`, remembering builds of the output directory `out`.
+    pub fn open_for(root: &Path, out: &Path) -> Result<Cache> {
+        let out = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+        let slot = blake3::hash(out.as_os_str().as_encoded_bytes()).to_hex()[..16].to_string();
+        Self::open_slot(root, slot)
     }
 
-    /// Replaces the index with this build's steps (`(key hash, outputs)`),
-    /// unless it already holds exactly those. Written without fsync: the build
-    /// syncs the cache file system once before publishing, and a stale index
-    /// only costs lookups.
-    pub fn save_index<'a>(
-        &self,
-        entries: impl IntoIterator<Item = (&'a str, &'a [Output])>,
-    ) -> Result<()> {
-        let index: HashMap<&str, &[Output]> = entries.into_iter().collect();
-        let unchanged = index.len() == self.index.len()
-            && index
-                .iter()
-                .all(|(k, v)| self.index.get(*k).is_some_and(|o| o.as_slice() == *v));
-        if unchanged {
-            return Ok(());
-        }
-        let json = serde_json::to_vec(&index).context("serialising the step index")?;
-        fsutil::atomic_write_batched(&self.root.join(INDEX), &json, 0o644)
+    /// The cache under `root` for uses without an output directory.
+    pub fn open(root: &Path) -> Result<Cache> {
+        Self::open_slot(root, "default".into())
+    }
+
+    fn open_slot(root: &Path, slot: String) -> Result<Cache> {
+        let store = Store::open(&root.join("store"))?;
+        let steps = root.join("steps");
+        fs::create_dir_all(&steps).with_context(|| format!("creating {}", steps.display()))?;
+        let mut cache = Cache {
+            root: root.to_path_buf(),
+            store,
+            slot,
+            index: HashMap::new(),
+            last_keys: OnceLock::new(),
+            fresh: Mutex::default(),
+        };
+        cache.index = read_json(&cache.file("index.json")).unwrap_or_default();
+        Ok(cache)
     }
 
     pub fn root(&self) -> &Path {
@@ -82,58 +104,136 @@ impl Cache {
         blake3::hash(&bytes).to_hex().to_string()
     }
 
-    /// The record for a key hash, if it exists and every output is still in the store.
+    /// The outputs recorded for a key hash, if every one is still usable.
+    ///
+    /// The last build saw every indexed blob in the store, and the store never
+    /// removes one by itself, so hits are not stat'ed one by one (thousands on
+    /// a rebuild). A blob deleted by hand surfaces as an error that names
+    /// `--verify-cache`, which re-hashes every blob and rebuilds what is gone.
     pub fn lookup(&self, key_hash: &str, verify: bool) -> Option<Vec<Output>> {
-        /// The part of a record a hit needs; the stored key is skipped unparsed
-        /// (no-op rebuilds read thousands of records).
-        #[derive(Deserialize)]
-        struct Hit {
-            outputs: Vec<Output>,
-        }
-        let indexed = self.index.get(key_hash);
-        let outputs = match indexed {
+        let outputs = match self.index.get(key_hash) {
             Some(outputs) => outputs.clone(),
-            None => {
-                let text = fs::read(self.record_path(key_hash)).ok()?;
-                serde_json::from_slice::<Hit>(&text).ok()?.outputs
-            }
+            None => self.fresh().outputs.get(key_hash)?.clone(),
         };
-        // The last build saw every indexed blob in the store, and the store
-        // never removes one by itself: skip thousands of stats on a rebuild.
-        // (A blob deleted by hand surfaces as an error naming --verify-cache,
-        // which re-hashes everything and rebuilds what is gone.)
-        let intact = outputs.iter().all(|o| {
-            if verify {
-                self.store.verify(&o.sha256).unwrap_or(false)
-            } else {
-                indexed.is_some() || self.store.has(&o.sha256, o.size)
-            }
-        });
+        let intact = !verify
+            || outputs
+                .iter()
+                .all(|o| self.store.verify(&o.sha256).unwrap_or(false));
         intact.then_some(outputs)
     }
 
-    /// Records a successful step, and remembers its key for `--explain`.
-    pub fn record(&self, key_hash: &str, record: &Record) -> Result<()> {
-        let json = serde_json::to_vec(record).context("serialising step record")?;
-        fsutil::atomic_write_batched(&self.record_path(key_hash), &json, 0o644)?;
-        let last = serde_json::to_vec(&record.key).context("serialising step key")?;
-        fsutil::atomic_write_batched(&self.last_key_path(&record.id), &last, 0o644)
+    /// Remembers a successful step (kept in memory until [`Cache::save`]).
+    pub fn record(&self, key_hash: &str, record: Record) {
+        let mut fresh = self.fresh();
+        fresh.outputs.insert(key_hash.to_string(), record.outputs);
+        fresh.keys.insert(record.id, record.key);
     }
 
     /// The key this step had the last time it ran, for explaining a re-run.
     pub fn last_key(&self, id: &str) -> Option<Value> {
-        let text = fs::read(self.last_key_path(id)).ok()?;
-        serde_json::from_slice(&text).ok()
+        if let Some(key) = self.fresh().keys.get(id) {
+            return Some(key.clone());
+        }
+        self.last_keys().get(id).cloned()
     }
 
-    fn record_path(&self, key_hash: &str) -> PathBuf {
-        self.root.join("steps").join(format!("{key_hash}.json"))
+    /// Saves this build's steps, given as `(id, key hash, outputs)`: the index
+    /// when it changed, and the keys of the steps that ran. No fsync: the
+    /// build syncs the cache file system once before it publishes, and a stale
+    /// or torn file only costs re-running steps.
+    pub fn save<'a>(
+        &self,
+        steps: impl IntoIterator<Item = (&'a str, &'a str, &'a [Output])>,
+    ) -> Result<()> {
+        let steps: Vec<(&str, &str, &[Output])> = steps.into_iter().collect();
+        let index: HashMap<&str, &[Output]> = steps.iter().map(|&(_, h, o)| (h, o)).collect();
+        let same_index = index.len() == self.index.len()
+            && index
+                .iter()
+                .all(|(k, v)| self.index.get(*k).is_some_and(|o| o.as_slice() == *v));
+        if !same_index {
+            let json = serde_json::to_vec(&index).context("serialising the step index")?;
+            fsutil::atomic_write_batched(&self.file("index.json"), &json, 0o644)?;
+        }
+        let fresh = self.fresh();
+        let mut lines = Vec::new();
+        for &(id, _, _) in &steps {
+            if let Some(key) = fresh.keys.get(id) {
+                let line = KeyLine {
+                    id: id.into(),
+                    key: key.clone(),
+                };
+                serde_json::to_writer(&mut lines, &line).context("serialising a step key")?;
+                lines.push(b'\n');
+            }
+        }
+        drop(fresh);
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let log = self.file("keys.jsonl");
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        file.write_all(&lines)
+            .with_context(|| format!("appending to {}", log.display()))?;
+        if file.metadata().map(|m| m.len()).unwrap_or(0) > KEYS_LOG_LIMIT {
+            self.compact_keys(&steps)?;
+        }
+        Ok(())
     }
 
-    fn last_key_path(&self, id: &str) -> PathBuf {
-        let name = blake3::hash(id.as_bytes()).to_hex();
-        self.root.join("steps/last").join(format!("{name}.json"))
+    /// Rewrites the keys log with the last key of each current step.
+    fn compact_keys(&self, steps: &[(&str, &str, &[Output])]) -> Result<()> {
+        let keys = read_keys(&self.file("keys.jsonl"));
+        let mut lines = Vec::new();
+        for &(id, _, _) in steps {
+            if let Some(key) = keys.get(id) {
+                let line = KeyLine {
+                    id: id.into(),
+                    key: key.clone(),
+                };
+                serde_json::to_writer(&mut lines, &line).context("serialising a step key")?;
+                lines.push(b'\n');
+            }
+        }
+        fsutil::atomic_write_batched(&self.file("keys.jsonl"), &lines, 0o644)
     }
+
+    fn last_keys(&self) -> &HashMap<String, Value> {
+        self.last_keys
+            .get_or_init(|| read_keys(&self.file("keys.jsonl")))
+    }
+
+    fn fresh(&self) -> std::sync::MutexGuard<'_, Fresh> {
+        self.fresh.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn file(&self, what: &str) -> PathBuf {
+        self.root
+            .join("steps")
+            .join(format!("{}.{what}", self.slot))
+    }
+}
+
+/// The keys log as id → last key; unreadable lines (a torn append) are skipped.
+fn read_keys(path: &Path) -> HashMap<String, Value> {
+    let Ok(bytes) = fs::read(path) else {
+        return HashMap::new();
+    };
+    bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<KeyLine>(line).ok())
+        .map(|l| (l.id.into_owned(), l.key))
+        .collect()
+}
+
+/// A JSON file's value, or `None` when it is missing or unreadable.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    let bytes = fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 #[cfg(test)]
@@ -142,63 +242,109 @@ mod tests {
     use crate::build::step::Visibility;
     use serde_json::json;
 
-    fn recorded(cache: &Cache, body: &[u8]) -> (String, Vec<Output>) {
+    fn ran(cache: &Cache, id: &str, body: &[u8]) -> (String, Vec<Output>) {
         let sha256 = cache.store.put_bytes(body).unwrap();
         let outputs = vec![Output {
-            path: "http/x".into(),
+            path: format!("http/{id}"),
             sha256,
             size: body.len() as u64,
             visibility: Visibility::Public,
         }];
         let key = json!({"body": String::from_utf8_lossy(body)});
         let hash = Cache::key_hash(&key);
-        let record = Record {
-            id: "x".into(),
-            key,
-            outputs: outputs.clone(),
-        };
-        cache.record(&hash, &record).unwrap();
+        cache.record(
+            &hash,
+            Record {
+                id: id.into(),
+                key,
+                outputs: outputs.clone(),
+            },
+        );
         (hash, outputs)
     }
 
     #[test]
-    fn the_index_answers_without_the_record_and_a_broken_one_is_ignored() {
+    fn a_saved_build_is_found_by_the_next_one_of_the_same_output() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
-        let (hash, outputs) = recorded(&cache, b"one");
+        let out = dir.path().join("dist");
+        let cache = Cache::open_for(dir.path(), &out).unwrap();
+        let (hash, outputs) = ran(&cache, "x", b"one");
         cache
-            .save_index([(hash.as_str(), outputs.as_slice())])
+            .save([("x", hash.as_str(), outputs.as_slice())])
             .unwrap();
-        fs::remove_file(cache.record_path(&hash)).unwrap();
-        let reopened = Cache::open(dir.path()).unwrap();
-        assert_eq!(reopened.lookup(&hash, false), Some(outputs.clone()));
-        assert_eq!(Cache::open(dir.path()).unwrap().lookup("0000", false), None);
 
-        fs::write(dir.path().join(INDEX), b"{not json").unwrap();
-        let damaged = Cache::open(dir.path()).unwrap();
+        let next = Cache::open_for(dir.path(), &out).unwrap();
+        assert_eq!(next.lookup(&hash, false), Some(outputs.clone()));
+        assert_eq!(next.last_key("x"), Some(json!({"body": "one"})));
+        assert_eq!(next.lookup("0000", false), None);
+        let other = Cache::open_for(dir.path(), &dir.path().join("dist2")).unwrap();
         assert_eq!(
-            damaged.lookup(&hash, false),
+            other.lookup(&hash, false),
             None,
-            "record gone, index unreadable"
+            "another output, another slot"
         );
-        let (again, outputs) = recorded(&damaged, b"two");
-        assert_eq!(
-            damaged.lookup(&again, false),
-            Some(outputs),
-            "records still work"
-        );
+    }
+
+    #[test]
+    fn a_damaged_index_only_costs_a_rerun() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("dist");
+        let cache = Cache::open_for(dir.path(), &out).unwrap();
+        let (hash, outputs) = ran(&cache, "x", b"one");
+        cache
+            .save([("x", hash.as_str(), outputs.as_slice())])
+            .unwrap();
+        fs::write(cache.file("index.json"), b"{not json").unwrap();
+        let damaged = Cache::open_for(dir.path(), &out).unwrap();
+        assert_eq!(damaged.lookup(&hash, false), None);
+        let (again, outputs) = ran(&damaged, "x", b"one");
+        assert_eq!(damaged.lookup(&again, false), Some(outputs));
     }
 
     #[test]
     fn verify_rechecks_indexed_blobs() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
-        let (hash, outputs) = recorded(&cache, b"one");
+        let out = dir.path().join("dist");
+        let cache = Cache::open_for(dir.path(), &out).unwrap();
+        let (hash, outputs) = ran(&cache, "x", b"one");
         cache
-            .save_index([(hash.as_str(), outputs.as_slice())])
+            .save([("x", hash.as_str(), outputs.as_slice())])
             .unwrap();
-        let reopened = Cache::open(dir.path()).unwrap();
-        fs::remove_file(reopened.store.path_of(&outputs[0].sha256)).unwrap();
-        assert_eq!(reopened.lookup(&hash, true), None, "a lost blob is a miss");
+        let next = Cache::open_for(dir.path(), &out).unwrap();
+        fs::remove_file(next.store.path_of(&outputs[0].sha256)).unwrap();
+        assert!(
+            next.lookup(&hash, false).is_some(),
+            "trusted without a stat"
+        );
+        assert_eq!(next.lookup(&hash, true), None, "a lost blob is a miss");
+    }
+
+    #[test]
+    fn compaction_keeps_the_last_key_of_current_steps_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("dist");
+        let cache = Cache::open_for(dir.path(), &out).unwrap();
+        let (hx, ox) = ran(&cache, "x", b"one");
+        let (hy, oy) = ran(&cache, "y", b"two");
+        let both = [
+            ("x", hx.as_str(), ox.as_slice()),
+            ("y", hy.as_str(), oy.as_slice()),
+        ];
+        cache.save(both).unwrap();
+        let next = Cache::open_for(dir.path(), &out).unwrap();
+        let (hx2, ox2) = ran(&next, "x", b"one, changed");
+        let only_x = [("x", hx2.as_str(), ox2.as_slice())];
+        next.save(only_x).unwrap();
+        let log = next.file("keys.jsonl");
+        assert_eq!(
+            fs::read_to_string(&log).unwrap().lines().count(),
+            3,
+            "appended"
+        );
+        next.compact_keys(&only_x).unwrap();
+        let last = Cache::open_for(dir.path(), &out).unwrap();
+        assert_eq!(last.last_key("x"), Some(json!({"body": "one, changed"})));
+        assert!(last.last_key("y").is_none(), "y is no longer a step");
+        assert_eq!(fs::read_to_string(&log).unwrap().lines().count(), 1);
     }
 }

@@ -15,6 +15,8 @@ pub struct ExecOptions {
     pub jobs: usize,
     /// Re-hash cached outputs before trusting them.
     pub verify_cache: bool,
+    /// Say why each step ran (reads the keys of the last build).
+    pub explain: bool,
 }
 
 /// What happened to one step.
@@ -216,16 +218,22 @@ fn run_one(
             ran: None,
         });
     }
-    let reason = explain::reason(cache.last_key(&id).as_ref(), &key);
+    let reason = if opts.explain {
+        explain::reason(cache.last_key(&id).as_ref(), &key)
+    } else {
+        "its key is new (--explain says what changed)".to_string()
+    };
     let mut ctx = RunCtx::new(&inputs, &cache.store);
     step.run(&mut ctx)?;
     let outputs = ctx.into_outputs();
-    let record = Record {
-        id: id.clone(),
-        key,
-        outputs: outputs.clone(),
-    };
-    cache.record(&key_hash, &record)?;
+    cache.record(
+        &key_hash,
+        Record {
+            id: id.clone(),
+            key,
+            outputs: outputs.clone(),
+        },
+    );
     Ok(Outcome {
         id,
         key_hash,
@@ -307,6 +315,7 @@ mod tests {
         ExecOptions {
             jobs: 4,
             verify_cache: false,
+            explain: true,
         }
     }
 
@@ -399,6 +408,7 @@ mod tests {
             &ExecOptions {
                 jobs: 2,
                 verify_cache: false,
+                explain: false,
             },
         )
         .unwrap();

@@ -30,6 +30,8 @@ pub struct BuildOptions {
     pub offline: bool,
     pub strict: bool,
     pub verify_cache: bool,
+    /// Work out why each step ran.
+    pub explain: bool,
 }
 
 pub struct BuildReport {
@@ -51,7 +53,7 @@ impl BuildReport {
 pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
     let _lock = lock_out(&opts.out)?;
     let mut phases = Phases::start();
-    let cache = cache::Cache::open(&site.cache_dir())?;
+    let cache = cache::Cache::open_for(&site.cache_dir(), &opts.out)?;
     let env = PlanEnv {
         site,
         out: &opts.out,
@@ -63,12 +65,13 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
     let exec = ExecOptions {
         jobs: opts.jobs,
         verify_cache: opts.verify_cache,
+        explain: opts.explain,
     };
     let outcomes = executor::execute(&steps, &cache, &exec)?;
-    cache.save_index(
+    cache.save(
         outcomes
             .iter()
-            .map(|o| (o.key_hash.as_str(), o.outputs.as_slice())),
+            .map(|o| (o.id.as_str(), o.key_hash.as_str(), o.outputs.as_slice())),
     )?;
     phases.mark("execute");
     // Cache entries were written without per-file fsyncs: make them durable

@@ -43,6 +43,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         offline: args.offline,
         strict: args.strict,
         verify_cache: args.verify_cache,
+        explain: args.explain,
     };
     let report = build::build(&site, &opts)?;
     print_summary(&report, &args);

@@ -23,6 +23,7 @@ pub fn write_mirror(site: &Site, dir: &Path, offline: bool, jobs: usize) -> Resu
         &ExecOptions {
             jobs,
             verify_cache: false,
+            explain: false,
         },
     )?;
     place(&planned, dir)
