@@ -28,8 +28,20 @@ pub fn next_steps(site: &Site, out: &Path) -> String {
         "       (dnsmasq.conf, dhcpd.conf or kea-dhcp4.json; see docs/cluster.md)".into(),
         "  3. Power on the nodes in this order (network boot):".into(),
     ];
-    for (i, node) in boot_order(site).iter().enumerate() {
+    let order = boot_order(site);
+    // Every control plane, then workers up to a screenful: the order past the
+    // control planes does not matter, and a rack of hundreds would bury the rest.
+    let shown = order
+        .len()
+        .min(site.control_planes().count().max(LISTED_NODES));
+    for (i, node) in order[..shown].iter().enumerate() {
         lines.push(format!("       {}. {node}", i + 1));
+    }
+    if shown < order.len() {
+        lines.push(format!(
+            "       … and {} more workers, in any order",
+            order.len() - shown
+        ));
     }
     lines.extend([
         format!("  4. Wait for every node:        {px} wait --timeout 30m"),
@@ -51,6 +63,9 @@ pub fn next_steps(site: &Site, out: &Path) -> String {
 
 /// One line per node: control planes first (the first one runs `kubeadm init`,
 /// the others join it), then the workers, each in site order.
+/// How many nodes the boot order lists before summing up the rest.
+const LISTED_NODES: usize = 12;
+
 pub fn boot_order(site: &Site) -> Vec<String> {
     let cps = site.control_planes().enumerate().map(|(i, n)| {
         let what = if i == 0 {
@@ -92,6 +107,27 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../../site.toml");
+
+    #[test]
+    fn a_large_rack_lists_a_screenful_of_nodes_then_a_count() {
+        let head = &EXAMPLE[..EXAMPLE.find("[[node]]").unwrap()];
+        let mut text = head.to_string();
+        for i in 1..=20 {
+            let role = if i <= 3 { "control-plane" } else { "worker" };
+            text.push_str(&format!(
+                "[[node]]\nname = \"n{i}\"\nmac = \"52:54:00:20:01:{i:02x}\"\nip = \"10.20.0.{}\"\nrole = \"{role}\"\ndisk = \"/dev/disk/by-id/virtio-n{i}\"\n\n",
+                100 + i
+            ));
+        }
+        let site = Site::from_text(&text, Path::new("site.toml")).unwrap();
+        let steps = next_steps(&site, Path::new("dist"));
+        assert!(steps.contains("       12. n12 "), "{steps}");
+        assert!(!steps.contains(" n13 "), "{steps}");
+        assert!(
+            steps.contains("… and 8 more workers, in any order"),
+            "{steps}"
+        );
+    }
 
     #[test]
     fn next_steps_for_the_example_site() {

@@ -112,7 +112,12 @@ pub fn ensure(site: &Site, out: Option<&Path>) -> Result<Secrets> {
     let names = site.file.nodes.iter().map(|n| n.name.as_str());
     let (node_ids, added) = node_ids::ensure(&dir, names)?;
     if !added.is_empty() {
-        created.push(format!("{} ({})", node_ids::FILE, added.join(", ")));
+        // Name a few new nodes; a new rack of hundreds gets a count.
+        let which = match added.len() {
+            0..=8 => added.join(", "),
+            n => format!("{}, … {n} nodes", added[..3].join(", ")),
+        };
+        created.push(format!("{} ({which})", node_ids::FILE));
     }
     ensure_kubeconfig(&dir, site, &ca, &mut created)?;
     let ca_hash = pki::ca_cert_hash(&ca.cert_pem).context("secrets/ca.crt")?;
