@@ -263,8 +263,8 @@ mod tests {
         (hash, outputs)
     }
 
-    #[test]
-    fn a_saved_build_is_found_by_the_next_one_of_the_same_output() {
+    /// A cache in a fresh directory after a build of one step `x`.
+    fn saved_one_step() -> (tempfile::TempDir, PathBuf, Cache, String, Vec<Output>) {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("dist");
         let cache = Cache::open_for(dir.path(), &out).unwrap();
@@ -272,6 +272,12 @@ mod tests {
         cache
             .save([("x", hash.as_str(), outputs.as_slice())])
             .unwrap();
+        (dir, out, cache, hash, outputs)
+    }
+
+    #[test]
+    fn a_saved_build_is_found_by_the_next_one_of_the_same_output() {
+        let (dir, out, _, hash, outputs) = saved_one_step();
 
         let next = Cache::open_for(dir.path(), &out).unwrap();
         assert_eq!(next.lookup(&hash, false), Some(outputs.clone()));
@@ -287,13 +293,7 @@ mod tests {
 
     #[test]
     fn a_damaged_index_only_costs_a_rerun() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("dist");
-        let cache = Cache::open_for(dir.path(), &out).unwrap();
-        let (hash, outputs) = ran(&cache, "x", b"one");
-        cache
-            .save([("x", hash.as_str(), outputs.as_slice())])
-            .unwrap();
+        let (dir, out, cache, hash, _) = saved_one_step();
         fs::write(cache.file("index.json"), b"{not json").unwrap();
         let damaged = Cache::open_for(dir.path(), &out).unwrap();
         assert_eq!(damaged.lookup(&hash, false), None);
@@ -303,13 +303,7 @@ mod tests {
 
     #[test]
     fn verify_rechecks_indexed_blobs() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("dist");
-        let cache = Cache::open_for(dir.path(), &out).unwrap();
-        let (hash, outputs) = ran(&cache, "x", b"one");
-        cache
-            .save([("x", hash.as_str(), outputs.as_slice())])
-            .unwrap();
+        let (dir, out, _, hash, outputs) = saved_one_step();
         let next = Cache::open_for(dir.path(), &out).unwrap();
         fs::remove_file(next.store.path_of(&outputs[0].sha256)).unwrap();
         assert!(

@@ -179,6 +179,21 @@ disk = "/dev/disk/by-id/virtio-root"
         self.run(&["build"], &[])
     }
 
+    /// The published PXE kernel, its digest, and its blob in the store.
+    fn pxe_kernel_blob(&self) -> (PathBuf, String, PathBuf) {
+        let kernel = self.dist().join(format!(
+            "http/flatcar/{VERSION}/flatcar_production_pxe.vmlinuz"
+        ));
+        let sha = sha256_of(&kernel);
+        let blob = self
+            .tmp
+            .path()
+            .join("cache/store/sha256")
+            .join(&sha[..2])
+            .join(&sha);
+        (kernel, sha, blob)
+    }
+
     fn store_blobs(&self) -> Vec<String> {
         let dir = self.tmp.path().join("cache/store/sha256");
         walkdir::WalkDir::new(dir)
@@ -571,16 +586,7 @@ fn offline_names_what_is_missing_then_builds_from_a_full_store() {
 fn a_corrupt_store_entry_is_fetched_again_with_verify_cache() {
     let w = World::new();
     assert_ok(&w.build());
-    let kernel = w.dist().join(format!(
-        "http/flatcar/{VERSION}/flatcar_production_pxe.vmlinuz"
-    ));
-    let sha = sha256_of(&kernel);
-    let blob = w
-        .tmp
-        .path()
-        .join("cache/store/sha256")
-        .join(&sha[..2])
-        .join(&sha);
+    let (_, sha, blob) = w.pxe_kernel_blob();
     std::fs::remove_file(&blob).unwrap();
     std::fs::write(&blob, b"bit rot").unwrap();
     w.server.reset_requests();
@@ -597,16 +603,7 @@ fn a_corrupt_store_entry_is_fetched_again_with_verify_cache() {
 fn a_blob_deleted_by_hand_names_verify_cache_which_restores_it() {
     let w = World::new();
     assert_ok(&w.build());
-    let kernel = w.dist().join(format!(
-        "http/flatcar/{VERSION}/flatcar_production_pxe.vmlinuz"
-    ));
-    let sha = sha256_of(&kernel);
-    let blob = w
-        .tmp
-        .path()
-        .join("cache/store/sha256")
-        .join(&sha[..2])
-        .join(&sha);
+    let (kernel, sha, blob) = w.pxe_kernel_blob();
     std::fs::remove_file(&blob).unwrap();
     // A change makes the build publish a new tree, which needs the lost blob.
     let site = w.tmp.path().join("site.toml");
