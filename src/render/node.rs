@@ -7,20 +7,14 @@ use base64::Engine;
 use super::context::NodeContext;
 use super::templates::Templates;
 
-/// The node config's Butane and the kubeadm YAML it embeds.
-#[derive(Debug, Clone)]
-pub struct RenderedNode {
-    pub butane: String,
-    pub kubeadm: String,
-}
-
-/// Renders the files `node.bu` embeds into `ctx.files`, then `node.bu` itself.
+/// Renders the files `node.bu` embeds (kubeadm config, scripts) into
+/// `ctx.files`, then returns `node.bu` itself.
 /// `cilium_values` is embedded on the first control plane only.
 pub fn render_node(
     t: &Templates,
     ctx: &mut NodeContext,
     cilium_values: Option<&str>,
-) -> Result<RenderedNode> {
+) -> Result<String> {
     let kubeadm = if ctx.node.init {
         "kubeadm/init.yaml"
     } else {
@@ -42,10 +36,7 @@ pub fn render_node(
     }
     ctx.files.bootstrap_script = t.render("files/kubeadm-bootstrap.sh", ctx)?;
     ctx.files.sysupdate_script = t.render("files/sysupdate-sysexts.sh", ctx)?;
-    Ok(RenderedNode {
-        butane: t.render("node.bu", ctx)?,
-        kubeadm: ctx.files.kubeadm.clone(),
-    })
+    t.render("node.bu", ctx)
 }
 
 /// Renders the install config's Butane, embedding `node_ign` (the translated

@@ -56,9 +56,6 @@ impl Shared {
 pub fn butane_path(node: &str, doc: &str) -> String {
     format!("render/{node}/{doc}.bu")
 }
-pub fn kubeadm_path(node: &str) -> String {
-    format!("render/{node}/kubeadm.yaml")
-}
 /// Dist path of a node's Ignition config (`install` or `node`).
 pub fn ignition_path(ctx: &NodeContext, doc: &str) -> String {
     format!("http/{}/{doc}.ign", ctx.node.ignition_dir)
@@ -104,20 +101,14 @@ impl Step for RenderNode {
     }
     fn run(&self, run: &mut RunCtx) -> Result<()> {
         let mut ctx = self.context(run.inputs)?;
-        let out = render_node(
+        let butane = render_node(
             &self.shared.templates,
             &mut ctx,
             self.shared.cilium_values.as_deref(),
         )?;
-        let name = &ctx.node.name;
         run.put_bytes(
-            &butane_path(name, "node"),
-            out.butane.as_bytes(),
-            Visibility::Internal,
-        )?;
-        run.put_bytes(
-            &kubeadm_path(name),
-            out.kubeadm.as_bytes(),
+            &butane_path(&ctx.node.name, "node"),
+            butane.as_bytes(),
             Visibility::Internal,
         )
     }

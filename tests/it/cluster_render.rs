@@ -23,8 +23,8 @@ pub fn render_all(site: &Site) -> Vec<(NodeContext, String)> {
         .map(|mut ctx| {
             ctx.sysexts =
                 sysexts_from(&site.http_base(), &refs.sysexts, |p| Ok(fake_sha512(p))).unwrap();
-            let out = render_node(&templates, &mut ctx, Some(&values)).unwrap();
-            (ctx, out.butane)
+            let butane = render_node(&templates, &mut ctx, Some(&values)).unwrap();
+            (ctx, butane)
         })
         .collect()
 }
