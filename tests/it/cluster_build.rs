@@ -3,13 +3,13 @@
 //! `ignition-validate`), access restricted per node, and a second build that
 //! changes no secret and no file.
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use pxebuild::manifest::Manifest;
 
 use crate::cluster_common::*;
+use crate::fetch::server::MirrorServer;
 
 struct Built {
     // Declared first: dropped (stopped) before the directory it serves.
@@ -20,19 +20,12 @@ struct Built {
 }
 
 /// The fixture mirror (tests/fixtures/mirror/generate.sh) served over HTTP on
-/// loopback by `python3 -m http.server`, stopped (by its PID) on drop.
+/// loopback by the tests' mirror server, stopped on drop.
 pub(crate) struct Mirror {
-    child: Child,
+    _server: MirrorServer,
     pub(crate) url: String,
     /// Pinned SHA-256 of the syslinux tarball, as the generator printed it.
     syslinux_sha256: String,
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn mirror(root: &Path) -> Mirror {
@@ -53,34 +46,10 @@ fn mirror(root: &Path) -> Mirror {
         .and_then(|l| l.split_whitespace().next())
         .expect("the generator prints the tarball digest")
         .to_string();
-    let mut child = Command::new("python3")
-        .args([
-            "-u",
-            "-m",
-            "http.server",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-        ])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 serves the mirror");
-    // "Serving HTTP on 127.0.0.1 port N (...)": the server is listening.
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .split_whitespace()
-        .skip_while(|w| *w != "port")
-        .nth(1)
-        .unwrap_or_else(|| panic!("unexpected http.server banner {line:?}"));
+    let server = MirrorServer::start(&dir);
     Mirror {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
+        url: server.url(),
+        _server: server,
         syslinux_sha256,
     }
 }
