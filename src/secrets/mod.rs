@@ -256,20 +256,24 @@ fn ensure_ca(
     created: &mut Vec<String>,
 ) -> Result<CertPair> {
     let (crt, key) = (format!("{stem}.crt"), format!("{stem}.key"));
-    match (dir.join(&crt).exists(), dir.join(&key).exists()) {
-        (true, true) => read_pair(dir, stem),
-        (false, false) if !built => {
+    let files = PairFiles {
+        first: &key,
+        second: &crt,
+        what: "the CA",
+    };
+    ensure_pair(
+        dir,
+        &files,
+        built,
+        out,
+        created,
+        || read_pair(dir, stem),
+        || {
             let pair = pki::new_ca(cn)?;
-            write_new(dir, &key, &pair.key_pem, created)?;
-            write_new(dir, &crt, &pair.cert_pem, created)?;
-            Ok(pair)
-        }
-        (false, false) => Err(missing_error(&dir.join(&crt), out, "the CA")),
-        _ => Err(BadInput::new(format!(
-            "{} has only one of {crt} and {key}; restore the pair from your backup",
-            dir.display()
-        ))),
-    }
+            let texts = (pair.key_pem.clone(), pair.cert_pem.clone());
+            Ok((pair, texts))
+        },
+    )
 }
 
 fn ensure_sa(
@@ -278,21 +282,55 @@ fn ensure_sa(
     out: Option<&Path>,
     created: &mut Vec<String>,
 ) -> Result<(String, String)> {
-    match (dir.join("sa.key").exists(), dir.join("sa.pub").exists()) {
-        (true, true) => {
-            let key = read(dir, "sa.key")?;
-            pki::check_key(&key).context("secrets/sa.key")?;
-            Ok((key, read(dir, "sa.pub")?))
-        }
+    let files = PairFiles {
+        first: "sa.key",
+        second: "sa.pub",
+        what: "the key",
+    };
+    let read_existing = || {
+        let key = read(dir, "sa.key")?;
+        pki::check_key(&key).context("secrets/sa.key")?;
+        Ok((key, read(dir, "sa.pub")?))
+    };
+    ensure_pair(dir, &files, built, out, created, read_existing, || {
+        let (key, public) = pki::new_sa_key_pair()?;
+        Ok(((key.clone(), public.clone()), (key, public)))
+    })
+}
+
+/// Two secret files that only make sense together (a key and its certificate
+/// or public half), written in this order.
+struct PairFiles<'a> {
+    first: &'a str,
+    second: &'a str,
+    /// For the error when a built site lost them ("the CA").
+    what: &'a str,
+}
+
+/// Both files present: read them. Neither, on a site never built: make them
+/// (`make` returns the value and the two files' texts). Neither after a build
+/// of dist/, or only one: an error that says what to restore, never a new pair.
+fn ensure_pair<T>(
+    dir: &Path,
+    files: &PairFiles,
+    built: bool,
+    out: Option<&Path>,
+    created: &mut Vec<String>,
+    read_existing: impl FnOnce() -> Result<T>,
+    make: impl FnOnce() -> Result<(T, (String, String))>,
+) -> Result<T> {
+    let (first, second) = (files.first, files.second);
+    match (dir.join(first).exists(), dir.join(second).exists()) {
+        (true, true) => read_existing(),
         (false, false) if !built => {
-            let (key, public) = pki::new_sa_key_pair()?;
-            write_new(dir, "sa.key", &key, created)?;
-            write_new(dir, "sa.pub", &public, created)?;
-            Ok((key, public))
+            let (value, (first_text, second_text)) = make()?;
+            write_new(dir, first, &first_text, created)?;
+            write_new(dir, second, &second_text, created)?;
+            Ok(value)
         }
-        (false, false) => Err(missing_error(&dir.join("sa.key"), out, "the key")),
+        (false, false) => Err(missing_error(&dir.join(second), out, files.what)),
         _ => Err(BadInput::new(format!(
-            "{} has only one of sa.key and sa.pub; restore the pair from your backup",
+            "{} has only one of {first} and {second}; restore the pair from your backup",
             dir.display()
         ))),
     }
