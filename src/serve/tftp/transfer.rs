@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::options::Negotiated;
 use super::packet::{self, Packet};
-use super::sock;
 use super::window::{wire, AckOutcome, Window};
+use super::{gso, sock};
 
 /// How a transfer ended.
 #[derive(Debug)]
@@ -121,7 +121,9 @@ fn send_all(
     let mut data = Vec::new();
     let mut buf = [0u8; 1024];
     let mut tries = 0;
-    let mut send = |window: &Window| send_window(sock, file, size, blksize, window, &mut data);
+    let mut gso_ok = true;
+    let mut send =
+        |window: &Window| send_window(sock, file, size, blksize, window, &mut data, &mut gso_ok);
     if let Err(err) = send(window) {
         return Outcome::Io(err);
     }
@@ -157,8 +159,9 @@ fn send_all(
     }
 }
 
-/// Sends every block of the window: one pread for the window's bytes, one
-/// sendmmsg for its datagrams.
+/// Sends every block of the window: the DATA packets are laid out back to back
+/// in `data` and go out in one segmented send ([`gso`]), or by one sendmmsg
+/// where the kernel refuses segmentation.
 fn send_window(
     sock: &UdpSocket,
     file: &File,
@@ -166,25 +169,49 @@ fn send_window(
     blksize: u16,
     window: &Window,
     data: &mut Vec<u8>,
+    gso_ok: &mut bool,
 ) -> io::Result<()> {
-    let blksize = u64::from(blksize);
     let span = window.span();
-    let offset = (span.start() - 1) * blksize;
-    let len = (span.end() * blksize).min(size).saturating_sub(offset) as usize;
-    data.resize(len, 0);
-    file.read_exact_at(data, offset)?;
-    let headers: Vec<[u8; 4]> = span
-        .clone()
-        .map(|index| {
-            let mut head = [0u8; 4];
-            packet::write_data_header(&mut head, wire(index));
-            head
-        })
+    let offset = (span.start() - 1) * u64::from(blksize);
+    let len = (span.end() * u64::from(blksize))
+        .min(size)
+        .saturating_sub(offset) as usize;
+    let blocks = (span.end() - span.start() + 1) as usize;
+    let segment = 4 + usize::from(blksize);
+    // The window as DATA packets back to back; the last block may be short or
+    // empty, so the buffer ends with a short (maybe header-only) record.
+    data.resize(
+        (blocks - 1) * segment + 4 + (len - (blocks - 1) * usize::from(blksize)),
+        0,
+    );
+    for (i, index) in span.clone().enumerate() {
+        let at = i * segment;
+        packet::write_data_header(&mut data[at..at + 4], wire(index));
+        let start = at + 4;
+        let end = (start + usize::from(blksize)).min(data.len());
+        let file_at = offset + (i * usize::from(blksize)) as u64;
+        file.read_exact_at(&mut data[start..end], file_at)?;
+    }
+    if *gso_ok {
+        match gso::send_records(sock, data, segment) {
+            Ok(()) => return Ok(()),
+            // Refused (old kernel, route without it): plain datagrams from now on.
+            Err(err)
+                if matches!(
+                    err.raw_os_error(),
+                    Some(libc::EINVAL | libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+                ) =>
+            {
+                *gso_ok = false
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let headers: Vec<[u8; 4]> = data
+        .chunks(segment)
+        .map(|rec| [rec[0], rec[1], rec[2], rec[3]])
         .collect();
-    // The last block may be short or empty; chunks() yields no empty tail, so
-    // pad the list of payloads with an empty one when the window needs it.
-    let mut payloads: Vec<&[u8]> = data.chunks(blksize as usize).collect();
-    payloads.resize(headers.len(), &[]);
+    let payloads: Vec<&[u8]> = data.chunks(segment).map(|rec| &rec[4..]).collect();
     sock::send_batch(sock, &headers, &payloads)
 }
 
