@@ -45,9 +45,16 @@ trap 'rm -rf "$state"' EXIT
 # One boot: prints the marker time in seconds, or "fail".
 boot() { # server node
     "$pxebuild" -q --site "$site" lab run --accel tcg --dist "$dist" --state "$state/$1" \
-        --server "$1" --nodes "$2" --parallel 1 >/dev/null 2>"$state/err" || { echo fail; return; }
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.2f" % r["vms"][0]["reached"]["marker"])' \
-        "$state/$1/report.json"
+        --server "$1" --nodes "$2" --parallel 1 >/dev/null 2>"$state/err" || {
+        echo "$1 $2 failed: $(grep -v '^ ' "$state/err" | tail -2 | tr '\n' ' ')" >&2
+        echo fail
+        return
+    }
+    # Time to the marker, plus the time of any attempt the lab rebooted.
+    python3 -c 'import json,re,sys
+vm = json.load(open(sys.argv[1]))["vms"][0]
+lost = sum(float(re.match(r"after ([0-9.]+) s", r).group(1)) for r in vm.get("retries", []))
+print("%.2f" % (vm["reached"]["marker"] + lost))' "$state/$1/report.json"
 }
 
 median() { tr " " "\n" | { grep -v "^$" || true; } | sort -n | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
