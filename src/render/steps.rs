@@ -61,6 +61,16 @@ pub fn ignition_path(ctx: &NodeContext, doc: &str) -> String {
     format!("http/{}/{doc}.ign", ctx.node.ignition_dir)
 }
 
+/// The key of a node's render steps: the shared context's digest, the node,
+/// and the digests of what the step reads.
+fn node_step_key(shared: &Shared, base: &NodeContext, inputs: &Inputs) -> Value {
+    json!({
+        "shared": shared.key_digest,
+        "node": base.node,
+        "inputs": inputs.digests(),
+    })
+}
+
 /// Renders node.bu (and the kubeadm YAML it embeds).
 pub struct RenderNode {
     pub shared: Arc<Shared>,
@@ -93,11 +103,7 @@ impl Step for RenderNode {
         ids
     }
     fn key(&self, inputs: &Inputs) -> Result<Value> {
-        Ok(json!({
-            "shared": self.shared.key_digest,
-            "node": self.base.node,
-            "inputs": inputs.digests(),
-        }))
+        Ok(node_step_key(&self.shared, &self.base, inputs))
     }
     fn run(&self, run: &mut RunCtx) -> Result<()> {
         let mut ctx = self.context(run.inputs)?;
@@ -128,11 +134,7 @@ impl Step for RenderInstall {
         vec![format!("butane:{}/node.ign", self.base.node.name)]
     }
     fn key(&self, inputs: &Inputs) -> Result<Value> {
-        Ok(json!({
-            "shared": self.shared.key_digest,
-            "node": self.base.node,
-            "inputs": inputs.digests(),
-        }))
+        Ok(node_step_key(&self.shared, &self.base, inputs))
     }
     fn run(&self, run: &mut RunCtx) -> Result<()> {
         let node_ign = run.inputs.read(&ignition_path(&self.base, "node"))?;
