@@ -91,31 +91,34 @@ fn serve_tftp_atftp_with_blksize_windowsize_tsize() {
     ]);
 }
 
+/// Fetches `remote` into `dir/local` with tftp-hpa's client, in binary mode.
+fn tftp_hpa_get(dir: &Path, port: u16, remote: &str, local: &str) {
+    let port = port.to_string();
+    let args = [
+        "127.0.0.1",
+        &port,
+        "-m",
+        "binary",
+        "-c",
+        "get",
+        remote,
+        local,
+    ];
+    let out = run(dir, "tftp", &args);
+    assert!(
+        out.status.success(),
+        "tftp-hpa: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn serve_tftp_hpa_client_and_curl() {
     let blob = pattern(700_001, 11);
     let dist = Dist::new().file("tftp/pxelinux.cfg/default", &blob);
     let server = dist.serve(&[]);
     let dir = dist.tmp.path();
-    let out = run(
-        dir,
-        "tftp",
-        &[
-            "127.0.0.1",
-            &server.tftp.to_string(),
-            "-m",
-            "binary",
-            "-c",
-            "get",
-            "pxelinux.cfg/default",
-            "hpa.out",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "tftp-hpa: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tftp_hpa_get(dir, server.tftp, "pxelinux.cfg/default", "hpa.out");
     assert!(
         std::fs::read(dir.join("hpa.out")).unwrap() == blob,
         "tftp-hpa content"
@@ -139,25 +142,7 @@ fn serve_tftp_block_numbers_roll_over() {
     let dist = Dist::new().file("tftp/big.img", &blob);
     let server = dist.serve(&[]);
     let dir = dist.tmp.path();
-    let out = run(
-        dir,
-        "tftp",
-        &[
-            "127.0.0.1",
-            &server.tftp.to_string(),
-            "-m",
-            "binary",
-            "-c",
-            "get",
-            "big.img",
-            "big.out",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "tftp-hpa: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tftp_hpa_get(dir, server.tftp, "big.img", "big.out");
     assert!(
         std::fs::read(dir.join("big.out")).unwrap() == blob,
         "content differs after rollover"
