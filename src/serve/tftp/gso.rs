@@ -1,8 +1,8 @@
 //! Sending a whole TFTP window as one buffer with UDP generic segmentation
 //! offload (`UDP_SEGMENT`, Linux 4.18+): the window is laid out as back-to-back
 //! `header + block` records of `4 + blksize` bytes, and the kernel cuts it into
-//! the DATA datagrams. One pass through the socket and IP layers per window
-//! instead of one per block is what the send path costs most (see
+//! the DATA datagrams. One pass through the socket and IP layers per few
+//! blocks instead of one per block is what the send path costs most (see
 //! docs/serve.md, Benchmarks). Kernels or routes that refuse it report an error
 //! and the caller falls back to `sendmmsg`.
 use std::io;
@@ -12,8 +12,12 @@ use std::os::fd::AsRawFd;
 
 /// `UDP_SEGMENT` from linux/udp.h (the libc crate exports it for uclibc only).
 const UDP_SEGMENT: libc::c_int = 103;
-/// Kernel limit on segments per send (UDP_MAX_SEGMENTS on older kernels).
-const MAX_SEGMENTS: usize = 64;
+/// Segments per send. The kernel takes up to 64, but a window cut into sends of
+/// four lets the client start receiving the first datagrams while the rest are
+/// still being sent; with one send per window the two sides take turns (measured
+/// on loopback, 64 MiB at windowsize 16: 0.27 s in sends of 4, 0.29-0.35 s in
+/// one send, 0.28-0.38 s in sends of 2).
+const MAX_SEGMENTS: usize = 4;
 /// Largest UDP payload of one send.
 const MAX_PAYLOAD: usize = 65_000;
 

@@ -168,10 +168,11 @@ fn take_str(buf: &[u8]) -> Result<(&str, &[u8]), ParseError> {
     Ok((text, &buf[end + 1..]))
 }
 
-/// Writes the 4-byte DATA header into `buf[..4]`; the payload follows it.
-pub fn write_data_header(buf: &mut [u8], block: u16) {
-    buf[..2].copy_from_slice(&OP_DATA.to_be_bytes());
-    buf[2..4].copy_from_slice(&block.to_be_bytes());
+/// The 4-byte DATA header; the payload follows it.
+pub fn data_header(block: u16) -> [u8; 4] {
+    let [a, b] = OP_DATA.to_be_bytes();
+    let [c, d] = block.to_be_bytes();
+    [a, b, c, d]
 }
 
 pub fn encode_ack(block: u16) -> [u8; 4] {
@@ -312,9 +313,7 @@ mod tests {
             ]),
             b"\x00\x06blksize\x001468\x00tsize\x009\x00".to_vec()
         );
-        let mut buf = [0u8; 6];
-        write_data_header(&mut buf, 0xabcd);
-        assert_eq!(&buf[..4], b"\x00\x03\xab\xcd");
+        assert_eq!(&data_header(0xabcd), b"\x00\x03\xab\xcd");
     }
 
     #[test]

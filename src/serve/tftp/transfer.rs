@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io;
 use std::net::UdpSocket;
+use std::ops::RangeInclusive;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
@@ -118,13 +119,10 @@ fn send_all(
     window: &mut Window,
     retries: u32,
 ) -> Outcome {
-    let mut data = Vec::new();
+    let mut sender = Sender::new(sock, file, size, blksize);
     let mut buf = [0u8; 1024];
     let mut tries = 0;
-    let mut gso_ok = true;
-    let mut send =
-        |window: &Window| send_window(sock, file, size, blksize, window, &mut data, &mut gso_ok);
-    if let Err(err) = send(window) {
+    if let Err(err) = sender.send(window) {
         return Outcome::Io(err);
     }
     loop {
@@ -152,67 +150,124 @@ fn send_all(
             Event::Other => false,
         };
         if resend {
-            if let Err(err) = send(window) {
+            if let Err(err) = sender.send(window) {
                 return Outcome::Io(err);
             }
         }
     }
 }
 
-/// Sends every block of the window: the DATA packets are laid out back to back
-/// in `data` and go out in one segmented send ([`gso`]), or by one sendmmsg
-/// where the kernel refuses segmentation.
-fn send_window(
-    sock: &UdpSocket,
-    file: &File,
+/// A window's DATA packets laid out back to back (`4 + blksize` bytes each; the
+/// last may be short or header-only), ready for one segmented send.
+#[derive(Default)]
+struct Records {
+    span: Option<RangeInclusive<u64>>,
+    bytes: Vec<u8>,
+}
+
+/// Sends windows, reading the next one ahead: after a window goes out, the
+/// blocks a full ACK leads to are read while the client is still receiving, so
+/// the ACK is answered with a send alone. In lock step the client and server
+/// otherwise take turns, and every microsecond the server spends between ACK and
+/// send is throughput lost.
+struct Sender<'a> {
+    sock: &'a UdpSocket,
+    file: &'a File,
     size: u64,
     blksize: u16,
-    window: &Window,
-    data: &mut Vec<u8>,
-    gso_ok: &mut bool,
-) -> io::Result<()> {
-    let span = window.span();
-    let offset = (span.start() - 1) * u64::from(blksize);
-    let len = (span.end() * u64::from(blksize))
-        .min(size)
-        .saturating_sub(offset) as usize;
-    let blocks = (span.end() - span.start() + 1) as usize;
-    let segment = 4 + usize::from(blksize);
-    // The window as DATA packets back to back; the last block may be short or
-    // empty, so the buffer ends with a short (maybe header-only) record.
-    data.resize(
-        (blocks - 1) * segment + 4 + (len - (blocks - 1) * usize::from(blksize)),
-        0,
-    );
-    for (i, index) in span.clone().enumerate() {
-        let at = i * segment;
-        packet::write_data_header(&mut data[at..at + 4], wire(index));
-        let start = at + 4;
-        let end = (start + usize::from(blksize)).min(data.len());
-        let file_at = offset + (i * usize::from(blksize)) as u64;
-        file.read_exact_at(&mut data[start..end], file_at)?;
-    }
-    if *gso_ok {
-        match gso::send_records(sock, data, segment) {
-            Ok(()) => return Ok(()),
-            // Refused (old kernel, route without it): plain datagrams from now on.
-            Err(err)
-                if matches!(
-                    err.raw_os_error(),
-                    Some(libc::EINVAL | libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
-                ) =>
-            {
-                *gso_ok = false
-            }
-            Err(err) => return Err(err),
+    current: Records,
+    ahead: Records,
+    /// One contiguous read of a window's file bytes, scattered into records.
+    scratch: Vec<u8>,
+    gso_ok: bool,
+}
+
+impl<'a> Sender<'a> {
+    fn new(sock: &'a UdpSocket, file: &'a File, size: u64, blksize: u16) -> Sender<'a> {
+        Sender {
+            sock,
+            file,
+            size,
+            blksize,
+            current: Records::default(),
+            ahead: Records::default(),
+            scratch: Vec::new(),
+            gso_ok: true,
         }
     }
-    let headers: Vec<[u8; 4]> = data
-        .chunks(segment)
-        .map(|rec| [rec[0], rec[1], rec[2], rec[3]])
-        .collect();
-    let payloads: Vec<&[u8]> = data.chunks(segment).map(|rec| &rec[4..]).collect();
-    sock::send_batch(sock, &headers, &payloads)
+
+    /// Sends the window's blocks (again, after a timeout), then reads ahead.
+    fn send(&mut self, window: &Window) -> io::Result<()> {
+        let span = window.span();
+        if self.current.span.as_ref() != Some(&span) {
+            if self.ahead.span.as_ref() == Some(&span) {
+                std::mem::swap(&mut self.current, &mut self.ahead);
+            } else {
+                self.current.span = None;
+                self.fill_current(span.clone())?;
+            }
+        }
+        self.transmit()?;
+        if let Some(next) = window.next_span() {
+            if self.ahead.span.as_ref() != Some(&next) {
+                self.ahead.span = None;
+                std::mem::swap(&mut self.current, &mut self.ahead);
+                let filled = self.fill_current(next);
+                std::mem::swap(&mut self.current, &mut self.ahead);
+                filled?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `span`'s blocks into `current` as DATA records.
+    fn fill_current(&mut self, span: RangeInclusive<u64>) -> io::Result<()> {
+        let blksize = usize::from(self.blksize);
+        let offset = (span.start() - 1) * blksize as u64;
+        let len = (span.end() * blksize as u64)
+            .min(self.size)
+            .saturating_sub(offset) as usize;
+        self.scratch.resize(len, 0);
+        self.file.read_exact_at(&mut self.scratch, offset)?;
+        let bytes = &mut self.current.bytes;
+        bytes.clear();
+        let mut blocks = self.scratch.chunks(blksize);
+        for index in span.clone() {
+            bytes.extend_from_slice(&packet::data_header(wire(index)));
+            // The final block may be empty: no chunk left for it.
+            bytes.extend_from_slice(blocks.next().unwrap_or_default());
+        }
+        self.current.span = Some(span);
+        Ok(())
+    }
+
+    /// Puts `current` on the wire: one segmented send ([`gso`]), or one
+    /// sendmmsg where the kernel refuses segmentation.
+    fn transmit(&mut self) -> io::Result<()> {
+        let segment = 4 + usize::from(self.blksize);
+        let data = &self.current.bytes;
+        if self.gso_ok {
+            match gso::send_records(self.sock, data, segment) {
+                Ok(()) => return Ok(()),
+                // Refused (old kernel, route without it): plain datagrams from now on.
+                Err(err)
+                    if matches!(
+                        err.raw_os_error(),
+                        Some(libc::EINVAL | libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+                    ) =>
+                {
+                    self.gso_ok = false
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        let headers: Vec<[u8; 4]> = data
+            .chunks(segment)
+            .map(|rec| [rec[0], rec[1], rec[2], rec[3]])
+            .collect();
+        let payloads: Vec<&[u8]> = data.chunks(segment).map(|rec| &rec[4..]).collect();
+        sock::send_batch(self.sock, &headers, &payloads)
+    }
 }
 
 /// Default retransmission timeout when the client does not negotiate one.

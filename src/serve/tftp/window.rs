@@ -46,6 +46,14 @@ impl Window {
         self.base..=(self.base + self.size - 1).min(self.last)
     }
 
+    /// The window that follows the current one if the client acknowledges all
+    /// of it, so its blocks can be read while the client is still receiving;
+    /// `None` when the current window ends the file.
+    pub fn next_span(&self) -> Option<RangeInclusive<u64>> {
+        let end = *self.span().end();
+        (end < self.last).then(|| end + 1..=(end + self.size).min(self.last))
+    }
+
     /// Blocks the client has acknowledged.
     pub fn acked_blocks(&self) -> u64 {
         self.base - 1
@@ -120,6 +128,18 @@ mod tests {
         assert_eq!(w.on_ack(10), AckOutcome::Send);
         assert_eq!(w.span(), 11..=11);
         assert_eq!(w.on_ack(11), AckOutcome::Done);
+    }
+
+    #[test]
+    fn next_span_is_what_a_full_ack_leads_to() {
+        let mut w = Window::new(10 * 512, 512, 4);
+        assert_eq!(w.next_span(), Some(5..=8));
+        assert_eq!(w.on_ack(4), AckOutcome::Send);
+        assert_eq!(w.span(), 5..=8);
+        assert_eq!(w.next_span(), Some(9..=11));
+        assert_eq!(w.on_ack(8), AckOutcome::Send);
+        assert_eq!(w.span(), 9..=11);
+        assert_eq!(w.next_span(), None, "the window ends the file");
     }
 
     #[test]
