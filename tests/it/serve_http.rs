@@ -399,3 +399,42 @@ fn serve_http_idle_and_stalled_clients_time_out() {
     );
     drop(stalled);
 }
+
+#[test]
+fn serve_http_concurrent_large_bodies_and_keep_alive_after_them() {
+    // Large bodies go through the server's event-driven sender; the connection
+    // must come back for the next request on the same keep-alive connection.
+    let big = pattern(3 << 20, 5);
+    let small = pattern(1000, 6);
+    let dist = Dist::new()
+        .file("http/big", &big)
+        .file("http/small", &small);
+    let server = dist.serve(&[]);
+    let fetches: Vec<_> = (0..8)
+        .map(|i| {
+            let url = server.url("/big");
+            let ranged = server.url("/big");
+            let small = server.url("/small");
+            std::thread::spawn(move || {
+                let range = format!("{}-{}", i * 1000, (2 << 20) + i);
+                // One curl, one connection: full body, a range, then a small file.
+                let out = curl(&[
+                    "-v", &url, "--next", "-v", "-r", &range, &ranged, "--next", "-v", &small,
+                ]);
+                assert!(out.status.success(), "{}", text(&out.stderr));
+                let reused = text(&out.stderr)
+                    .matches("Re-using existing connection")
+                    .count();
+                assert_eq!(reused, 2, "{}", text(&out.stderr));
+                out.stdout
+            })
+        })
+        .collect();
+    for (i, fetch) in fetches.into_iter().enumerate() {
+        let got = fetch.join().unwrap();
+        let (from, to) = (i * 1000, (2 << 20) + i);
+        let want = [&big[..], &big[from..=to], &small[..]].concat();
+        assert!(got == want, "client {i}: body differs");
+    }
+    server.wait_log(&["path=http/small", "status=200", "result=ok"]);
+}
