@@ -4,6 +4,7 @@ mod cluster_boot;
 mod cluster_build;
 mod cluster_common;
 mod cluster_render;
+mod cluster_sandbox;
 mod cluster_secrets;
 mod day2;
 mod fetch;

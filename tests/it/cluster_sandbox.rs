@@ -1,0 +1,229 @@
+//! Runs the rendered node scripts in a sandbox: bash with stub commands
+//! (`kubeadm`, `curl`, `sleep`, …) first on PATH and every absolute path the
+//! script touches rewritten under a temp root. The files come from the node's
+//! translated Ignition, so the test sees what a node would see.
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use pxebuild::render::context::NodeContext;
+use pxebuild::render::ignition;
+
+use crate::cluster_common::*;
+use crate::cluster_render::render_all;
+
+/// A temp root, a stub directory and a log directory for one script run.
+pub struct Sandbox {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub stubs: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, stubs, state) = (
+            dir.path().join("root"),
+            dir.path().join("bin"),
+            dir.path().join("state"),
+        );
+        for d in [&root, &stubs, &state] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        Sandbox {
+            _dir: dir,
+            root,
+            stubs,
+            state,
+        }
+    }
+
+    /// A stub command: `body` runs under bash with $ROOT and $STATE set.
+    pub fn stub(&self, name: &str, body: &str) {
+        let text = format!(
+            "#!/bin/bash\nROOT={root:?}\nSTATE={state:?}\necho \"{name} $*\" >> \"$STATE/calls\"\n{body}\n",
+            root = self.root,
+            state = self.state,
+        );
+        write_exec(&self.stubs.join(name), &text);
+    }
+
+    /// Writes every `storage.files` entry of `ign` under the root.
+    pub fn apply_ignition_files(&self, ign: &serde_json::Value) {
+        for f in ign["storage"]["files"].as_array().unwrap() {
+            let path = f["path"].as_str().unwrap();
+            let bytes = ignition_file(ign, path).unwrap_or_default();
+            let dest = self.path(path);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::write(&dest, bytes).unwrap();
+            let mode = f["mode"].as_u64().unwrap_or(0o644) as u32;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+
+    /// `abs` (an absolute node path) inside the sandbox root.
+    pub fn path(&self, abs: &str) -> PathBuf {
+        self.root.join(abs.trim_start_matches('/'))
+    }
+
+    /// `script` with its absolute paths moved under the root, the stubs first
+    /// on its PATH and the `core` ownership dropped (no such user here).
+    pub fn rewrite(&self, script: &str) -> String {
+        let root = self.root.display().to_string();
+        let mut text = script.to_string();
+        for prefix in ["/etc/", "/opt/pxebuild/", "/home/core", "/var/lib/pxebuild", "/sys/"] {
+            text = text.replace(prefix, &format!("{root}{prefix}"));
+        }
+        text.replace("export PATH=", &format!("export PATH={}:", self.stubs.display()))
+            .replace("-o core -g core ", "")
+    }
+
+    /// Runs `script` (already rewritten) with bash, stubs first on PATH.
+    pub fn run(&self, script: &str) -> Output {
+        let path = self.state.join("script.sh");
+        std::fs::write(&path, script).unwrap();
+        Command::new("bash")
+            .arg(&path)
+            .env(
+                "PATH",
+                format!("{}:{}", self.stubs.display(), std::env::var("PATH").unwrap()),
+            )
+            .output()
+            .unwrap()
+    }
+
+    pub fn calls(&self) -> String {
+        std::fs::read_to_string(self.state.join("calls")).unwrap_or_default()
+    }
+}
+
+pub fn write_exec(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+pub fn out_text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The translated node Ignition of `ctx`.
+pub fn node_ignition(ctx: &NodeContext, butane: &str) -> serde_json::Value {
+    let json = ignition::translate(butane, &format!("{}/node.bu", ctx.node.name), true).unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+const CA_FILES: [&str; 8] = [
+    "ca.crt",
+    "ca.key",
+    "front-proxy-ca.crt",
+    "front-proxy-ca.key",
+    "etcd/ca.crt",
+    "etcd/ca.key",
+    "sa.key",
+    "sa.pub",
+];
+
+/// A stub kubeadm whose first init/join fails; every attempt copies the pki
+/// directory it finds to $STATE/seen-<n>; `reset` empties pki and manifests
+/// as the real one does.
+const KUBEADM_STUB: &str = r#"
+case "$1" in
+  init|join)
+    n=$(( $(cat "$STATE/attempts" 2>/dev/null || echo 0) + 1 ))
+    echo "$n" > "$STATE/attempts"
+    mkdir -p "$STATE/seen-$n"
+    cp -a "$ROOT/etc/kubernetes/pki/." "$STATE/seen-$n/" 2>/dev/null || true
+    ls "$ROOT/etc/kubernetes/manifests" > "$STATE/manifests-$n" 2>/dev/null || true
+    [ "$n" -ge 2 ] || exit 1
+    echo admin > "$ROOT/etc/kubernetes/admin.conf"
+    ;;
+  reset)
+    rm -rf "$ROOT/etc/kubernetes/pki"
+    rm -rf "$ROOT/etc/kubernetes/manifests/"*
+    ;;
+esac
+exit 0
+"#;
+
+/// The bootstrap script of a control plane: a failed attempt, the unit's
+/// retry, and the second attempt must find the original CA set.
+fn retry_keeps_the_ca(name: &str) {
+    let (_dir, site) = example_site();
+    let (ctx, bu) = render_all(&site)
+        .into_iter()
+        .find(|(c, _)| c.node.name == name)
+        .unwrap();
+    let ign = node_ignition(&ctx, &bu);
+    let sb = Sandbox::new();
+    sb.apply_ignition_files(&ign);
+    sb.stub("kubeadm", KUBEADM_STUB);
+    sb.stub("sleep", "exit 0");
+    sb.stub("curl", "exit 0");
+    write_exec(
+        &sb.path("/opt/pxebuild/bin/beacon"),
+        &format!("#!/bin/sh\necho \"$1\" >> {:?}\n", sb.state.join("beacons")),
+    );
+    let script = sb.rewrite(&ctx.files.bootstrap_script);
+    let first = sb.run(&script);
+    assert!(!first.status.success(), "{name}: the first attempt fails\n{}", out_text(&first));
+    assert!(sb.calls().contains("kubeadm reset --force"), "{}", sb.calls());
+    assert!(!sb.path("/etc/kubernetes/pki/ca.key").exists(), "reset emptied pki");
+    let second = sb.run(&script);
+    assert!(second.status.success(), "{name}: the retry succeeds\n{}", out_text(&second));
+    for f in CA_FILES {
+        let original = ignition_file(&ign, &format!("/etc/pxebuild/pki/{f}")).unwrap();
+        let seen = std::fs::read(sb.state.join("seen-2").join(f))
+            .unwrap_or_else(|e| panic!("{name}: the retry found no {f}: {e}"));
+        assert_eq!(seen, original, "{name}: {f} is the pre-shared one");
+        let first_seen = std::fs::read(sb.state.join("seen-1").join(f)).unwrap();
+        assert_eq!(first_seen, original, "{name}: {f} before the first attempt");
+    }
+    if ctx.node.init {
+        let manifests = std::fs::read_to_string(sb.state.join("manifests-2")).unwrap();
+        assert!(manifests.contains("kube-vip.yaml"), "kube-vip restored before init: {manifests}");
+    }
+    let beacons = std::fs::read_to_string(sb.state.join("beacons")).unwrap();
+    assert_eq!(beacons.trim(), "kubeadm-done");
+}
+
+#[test]
+fn cluster_sandbox_init_retry_restores_the_pre_shared_ca() {
+    retry_keeps_the_ca("cp1");
+}
+
+#[test]
+fn cluster_sandbox_control_plane_join_retry_restores_the_pre_shared_ca() {
+    retry_keeps_the_ca("cp2");
+}
+
+#[test]
+fn cluster_sandbox_ca_set_is_root_only_on_control_planes() {
+    let (_dir, site) = example_site();
+    for (ctx, bu) in render_all(&site) {
+        let ign = node_ignition(&ctx, &bu);
+        let files = ign["storage"]["files"].as_array().unwrap();
+        let pki: Vec<_> = files
+            .iter()
+            .filter(|f| f["path"].as_str().unwrap().starts_with("/etc/pxebuild/pki/"))
+            .collect();
+        if ctx.node.worker {
+            assert!(pki.is_empty(), "{}", ctx.node.name);
+            continue;
+        }
+        assert_eq!(pki.len(), CA_FILES.len(), "{}", ctx.node.name);
+        for f in pki {
+            assert_eq!(f["mode"], 0o600, "{f}");
+            assert!(f["user"].is_null() || f["user"]["name"] == "root", "{f}");
+        }
+        let dirs = ign["storage"]["directories"].as_array().unwrap();
+        let dir = dirs.iter().find(|d| d["path"] == "/etc/pxebuild/pki").unwrap();
+        assert_eq!(dir["mode"], 0o700);
+    }
+}
