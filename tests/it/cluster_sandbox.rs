@@ -165,7 +165,7 @@ fn retry_keeps_the_ca(name: &str) {
     sb.apply_ignition_files(&ign);
     sb.stub("kubeadm", KUBEADM_STUB);
     sb.stub("sleep", "exit 0");
-    sb.stub("curl", "exit 0");
+    sb.stub("curl", &curl_stub(&[r#"{"members":[{"ID":"1","name":"cp1","clientURLs":["x"]}]}"#]));
     write_exec(
         &sb.path("/opt/pxebuild/bin/beacon"),
         &format!("#!/bin/sh\necho \"$1\" >> {:?}\n", sb.state.join("beacons")),
@@ -226,4 +226,95 @@ fn cluster_sandbox_ca_set_is_root_only_on_control_planes() {
         let dir = dirs.iter().find(|d| d["path"] == "/etc/pxebuild/pki").unwrap();
         assert_eq!(dir["mode"], 0o700);
     }
+}
+
+/// A curl stub: `/readyz` answers; each etcd member list call prints the next
+/// of `lists` (the last one repeats) after checking that the client
+/// certificate chains to the CA given with --cacert.
+fn curl_stub(lists: &[&str]) -> String {
+    let mut text = String::from(
+        r#"case "$*" in
+  *member/list*)
+    while [ $# -gt 0 ]; do
+      case "$1" in --cacert) ca=$2 ;; --cert) cert=$2 ;; esac
+      shift
+    done
+    openssl verify -CAfile "$ca" "$cert" >> "$STATE/verify" 2>&1 || exit 60
+    n=$(( $(cat "$STATE/lists" 2>/dev/null || echo 0) + 1 ))
+    echo "$n" > "$STATE/lists"
+    case "$n" in
+"#,
+    );
+    for (i, list) in lists.iter().enumerate() {
+        let pattern = if i + 1 == lists.len() {
+            "*".to_string()
+        } else {
+            (i + 1).to_string()
+        };
+        text.push_str(&format!("      {pattern}) echo '{list}' ;;\n"));
+    }
+    text.push_str("    esac\n    ;;\nesac\nexit 0\n");
+    text
+}
+
+#[test]
+fn cluster_sandbox_third_control_plane_waits_for_its_etcd_turn() {
+    let (_dir, site) = example_site();
+    let (ctx, bu) = render_all(&site)
+        .into_iter()
+        .find(|(c, _)| c.node.name == "cp3")
+        .unwrap();
+    assert_eq!(ctx.node.control_plane_index, 2);
+    let ign = node_ignition(&ctx, &bu);
+    let sb = Sandbox::new();
+    sb.apply_ignition_files(&ign);
+    sb.stub("kubeadm", "echo admin > \"$ROOT/etc/kubernetes/admin.conf\"; exit 0");
+    sb.stub("sleep", "exit 0");
+    let cp1 = r#"{"ID":"1","name":"cp1","clientURLs":["https://10.20.0.11:2379"]}"#;
+    let cp2_pending = r#"{"ID":"2","peerURLs":["https://10.20.0.12:2380"],"isLearner":true}"#;
+    let cp2_learner = r#"{"ID":"2","name":"cp2","clientURLs":["https://10.20.0.12:2379"],"isLearner":true}"#;
+    let cp2 = r#"{"ID":"2","name":"cp2","clientURLs":["https://10.20.0.12:2379"]}"#;
+    let lists = [
+        format!(r#"{{"members":[{cp1}]}}"#),
+        format!(r#"{{"members":[{cp1},{cp2_pending}]}}"#),
+        format!(r#"{{"members":[{cp1},{cp2_learner}]}}"#),
+        format!(r#"{{"members":[{cp1},{cp2}]}}"#),
+    ];
+    let lists: Vec<&str> = lists.iter().map(String::as_str).collect();
+    sb.stub("curl", &curl_stub(&lists));
+    write_exec(&sb.path("/opt/pxebuild/bin/beacon"), "#!/bin/sh\nexit 0\n");
+    let out = sb.run(&sb.rewrite(&ctx.files.bootstrap_script));
+    assert!(out.status.success(), "{}", out_text(&out));
+    let asked = std::fs::read_to_string(sb.state.join("lists")).unwrap();
+    assert_eq!(asked.trim(), "4", "joined only once cp2 had started\n{}", out_text(&out));
+    let calls = sb.calls();
+    let last_list = calls.rfind("member/list").unwrap();
+    let join = calls.find("kubeadm join").unwrap();
+    assert!(last_list < join, "{calls}");
+    let verify = std::fs::read_to_string(sb.state.join("verify")).unwrap();
+    assert!(verify.contains(": OK"), "client certificate from the etcd CA: {verify}");
+}
+
+#[test]
+fn cluster_sandbox_join_turn_is_best_effort_when_etcd_never_answers() {
+    let (_dir, site) = example_site();
+    let (ctx, bu) = render_all(&site)
+        .into_iter()
+        .find(|(c, _)| c.node.name == "cp2")
+        .unwrap();
+    let ign = node_ignition(&ctx, &bu);
+    let sb = Sandbox::new();
+    sb.apply_ignition_files(&ign);
+    sb.stub("kubeadm", "exit 0");
+    sb.stub("sleep", "exit 0");
+    sb.stub("curl", "case \"$*\" in *member/list*) exit 7 ;; esac\nexit 0");
+    write_exec(&sb.path("/opt/pxebuild/bin/beacon"), "#!/bin/sh\nexit 0\n");
+    // The 20-minute bound has passed as soon as the wait starts.
+    let script = sb
+        .rewrite(&ctx.files.bootstrap_script)
+        .replace("deadline=$((SECONDS + 1200))", "deadline=$((SECONDS + 1200)); SECONDS=1200");
+    let out = sb.run(&script);
+    assert!(out.status.success(), "{}", out_text(&out));
+    assert!(sb.calls().contains("kubeadm join"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("joining anyway"));
 }
