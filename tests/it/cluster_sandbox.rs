@@ -318,3 +318,137 @@ fn cluster_sandbox_join_turn_is_best_effort_when_etcd_never_answers() {
     assert!(sb.calls().contains("kubeadm join"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("joining anyway"));
 }
+
+/// Stubs for the install script: a disk whose partitions live under
+/// $STATE/parts (none: blank disk), `mount` copying a partition's files in
+/// and `umount` back, a `flatcar-install` that repartitions, and an
+/// `efibootmgr` keeping BootOrder/BootNext/entries in $STATE/efi.
+fn install_stubs(sb: &Sandbox) {
+    sb.stub(
+        "lsblk",
+        r#"case "$*" in
+  *PARTUUID*) echo 6c0ffee0-0000-4000-8000-000000000002 ;;
+  *) [ -d "$STATE/parts" ] && printf '/dev/vda2 EFI-SYSTEM\n/dev/vda6 OEM\n' ;;
+esac
+exit 0"#,
+    );
+    sb.stub(
+        "mount",
+        r#"eval "part=\${$(($# - 1))}"; eval "mnt=\${$#}"
+src="$STATE/parts/$(basename "$part")"
+[ -d "$src" ] || exit 32
+cp -a "$src/." "$mnt/"
+echo "$part" > "$mnt/.mounted-from""#,
+    );
+    sb.stub(
+        "umount",
+        r#"part=$(cat "$1/.mounted-from"); rm "$1/.mounted-from"
+dest="$STATE/parts/$(basename "$part")"
+rm -rf "$dest"; mkdir -p "$dest"; cp -a "$1/." "$dest/"
+find "$1" -mindepth 1 -delete"#,
+    );
+    sb.stub(
+        "flatcar-install",
+        r#"rm -rf "$STATE/parts"; mkdir -p "$STATE/parts/vda2" "$STATE/parts/vda6""#,
+    );
+    for name in ["udevadm", "sleep", "systemctl", "curl"] {
+        sb.stub(name, "exit 0");
+    }
+    sb.stub(
+        "efibootmgr",
+        r#"efi="$STATE/efi"; mkdir -p "$efi"
+case "$*" in
+  *-c*) echo "Boot0002* Flatcar HD(2,GPT,6c0ffee0-0000-4000-8000-000000000002)" >> "$efi/entries"
+        echo "0002,$(cat "$efi/order")" > "$efi/order" ;;
+  *-o*) for a; do last=$a; done; echo "$last" > "$efi/order" ;;
+  *-O*) rm -f "$efi/order" ;;
+  *-n*) for a; do last=$a; done; echo "$last" > "$efi/next" ;;
+  *) [ -f "$efi/order" ] && echo "BootOrder: $(cat "$efi/order")"
+     cat "$efi/entries" ;;
+esac
+exit 0"#,
+    );
+}
+
+/// The rendered install script of worker1, run against a disk in `disk`
+/// state ("blank", or the node name in the OEM marker) with or without UEFI.
+fn run_install(disk: &str, uefi: bool) -> (Sandbox, Output) {
+    let (_dir, site) = example_site();
+    let templates = pxebuild::render::templates::Templates::load(&site.templates_dir()).unwrap();
+    let (mut ctx, _) = render_all(&site).remove(3);
+    pxebuild::render::node::render_install(&templates, &mut ctx, b"{}").unwrap();
+    let sb = Sandbox::new();
+    install_stubs(&sb);
+    if disk != "blank" {
+        let oem = sb.state.join("parts/vda6");
+        std::fs::create_dir_all(&oem).unwrap();
+        std::fs::create_dir_all(sb.state.join("parts/vda2")).unwrap();
+        std::fs::write(oem.join("pxebuild-node"), format!("pxebuild-node={disk}\n")).unwrap();
+    }
+    if uefi {
+        std::fs::create_dir_all(sb.path("/sys/firmware/efi")).unwrap();
+        let efi = sb.state.join("efi");
+        std::fs::create_dir_all(&efi).unwrap();
+        std::fs::write(efi.join("order"), "0000,0001\n").unwrap();
+        std::fs::write(efi.join("entries"), "Boot0000* UEFI PXEv4\nBoot0001* UEFI Shell\n").unwrap();
+    }
+    let out = sb.run(&sb.rewrite(ctx.files.install_script.as_deref().unwrap()));
+    assert!(out.status.success(), "{}", out_text(&out));
+    (sb, out)
+}
+
+fn marker(sb: &Sandbox) -> String {
+    std::fs::read_to_string(sb.state.join("parts/vda6/pxebuild-node")).unwrap_or_default()
+}
+
+#[test]
+fn cluster_sandbox_install_guard_skips_a_disk_with_this_nodes_marker() {
+    let (sb, _) = run_install("worker1", false);
+    let calls = sb.calls();
+    assert!(!calls.contains("flatcar-install"), "{calls}");
+    assert!(calls.contains("/beacon/worker1/install-skipped"), "{calls}");
+    // BIOS, booted from the network although installed: power off, say why.
+    assert!(calls.contains("/beacon/worker1/boot-order-network-first"), "{calls}");
+    assert!(calls.contains("systemctl poweroff"), "{calls}");
+    assert!(!calls.contains("systemctl reboot"), "{calls}");
+
+    let (sb, _) = run_install("worker1", true);
+    let calls = sb.calls();
+    assert!(!calls.contains("flatcar-install"), "{calls}");
+    assert!(calls.contains("systemctl reboot"), "UEFI boots the disk next: {calls}");
+    let efi = sb.state.join("efi");
+    assert_eq!(std::fs::read_to_string(efi.join("next")).unwrap().trim(), "0002");
+    assert_eq!(
+        std::fs::read_to_string(efi.join("order")).unwrap().trim(),
+        "0000,0001",
+        "BootOrder is left as it was"
+    );
+}
+
+#[test]
+fn cluster_sandbox_install_guard_installs_a_blank_or_foreign_disk() {
+    for disk in ["blank", "worker2"] {
+        let (sb, _) = run_install(disk, false);
+        let calls = sb.calls();
+        assert!(calls.contains("flatcar-install -d /dev/disk/by-id/virtio-worker1-root"), "{disk}: {calls}");
+        assert_eq!(marker(&sb).trim(), "pxebuild-node=worker1", "{disk}");
+        let done = calls.find("/beacon/worker1/install-done").unwrap();
+        let reboot = calls.find("systemctl reboot").unwrap();
+        assert!(done < reboot, "{disk}: {calls}");
+        assert!(!calls.contains("poweroff"), "{disk}: {calls}");
+    }
+}
+
+#[test]
+fn cluster_sandbox_uefi_install_sets_boot_next_and_keeps_boot_order() {
+    let (sb, _) = run_install("blank", true);
+    let calls = sb.calls();
+    assert!(calls.contains("efibootmgr -q -c"), "{calls}");
+    let efi = sb.state.join("efi");
+    assert_eq!(std::fs::read_to_string(efi.join("next")).unwrap().trim(), "0002");
+    assert_eq!(
+        std::fs::read_to_string(efi.join("order")).unwrap().trim(),
+        "0000,0001",
+        "efibootmgr -c put the new entry first; the script restored the order"
+    );
+}
