@@ -205,6 +205,8 @@ pub struct Files {
     pub cilium_values: Option<String>,
     pub bootstrap_script: String,
     pub cilium_script: Option<String>,
+    /// Every node: the cilium-ready beacon once the local agent is up.
+    pub cilium_ready_script: String,
     pub sysupdate_script: String,
     pub install_script: Option<String>,
 }

@@ -6,6 +6,7 @@ mod cluster_common;
 mod cluster_render;
 mod cluster_sandbox;
 mod cluster_secrets;
+mod cluster_units;
 mod day2;
 mod fetch;
 mod harness;
