@@ -150,6 +150,9 @@ fn cluster_build_example_site_completely_and_validly() {
             let ign: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
             check_private_keys(&ign, &node.role, &path);
+            if doc == "node" {
+                check_sysexts_match_dist(&ign, &b.dist, &site.http_base());
+            }
         }
     }
     for path in [
@@ -172,6 +175,37 @@ fn cluster_build_example_site_completely_and_validly() {
             );
         }
     }
+}
+
+/// Every sysext the node fetches carries the SHA-512 of the file dist/ serves
+/// at its URL, and is linked under /etc/extensions.
+fn check_sysexts_match_dist(ign: &serde_json::Value, dist: &Path, base: &str) {
+    let files = ign["storage"]["files"].as_array().unwrap();
+    let links = ign["storage"]["links"].as_array().unwrap();
+    let mut names = Vec::new();
+    for f in files {
+        let Some(hash) = f["contents"]["verification"]["hash"].as_str() else {
+            continue;
+        };
+        let url = f["contents"]["source"].as_str().unwrap();
+        let rel = url.strip_prefix(&format!("{base}/")).unwrap();
+        let bytes = std::fs::read(dist.join("http").join(rel)).unwrap();
+        assert_eq!(
+            hash,
+            format!("sha512-{}", pxebuild::digest::sha512_hex(&bytes)),
+            "{url}"
+        );
+        let path = f["path"].as_str().unwrap();
+        let name = path.split('/').nth(3).unwrap();
+        let link = links
+            .iter()
+            .find(|l| l["path"] == format!("/etc/extensions/{name}.raw"))
+            .unwrap_or_else(|| panic!("no /etc/extensions link for {path}"));
+        assert_eq!(link["target"], path);
+        names.push(name.to_string());
+    }
+    names.sort();
+    assert_eq!(names, ["cilium", "kubernetes"]);
 }
 
 /// Workers: no private key anywhere in their configs; control planes: the CA keys.

@@ -139,3 +139,116 @@ fn cluster_units_run_once_conditions() {
         assert!(text(&node, "/opt/pxebuild/bin/cilium-ready").contains("touch /var/lib/pxebuild/cilium-ready"));
     }
 }
+
+fn network_file(node: &Value) -> String {
+    text(node, "/etc/systemd/network/00-pxebuild.network")
+}
+
+#[test]
+fn cluster_units_static_network_file_per_node() {
+    let (_dir, site) = example_site();
+    for (ctx, node, _) in ignitions(&site) {
+        let expected = format!(
+            "[Match]\nMACAddress={}\n[Network]\nAddress={}/24\nGateway=10.20.0.1\nDNS=10.20.0.1\n",
+            ctx.node.mac, ctx.node.ip
+        );
+        assert_eq!(network_file(&node), expected, "{}", ctx.node.name);
+    }
+}
+
+#[test]
+fn cluster_units_dhcp_network_file() {
+    let (_dir, site) = edited_site(&[("addressing = \"static\"", "addressing = \"dhcp\"")]);
+    for (ctx, node, _) in ignitions(&site) {
+        let expected = format!("[Match]\nMACAddress={}\n[Network]\nDHCP=ipv4\n", ctx.node.mac);
+        assert_eq!(network_file(&node), expected, "{}", ctx.node.name);
+    }
+}
+
+#[test]
+fn cluster_units_core_gets_the_site_ssh_keys_in_both_configs() {
+    let (_dir, site) = edited_site(&[(
+        "authorized_keys = [\n",
+        "authorized_keys = [\n  \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISecondKeyForTheTest second@example\",\n",
+    )]);
+    let keys = &site.file.ssh.authorized_keys;
+    assert_eq!(keys.len(), 2);
+    for (ctx, node, install) in ignitions(&site) {
+        for ign in [&node, &install] {
+            let users = ign["passwd"]["users"].as_array().unwrap();
+            let core = users.iter().find(|u| u["name"] == "core").unwrap();
+            let got: Vec<&str> = core["sshAuthorizedKeys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap())
+                .collect();
+            assert_eq!(got, keys.iter().map(String::as_str).collect::<Vec<_>>(), "{}", ctx.node.name);
+        }
+    }
+}
+
+fn link<'a>(ign: &'a Value, path: &str) -> Option<&'a Value> {
+    ign["storage"]["links"].as_array()?.iter().find(|l| l["path"] == path)
+}
+
+#[test]
+fn cluster_units_update_settings_follow_the_site() {
+    // Example: updates disabled, kured coordinates reboots.
+    let (_dir, site) = example_site();
+    for (_, node, _) in ignitions(&site) {
+        assert_eq!(
+            text(&node, "/etc/flatcar/update.conf"),
+            "GROUP=stable\nSERVER=disabled\nREBOOT_STRATEGY=off\n"
+        );
+        let mask = link(&node, "/etc/systemd/system/locksmithd.service").expect("locksmithd masked");
+        assert_eq!(mask["target"], "/dev/null");
+    }
+    let (_dir, site) = edited_site(&[
+        ("flatcar = \"disabled\"", "flatcar = \"enabled\""),
+        ("reboot_manager = \"kured\"", "reboot_manager = \"locksmithd\""),
+    ]);
+    for (_, node, _) in ignitions(&site) {
+        assert_eq!(
+            text(&node, "/etc/flatcar/update.conf"),
+            "GROUP=stable\nREBOOT_STRATEGY=reboot\n"
+        );
+        assert!(link(&node, "/etc/systemd/system/locksmithd.service").is_none());
+    }
+}
+
+#[test]
+fn cluster_units_sysext_links_and_containerd_masks() {
+    let (_dir, site) = example_site();
+    for (ctx, node, _) in ignitions(&site) {
+        let names: Vec<&str> = ctx.sysexts.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["kubernetes", "cilium"]);
+        check_sysext_links(&ctx, &node);
+        for masked in ["/etc/extensions/containerd-flatcar.raw", "/etc/extensions/docker-flatcar.raw"] {
+            assert!(link(&node, masked).is_none(), "built-in containerd stays");
+        }
+    }
+    let (_dir, site) = edited_site(&[("cilium = \"v0.18.2\"\n", "cilium = \"v0.18.2\"\ncontainerd = \"v2.1.3\"\n")]);
+    for (ctx, node, _) in ignitions(&site) {
+        let names: Vec<&str> = ctx.sysexts.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["kubernetes", "cilium", "containerd"]);
+        check_sysext_links(&ctx, &node);
+        for masked in ["/etc/extensions/containerd-flatcar.raw", "/etc/extensions/docker-flatcar.raw"] {
+            let l = link(&node, masked).unwrap_or_else(|| panic!("{masked} masked"));
+            assert_eq!(l["target"], "/dev/null");
+        }
+    }
+}
+
+/// Each sysext: fetched with its sha512, linked as /etc/extensions/<name>.raw.
+fn check_sysext_links(ctx: &NodeContext, node: &Value) {
+    let files = node["storage"]["files"].as_array().unwrap();
+    for s in &ctx.sysexts {
+        let l = link(node, &format!("/etc/extensions/{}.raw", s.name)).unwrap();
+        assert_eq!(l["target"], s.path.as_str());
+        assert_ne!(l["hard"], true);
+        let f = files.iter().find(|f| f["path"] == s.path.as_str()).unwrap();
+        assert_eq!(f["contents"]["source"], s.url.as_str());
+        assert_eq!(f["contents"]["verification"]["hash"], format!("sha512-{}", s.sha512));
+    }
+}
