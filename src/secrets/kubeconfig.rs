@@ -78,7 +78,8 @@ pub fn render(cluster_name: &str, endpoint: &str, ca: &CertPair) -> Result<Strin
 
 /// Unix time at which the client certificate of kubeconfig `text` expires.
 pub fn client_cert_not_after(text: &str) -> Result<i64> {
-    let config: serde_json::Value = serde_norway::from_str(text).context("parsing the kubeconfig")?;
+    let config: serde_json::Value =
+        serde_norway::from_str(text).context("parsing the kubeconfig")?;
     let data = config["users"][0]["user"]["client-certificate-data"]
         .as_str()
         .context("the kubeconfig has no client-certificate-data")?;
@@ -109,7 +110,10 @@ mod tests {
         let ca = pki::new_ca("kubernetes").unwrap();
         let text = render("c", "10.0.0.1:6443", &ca).unwrap();
         let until = client_cert_not_after(&text).unwrap();
-        assert!(until > crate::secrets::now_unix() + 300 * 24 * 3600, "{until}");
+        assert!(
+            until > crate::secrets::now_unix() + 300 * 24 * 3600,
+            "{until}"
+        );
         assert!(client_cert_not_after("users: []").is_err());
     }
 }

@@ -327,28 +327,77 @@ fn cluster_boot_configs_are_served_only_to_their_node() {
         ] {
             let a = manifest.access.iter().find(|a| a.path == path);
             let a = a.unwrap_or_else(|| panic!("{path} has no access record"));
-            assert_eq!((a.node.as_str(), a.ip.as_str()), (n.name.as_str(), n.ip.as_str()));
+            assert_eq!(
+                (a.node.as_str(), a.ip.as_str()),
+                (n.name.as_str(), n.ip.as_str())
+            );
         }
     }
-    for public in ["tftp/pxelinux.cfg/default", "http/ipxe/boot.ipxe", "http/dhcp/dnsmasq.conf"] {
+    for public in [
+        "tftp/pxelinux.cfg/default",
+        "http/ipxe/boot.ipxe",
+        "http/dhcp/dnsmasq.conf",
+    ] {
         assert!(manifest.file(public).is_some(), "{public}");
-        assert!(!manifest.access.iter().any(|a| a.path == public), "{public} stays public");
+        assert!(
+            !manifest.access.iter().any(|a| a.path == public),
+            "{public} stays public"
+        );
     }
     // Loopback is not cp2's address: both protocols refuse, and say why.
     let server = Served::start(&b.dist, &[]);
     let tmp = tempfile::tempdir().unwrap();
     let port = server.tftp.to_string();
     let get = |remote: &str, local: &str| {
-        run(tmp.path(), "tftp", &["127.0.0.1", &port, "-m", "binary", "-c", "get", remote, local]);
-        std::fs::read(tmp.path().join(local)).ok().filter(|b| !b.is_empty())
+        run(
+            tmp.path(),
+            "tftp",
+            &[
+                "127.0.0.1",
+                &port,
+                "-m",
+                "binary",
+                "-c",
+                "get",
+                remote,
+                local,
+            ],
+        );
+        std::fs::read(tmp.path().join(local))
+            .ok()
+            .filter(|b| !b.is_empty())
     };
-    assert_eq!(get(&pxelinux, "node.cfg"), None, "TFTP must refuse {pxelinux}");
-    server.wait_log(&["tftp", &pxelinux, &format!("refused:belongs-to-{}", node.name)]);
+    assert_eq!(
+        get(&pxelinux, "node.cfg"),
+        None,
+        "TFTP must refuse {pxelinux}"
+    );
+    server.wait_log(&[
+        "tftp",
+        &pxelinux,
+        &format!("refused:belongs-to-{}", node.name),
+    ]);
     let default = get("pxelinux.cfg/default", "default.cfg").expect("the default is public");
     assert!(String::from_utf8_lossy(&default).contains("LOCALBOOT"));
-    let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &server.url(&format!("/{ipxe}"))]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "403", "HTTP must refuse {ipxe}");
+    let out = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &server.url(&format!("/{ipxe}")),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "403",
+        "HTTP must refuse {ipxe}"
+    );
     server.wait_log(&["http", &ipxe, &format!("refused:belongs-to-{}", node.name)]);
-    let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &server.url("/ipxe/boot.ipxe")]);
+    let out = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &server.url("/ipxe/boot.ipxe"),
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
 }

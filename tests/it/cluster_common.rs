@@ -98,7 +98,13 @@ pub fn artifact_refs(site: &Site) -> ArtifactRefs {
                 sysext("kubernetes", &site.file.sysext.kubernetes),
                 sysext("cilium", &site.file.sysext.cilium),
             ];
-            if let Some(v) = site.file.sysext.containerd.as_deref().filter(|v| !v.is_empty()) {
+            if let Some(v) = site
+                .file
+                .sysext
+                .containerd
+                .as_deref()
+                .filter(|v| !v.is_empty())
+            {
                 sysexts.push(sysext("containerd", v));
             }
             sysexts

@@ -72,11 +72,20 @@ impl Sandbox {
     pub fn rewrite(&self, script: &str) -> String {
         let root = self.root.display().to_string();
         let mut text = script.to_string();
-        for prefix in ["/etc/", "/opt/pxebuild/", "/home/core", "/var/lib/pxebuild", "/sys/"] {
+        for prefix in [
+            "/etc/",
+            "/opt/pxebuild/",
+            "/home/core",
+            "/var/lib/pxebuild",
+            "/sys/",
+        ] {
             text = text.replace(prefix, &format!("{root}{prefix}"));
         }
-        text.replace("export PATH=", &format!("export PATH={}:", self.stubs.display()))
-            .replace("-o core -g core ", "")
+        text.replace(
+            "export PATH=",
+            &format!("export PATH={}:", self.stubs.display()),
+        )
+        .replace("-o core -g core ", "")
     }
 
     /// Runs `script` (already rewritten) with bash, stubs first on PATH.
@@ -87,7 +96,11 @@ impl Sandbox {
             .arg(&path)
             .env(
                 "PATH",
-                format!("{}:{}", self.stubs.display(), std::env::var("PATH").unwrap()),
+                format!(
+                    "{}:{}",
+                    self.stubs.display(),
+                    std::env::var("PATH").unwrap()
+                ),
             )
             .output()
             .unwrap()
@@ -165,18 +178,36 @@ fn retry_keeps_the_ca(name: &str) {
     sb.apply_ignition_files(&ign);
     sb.stub("kubeadm", KUBEADM_STUB);
     sb.stub("sleep", "exit 0");
-    sb.stub("curl", &curl_stub(&[r#"{"members":[{"ID":"1","name":"cp1","clientURLs":["x"]}]}"#]));
+    sb.stub(
+        "curl",
+        &curl_stub(&[r#"{"members":[{"ID":"1","name":"cp1","clientURLs":["x"]}]}"#]),
+    );
     write_exec(
         &sb.path("/opt/pxebuild/bin/beacon"),
         &format!("#!/bin/sh\necho \"$1\" >> {:?}\n", sb.state.join("beacons")),
     );
     let script = sb.rewrite(&ctx.files.bootstrap_script);
     let first = sb.run(&script);
-    assert!(!first.status.success(), "{name}: the first attempt fails\n{}", out_text(&first));
-    assert!(sb.calls().contains("kubeadm reset --force"), "{}", sb.calls());
-    assert!(!sb.path("/etc/kubernetes/pki/ca.key").exists(), "reset emptied pki");
+    assert!(
+        !first.status.success(),
+        "{name}: the first attempt fails\n{}",
+        out_text(&first)
+    );
+    assert!(
+        sb.calls().contains("kubeadm reset --force"),
+        "{}",
+        sb.calls()
+    );
+    assert!(
+        !sb.path("/etc/kubernetes/pki/ca.key").exists(),
+        "reset emptied pki"
+    );
     let second = sb.run(&script);
-    assert!(second.status.success(), "{name}: the retry succeeds\n{}", out_text(&second));
+    assert!(
+        second.status.success(),
+        "{name}: the retry succeeds\n{}",
+        out_text(&second)
+    );
     for f in CA_FILES {
         let original = ignition_file(&ign, &format!("/etc/pxebuild/pki/{f}")).unwrap();
         let seen = std::fs::read(sb.state.join("seen-2").join(f))
@@ -187,7 +218,10 @@ fn retry_keeps_the_ca(name: &str) {
     }
     if ctx.node.init {
         let manifests = std::fs::read_to_string(sb.state.join("manifests-2")).unwrap();
-        assert!(manifests.contains("kube-vip.yaml"), "kube-vip restored before init: {manifests}");
+        assert!(
+            manifests.contains("kube-vip.yaml"),
+            "kube-vip restored before init: {manifests}"
+        );
     }
     let beacons = std::fs::read_to_string(sb.state.join("beacons")).unwrap();
     assert_eq!(beacons.trim(), "kubeadm-done");
@@ -211,7 +245,12 @@ fn cluster_sandbox_ca_set_is_root_only_on_control_planes() {
         let files = ign["storage"]["files"].as_array().unwrap();
         let pki: Vec<_> = files
             .iter()
-            .filter(|f| f["path"].as_str().unwrap().starts_with("/etc/pxebuild/pki/"))
+            .filter(|f| {
+                f["path"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("/etc/pxebuild/pki/")
+            })
             .collect();
         if ctx.node.worker {
             assert!(pki.is_empty(), "{}", ctx.node.name);
@@ -223,7 +262,10 @@ fn cluster_sandbox_ca_set_is_root_only_on_control_planes() {
             assert!(f["user"].is_null() || f["user"]["name"] == "root", "{f}");
         }
         let dirs = ign["storage"]["directories"].as_array().unwrap();
-        let dir = dirs.iter().find(|d| d["path"] == "/etc/pxebuild/pki").unwrap();
+        let dir = dirs
+            .iter()
+            .find(|d| d["path"] == "/etc/pxebuild/pki")
+            .unwrap();
         assert_eq!(dir["mode"], 0o700);
     }
 }
@@ -268,11 +310,15 @@ fn cluster_sandbox_third_control_plane_waits_for_its_etcd_turn() {
     let ign = node_ignition(&ctx, &bu);
     let sb = Sandbox::new();
     sb.apply_ignition_files(&ign);
-    sb.stub("kubeadm", "echo admin > \"$ROOT/etc/kubernetes/admin.conf\"; exit 0");
+    sb.stub(
+        "kubeadm",
+        "echo admin > \"$ROOT/etc/kubernetes/admin.conf\"; exit 0",
+    );
     sb.stub("sleep", "exit 0");
     let cp1 = r#"{"ID":"1","name":"cp1","clientURLs":["https://10.20.0.11:2379"]}"#;
     let cp2_pending = r#"{"ID":"2","peerURLs":["https://10.20.0.12:2380"],"isLearner":true}"#;
-    let cp2_learner = r#"{"ID":"2","name":"cp2","clientURLs":["https://10.20.0.12:2379"],"isLearner":true}"#;
+    let cp2_learner =
+        r#"{"ID":"2","name":"cp2","clientURLs":["https://10.20.0.12:2379"],"isLearner":true}"#;
     let cp2 = r#"{"ID":"2","name":"cp2","clientURLs":["https://10.20.0.12:2379"]}"#;
     let lists = [
         format!(r#"{{"members":[{cp1}]}}"#),
@@ -286,13 +332,21 @@ fn cluster_sandbox_third_control_plane_waits_for_its_etcd_turn() {
     let out = sb.run(&sb.rewrite(&ctx.files.bootstrap_script));
     assert!(out.status.success(), "{}", out_text(&out));
     let asked = std::fs::read_to_string(sb.state.join("lists")).unwrap();
-    assert_eq!(asked.trim(), "4", "joined only once cp2 had started\n{}", out_text(&out));
+    assert_eq!(
+        asked.trim(),
+        "4",
+        "joined only once cp2 had started\n{}",
+        out_text(&out)
+    );
     let calls = sb.calls();
     let last_list = calls.rfind("member/list").unwrap();
     let join = calls.find("kubeadm join").unwrap();
     assert!(last_list < join, "{calls}");
     let verify = std::fs::read_to_string(sb.state.join("verify")).unwrap();
-    assert!(verify.contains(": OK"), "client certificate from the etcd CA: {verify}");
+    assert!(
+        verify.contains(": OK"),
+        "client certificate from the etcd CA: {verify}"
+    );
 }
 
 #[test]
@@ -307,12 +361,16 @@ fn cluster_sandbox_join_turn_is_best_effort_when_etcd_never_answers() {
     sb.apply_ignition_files(&ign);
     sb.stub("kubeadm", "exit 0");
     sb.stub("sleep", "exit 0");
-    sb.stub("curl", "case \"$*\" in *member/list*) exit 7 ;; esac\nexit 0");
+    sb.stub(
+        "curl",
+        "case \"$*\" in *member/list*) exit 7 ;; esac\nexit 0",
+    );
     write_exec(&sb.path("/opt/pxebuild/bin/beacon"), "#!/bin/sh\nexit 0\n");
     // The 20-minute bound has passed as soon as the wait starts.
-    let script = sb
-        .rewrite(&ctx.files.bootstrap_script)
-        .replace("deadline=$((SECONDS + 1200))", "deadline=$((SECONDS + 1200)); SECONDS=1200");
+    let script = sb.rewrite(&ctx.files.bootstrap_script).replace(
+        "deadline=$((SECONDS + 1200))",
+        "deadline=$((SECONDS + 1200)); SECONDS=1200",
+    );
     let out = sb.run(&script);
     assert!(out.status.success(), "{}", out_text(&out));
     assert!(sb.calls().contains("kubeadm join"));
@@ -390,7 +448,11 @@ fn run_install(disk: &str, uefi: bool) -> (Sandbox, Output) {
         let efi = sb.state.join("efi");
         std::fs::create_dir_all(&efi).unwrap();
         std::fs::write(efi.join("order"), "0000,0001\n").unwrap();
-        std::fs::write(efi.join("entries"), "Boot0000* UEFI PXEv4\nBoot0001* UEFI Shell\n").unwrap();
+        std::fs::write(
+            efi.join("entries"),
+            "Boot0000* UEFI PXEv4\nBoot0001* UEFI Shell\n",
+        )
+        .unwrap();
     }
     let out = sb.run(&sb.rewrite(ctx.files.install_script.as_deref().unwrap()));
     assert!(out.status.success(), "{}", out_text(&out));
@@ -408,16 +470,25 @@ fn cluster_sandbox_install_guard_skips_a_disk_with_this_nodes_marker() {
     assert!(!calls.contains("flatcar-install"), "{calls}");
     assert!(calls.contains("/beacon/worker1/install-skipped"), "{calls}");
     // BIOS, booted from the network although installed: power off, say why.
-    assert!(calls.contains("/beacon/worker1/boot-order-network-first"), "{calls}");
+    assert!(
+        calls.contains("/beacon/worker1/boot-order-network-first"),
+        "{calls}"
+    );
     assert!(calls.contains("systemctl poweroff"), "{calls}");
     assert!(!calls.contains("systemctl reboot"), "{calls}");
 
     let (sb, _) = run_install("worker1", true);
     let calls = sb.calls();
     assert!(!calls.contains("flatcar-install"), "{calls}");
-    assert!(calls.contains("systemctl reboot"), "UEFI boots the disk next: {calls}");
+    assert!(
+        calls.contains("systemctl reboot"),
+        "UEFI boots the disk next: {calls}"
+    );
     let efi = sb.state.join("efi");
-    assert_eq!(std::fs::read_to_string(efi.join("next")).unwrap().trim(), "0002");
+    assert_eq!(
+        std::fs::read_to_string(efi.join("next")).unwrap().trim(),
+        "0002"
+    );
     assert_eq!(
         std::fs::read_to_string(efi.join("order")).unwrap().trim(),
         "0000,0001",
@@ -430,7 +501,10 @@ fn cluster_sandbox_install_guard_installs_a_blank_or_foreign_disk() {
     for disk in ["blank", "worker2"] {
         let (sb, _) = run_install(disk, false);
         let calls = sb.calls();
-        assert!(calls.contains("flatcar-install -d /dev/disk/by-id/virtio-worker1-root"), "{disk}: {calls}");
+        assert!(
+            calls.contains("flatcar-install -d /dev/disk/by-id/virtio-worker1-root"),
+            "{disk}: {calls}"
+        );
         assert_eq!(marker(&sb).trim(), "pxebuild-node=worker1", "{disk}");
         let done = calls.find("/beacon/worker1/install-done").unwrap();
         let reboot = calls.find("systemctl reboot").unwrap();
@@ -445,7 +519,10 @@ fn cluster_sandbox_uefi_install_sets_boot_next_and_keeps_boot_order() {
     let calls = sb.calls();
     assert!(calls.contains("efibootmgr -q -c"), "{calls}");
     let efi = sb.state.join("efi");
-    assert_eq!(std::fs::read_to_string(efi.join("next")).unwrap().trim(), "0002");
+    assert_eq!(
+        std::fs::read_to_string(efi.join("next")).unwrap().trim(),
+        "0002"
+    );
     assert_eq!(
         std::fs::read_to_string(efi.join("order")).unwrap().trim(),
         "0000,0001",

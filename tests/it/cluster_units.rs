@@ -45,16 +45,22 @@ fn text(ign: &Value, path: &str) -> String {
 /// The enabled units whose ExecStart (directly, or through a script file of
 /// the same config) sends milestone `m`.
 fn units_sending<'a>(ign: &'a Value, m: &str) -> Vec<&'a str> {
-    let sends = |s: &str| s.contains(&format!("beacon {m}\n")) || s.ends_with(&format!("beacon {m}"));
+    let sends =
+        |s: &str| s.contains(&format!("beacon {m}\n")) || s.ends_with(&format!("beacon {m}"));
     units(ign)
         .iter()
         .filter(|u| u["enabled"] == true)
         .filter(|u| {
             let contents = u["contents"].as_str().unwrap_or_default();
-            contents.lines().filter_map(|l| l.strip_prefix("ExecStart=")).any(|cmd| {
-                let exe = cmd.split_whitespace().next().unwrap_or_default();
-                sends(&format!("{cmd}\n")) || ignition_file(ign, exe).is_some_and(|b| sends(&String::from_utf8_lossy(&b)))
-            })
+            contents
+                .lines()
+                .filter_map(|l| l.strip_prefix("ExecStart="))
+                .any(|cmd| {
+                    let exe = cmd.split_whitespace().next().unwrap_or_default();
+                    sends(&format!("{cmd}\n"))
+                        || ignition_file(ign, exe)
+                            .is_some_and(|b| sends(&String::from_utf8_lossy(&b)))
+                })
         })
         .map(|u| u["name"].as_str().unwrap())
         .collect()
@@ -65,7 +71,11 @@ fn cluster_units_every_role_requests_all_five_milestones_best_effort() {
     let (_dir, site) = example_site();
     for (ctx, node, install) in ignitions(&site) {
         let name = &ctx.node.name;
-        assert_eq!(units_sending(&install, "install-done"), ["pxebuild-install.service"], "{name}");
+        assert_eq!(
+            units_sending(&install, "install-done"),
+            ["pxebuild-install.service"],
+            "{name}"
+        );
         for (m, unit_name) in [
             ("first-boot", "pxebuild-first-boot.service"),
             ("sysexts-merged", "pxebuild-sysexts.service"),
@@ -76,12 +86,23 @@ fn cluster_units_every_role_requests_all_five_milestones_best_effort() {
         }
         // Best effort: a beacon never fails its caller.
         let beacon = text(&node, "/opt/pxebuild/bin/beacon");
-        assert!(beacon.contains(&format!("--max-time 5 -o /dev/null \"{}\"", ctx.node.beacon_url)), "{beacon}");
+        assert!(
+            beacon.contains(&format!(
+                "--max-time 5 -o /dev/null \"{}\"",
+                ctx.node.beacon_url
+            )),
+            "{beacon}"
+        );
         assert!(beacon.trim_end().ends_with("|| true"), "{beacon}");
         let script = text(&install, "/opt/pxebuild/install.sh");
-        assert!(script.contains("-o /dev/null \"") && script.contains("\"/$1\" || true\n}"), "{script}");
+        assert!(
+            script.contains("-o /dev/null \"") && script.contains("\"/$1\" || true\n}"),
+            "{script}"
+        );
         // Waiting for Cilium never holds up the boot.
-        let ready = unit(&node, "pxebuild-cilium-ready.service")["contents"].as_str().unwrap();
+        let ready = unit(&node, "pxebuild-cilium-ready.service")["contents"]
+            .as_str()
+            .unwrap();
         assert!(ready.contains("Type=exec"), "{ready}");
         assert!(!ready.contains("Before="), "{ready}");
     }
@@ -109,8 +130,15 @@ case "$*" in *cilium_wg0*) [ "$n" -ge 3 ] ;; esac"#,
     let out = sb.run(&sb.rewrite(&text(&ign, "/opt/pxebuild/bin/cilium-ready")));
     assert!(out.status.success(), "{}", out_text(&out));
     let calls = sb.calls();
-    assert_eq!(calls.matches("ip link show cilium_wg0").count(), 2, "{calls}");
-    assert_eq!(std::fs::read_to_string(sb.state.join("beacons")).unwrap(), "cilium-ready\n");
+    assert_eq!(
+        calls.matches("ip link show cilium_wg0").count(),
+        2,
+        "{calls}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.state.join("beacons")).unwrap(),
+        "cilium-ready\n"
+    );
     assert!(sb.path("/var/lib/pxebuild/cilium-ready").exists());
 }
 
@@ -119,24 +147,46 @@ fn cluster_units_run_once_conditions() {
     let (_dir, site) = example_site();
     for (ctx, node, _) in ignitions(&site) {
         for (unit_name, condition) in [
-            ("pxebuild-first-boot.service", "ConditionPathExists=!/var/lib/pxebuild/first-boot"),
-            ("pxebuild-sysexts.service", "ConditionPathExists=!/var/lib/pxebuild/sysexts-merged"),
-            ("pxebuild-kubeadm.service", "ConditionPathExists=!/etc/kubernetes/kubelet.conf"),
-            ("pxebuild-cilium-ready.service", "ConditionPathExists=!/var/lib/pxebuild/cilium-ready"),
+            (
+                "pxebuild-first-boot.service",
+                "ConditionPathExists=!/var/lib/pxebuild/first-boot",
+            ),
+            (
+                "pxebuild-sysexts.service",
+                "ConditionPathExists=!/var/lib/pxebuild/sysexts-merged",
+            ),
+            (
+                "pxebuild-kubeadm.service",
+                "ConditionPathExists=!/etc/kubernetes/kubelet.conf",
+            ),
+            (
+                "pxebuild-cilium-ready.service",
+                "ConditionPathExists=!/var/lib/pxebuild/cilium-ready",
+            ),
         ] {
             let contents = unit(&node, unit_name)["contents"].as_str().unwrap();
-            assert!(contents.contains(condition), "{}: {unit_name}\n{contents}", ctx.node.name);
+            assert!(
+                contents.contains(condition),
+                "{}: {unit_name}\n{contents}",
+                ctx.node.name
+            );
         }
-        let kubeadm = unit(&node, "pxebuild-kubeadm.service")["contents"].as_str().unwrap();
+        let kubeadm = unit(&node, "pxebuild-kubeadm.service")["contents"]
+            .as_str()
+            .unwrap();
         assert!(kubeadm.contains("Restart=on-failure"), "{kubeadm}");
-        let cilium = units(&node).iter().find(|u| u["name"] == "pxebuild-cilium.service");
+        let cilium = units(&node)
+            .iter()
+            .find(|u| u["name"] == "pxebuild-cilium.service");
         assert_eq!(cilium.is_some(), ctx.node.init, "{}", ctx.node.name);
         if let Some(cilium) = cilium {
             let contents = cilium["contents"].as_str().unwrap();
             assert!(contents.contains("ConditionPathExists=!/var/lib/pxebuild/cilium-installed"));
-            assert!(text(&node, "/opt/pxebuild/bin/cilium-install").contains("touch /var/lib/pxebuild/cilium-installed"));
+            assert!(text(&node, "/opt/pxebuild/bin/cilium-install")
+                .contains("touch /var/lib/pxebuild/cilium-installed"));
         }
-        assert!(text(&node, "/opt/pxebuild/bin/cilium-ready").contains("touch /var/lib/pxebuild/cilium-ready"));
+        assert!(text(&node, "/opt/pxebuild/bin/cilium-ready")
+            .contains("touch /var/lib/pxebuild/cilium-ready"));
     }
 }
 
@@ -160,7 +210,10 @@ fn cluster_units_static_network_file_per_node() {
 fn cluster_units_dhcp_network_file() {
     let (_dir, site) = edited_site(&[("addressing = \"static\"", "addressing = \"dhcp\"")]);
     for (ctx, node, _) in ignitions(&site) {
-        let expected = format!("[Match]\nMACAddress={}\n[Network]\nDHCP=ipv4\n", ctx.node.mac);
+        let expected = format!(
+            "[Match]\nMACAddress={}\n[Network]\nDHCP=ipv4\n",
+            ctx.node.mac
+        );
         assert_eq!(network_file(&node), expected, "{}", ctx.node.name);
     }
 }
@@ -183,13 +236,21 @@ fn cluster_units_core_gets_the_site_ssh_keys_in_both_configs() {
                 .iter()
                 .map(|k| k.as_str().unwrap())
                 .collect();
-            assert_eq!(got, keys.iter().map(String::as_str).collect::<Vec<_>>(), "{}", ctx.node.name);
+            assert_eq!(
+                got,
+                keys.iter().map(String::as_str).collect::<Vec<_>>(),
+                "{}",
+                ctx.node.name
+            );
         }
     }
 }
 
 fn link<'a>(ign: &'a Value, path: &str) -> Option<&'a Value> {
-    ign["storage"]["links"].as_array()?.iter().find(|l| l["path"] == path)
+    ign["storage"]["links"]
+        .as_array()?
+        .iter()
+        .find(|l| l["path"] == path)
 }
 
 #[test]
@@ -201,12 +262,16 @@ fn cluster_units_update_settings_follow_the_site() {
             text(&node, "/etc/flatcar/update.conf"),
             "GROUP=stable\nSERVER=disabled\nREBOOT_STRATEGY=off\n"
         );
-        let mask = link(&node, "/etc/systemd/system/locksmithd.service").expect("locksmithd masked");
+        let mask =
+            link(&node, "/etc/systemd/system/locksmithd.service").expect("locksmithd masked");
         assert_eq!(mask["target"], "/dev/null");
     }
     let (_dir, site) = edited_site(&[
         ("flatcar = \"disabled\"", "flatcar = \"enabled\""),
-        ("reboot_manager = \"kured\"", "reboot_manager = \"locksmithd\""),
+        (
+            "reboot_manager = \"kured\"",
+            "reboot_manager = \"locksmithd\"",
+        ),
     ]);
     for (_, node, _) in ignitions(&site) {
         assert_eq!(
@@ -224,16 +289,25 @@ fn cluster_units_sysext_links_and_containerd_masks() {
         let names: Vec<&str> = ctx.sysexts.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["kubernetes", "cilium"]);
         check_sysext_links(&ctx, &node);
-        for masked in ["/etc/extensions/containerd-flatcar.raw", "/etc/extensions/docker-flatcar.raw"] {
+        for masked in [
+            "/etc/extensions/containerd-flatcar.raw",
+            "/etc/extensions/docker-flatcar.raw",
+        ] {
             assert!(link(&node, masked).is_none(), "built-in containerd stays");
         }
     }
-    let (_dir, site) = edited_site(&[("cilium = \"v0.18.2\"\n", "cilium = \"v0.18.2\"\ncontainerd = \"v2.1.3\"\n")]);
+    let (_dir, site) = edited_site(&[(
+        "cilium = \"v0.18.2\"\n",
+        "cilium = \"v0.18.2\"\ncontainerd = \"v2.1.3\"\n",
+    )]);
     for (ctx, node, _) in ignitions(&site) {
         let names: Vec<&str> = ctx.sysexts.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["kubernetes", "cilium", "containerd"]);
         check_sysext_links(&ctx, &node);
-        for masked in ["/etc/extensions/containerd-flatcar.raw", "/etc/extensions/docker-flatcar.raw"] {
+        for masked in [
+            "/etc/extensions/containerd-flatcar.raw",
+            "/etc/extensions/docker-flatcar.raw",
+        ] {
             let l = link(&node, masked).unwrap_or_else(|| panic!("{masked} masked"));
             assert_eq!(l["target"], "/dev/null");
         }
@@ -249,6 +323,9 @@ fn check_sysext_links(ctx: &NodeContext, node: &Value) {
         assert_ne!(l["hard"], true);
         let f = files.iter().find(|f| f["path"] == s.path.as_str()).unwrap();
         assert_eq!(f["contents"]["source"], s.url.as_str());
-        assert_eq!(f["contents"]["verification"]["hash"], format!("sha512-{}", s.sha512));
+        assert_eq!(
+            f["contents"]["verification"]["hash"],
+            format!("sha512-{}", s.sha512)
+        );
     }
 }
