@@ -316,7 +316,7 @@ fn cluster_sandbox_third_control_plane_waits_for_its_etcd_turn() {
     );
     sb.stub("sleep", "exit 0");
     let cp1 = r#"{"ID":"1","name":"cp1","clientURLs":["https://10.20.0.11:2379"]}"#;
-    let cp2_pending = r#"{"ID":"2","peerURLs":["https://10.20.0.12:2380"],"isLearner":true}"#;
+    let cp2_pending = r#"{"ID":"2","name":"","peerURLs":["https://10.20.0.12:2380"],"clientURLs":[],"isLearner":true}"#;
     let cp2_learner =
         r#"{"ID":"2","name":"cp2","clientURLs":["https://10.20.0.12:2379"],"isLearner":true}"#;
     let cp2 = r#"{"ID":"2","name":"cp2","clientURLs":["https://10.20.0.12:2379"]}"#;
