@@ -2,9 +2,13 @@
 //! iPXE scripts when the site uses iPXE, a local-disk default for unknown
 //! machines, and DHCP snippets for the site's own DHCP server.
 //!
-//! All of it is public (TFTP has no access control), so nothing here carries a
-//! secret: the configs only point at each node's install Ignition URL, which
-//! the server restricts to that node's IP.
+//! A node's own boot configs name its install Ignition URL, whose random id
+//! is what keeps that URL unguessable, so they are restricted like the
+//! Ignition configs: the manifest's `access` records tie each per-MAC file
+//! (TFTP pxelinux configs, HTTP iPXE script) to the node's IP, and
+//! `pxebuild serve` refuses every other client. The site-wide files (the
+//! local-boot defaults for unknown machines, the iPXE entry script, the DHCP
+//! snippets) carry no id and stay public.
 pub mod context;
 
 use std::sync::Arc;
@@ -134,9 +138,9 @@ impl BootShared {
     }
 }
 
-fn put_all(ctx: &mut RunCtx, files: Vec<BootFile>) -> Result<()> {
+fn put_all(ctx: &mut RunCtx, files: Vec<BootFile>, visibility: &Visibility) -> Result<()> {
     for file in files {
-        ctx.put_bytes(&file.path, file.text.as_bytes(), Visibility::Public)?;
+        ctx.put_bytes(&file.path, file.text.as_bytes(), visibility.clone())?;
     }
     Ok(())
 }
@@ -156,15 +160,22 @@ impl Step for BootNodeStep {
         Ok(json!({
             "common": self.shared.common_digest,
             "node": self.shared.ctx.nodes[self.index],
+            "visibility": "node",
         }))
     }
 
     fn run(&self, ctx: &mut RunCtx) -> Result<()> {
         let shared = &self.shared;
         let node = &shared.ctx.nodes[self.index];
+        // Only this node's IP may fetch them: they name its secret install URL.
+        let visibility = Visibility::Node {
+            node: node.name.clone(),
+            ip: node.ip.clone(),
+        };
         put_all(
             ctx,
             render_node_files(&shared.templates, &shared.ctx, node)?,
+            &visibility,
         )
     }
 }
@@ -190,6 +201,7 @@ impl Step for BootStep {
         put_all(
             ctx,
             render_site_files(&self.shared.templates, &self.shared.ctx)?,
+            &Visibility::Public,
         )
     }
 }

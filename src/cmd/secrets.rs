@@ -2,7 +2,7 @@
 //! prints private keys or the secret half of a token.
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::cli::Global;
 use crate::secrets::{self, token, Secrets};
@@ -10,7 +10,8 @@ use crate::site::Site;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Show where the secrets live, the CA hash and the bootstrap token's lifetime.
+    /// Show where the secrets live, the CA hash, the CA's and the admin client
+    /// certificate's expiry, and the bootstrap token's lifetime.
     Show,
     /// Create any missing secrets without building (refused beside a built tree
     /// whose secrets are gone).
@@ -59,6 +60,17 @@ fn show(site: &Site, s: &Secrets) -> Result<()> {
     println!("CA cert hash:   {}", s.ca_hash);
     let ca_until = secrets::pki::not_after(&s.ca.cert_pem)?;
     println!("CA valid until: {}", format_time(ca_until));
+    let kubeconfig = s.dir.join(secrets::kubeconfig::FILE);
+    match std::fs::read_to_string(&kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))
+        .and_then(|text| secrets::kubeconfig::client_cert_not_after(&text))
+    {
+        Ok(until) => println!("admin cert:     valid until {}", format_time(until)),
+        // Re-minted by the next build when missing: say so, don't fail `show`.
+        Err(err) => {
+            crate::warn!("admin client certificate: {err:#}");
+        }
+    }
     let id = s.token.split('.').next().unwrap_or_default();
     let ttl = &site.file.cluster.bootstrap_token_ttl;
     println!(

@@ -126,6 +126,11 @@ pub struct NodeCtx {
     pub control_plane: bool,
     /// The first control plane in site order: runs `kubeadm init` and installs Cilium.
     pub init: bool,
+    /// Position among the control planes in site order (0 for the first):
+    /// control plane N joins once N etcd members have started.
+    pub control_plane_index: usize,
+    /// The first control plane's etcd client URL: it answers the join-turn check.
+    pub init_etcd_url: String,
     pub worker: bool,
     pub disk: String,
     pub uefi: bool,
@@ -200,6 +205,8 @@ pub struct Files {
     pub cilium_values: Option<String>,
     pub bootstrap_script: String,
     pub cilium_script: Option<String>,
+    /// Every node: the cilium-ready beacon once the local agent is up.
+    pub cilium_ready_script: String,
     pub sysupdate_script: String,
     pub install_script: Option<String>,
 }
@@ -288,7 +295,12 @@ fn cluster_ctx(site: &Site) -> Result<ClusterCtx> {
 impl NodeCtx {
     pub fn new(site: &Site, node: &Node, secrets: &Secrets) -> Result<NodeCtx> {
         let control_plane = node.role == "control-plane";
-        let init = site.control_planes().next().map(|n| n.name.as_str()) == Some(&node.name);
+        let first = site.control_planes().next();
+        let init = first.map(|n| n.name.as_str()) == Some(&node.name);
+        let control_plane_index = site
+            .control_planes()
+            .position(|n| n.name == node.name)
+            .unwrap_or(0);
         let dir = crate::layout::ignition_dir(&secrets.node_dir_name(&node.name)?);
         let base = site.http_base();
         let labels: Vec<KeyValue> = node
@@ -316,6 +328,10 @@ impl NodeCtx {
             role: node.role.clone(),
             control_plane,
             init,
+            control_plane_index,
+            init_etcd_url: first.map_or_else(String::new, |n| {
+                format!("https://{}", endpoint_text(&n.ip, 2379))
+            }),
             worker: !control_plane,
             disk: node.disk.clone(),
             uefi: node.firmware == "uefi",

@@ -35,6 +35,7 @@ pub fn render_node(
         }
     }
     ctx.files.bootstrap_script = t.render("files/kubeadm-bootstrap.sh", ctx)?;
+    ctx.files.cilium_ready_script = t.render("files/cilium-ready.sh", ctx)?;
     ctx.files.sysupdate_script = t.render("files/sysupdate-sysexts.sh", ctx)?;
     t.render("node.bu", ctx)
 }

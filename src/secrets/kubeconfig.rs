@@ -76,6 +76,19 @@ pub fn render(cluster_name: &str, endpoint: &str, ca: &CertPair) -> Result<Strin
     serde_norway::to_string(&config).context("serialising the kubeconfig")
 }
 
+/// Unix time at which the client certificate of kubeconfig `text` expires.
+pub fn client_cert_not_after(text: &str) -> Result<i64> {
+    let config: serde_json::Value =
+        serde_norway::from_str(text).context("parsing the kubeconfig")?;
+    let data = config["users"][0]["user"]["client-certificate-data"]
+        .as_str()
+        .context("the kubeconfig has no client-certificate-data")?;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .context("decoding client-certificate-data")?;
+    pki::not_after(&String::from_utf8_lossy(&pem)).context("the kubeconfig's client certificate")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +103,17 @@ mod tests {
         );
         assert_eq!(split_endpoint("fd00::1"), ("fd00::1".into(), 6443));
         assert_eq!(server_url("[fd00::1]:6443"), "https://[fd00::1]:6443");
+    }
+
+    #[test]
+    fn client_cert_expiry_is_read_back() {
+        let ca = pki::new_ca("kubernetes").unwrap();
+        let text = render("c", "10.0.0.1:6443", &ca).unwrap();
+        let until = client_cert_not_after(&text).unwrap();
+        assert!(
+            until > crate::secrets::now_unix() + 300 * 24 * 3600,
+            "{until}"
+        );
+        assert!(client_cert_not_after("users: []").is_err());
     }
 }

@@ -6,7 +6,9 @@
 //! `bootstrap-token.created` holds the Unix time the token was made.
 //! Replacing the token is the explicit [`rotate_token`]. A missing secrets
 //! directory next to an existing dist/ is an error, never a new CA: the nodes
-//! already trust the old one.
+//! already trust the old one. The same holds for each root secret and for
+//! `node-ids.toml` (new ids would change every node's Ignition URL); only the
+//! kubeconfig, derived from the CA, is re-minted when missing.
 pub mod kubeconfig;
 pub mod node_ids;
 pub mod pki;
@@ -109,6 +111,15 @@ pub fn ensure(site: &Site, out: Option<&Path>) -> Result<Secrets> {
     let [ca, front_proxy_ca, etcd_ca]: [CertPair; 3] = pairs.try_into().expect("three CA pairs");
     let (sa_key, sa_pub) = ensure_sa(&dir, built, out, &mut created)?;
     let (tok, token_created) = ensure_token(&dir, built, out, &mut created)?;
+    if built && !dir.join(node_ids::FILE).exists() {
+        // New ids would move every node's Ignition URL away from the one its
+        // boot config and any installed disk already name.
+        return Err(missing_error(
+            &dir.join(node_ids::FILE),
+            out,
+            "the node ids file",
+        ));
+    }
     let names = site.file.nodes.iter().map(|n| n.name.as_str());
     let (node_ids, added) = node_ids::ensure(&dir, names)?;
     if !added.is_empty() {

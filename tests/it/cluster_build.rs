@@ -150,6 +150,9 @@ fn cluster_build_example_site_completely_and_validly() {
             let ign: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
             check_private_keys(&ign, &node.role, &path);
+            if doc == "node" {
+                check_sysexts_match_dist(&ign, &b.dist, &site.http_base());
+            }
         }
     }
     for path in [
@@ -172,6 +175,37 @@ fn cluster_build_example_site_completely_and_validly() {
             );
         }
     }
+}
+
+/// Every sysext the node fetches carries the SHA-512 of the file dist/ serves
+/// at its URL, and is linked under /etc/extensions.
+fn check_sysexts_match_dist(ign: &serde_json::Value, dist: &Path, base: &str) {
+    let files = ign["storage"]["files"].as_array().unwrap();
+    let links = ign["storage"]["links"].as_array().unwrap();
+    let mut names = Vec::new();
+    for f in files {
+        let Some(hash) = f["contents"]["verification"]["hash"].as_str() else {
+            continue;
+        };
+        let url = f["contents"]["source"].as_str().unwrap();
+        let rel = url.strip_prefix(&format!("{base}/")).unwrap();
+        let bytes = std::fs::read(dist.join("http").join(rel)).unwrap();
+        assert_eq!(
+            hash,
+            format!("sha512-{}", pxebuild::digest::sha512_hex(&bytes)),
+            "{url}"
+        );
+        let path = f["path"].as_str().unwrap();
+        let name = path.split('/').nth(3).unwrap();
+        let link = links
+            .iter()
+            .find(|l| l["path"] == format!("/etc/extensions/{name}.raw"))
+            .unwrap_or_else(|| panic!("no /etc/extensions link for {path}"));
+        assert_eq!(link["target"], path);
+        names.push(name.to_string());
+    }
+    names.sort();
+    assert_eq!(names, ["cilium", "kubernetes"]);
 }
 
 /// Workers: no private key anywhere in their configs; control planes: the CA keys.
@@ -231,4 +265,139 @@ fn cluster_build_without_secrets_beside_dist_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(!root.join("secrets").exists(), "no new CA is made");
     assert!(stderr.contains("Restore"), "{stderr}");
+}
+
+/// The example site with iPXE as well, built: every node then has a per-MAC
+/// pxelinux config (TFTP) and an iPXE script (HTTP).
+fn built_with_ipxe() -> Built {
+    let (dir, mirror) = prepared();
+    let root = dir.path().to_path_buf();
+    let pins: Vec<String> = ["undionly.kpxe", "ipxe.efi", "snponly.efi"]
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(root.join("mirror/boot.ipxe.org").join(f)).unwrap();
+            format!("\"{f}\" = \"{}\"", pxebuild::digest::sha256_hex(&bytes))
+        })
+        .collect();
+    let site = root.join("site.toml");
+    let text = std::fs::read_to_string(&site)
+        .unwrap()
+        .replacen(
+            "loaders = [\"bios\", \"uefi\"]",
+            "loaders = [\"bios\", \"uefi\", \"ipxe\"]",
+            1,
+        )
+        .replacen(
+            "[sources]\n",
+            &format!("[sources]\nipxe_sha256s = {{ {} }}\n", pins.join(", ")),
+            1,
+        );
+    std::fs::write(&site, text).unwrap();
+    let dist = root.join("dist");
+    let out = build(&root, &dist, &mirror);
+    assert!(
+        out.status.success(),
+        "pxebuild build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Built {
+        _dir: dir,
+        root,
+        dist,
+        mirror,
+    }
+}
+
+#[test]
+fn cluster_boot_configs_are_served_only_to_their_node() {
+    use crate::serve_support::{curl, run, Served};
+    let b = built_with_ipxe();
+    let manifest = Manifest::load(&b.dist).unwrap();
+    let site = pxebuild::site::Site::load(&b.root.join("site.toml")).unwrap();
+    let node = &site.file.nodes[1];
+    let hyphens = node.mac.replace(':', "-");
+    let pxelinux = format!("pxelinux.cfg/01-{hyphens}");
+    let ipxe = format!("ipxe/{hyphens}.ipxe");
+    for n in &site.file.nodes {
+        let mac = n.mac.replace(':', "-");
+        for path in [
+            format!("tftp/pxelinux.cfg/01-{mac}"),
+            format!("tftp/efi64/pxelinux.cfg/01-{mac}"),
+            format!("http/ipxe/{mac}.ipxe"),
+        ] {
+            let a = manifest.access.iter().find(|a| a.path == path);
+            let a = a.unwrap_or_else(|| panic!("{path} has no access record"));
+            assert_eq!(
+                (a.node.as_str(), a.ip.as_str()),
+                (n.name.as_str(), n.ip.as_str())
+            );
+        }
+    }
+    for public in [
+        "tftp/pxelinux.cfg/default",
+        "http/ipxe/boot.ipxe",
+        "http/dhcp/dnsmasq.conf",
+    ] {
+        assert!(manifest.file(public).is_some(), "{public}");
+        assert!(
+            !manifest.access.iter().any(|a| a.path == public),
+            "{public} stays public"
+        );
+    }
+    // Loopback is not cp2's address: both protocols refuse, and say why.
+    let server = Served::start(&b.dist, &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let port = server.tftp.to_string();
+    let get = |remote: &str, local: &str| {
+        run(
+            tmp.path(),
+            "tftp",
+            &[
+                "127.0.0.1",
+                &port,
+                "-m",
+                "binary",
+                "-c",
+                "get",
+                remote,
+                local,
+            ],
+        );
+        std::fs::read(tmp.path().join(local))
+            .ok()
+            .filter(|b| !b.is_empty())
+    };
+    assert_eq!(
+        get(&pxelinux, "node.cfg"),
+        None,
+        "TFTP must refuse {pxelinux}"
+    );
+    server.wait_log(&[
+        "tftp",
+        &pxelinux,
+        &format!("refused:belongs-to-{}", node.name),
+    ]);
+    let default = get("pxelinux.cfg/default", "default.cfg").expect("the default is public");
+    assert!(String::from_utf8_lossy(&default).contains("LOCALBOOT"));
+    let out = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &server.url(&format!("/{ipxe}")),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "403",
+        "HTTP must refuse {ipxe}"
+    );
+    server.wait_log(&["http", &ipxe, &format!("refused:belongs-to-{}", node.name)]);
+    let out = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &server.url("/ipxe/boot.ipxe"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
 }

@@ -21,6 +21,20 @@ pub fn example_site() -> (tempfile::TempDir, Site) {
     (dir, site)
 }
 
+/// The example site with `edits` (from, to) applied to site.toml's text.
+pub fn edited_site(edits: &[(&str, &str)]) -> (tempfile::TempDir, Site) {
+    let (dir, _) = example_site();
+    let path = dir.path().join("site.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "site.toml has no {from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::write(&path, text).unwrap();
+    let site = Site::load(&path).unwrap();
+    (dir, site)
+}
+
 pub fn copy_tree(from: &Path, to: &Path) {
     for entry in walkdir::WalkDir::new(from) {
         let entry = entry.unwrap();
@@ -79,10 +93,22 @@ pub fn artifact_refs(site: &Site) -> ArtifactRefs {
             &f("flatcar_production_image.bin.bz2.sig"),
         )),
         loaders: vec![aref("fetch:loaders", "tftp/lpxelinux.0")],
-        sysexts: vec![
-            sysext("kubernetes", &site.file.sysext.kubernetes),
-            sysext("cilium", &site.file.sysext.cilium),
-        ],
+        sysexts: {
+            let mut sysexts = vec![
+                sysext("kubernetes", &site.file.sysext.kubernetes),
+                sysext("cilium", &site.file.sysext.cilium),
+            ];
+            if let Some(v) = site
+                .file
+                .sysext
+                .containerd
+                .as_deref()
+                .filter(|v| !v.is_empty())
+            {
+                sysexts.push(sysext("containerd", v));
+            }
+            sysexts
+        },
     }
 }
 

@@ -191,7 +191,7 @@ fn cluster_workers_carry_no_private_keys_control_planes_do() {
                 "sa.key",
                 "sa.pub",
             ] {
-                assert!(bu.contains(&format!("/etc/kubernetes/pki/{f}")), "{f}");
+                assert!(bu.contains(&format!("/etc/pxebuild/pki/{f}")), "{f}");
             }
         }
     }

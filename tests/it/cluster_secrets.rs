@@ -159,6 +159,29 @@ fn cluster_missing_ca_beside_a_built_tree_is_bad_input() {
 }
 
 #[test]
+fn cluster_lost_node_ids_beside_a_built_tree_is_bad_input() {
+    let (dir, site) = example_site();
+    secrets::ensure(&site, None).unwrap();
+    let dist = dir.path().join("dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(dist.join("manifest.json"), "{}").unwrap();
+    let ids = site.secrets_dir().join("node-ids.toml");
+    std::fs::remove_file(&ids).unwrap();
+    let err = secrets::ensure(&site, Some(&dist)).unwrap_err();
+    assert_eq!(exit_code(&err), EXIT_BAD_INPUT);
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("node-ids.toml") && msg.contains("Restore"),
+        "{msg}"
+    );
+    assert!(!ids.exists(), "no new ids may be made");
+    // Without a built tree (a fresh site) the ids are simply created.
+    std::fs::remove_dir_all(&dist).unwrap();
+    secrets::ensure(&site, Some(&dist)).unwrap();
+    assert!(ids.exists());
+}
+
+#[test]
 fn cluster_rotate_token_replaces_only_the_token() {
     let (_dir, site) = example_site();
     secrets::ensure(&site, None).unwrap();
@@ -223,6 +246,14 @@ fn cluster_secrets_cli_init_show_rotate_never_print_keys() {
     .unwrap();
     assert!(show.contains(&hash), "{show}");
     assert!(show.contains(&format!("{id}.****")), "{show}");
+    let kubeconfig = std::fs::read_to_string(dir.path().join("secrets/kubeconfig")).unwrap();
+    let client = pxebuild::secrets::kubeconfig::client_cert_not_after(&kubeconfig).unwrap();
+    let until = openssl_enddate(&kubeconfig);
+    assert!(
+        show.lines()
+            .any(|l| l.starts_with("admin cert:") && l.contains(&until)),
+        "admin cert expiry ({client}, {until}) in:\n{show}"
+    );
     for text in [&init, &show] {
         assert!(!text.contains("PRIVATE KEY"), "{text}");
         assert!(!text.contains(secret), "the token secret is never printed");
@@ -231,4 +262,29 @@ fn cluster_secrets_cli_init_show_rotate_never_print_keys() {
     assert!(!rotated.contains("PRIVATE KEY"));
     let new = std::fs::read_to_string(dir.path().join("secrets/bootstrap-token")).unwrap();
     assert_ne!(new, token);
+}
+
+/// The client certificate's notAfter day as `DD Mon YYYY`, read by openssl.
+fn openssl_enddate(kubeconfig: &str) -> String {
+    use base64::Engine;
+    let doc: serde_json::Value = serde_norway::from_str(kubeconfig).unwrap();
+    let data = doc["users"][0]["user"]["client-certificate-data"]
+        .as_str()
+        .unwrap();
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("client.crt");
+    std::fs::write(&path, pem).unwrap();
+    let out = openssl(&["x509", "-noout", "-enddate", "-in", path.to_str().unwrap()]);
+    // notAfter=Nov 27 03:30:00 2027 GMT
+    let text = String::from_utf8(out).unwrap();
+    let parts: Vec<&str> = text
+        .trim()
+        .trim_start_matches("notAfter=")
+        .split_whitespace()
+        .collect();
+    let day: u32 = parts[1].parse().unwrap();
+    format!("{day:02} {} {}", parts[0], parts[3])
 }

@@ -1,0 +1,531 @@
+//! Runs the rendered node scripts in a sandbox: bash with stub commands
+//! (`kubeadm`, `curl`, `sleep`, …) first on PATH and every absolute path the
+//! script touches rewritten under a temp root. The files come from the node's
+//! translated Ignition, so the test sees what a node would see.
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use pxebuild::render::context::NodeContext;
+use pxebuild::render::ignition;
+
+use crate::cluster_common::*;
+use crate::cluster_render::render_all;
+
+/// A temp root, a stub directory and a log directory for one script run.
+pub struct Sandbox {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub stubs: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, stubs, state) = (
+            dir.path().join("root"),
+            dir.path().join("bin"),
+            dir.path().join("state"),
+        );
+        for d in [&root, &stubs, &state] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        Sandbox {
+            _dir: dir,
+            root,
+            stubs,
+            state,
+        }
+    }
+
+    /// A stub command: `body` runs under bash with $ROOT and $STATE set.
+    pub fn stub(&self, name: &str, body: &str) {
+        let text = format!(
+            "#!/bin/bash\nROOT={root:?}\nSTATE={state:?}\necho \"{name} $*\" >> \"$STATE/calls\"\n{body}\n",
+            root = self.root,
+            state = self.state,
+        );
+        write_exec(&self.stubs.join(name), &text);
+    }
+
+    /// Writes every `storage.files` entry of `ign` under the root.
+    pub fn apply_ignition_files(&self, ign: &serde_json::Value) {
+        for f in ign["storage"]["files"].as_array().unwrap() {
+            let path = f["path"].as_str().unwrap();
+            let bytes = ignition_file(ign, path).unwrap_or_default();
+            let dest = self.path(path);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::write(&dest, bytes).unwrap();
+            let mode = f["mode"].as_u64().unwrap_or(0o644) as u32;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+
+    /// `abs` (an absolute node path) inside the sandbox root.
+    pub fn path(&self, abs: &str) -> PathBuf {
+        self.root.join(abs.trim_start_matches('/'))
+    }
+
+    /// `script` with its absolute paths moved under the root, the stubs first
+    /// on its PATH and the `core` ownership dropped (no such user here).
+    pub fn rewrite(&self, script: &str) -> String {
+        let root = self.root.display().to_string();
+        let mut text = script.to_string();
+        for prefix in [
+            "/etc/",
+            "/opt/pxebuild/",
+            "/home/core",
+            "/var/lib/pxebuild",
+            "/sys/",
+        ] {
+            text = text.replace(prefix, &format!("{root}{prefix}"));
+        }
+        text.replace(
+            "export PATH=",
+            &format!("export PATH={}:", self.stubs.display()),
+        )
+        .replace("-o core -g core ", "")
+    }
+
+    /// Runs `script` (already rewritten) with bash, stubs first on PATH.
+    pub fn run(&self, script: &str) -> Output {
+        let path = self.state.join("script.sh");
+        std::fs::write(&path, script).unwrap();
+        Command::new("bash")
+            .arg(&path)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    self.stubs.display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .output()
+            .unwrap()
+    }
+
+    pub fn calls(&self) -> String {
+        std::fs::read_to_string(self.state.join("calls")).unwrap_or_default()
+    }
+}
+
+pub fn write_exec(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+pub fn out_text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The translated node Ignition of `ctx`.
+pub fn node_ignition(ctx: &NodeContext, butane: &str) -> serde_json::Value {
+    let json = ignition::translate(butane, &format!("{}/node.bu", ctx.node.name), true).unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+const CA_FILES: [&str; 8] = [
+    "ca.crt",
+    "ca.key",
+    "front-proxy-ca.crt",
+    "front-proxy-ca.key",
+    "etcd/ca.crt",
+    "etcd/ca.key",
+    "sa.key",
+    "sa.pub",
+];
+
+/// A stub kubeadm whose first init/join fails; every attempt copies the pki
+/// directory it finds to $STATE/seen-<n>; `reset` empties pki and manifests
+/// as the real one does.
+const KUBEADM_STUB: &str = r#"
+case "$1" in
+  init|join)
+    n=$(( $(cat "$STATE/attempts" 2>/dev/null || echo 0) + 1 ))
+    echo "$n" > "$STATE/attempts"
+    mkdir -p "$STATE/seen-$n"
+    cp -a "$ROOT/etc/kubernetes/pki/." "$STATE/seen-$n/" 2>/dev/null || true
+    ls "$ROOT/etc/kubernetes/manifests" > "$STATE/manifests-$n" 2>/dev/null || true
+    [ "$n" -ge 2 ] || exit 1
+    echo admin > "$ROOT/etc/kubernetes/admin.conf"
+    ;;
+  reset)
+    rm -rf "$ROOT/etc/kubernetes/pki"
+    rm -rf "$ROOT/etc/kubernetes/manifests/"*
+    ;;
+esac
+exit 0
+"#;
+
+/// The bootstrap script of a control plane: a failed attempt, the unit's
+/// retry, and the second attempt must find the original CA set.
+fn retry_keeps_the_ca(name: &str) {
+    let (_dir, site) = example_site();
+    let (ctx, bu) = render_all(&site)
+        .into_iter()
+        .find(|(c, _)| c.node.name == name)
+        .unwrap();
+    let ign = node_ignition(&ctx, &bu);
+    let sb = Sandbox::new();
+    sb.apply_ignition_files(&ign);
+    sb.stub("kubeadm", KUBEADM_STUB);
+    sb.stub("sleep", "exit 0");
+    sb.stub(
+        "curl",
+        &curl_stub(&[r#"{"members":[{"ID":"1","name":"cp1","clientURLs":["x"]}]}"#]),
+    );
+    write_exec(
+        &sb.path("/opt/pxebuild/bin/beacon"),
+        &format!("#!/bin/sh\necho \"$1\" >> {:?}\n", sb.state.join("beacons")),
+    );
+    let script = sb.rewrite(&ctx.files.bootstrap_script);
+    let first = sb.run(&script);
+    assert!(
+        !first.status.success(),
+        "{name}: the first attempt fails\n{}",
+        out_text(&first)
+    );
+    assert!(
+        sb.calls().contains("kubeadm reset --force"),
+        "{}",
+        sb.calls()
+    );
+    assert!(
+        !sb.path("/etc/kubernetes/pki/ca.key").exists(),
+        "reset emptied pki"
+    );
+    let second = sb.run(&script);
+    assert!(
+        second.status.success(),
+        "{name}: the retry succeeds\n{}",
+        out_text(&second)
+    );
+    for f in CA_FILES {
+        let original = ignition_file(&ign, &format!("/etc/pxebuild/pki/{f}")).unwrap();
+        let seen = std::fs::read(sb.state.join("seen-2").join(f))
+            .unwrap_or_else(|e| panic!("{name}: the retry found no {f}: {e}"));
+        assert_eq!(seen, original, "{name}: {f} is the pre-shared one");
+        let first_seen = std::fs::read(sb.state.join("seen-1").join(f)).unwrap();
+        assert_eq!(first_seen, original, "{name}: {f} before the first attempt");
+    }
+    if ctx.node.init {
+        let manifests = std::fs::read_to_string(sb.state.join("manifests-2")).unwrap();
+        assert!(
+            manifests.contains("kube-vip.yaml"),
+            "kube-vip restored before init: {manifests}"
+        );
+    }
+    let beacons = std::fs::read_to_string(sb.state.join("beacons")).unwrap();
+    assert_eq!(beacons.trim(), "kubeadm-done");
+}
+
+#[test]
+fn cluster_sandbox_init_retry_restores_the_pre_shared_ca() {
+    retry_keeps_the_ca("cp1");
+}
+
+#[test]
+fn cluster_sandbox_control_plane_join_retry_restores_the_pre_shared_ca() {
+    retry_keeps_the_ca("cp2");
+}
+
+#[test]
+fn cluster_sandbox_ca_set_is_root_only_on_control_planes() {
+    let (_dir, site) = example_site();
+    for (ctx, bu) in render_all(&site) {
+        let ign = node_ignition(&ctx, &bu);
+        let files = ign["storage"]["files"].as_array().unwrap();
+        let pki: Vec<_> = files
+            .iter()
+            .filter(|f| {
+                f["path"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("/etc/pxebuild/pki/")
+            })
+            .collect();
+        if ctx.node.worker {
+            assert!(pki.is_empty(), "{}", ctx.node.name);
+            continue;
+        }
+        assert_eq!(pki.len(), CA_FILES.len(), "{}", ctx.node.name);
+        for f in pki {
+            assert_eq!(f["mode"], 0o600, "{f}");
+            assert!(f["user"].is_null() || f["user"]["name"] == "root", "{f}");
+        }
+        let dirs = ign["storage"]["directories"].as_array().unwrap();
+        let dir = dirs
+            .iter()
+            .find(|d| d["path"] == "/etc/pxebuild/pki")
+            .unwrap();
+        assert_eq!(dir["mode"], 0o700);
+    }
+}
+
+/// A curl stub: `/readyz` answers; each etcd member list call prints the next
+/// of `lists` (the last one repeats) after checking that the client
+/// certificate chains to the CA given with --cacert.
+fn curl_stub(lists: &[&str]) -> String {
+    let mut text = String::from(
+        r#"case "$*" in
+  *member/list*)
+    while [ $# -gt 0 ]; do
+      case "$1" in --cacert) ca=$2 ;; --cert) cert=$2 ;; esac
+      shift
+    done
+    openssl verify -CAfile "$ca" "$cert" >> "$STATE/verify" 2>&1 || exit 60
+    n=$(( $(cat "$STATE/lists" 2>/dev/null || echo 0) + 1 ))
+    echo "$n" > "$STATE/lists"
+    case "$n" in
+"#,
+    );
+    for (i, list) in lists.iter().enumerate() {
+        let pattern = if i + 1 == lists.len() {
+            "*".to_string()
+        } else {
+            (i + 1).to_string()
+        };
+        text.push_str(&format!("      {pattern}) echo '{list}' ;;\n"));
+    }
+    text.push_str("    esac\n    ;;\nesac\nexit 0\n");
+    text
+}
+
+#[test]
+fn cluster_sandbox_third_control_plane_waits_for_its_etcd_turn() {
+    let (_dir, site) = example_site();
+    let (ctx, bu) = render_all(&site)
+        .into_iter()
+        .find(|(c, _)| c.node.name == "cp3")
+        .unwrap();
+    assert_eq!(ctx.node.control_plane_index, 2);
+    let ign = node_ignition(&ctx, &bu);
+    let sb = Sandbox::new();
+    sb.apply_ignition_files(&ign);
+    sb.stub(
+        "kubeadm",
+        "echo admin > \"$ROOT/etc/kubernetes/admin.conf\"; exit 0",
+    );
+    sb.stub("sleep", "exit 0");
+    let cp1 = r#"{"ID":"1","name":"cp1","clientURLs":["https://10.20.0.11:2379"]}"#;
+    let cp2_pending = r#"{"ID":"2","name":"","peerURLs":["https://10.20.0.12:2380"],"clientURLs":[],"isLearner":true}"#;
+    let cp2_learner =
+        r#"{"ID":"2","name":"cp2","clientURLs":["https://10.20.0.12:2379"],"isLearner":true}"#;
+    let cp2 = r#"{"ID":"2","name":"cp2","clientURLs":["https://10.20.0.12:2379"]}"#;
+    let lists = [
+        format!(r#"{{"members":[{cp1}]}}"#),
+        format!(r#"{{"members":[{cp1},{cp2_pending}]}}"#),
+        format!(r#"{{"members":[{cp1},{cp2_learner}]}}"#),
+        format!(r#"{{"members":[{cp1},{cp2}]}}"#),
+    ];
+    let lists: Vec<&str> = lists.iter().map(String::as_str).collect();
+    sb.stub("curl", &curl_stub(&lists));
+    write_exec(&sb.path("/opt/pxebuild/bin/beacon"), "#!/bin/sh\nexit 0\n");
+    let out = sb.run(&sb.rewrite(&ctx.files.bootstrap_script));
+    assert!(out.status.success(), "{}", out_text(&out));
+    let asked = std::fs::read_to_string(sb.state.join("lists")).unwrap();
+    assert_eq!(
+        asked.trim(),
+        "4",
+        "joined only once cp2 had started\n{}",
+        out_text(&out)
+    );
+    let calls = sb.calls();
+    let last_list = calls.rfind("member/list").unwrap();
+    let join = calls.find("kubeadm join").unwrap();
+    assert!(last_list < join, "{calls}");
+    let verify = std::fs::read_to_string(sb.state.join("verify")).unwrap();
+    assert!(
+        verify.contains(": OK"),
+        "client certificate from the etcd CA: {verify}"
+    );
+}
+
+#[test]
+fn cluster_sandbox_join_turn_is_best_effort_when_etcd_never_answers() {
+    let (_dir, site) = example_site();
+    let (ctx, bu) = render_all(&site)
+        .into_iter()
+        .find(|(c, _)| c.node.name == "cp2")
+        .unwrap();
+    let ign = node_ignition(&ctx, &bu);
+    let sb = Sandbox::new();
+    sb.apply_ignition_files(&ign);
+    sb.stub("kubeadm", "exit 0");
+    sb.stub("sleep", "exit 0");
+    sb.stub(
+        "curl",
+        "case \"$*\" in *member/list*) exit 7 ;; esac\nexit 0",
+    );
+    write_exec(&sb.path("/opt/pxebuild/bin/beacon"), "#!/bin/sh\nexit 0\n");
+    // The 20-minute bound has passed as soon as the wait starts.
+    let script = sb.rewrite(&ctx.files.bootstrap_script).replace(
+        "deadline=$((SECONDS + 1200))",
+        "deadline=$((SECONDS + 1200)); SECONDS=1200",
+    );
+    let out = sb.run(&script);
+    assert!(out.status.success(), "{}", out_text(&out));
+    assert!(sb.calls().contains("kubeadm join"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("joining anyway"));
+}
+
+/// Stubs for the install script: a disk whose partitions live under
+/// $STATE/parts (none: blank disk), `mount` copying a partition's files in
+/// and `umount` back, a `flatcar-install` that repartitions, and an
+/// `efibootmgr` keeping BootOrder/BootNext/entries in $STATE/efi.
+fn install_stubs(sb: &Sandbox) {
+    sb.stub(
+        "lsblk",
+        r#"case "$*" in
+  *PARTUUID*) echo 6c0ffee0-0000-4000-8000-000000000002 ;;
+  *) [ -d "$STATE/parts" ] && printf '/dev/vda2 EFI-SYSTEM\n/dev/vda6 OEM\n' ;;
+esac
+exit 0"#,
+    );
+    sb.stub(
+        "mount",
+        r#"eval "part=\${$(($# - 1))}"; eval "mnt=\${$#}"
+src="$STATE/parts/$(basename "$part")"
+[ -d "$src" ] || exit 32
+cp -a "$src/." "$mnt/"
+echo "$part" > "$mnt/.mounted-from""#,
+    );
+    sb.stub(
+        "umount",
+        r#"part=$(cat "$1/.mounted-from"); rm "$1/.mounted-from"
+dest="$STATE/parts/$(basename "$part")"
+rm -rf "$dest"; mkdir -p "$dest"; cp -a "$1/." "$dest/"
+find "$1" -mindepth 1 -delete"#,
+    );
+    sb.stub(
+        "flatcar-install",
+        r#"rm -rf "$STATE/parts"; mkdir -p "$STATE/parts/vda2" "$STATE/parts/vda6""#,
+    );
+    for name in ["udevadm", "sleep", "systemctl", "curl"] {
+        sb.stub(name, "exit 0");
+    }
+    sb.stub(
+        "efibootmgr",
+        r#"efi="$STATE/efi"; mkdir -p "$efi"
+case "$*" in
+  *-c*) echo "Boot0002* Flatcar HD(2,GPT,6c0ffee0-0000-4000-8000-000000000002)" >> "$efi/entries"
+        echo "0002,$(cat "$efi/order")" > "$efi/order" ;;
+  *-o*) for a; do last=$a; done; echo "$last" > "$efi/order" ;;
+  *-O*) rm -f "$efi/order" ;;
+  *-n*) for a; do last=$a; done; echo "$last" > "$efi/next" ;;
+  *) [ -f "$efi/order" ] && echo "BootOrder: $(cat "$efi/order")"
+     cat "$efi/entries" ;;
+esac
+exit 0"#,
+    );
+}
+
+/// The rendered install script of worker1, run against a disk in `disk`
+/// state ("blank", or the node name in the OEM marker) with or without UEFI.
+fn run_install(disk: &str, uefi: bool) -> (Sandbox, Output) {
+    let (_dir, site) = example_site();
+    let templates = pxebuild::render::templates::Templates::load(&site.templates_dir()).unwrap();
+    let (mut ctx, _) = render_all(&site).remove(3);
+    pxebuild::render::node::render_install(&templates, &mut ctx, b"{}").unwrap();
+    let sb = Sandbox::new();
+    install_stubs(&sb);
+    if disk != "blank" {
+        let oem = sb.state.join("parts/vda6");
+        std::fs::create_dir_all(&oem).unwrap();
+        std::fs::create_dir_all(sb.state.join("parts/vda2")).unwrap();
+        std::fs::write(oem.join("pxebuild-node"), format!("pxebuild-node={disk}\n")).unwrap();
+    }
+    if uefi {
+        std::fs::create_dir_all(sb.path("/sys/firmware/efi")).unwrap();
+        let efi = sb.state.join("efi");
+        std::fs::create_dir_all(&efi).unwrap();
+        std::fs::write(efi.join("order"), "0000,0001\n").unwrap();
+        std::fs::write(
+            efi.join("entries"),
+            "Boot0000* UEFI PXEv4\nBoot0001* UEFI Shell\n",
+        )
+        .unwrap();
+    }
+    let out = sb.run(&sb.rewrite(ctx.files.install_script.as_deref().unwrap()));
+    assert!(out.status.success(), "{}", out_text(&out));
+    (sb, out)
+}
+
+fn marker(sb: &Sandbox) -> String {
+    std::fs::read_to_string(sb.state.join("parts/vda6/pxebuild-node")).unwrap_or_default()
+}
+
+#[test]
+fn cluster_sandbox_install_guard_skips_a_disk_with_this_nodes_marker() {
+    let (sb, _) = run_install("worker1", false);
+    let calls = sb.calls();
+    assert!(!calls.contains("flatcar-install"), "{calls}");
+    assert!(calls.contains("/beacon/worker1/install-skipped"), "{calls}");
+    // BIOS, booted from the network although installed: power off, say why.
+    assert!(
+        calls.contains("/beacon/worker1/boot-order-network-first"),
+        "{calls}"
+    );
+    assert!(calls.contains("systemctl poweroff"), "{calls}");
+    assert!(!calls.contains("systemctl reboot"), "{calls}");
+
+    let (sb, _) = run_install("worker1", true);
+    let calls = sb.calls();
+    assert!(!calls.contains("flatcar-install"), "{calls}");
+    assert!(
+        calls.contains("systemctl reboot"),
+        "UEFI boots the disk next: {calls}"
+    );
+    let efi = sb.state.join("efi");
+    assert_eq!(
+        std::fs::read_to_string(efi.join("next")).unwrap().trim(),
+        "0002"
+    );
+    assert_eq!(
+        std::fs::read_to_string(efi.join("order")).unwrap().trim(),
+        "0000,0001",
+        "BootOrder is left as it was"
+    );
+}
+
+#[test]
+fn cluster_sandbox_install_guard_installs_a_blank_or_foreign_disk() {
+    for disk in ["blank", "worker2"] {
+        let (sb, _) = run_install(disk, false);
+        let calls = sb.calls();
+        assert!(
+            calls.contains("flatcar-install -d /dev/disk/by-id/virtio-worker1-root"),
+            "{disk}: {calls}"
+        );
+        assert_eq!(marker(&sb).trim(), "pxebuild-node=worker1", "{disk}");
+        let done = calls.find("/beacon/worker1/install-done").unwrap();
+        let reboot = calls.find("systemctl reboot").unwrap();
+        assert!(done < reboot, "{disk}: {calls}");
+        assert!(!calls.contains("poweroff"), "{disk}: {calls}");
+    }
+}
+
+#[test]
+fn cluster_sandbox_uefi_install_sets_boot_next_and_keeps_boot_order() {
+    let (sb, _) = run_install("blank", true);
+    let calls = sb.calls();
+    assert!(calls.contains("efibootmgr -q -c"), "{calls}");
+    let efi = sb.state.join("efi");
+    assert_eq!(
+        std::fs::read_to_string(efi.join("next")).unwrap().trim(),
+        "0002"
+    );
+    assert_eq!(
+        std::fs::read_to_string(efi.join("order")).unwrap().trim(),
+        "0000,0001",
+        "efibootmgr -c put the new entry first; the script restored the order"
+    );
+}

@@ -1,0 +1,331 @@
+//! What the rendered Ignition configs of the example site ask systemd and the
+//! disk for: milestone beacons per role, run-once conditions, network, SSH
+//! keys, update settings, system extension links and masks.
+use pxebuild::render::context::NodeContext;
+use pxebuild::render::ignition;
+use pxebuild::render::node::render_install;
+use pxebuild::render::templates::Templates;
+use pxebuild::site::Site;
+use serde_json::Value;
+
+use crate::cluster_common::*;
+use crate::cluster_render::render_all;
+use crate::cluster_sandbox::{node_ignition, out_text, write_exec, Sandbox};
+
+/// Every node: context, node Ignition and install Ignition.
+fn ignitions(site: &Site) -> Vec<(NodeContext, Value, Value)> {
+    let templates = Templates::load(&site.templates_dir()).unwrap();
+    render_all(site)
+        .into_iter()
+        .map(|(mut ctx, bu)| {
+            let node = node_ignition(&ctx, &bu);
+            let install_bu =
+                render_install(&templates, &mut ctx, node.to_string().as_bytes()).unwrap();
+            let install = ignition::translate(&install_bu, "install.bu", true).unwrap();
+            (ctx, node, serde_json::from_str(&install).unwrap())
+        })
+        .collect()
+}
+
+fn units(ign: &Value) -> &Vec<Value> {
+    ign["systemd"]["units"].as_array().unwrap()
+}
+
+fn unit<'a>(ign: &'a Value, name: &str) -> &'a Value {
+    units(ign)
+        .iter()
+        .find(|u| u["name"] == name)
+        .unwrap_or_else(|| panic!("no unit {name}"))
+}
+
+fn text(ign: &Value, path: &str) -> String {
+    String::from_utf8(ignition_file(ign, path).unwrap_or_else(|| panic!("no file {path}"))).unwrap()
+}
+
+/// The enabled units whose ExecStart (directly, or through a script file of
+/// the same config) sends milestone `m`.
+fn units_sending<'a>(ign: &'a Value, m: &str) -> Vec<&'a str> {
+    let sends =
+        |s: &str| s.contains(&format!("beacon {m}\n")) || s.ends_with(&format!("beacon {m}"));
+    units(ign)
+        .iter()
+        .filter(|u| u["enabled"] == true)
+        .filter(|u| {
+            let contents = u["contents"].as_str().unwrap_or_default();
+            contents
+                .lines()
+                .filter_map(|l| l.strip_prefix("ExecStart="))
+                .any(|cmd| {
+                    let exe = cmd.split_whitespace().next().unwrap_or_default();
+                    sends(&format!("{cmd}\n"))
+                        || ignition_file(ign, exe)
+                            .is_some_and(|b| sends(&String::from_utf8_lossy(&b)))
+                })
+        })
+        .map(|u| u["name"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn cluster_units_every_role_requests_all_five_milestones_best_effort() {
+    let (_dir, site) = example_site();
+    for (ctx, node, install) in ignitions(&site) {
+        let name = &ctx.node.name;
+        assert_eq!(
+            units_sending(&install, "install-done"),
+            ["pxebuild-install.service"],
+            "{name}"
+        );
+        for (m, unit_name) in [
+            ("first-boot", "pxebuild-first-boot.service"),
+            ("sysexts-merged", "pxebuild-sysexts.service"),
+            ("kubeadm-done", "pxebuild-kubeadm.service"),
+            ("cilium-ready", "pxebuild-cilium-ready.service"),
+        ] {
+            assert_eq!(units_sending(&node, m), [unit_name], "{name} {m}");
+        }
+        // Best effort: a beacon never fails its caller.
+        let beacon = text(&node, "/opt/pxebuild/bin/beacon");
+        assert!(
+            beacon.contains(&format!(
+                "--max-time 5 -o /dev/null \"{}\"",
+                ctx.node.beacon_url
+            )),
+            "{beacon}"
+        );
+        assert!(beacon.trim_end().ends_with("|| true"), "{beacon}");
+        let script = text(&install, "/opt/pxebuild/install.sh");
+        assert!(
+            script.contains("-o /dev/null \"") && script.contains("\"/$1\" || true\n}"),
+            "{script}"
+        );
+        // Waiting for Cilium never holds up the boot.
+        let ready = unit(&node, "pxebuild-cilium-ready.service")["contents"]
+            .as_str()
+            .unwrap();
+        assert!(ready.contains("Type=exec"), "{ready}");
+        assert!(!ready.contains("Before="), "{ready}");
+    }
+}
+
+#[test]
+fn cluster_units_cilium_ready_waits_for_the_agent_links() {
+    let (_dir, site) = example_site();
+    let (ctx, bu) = render_all(&site).remove(4);
+    let ign = node_ignition(&ctx, &bu);
+    let sb = Sandbox::new();
+    sb.apply_ignition_files(&ign);
+    // cilium_host exists at once, cilium_wg0 (WireGuard) from the third look on.
+    sb.stub(
+        "ip",
+        r#"n=$(( $(cat "$STATE/looks" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$STATE/looks"
+case "$*" in *cilium_wg0*) [ "$n" -ge 3 ] ;; esac"#,
+    );
+    sb.stub("sleep", "exit 0");
+    write_exec(
+        &sb.path("/opt/pxebuild/bin/beacon"),
+        &format!("#!/bin/sh\necho \"$1\" >> {:?}\n", sb.state.join("beacons")),
+    );
+    std::fs::create_dir_all(sb.path("/var/lib/pxebuild")).unwrap();
+    let out = sb.run(&sb.rewrite(&text(&ign, "/opt/pxebuild/bin/cilium-ready")));
+    assert!(out.status.success(), "{}", out_text(&out));
+    let calls = sb.calls();
+    assert_eq!(
+        calls.matches("ip link show cilium_wg0").count(),
+        2,
+        "{calls}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.state.join("beacons")).unwrap(),
+        "cilium-ready\n"
+    );
+    assert!(sb.path("/var/lib/pxebuild/cilium-ready").exists());
+}
+
+#[test]
+fn cluster_units_run_once_conditions() {
+    let (_dir, site) = example_site();
+    for (ctx, node, _) in ignitions(&site) {
+        for (unit_name, condition) in [
+            (
+                "pxebuild-first-boot.service",
+                "ConditionPathExists=!/var/lib/pxebuild/first-boot",
+            ),
+            (
+                "pxebuild-sysexts.service",
+                "ConditionPathExists=!/var/lib/pxebuild/sysexts-merged",
+            ),
+            (
+                "pxebuild-kubeadm.service",
+                "ConditionPathExists=!/etc/kubernetes/kubelet.conf",
+            ),
+            (
+                "pxebuild-cilium-ready.service",
+                "ConditionPathExists=!/var/lib/pxebuild/cilium-ready",
+            ),
+        ] {
+            let contents = unit(&node, unit_name)["contents"].as_str().unwrap();
+            assert!(
+                contents.contains(condition),
+                "{}: {unit_name}\n{contents}",
+                ctx.node.name
+            );
+        }
+        let kubeadm = unit(&node, "pxebuild-kubeadm.service")["contents"]
+            .as_str()
+            .unwrap();
+        assert!(kubeadm.contains("Restart=on-failure"), "{kubeadm}");
+        let cilium = units(&node)
+            .iter()
+            .find(|u| u["name"] == "pxebuild-cilium.service");
+        assert_eq!(cilium.is_some(), ctx.node.init, "{}", ctx.node.name);
+        if let Some(cilium) = cilium {
+            let contents = cilium["contents"].as_str().unwrap();
+            assert!(contents.contains("ConditionPathExists=!/var/lib/pxebuild/cilium-installed"));
+            assert!(text(&node, "/opt/pxebuild/bin/cilium-install")
+                .contains("touch /var/lib/pxebuild/cilium-installed"));
+        }
+        assert!(text(&node, "/opt/pxebuild/bin/cilium-ready")
+            .contains("touch /var/lib/pxebuild/cilium-ready"));
+    }
+}
+
+fn network_file(node: &Value) -> String {
+    text(node, "/etc/systemd/network/00-pxebuild.network")
+}
+
+#[test]
+fn cluster_units_static_network_file_per_node() {
+    let (_dir, site) = example_site();
+    for (ctx, node, _) in ignitions(&site) {
+        let expected = format!(
+            "[Match]\nMACAddress={}\n[Network]\nAddress={}/24\nGateway=10.20.0.1\nDNS=10.20.0.1\n",
+            ctx.node.mac, ctx.node.ip
+        );
+        assert_eq!(network_file(&node), expected, "{}", ctx.node.name);
+    }
+}
+
+#[test]
+fn cluster_units_dhcp_network_file() {
+    let (_dir, site) = edited_site(&[("addressing = \"static\"", "addressing = \"dhcp\"")]);
+    for (ctx, node, _) in ignitions(&site) {
+        let expected = format!(
+            "[Match]\nMACAddress={}\n[Network]\nDHCP=ipv4\n",
+            ctx.node.mac
+        );
+        assert_eq!(network_file(&node), expected, "{}", ctx.node.name);
+    }
+}
+
+#[test]
+fn cluster_units_core_gets_the_site_ssh_keys_in_both_configs() {
+    let (_dir, site) = edited_site(&[(
+        "authorized_keys = [\n",
+        "authorized_keys = [\n  \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISecondKeyForTheTest second@example\",\n",
+    )]);
+    let keys = &site.file.ssh.authorized_keys;
+    assert_eq!(keys.len(), 2);
+    for (ctx, node, install) in ignitions(&site) {
+        for ign in [&node, &install] {
+            let users = ign["passwd"]["users"].as_array().unwrap();
+            let core = users.iter().find(|u| u["name"] == "core").unwrap();
+            let got: Vec<&str> = core["sshAuthorizedKeys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap())
+                .collect();
+            assert_eq!(
+                got,
+                keys.iter().map(String::as_str).collect::<Vec<_>>(),
+                "{}",
+                ctx.node.name
+            );
+        }
+    }
+}
+
+fn link<'a>(ign: &'a Value, path: &str) -> Option<&'a Value> {
+    ign["storage"]["links"]
+        .as_array()?
+        .iter()
+        .find(|l| l["path"] == path)
+}
+
+#[test]
+fn cluster_units_update_settings_follow_the_site() {
+    // Example: updates disabled, kured coordinates reboots.
+    let (_dir, site) = example_site();
+    for (_, node, _) in ignitions(&site) {
+        assert_eq!(
+            text(&node, "/etc/flatcar/update.conf"),
+            "GROUP=stable\nSERVER=disabled\nREBOOT_STRATEGY=off\n"
+        );
+        let mask =
+            link(&node, "/etc/systemd/system/locksmithd.service").expect("locksmithd masked");
+        assert_eq!(mask["target"], "/dev/null");
+    }
+    let (_dir, site) = edited_site(&[
+        ("flatcar = \"disabled\"", "flatcar = \"enabled\""),
+        (
+            "reboot_manager = \"kured\"",
+            "reboot_manager = \"locksmithd\"",
+        ),
+    ]);
+    for (_, node, _) in ignitions(&site) {
+        assert_eq!(
+            text(&node, "/etc/flatcar/update.conf"),
+            "GROUP=stable\nREBOOT_STRATEGY=reboot\n"
+        );
+        assert!(link(&node, "/etc/systemd/system/locksmithd.service").is_none());
+    }
+}
+
+#[test]
+fn cluster_units_sysext_links_and_containerd_masks() {
+    let (_dir, site) = example_site();
+    for (ctx, node, _) in ignitions(&site) {
+        let names: Vec<&str> = ctx.sysexts.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["kubernetes", "cilium"]);
+        check_sysext_links(&ctx, &node);
+        for masked in [
+            "/etc/extensions/containerd-flatcar.raw",
+            "/etc/extensions/docker-flatcar.raw",
+        ] {
+            assert!(link(&node, masked).is_none(), "built-in containerd stays");
+        }
+    }
+    let (_dir, site) = edited_site(&[(
+        "cilium = \"v0.18.2\"\n",
+        "cilium = \"v0.18.2\"\ncontainerd = \"v2.1.3\"\n",
+    )]);
+    for (ctx, node, _) in ignitions(&site) {
+        let names: Vec<&str> = ctx.sysexts.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["kubernetes", "cilium", "containerd"]);
+        check_sysext_links(&ctx, &node);
+        for masked in [
+            "/etc/extensions/containerd-flatcar.raw",
+            "/etc/extensions/docker-flatcar.raw",
+        ] {
+            let l = link(&node, masked).unwrap_or_else(|| panic!("{masked} masked"));
+            assert_eq!(l["target"], "/dev/null");
+        }
+    }
+}
+
+/// Each sysext: fetched with its sha512, linked as /etc/extensions/<name>.raw.
+fn check_sysext_links(ctx: &NodeContext, node: &Value) {
+    let files = node["storage"]["files"].as_array().unwrap();
+    for s in &ctx.sysexts {
+        let l = link(node, &format!("/etc/extensions/{}.raw", s.name)).unwrap();
+        assert_eq!(l["target"], s.path.as_str());
+        assert_ne!(l["hard"], true);
+        let f = files.iter().find(|f| f["path"] == s.path.as_str()).unwrap();
+        assert_eq!(f["contents"]["source"], s.url.as_str());
+        assert_eq!(
+            f["contents"]["verification"]["hash"],
+            format!("sha512-{}", s.sha512)
+        );
+    }
+}
