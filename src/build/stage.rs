@@ -255,6 +255,7 @@ mod tests {
                 .collect(),
             nodes: vec![],
             access: vec![],
+            flatcar: None,
         }
     }
 

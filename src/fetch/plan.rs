@@ -32,6 +32,10 @@ pub struct Planned {
 
 /// Every fetch step for `site`.
 pub fn plan(site: &Site, offline: bool) -> Result<Planned> {
+    if site.file.flatcar.version == super::current::CURRENT {
+        // Planning with `current` would key steps on a moving target.
+        bail!("flatcar.version = \"current\" must be pinned (fetch::current::pin) before planning");
+    }
     let sources = Sources::from_site(site)?;
     let fetcher = Fetcher::new(sources, &site.cache_dir(), offline)?;
     let mut planned = Planned {

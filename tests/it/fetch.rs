@@ -175,6 +175,30 @@ disk = "/dev/disk/by-id/virtio-root"
         cmd.output().expect("running pxebuild")
     }
 
+    /// Sets `flatcar.version` in site.toml (e.g. to `current`).
+    fn set_flatcar_version(&self, version: &str) {
+        let site = self.tmp.path().join("site.toml");
+        let text = std::fs::read_to_string(&site).unwrap();
+        let pinned = format!("version = \"{VERSION}\"");
+        assert!(text.contains(&pinned));
+        std::fs::write(
+            &site,
+            text.replace(&pinned, &format!("version = \"{version}\"")),
+        )
+        .unwrap();
+    }
+
+    /// The channel's `current/version.txt` in the served mirror.
+    fn version_txt(&self) -> PathBuf {
+        self.mirror()
+            .join("stable.release.flatcar-linux.net/amd64-usr/current/version.txt")
+    }
+
+    fn manifest(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dist().join("manifest.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
     fn build(&self) -> Output {
         self.run(&["build"], &[])
     }
@@ -626,9 +650,18 @@ fn a_blob_deleted_by_hand_names_verify_cache_which_restores_it() {
 #[test]
 fn mirror_writes_the_air_gap_layout_that_a_site_can_build_from() {
     let w = World::new();
+    // A site that asks for `current` gets current/version.txt in the layout too.
+    w.set_flatcar_version("current");
     let out = w.run(&["mirror", "airgap"], &[]);
     assert_ok(&out);
     let airgap = w.tmp.path().join("airgap");
+    assert_eq!(
+        std::fs::read(
+            airgap.join("stable.release.flatcar-linux.net/amd64-usr/current/version.txt")
+        )
+        .unwrap(),
+        std::fs::read(w.version_txt()).unwrap()
+    );
     for (_, src) in expected_files()
         .into_iter()
         .filter(|(d, _)| !d.ends_with(".sig"))
@@ -701,4 +734,88 @@ fn resolve_current_prints_the_pinned_version() {
     let out = w.run(&["mirror", "--resolve-current"], &[]);
     assert_ok(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), VERSION);
+}
+
+#[test]
+fn current_is_resolved_printed_used_and_recorded() {
+    let w = World::new();
+    w.set_flatcar_version("current");
+    let out = w.build();
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains(&format!("flatcar: stable current is {VERSION}\n")),
+        "{}",
+        stderr(&out)
+    );
+    let asked: Vec<String> = w.server.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        asked.contains(&"/stable.release.flatcar-linux.net/amd64-usr/current/version.txt".into()),
+        "{asked:?}"
+    );
+    // Every artifact and config uses the pinned release, never `current`.
+    assert_dist_matches_mirror(&w);
+    assert!(
+        !asked
+            .iter()
+            .any(|p| p.contains("/current/") && !p.ends_with("version.txt")),
+        "{asked:?}"
+    );
+    let manifest = w.manifest();
+    assert_eq!(
+        manifest["flatcar"],
+        serde_json::json!({"arch": "amd64", "channel": "stable", "requested": "current", "version": VERSION})
+    );
+    let files = manifest["files"].as_array().unwrap();
+    assert!(files
+        .iter()
+        .all(|f| !f["path"].as_str().unwrap().contains("current")));
+    // A newer `current` is followed: the next build asks for that release.
+    std::fs::write(
+        w.version_txt(),
+        "FLATCAR_VERSION=9999.1.0\nFLATCAR_VERSION_ID=9999.1.0\n",
+    )
+    .unwrap();
+    let out = w.build();
+    assert_fails_with(
+        &out,
+        &["flatcar: stable current is 9999.1.0", "amd64-usr/9999.1.0/"],
+    );
+    assert_eq!(w.manifest(), manifest, "the previous tree stays");
+}
+
+#[test]
+fn offline_current_reuses_the_previous_record_or_asks_for_a_pin() {
+    let w = World::new();
+    w.set_flatcar_version("current");
+    let out = w.run(&["build", "--offline"], &[]);
+    assert_fails_with(&out, &["--offline", "\"current\"", "pin flatcar.version"]);
+    assert!(w.server.requests().is_empty(), "offline makes no request");
+    assert!(!w.dist().exists());
+    assert_ok(&w.build());
+    // `current` moves on upstream; offline keeps what the last build resolved.
+    std::fs::write(w.version_txt(), "FLATCAR_VERSION_ID=9999.1.0\n").unwrap();
+    w.server.reset_requests();
+    let out = w.run(&["build", "--offline"], &[]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains(&format!("flatcar: stable current is {VERSION} (recorded")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(w.server.requests().is_empty(), "offline makes no request");
+    assert_eq!(w.manifest()["flatcar"]["version"], VERSION);
+}
+
+#[test]
+fn check_accepts_current_without_the_network() {
+    let w = World::new();
+    w.set_flatcar_version("current");
+    let out = w.run(&["check"], &[("PXEBUILD_MIRROR", "http://127.0.0.1:9")]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("flatcar.version: \"current\" is resolved at build time"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(w.server.requests().is_empty());
 }
