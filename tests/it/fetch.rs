@@ -559,6 +559,36 @@ fn a_transfer_that_keeps_breaking_fails_cleanly() {
     let out = w.build();
     assert_fails_with(&out, &["flatcar_production_pxe.vmlinuz", &path]);
     assert!(!w.dist().exists());
+    assert_eq!(w.partial_files(), 0, "a failed download leaves no .part");
+}
+
+#[test]
+fn a_killed_builds_partial_file_is_resumed_by_the_next_build() {
+    let w = World::new();
+    let path = format!("{FLATCAR}/flatcar_production_image.bin.bz2");
+    let bytes = std::fs::read(w.mirror().join(&path[1..])).unwrap();
+    // What a build killed mid-transfer leaves: the first bytes, under the
+    // URL's key in store/tmp (no cleanup runs on SIGKILL).
+    let url = format!("https://stable.release.flatcar-linux.net/amd64-usr/{VERSION}/flatcar_production_image.bin.bz2");
+    let tmp = w.tmp.path().join("cache/store/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let have = bytes.len() / 3;
+    let part = tmp.join(format!("{}.part", blake3::hash(url.as_bytes()).to_hex()));
+    std::fs::write(&part, &bytes[..have]).unwrap();
+    assert_ok(&w.build());
+    assert_dist_matches_mirror(&w);
+    let gets: Vec<_> = w
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path && r.method == "GET")
+        .collect();
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    assert_eq!(
+        gets[0].range.as_deref(),
+        Some(format!("bytes={have}-").as_str())
+    );
+    assert_eq!(w.partial_files(), 0);
 }
 
 #[test]
@@ -569,6 +599,7 @@ fn a_hanging_server_times_out_naming_the_url() {
     let out = w.build();
     assert_fails_with(&out, &["kubernetes-v1.33.2-x86-64.raw", &path, "timed out"]);
     assert!(!w.dist().exists());
+    assert_eq!(w.partial_files(), 0, "a failed download leaves no .part");
 }
 
 #[test]
