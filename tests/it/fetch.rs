@@ -40,6 +40,45 @@ fn master() -> &'static Path {
         .path()
 }
 
+/// A good build's dist/ and secrets/, made once per test run. Fault tests
+/// start from a copy and check that a failed build leaves it byte-identical.
+fn good_tree() -> &'static Path {
+    static GOOD: OnceLock<TempDir> = OnceLock::new();
+    GOOD.get_or_init(|| {
+        let w = World::new();
+        assert_ok(&w.build());
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["dist", "secrets"] {
+            copy_tree(&w.tmp.path().join(sub), &dir.path().join(sub));
+        }
+        dir
+    })
+    .path()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp -a {}", from.display());
+}
+
+/// Every file of a tree with its digest (a dist/ snapshot).
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+            (rel, sha256_of(e.path()))
+        })
+        .collect()
+}
+
 fn sha256_of(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
@@ -80,6 +119,28 @@ impl World {
         let world = World { tmp, server };
         world.write_site(&world.server.url(), extra);
         world
+    }
+
+    /// A world whose dist/ (with its secrets/) is a previous good build, and
+    /// a snapshot of that dist/; the world's own cache starts empty, so the
+    /// next build really fetches.
+    fn with_previous_dist() -> (World, std::collections::BTreeMap<String, String>) {
+        let w = World::new();
+        for sub in ["dist", "secrets"] {
+            copy_tree(&good_tree().join(sub), &w.tmp.path().join(sub));
+        }
+        let before = snapshot(&w.dist());
+        assert!(before.contains_key("manifest.json"));
+        (w, before)
+    }
+
+    /// The previous dist/ is still there, byte for byte (manifest included).
+    #[track_caller]
+    fn assert_dist_kept(&self, before: &std::collections::BTreeMap<String, String>) {
+        assert!(
+            snapshot(&self.dist()) == *before,
+            "a failed build changed the previous dist/"
+        );
     }
 
     fn mirror(&self) -> PathBuf {
@@ -371,9 +432,7 @@ fn a_second_build_makes_no_requests() {
 
 #[test]
 fn a_tampered_file_fails_and_keeps_the_previous_dist() {
-    let w = World::new();
-    assert_ok(&w.build());
-    let before = std::fs::read(w.dist().join("manifest.json")).unwrap();
+    let (w, before) = World::with_previous_dist();
     let initrd = w.mirror().join(format!(
         "{}/flatcar_production_pxe_image.cpio.gz",
         &FLATCAR[1..]
@@ -382,8 +441,6 @@ fn a_tampered_file_fails_and_keeps_the_previous_dist() {
     bytes[10] ^= 0xff;
     std::fs::write(&initrd, &bytes).unwrap();
     let tampered = hex::encode(Sha256::digest(&bytes));
-    // A fresh cache, so the tampered file is really downloaded.
-    std::fs::remove_dir_all(w.tmp.path().join("cache")).unwrap();
     let out = w.build();
     assert_fails_with(
         &out,
@@ -396,10 +453,7 @@ fn a_tampered_file_fails_and_keeps_the_previous_dist() {
             "does not match the file",
         ],
     );
-    assert_eq!(
-        std::fs::read(w.dist().join("manifest.json")).unwrap(),
-        before
-    );
+    w.assert_dist_kept(&before);
     assert!(
         !w.store_blobs().contains(&tampered),
         "the tampered file is not stored"
@@ -453,7 +507,7 @@ fn a_missing_pxe_kernel_signature_falls_back_to_the_image_kernel_signature() {
 
 #[test]
 fn a_missing_signature_fails_before_anything_is_built() {
-    let w = World::new();
+    let (w, before) = World::with_previous_dist();
     let sig = format!("{}/flatcar_production_image.bin.bz2.sig", &FLATCAR[1..]);
     std::fs::remove_file(w.mirror().join(sig)).unwrap();
     let out = w.build();
@@ -469,12 +523,12 @@ fn a_missing_signature_fails_before_anything_is_built() {
         w.server.requests().iter().all(|r| r.method == "HEAD"),
         "no download started"
     );
-    assert!(!w.dist().exists());
+    w.assert_dist_kept(&before);
 }
 
 #[test]
 fn a_404_names_the_artifact_and_url() {
-    let w = World::new();
+    let (w, before) = World::with_previous_dist();
     w.server.fault(
         &format!("{BAKERY}/cilium-v0.18.2/cilium-v0.18.2-x86-64.raw"),
         Fault::NotFound,
@@ -491,6 +545,7 @@ fn a_404_names_the_artifact_and_url() {
         ],
     );
     assert!(w.store_blobs().is_empty(), "nothing was fetched");
+    w.assert_dist_kept(&before);
 }
 
 #[test]
@@ -550,7 +605,7 @@ fn transient_server_errors_are_retried() {
 
 #[test]
 fn a_transfer_that_keeps_breaking_fails_cleanly() {
-    let w = World::new();
+    let (w, before) = World::with_previous_dist();
     let path = format!("{FLATCAR}/flatcar_production_pxe.vmlinuz");
     w.server.fault(&path, Fault::DropMidway { times: 1000 });
     // A one-byte file: every attempt breaks before the first byte, so no
@@ -558,7 +613,7 @@ fn a_transfer_that_keeps_breaking_fails_cleanly() {
     std::fs::write(w.mirror().join(&path[1..]), vec![7u8; 1]).unwrap();
     let out = w.build();
     assert_fails_with(&out, &["flatcar_production_pxe.vmlinuz", &path]);
-    assert!(!w.dist().exists());
+    w.assert_dist_kept(&before);
     assert_eq!(w.partial_files(), 0, "a failed download leaves no .part");
 }
 
@@ -593,18 +648,18 @@ fn a_killed_builds_partial_file_is_resumed_by_the_next_build() {
 
 #[test]
 fn a_hanging_server_times_out_naming_the_url() {
-    let w = World::new();
+    let (w, before) = World::with_previous_dist();
     let path = format!("{BAKERY}/kubernetes-v1.33.2/kubernetes-v1.33.2-x86-64.raw");
     w.server.fault(&path, Fault::Hang);
     let out = w.build();
     assert_fails_with(&out, &["kubernetes-v1.33.2-x86-64.raw", &path, "timed out"]);
-    assert!(!w.dist().exists());
+    w.assert_dist_kept(&before);
     assert_eq!(w.partial_files(), 0, "a failed download leaves no .part");
 }
 
 #[test]
 fn a_sha256sums_mismatch_fails() {
-    let w = World::new();
+    let (w, before) = World::with_previous_dist();
     let image = w.mirror().join(format!(
         "{}/cilium-v0.18.2/cilium-v0.18.2-x86-64.raw",
         &BAKERY[1..]
@@ -613,7 +668,7 @@ fn a_sha256sums_mismatch_fails() {
     let out = w.build();
     assert_fails_with(&out, &["SHA256SUMS mismatch", "cilium-v0.18.2-x86-64.raw"]);
     assert_eq!(w.partial_files(), 0);
-    assert!(!w.dist().exists());
+    w.assert_dist_kept(&before);
 }
 
 #[test]
