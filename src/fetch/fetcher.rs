@@ -52,7 +52,7 @@ impl Fetcher {
             return Ok(blob);
         }
         if self.offline {
-            bail!("offline: {name} ({url}) is not in the store");
+            bail!("offline: {name} ({url}) is not in the store; build once without --offline");
         }
         let located = self.sources.locate(url)?;
         let temp = self.index.partial(url, &self.store)?;
@@ -95,7 +95,7 @@ impl Fetcher {
             }
         }
         if self.offline {
-            bail!("offline: {name} ({url}) is not in the store");
+            bail!("offline: {name} ({url}) is not in the store; build once without --offline");
         }
         let located = self.sources.locate(url)?;
         self.client

@@ -550,6 +550,9 @@ fn a_404_names_the_artifact_and_url() {
                 "{}{BAKERY}/cilium-v0.18.2/cilium-v0.18.2-x86-64.raw (HTTP 404)",
                 w.server.url()
             ),
+            // The same advice as a 404 during the download.
+            "not found: check the pinned version",
+            "`pxebuild mirror` writes the layout",
         ],
     );
     assert!(w.store_blobs().is_empty(), "nothing was fetched");
@@ -689,7 +692,14 @@ fn offline_names_what_is_missing_then_builds_from_a_full_store() {
             "--offline",
             "flatcar_production_image.bin.bz2",
             "syslinux-6.03.tar.xz",
+            "contacts no server or mirror",
+            "build once without --offline",
+            "`pxebuild mirror DIR` on a connected host",
         ],
+    );
+    assert!(
+        !stderr(&out).contains("point sources.mirror at it"),
+        "an offline build is not told to use a mirror"
     );
     assert!(w.server.requests().is_empty(), "offline makes no request");
     assert_ok(&w.build());
@@ -912,4 +922,103 @@ fn check_accepts_current_without_the_network() {
         stderr(&out)
     );
     assert!(w.server.requests().is_empty());
+}
+
+/// GETs the server saw for `path`.
+fn gets(w: &World, path: &str) -> usize {
+    w.server
+        .requests()
+        .iter()
+        .filter(|r| r.path == path && r.method == "GET")
+        .count()
+}
+
+#[test]
+fn a_transfer_that_only_trickles_gives_up_naming_url_bytes_and_advice() {
+    let w = World::new();
+    let path = format!("{FLATCAR}/flatcar_production_pxe.vmlinuz");
+    // Every attempt resumes and adds two bytes: progress, but never the end.
+    w.server.fault(&path, Fault::Trickle { bytes: 2 });
+    let out = w.build();
+    assert_fails_with(
+        &out,
+        &[
+            &format!(
+                "giving up on {}{path} after 8 interrupted attempts",
+                w.server.url()
+            ),
+            "transfer interrupted after 16 bytes",
+            "flaky link or a proxy",
+            "--jobs 1",
+        ],
+    );
+    assert_eq!(
+        gets(&w, &path),
+        8,
+        "PXEBUILD_HTTP_RETRIES=2: a cap of 2 × 4 attempts"
+    );
+    assert_eq!(w.partial_files(), 0);
+}
+
+#[test]
+fn a_server_that_ignores_range_and_truncates_fails_at_the_retry_limit() {
+    let (w, before) = World::with_previous_dist();
+    let path = format!("{FLATCAR}/flatcar_production_image.bin.bz2");
+    w.server.fault(&path, Fault::DropMidway { times: 1000 });
+    let out = w.build();
+    assert_fails_with(
+        &out,
+        &[
+            &path,
+            "ignored the Range request",
+            "broke off again at byte",
+            "giving up",
+        ],
+    );
+    // One attempt that got half the file, then two that restarted from
+    // byte 0 and got no further: neither counts as progress.
+    assert_eq!(gets(&w, &path), 3);
+    assert_eq!(w.partial_files(), 0, "a failed download leaves no .part");
+    w.assert_dist_kept(&before);
+}
+
+#[test]
+fn a_transfer_that_stalls_after_some_bytes_hits_the_idle_timeout() {
+    let (w, before) = World::with_previous_dist();
+    let path = format!("{BAKERY}/kubernetes-v1.33.2/kubernetes-v1.33.2-x86-64.raw");
+    w.server.fault(&path, Fault::Stall { bytes: 10 });
+    // The total body budget is far away: only the idle timeout can end it.
+    let out = w.run(
+        &["build"],
+        &[
+            ("PXEBUILD_HTTP_BODY_TIMEOUT", "600"),
+            ("PXEBUILD_HTTP_IDLE_TIMEOUT", "1"),
+        ],
+    );
+    assert_fails_with(
+        &out,
+        &[
+            "kubernetes-v1.33.2-x86-64.raw",
+            &path,
+            "timed out",
+            "after 10 bytes",
+        ],
+    );
+    assert_eq!(w.partial_files(), 0);
+    w.assert_dist_kept(&before);
+}
+
+#[test]
+fn a_server_that_never_sends_headers_times_out() {
+    let (w, before) = World::with_previous_dist();
+    let path = format!("{BAKERY}/cilium-v0.18.2/cilium-v0.18.2-x86-64.raw");
+    w.server.fault(&path, Fault::Silent);
+    let out = w.run(&["build"], &[("PXEBUILD_HTTP_BODY_TIMEOUT", "600")]);
+    assert_fails_with(
+        &out,
+        &["cilium-v0.18.2-x86-64.raw", &path, "timed out", "giving up"],
+    );
+    assert_eq!(gets(&w, &path), 2, "PXEBUILD_HTTP_RETRIES=2");
+    assert_eq!(w.partial_files(), 0);
+    w.assert_dist_kept(&before);
 }
