@@ -1022,3 +1022,33 @@ fn a_server_that_never_sends_headers_times_out() {
     assert_eq!(w.partial_files(), 0);
     w.assert_dist_kept(&before);
 }
+
+#[test]
+fn the_containerd_sysext_is_fetched_and_placed_when_asked_for() {
+    let w = World::new();
+    let site = w.tmp.path().join("site.toml");
+    let text = std::fs::read_to_string(&site).unwrap();
+    let text = text.replace(
+        "cilium = \"v0.18.2\"\n",
+        "cilium = \"v0.18.2\"\ncontainerd = \"v2.1.5\"\n",
+    );
+    std::fs::write(&site, text).unwrap();
+    assert_ok(&w.build());
+    assert_dist_matches_mirror(&w);
+    let dir = w.dist().join("http/sysext/containerd");
+    let image = dir.join("containerd-v2.1.5-x86-64.raw");
+    assert_eq!(
+        sha256_of(&image),
+        sha256_of(&w.mirror().join(format!(
+            "{}/containerd-v2.1.5/containerd-v2.1.5-x86-64.raw",
+            &BAKERY[1..]
+        )))
+    );
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    assert_eq!(
+        sums,
+        format!("{}  containerd-v2.1.5-x86-64.raw\n", sha256_of(&image))
+    );
+    let manifest = std::fs::read_to_string(w.dist().join("manifest.json")).unwrap();
+    assert!(manifest.contains("http/sysext/containerd/containerd-v2.1.5-x86-64.raw"));
+}
