@@ -236,6 +236,15 @@ mod tests {
     }
 
     #[test]
+    fn current_must_be_pinned_before_planning() {
+        let (_dir, site) = example("");
+        let mut site = site.unwrap();
+        site.file.flatcar.version = "current".into();
+        let err = plan(&site, true).err().expect("current is not planned");
+        assert!(format!("{err:#}").contains("must be pinned"), "{err:#}");
+    }
+
+    #[test]
     fn refs_name_the_dist_paths_and_their_steps() {
         let (_dir, site) = example(&format!("syslinux_sha256 = \"{}\"", "a".repeat(64)));
         let planned = plan(&site.unwrap(), false).unwrap();
