@@ -156,10 +156,10 @@ impl Client {
         }
         let last = last.map_or_else(String::new, |e| format!(" (the last: {e:#})"));
         Err(anyhow!(
-            "giving up on {url} after {} interrupted attempts{last}; each one received \
-             some bytes and then broke off, which points at a flaky link or a proxy that \
-             cuts long transfers: build again (verified files are kept), or try --jobs 1 \
-             so this download has the link to itself",
+            "giving up on {url} after {} interrupted attempts{last}; the transfer kept \
+             breaking off part-way, which points at a flaky link or a proxy that cuts long \
+             transfers: build again (verified files are kept), or try --jobs 1 so this \
+             download has the link to itself",
             self.policy.attempts * 4
         ))
     }
