@@ -3,7 +3,10 @@
 //!
 //! Shape (extend only by adding keys): `{"format": 1, "inputs": hex, "files":
 //! [{"path", "size", "sha256"}] sorted by path, "nodes": [{"name", "mac", "ip",
-//! "role"}]}` plus `"access"`: the files that only one client IP may fetch.
+//! "role"}]}` plus `"access"`: the files that only one client IP may fetch,
+//! and `"flatcar"`: the pinned Flatcar release the tree boots and what the
+//! site asked for (`"current"` or the same version), so a later `--offline`
+//! build can reuse what `current` resolved to.
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -23,6 +26,20 @@ pub struct Manifest {
     /// Files (Ignition configs) restricted to one node's IP.
     #[serde(default)]
     pub access: Vec<AccessEntry>,
+    /// The Flatcar release of the tree (absent in trees built before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flatcar: Option<FlatcarRecord>,
+}
+
+/// Which Flatcar release a tree boots, as resolved at build time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlatcarRecord {
+    pub channel: String,
+    pub arch: String,
+    /// The pinned release every file and config of the tree uses.
+    pub version: String,
+    /// What site.toml said: `"current"`, or the pinned version itself.
+    pub requested: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -121,6 +138,12 @@ mod tests {
                 role: "control-plane".into(),
             }],
             access: vec![],
+            flatcar: Some(FlatcarRecord {
+                channel: "stable".into(),
+                arch: "amd64".into(),
+                version: "4593.2.5".into(),
+                requested: "current".into(),
+            }),
         }
     }
 
@@ -129,11 +152,26 @@ mod tests {
         let json = sample().to_json();
         let a = json.find("\"access\"").unwrap();
         let f = json.find("\"files\"").unwrap();
+        let fc = json.find("\"flatcar\"").unwrap();
         let i = json.find("\"inputs\"").unwrap();
-        assert!(a < f && f < i, "top-level keys sorted: {json}");
+        assert!(a < f && f < fc && fc < i, "top-level keys sorted: {json}");
+        let r = json.find("\"requested\"").unwrap();
+        let v = json.find("\"version\": \"4593.2.5\"").unwrap();
+        assert!(r < v, "record keys sorted: {json}");
         assert!(json.find("http/a").unwrap() < json.find("tftp/b").unwrap());
         let back = Manifest::parse(&json).unwrap();
         assert_eq!(back.file("http/a").unwrap().size, 1);
+        assert_eq!(back.to_json(), json);
+    }
+
+    #[test]
+    fn a_manifest_without_a_flatcar_record_still_parses() {
+        let mut old = sample();
+        old.flatcar = None;
+        let json = old.to_json();
+        assert!(!json.contains("\"flatcar\""), "{json}");
+        let back = Manifest::parse(&json).unwrap();
+        assert_eq!(back.flatcar, None);
         assert_eq!(back.to_json(), json);
     }
 

@@ -53,6 +53,9 @@ impl BuildReport {
 pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
     let _lock = lock_out(&opts.out)?;
     let mut phases = Phases::start();
+    // `current` becomes a pinned release before anything keys on the version.
+    let pinned = crate::fetch::current::pin(site, Some(&opts.out), opts.offline)?;
+    let site = &*pinned.site;
     let cache = cache::Cache::open_for(&site.cache_dir(), &opts.out)?;
     let env = PlanEnv {
         site,
@@ -81,7 +84,8 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
         phases.mark("sync");
     }
     let published = published_outputs(&outcomes)?;
-    let manifest = manifest_for(site, &outcomes, &published);
+    let mut manifest = manifest_for(site, &outcomes, &published);
+    manifest.flatcar = Some(pinned.record);
     // With --verify-cache a corrupt blob was replaced by a new inode; dist/ still
     // hard-links the old one, so republish instead of trusting the sizes.
     let replaced = opts.verify_cache || !stage::up_to_date(&opts.out, &manifest);
@@ -195,6 +199,7 @@ fn manifest_for(site: &Site, outcomes: &[Outcome], published: &[&Output]) -> Man
         files,
         nodes,
         access,
+        flatcar: None,
     }
 }
 

@@ -270,6 +270,7 @@ mod tests {
                 .collect(),
             nodes: vec![],
             access: vec![],
+            flatcar: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Fetching one artifact into the content store: reuse a verified blob when
 //! the download index knows the URL, else download (resuming a partial temp
-//! file), verify, and only then rename into the store. A failed check removes
-//! the temp file, so nothing unverified stays behind.
+//! file), verify, and only then rename into the store. A download that fails
+//! for good or a failed check removes the temp file, so nothing unverified
+//! stays behind; only a killed build leaves its `.part` for the next to resume.
 use std::path::Path;
 use std::sync::Arc;
 
@@ -51,7 +52,7 @@ impl Fetcher {
             return Ok(blob);
         }
         if self.offline {
-            bail!("offline: {name} ({url}) is not in the store");
+            bail!("offline: {name} ({url}) is not in the store; build once without --offline");
         }
         let located = self.sources.locate(url)?;
         let temp = self.index.partial(url, &self.store)?;
@@ -61,10 +62,16 @@ impl Fetcher {
             return Ok(blob);
         }
         let bar = Bar::new(name);
-        let got = self
-            .client
-            .download(&located, &temp, &bar)
-            .with_context(|| format!("downloading {name}"))?;
+        let got = match self.client.download(&located, &temp, &bar) {
+            Ok(got) => got,
+            Err(err) => {
+                // A build that fails leaves nothing behind; only a killed build
+                // (which runs no cleanup) leaves a partial file for the next to resume.
+                let _ = std::fs::remove_file(&temp);
+                bar.finish("download failed");
+                return Err(err.context(format!("downloading {name}")));
+            }
+        };
         let blob = Blob {
             sha256: got.sha256.clone(),
             size: got.size,
@@ -88,7 +95,7 @@ impl Fetcher {
             }
         }
         if self.offline {
-            bail!("offline: {name} ({url}) is not in the store");
+            bail!("offline: {name} ({url}) is not in the store; build once without --offline");
         }
         let located = self.sources.locate(url)?;
         self.client

@@ -3,11 +3,13 @@
 //! with a Range request. The body is hashed while it streams; the caller
 //! decides whether the result is trusted.
 //!
-//! ureq's body timeout is a total budget per request, not an idle timeout, so
-//! a transfer that runs out of budget keeps its partial file and the next
-//! attempt resumes it; attempts that made progress do not count against the
-//! retry limit (up to a hard cap), so a slow link finishes and a stalled one
-//! fails.
+//! Two clocks bound a transfer: an idle timeout (no bytes for N seconds, per
+//! read) ends a stalled one promptly, and ureq's body timeout is a total
+//! budget per request. An attempt that ends early keeps its partial file and
+//! the next resumes it; attempts that grew the file beyond what it held do not
+//! count against the retry limit (up to a hard cap), so a slow link finishes
+//! and a stalled one fails. An attempt that had to start over from byte 0 (the
+//! server ignored Range) is not progress, so such a server cannot loop.
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -19,11 +21,14 @@ use sha2::{Digest, Sha256};
 use super::progress::Bar;
 
 /// Timeouts and retry policy. `PXEBUILD_HTTP_TIMEOUT` (seconds) sets the
-/// connect/response timeouts; `PXEBUILD_HTTP_BODY_TIMEOUT` the per-attempt
-/// body budget; `PXEBUILD_HTTP_RETRIES` the attempts without progress.
+/// connect/response timeouts; `PXEBUILD_HTTP_IDLE_TIMEOUT` how long a read may
+/// wait for the next bytes; `PXEBUILD_HTTP_BODY_TIMEOUT` the per-attempt body
+/// budget; `PXEBUILD_HTTP_RETRIES` the attempts without progress.
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub timeout: Duration,
+    /// No bytes for this long ends the attempt (a stalled transfer).
+    pub idle_timeout: Duration,
     pub body_timeout: Duration,
     pub attempts: u32,
     pub backoff: Duration,
@@ -39,6 +44,7 @@ impl Policy {
         };
         Policy {
             timeout: Duration::from_secs(secs("PXEBUILD_HTTP_TIMEOUT", 30)),
+            idle_timeout: Duration::from_secs(secs("PXEBUILD_HTTP_IDLE_TIMEOUT", 30).max(1)),
             body_timeout: Duration::from_secs(secs("PXEBUILD_HTTP_BODY_TIMEOUT", 600)),
             attempts: secs("PXEBUILD_HTTP_RETRIES", 4).max(1) as u32,
             backoff: Duration::from_millis(secs("PXEBUILD_HTTP_BACKOFF_MS", 500)),
@@ -75,6 +81,7 @@ impl Client {
             .timeout_connect(Some(policy.timeout))
             .timeout_recv_response(Some(policy.timeout))
             .timeout_recv_body(Some(policy.body_timeout))
+            .timeout_per_read(Some(policy.idle_timeout))
             .max_redirects(10)
             .user_agent(concat!("pxebuild/", env!("CARGO_PKG_VERSION")))
             .build();
@@ -117,18 +124,23 @@ impl Client {
     }
 
     /// Runs `once` until it succeeds, fails permanently, or runs out of
-    /// attempts. An attempt that grew the temp file does not count.
+    /// attempts. An attempt that grew the temp file does not count, up to a
+    /// hard cap of `attempts × 4` attempts in all.
     fn retrying<T>(
         &self,
         url: &str,
         mut once: impl FnMut() -> std::result::Result<T, Failure>,
     ) -> Result<T> {
         let mut failed = 0;
+        let mut last = None;
         for _ in 0..self.policy.attempts * 4 {
             match once() {
                 Ok(v) => return Ok(v),
                 Err(Failure::Permanent(e)) => return Err(e),
-                Err(Failure::Progressed(e)) => crate::verbose!("resuming {url}: {e:#}"),
+                Err(Failure::Progressed(e)) => {
+                    crate::verbose!("resuming {url}: {e:#}");
+                    last = Some(e);
+                }
                 Err(Failure::Transient(e)) => {
                     failed += 1;
                     if failed >= self.policy.attempts {
@@ -142,7 +154,14 @@ impl Client {
                 }
             }
         }
-        Err(anyhow!("giving up on {url}: too many interrupted attempts"))
+        let last = last.map_or_else(String::new, |e| format!(" (the last: {e:#})"));
+        Err(anyhow!(
+            "giving up on {url} after {} interrupted attempts{last}; the transfer kept \
+             breaking off part-way, which points at a flaky link or a proxy that cuts long \
+             transfers: build again (verified files are kept), or try --jobs 1 so this \
+             download has the link to itself",
+            self.policy.attempts * 4
+        ))
     }
 
     fn attempt(
@@ -184,8 +203,15 @@ impl Client {
         };
         if let Some(e) = broken {
             let _ = file.sync_all();
-            return Err(if streamed.bytes > 0 {
+            // Progress means the file now holds more than before this attempt;
+            // starting over from byte 0 and breaking off again is not progress.
+            return Err(if size > have {
                 Failure::Progressed(e)
+            } else if have > 0 && !resumed {
+                Failure::Transient(e.context(format!(
+                    "the server ignored the Range request, so the transfer restarted at \
+                     byte 0 and broke off again at byte {size}"
+                )))
             } else {
                 Failure::Transient(e)
             });
@@ -320,11 +346,14 @@ fn classify(url: &str, err: ureq::Error) -> Failure {
     }
 }
 
+/// What to do about a file the server does not have (download or preflight).
+pub const NOT_FOUND_HINT: &str = "not found: check the pinned version (flatcar.version, \
+     [sysext]) and, with a mirror, that the mirror holds this file (`pxebuild mirror` \
+     writes the layout)";
+
 fn status_hint(code: u16) -> String {
     match code {
-        404 | 410 => "not found: check the pinned version and, with a mirror, that the mirror \
-                      holds this file (`pxebuild mirror` writes the layout)"
-            .into(),
+        404 | 410 => NOT_FOUND_HINT.into(),
         401 | 403 => "access denied by the server or mirror".into(),
         _ => format!("the server refused the request (HTTP {code})"),
     }

@@ -13,8 +13,11 @@ use crate::build::executor::{self, ExecOptions};
 use crate::site::Site;
 
 /// Writes the site's artifacts under `dir`; returns how many files it placed.
+/// A site that asks for `current` also gets the channel's
+/// `current/version.txt`, so the air-gapped build resolves it the same way.
 pub fn write_mirror(site: &Site, dir: &Path, offline: bool, jobs: usize) -> Result<usize> {
-    let planned = plan::plan(site, offline)?;
+    let pinned = super::current::pin(site, None, offline)?;
+    let planned = plan::plan(&pinned.site, offline)?;
     plan::preflight(&planned)?;
     let cache = Cache::open(&site.cache_dir())?;
     executor::execute(
@@ -26,7 +29,22 @@ pub fn write_mirror(site: &Site, dir: &Path, offline: bool, jobs: usize) -> Resu
             explain: false,
         },
     )?;
-    place(&planned, dir)
+    let mut placed = place(&planned, dir)?;
+    if let Some((url, bytes)) = &pinned.version_txt {
+        let dest = dir.join(mirror_path(url)?);
+        create_parent(&dest)?;
+        crate::fsutil::atomic_write(&dest, bytes, 0o644)?;
+        placed += 1;
+    }
+    Ok(placed)
+}
+
+fn create_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(parent) => std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display())),
+        None => Ok(()),
+    }
 }
 
 /// Links (or copies) every stored source file into the mirror layout.
@@ -39,10 +57,7 @@ fn place(planned: &Planned, dir: &Path) -> Result<usize> {
                 continue;
             };
             let dest = dir.join(mirror_path(url)?);
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("creating {}", parent.display()))?;
-            }
+            create_parent(&dest)?;
             if dest.exists() {
                 std::fs::remove_file(&dest)
                     .with_context(|| format!("replacing {}", dest.display()))?;

@@ -32,6 +32,10 @@ pub struct Planned {
 
 /// Every fetch step for `site`.
 pub fn plan(site: &Site, offline: bool) -> Result<Planned> {
+    if site.file.flatcar.version == super::current::CURRENT {
+        // Planning with `current` would key steps on a moving target.
+        bail!("flatcar.version = \"current\" must be pinned (fetch::current::pin) before planning");
+    }
     let sources = Sources::from_site(site)?;
     let fetcher = Fetcher::new(sources, &site.cache_dir(), offline)?;
     let mut planned = Planned {
@@ -139,37 +143,50 @@ pub fn preflight(planned: &Planned) -> Result<()> {
     if fetcher.offline {
         let names: Vec<String> = missing.iter().map(|w| describe(w)).collect();
         bail!(
-            "--offline: the store lacks {} artifact(s):\n  {}\nbuild once with network access, \
-             or copy a `pxebuild mirror` tree in and point sources.mirror at it",
+            "--offline: the store lacks {} artifact(s):\n  {}\n--offline uses the store alone \
+             and contacts no server or mirror: build once without --offline, or run \
+             `pxebuild mirror DIR` on a connected host, serve DIR inside the air gap and \
+             build without --offline with sources.mirror (or PXEBUILD_MIRROR) naming it",
             names.len(),
             names.join("\n  ")
         );
     }
-    let problems: Vec<String> = missing
+    let problems: Vec<(String, bool)> = missing
         .par_iter()
         .filter_map(|w| absent(fetcher, w))
         .collect();
     if !problems.is_empty() {
+        let hint = if problems.iter().any(|(_, not_found)| *not_found) {
+            format!("\n{}", super::http::NOT_FOUND_HINT)
+        } else {
+            String::new()
+        };
+        let lines: Vec<&str> = problems.iter().map(|(line, _)| line.as_str()).collect();
         bail!(
-            "{} artifact(s) are not available, nothing was built:\n  {}",
-            problems.len(),
-            problems.join("\n  ")
+            "{} artifact(s) are not available, nothing was built:\n  {}{hint}",
+            lines.len(),
+            lines.join("\n  ")
         );
     }
     Ok(())
 }
 
-/// `None` when some URL of `w` exists, else why not.
-fn absent(fetcher: &Fetcher, w: &Wanted) -> Option<String> {
+/// `None` when some URL of `w` exists, else why not (and whether the server
+/// said it does not exist).
+fn absent(fetcher: &Fetcher, w: &Wanted) -> Option<(String, bool)> {
     let mut errors = Vec::new();
+    let mut not_found = false;
     for url in &w.urls {
         match fetcher.exists(url) {
             Ok(true) => return None,
-            Ok(false) => errors.push(format!("{} (HTTP 404)", located(fetcher, url))),
+            Ok(false) => {
+                not_found = true;
+                errors.push(format!("{} (HTTP 404)", located(fetcher, url)));
+            }
             Err(e) => errors.push(format!("{e:#}")),
         }
     }
-    Some(format!("{}: {}", w.name, errors.join("; ")))
+    Some((format!("{}: {}", w.name, errors.join("; ")), not_found))
 }
 
 fn located(fetcher: &Fetcher, url: &str) -> String {
@@ -216,6 +233,15 @@ mod tests {
             format!("{err:#}").contains("sources.syslinux_sha256"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn current_must_be_pinned_before_planning() {
+        let (_dir, site) = example("");
+        let mut site = site.unwrap();
+        site.file.flatcar.version = "current".into();
+        let err = plan(&site, true).err().expect("current is not planned");
+        assert!(format!("{err:#}").contains("must be pinned"), "{err:#}");
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub struct SysextRef {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactRefs {
-    /// The pinned Flatcar version the tree boots (after resolving `current`).
+    /// The pinned Flatcar version the tree boots: the site's `flatcar.version`,
+    /// which is never `current` here (the build pins it first, see
+    /// [`crate::fetch::current::pin`]).
     pub flatcar_version: String,
     pub pxe_kernel: Option<ArtifactRef>,
     pub pxe_initrd: Option<ArtifactRef>,

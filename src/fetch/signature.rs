@@ -174,11 +174,29 @@ impl SigningKey {
             let expiry =
                 u64::from(subkey.key.created_at().as_secs()) + u64::from(lifetime.as_secs());
             if lifetime.as_secs() != 0 && expiry <= u64::from(created.as_secs()) {
-                bail!("signing subkey {name} had expired when the signature was made");
+                bail!(
+                    "signing subkey {name} expired at {}, before the signature was made at {}; \
+                     an expired subkey only vouches for what it signed in time",
+                    utc(expiry),
+                    utc(u64::from(created.as_secs()))
+                );
             }
         }
         Ok(())
     }
+}
+
+/// `2020-02-01 12:00:00 UTC`
+fn utc(secs: u64) -> String {
+    let secs = secs as i64;
+    let (y, m, d) = crate::clock::civil(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
 }
 
 fn valid_binding(
@@ -252,6 +270,16 @@ mod tests {
     /// `reason` (gpg menu: 1 compromised, 2 superseded) at `revoked`. Uses
     /// gpg's faked clock in a throw-away home.
     fn scenario(reason: &str, revoked: &str) -> (tempfile::TempDir, SigningKey) {
+        scenario_expiring(reason, revoked, "")
+    }
+
+    /// As `scenario`; a non-empty `expire` (a date) re-binds the subkey on
+    /// 2020-01-02 to expire then, so the 2020-06-01 signature comes after it.
+    fn scenario_expiring(
+        reason: &str,
+        revoked: &str,
+        expire: &str,
+    ) -> (tempfile::TempDir, SigningKey) {
         let dir = tempfile::tempdir().unwrap();
         let script = r#"
             set -e
@@ -263,6 +291,10 @@ mod tests {
             g 20200101T000000 --quick-add-key "$fpr" ed25519 sign 1y
             echo payload > file
             g 20200601T000000 --detach-sign -o file.sig file
+            if [ -n "$EXPIRE" ]; then
+              sub=$(gpg --with-colons --list-keys rev@test.invalid | awk -F: '/^fpr/ {n++; if (n == 2) print $10}')
+              g 20200102T000000 --quick-set-expire "$fpr" "$EXPIRE" "$sub"
+            fi
             if [ "$REASON" != none ]; then
               printf 'key 1\nrevkey\ny\n%s\n\ny\nsave\n' "$REASON" |
                 g "$REVOKED" --command-fd 0 --edit-key "$fpr"
@@ -275,6 +307,7 @@ mod tests {
             .current_dir(dir.path())
             .env("REASON", reason)
             .env("REVOKED", revoked)
+            .env("EXPIRE", expire)
             .status()
             .expect("running gpg");
         assert!(status.success());
@@ -294,6 +327,21 @@ mod tests {
         std::fs::write(dir.path().join("file"), "tampered\n").unwrap();
         let err = verify(&dir, &key).unwrap_err().to_string();
         assert!(err.contains("does not match"), "{err}");
+    }
+
+    #[test]
+    fn a_signature_made_after_its_subkey_expired_is_refused() {
+        let (dir, key) = scenario_expiring("none", "", "2020-02-01");
+        let sub = format!("{:X}", key.cert.public_subkeys[0].key.fingerprint());
+        let err = format!("{:#}", verify(&dir, &key).unwrap_err());
+        assert!(
+            err.contains(&format!("signing subkey {sub} expired at 2020-02-01 ")),
+            "{err}"
+        );
+        assert!(
+            err.contains("signature was made at 2020-06-01 00:00:00 UTC"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -122,6 +122,7 @@ mod tests {
                 node: "cp1".into(),
                 ip: "10.0.0.11".into(),
             }],
+            flatcar: None,
         }
     }
 

@@ -197,13 +197,13 @@ mod tests {
     fn invalid_site_is_bad_input_listing_every_problem() {
         let text = EXAMPLE
             .replace("\"52:54:00:20:00:13\"", "\"52:54:00:zz:00:13\"")
-            .replace("version = \"4593.2.5\"", "version = \"current\"");
+            .replace("version = \"4593.2.5\"", "version = \"latest\"");
         let err = Site::from_text(&text, Path::new("site.toml")).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_BAD_INPUT);
         let text = err.to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "site.toml is not valid (2 errors, 1 warning):");
-        assert!(lines[1].starts_with("site.toml:31:11: error: flatcar.version: \"current\" floats"));
+        assert!(lines[1].starts_with("site.toml:31:11: error: flatcar.version: \"latest\" is not"));
         assert!(lines[2].starts_with("site.toml:46:3: warning: ssh.authorized_keys[0]"));
         assert!(lines[3].starts_with("site.toml:84:7: error: node[2] (cp3).mac:"));
     }

@@ -40,6 +40,45 @@ fn master() -> &'static Path {
         .path()
 }
 
+/// A good build's dist/ and secrets/, made once per test run. Fault tests
+/// start from a copy and check that a failed build leaves it byte-identical.
+fn good_tree() -> &'static Path {
+    static GOOD: OnceLock<TempDir> = OnceLock::new();
+    GOOD.get_or_init(|| {
+        let w = World::new();
+        assert_ok(&w.build());
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["dist", "secrets"] {
+            copy_tree(&w.tmp.path().join(sub), &dir.path().join(sub));
+        }
+        dir
+    })
+    .path()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp -a {}", from.display());
+}
+
+/// Every file of a tree with its digest (a dist/ snapshot).
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+            (rel, sha256_of(e.path()))
+        })
+        .collect()
+}
+
 fn sha256_of(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
@@ -80,6 +119,28 @@ impl World {
         let world = World { tmp, server };
         world.write_site(&world.server.url(), extra);
         world
+    }
+
+    /// A world whose dist/ (with its secrets/) is a previous good build, and
+    /// a snapshot of that dist/; the world's own cache starts empty, so the
+    /// next build really fetches.
+    fn with_previous_dist() -> (World, std::collections::BTreeMap<String, String>) {
+        let w = World::new();
+        for sub in ["dist", "secrets"] {
+            copy_tree(&good_tree().join(sub), &w.tmp.path().join(sub));
+        }
+        let before = snapshot(&w.dist());
+        assert!(before.contains_key("manifest.json"));
+        (w, before)
+    }
+
+    /// The previous dist/ is still there, byte for byte (manifest included).
+    #[track_caller]
+    fn assert_dist_kept(&self, before: &std::collections::BTreeMap<String, String>) {
+        assert!(
+            snapshot(&self.dist()) == *before,
+            "a failed build changed the previous dist/"
+        );
     }
 
     fn mirror(&self) -> PathBuf {
@@ -173,6 +234,30 @@ disk = "/dev/disk/by-id/virtio-root"
             cmd.env(k, v);
         }
         cmd.output().expect("running pxebuild")
+    }
+
+    /// Sets `flatcar.version` in site.toml (e.g. to `current`).
+    fn set_flatcar_version(&self, version: &str) {
+        let site = self.tmp.path().join("site.toml");
+        let text = std::fs::read_to_string(&site).unwrap();
+        let pinned = format!("version = \"{VERSION}\"");
+        assert!(text.contains(&pinned));
+        std::fs::write(
+            &site,
+            text.replace(&pinned, &format!("version = \"{version}\"")),
+        )
+        .unwrap();
+    }
+
+    /// The channel's `current/version.txt` in the served mirror.
+    fn version_txt(&self) -> PathBuf {
+        self.mirror()
+            .join("stable.release.flatcar-linux.net/amd64-usr/current/version.txt")
+    }
+
+    fn manifest(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dist().join("manifest.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
     }
 
     fn build(&self) -> Output {
@@ -347,9 +432,7 @@ fn a_second_build_makes_no_requests() {
 
 #[test]
 fn a_tampered_file_fails_and_keeps_the_previous_dist() {
-    let w = World::new();
-    assert_ok(&w.build());
-    let before = std::fs::read(w.dist().join("manifest.json")).unwrap();
+    let (w, before) = World::with_previous_dist();
     let initrd = w.mirror().join(format!(
         "{}/flatcar_production_pxe_image.cpio.gz",
         &FLATCAR[1..]
@@ -358,8 +441,6 @@ fn a_tampered_file_fails_and_keeps_the_previous_dist() {
     bytes[10] ^= 0xff;
     std::fs::write(&initrd, &bytes).unwrap();
     let tampered = hex::encode(Sha256::digest(&bytes));
-    // A fresh cache, so the tampered file is really downloaded.
-    std::fs::remove_dir_all(w.tmp.path().join("cache")).unwrap();
     let out = w.build();
     assert_fails_with(
         &out,
@@ -372,10 +453,7 @@ fn a_tampered_file_fails_and_keeps_the_previous_dist() {
             "does not match the file",
         ],
     );
-    assert_eq!(
-        std::fs::read(w.dist().join("manifest.json")).unwrap(),
-        before
-    );
+    w.assert_dist_kept(&before);
     assert!(
         !w.store_blobs().contains(&tampered),
         "the tampered file is not stored"
@@ -403,11 +481,19 @@ fn a_wrong_signing_key_is_refused_from_the_site_or_the_environment() {
     std::fs::write(&site, text).unwrap();
     assert_fails_with(&w.build(), &["not part of", "wrong-key.pub.asc"]);
     assert!(!w.dist().exists(), "nothing is published");
-    assert!(
-        w.store_blobs().is_empty(),
-        "nothing unverified is stored: {:?}",
-        w.store_blobs()
-    );
+    // Other steps' verified blobs may land (how many depends on -j); none of
+    // the refused Flatcar files or their signatures may.
+    let stored = w.store_blobs();
+    for file in [
+        "flatcar_production_pxe.vmlinuz",
+        "flatcar_production_pxe_image.cpio.gz",
+        "flatcar_production_image.bin.bz2",
+    ] {
+        for f in [file.to_string(), format!("{file}.sig")] {
+            let sha = sha256_of(&w.mirror().join(format!("{}/{f}", &FLATCAR[1..])));
+            assert!(!stored.contains(&sha), "{f} was stored although refused");
+        }
+    }
 }
 
 #[test]
@@ -429,7 +515,7 @@ fn a_missing_pxe_kernel_signature_falls_back_to_the_image_kernel_signature() {
 
 #[test]
 fn a_missing_signature_fails_before_anything_is_built() {
-    let w = World::new();
+    let (w, before) = World::with_previous_dist();
     let sig = format!("{}/flatcar_production_image.bin.bz2.sig", &FLATCAR[1..]);
     std::fs::remove_file(w.mirror().join(sig)).unwrap();
     let out = w.build();
@@ -445,12 +531,12 @@ fn a_missing_signature_fails_before_anything_is_built() {
         w.server.requests().iter().all(|r| r.method == "HEAD"),
         "no download started"
     );
-    assert!(!w.dist().exists());
+    w.assert_dist_kept(&before);
 }
 
 #[test]
 fn a_404_names_the_artifact_and_url() {
-    let w = World::new();
+    let (w, before) = World::with_previous_dist();
     w.server.fault(
         &format!("{BAKERY}/cilium-v0.18.2/cilium-v0.18.2-x86-64.raw"),
         Fault::NotFound,
@@ -464,9 +550,13 @@ fn a_404_names_the_artifact_and_url() {
                 "{}{BAKERY}/cilium-v0.18.2/cilium-v0.18.2-x86-64.raw (HTTP 404)",
                 w.server.url()
             ),
+            // The same advice as a 404 during the download.
+            "not found: check the pinned version",
+            "`pxebuild mirror` writes the layout",
         ],
     );
     assert!(w.store_blobs().is_empty(), "nothing was fetched");
+    w.assert_dist_kept(&before);
 }
 
 #[test]
@@ -526,7 +616,7 @@ fn transient_server_errors_are_retried() {
 
 #[test]
 fn a_transfer_that_keeps_breaking_fails_cleanly() {
-    let w = World::new();
+    let (w, before) = World::with_previous_dist();
     let path = format!("{FLATCAR}/flatcar_production_pxe.vmlinuz");
     w.server.fault(&path, Fault::DropMidway { times: 1000 });
     // A one-byte file: every attempt breaks before the first byte, so no
@@ -534,22 +624,53 @@ fn a_transfer_that_keeps_breaking_fails_cleanly() {
     std::fs::write(w.mirror().join(&path[1..]), vec![7u8; 1]).unwrap();
     let out = w.build();
     assert_fails_with(&out, &["flatcar_production_pxe.vmlinuz", &path]);
-    assert!(!w.dist().exists());
+    w.assert_dist_kept(&before);
+    assert_eq!(w.partial_files(), 0, "a failed download leaves no .part");
+}
+
+#[test]
+fn a_killed_builds_partial_file_is_resumed_by_the_next_build() {
+    let w = World::new();
+    let path = format!("{FLATCAR}/flatcar_production_image.bin.bz2");
+    let bytes = std::fs::read(w.mirror().join(&path[1..])).unwrap();
+    // What a build killed mid-transfer leaves: the first bytes, under the
+    // URL's key in store/tmp (no cleanup runs on SIGKILL).
+    let url = format!("https://stable.release.flatcar-linux.net/amd64-usr/{VERSION}/flatcar_production_image.bin.bz2");
+    let tmp = w.tmp.path().join("cache/store/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let have = bytes.len() / 3;
+    let part = tmp.join(format!("{}.part", blake3::hash(url.as_bytes()).to_hex()));
+    std::fs::write(&part, &bytes[..have]).unwrap();
+    assert_ok(&w.build());
+    assert_dist_matches_mirror(&w);
+    let gets: Vec<_> = w
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path && r.method == "GET")
+        .collect();
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    assert_eq!(
+        gets[0].range.as_deref(),
+        Some(format!("bytes={have}-").as_str())
+    );
+    assert_eq!(w.partial_files(), 0);
 }
 
 #[test]
 fn a_hanging_server_times_out_naming_the_url() {
-    let w = World::new();
+    let (w, before) = World::with_previous_dist();
     let path = format!("{BAKERY}/kubernetes-v1.33.2/kubernetes-v1.33.2-x86-64.raw");
     w.server.fault(&path, Fault::Hang);
     let out = w.build();
     assert_fails_with(&out, &["kubernetes-v1.33.2-x86-64.raw", &path, "timed out"]);
-    assert!(!w.dist().exists());
+    w.assert_dist_kept(&before);
+    assert_eq!(w.partial_files(), 0, "a failed download leaves no .part");
 }
 
 #[test]
 fn a_sha256sums_mismatch_fails() {
-    let w = World::new();
+    let (w, before) = World::with_previous_dist();
     let image = w.mirror().join(format!(
         "{}/cilium-v0.18.2/cilium-v0.18.2-x86-64.raw",
         &BAKERY[1..]
@@ -558,7 +679,7 @@ fn a_sha256sums_mismatch_fails() {
     let out = w.build();
     assert_fails_with(&out, &["SHA256SUMS mismatch", "cilium-v0.18.2-x86-64.raw"]);
     assert_eq!(w.partial_files(), 0);
-    assert!(!w.dist().exists());
+    w.assert_dist_kept(&before);
 }
 
 #[test]
@@ -571,7 +692,14 @@ fn offline_names_what_is_missing_then_builds_from_a_full_store() {
             "--offline",
             "flatcar_production_image.bin.bz2",
             "syslinux-6.03.tar.xz",
+            "contacts no server or mirror",
+            "build once without --offline",
+            "`pxebuild mirror DIR` on a connected host",
         ],
+    );
+    assert!(
+        !stderr(&out).contains("point sources.mirror at it"),
+        "an offline build is not told to use a mirror"
     );
     assert!(w.server.requests().is_empty(), "offline makes no request");
     assert_ok(&w.build());
@@ -626,9 +754,18 @@ fn a_blob_deleted_by_hand_names_verify_cache_which_restores_it() {
 #[test]
 fn mirror_writes_the_air_gap_layout_that_a_site_can_build_from() {
     let w = World::new();
+    // A site that asks for `current` gets current/version.txt in the layout too.
+    w.set_flatcar_version("current");
     let out = w.run(&["mirror", "airgap"], &[]);
     assert_ok(&out);
     let airgap = w.tmp.path().join("airgap");
+    assert_eq!(
+        std::fs::read(
+            airgap.join("stable.release.flatcar-linux.net/amd64-usr/current/version.txt")
+        )
+        .unwrap(),
+        std::fs::read(w.version_txt()).unwrap()
+    );
     for (_, src) in expected_files()
         .into_iter()
         .filter(|(d, _)| !d.ends_with(".sig"))
@@ -701,4 +838,217 @@ fn resolve_current_prints_the_pinned_version() {
     let out = w.run(&["mirror", "--resolve-current"], &[]);
     assert_ok(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), VERSION);
+}
+
+#[test]
+fn current_is_resolved_printed_used_and_recorded() {
+    let w = World::new();
+    w.set_flatcar_version("current");
+    let out = w.build();
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains(&format!("flatcar: stable current is {VERSION}\n")),
+        "{}",
+        stderr(&out)
+    );
+    let asked: Vec<String> = w.server.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        asked.contains(&"/stable.release.flatcar-linux.net/amd64-usr/current/version.txt".into()),
+        "{asked:?}"
+    );
+    // Every artifact and config uses the pinned release, never `current`.
+    assert_dist_matches_mirror(&w);
+    assert!(
+        !asked
+            .iter()
+            .any(|p| p.contains("/current/") && !p.ends_with("version.txt")),
+        "{asked:?}"
+    );
+    let manifest = w.manifest();
+    assert_eq!(
+        manifest["flatcar"],
+        serde_json::json!({"arch": "amd64", "channel": "stable", "requested": "current", "version": VERSION})
+    );
+    let files = manifest["files"].as_array().unwrap();
+    assert!(files
+        .iter()
+        .all(|f| !f["path"].as_str().unwrap().contains("current")));
+    // A newer `current` is followed: the next build asks for that release.
+    std::fs::write(
+        w.version_txt(),
+        "FLATCAR_VERSION=9999.1.0\nFLATCAR_VERSION_ID=9999.1.0\n",
+    )
+    .unwrap();
+    let out = w.build();
+    assert_fails_with(
+        &out,
+        &["flatcar: stable current is 9999.1.0", "amd64-usr/9999.1.0/"],
+    );
+    assert_eq!(w.manifest(), manifest, "the previous tree stays");
+}
+
+#[test]
+fn offline_current_reuses_the_previous_record_or_asks_for_a_pin() {
+    let w = World::new();
+    w.set_flatcar_version("current");
+    let out = w.run(&["build", "--offline"], &[]);
+    assert_fails_with(&out, &["--offline", "\"current\"", "pin flatcar.version"]);
+    assert!(w.server.requests().is_empty(), "offline makes no request");
+    assert!(!w.dist().exists());
+    assert_ok(&w.build());
+    // `current` moves on upstream; offline keeps what the last build resolved.
+    std::fs::write(w.version_txt(), "FLATCAR_VERSION_ID=9999.1.0\n").unwrap();
+    w.server.reset_requests();
+    let out = w.run(&["build", "--offline"], &[]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains(&format!("flatcar: stable current is {VERSION} (recorded")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(w.server.requests().is_empty(), "offline makes no request");
+    assert_eq!(w.manifest()["flatcar"]["version"], VERSION);
+}
+
+#[test]
+fn check_accepts_current_without_the_network() {
+    let w = World::new();
+    w.set_flatcar_version("current");
+    let out = w.run(&["check"], &[("PXEBUILD_MIRROR", "http://127.0.0.1:9")]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("flatcar.version: \"current\" is resolved at build time"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(w.server.requests().is_empty());
+}
+
+/// GETs the server saw for `path`.
+fn gets(w: &World, path: &str) -> usize {
+    w.server
+        .requests()
+        .iter()
+        .filter(|r| r.path == path && r.method == "GET")
+        .count()
+}
+
+#[test]
+fn a_transfer_that_only_trickles_gives_up_naming_url_bytes_and_advice() {
+    let w = World::new();
+    let path = format!("{FLATCAR}/flatcar_production_pxe.vmlinuz");
+    // Every attempt resumes and adds two bytes: progress, but never the end.
+    w.server.fault(&path, Fault::Trickle { bytes: 2 });
+    let out = w.build();
+    assert_fails_with(
+        &out,
+        &[
+            &format!(
+                "giving up on {}{path} after 8 interrupted attempts",
+                w.server.url()
+            ),
+            "transfer interrupted after 16 bytes",
+            "flaky link or a proxy",
+            "--jobs 1",
+        ],
+    );
+    assert_eq!(
+        gets(&w, &path),
+        8,
+        "PXEBUILD_HTTP_RETRIES=2: a cap of 2 × 4 attempts"
+    );
+    assert_eq!(w.partial_files(), 0);
+}
+
+#[test]
+fn a_server_that_ignores_range_and_truncates_fails_at_the_retry_limit() {
+    let (w, before) = World::with_previous_dist();
+    let path = format!("{FLATCAR}/flatcar_production_image.bin.bz2");
+    w.server.fault(&path, Fault::DropMidway { times: 1000 });
+    let out = w.build();
+    assert_fails_with(
+        &out,
+        &[
+            &path,
+            "ignored the Range request",
+            "broke off again at byte",
+            "giving up",
+        ],
+    );
+    // One attempt that got half the file, then two that restarted from
+    // byte 0 and got no further: neither counts as progress.
+    assert_eq!(gets(&w, &path), 3);
+    assert_eq!(w.partial_files(), 0, "a failed download leaves no .part");
+    w.assert_dist_kept(&before);
+}
+
+#[test]
+fn a_transfer_that_stalls_after_some_bytes_hits_the_idle_timeout() {
+    let (w, before) = World::with_previous_dist();
+    let path = format!("{BAKERY}/kubernetes-v1.33.2/kubernetes-v1.33.2-x86-64.raw");
+    w.server.fault(&path, Fault::Stall { bytes: 10 });
+    // The total body budget is far away: only the idle timeout can end it.
+    let out = w.run(
+        &["build"],
+        &[
+            ("PXEBUILD_HTTP_BODY_TIMEOUT", "600"),
+            ("PXEBUILD_HTTP_IDLE_TIMEOUT", "1"),
+        ],
+    );
+    assert_fails_with(
+        &out,
+        &[
+            "kubernetes-v1.33.2-x86-64.raw",
+            &path,
+            "timed out",
+            "after 10 bytes",
+        ],
+    );
+    assert_eq!(w.partial_files(), 0);
+    w.assert_dist_kept(&before);
+}
+
+#[test]
+fn a_server_that_never_sends_headers_times_out() {
+    let (w, before) = World::with_previous_dist();
+    let path = format!("{BAKERY}/cilium-v0.18.2/cilium-v0.18.2-x86-64.raw");
+    w.server.fault(&path, Fault::Silent);
+    let out = w.run(&["build"], &[("PXEBUILD_HTTP_BODY_TIMEOUT", "600")]);
+    assert_fails_with(
+        &out,
+        &["cilium-v0.18.2-x86-64.raw", &path, "timed out", "giving up"],
+    );
+    assert_eq!(gets(&w, &path), 2, "PXEBUILD_HTTP_RETRIES=2");
+    assert_eq!(w.partial_files(), 0);
+    w.assert_dist_kept(&before);
+}
+
+#[test]
+fn the_containerd_sysext_is_fetched_and_placed_when_asked_for() {
+    let w = World::new();
+    let site = w.tmp.path().join("site.toml");
+    let text = std::fs::read_to_string(&site).unwrap();
+    let text = text.replace(
+        "cilium = \"v0.18.2\"\n",
+        "cilium = \"v0.18.2\"\ncontainerd = \"v2.1.5\"\n",
+    );
+    std::fs::write(&site, text).unwrap();
+    assert_ok(&w.build());
+    assert_dist_matches_mirror(&w);
+    let dir = w.dist().join("http/sysext/containerd");
+    let image = dir.join("containerd-v2.1.5-x86-64.raw");
+    assert_eq!(
+        sha256_of(&image),
+        sha256_of(&w.mirror().join(format!(
+            "{}/containerd-v2.1.5/containerd-v2.1.5-x86-64.raw",
+            &BAKERY[1..]
+        )))
+    );
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    assert_eq!(
+        sums,
+        format!("{}  containerd-v2.1.5-x86-64.raw\n", sha256_of(&image))
+    );
+    let manifest = std::fs::read_to_string(w.dist().join("manifest.json")).unwrap();
+    assert!(manifest.contains("http/sysext/containerd/containerd-v2.1.5-x86-64.raw"));
 }

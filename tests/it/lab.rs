@@ -269,6 +269,7 @@ fn write_manifest(dist: &Path, nodes: &[Node], access: Vec<AccessEntry>) {
         files,
         nodes,
         access,
+        flatcar: None,
     };
     fs::write(dist.join("manifest.json"), manifest.to_json()).unwrap();
 }

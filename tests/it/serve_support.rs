@@ -52,6 +52,7 @@ impl Dist {
             files: vec![],
             nodes: vec![],
             access: vec![],
+            flatcar: None,
         };
         let dist = Dist { tmp, manifest };
         dist.write_manifest();

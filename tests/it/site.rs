@@ -92,9 +92,9 @@ const INVALID: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "flatcar_current",
+        "flatcar_latest",
         &[
-            "site.toml:29:11: error: flatcar.version: \"current\" floats; pin the release (e.g. the stable channel's current version from https://www.flatcar.org/releases) so every build installs the same image",
+            "site.toml:29:11: error: flatcar.version: \"latest\" is not a Flatcar release (want NNNN.N.N, e.g. \"4593.2.5\")",
         ],
     ),
     (

@@ -55,13 +55,16 @@ fn check_flatcar(c: &mut Checker<'_, '_>, fc: &Flatcar) {
     let path = KeyPath::of("flatcar.version");
     let v = &fc.version;
     if v == "current" {
-        // A floating version would make two builds of the same site differ
-        // and nodes installed a day apart run different releases.
-        c.error(
+        // Accepted without the network: the build resolves it through the
+        // channel's current/version.txt and records the result in
+        // dist/manifest.json. A warning, because two builds may then differ.
+        c.warn(
             &path,
             format!(
-                "\"current\" floats; pin the release (e.g. the {} channel's current \
-                 version from https://www.flatcar.org/releases) so every build installs the same image",
+                "\"current\" is resolved at build time through the {} channel's \
+                 current/version.txt (the build prints and records the version in \
+                 dist/manifest.json); pin a release such as \"4593.2.5\" so every build \
+                 installs the same image",
                 fc.channel
             ),
         );

@@ -1,6 +1,6 @@
 //! A fixture mirror server on 127.0.0.1:0: serves a directory over HTTP/1.1
 //! (GET, HEAD, `Range: bytes=N-`), counts requests, and injects faults per
-//! path (redirect, 404, truncation, hang, dropped connection).
+//! path (redirect, 404, truncation, hang, stall, silence, dropped connection).
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -17,13 +17,23 @@ pub enum Fault {
     /// 404 for every method.
     NotFound,
     /// GET sends the full Content-Length but only half the body, then closes;
-    /// the next `times` GETs do so (HEAD answers normally).
+    /// the next `times` GETs do so (HEAD answers normally). It ignores
+    /// `Range`: every such answer is a 200 from byte 0.
     DropMidway { times: u32 },
     /// The next `times` GETs answer 503 Service Unavailable.
     Unavailable { times: u32 },
     /// GET answers with headers for the full file, then hangs until the
     /// client gives up (HEAD answers normally).
     Hang,
+    /// GET honours `Range` but sends only `bytes` bytes of the body, then
+    /// closes: every attempt makes a little progress (HEAD answers normally).
+    Trickle { bytes: usize },
+    /// GET sends headers and the first `bytes` bytes, then hangs until the
+    /// client gives up (HEAD answers normally).
+    Stall { bytes: usize },
+    /// GET is read but never answered, not even with headers, until the
+    /// client gives up (HEAD answers normally).
+    Silent,
 }
 
 /// One request as the server saw it.
@@ -143,9 +153,23 @@ fn serve(mut conn: TcpStream, root: &Path, state: &Mutex<State>, stop: &AtomicBo
                 conn,
                 "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
             );
-            // Hold the connection open, sending nothing, until the client closes it.
-            let mut sink = [0u8; 64];
-            while !stop.load(Ordering::SeqCst) && matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+            hold(&mut conn, stop);
+        }
+        (Some(Fault::Stall { bytes }), Some(file)) if get => {
+            let body = std::fs::read(&file).unwrap();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(&body[..bytes.min(body.len())]);
+            let _ = conn.flush();
+            hold(&mut conn, stop);
+        }
+        (Some(Fault::Silent), Some(_)) if get => hold(&mut conn, stop),
+        (Some(Fault::Trickle { bytes }), Some(file)) if get => {
+            send_part(&mut conn, &file, &req, bytes);
+            let _ = conn.shutdown(Shutdown::Both);
         }
         (Some(Fault::DropMidway { .. }), Some(file)) if get => {
             let body = std::fs::read(&file).unwrap();
@@ -218,7 +242,19 @@ fn status(conn: &mut TcpStream, status: &str) {
     );
 }
 
+/// Holds the connection open, sending nothing, until the client closes it.
+fn hold(conn: &mut TcpStream, stop: &AtomicBool) {
+    let mut sink = [0u8; 64];
+    while !stop.load(Ordering::SeqCst) && matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+}
+
 fn send_file(conn: &mut TcpStream, file: &Path, req: &Seen) {
+    send_part(conn, file, req, usize::MAX);
+}
+
+/// Answers as `send_file` does (honouring `Range`) but sends at most `limit`
+/// bytes of the body.
+fn send_part(conn: &mut TcpStream, file: &Path, req: &Seen, limit: usize) {
     let body = std::fs::read(file).unwrap();
     let start = req
         .range
@@ -247,6 +283,6 @@ fn send_file(conn: &mut TcpStream, file: &Path, req: &Seen) {
     };
     let _ = write!(conn, "{head}Connection: close\r\n\r\n");
     if req.method != "HEAD" {
-        let _ = conn.write_all(part);
+        let _ = conn.write_all(&part[..limit.min(part.len())]);
     }
 }
