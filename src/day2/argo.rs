@@ -10,7 +10,6 @@ use serde_norway::Value;
 
 use super::helm::{self, Release};
 use super::kubectl;
-use super::payload;
 use super::Cluster;
 use crate::error::BadInput;
 use crate::site::Site;
@@ -99,10 +98,8 @@ pub fn render_root_app(text: &str, repo_url: &str, revision: &str) -> Result<Str
 
 /// Runs (or with `dry_run` prints) the plan.
 pub fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<()> {
-    for warning in payload::check(site) {
-        crate::warn!("{warning}");
-    }
     let plan = plan(site, &cluster.kubeconfig, opts)?;
+    super::preflight::check(site)?;
     if opts.dry_run {
         println!("helm {}", plan.helm_args.join(" "));
         println!(

@@ -14,11 +14,14 @@ pub mod helm;
 pub mod kubeconfig;
 pub mod kubectl;
 pub mod payload;
+pub mod preflight;
 pub mod progress;
+pub mod sync;
 pub mod token;
 pub mod tool;
 pub mod untaint;
 pub mod wait;
+pub mod yamlines;
 
 use std::path::{Path, PathBuf};
 
