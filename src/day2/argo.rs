@@ -10,6 +10,7 @@ use serde_norway::Value;
 
 use super::helm::{self, Release};
 use super::kubectl;
+use super::tool::Tool;
 use super::Cluster;
 use crate::error::BadInput;
 use crate::site::Site;
@@ -109,6 +110,7 @@ pub fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<()> {
         );
         return Ok(());
     }
+    super::tool::require(&[Tool::Kubectl, Tool::Helm])?;
     for warning in super::drift::check(cluster, &site.payload_dir()) {
         crate::warn!("{warning}");
     }

@@ -1,5 +1,6 @@
 //! What `install-argo` checks before it touches the cluster: that site.toml
-//! names a real repository and that payload/'s Applications follow it. Each
+//! names a real repository, that payload/ parses and lints clean (what Argo CD
+//! would fail on), and that payload/'s Applications follow the repository. Each
 //! problem is bad input (exit 2) found before any helm or kubectl call, since
 //! a half-done bootstrap (Argo CD installed, root app pointing at the wrong
 //! repository) is worse than none.
@@ -12,6 +13,7 @@ use crate::site::Site;
 /// Runs every check; warnings (Cilium chart version) are printed, problems returned.
 pub fn check(site: &Site) -> Result<()> {
     sync::require_real_repo(site)?;
+    lint(site)?;
     let changes = sync::check(site)?;
     if !changes.is_empty() {
         return Err(BadInput::new(refusal(site, &changes)));
@@ -20,6 +22,22 @@ pub fn check(site: &Site) -> Result<()> {
         crate::warn!("{warning}");
     }
     Ok(())
+}
+
+/// payload::lint on the operator's payload/; a parse error is a problem too.
+fn lint(site: &Site) -> Result<()> {
+    let docs = payload::load(&site.dir).map_err(|e| BadInput::new(format!("{e:#}")))?;
+    let problems = payload::lint(&site.dir, &docs);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut text =
+        "payload/ has problems Argo CD would fail on (fix them, commit and push):".to_string();
+    for problem in problems {
+        text.push_str("\n  ");
+        text.push_str(&problem);
+    }
+    Err(BadInput::new(text))
 }
 
 fn refusal(site: &Site, changes: &[sync::Change]) -> String {

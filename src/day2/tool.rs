@@ -88,6 +88,34 @@ pub fn is_unreachable(stderr: &str) -> bool {
     UNREACHABLE_MARKERS.iter().any(|m| lower.contains(m))
 }
 
+/// Where `tool` is on PATH: an executable file of that name in one of PATH's
+/// directories, as the shell would find it.
+pub fn find(tool: Tool) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool.program()))
+        .find(|file| {
+            std::fs::metadata(file)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Fails naming every tool of `tools` that is not on PATH, with how to install
+/// it, so a command that needs several stops before running the first.
+pub fn require(tools: &[Tool]) -> anyhow::Result<()> {
+    let missing: Vec<String> = tools
+        .iter()
+        .filter(|t| find(**t).is_none())
+        .map(|&tool| ToolError::NotFound { tool }.to_string())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(missing.join("\n")))
+    }
+}
+
 /// Runs `tool args…`, feeding `stdin` when given; returns stdout on success.
 pub fn run(tool: Tool, args: &[String], stdin: Option<&str>) -> Result<String, ToolError> {
     crate::verbose!("running {tool} {}", args.join(" "));

@@ -72,6 +72,24 @@ pub(crate) fn with_tools(t: Test, tools: &[&str]) -> Test {
     t.env("PATH", path).env("FAKE_DIR", fake)
 }
 
+/// [`with_tools`], but with the system directories replaced by links to just
+/// the utilities the fake needs, so an installed kubectl or helm is not found.
+fn with_only_tools(t: Test, tools: &[&str]) -> Test {
+    let t = with_tools(t, tools);
+    let utils = t.path().join("utils");
+    std::fs::create_dir_all(&utils).unwrap();
+    for util in ["basename", "wc", "cat"] {
+        let real = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(util))
+            .find(|p| p.exists())
+            .unwrap();
+        std::os::unix::fs::symlink(real, utils.join(util)).unwrap();
+    }
+    let path = format!("{}:{}", t.path().join("bin").display(), utils.display());
+    t.env("PATH", path)
+}
+
 /// Writes `fake/<name>` (a canned answer for the fake tools).
 pub(crate) fn fake(t: &Test, name: &str, text: &str) {
     std::fs::write(t.path().join("fake").join(name), text).unwrap();
@@ -193,13 +211,61 @@ fn kubectl_missing_from_path_fails_naming_it() {
 
 #[test]
 fn helm_missing_from_path_fails_before_applying_anything() {
-    let out = with_tools(synced(site_with_secrets()), &["kubectl"])
+    let out = with_only_tools(synced(site_with_secrets()), &["kubectl"])
         .args(["install-argo"])
         .run();
-    out.code(1).stderr_contains(
-        "error: installing Argo CD with helm: helm was not found on PATH: install Helm 3",
+    out.code(1).stderr_is(
+        "error: helm was not found on PATH: install Helm 3 (Debian/Ubuntu: `apt-get install helm` \
+         from Helm's apt repository, or a static binary from https://github.com/helm/helm/releases), \
+         then run the command again\n",
     );
     assert!(calls(&out).is_empty(), "{:?}", calls(&out));
+}
+
+#[test]
+fn install_argo_with_kubectl_missing_runs_no_helm_at_all() {
+    let t = with_only_tools(synced(site_with_secrets()), &["helm"]);
+    let out = t.args(["install-argo"]).run();
+    out.code(1).stderr_is(
+        "error: kubectl was not found on PATH: install it (Debian/Ubuntu: `apt-get install \
+         kubectl` from the Kubernetes apt repository pkgs.k8s.io, or a static binary from \
+         https://kubernetes.io/docs/tasks/tools/), then run the command again\n",
+    );
+    // Not even `helm get values` (the Cilium comparison) ran.
+    assert!(calls(&out).is_empty(), "{:?}", calls(&out));
+    // Both missing: both named, kubectl first.
+    let none = with_only_tools(synced(site_with_secrets()), &[]);
+    none.run_with(["install-argo"])
+        .code(1)
+        .stderr_contains("error: kubectl was not found on PATH: ")
+        .stderr_contains("\nhelm was not found on PATH: install Helm 3");
+}
+
+#[test]
+fn install_argo_refuses_a_payload_that_does_not_lint() {
+    let t = argo_cluster().file(
+        "payload/apps/broken.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: broken}\n\
+         spec:\n  project: default\n  destination: {namespace: x}\n  source:\n    \
+         repoURL: https://git.lan/ops/rack1.git\n    targetRevision: main\n    path: payload/gone\n",
+    );
+    let t = t.args(["install-argo"]);
+    let out = t.run();
+    out.code(2).stderr_is(
+        "error: payload/ has problems Argo CD would fail on (fix them, commit and push):\n  \
+         payload/apps/broken.yaml: Application broken: path payload/gone is not a directory of \
+         the repository\n",
+    );
+    assert!(calls(&out).is_empty());
+    std::fs::write(
+        out.path().join("payload/apps/broken.yaml"),
+        "a: [unclosed\n",
+    )
+    .unwrap();
+    let out = t.run();
+    out.code(2)
+        .stderr_contains("error: parsing payload/apps/broken.yaml as YAML: ");
+    assert!(calls(&out).is_empty());
 }
 
 const REFUSED: &str = "E1126 memcache.go:265] couldn't get current server API group list\n\
