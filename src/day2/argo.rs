@@ -120,12 +120,11 @@ pub fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<()> {
         site.file.argocd.chart_version,
         helm::ARGO_NAMESPACE
     );
-    cluster
-        .helm(&plan.helm_args, None)
-        .context("installing Argo CD with helm")?;
-    cluster
-        .kubectl(&plan.apply_args, Some(&plan.root_app))
-        .context("applying the root Application")?;
+    super::doing(cluster.helm(&plan.helm_args, None), || {
+        "installing Argo CD with helm".into()
+    })?;
+    let applied = cluster.kubectl(&plan.apply_args, Some(&plan.root_app));
+    super::doing(applied, || "applying the root Application".into())?;
     println!(
         "Argo CD installed; root Application follows {} at {}",
         site.file.argocd.repo_url, site.file.argocd.revision

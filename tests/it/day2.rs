@@ -268,7 +268,7 @@ fn install_argo_refuses_a_payload_that_does_not_lint() {
     assert!(calls(&out).is_empty());
 }
 
-const REFUSED: &str = "E1126 memcache.go:265] couldn't get current server API group list\n\
+pub(crate) const REFUSED: &str = "E1126 memcache.go:265] couldn't get current server API group list\n\
     The connection to the server 10.20.0.10:6443 was refused - did you specify the right host or port?\n";
 
 #[test]
@@ -277,11 +277,11 @@ fn unreachable_api_is_a_clear_failure() {
     fake(&t, "kubectl.fail", REFUSED);
     let out = t.args(["untaint"]).run();
     out.code(1).stderr_is(
-        "error: cannot reach the Kubernetes API at https://10.20.0.10:6443 (kubectl: The \
-         connection to the server 10.20.0.10:6443 was refused - did you specify the right host \
-         or port?); check that the control-plane nodes are up (`pxebuild wait`, the boot \
-         server's beacons), that this machine can reach the endpoint, and that \
-         secrets/kubeconfig belongs to this cluster\n",
+        "error: cannot reach the Kubernetes API at https://10.20.0.10:6443: check that the \
+         control-plane nodes are up (`pxebuild wait`, the boot server's beacons), that this \
+         machine can reach the endpoint, and that secrets/kubeconfig belongs to this cluster \
+         (kubectl: The connection to the server 10.20.0.10:6443 was refused - did you specify \
+         the right host or port?)\n",
     );
 }
 
@@ -305,9 +305,7 @@ fn unreachable_api_with_the_real_kubectl() {
         .env("PATH", "/usr/bin:/bin");
     t.run_with(["untaint"])
         .code(1)
-        .stderr_contains(
-            "error: cannot reach the Kubernetes API at https://10.20.0.10:6443 (kubectl: ",
-        )
+        .stderr_contains("error: cannot reach the Kubernetes API at https://10.20.0.10:6443: check")
         .stderr_contains(&format!("127.0.0.1:{port}"));
     t.run_with(["wait", "--timeout", "0s"])
         .code(1)
@@ -527,8 +525,8 @@ fn install_argo_stops_when_helm_fails() {
         (
             "Error: Kubernetes cluster unreachable: Get \"https://10.20.0.10:6443/version\": \
              dial tcp 10.20.0.10:6443: connect: connection refused\n",
-            "error: installing Argo CD with helm: cannot reach the Kubernetes API at \
-             https://10.20.0.10:6443 (helm: Error: Kubernetes cluster unreachable",
+            "error: cannot reach the Kubernetes API at https://10.20.0.10:6443: check that \
+             the control-plane nodes are up",
         ),
         (
             "Error: UPGRADE FAILED: context deadline exceeded\n",
