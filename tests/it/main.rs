@@ -7,6 +7,7 @@ mod cluster_render;
 mod cluster_secrets;
 mod day2;
 mod day2_errors;
+mod day2_handoff;
 mod day2_sync;
 mod fetch;
 mod harness;
