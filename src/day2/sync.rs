@@ -186,50 +186,75 @@ fn fix_text(text: &str, target: &Target) -> (String, Found) {
         .map(|l| l.trim_end_matches('\n').trim_end_matches('\r'))
         .collect();
     let entries: Vec<Option<Entry>> = bodies.iter().map(|l| yamlines::entry(l)).collect();
-    let mut found = Found::default();
-    let mut replaced: BTreeMap<usize, String> = BTreeMap::new();
-    let mut inserted: BTreeMap<usize, String> = BTreeMap::new();
+    let mut edits = Edits {
+        bodies: &bodies,
+        entries: &entries,
+        found: Found::default(),
+        replaced: BTreeMap::new(),
+        inserted: BTreeMap::new(),
+    };
     for at in application_repo_urls(&bodies, &entries) {
-        let sibs = yamlines::siblings(&entries, at);
-        let key_of = |i: &usize| entries[*i].as_ref().and_then(|e| e.key);
-        let keys: Vec<&str> = sibs.iter().filter_map(key_of).collect();
+        edits.git_source(at, target);
+    }
+    let Edits {
+        mut found,
+        replaced,
+        inserted,
+        ..
+    } = edits;
+    found.changes.sort_by_key(|c| c.0);
+    (assemble(&lines, &bodies, &replaced, &inserted), found)
+}
+
+/// The edits one file needs, collected source by source.
+struct Edits<'a> {
+    bodies: &'a [&'a str],
+    entries: &'a [Option<Entry<'a>>],
+    found: Found,
+    /// Line index → the line rewritten.
+    replaced: BTreeMap<usize, String>,
+    /// Line index → a line to add after it.
+    inserted: BTreeMap<usize, String>,
+}
+
+impl Edits<'_> {
+    fn key(&self, line: usize) -> Option<&str> {
+        self.entries[line].as_ref().and_then(|e| e.key)
+    }
+
+    /// The mapping whose `repoURL` is on line `at`, when it is a git source.
+    fn git_source(&mut self, at: usize, target: &Target) {
+        let sibs = yamlines::siblings(self.entries, at);
+        let keys: Vec<&str> = sibs.iter().filter_map(|&i| self.key(i)).collect();
         if keys.contains(&"chart") || !(keys.contains(&"path") || keys.contains(&"ref")) {
-            continue;
+            return;
         }
-        found.sources += 1;
-        if let Some(new) = fix_line(bodies[at], &entries[at], target.repo_url) {
-            found.changes.push((
-                at + 1,
-                "repoURL",
-                value(&entries[at]),
-                target.repo_url.into(),
-            ));
-            replaced.insert(at, new);
-        }
-        match sibs.iter().find(|i| key_of(i) == Some("targetRevision")) {
-            Some(&rev) => {
-                if let Some(new) = fix_line(bodies[rev], &entries[rev], target.revision) {
-                    found.changes.push((
-                        rev + 1,
-                        "targetRevision",
-                        value(&entries[rev]),
-                        target.revision.into(),
-                    ));
-                    replaced.insert(rev, new);
-                }
-            }
+        self.found.sources += 1;
+        self.set(at, "repoURL", target.repo_url);
+        match sibs
+            .iter()
+            .find(|&&i| self.key(i) == Some("targetRevision"))
+        {
+            Some(&rev) => self.set(rev, "targetRevision", target.revision),
             None => {
-                let col = entries[at].as_ref().map_or(0, |e| e.col);
+                let col = self.entries[at].as_ref().map_or(0, |e| e.col);
                 let rendered = yamlines::render(target.revision, None);
-                inserted.insert(at, format!("{}targetRevision: {rendered}", " ".repeat(col)));
-                found
-                    .changes
-                    .push((at + 1, "targetRevision", None, target.revision.into()));
+                let line = format!("{}targetRevision: {rendered}", " ".repeat(col));
+                self.inserted.insert(at, line);
+                let change = (at + 1, "targetRevision", None, target.revision.into());
+                self.found.changes.push(change);
             }
         }
     }
-    found.changes.sort_by_key(|c| c.0);
-    (assemble(&lines, &bodies, &replaced, &inserted), found)
+
+    /// Rewrites the value on line `at` to `want` unless it already is.
+    fn set(&mut self, at: usize, key: &'static str, want: &str) {
+        if let Some(new) = fix_line(self.bodies[at], &self.entries[at], want) {
+            let change = (at + 1, key, value(&self.entries[at]), want.to_string());
+            self.found.changes.push(change);
+            self.replaced.insert(at, new);
+        }
+    }
 }
 
 fn value(entry: &Option<Entry>) -> Option<String> {
