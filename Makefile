@@ -6,7 +6,7 @@ OUT ?= dist
 PXEBUILD ?= cargo run --quiet --release --
 PX = $(PXEBUILD) --site $(SITE)
 
-.PHONY: build check serve untaint install-argo wait token test
+.PHONY: build check serve untaint install-argo sync-payload wait token test
 
 build:
 	$(PX) build --out $(OUT)
@@ -25,6 +25,9 @@ untaint:
 
 install-argo:
 	$(PX) install-argo
+
+sync-payload:
+	$(PX) install-argo --sync-payload
 
 token:
 	$(PX) token publish

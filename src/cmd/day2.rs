@@ -40,9 +40,14 @@ pub struct InstallArgoArgs {
     /// How long Helm waits for Argo CD to become ready.
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub timeout: Duration,
-    /// Print the helm command and the root Application instead of running them.
+    /// Print the helm command and the root Application instead of running them
+    /// (with --sync-payload: print what would change, write nothing).
     #[arg(long)]
     pub dry_run: bool,
+    /// Rewrite the repoURL/targetRevision of payload/'s Applications to site.toml's
+    /// [argocd] repo_url/revision, then stop (commit and push, then install).
+    #[arg(long)]
+    pub sync_payload: bool,
 }
 
 /// Arguments of `pxebuild wait`.
@@ -83,6 +88,10 @@ pub fn run_untaint(global: &Global, _args: UntaintArgs) -> Result<()> {
 
 pub fn run_install_argo(global: &Global, args: InstallArgoArgs) -> Result<()> {
     let site = Site::load(&global.site)?;
+    if args.sync_payload {
+        // Needs no cluster: payload/ is fixed and pushed before Argo CD exists.
+        return day2::sync::run(&site, args.dry_run);
+    }
     let opts = argo::Options {
         chart_repo: args.chart_repo,
         timeout: args.timeout.to_string(),

@@ -10,7 +10,7 @@ use serde_norway::Value;
 
 use super::helm::{self, Release};
 use super::kubectl;
-use super::payload;
+use super::tool::Tool;
 use super::Cluster;
 use crate::error::BadInput;
 use crate::site::Site;
@@ -99,10 +99,8 @@ pub fn render_root_app(text: &str, repo_url: &str, revision: &str) -> Result<Str
 
 /// Runs (or with `dry_run` prints) the plan.
 pub fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<()> {
-    for warning in payload::check(site) {
-        crate::warn!("{warning}");
-    }
     let plan = plan(site, &cluster.kubeconfig, opts)?;
+    super::preflight::check(site)?;
     if opts.dry_run {
         println!("helm {}", plan.helm_args.join(" "));
         println!(
@@ -112,6 +110,7 @@ pub fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<()> {
         );
         return Ok(());
     }
+    super::tool::require(&[Tool::Kubectl, Tool::Helm])?;
     for warning in super::drift::check(cluster, &site.payload_dir()) {
         crate::warn!("{warning}");
     }
@@ -121,12 +120,11 @@ pub fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<()> {
         site.file.argocd.chart_version,
         helm::ARGO_NAMESPACE
     );
-    cluster
-        .helm(&plan.helm_args, None)
-        .context("installing Argo CD with helm")?;
-    cluster
-        .kubectl(&plan.apply_args, Some(&plan.root_app))
-        .context("applying the root Application")?;
+    super::doing(cluster.helm(&plan.helm_args, None), || {
+        "installing Argo CD with helm".into()
+    })?;
+    let applied = cluster.kubectl(&plan.apply_args, Some(&plan.root_app));
+    super::doing(applied, || "applying the root Application".into())?;
     println!(
         "Argo CD installed; root Application follows {} at {}",
         site.file.argocd.repo_url, site.file.argocd.revision

@@ -54,6 +54,14 @@ pub fn next_steps(site: &Site, out: &Path) -> String {
             "       {} at {}: Argo CD follows it",
             f.argocd.repo_url, f.argocd.revision
         ),
+    ]);
+    if super::sync::is_placeholder(&f.argocd.repo_url) {
+        lines.push(format!(
+            "       (a placeholder: set [argocd] repo_url in {}, then `{px} install-argo --sync-payload`)",
+            site.path.display()
+        ));
+    }
+    lines.extend([
         format!("  7. Day 2:                      {px} untaint   (optional: workloads on control planes)"),
         format!("{indent}{px} install-argo   (Argo CD chart {})", f.argocd.chart_version),
         "  Node lifecycle (add, remove, reinstall, upgrade): docs/operations.md".into(),
@@ -82,7 +90,7 @@ pub fn boot_order(site: &Site) -> Vec<String> {
 }
 
 /// `pxebuild`, plus `--site` when the site is not the default `site.toml`.
-fn pxebuild_cmd(site: &Site) -> String {
+pub(crate) fn pxebuild_cmd(site: &Site) -> String {
     if site.path == Path::new("site.toml") {
         "pxebuild".into()
     } else {
@@ -149,6 +157,7 @@ Next steps for site rack1:
   5. Admin kubeconfig:           secrets/kubeconfig (pxebuild kubeconfig)
   6. Push this repository (payload/ included; not secrets/, dist/, .pxebuild/) to
        https://git.example.com/infra/rack1.git at main: Argo CD follows it
+       (a placeholder: set [argocd] repo_url in site.toml, then `pxebuild install-argo --sync-payload`)
   7. Day 2:                      pxebuild untaint   (optional: workloads on control planes)
                                  pxebuild install-argo   (Argo CD chart 8.1.2)
   Node lifecycle (add, remove, reinstall, upgrade): docs/operations.md

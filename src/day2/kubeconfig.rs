@@ -54,8 +54,17 @@ pub fn display_path(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// Writes a private (0600) copy of the kubeconfig to `dest`, atomically.
+/// Writes a private (0600) copy of the kubeconfig to `dest`, atomically. Bad
+/// input (exit 2) when `dest` names a directory: the copy needs a file name,
+/// and guessing one would leave the operator looking for it.
 pub fn write_copy(source: &Path, dest: &Path) -> Result<()> {
+    let text = dest.as_os_str().to_string_lossy();
+    if dest.is_dir() || text.ends_with('/') {
+        let dir = text.trim_end_matches('/');
+        return Err(BadInput::new(format!(
+            "--out {text} is a directory: name the file to write, e.g. --out {dir}/kubeconfig"
+        )));
+    }
     let bytes = std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
     crate::fsutil::atomic_write(dest, &bytes, 0o600)
         .with_context(|| format!("writing kubeconfig copy {}", dest.display()))

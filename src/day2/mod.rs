@@ -14,11 +14,14 @@ pub mod helm;
 pub mod kubeconfig;
 pub mod kubectl;
 pub mod payload;
+pub mod preflight;
 pub mod progress;
+pub mod sync;
 pub mod token;
 pub mod tool;
 pub mod untaint;
 pub mod wait;
+pub mod yamlines;
 
 use std::path::{Path, PathBuf};
 
@@ -59,18 +62,52 @@ impl Cluster {
     }
 
     /// Adds the cluster's address and the operator's next move to a tool error.
+    /// Our explanation comes first, the tool's own words last.
     pub(crate) fn explain(&self, err: ToolError) -> anyhow::Error {
-        match err {
-            ToolError::Unreachable { tool, detail } => anyhow::anyhow!(
-                "cannot reach the Kubernetes API at {} ({tool}: {detail}); check that the \
-                 control-plane nodes are up (`pxebuild wait`, the boot server's beacons), that \
-                 this machine can reach the endpoint, and that {} belongs to this cluster",
-                self.api,
-                self.kubeconfig.display()
+        let kc = self.kubeconfig.display();
+        let text = match err {
+            ToolError::Unreachable { tool, detail } => format!(
+                "cannot reach the Kubernetes API at {}: check that the control-plane nodes are up \
+                 (`pxebuild wait`, the boot server's beacons), that this machine can reach the \
+                 endpoint, and that {kc} belongs to this cluster ({tool}: {detail})",
+                self.api
             ),
-            other => anyhow::Error::new(other),
-        }
+            ToolError::Untrusted { tool, detail } => format!(
+                "the Kubernetes API at {} answered with a certificate {kc} does not trust: the \
+                 kubeconfig belongs to another cluster (or another build's secrets/), or another \
+                 machine answers at that address; use the secrets/ of the build that installed \
+                 this cluster ({tool}: {detail})",
+                self.api
+            ),
+            other => return anyhow::Error::new(other),
+        };
+        anyhow::Error::new(ApiProblem(text))
     }
+}
+
+/// The API could not be reached, or not trusted: a message that stands alone
+/// and comes first, whatever the command was doing (see [`doing`]).
+#[derive(Debug)]
+pub struct ApiProblem(String);
+
+impl std::fmt::Display for ApiProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ApiProblem {}
+
+/// `result` with `what` as context, unless the failure is an [`ApiProblem`],
+/// whose message already says everything and must lead.
+pub(crate) fn doing<T>(result: Result<T>, what: impl FnOnce() -> String) -> Result<T> {
+    result.map_err(|e| {
+        if e.is::<ApiProblem>() {
+            e
+        } else {
+            e.context(what())
+        }
+    })
 }
 
 /// `path` without a leading `./`, as operators would type it.

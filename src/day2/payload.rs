@@ -1,9 +1,9 @@
 //! `payload/`: the Kubernetes manifests Argo CD applies from git. This module
 //! parses every YAML file there and cross-checks it: manifests have apiVersion
-//! and kind, every Application's `path` and `$values/…` file exist, and (as
-//! warnings) the Applications follow the repository, revision and Cilium version
-//! site.toml names. Application paths are relative to the git repository root,
-//! which is the directory holding site.toml.
+//! and kind, every Application's `path` and `$values/…` file exist, and (as a
+//! warning) the Cilium chart follows site.toml's Cilium version. Whether the git
+//! sources follow site.toml's repository is `day2::sync`'s job. Application
+//! paths are relative to the git repository root, the directory holding site.toml.
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -65,8 +65,8 @@ pub fn is_values_file(path: &Path) -> bool {
         .is_some_and(|n| n.ends_with("values.yaml") || n.ends_with("values.yml"))
 }
 
-/// Every YAML document under `<repo_root>/payload`, files in sorted order.
-pub fn load(repo_root: &Path) -> Result<Vec<Document>> {
+/// Every YAML file under `<repo_root>/payload`, sorted.
+pub fn files(repo_root: &Path) -> Result<Vec<PathBuf>> {
     let dir = repo_root.join("payload");
     let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
         .into_iter()
@@ -77,8 +77,13 @@ pub fn load(repo_root: &Path) -> Result<Vec<Document>> {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// Every YAML document under `<repo_root>/payload`, files in sorted order.
+pub fn load(repo_root: &Path) -> Result<Vec<Document>> {
     let mut docs = Vec::new();
-    for path in files {
+    for path in files(repo_root)? {
         let rel = path.strip_prefix(repo_root).unwrap_or(&path).to_path_buf();
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
@@ -201,55 +206,37 @@ fn value_files(src: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// Warnings when payload/ does not follow site.toml: git sources of every
-/// Application should use `argocd.repo_url`/`revision` (Argo CD reads payload/
-/// from that repository), and the Cilium chart should be `cilium.version`.
-/// Empty when all agree, or when payload/ is absent.
+/// A git source of an Application: one that names a `path` or is a `ref`
+/// (not a Helm chart), so it must follow site.toml's repository.
+pub fn is_git_source(src: &Value) -> bool {
+    src.get("chart").is_none() && (src.get("path").is_some() || src.get("ref").is_some())
+}
+
+/// Warnings when the Cilium chart of payload/ is not site.toml's `cilium.version`
+/// (the node unit installs that version; Argo CD would change it). Empty when
+/// they agree or payload/ is absent.
 pub fn check(site: &Site) -> Vec<String> {
     if !site.payload_dir().is_dir() {
         return Vec::new();
     }
     match load(&site.dir) {
-        Ok(docs) => mismatches(site, &docs),
+        Ok(docs) => cilium_mismatches(site, &docs),
         Err(e) => vec![format!("{e:#}")],
     }
 }
 
-fn mismatches(site: &Site, docs: &[Document]) -> Vec<String> {
-    let argocd = &site.file.argocd;
+fn cilium_mismatches(site: &Site, docs: &[Document]) -> Vec<String> {
+    let want = &site.file.cilium.version;
     let mut out = Vec::new();
     for doc in docs.iter().filter(|d| d.is_application()) {
         for src in doc.sources() {
             let field = |k: &str| src.get(k).and_then(Value::as_str).unwrap_or("");
-            let mut differs = |key: &str, have: &str, want: &str, site_key: &str| {
-                if have != want {
-                    out.push(format!(
-                        "{}: {key} {have:?} differs from site.toml {site_key} {want:?}",
-                        doc.label()
-                    ));
-                }
-            };
-            if src.get("path").is_some() || src.get("ref").is_some() {
-                differs(
-                    "repoURL",
-                    field("repoURL"),
-                    &argocd.repo_url,
-                    "argocd.repo_url",
-                );
-                differs(
-                    "targetRevision",
-                    field("targetRevision"),
-                    &argocd.revision,
-                    "argocd.revision",
-                );
-            }
-            if field("chart") == "cilium" {
-                differs(
-                    "cilium chart version",
-                    field("targetRevision"),
-                    &site.file.cilium.version,
-                    "cilium.version",
-                );
+            if field("chart") == "cilium" && field("targetRevision") != want {
+                out.push(format!(
+                    "{}: cilium chart version {:?} differs from site.toml cilium.version {want:?}",
+                    doc.label(),
+                    field("targetRevision")
+                ));
             }
         }
     }

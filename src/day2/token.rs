@@ -98,9 +98,10 @@ pub fn publish(cluster: &Cluster, site: &Site) -> Result<()> {
     let expires = (ttl > 0).then_some(now + ttl);
     let manifest = secret_manifest(&token, &site.file.cluster.name, expires);
     let text = serde_json::to_string_pretty(&manifest)?;
-    cluster
-        .kubectl(&kubectl::apply_stdin(&cluster.kubeconfig), Some(&text))
-        .with_context(|| format!("publishing bootstrap token {}", token.id))?;
+    let applied = cluster.kubectl(&kubectl::apply_stdin(&cluster.kubeconfig), Some(&text));
+    super::doing(applied, || {
+        format!("publishing bootstrap token {}", token.id)
+    })?;
     let until = expires.map_or("never expires".to_string(), |t| {
         format!("expires {}", rfc3339(t))
     });

@@ -51,6 +51,8 @@ pub enum ToolError {
     NotFound { tool: Tool },
     #[error("cannot reach the Kubernetes API ({tool}: {detail})")]
     Unreachable { tool: Tool, detail: String },
+    #[error("the Kubernetes API's certificate is not trusted ({tool}: {detail})")]
+    Untrusted { tool: Tool, detail: String },
     #[error("`{tool} {command}` failed ({status}): {stderr}")]
     Failed {
         tool: Tool,
@@ -82,10 +84,55 @@ const UNREACHABLE_MARKERS: &[&str] = &[
     "client.timeout exceeded",
 ];
 
+/// What kubectl and helm print when the TLS handshake succeeded but the
+/// server's certificate failed verification: something answered, but not the
+/// cluster the kubeconfig's CA vouches for. Checked before
+/// [`UNREACHABLE_MARKERS`], which "Unable to connect to the server" also matches.
+const UNTRUSTED_MARKERS: &[&str] = &[
+    "x509:",
+    "failed to verify certificate",
+    "certificate signed by unknown authority",
+    "certificate is valid for",
+];
+
+/// True when a tool's stderr says the API server's certificate was not trusted.
+pub fn is_untrusted(stderr: &str) -> bool {
+    let lower = stderr.to_lowercase();
+    UNTRUSTED_MARKERS.iter().any(|m| lower.contains(m))
+}
+
 /// True when a tool's stderr says the API server could not be reached.
 pub fn is_unreachable(stderr: &str) -> bool {
     let lower = stderr.to_lowercase();
     UNREACHABLE_MARKERS.iter().any(|m| lower.contains(m))
+}
+
+/// Where `tool` is on PATH: an executable file of that name in one of PATH's
+/// directories, as the shell would find it.
+pub fn find(tool: Tool) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool.program()))
+        .find(|file| {
+            std::fs::metadata(file)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Fails naming every tool of `tools` that is not on PATH, with how to install
+/// it, so a command that needs several stops before running the first.
+pub fn require(tools: &[Tool]) -> anyhow::Result<()> {
+    let missing: Vec<String> = tools
+        .iter()
+        .filter(|t| find(**t).is_none())
+        .map(|&tool| ToolError::NotFound { tool }.to_string())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(missing.join("\n")))
+    }
 }
 
 /// Runs `tool args…`, feeding `stdin` when given; returns stdout on success.
@@ -116,10 +163,16 @@ pub fn run(tool: Tool, args: &[String], stdin: Option<&str>) -> Result<String, T
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
+    if is_untrusted(&stderr) {
+        return Err(ToolError::Untrusted {
+            tool,
+            detail: detail(&stderr),
+        });
+    }
     if is_unreachable(&stderr) {
         return Err(ToolError::Unreachable {
             tool,
-            detail: last_line(&stderr),
+            detail: detail(&stderr),
         });
     }
     Err(ToolError::Failed {
@@ -128,6 +181,19 @@ pub fn run(tool: Tool, args: &[String], stdin: Option<&str>) -> Result<String, T
         status: out.status.to_string(),
         stderr,
     })
+}
+
+/// kubectl's advice to skip validation when `apply` could not download the
+/// OpenAPI schema: wrong when the API is unreachable, so never passed on.
+const VALIDATE_HINT: &str =
+    "; if you choose to ignore these errors, turn validation off with --validate=false";
+
+/// The root cause of a connection failure, for the end of our message: the
+/// last line, without kubectl's `error: ` prefix and validation hint.
+fn detail(stderr: &str) -> String {
+    let line = last_line(stderr);
+    let line = line.replace(VALIDATE_HINT, "");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
 }
 
 /// The most specific line of a multi-line tool error (tools print the root
@@ -172,6 +238,35 @@ mod tests {
         assert!(
             msg.starts_with("helm was not found on PATH: install Helm 3"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn certificate_failures_are_told_apart_from_connection_failures() {
+        let tls = "Unable to connect to the server: tls: failed to verify certificate: x509: \
+                   certificate signed by unknown authority";
+        assert!(
+            is_untrusted(tls) && is_unreachable(tls),
+            "hence checked first"
+        );
+        assert!(!is_untrusted(
+            "Unable to connect to the server: net/http: TLS handshake timeout"
+        ));
+        assert!(!is_untrusted(REFUSED_APPLY));
+    }
+
+    const REFUSED_APPLY: &str = "error: error validating \"STDIN\": error validating data: failed \
+        to download openapi: Get \"https://127.0.0.1:1/openapi/v2?timeout=15s\": dial tcp \
+        127.0.0.1:1: connect: connection refused; if you choose to ignore these errors, turn \
+        validation off with --validate=false";
+
+    #[test]
+    fn detail_drops_kubectls_prefix_and_validation_hint() {
+        assert_eq!(
+            detail(REFUSED_APPLY),
+            "error validating \"STDIN\": error validating data: failed to download openapi: Get \
+             \"https://127.0.0.1:1/openapi/v2?timeout=15s\": dial tcp 127.0.0.1:1: connect: \
+             connection refused"
         );
     }
 

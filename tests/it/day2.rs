@@ -18,11 +18,29 @@ const TAINT: &str = r#"{"key":"node-role.kubernetes.io/control-plane","effect":"
 const KC: &str = "--kubeconfig secrets/kubeconfig --request-timeout=15s";
 
 /// The example site with secrets and payload/, and fake kubectl + helm on PATH.
-fn cluster() -> Test {
+pub(crate) fn cluster() -> Test {
     with_tools(site_with_secrets(), &["kubectl", "helm"])
 }
 
-fn site_with_secrets() -> Test {
+/// The example site's repository, a placeholder install-argo refuses.
+pub(crate) const EXAMPLE_REPO: &str = "https://git.example.com/infra/rack1.git";
+/// A real-looking repository for install-argo runs.
+pub(crate) const REPO: &str = "https://git.lan/ops/rack1.git";
+
+/// [`cluster`] with site.toml naming [`REPO`] and payload/ synced to it.
+pub(crate) fn argo_cluster() -> Test {
+    synced(cluster())
+}
+
+/// `t` with site.toml naming [`REPO`] and payload/ synced to it.
+fn synced(t: Test) -> Test {
+    let t = t.edit_site(EXAMPLE_REPO, REPO);
+    let site = Site::load(&t.path().join("site.toml")).unwrap();
+    pxebuild::day2::sync::sync(&site, true).unwrap();
+    t
+}
+
+pub(crate) fn site_with_secrets() -> Test {
     let t = Test::new()
         .example_site()
         .file("secrets/kubeconfig", &fixture("day2/kubeconfig"))
@@ -41,7 +59,7 @@ fn site_with_secrets() -> Test {
 
 /// Installs the fake under each name in `<tmp>/bin` and puts only that and the
 /// system directories on PATH.
-fn with_tools(t: Test, tools: &[&str]) -> Test {
+pub(crate) fn with_tools(t: Test, tools: &[&str]) -> Test {
     let bin = t.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     for tool in tools {
@@ -54,13 +72,31 @@ fn with_tools(t: Test, tools: &[&str]) -> Test {
     t.env("PATH", path).env("FAKE_DIR", fake)
 }
 
+/// [`with_tools`], but with the system directories replaced by links to just
+/// the utilities the fake needs, so an installed kubectl or helm is not found.
+fn with_only_tools(t: Test, tools: &[&str]) -> Test {
+    let t = with_tools(t, tools);
+    let utils = t.path().join("utils");
+    std::fs::create_dir_all(&utils).unwrap();
+    for util in ["basename", "wc", "cat"] {
+        let real = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(util))
+            .find(|p| p.exists())
+            .unwrap();
+        std::os::unix::fs::symlink(real, utils.join(util)).unwrap();
+    }
+    let path = format!("{}:{}", t.path().join("bin").display(), utils.display());
+    t.env("PATH", path)
+}
+
 /// Writes `fake/<name>` (a canned answer for the fake tools).
-fn fake(t: &Test, name: &str, text: &str) {
+pub(crate) fn fake(t: &Test, name: &str, text: &str) {
     std::fs::write(t.path().join("fake").join(name), text).unwrap();
 }
 
 /// Every call the fake tools recorded, as "<tool> <args>".
-fn calls(out: &Output) -> Vec<String> {
+pub(crate) fn calls(out: &Output) -> Vec<String> {
     match std::fs::read_to_string(out.path().join("fake/calls.log")) {
         Ok(text) => text.lines().map(String::from).collect(),
         Err(_) => Vec::new(),
@@ -175,16 +211,64 @@ fn kubectl_missing_from_path_fails_naming_it() {
 
 #[test]
 fn helm_missing_from_path_fails_before_applying_anything() {
-    let out = with_tools(site_with_secrets(), &["kubectl"])
+    let out = with_only_tools(synced(site_with_secrets()), &["kubectl"])
         .args(["install-argo"])
         .run();
-    out.code(1).stderr_contains(
-        "error: installing Argo CD with helm: helm was not found on PATH: install Helm 3",
+    out.code(1).stderr_is(
+        "error: helm was not found on PATH: install Helm 3 (Debian/Ubuntu: `apt-get install helm` \
+         from Helm's apt repository, or a static binary from https://github.com/helm/helm/releases), \
+         then run the command again\n",
     );
     assert!(calls(&out).is_empty(), "{:?}", calls(&out));
 }
 
-const REFUSED: &str = "E1126 memcache.go:265] couldn't get current server API group list\n\
+#[test]
+fn install_argo_with_kubectl_missing_runs_no_helm_at_all() {
+    let t = with_only_tools(synced(site_with_secrets()), &["helm"]);
+    let out = t.args(["install-argo"]).run();
+    out.code(1).stderr_is(
+        "error: kubectl was not found on PATH: install it (Debian/Ubuntu: `apt-get install \
+         kubectl` from the Kubernetes apt repository pkgs.k8s.io, or a static binary from \
+         https://kubernetes.io/docs/tasks/tools/), then run the command again\n",
+    );
+    // Not even `helm get values` (the Cilium comparison) ran.
+    assert!(calls(&out).is_empty(), "{:?}", calls(&out));
+    // Both missing: both named, kubectl first.
+    let none = with_only_tools(synced(site_with_secrets()), &[]);
+    none.run_with(["install-argo"])
+        .code(1)
+        .stderr_contains("error: kubectl was not found on PATH: ")
+        .stderr_contains("\nhelm was not found on PATH: install Helm 3");
+}
+
+#[test]
+fn install_argo_refuses_a_payload_that_does_not_lint() {
+    let t = argo_cluster().file(
+        "payload/apps/broken.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: broken}\n\
+         spec:\n  project: default\n  destination: {namespace: x}\n  source:\n    \
+         repoURL: https://git.lan/ops/rack1.git\n    targetRevision: main\n    path: payload/gone\n",
+    );
+    let t = t.args(["install-argo"]);
+    let out = t.run();
+    out.code(2).stderr_is(
+        "error: payload/ has problems Argo CD would fail on (fix them, commit and push):\n  \
+         payload/apps/broken.yaml: Application broken: path payload/gone is not a directory of \
+         the repository\n",
+    );
+    assert!(calls(&out).is_empty());
+    std::fs::write(
+        out.path().join("payload/apps/broken.yaml"),
+        "a: [unclosed\n",
+    )
+    .unwrap();
+    let out = t.run();
+    out.code(2)
+        .stderr_contains("error: parsing payload/apps/broken.yaml as YAML: ");
+    assert!(calls(&out).is_empty());
+}
+
+pub(crate) const REFUSED: &str = "E1126 memcache.go:265] couldn't get current server API group list\n\
     The connection to the server 10.20.0.10:6443 was refused - did you specify the right host or port?\n";
 
 #[test]
@@ -193,11 +277,11 @@ fn unreachable_api_is_a_clear_failure() {
     fake(&t, "kubectl.fail", REFUSED);
     let out = t.args(["untaint"]).run();
     out.code(1).stderr_is(
-        "error: cannot reach the Kubernetes API at https://10.20.0.10:6443 (kubectl: The \
-         connection to the server 10.20.0.10:6443 was refused - did you specify the right host \
-         or port?); check that the control-plane nodes are up (`pxebuild wait`, the boot \
-         server's beacons), that this machine can reach the endpoint, and that \
-         secrets/kubeconfig belongs to this cluster\n",
+        "error: cannot reach the Kubernetes API at https://10.20.0.10:6443: check that the \
+         control-plane nodes are up (`pxebuild wait`, the boot server's beacons), that this \
+         machine can reach the endpoint, and that secrets/kubeconfig belongs to this cluster \
+         (kubectl: The connection to the server 10.20.0.10:6443 was refused - did you specify \
+         the right host or port?)\n",
     );
 }
 
@@ -221,9 +305,7 @@ fn unreachable_api_with_the_real_kubectl() {
         .env("PATH", "/usr/bin:/bin");
     t.run_with(["untaint"])
         .code(1)
-        .stderr_contains(
-            "error: cannot reach the Kubernetes API at https://10.20.0.10:6443 (kubectl: ",
-        )
+        .stderr_contains("error: cannot reach the Kubernetes API at https://10.20.0.10:6443: check")
         .stderr_contains(&format!("127.0.0.1:{port}"));
     t.run_with(["wait", "--timeout", "0s"])
         .code(1)
@@ -376,22 +458,17 @@ const INSTALLED_CILIUM: &str = r#"{"kubeProxyReplacement":true,"k8sServiceHost":
 #[test]
 fn install_argo_runs_helm_then_applies_the_root_application_from_the_site() {
     let t = cluster()
-        .edit_site(
-            "https://git.example.com/infra/rack1.git",
-            "https://git.example.org/ops/site.git",
-        )
+        .edit_site(EXAMPLE_REPO, REPO)
         .edit_site("revision = \"main\"", "revision = \"production\"")
         .edit_site("chart_version = \"8.1.2\"", "chart_version = \"8.1.3\"");
+    let site = Site::load(&t.path().join("site.toml")).unwrap();
+    pxebuild::day2::sync::sync(&site, true).unwrap();
     fake(&t, "helm-values.json", INSTALLED_CILIUM);
     let out = t.args(["install-argo"]).run();
     out.success()
-        .stdout_is("Argo CD installed; root Application follows https://git.example.org/ops/site.git at production\n")
-        // The committed payload still names the example repository: warned, not fatal.
-        .stderr_contains(
-            "warning: payload/core/cilium.yaml: Application cilium: repoURL \
-             \"https://git.example.com/infra/rack1.git\" differs from site.toml argocd.repo_url \
-             \"https://git.example.org/ops/site.git\"\n",
-        )
+        .stdout_is("Argo CD installed; root Application follows https://git.lan/ops/rack1.git at production\n")
+        // The root app's revision in git is never read: no warning about it.
+        .stderr_lacks("root")
         .stderr_contains(
             "warning: the running Cilium has cluster.name=\"kubernetes\", which \
              payload/core/cilium/values.yaml does not set; Argo CD's first sync would change it \
@@ -417,14 +494,14 @@ fn install_argo_runs_helm_then_applies_the_root_application_from_the_site() {
     let committed =
         std::fs::read_to_string(repo_root().join("payload/bootstrap/root-app.yaml")).unwrap();
     let mut want: Value = serde_norway::from_str(&committed).unwrap();
-    want["spec"]["source"]["repoURL"] = "https://git.example.org/ops/site.git".into();
+    want["spec"]["source"]["repoURL"] = REPO.into();
     want["spec"]["source"]["targetRevision"] = "production".into();
     assert_eq!(applied, want);
 }
 
 #[test]
 fn install_argo_dry_run_prints_the_plan_and_runs_nothing() {
-    let out = cluster()
+    let out = argo_cluster()
         .args([
             "install-argo",
             "--dry-run",
@@ -448,8 +525,8 @@ fn install_argo_stops_when_helm_fails() {
         (
             "Error: Kubernetes cluster unreachable: Get \"https://10.20.0.10:6443/version\": \
              dial tcp 10.20.0.10:6443: connect: connection refused\n",
-            "error: installing Argo CD with helm: cannot reach the Kubernetes API at \
-             https://10.20.0.10:6443 (helm: Error: Kubernetes cluster unreachable",
+            "error: cannot reach the Kubernetes API at https://10.20.0.10:6443: check that \
+             the control-plane nodes are up",
         ),
         (
             "Error: UPGRADE FAILED: context deadline exceeded\n",
@@ -461,7 +538,7 @@ fn install_argo_stops_when_helm_fails() {
         ),
     ];
     for (helm_says, we_say) in cases {
-        let t = cluster();
+        let t = argo_cluster();
         fake(&t, "helm.fail", helm_says);
         let out = t.args(["install-argo"]).run();
         out.code(1)
@@ -474,7 +551,7 @@ fn install_argo_stops_when_helm_fails() {
 
 #[test]
 fn install_argo_without_payload_is_bad_input() {
-    let t = cluster();
+    let t = argo_cluster();
     std::fs::remove_dir_all(t.path().join("payload")).unwrap();
     let out = t.args(["install-argo"]).run();
     out.code(2).stderr_contains(
@@ -669,23 +746,17 @@ fn payload_repo_urls_match_site() {
 }
 
 #[test]
-fn payload_check_warns_for_every_source_that_differs_from_the_site() {
+fn payload_check_warns_when_the_cilium_chart_is_not_the_sites_version() {
     let t = site_with_secrets()
         .edit_site("revision = \"main\"", "revision = \"v2\"")
         .edit_site("version = \"1.17.4\"", "version = \"1.17.5\"");
     let site = Site::load(&t.path().join("site.toml")).unwrap();
-    let warnings = payload::check(&site);
-    let revision = |f: &str, kind: &str| {
-        format!("payload/{f}: Application {kind}: targetRevision \"main\" differs from site.toml argocd.revision \"v2\"")
-    };
+    // Repository and revision are install-argo's refusal (day2_sync), not warnings.
     assert_eq!(
-        warnings,
+        payload::check(&site),
         [
-            revision("apps/hello.yaml", "hello"),
-            revision("bootstrap/root-app.yaml", "root"),
-            revision("core/apps.yaml", "apps"),
-            "payload/core/cilium.yaml: Application cilium: cilium chart version \"1.17.4\" differs from site.toml cilium.version \"1.17.5\"".to_string(),
-            revision("core/cilium.yaml", "cilium"),
+            "payload/core/cilium.yaml: Application cilium: cilium chart version \"1.17.4\" \
+          differs from site.toml cilium.version \"1.17.5\""
         ]
     );
 }

@@ -1,0 +1,155 @@
+//! site.toml as the single source of truth for payload/'s git sources:
+//! install-argo refuses (exit 2, before any tool runs) while a child
+//! Application names another repository or revision, and
+//! `install-argo --sync-payload` rewrites them in place, idempotently.
+use crate::day2::{argo_cluster, calls, cluster, EXAMPLE_REPO, REPO};
+use crate::harness::{repo_root, Test};
+
+/// The committed payload file with the example repository and revision replaced.
+fn committed(rel: &str, repo: &str, revision: &str) -> String {
+    std::fs::read_to_string(repo_root().join(rel))
+        .unwrap()
+        .replace(EXAMPLE_REPO, repo)
+        .replace(
+            "targetRevision: main",
+            &format!("targetRevision: {revision}"),
+        )
+}
+
+/// The example site moved to [`REPO`] at `production`; payload/ as committed.
+fn moved() -> Test {
+    cluster()
+        .edit_site(EXAMPLE_REPO, REPO)
+        .edit_site("revision = \"main\"", "revision = \"production\"")
+}
+
+#[test]
+fn install_argo_refuses_children_that_name_another_repository() {
+    let out = moved().args(["install-argo"]).run();
+    let line = |file: &str, n: u32, key: &str, have: &str, want: &str, site_key: &str| {
+        format!("  payload/{file}:{n}: {key} is \"{have}\", expected \"{want}\" (site.toml argocd.{site_key})\n")
+    };
+    let repo = |file: &str, n: u32| line(file, n, "repoURL", EXAMPLE_REPO, REPO, "repo_url");
+    let rev =
+        |file: &str, n: u32| line(file, n, "targetRevision", "main", "production", "revision");
+    out.code(2).stderr_is(&format!(
+        "error: payload/ does not follow site.toml [argocd]: Argo CD reads these Applications \
+         from git as written, so they would follow another repository or revision:\n\
+         {}{}{}{}{}{}\
+         run `pxebuild install-argo --sync-payload` to rewrite them, commit and push payload/ to \
+         https://git.lan/ops/rack1.git (production), then run `pxebuild install-argo` again\n",
+        repo("apps/hello.yaml", 13),
+        rev("apps/hello.yaml", 14),
+        repo("core/apps.yaml", 17),
+        rev("core/apps.yaml", 18),
+        repo("core/cilium.yaml", 28),
+        rev("core/cilium.yaml", 29),
+    ));
+    assert!(calls(&out).is_empty(), "{:?}", calls(&out));
+}
+
+#[test]
+fn sync_payload_rewrites_in_place_then_changes_nothing() {
+    let t = moved().args(["install-argo", "--sync-payload"]);
+    let out = t.run();
+    out.success().stdout_is(&format!(
+        "payload/apps/hello.yaml:13: repoURL {EXAMPLE_REPO} -> {REPO}\n\
+         payload/apps/hello.yaml:14: targetRevision main -> production\n\
+         payload/core/apps.yaml:17: repoURL {EXAMPLE_REPO} -> {REPO}\n\
+         payload/core/apps.yaml:18: targetRevision main -> production\n\
+         payload/core/cilium.yaml:28: repoURL {EXAMPLE_REPO} -> {REPO}\n\
+         payload/core/cilium.yaml:29: targetRevision main -> production\n\
+         changed 6 value(s) in 3 file(s); commit them and push to {REPO} (production) before \
+         `pxebuild install-argo`: Argo CD reads payload/ from there\n"
+    ));
+    assert!(calls(&out).is_empty(), "sync needs no cluster");
+    for rel in ["payload/apps/hello.yaml", "payload/core/apps.yaml"] {
+        assert_eq!(out.read(rel), committed(rel, REPO, "production"), "{rel}");
+    }
+    // The chart source's targetRevision (the Cilium version) is not a git revision.
+    let cilium = committed("payload/core/cilium.yaml", REPO, "production");
+    assert!(cilium.contains("      chart: cilium\n      targetRevision: 1.17.4\n"));
+    assert_eq!(out.read("payload/core/cilium.yaml"), cilium);
+    // Rendered at apply time: the root Application's file stays as committed.
+    let root = "payload/bootstrap/root-app.yaml";
+    assert_eq!(
+        out.read(root),
+        std::fs::read_to_string(repo_root().join(root)).unwrap()
+    );
+
+    let before = t.snapshot();
+    t.run().success().stdout_is(&format!(
+        "payload/ already follows {REPO} at production: nothing to change\n"
+    ));
+    assert_eq!(t.snapshot(), before, "a second sync writes nothing");
+    // And install-argo no longer refuses.
+    t.run_with(["install-argo", "--dry-run"])
+        .success()
+        .stderr_lacks("error");
+}
+
+#[test]
+fn sync_payload_dry_run_writes_nothing() {
+    let t = moved().args(["install-argo", "--sync-payload", "--dry-run"]);
+    let before = t.snapshot();
+    t.run()
+        .success()
+        .stdout_contains("payload/core/cilium.yaml:29: targetRevision main -> production\n")
+        .stdout_contains("dry run: 6 value(s) in 3 file(s) would change; nothing written\n");
+    assert_eq!(t.snapshot(), before);
+}
+
+#[test]
+fn sync_payload_keeps_comments_quotes_and_adds_a_missing_revision() {
+    let app = "# mine\napiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: extra\n\
+               spec:\n  project: default\n  source:\n    # where from\n    repoURL: 'https://old.lan/x.git'  # old\n\
+               \x20   path: payload/apps\n  destination: {namespace: x}\n";
+    let t = argo_cluster()
+        .file("payload/apps/extra.yaml", app)
+        .args(["install-argo", "--sync-payload"]);
+    t.run().success().stdout_is(&format!(
+        "payload/apps/extra.yaml:10: repoURL https://old.lan/x.git -> {REPO}\n\
+         payload/apps/extra.yaml:10: targetRevision (missing, added) -> main\n\
+         changed 2 value(s) in 1 file(s); commit them and push to {REPO} (main) before \
+         `pxebuild install-argo`: Argo CD reads payload/ from there\n"
+    ));
+    let want = app.replace(
+        "    repoURL: 'https://old.lan/x.git'  # old\n",
+        &format!("    repoURL: '{REPO}'  # old\n    targetRevision: main\n"),
+    );
+    let out = t.run_with(["install-argo", "--sync-payload"]);
+    out.success().stdout_contains("nothing to change");
+    assert_eq!(out.read("payload/apps/extra.yaml"), want);
+}
+
+#[test]
+fn a_flow_style_git_source_is_refused_not_skipped() {
+    let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: flow}\n\
+               spec:\n  project: default\n  source: {repoURL: 'https://old.lan/x.git', path: payload/apps}\n\
+               \x20 destination: {namespace: x}\n";
+    let t = argo_cluster().file("payload/apps/flow.yaml", app);
+    for args in [vec!["install-argo"], vec!["install-argo", "--sync-payload"]] {
+        let out = t.run_with(&args);
+        out.code(2).stderr_is(
+            "error: payload/apps/flow.yaml: an Application's git source is not written as a \
+             block mapping (one `key: value` per line), so pxebuild cannot check or rewrite its \
+             repoURL and targetRevision: write it in block style\n",
+        );
+        assert!(calls(&out).is_empty());
+    }
+}
+
+#[test]
+fn the_placeholder_repository_is_refused_with_what_to_do() {
+    let t = cluster();
+    for args in [vec!["install-argo"], vec!["install-argo", "--sync-payload"]] {
+        let out = t.run_with(&args);
+        out.code(2).stderr_is(
+            "error: site.toml [argocd] repo_url is still the placeholder \
+             https://git.example.com/infra/rack1.git: set it to the git repository that holds \
+             this site.toml and payload/ (Argo CD reads payload/ from there), then run \
+             `pxebuild install-argo --sync-payload`, commit and push\n",
+        );
+        assert!(calls(&out).is_empty());
+    }
+}
