@@ -2,8 +2,11 @@
 //!
 //! Candidates, in order of preference on a tie: percent-encoded text
 //! (`data:,…`), base64 (`data:;base64,…`) and gzip (best compression) then
-//! base64. The gzip form is only a candidate when the caller allows it, and
-//! only then does the resource get `compression: gzip`.
+//! base64. These are upstream Butane's rules: the percent form keeps RFC 2396
+//! "unreserved" bytes (`A-Za-z0-9-_.!~*'()`) and escapes everything else,
+//! `/` included, as `%XX`; the gzip form is only a candidate when the caller
+//! allows it, and wins only when it is shorter even after paying for the
+//! `"gzip"` it adds as the resource's compression.
 use std::io::Read;
 
 use base64::engine::general_purpose::STANDARD;
@@ -17,10 +20,14 @@ pub struct Encoded {
     pub gzip: bool,
 }
 
-/// Bytes kept literally in the percent form: RFC 3986 unreserved characters
-/// plus `/`, which is common in config text and unambiguous in a data URL.
+/// Bytes kept literally in the percent form: RFC 2396's unreserved set, the
+/// one Butane's data URL library uses (so output matches Butane's byte for byte).
 fn is_plain(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
 }
 
 /// Percent-encodes every byte outside [`is_plain`].
@@ -87,7 +94,8 @@ pub fn encode(data: &[u8], allow_gzip: bool) -> Encoded {
     }
     if allow_gzip {
         let gz = format!("data:;base64,{}", STANDARD.encode(gzip(data)));
-        if gz.len() < best.url.len() {
+        // The gzip form also costs the `"gzip"` written as its compression.
+        if gz.len() + "gzip".len() < best.url.len() {
             best = Encoded {
                 url: gz,
                 gzip: true,
@@ -181,6 +189,28 @@ mod tests {
         let plain = encode(data.as_bytes(), false);
         assert!(!plain.gzip);
         assert_eq!(plain.url, format!("data:,{data}"));
+    }
+
+    #[test]
+    fn percent_form_escapes_like_butane() {
+        // RFC 2396 unreserved marks stay; `/` and everything else is escaped.
+        assert_eq!(
+            encode(b"a-_.!~*'()/ b", false).url,
+            "data:,a-_.!~*'()%2F%20b"
+        );
+        assert_eq!(percent_encode(&[0x0a, 0x00, 0xff]), "%0A%00%FF");
+    }
+
+    #[test]
+    fn gzip_wins_only_when_shorter_by_more_than_its_compression_value() {
+        for n in 0..400usize {
+            let data: Vec<u8> = (0..n).map(|i| b"abcab"[i % 5]).collect();
+            let plain = encode(&data, false).url;
+            let gz = format!("data:;base64,{}", STANDARD.encode(gzip(&data)));
+            let e = encode(&data, true);
+            assert_eq!(e.gzip, gz.len() + 4 < plain.len(), "{n} bytes");
+            assert_eq!(e.url, if e.gzip { gz } else { plain });
+        }
     }
 
     #[test]

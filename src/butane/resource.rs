@@ -40,12 +40,9 @@ pub fn translate(cx: &mut Ctx, path: &str, o: Obj) -> Resource {
     let embedded = embedded_bytes(cx, path, o);
     let mut scheme = None;
     if let Some(data) = embedded {
-        // A user-declared compression means the bytes are already compressed.
-        let e = data_url::encode(&data, r.compression.is_none());
-        if e.gzip {
-            r.compression = Some("gzip".into());
-        }
-        r.source = Some(e.url);
+        let (url, compression) = embed(&data, r.compression.as_deref());
+        r.source = Some(url);
+        r.compression = compression;
     } else if let Some(src) = o.str(cx, path, "source") {
         scheme = check_url(cx, &join(path, "source"), &src);
         r.source = Some(src);
@@ -55,10 +52,27 @@ pub fn translate(cx: &mut Ctx, path: &str, o: Obj) -> Resource {
     r
 }
 
-/// The declared compression; an empty string means none.
+/// The data URL and compression for embedded bytes, as Butane writes them.
+/// A declared compression means the bytes are already compressed: it is kept
+/// and nothing is compressed again. Otherwise the compression is written out
+/// even when empty (`""`), so that a config merged into a parent that set
+/// `gzip` for the same path cannot inherit the parent's compression.
+pub fn embed(data: &[u8], declared: Option<&str>) -> (String, Option<String>) {
+    match declared.filter(|c| !c.is_empty()) {
+        Some(c) => (data_url::encode(data, false).url, Some(c.to_string())),
+        None => {
+            let e = data_url::encode(data, true);
+            let compression = if e.gzip { "gzip" } else { "" };
+            (e.url, Some(compression.to_string()))
+        }
+    }
+}
+
+/// The declared compression; an empty string (no compression) is kept, as
+/// Butane copies it to the output.
 fn compression(cx: &mut Ctx, path: &str, o: Obj) -> Option<String> {
-    let c = o.str(cx, path, "compression").filter(|c| !c.is_empty())?;
-    if c != "gzip" {
+    let c = o.str(cx, path, "compression")?;
+    if !c.is_empty() && c != "gzip" {
         cx.error(
             &join(path, "compression"),
             format!("unsupported compression \"{c}\" (only gzip)"),
@@ -154,6 +168,11 @@ mod tests {
         let (r, _) = run(&format!("inline: {long}\ncompression: gzip"));
         assert_eq!(r.compression.as_deref(), Some("gzip"));
         assert_eq!(r.source, Some(format!("data:,{long}")));
+        let (r, _) = run("inline: x/y");
+        assert_eq!(r.compression.as_deref(), Some(""));
+        assert_eq!(r.source.as_deref(), Some("data:,x%2Fy"));
+        let (r, _) = run("source: https://h/x\ncompression: \"\"");
+        assert_eq!(r.compression.as_deref(), Some(""));
     }
 
     #[test]
