@@ -6,7 +6,7 @@
 //! (`|`, `>`); flow collections and multi-line plain scalars are not descended
 //! into, and paths inside them simply have no entry (callers fall back to the
 //! nearest ancestor that has one).
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// 1-based (line, column) of each key path's key (or list item dash).
 pub type Locations = HashMap<String, (usize, usize)>;
@@ -26,17 +26,27 @@ struct Scanner {
     stack: Vec<Frame>,
     counters: HashMap<String, usize>,
     out: Locations,
+    /// Key paths whose inline value starts with a quote.
+    quoted: HashSet<String>,
     /// While inside a block scalar: lines indented more than this belong to it.
     block_indent: Option<usize>,
 }
 
 /// Scans `text` and returns the position of every key path it can see.
+#[cfg(test)]
 pub fn scan(text: &str) -> Locations {
+    scan_with_quotes(text).0
+}
+
+/// Like [`scan`], plus the key paths whose value is a quoted scalar on the
+/// key's line (`mode: "0644"`), which the parsed value cannot tell apart
+/// from a plain one.
+pub fn scan_with_quotes(text: &str) -> (Locations, HashSet<String>) {
     let mut s = Scanner::default();
     for (n, line) in text.lines().enumerate() {
         s.line(n + 1, line);
     }
-    s.out
+    (s.out, s.quoted)
 }
 
 /// Looks up `path`, falling back to its nearest ancestor with a position.
@@ -132,8 +142,11 @@ impl Scanner {
         let path = self.path();
         // A repeated key (a new mapping under the same parent) restarts its lists.
         self.counters.remove(&path);
-        self.out.insert(path, (lineno, indent + 1));
         let value = rest.trim();
+        if value.starts_with(['"', '\'']) {
+            self.quoted.insert(path.clone());
+        }
+        self.out.insert(path, (lineno, indent + 1));
         if value.starts_with('|') || value.starts_with('>') {
             self.block_indent = Some(indent);
         }
@@ -211,6 +224,14 @@ systemd:
         let l = scan(DOC);
         assert_eq!(find(&l, "storage.files.1.contents.source"), Some((11, 5)));
         assert_eq!(find(&l, "passwd.users"), None);
+    }
+
+    #[test]
+    fn quoted_values_are_recorded() {
+        let (_, q) = scan_with_quotes("a:\n  - mode: \"0644\"\n    b: '1'\n    c: 0644\n");
+        let mut q: Vec<_> = q.into_iter().collect();
+        q.sort();
+        assert_eq!(q, ["a.0.b", "a.0.mode"]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Butane configs are read by walking `serde_norway::Value` by hand rather than
 //! deriving `Deserialize`, so that every unknown key and type mismatch is
 //! reported (all of them, not just the first) with the key path it came from.
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use serde_norway::{Mapping, Value};
@@ -31,12 +32,29 @@ pub struct Raw {
     pub message: String,
 }
 
+/// Where an item of the output's lists came from in the Butane config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    /// The output item, as a JSON key path (`systemd.units.3`).
+    pub json: String,
+    /// The Butane item it came from (`systemd.units.1`, `storage.trees.0`).
+    pub yaml: String,
+    /// Whether the output item has the Butane item's shape (only the key
+    /// spelling differs), so that paths inside it map one to one; false for
+    /// expansions such as tree files and generated mount units.
+    pub same_shape: bool,
+}
+
 /// Translation state shared by all sections: findings and options.
 pub struct Ctx {
     pub errors: Vec<Raw>,
     pub warnings: Vec<Raw>,
     pub files_dir: Option<PathBuf>,
     pub spec: Spec,
+    /// Output list items whose index differs from their Butane item's.
+    pub origins: Vec<Origin>,
+    /// Key paths whose scalar value was written quoted in the YAML text.
+    pub quoted: HashSet<String>,
 }
 
 impl Ctx {
@@ -46,7 +64,18 @@ impl Ctx {
             warnings: Vec::new(),
             files_dir,
             spec,
+            origins: Vec::new(),
+            quoted: HashSet::new(),
         }
+    }
+
+    /// Records where output item `json` came from.
+    pub fn origin(&mut self, json: String, yaml: &str, same_shape: bool) {
+        self.origins.push(Origin {
+            json,
+            yaml: yaml.to_string(),
+            same_shape,
+        });
     }
 
     pub fn error(&mut self, path: &str, message: impl Into<String>) {
@@ -165,9 +194,13 @@ impl<'v> Obj<'v> {
         self.str(cx, path, key)
     }
 
+    /// A boolean; like Butane's YAML library (go-yaml v3) decoding into a
+    /// bool, the YAML 1.1 words `y`/`yes`/`on` and `n`/`no`/`off` (in
+    /// lower, Title or UPPER case) are accepted too.
     pub fn bool(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<bool> {
         match self.raw(key)? {
             Value::Bool(b) => Some(*b),
+            Value::String(s) if yaml11_bool(s).is_some() => yaml11_bool(s),
             other => {
                 cx.error(
                     &join(path, key),
@@ -266,6 +299,14 @@ impl<'v> Obj<'v> {
         let here = join(path, key);
         let mode = match self.raw(key)? {
             Value::Number(n) if n.as_i64().is_some() => n.as_i64()?,
+            // Butane reads modes as integers: a quoted "0644" is a string there.
+            Value::String(s) if cx.quoted.contains(&here) => {
+                cx.error(
+                    &here,
+                    format!("expected an integer, found the quoted string \"{s}\" (write the mode without quotes: {s})"),
+                );
+                return None;
+            }
             Value::String(s) => match parse_octal(s) {
                 Some(m) => m,
                 None => {
@@ -283,6 +324,15 @@ impl<'v> Obj<'v> {
         };
         crate::butane::validate::check_mode(cx, &here, mode);
         Some(mode)
+    }
+}
+
+/// The YAML 1.1 boolean words go-yaml v3 accepts for a bool target.
+fn yaml11_bool(s: &str) -> Option<bool> {
+    match s {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
     }
 }
 
@@ -313,6 +363,31 @@ mod tests {
         let paths: Vec<_> = cx.errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["top.b", "top.a", "top.c.0"]);
         assert_eq!(cx.errors[0].message, "unknown key \"b\"");
+    }
+
+    #[test]
+    fn yaml_1_1_booleans() {
+        let v: Value =
+            serde_norway::from_str("a: yes\nb: Off\nc: Y\nd: \"on\"\ne: maybe\nf: TRUE").unwrap();
+        let mut cx = cx();
+        let o = Obj::new(&mut cx, &v, "", &["a", "b", "c", "d", "e", "f"]).unwrap();
+        let got: Vec<_> = ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .map(|k| o.bool(&mut cx, "", k))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Some(true),
+                Some(false),
+                Some(true),
+                Some(true),
+                None,
+                Some(true)
+            ]
+        );
+        assert_eq!(cx.errors.len(), 1);
+        assert_eq!(cx.errors[0].message, "expected a boolean, found a string");
     }
 
     #[test]

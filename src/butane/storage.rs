@@ -48,7 +48,7 @@ pub fn translate(
     let files = files(cx, seen, o);
     let dirs = directories(cx, seen, o);
     let links = links(cx, seen, o);
-    let (tree_files, tree_links) = trees_of(cx, seen, o);
+    let (tree_files, tree_links) = trees_of(cx, seen, o, files.len(), links.len());
     st.files = non_empty(files.into_iter().chain(tree_files).collect());
     st.directories = non_empty(dirs);
     st.links = non_empty(links.into_iter().chain(tree_links).collect());
@@ -181,7 +181,16 @@ fn links(cx: &mut Ctx, seen: &mut Seen, o: Obj) -> Vec<Link> {
     out
 }
 
-fn trees_of(cx: &mut Ctx, seen: &mut Seen, o: Obj) -> (Vec<File>, Vec<Link>) {
+/// Expands the trees; their files and links follow the `n_files` explicit
+/// files and `n_links` explicit links in the output, which is recorded so
+/// that findings about them point at their tree.
+fn trees_of(
+    cx: &mut Ctx,
+    seen: &mut Seen,
+    o: Obj,
+    n_files: usize,
+    n_links: usize,
+) -> (Vec<File>, Vec<Link>) {
     let (mut files, mut links) = (Vec::new(), Vec::new());
     for (p, t) in o.objs(cx, "storage", "trees", &["local", "path"]) {
         let Some(local) = t.req_str(cx, &p, "local") else {
@@ -192,6 +201,20 @@ fn trees_of(cx: &mut Ctx, seen: &mut Seen, o: Obj) -> (Vec<File>, Vec<Link>) {
         let (f, l) = trees::expand(cx, &p, &local, &base);
         for path in f.iter().map(|f| &f.path).chain(l.iter().map(|l| &l.path)) {
             seen.add(cx, "path", path, &p);
+        }
+        for i in 0..f.len() {
+            cx.origin(
+                format!("storage.files.{}", n_files + files.len() + i),
+                &p,
+                false,
+            );
+        }
+        for i in 0..l.len() {
+            cx.origin(
+                format!("storage.links.{}", n_links + links.len() + i),
+                &p,
+                false,
+            );
         }
         files.extend(f);
         links.extend(l);
