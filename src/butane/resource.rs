@@ -40,6 +40,9 @@ pub fn translate(cx: &mut Ctx, path: &str, o: Obj) -> Resource {
     let embedded = embedded_bytes(cx, path, o);
     let mut scheme = None;
     if let Some(data) = embedded {
+        if path.starts_with("ignition.config") {
+            check_embedded_config(cx, path, o, &data);
+        }
         let (url, compression) = embed(&data, r.compression.as_deref());
         r.source = Some(url);
         r.compression = compression;
@@ -89,6 +92,31 @@ fn verification(cx: &mut Ctx, path: &str, o: Obj) -> Option<Verification> {
         check_hash(cx, &join(&vpath, "hash"), h);
     }
     Some(Verification { hash })
+}
+
+/// An inline or local config to merge or replace must itself be a valid
+/// Ignition config, as Butane checks (Ignition would fail at boot).
+fn check_embedded_config(cx: &mut Ctx, path: &str, o: Obj, data: &[u8]) {
+    let here = join(path, if o.has("inline") { "inline" } else { "local" });
+    let parsed = ignition_config::Config::parse_slice(data)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_slice::<serde_json::Value>(data).map_err(|e| e.to_string()));
+    let value = match parsed {
+        Ok(v) => v,
+        Err(e) => return cx.error(&here, format!("not a valid Ignition config: {e}")),
+    };
+    for f in super::verify::check(&value)
+        .into_iter()
+        .filter(|f| !f.warning)
+    {
+        cx.error(
+            &here,
+            format!(
+                "the embedded Ignition config is invalid: {}: {}",
+                f.path, f.message
+            ),
+        );
+    }
 }
 
 /// Bytes of `inline` or `local` contents, when one of them is set.
@@ -189,6 +217,35 @@ mod tests {
             [
                 r#"r.http_headers.1.name: duplicate header "a" (first defined at r.http_headers.0.name)"#
             ]
+        );
+    }
+
+    #[test]
+    fn embedded_configs_must_be_valid_ignition() {
+        let v: serde_norway::Value = serde_norway::from_str(
+            "a: {inline: '{\"ignition\":{\"version\":\"3.3.0\"},\"storage\":{\"files\":[{\"path\":\"/a/\"}]}}'}\nb: {inline: 'nope'}\nc: {inline: '{\"ignition\":{\"version\":\"3.3.0\"}}'}",
+        )
+        .unwrap();
+        let mut cx = Ctx::new(None, Spec::V1_0);
+        let top = Obj::new(&mut cx, &v, "", &["a", "b", "c"]).unwrap();
+        for k in ["a", "b", "c"] {
+            let o = top.obj(&mut cx, "ignition.config", k, KEYS).unwrap();
+            translate(&mut cx, &join("ignition.config", k), o);
+        }
+        let e: Vec<String> = cx
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .collect();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(
+            e[0],
+            "ignition.config.a.inline: the embedded Ignition config is invalid: storage.files.0.path: path \"/a/\" is not fully simplified (write \"/a\")"
+        );
+        assert!(
+            e[1].starts_with("ignition.config.b.inline: not a valid Ignition config: "),
+            "{}",
+            e[1]
         );
     }
 
