@@ -45,10 +45,10 @@ pub fn translate(
             );
         }
     }
-    let files = files(cx, seen, o);
+    let mut files = files(cx, seen, o);
     let dirs = directories(cx, seen, o);
     let links = links(cx, seen, o);
-    let (tree_files, tree_links) = trees_of(cx, seen, o, files.len(), links.len());
+    let (tree_files, tree_links) = trees_of(cx, seen, o, &mut files, links.len());
     st.files = non_empty(files.into_iter().chain(tree_files).collect());
     st.directories = non_empty(dirs);
     st.links = non_empty(links.into_iter().chain(tree_links).collect());
@@ -181,14 +181,17 @@ fn links(cx: &mut Ctx, seen: &mut Seen, o: Obj) -> Vec<Link> {
     out
 }
 
-/// Expands the trees; their files and links follow the `n_files` explicit
-/// files and `n_links` explicit links in the output, which is recorded so
-/// that findings about them point at their tree.
+/// Expands the trees; their files and links follow the explicit files and
+/// the `n_links` explicit links in the output, which is recorded so that
+/// findings about them point at their tree. As in Butane, a tree file whose
+/// path has an explicit file entry without a contents source fills that
+/// entry (its source and compression, and its mode when the entry has none)
+/// instead of being a duplicate path.
 fn trees_of(
     cx: &mut Ctx,
     seen: &mut Seen,
     o: Obj,
-    n_files: usize,
+    explicit: &mut [File],
     n_links: usize,
 ) -> (Vec<File>, Vec<Link>) {
     let (mut files, mut links) = (Vec::new(), Vec::new());
@@ -199,27 +202,43 @@ fn trees_of(
         let base = t.str(cx, &p, "path").unwrap_or_else(|| "/".into());
         check_abs_path(cx, &join(&p, "path"), &base);
         let (f, l) = trees::expand(cx, &p, &local, &base);
-        for path in f.iter().map(|f| &f.path).chain(l.iter().map(|l| &l.path)) {
-            seen.add(cx, "path", path, &p);
+        for file in f {
+            if fill_explicit(explicit, &file) {
+                continue;
+            }
+            seen.add(cx, "path", &file.path, &p);
+            let index = explicit.len() + files.len();
+            cx.origin(format!("storage.files.{index}"), &p, false);
+            files.push(file);
         }
-        for i in 0..f.len() {
+        for link in l {
+            seen.add(cx, "path", &link.path, &p);
             cx.origin(
-                format!("storage.files.{}", n_files + files.len() + i),
+                format!("storage.links.{}", n_links + links.len()),
                 &p,
                 false,
             );
+            links.push(link);
         }
-        for i in 0..l.len() {
-            cx.origin(
-                format!("storage.links.{}", n_links + links.len() + i),
-                &p,
-                false,
-            );
-        }
-        files.extend(f);
-        links.extend(l);
     }
     (files, links)
+}
+
+/// Gives a tree file's contents to an explicit entry for the same path that
+/// has no contents source; false when there is no such entry.
+fn fill_explicit(explicit: &mut [File], file: &File) -> bool {
+    let Some(entry) = explicit
+        .iter_mut()
+        .find(|e| e.path == file.path && e.contents.as_ref().is_none_or(|c| c.source.is_none()))
+    else {
+        return false;
+    };
+    let from = file.contents.clone().unwrap_or_default();
+    let contents = entry.contents.get_or_insert_with(Default::default);
+    contents.source = from.source;
+    contents.compression = from.compression;
+    entry.mode = entry.mode.or(file.mode);
+    true
 }
 
 fn disks(cx: &mut Ctx, seen: &mut Seen, o: Obj) -> Vec<Disk> {

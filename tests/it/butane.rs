@@ -503,16 +503,32 @@ fn trees_embed_files_with_modes_and_symlinks_as_links() {
     assert_eq!(tr.json, want);
     ignition_validate(&tr.json);
 
-    // A tree whose files collide with an explicit file is a duplicate path.
+    // A tree file colliding with an explicit file that has contents is a
+    // duplicate path.
     let clash = format!(
-        "{HEAD}storage:\n  files:\n    - path: /app/conf\n  trees:\n    - local: tree/etc\n"
+        "{HEAD}storage:\n  files:\n    - path: /app/conf\n      contents:\n        inline: x\n  trees:\n    - local: tree/etc\n"
     );
     assert_eq!(
         diagnostics(&clash, &opts(Some(tmp.path()), false)),
         [
-            r#"line 7 column 5: storage.trees.0: duplicate path "/app/conf" (first defined at storage.files.0.path)"#
+            r#"line 9 column 5: storage.trees.0: duplicate path "/app/conf" (first defined at storage.files.0.path)"#
         ]
     );
+    // Without contents, as in Butane, the tree fills the explicit entry,
+    // which keeps its own mode and owner.
+    let fill = format!(
+        "{HEAD}storage:\n  files:\n    - path: /app/conf\n      mode: 0640\n      user:\n        name: core\n  trees:\n    - local: tree/etc\n"
+    );
+    let tr = translate(&fill, &opts(Some(tmp.path()), true)).unwrap();
+    assert_eq!(
+        tr.json,
+        concat!(
+            r#"{"ignition":{"version":"3.3.0"},"storage":{"files":["#,
+            r#"{"contents":{"compression":"","source":"data:,a%3D1%0A"},"mode":416,"path":"/app/conf","user":{"name":"core"}}],"#,
+            r#""links":[{"path":"/current","target":"app/conf"}]}}"#
+        )
+    );
+    ignition_validate(&tr.json);
 }
 
 #[test]
