@@ -3,10 +3,11 @@
 //! Butane configs are read by walking `serde_norway::Value` by hand rather than
 //! deriving `Deserialize`, so that every unknown key and type mismatch is
 //! reported (all of them, not just the first) with the key path it came from.
-use std::collections::HashSet;
 use std::path::PathBuf;
 
 use serde_norway::{Mapping, Value};
+
+use super::location::Scalars;
 
 /// Butane spec versions of the `flatcar` variant that pxebuild accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,8 +54,8 @@ pub struct Ctx {
     pub spec: Spec,
     /// Output list items whose index differs from their Butane item's.
     pub origins: Vec<Origin>,
-    /// Key paths whose scalar value was written quoted in the YAML text.
-    pub quoted: HashSet<String>,
+    /// What the YAML text says about scalars (quoted or not, plain text).
+    pub scalars: Scalars,
 }
 
 impl Ctx {
@@ -65,7 +66,7 @@ impl Ctx {
             files_dir,
             spec,
             origins: Vec::new(),
-            quoted: HashSet::new(),
+            scalars: Scalars::default(),
         }
     }
 
@@ -172,17 +173,18 @@ impl<'v> Obj<'v> {
         self.raw(key).is_some()
     }
 
+    /// A string. Like Butane's YAML library, a plain number or boolean is
+    /// taken as its source text (`inline: 1.50` is "1.50").
     pub fn str(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<String> {
-        match self.raw(key)? {
-            Value::String(s) => Some(s.clone()),
-            other => {
-                cx.error(
-                    &join(path, key),
-                    format!("expected a string, found {}", type_name(other)),
-                );
-                None
-            }
+        let v = self.raw(key)?;
+        let s = scalar_text(cx, &join(path, key), v);
+        if s.is_none() {
+            cx.error(
+                &join(path, key),
+                format!("expected a string, found {}", type_name(v)),
+            );
         }
+        s
     }
 
     /// Like [`Obj::str`] but reports a missing key.
@@ -257,11 +259,11 @@ impl<'v> Obj<'v> {
         }
         let mut out = Vec::new();
         for item in items {
-            match item.value {
-                Value::String(s) => out.push(s.clone()),
-                other => cx.error(
+            match scalar_text(cx, &item.path, item.value) {
+                Some(s) => out.push(s),
+                None => cx.error(
                     &item.path,
-                    format!("expected a string, found {}", type_name(other)),
+                    format!("expected a string, found {}", type_name(item.value)),
                 ),
             }
         }
@@ -300,7 +302,7 @@ impl<'v> Obj<'v> {
         let mode = match self.raw(key)? {
             Value::Number(n) if n.as_i64().is_some() => n.as_i64()?,
             // Butane reads modes as integers: a quoted "0644" is a string there.
-            Value::String(s) if cx.quoted.contains(&here) => {
+            Value::String(s) if cx.scalars.quoted.contains(&here) => {
                 cx.error(
                     &here,
                     format!("expected an integer, found the quoted string \"{s}\" (write the mode without quotes: {s})"),
@@ -324,6 +326,26 @@ impl<'v> Obj<'v> {
         };
         crate::butane::validate::check_mode(cx, &here, mode);
         Some(mode)
+    }
+}
+
+/// The text of a scalar for a string field: strings as they are, plain
+/// numbers and booleans as written in the source (falling back to their
+/// canonical form where the scanner did not see them).
+fn scalar_text(cx: &Ctx, path: &str, v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(
+            cx.scalars
+                .plain
+                .get(path)
+                .cloned()
+                .unwrap_or_else(|| match v {
+                    Value::Number(n) => n.to_string(),
+                    _ => v.as_bool().unwrap_or_default().to_string(),
+                }),
+        ),
+        _ => None,
     }
 }
 
@@ -355,7 +377,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_wrong_types_are_reported_with_paths() {
-        let v: Value = serde_norway::from_str("a: 1\nb: x\nc: [1]").unwrap();
+        let v: Value = serde_norway::from_str("a: [1]\nb: x\nc: [{}]").unwrap();
         let mut cx = cx();
         let o = Obj::new(&mut cx, &v, "top", &["a", "c"]).unwrap();
         assert_eq!(o.str(&mut cx, "top", "a"), None);
@@ -363,6 +385,20 @@ mod tests {
         let paths: Vec<_> = cx.errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["top.b", "top.a", "top.c.0"]);
         assert_eq!(cx.errors[0].message, "unknown key \"b\"");
+    }
+
+    #[test]
+    fn numbers_and_booleans_are_strings_where_strings_are_expected() {
+        let v: Value = serde_norway::from_str("a: 1.50\nb: [7, true]").unwrap();
+        let mut cx = cx();
+        cx.scalars.plain.insert("a".into(), "1.50".into());
+        let o = Obj::new(&mut cx, &v, "", &["a", "b"]).unwrap();
+        assert_eq!(o.str(&mut cx, "", "a").as_deref(), Some("1.50"));
+        assert_eq!(
+            o.strings(&mut cx, "", "b"),
+            Some(vec!["7".to_string(), "true".to_string()])
+        );
+        assert!(cx.errors.is_empty());
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub fn run(yaml: &str, opts: &Options) -> Result<Translation, Vec<Diagnostic>> {
     let mut doc: Value = serde_norway::from_str(yaml).map_err(|e| vec![syntax_error(&e)])?;
     // Templates may share blocks with anchors and `<<:` merge keys.
     doc.apply_merge().map_err(|e| vec![syntax_error(&e)])?;
-    let (locs, quoted) = location::scan_with_quotes(yaml);
+    let (locs, scalars) = location::scan_with_scalars(yaml);
     let mut probe = Ctx::new(None, Spec::V1_0);
     let spec = Obj::new(&mut probe, &doc, "", TOP).and_then(|o| spec_of(&mut probe, o));
     let Some(spec) = spec.filter(|_| probe.errors.is_empty()) else {
@@ -32,7 +32,7 @@ pub fn run(yaml: &str, opts: &Options) -> Result<Translation, Vec<Diagnostic>> {
         return Err(locate(&locs, probe.errors));
     };
     let mut cx = Ctx::new(opts.files_dir.clone(), spec);
-    cx.quoted = quoted;
+    cx.scalars = scalars;
     let config = build(&mut cx, &doc);
     let rendered = if cx.errors.is_empty() {
         let value = output::render_value(&config, spec).map_err(bare_error)?;

@@ -366,6 +366,19 @@ fn yaml_1_1_booleans_are_accepted_for_boolean_keys() {
 }
 
 #[test]
+fn plain_numbers_and_booleans_are_their_text_where_a_string_is_expected() {
+    let yaml = format!(
+        "{HEAD}storage:\n  files:\n    - path: /version\n      contents:\n        inline: 1.50\n    - path: /flag\n      contents:\n        inline: True # as written\n"
+    );
+    let tr = translate(&yaml, &opts(None, true)).unwrap();
+    assert_eq!(
+        tr.json,
+        r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"contents":{"compression":"","source":"data:,1.50"},"path":"/version"},{"contents":{"compression":"","source":"data:,True"},"path":"/flag"}]}}"#
+    );
+    ignition_validate(&tr.json);
+}
+
+#[test]
 fn a_user_unit_named_like_a_generated_mount_unit_is_merged_into_it() {
     let yaml = format!(
         "{HEAD}storage:\n  filesystems:\n    - device: /dev/sdb1\n      format: xfs\n      path: /srv\n      with_mount_unit: true\nsystemd:\n  units:\n    - name: a.service\n    - name: srv.mount\n      dropins:\n        - name: after.conf\n          contents: \"[Unit]\\nAfter=a.service\\n\"\n"
