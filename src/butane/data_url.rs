@@ -2,8 +2,11 @@
 //!
 //! Candidates, in order of preference on a tie: percent-encoded text
 //! (`data:,…`), base64 (`data:;base64,…`) and gzip (best compression) then
-//! base64. The gzip form is only a candidate when the caller allows it, and
-//! only then does the resource get `compression: gzip`.
+//! base64. These are upstream Butane's rules: the percent form keeps RFC 2396
+//! "unreserved" bytes (`A-Za-z0-9-_.!~*'()`) and escapes everything else,
+//! `/` included, as `%XX`; the gzip form is only a candidate when the caller
+//! allows it, and wins only when it is shorter even after paying for the
+//! `"gzip"` it adds as the resource's compression.
 use std::io::Read;
 
 use base64::engine::general_purpose::STANDARD;
@@ -17,10 +20,14 @@ pub struct Encoded {
     pub gzip: bool,
 }
 
-/// Bytes kept literally in the percent form: RFC 3986 unreserved characters
-/// plus `/`, which is common in config text and unambiguous in a data URL.
+/// Bytes kept literally in the percent form: RFC 2396's unreserved set, the
+/// one Butane's data URL library uses (so output matches Butane's byte for byte).
 fn is_plain(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
 }
 
 /// Percent-encodes every byte outside [`is_plain`].
@@ -87,7 +94,8 @@ pub fn encode(data: &[u8], allow_gzip: bool) -> Encoded {
     }
     if allow_gzip {
         let gz = format!("data:;base64,{}", STANDARD.encode(gzip(data)));
-        if gz.len() < best.url.len() {
+        // The gzip form also costs the `"gzip"` written as its compression.
+        if gz.len() + "gzip".len() < best.url.len() {
             best = Encoded {
                 url: gz,
                 gzip: true,
@@ -97,19 +105,144 @@ pub fn encode(data: &[u8], allow_gzip: bool) -> Encoded {
     best
 }
 
-/// Decodes a `data:` URL produced by [`encode`] (or any plain/base64 data URL
-/// without parameters other than a media type). Does not gunzip.
+/// Decodes a `data:` URL (without gunzipping), as strictly as Ignition's
+/// data URL library (RFC 2397): an optional `type/subtype` media type,
+/// `;attr=value` parameters (value a token or a quoted string), an optional
+/// final `;base64`, a comma, then either canonical padded base64 or
+/// URL characters with `%XX` escapes. Control characters are refused
+/// anywhere (Go's URL parser refuses them before the data URL is read).
 pub fn decode(url: &str) -> Result<Vec<u8>, String> {
-    let rest = url.strip_prefix("data:").ok_or("not a data: URL")?;
-    let (meta, payload) = rest.split_once(',').ok_or("data: URL without a comma")?;
-    if meta.ends_with(";base64") {
-        return STANDARD
+    if url.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err("control character in the URL".into());
+    }
+    let rest = url.strip_prefix("data:").ok_or("missing data: prefix")?;
+    let (base64, payload) = header(rest)?;
+    if base64 {
+        if let Some(c) = payload.chars().find(|c| !is_base64_char(*c)) {
+            return Err(format!("invalid base64 character {c:?}"));
+        }
+        return BASE64_DECODE
             .decode(payload)
             .map_err(|e| format!("bad base64: {e}"));
+    }
+    if let Some(c) = payload.chars().find(|c| !is_url_char(*c)) {
+        return Err(format!("invalid data character {c:?}"));
     }
     percent_decode(payload)
 }
 
+/// Go's standard base64: padding required, non-zero trailing bits accepted.
+const BASE64_DECODE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
+);
+
+fn is_base64_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')
+}
+
+/// RFC 2396 URL characters: printable ASCII except space and `<>#"{}|\^[]` and backquote.
+fn is_url_char(c: char) -> bool {
+    c.is_ascii_graphic() && !"<>#\"{}|\\^[]`".contains(c)
+}
+
+/// MIME token characters: printable ASCII except the RFC 2045 specials.
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?=".contains(c)
+}
+
+/// Splits the part after `data:` into (is base64, payload), checking the
+/// media type and parameters before the comma.
+fn header(s: &str) -> Result<(bool, &str), String> {
+    let mut rest = s;
+    if !rest.starts_with([',', ';']) {
+        rest = media_type(rest)?;
+    }
+    let mut base64 = false;
+    while let Some(after) = rest.strip_prefix(';') {
+        let attr_len = after.find(|c| !is_token_char(c)).unwrap_or(after.len());
+        let (attr, tail) = after.split_at(attr_len);
+        if attr.is_empty() {
+            return Err("empty or invalid parameter name".into());
+        }
+        if tail.starts_with(',') {
+            if attr != "base64" {
+                return Err(format!("expected base64, got {attr}"));
+            }
+            base64 = true;
+            rest = tail;
+            break;
+        }
+        let value = tail
+            .strip_prefix('=')
+            .ok_or_else(|| format!("parameter {attr} needs =value"))?;
+        rest = param_value(value)?;
+    }
+    let payload = rest
+        .strip_prefix(',')
+        .ok_or("missing comma before the data")?;
+    Ok((base64, payload))
+}
+
+/// `type/subtype`; the type must be a registered top-level type or `x-…`.
+fn media_type(s: &str) -> Result<&str, String> {
+    let slash = s.find('/').ok_or("media type without a slash")?;
+    let (ty, tail) = s.split_at(slash);
+    if ty.is_empty() || !ty.chars().all(is_token_char) {
+        return Err(format!("invalid media type \"{ty}\""));
+    }
+    const TYPES: &[&str] = &[
+        "text",
+        "image",
+        "audio",
+        "video",
+        "application",
+        "message",
+        "multipart",
+    ];
+    let x_token = ty.len() > 1 && ty[..2].eq_ignore_ascii_case("x-");
+    if !x_token && !TYPES.iter().any(|t| ty.starts_with(t)) {
+        return Err(format!("invalid media type \"{ty}\""));
+    }
+    let tail = &tail[1..];
+    let end = tail.find([';', ',']).ok_or("incomplete media type")?;
+    if !tail[..end].chars().all(is_token_char) {
+        return Err("invalid character in the media subtype".into());
+    }
+    Ok(&tail[end..])
+}
+
+/// A parameter value (token or quoted string); returns what follows it.
+fn param_value(s: &str) -> Result<&str, String> {
+    if let Some(quoted) = s.strip_prefix('"') {
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                _ if !c.is_ascii() => return Err("non-ASCII parameter value".into()),
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => return Ok(&quoted[i + 1..]),
+                _ => {}
+            }
+        }
+        return Err("unclosed quoted parameter value".into());
+    }
+    let end = s.find(|c| !is_token_char(c)).unwrap_or(s.len());
+    if end == 0 {
+        return Err("empty or invalid parameter value".into());
+    }
+    percent_decode(&s[..end])?;
+    Ok(&s[end..])
+}
+
+/// Checks that every `%` in `s` starts a two-hex-digit escape.
+pub fn percent_decode_check(s: &str) -> Result<(), String> {
+    percent_decode(s).map(drop)
+}
+
+/// Undoes `%XX` escapes; a `%` without two hex digits is an error.
 fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -117,6 +250,9 @@ fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = s.get(i + 1..i + 3).ok_or("truncated percent escape")?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("bad percent escape %{hex}"));
+            }
             out.push(
                 u8::from_str_radix(hex, 16).map_err(|_| format!("bad percent escape %{hex}"))?,
             );
@@ -181,6 +317,57 @@ mod tests {
         let plain = encode(data.as_bytes(), false);
         assert!(!plain.gzip);
         assert_eq!(plain.url, format!("data:,{data}"));
+    }
+
+    #[test]
+    fn percent_form_escapes_like_butane() {
+        // RFC 2396 unreserved marks stay; `/` and everything else is escaped.
+        assert_eq!(
+            encode(b"a-_.!~*'()/ b", false).url,
+            "data:,a-_.!~*'()%2F%20b"
+        );
+        assert_eq!(percent_encode(&[0x0a, 0x00, 0xff]), "%0A%00%FF");
+    }
+
+    #[test]
+    fn gzip_wins_only_when_shorter_by_more_than_its_compression_value() {
+        for n in 0..400usize {
+            let data: Vec<u8> = (0..n).map(|i| b"abcab"[i % 5]).collect();
+            let plain = encode(&data, false).url;
+            let gz = format!("data:;base64,{}", STANDARD.encode(gzip(&data)));
+            let e = encode(&data, true);
+            assert_eq!(e.gzip, gz.len() + 4 < plain.len(), "{n} bytes");
+            assert_eq!(e.url, if e.gzip { gz } else { plain });
+        }
+    }
+
+    #[test]
+    fn decode_is_as_strict_as_ignitions_library() {
+        assert_eq!(decode("data:,a%20b").unwrap(), b"a b");
+        assert_eq!(decode("data:;base64,YQ==").unwrap(), b"a");
+        assert_eq!(decode("data:text/plain;charset=utf-8,x").unwrap(), b"x");
+        assert_eq!(
+            decode("data:text/plain;charset=\"a b\";base64,YQ==").unwrap(),
+            b"a"
+        );
+        assert_eq!(decode("data:x-foo/bar,x").unwrap(), b"x");
+        for bad in [
+            "data:,50%",
+            "data:,%zz",
+            "data:,a b",
+            "data:,a\nb",
+            "data:,caf\u{e9}",
+            "data:;base64,YQ",
+            "data:;base64,Y Q==",
+            "data:;base64;x=y,YQ==",
+            "data:;foo,x",
+            "data:foo/bar,x",
+            "data:text,x",
+            "data:text/plain",
+            "http://x",
+        ] {
+            assert!(decode(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! (`|`, `>`); flow collections and multi-line plain scalars are not descended
 //! into, and paths inside them simply have no entry (callers fall back to the
 //! nearest ancestor that has one).
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// 1-based (line, column) of each key path's key (or list item dash).
 pub type Locations = HashMap<String, (usize, usize)>;
@@ -26,17 +26,47 @@ struct Scanner {
     stack: Vec<Frame>,
     counters: HashMap<String, usize>,
     out: Locations,
+    scalars: Scalars,
     /// While inside a block scalar: lines indented more than this belong to it.
     block_indent: Option<usize>,
 }
 
 /// Scans `text` and returns the position of every key path it can see.
+#[cfg(test)]
 pub fn scan(text: &str) -> Locations {
+    scan_with_scalars(text).0
+}
+
+/// What the parsed YAML value forgets about scalars written on their key's
+/// (or list item's) line.
+#[derive(Debug, Default)]
+pub struct Scalars {
+    /// Key paths whose value is quoted (`mode: "0644"`), which the parsed
+    /// value cannot tell apart from a plain `0644`.
+    pub quoted: HashSet<String>,
+    /// The source text of plain scalars (`1.50`, `True`), which Butane's
+    /// YAML library stores verbatim into string fields.
+    pub plain: HashMap<String, String>,
+}
+
+/// Like [`scan`], plus what it saw of scalar values.
+pub fn scan_with_scalars(text: &str) -> (Locations, Scalars) {
     let mut s = Scanner::default();
     for (n, line) in text.lines().enumerate() {
         s.line(n + 1, line);
     }
-    s.out
+    (s.out, s.scalars)
+}
+
+/// Records the scalar written after a key or list dash, if it is one.
+fn record_scalar(scalars: &mut Scalars, path: &str, value: &str) {
+    let value = value.trim();
+    if value.starts_with(['"', '\'']) {
+        scalars.quoted.insert(path.to_string());
+    } else if !value.is_empty() && !value.starts_with(['|', '>', '[', '{', '&', '*', '!', '#']) {
+        let text = value.split(" #").next().unwrap_or(value).trim_end();
+        scalars.plain.insert(path.to_string(), text.to_string());
+    }
 }
 
 /// Looks up `path`, falling back to its nearest ancestor with a position.
@@ -113,6 +143,10 @@ impl Scanner {
         });
         self.out.insert(self.path(), (lineno, indent + 1));
         let rest = body[1..].trim_start_matches(' ');
+        if split_key(rest).is_none() && !rest.starts_with("- ") {
+            let path = self.path();
+            record_scalar(&mut self.scalars, &path, rest);
+        }
         if rest.starts_with('|') || rest.starts_with('>') {
             self.block_indent = Some(indent);
         } else if !rest.is_empty() && !rest.starts_with('#') {
@@ -132,8 +166,9 @@ impl Scanner {
         let path = self.path();
         // A repeated key (a new mapping under the same parent) restarts its lists.
         self.counters.remove(&path);
-        self.out.insert(path, (lineno, indent + 1));
         let value = rest.trim();
+        record_scalar(&mut self.scalars, &path, value);
+        self.out.insert(path, (lineno, indent + 1));
         if value.starts_with('|') || value.starts_with('>') {
             self.block_indent = Some(indent);
         }
@@ -211,6 +246,17 @@ systemd:
         let l = scan(DOC);
         assert_eq!(find(&l, "storage.files.1.contents.source"), Some((11, 5)));
         assert_eq!(find(&l, "passwd.users"), None);
+    }
+
+    #[test]
+    fn quoted_values_are_recorded() {
+        let (_, sc) =
+            scan_with_scalars("a:\n  - mode: \"0644\"\n    b: '1'\n    c: 1.50 # x\n  - True\n");
+        let mut q: Vec<_> = sc.quoted.into_iter().collect();
+        q.sort();
+        assert_eq!(q, ["a.0.b", "a.0.mode"]);
+        assert_eq!(sc.plain["a.0.c"], "1.50");
+        assert_eq!(sc.plain["a.1"], "True");
     }
 
     #[test]

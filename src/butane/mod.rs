@@ -20,7 +20,9 @@ mod storage;
 mod systemd;
 mod translate;
 mod trees;
+mod unit_file;
 mod validate;
+pub mod verify;
 
 /// How to translate.
 #[derive(Debug, Clone, Default)]

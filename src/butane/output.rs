@@ -11,7 +11,18 @@ use serde_json::Value;
 use super::schema::Spec;
 
 /// Compact JSON for `config` at the Ignition version `spec` maps to.
+#[cfg(test)]
 pub fn render(config: &v3_3::Config, spec: Spec) -> Result<String, String> {
+    to_json(&render_value(config, spec)?)
+}
+
+/// Compact JSON text of a rendered value (keys sorted).
+pub fn to_json(value: &Value) -> Result<String, String> {
+    serde_json::to_string(value).map_err(|e| format!("serialising config: {e}"))
+}
+
+/// The pruned JSON value of `config` at the Ignition version `spec` maps to.
+pub fn render_value(config: &v3_3::Config, spec: Spec) -> Result<Value, String> {
     let mut value = serde_json::to_value(config).map_err(|e| format!("serialising config: {e}"))?;
     if spec == Spec::V1_1 {
         value["ignition"]["version"] = Value::String(spec.ignition_version().into());
@@ -19,8 +30,7 @@ pub fn render(config: &v3_3::Config, spec: Spec) -> Result<String, String> {
             .map_err(|e| format!("building 3.4.0 config: {e}"))?;
         value = serde_json::to_value(&typed).map_err(|e| format!("serialising config: {e}"))?;
     }
-    let value = prune(value).unwrap_or_else(|| Value::Object(Default::default()));
-    serde_json::to_string(&value).map_err(|e| format!("serialising config: {e}"))
+    Ok(prune(value).unwrap_or_else(|| Value::Object(Default::default())))
 }
 
 /// Drops nulls and empty arrays/objects, bottom-up; `None` when `v` itself empties.

@@ -40,12 +40,12 @@ pub fn translate(cx: &mut Ctx, path: &str, o: Obj) -> Resource {
     let embedded = embedded_bytes(cx, path, o);
     let mut scheme = None;
     if let Some(data) = embedded {
-        // A user-declared compression means the bytes are already compressed.
-        let e = data_url::encode(&data, r.compression.is_none());
-        if e.gzip {
-            r.compression = Some("gzip".into());
+        if path.starts_with("ignition.config") {
+            check_embedded_config(cx, path, o, &data);
         }
-        r.source = Some(e.url);
+        let (url, compression) = embed(&data, r.compression.as_deref());
+        r.source = Some(url);
+        r.compression = compression;
     } else if let Some(src) = o.str(cx, path, "source") {
         scheme = check_url(cx, &join(path, "source"), &src);
         r.source = Some(src);
@@ -55,10 +55,27 @@ pub fn translate(cx: &mut Ctx, path: &str, o: Obj) -> Resource {
     r
 }
 
-/// The declared compression; an empty string means none.
+/// The data URL and compression for embedded bytes, as Butane writes them.
+/// A declared compression means the bytes are already compressed: it is kept
+/// and nothing is compressed again. Otherwise the compression is written out
+/// even when empty (`""`), so that a config merged into a parent that set
+/// `gzip` for the same path cannot inherit the parent's compression.
+pub fn embed(data: &[u8], declared: Option<&str>) -> (String, Option<String>) {
+    match declared.filter(|c| !c.is_empty()) {
+        Some(c) => (data_url::encode(data, false).url, Some(c.to_string())),
+        None => {
+            let e = data_url::encode(data, true);
+            let compression = if e.gzip { "gzip" } else { "" };
+            (e.url, Some(compression.to_string()))
+        }
+    }
+}
+
+/// The declared compression; an empty string (no compression) is kept, as
+/// Butane copies it to the output.
 fn compression(cx: &mut Ctx, path: &str, o: Obj) -> Option<String> {
-    let c = o.str(cx, path, "compression").filter(|c| !c.is_empty())?;
-    if c != "gzip" {
+    let c = o.str(cx, path, "compression")?;
+    if !c.is_empty() && c != "gzip" {
         cx.error(
             &join(path, "compression"),
             format!("unsupported compression \"{c}\" (only gzip)"),
@@ -75,6 +92,31 @@ fn verification(cx: &mut Ctx, path: &str, o: Obj) -> Option<Verification> {
         check_hash(cx, &join(&vpath, "hash"), h);
     }
     Some(Verification { hash })
+}
+
+/// An inline or local config to merge or replace must itself be a valid
+/// Ignition config, as Butane checks (Ignition would fail at boot).
+fn check_embedded_config(cx: &mut Ctx, path: &str, o: Obj, data: &[u8]) {
+    let here = join(path, if o.has("inline") { "inline" } else { "local" });
+    let parsed = ignition_config::Config::parse_slice(data)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_slice::<serde_json::Value>(data).map_err(|e| e.to_string()));
+    let value = match parsed {
+        Ok(v) => v,
+        Err(e) => return cx.error(&here, format!("not a valid Ignition config: {e}")),
+    };
+    for f in super::verify::check(&value)
+        .into_iter()
+        .filter(|f| !f.warning)
+    {
+        cx.error(
+            &here,
+            format!(
+                "the embedded Ignition config is invalid: {}: {}",
+                f.path, f.message
+            ),
+        );
+    }
 }
 
 /// Bytes of `inline` or `local` contents, when one of them is set.
@@ -154,6 +196,11 @@ mod tests {
         let (r, _) = run(&format!("inline: {long}\ncompression: gzip"));
         assert_eq!(r.compression.as_deref(), Some("gzip"));
         assert_eq!(r.source, Some(format!("data:,{long}")));
+        let (r, _) = run("inline: x/y");
+        assert_eq!(r.compression.as_deref(), Some(""));
+        assert_eq!(r.source.as_deref(), Some("data:,x%2Fy"));
+        let (r, _) = run("source: https://h/x\ncompression: \"\"");
+        assert_eq!(r.compression.as_deref(), Some(""));
     }
 
     #[test]
@@ -170,6 +217,35 @@ mod tests {
             [
                 r#"r.http_headers.1.name: duplicate header "a" (first defined at r.http_headers.0.name)"#
             ]
+        );
+    }
+
+    #[test]
+    fn embedded_configs_must_be_valid_ignition() {
+        let v: serde_norway::Value = serde_norway::from_str(
+            "a: {inline: '{\"ignition\":{\"version\":\"3.3.0\"},\"storage\":{\"files\":[{\"path\":\"/a/\"}]}}'}\nb: {inline: 'nope'}\nc: {inline: '{\"ignition\":{\"version\":\"3.3.0\"}}'}",
+        )
+        .unwrap();
+        let mut cx = Ctx::new(None, Spec::V1_0);
+        let top = Obj::new(&mut cx, &v, "", &["a", "b", "c"]).unwrap();
+        for k in ["a", "b", "c"] {
+            let o = top.obj(&mut cx, "ignition.config", k, KEYS).unwrap();
+            translate(&mut cx, &join("ignition.config", k), o);
+        }
+        let e: Vec<String> = cx
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .collect();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(
+            e[0],
+            "ignition.config.a.inline: the embedded Ignition config is invalid: storage.files.0.path: path \"/a/\" is not fully simplified (write \"/a\")"
+        );
+        assert!(
+            e[1].starts_with("ignition.config.b.inline: not a valid Ignition config: "),
+            "{}",
+            e[1]
         );
     }
 

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use serde_norway::{Mapping, Value};
 
+use super::location::Scalars;
+
 /// Butane spec versions of the `flatcar` variant that pxebuild accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Spec {
@@ -31,12 +33,29 @@ pub struct Raw {
     pub message: String,
 }
 
+/// Where an item of the output's lists came from in the Butane config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    /// The output item, as a JSON key path (`systemd.units.3`).
+    pub json: String,
+    /// The Butane item it came from (`systemd.units.1`, `storage.trees.0`).
+    pub yaml: String,
+    /// Whether the output item has the Butane item's shape (only the key
+    /// spelling differs), so that paths inside it map one to one; false for
+    /// expansions such as tree files and generated mount units.
+    pub same_shape: bool,
+}
+
 /// Translation state shared by all sections: findings and options.
 pub struct Ctx {
     pub errors: Vec<Raw>,
     pub warnings: Vec<Raw>,
     pub files_dir: Option<PathBuf>,
     pub spec: Spec,
+    /// Output list items whose index differs from their Butane item's.
+    pub origins: Vec<Origin>,
+    /// What the YAML text says about scalars (quoted or not, plain text).
+    pub scalars: Scalars,
 }
 
 impl Ctx {
@@ -46,7 +65,18 @@ impl Ctx {
             warnings: Vec::new(),
             files_dir,
             spec,
+            origins: Vec::new(),
+            scalars: Scalars::default(),
         }
+    }
+
+    /// Records where output item `json` came from.
+    pub fn origin(&mut self, json: String, yaml: &str, same_shape: bool) {
+        self.origins.push(Origin {
+            json,
+            yaml: yaml.to_string(),
+            same_shape,
+        });
     }
 
     pub fn error(&mut self, path: &str, message: impl Into<String>) {
@@ -143,17 +173,18 @@ impl<'v> Obj<'v> {
         self.raw(key).is_some()
     }
 
+    /// A string. Like Butane's YAML library, a plain number or boolean is
+    /// taken as its source text (`inline: 1.50` is "1.50").
     pub fn str(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<String> {
-        match self.raw(key)? {
-            Value::String(s) => Some(s.clone()),
-            other => {
-                cx.error(
-                    &join(path, key),
-                    format!("expected a string, found {}", type_name(other)),
-                );
-                None
-            }
+        let v = self.raw(key)?;
+        let s = scalar_text(cx, &join(path, key), v);
+        if s.is_none() {
+            cx.error(
+                &join(path, key),
+                format!("expected a string, found {}", type_name(v)),
+            );
         }
+        s
     }
 
     /// Like [`Obj::str`] but reports a missing key.
@@ -165,9 +196,13 @@ impl<'v> Obj<'v> {
         self.str(cx, path, key)
     }
 
+    /// A boolean; like Butane's YAML library (go-yaml v3) decoding into a
+    /// bool, the YAML 1.1 words `y`/`yes`/`on` and `n`/`no`/`off` (in
+    /// lower, Title or UPPER case) are accepted too.
     pub fn bool(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<bool> {
         match self.raw(key)? {
             Value::Bool(b) => Some(*b),
+            Value::String(s) if yaml11_bool(s).is_some() => yaml11_bool(s),
             other => {
                 cx.error(
                     &join(path, key),
@@ -224,11 +259,11 @@ impl<'v> Obj<'v> {
         }
         let mut out = Vec::new();
         for item in items {
-            match item.value {
-                Value::String(s) => out.push(s.clone()),
-                other => cx.error(
+            match scalar_text(cx, &item.path, item.value) {
+                Some(s) => out.push(s),
+                None => cx.error(
                     &item.path,
-                    format!("expected a string, found {}", type_name(other)),
+                    format!("expected a string, found {}", type_name(item.value)),
                 ),
             }
         }
@@ -266,6 +301,14 @@ impl<'v> Obj<'v> {
         let here = join(path, key);
         let mode = match self.raw(key)? {
             Value::Number(n) if n.as_i64().is_some() => n.as_i64()?,
+            // Butane reads modes as integers: a quoted "0644" is a string there.
+            Value::String(s) if cx.scalars.quoted.contains(&here) => {
+                cx.error(
+                    &here,
+                    format!("expected an integer, found the quoted string \"{s}\" (write the mode without quotes: {s})"),
+                );
+                return None;
+            }
             Value::String(s) => match parse_octal(s) {
                 Some(m) => m,
                 None => {
@@ -283,6 +326,35 @@ impl<'v> Obj<'v> {
         };
         crate::butane::validate::check_mode(cx, &here, mode);
         Some(mode)
+    }
+}
+
+/// The text of a scalar for a string field: strings as they are, plain
+/// numbers and booleans as written in the source (falling back to their
+/// canonical form where the scanner did not see them).
+fn scalar_text(cx: &Ctx, path: &str, v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(
+            cx.scalars
+                .plain
+                .get(path)
+                .cloned()
+                .unwrap_or_else(|| match v {
+                    Value::Number(n) => n.to_string(),
+                    _ => v.as_bool().unwrap_or_default().to_string(),
+                }),
+        ),
+        _ => None,
+    }
+}
+
+/// The YAML 1.1 boolean words go-yaml v3 accepts for a bool target.
+fn yaml11_bool(s: &str) -> Option<bool> {
+    match s {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
     }
 }
 
@@ -305,7 +377,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_wrong_types_are_reported_with_paths() {
-        let v: Value = serde_norway::from_str("a: 1\nb: x\nc: [1]").unwrap();
+        let v: Value = serde_norway::from_str("a: [1]\nb: x\nc: [{}]").unwrap();
         let mut cx = cx();
         let o = Obj::new(&mut cx, &v, "top", &["a", "c"]).unwrap();
         assert_eq!(o.str(&mut cx, "top", "a"), None);
@@ -313,6 +385,45 @@ mod tests {
         let paths: Vec<_> = cx.errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["top.b", "top.a", "top.c.0"]);
         assert_eq!(cx.errors[0].message, "unknown key \"b\"");
+    }
+
+    #[test]
+    fn numbers_and_booleans_are_strings_where_strings_are_expected() {
+        let v: Value = serde_norway::from_str("a: 1.50\nb: [7, true]").unwrap();
+        let mut cx = cx();
+        cx.scalars.plain.insert("a".into(), "1.50".into());
+        let o = Obj::new(&mut cx, &v, "", &["a", "b"]).unwrap();
+        assert_eq!(o.str(&mut cx, "", "a").as_deref(), Some("1.50"));
+        assert_eq!(
+            o.strings(&mut cx, "", "b"),
+            Some(vec!["7".to_string(), "true".to_string()])
+        );
+        assert!(cx.errors.is_empty());
+    }
+
+    #[test]
+    fn yaml_1_1_booleans() {
+        let v: Value =
+            serde_norway::from_str("a: yes\nb: Off\nc: Y\nd: \"on\"\ne: maybe\nf: TRUE").unwrap();
+        let mut cx = cx();
+        let o = Obj::new(&mut cx, &v, "", &["a", "b", "c", "d", "e", "f"]).unwrap();
+        let got: Vec<_> = ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .map(|k| o.bool(&mut cx, "", k))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Some(true),
+                Some(false),
+                Some(true),
+                Some(true),
+                None,
+                Some(true)
+            ]
+        );
+        assert_eq!(cx.errors.len(), 1);
+        assert_eq!(cx.errors[0].message, "expected a boolean, found a string");
     }
 
     #[test]

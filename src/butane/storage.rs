@@ -45,10 +45,10 @@ pub fn translate(
             );
         }
     }
-    let files = files(cx, seen, o);
+    let mut files = files(cx, seen, o);
     let dirs = directories(cx, seen, o);
     let links = links(cx, seen, o);
-    let (tree_files, tree_links) = trees_of(cx, seen, o);
+    let (tree_files, tree_links) = trees_of(cx, seen, o, &mut files, links.len());
     st.files = non_empty(files.into_iter().chain(tree_files).collect());
     st.directories = non_empty(dirs);
     st.links = non_empty(links.into_iter().chain(tree_links).collect());
@@ -181,7 +181,19 @@ fn links(cx: &mut Ctx, seen: &mut Seen, o: Obj) -> Vec<Link> {
     out
 }
 
-fn trees_of(cx: &mut Ctx, seen: &mut Seen, o: Obj) -> (Vec<File>, Vec<Link>) {
+/// Expands the trees; their files and links follow the explicit files and
+/// the `n_links` explicit links in the output, which is recorded so that
+/// findings about them point at their tree. As in Butane, a tree file whose
+/// path has an explicit file entry without a contents source fills that
+/// entry (its source and compression, and its mode when the entry has none)
+/// instead of being a duplicate path.
+fn trees_of(
+    cx: &mut Ctx,
+    seen: &mut Seen,
+    o: Obj,
+    explicit: &mut [File],
+    n_links: usize,
+) -> (Vec<File>, Vec<Link>) {
     let (mut files, mut links) = (Vec::new(), Vec::new());
     for (p, t) in o.objs(cx, "storage", "trees", &["local", "path"]) {
         let Some(local) = t.req_str(cx, &p, "local") else {
@@ -190,13 +202,43 @@ fn trees_of(cx: &mut Ctx, seen: &mut Seen, o: Obj) -> (Vec<File>, Vec<Link>) {
         let base = t.str(cx, &p, "path").unwrap_or_else(|| "/".into());
         check_abs_path(cx, &join(&p, "path"), &base);
         let (f, l) = trees::expand(cx, &p, &local, &base);
-        for path in f.iter().map(|f| &f.path).chain(l.iter().map(|l| &l.path)) {
-            seen.add(cx, "path", path, &p);
+        for file in f {
+            if fill_explicit(explicit, &file) {
+                continue;
+            }
+            seen.add(cx, "path", &file.path, &p);
+            let index = explicit.len() + files.len();
+            cx.origin(format!("storage.files.{index}"), &p, false);
+            files.push(file);
         }
-        files.extend(f);
-        links.extend(l);
+        for link in l {
+            seen.add(cx, "path", &link.path, &p);
+            cx.origin(
+                format!("storage.links.{}", n_links + links.len()),
+                &p,
+                false,
+            );
+            links.push(link);
+        }
     }
     (files, links)
+}
+
+/// Gives a tree file's contents to an explicit entry for the same path that
+/// has no contents source; false when there is no such entry.
+fn fill_explicit(explicit: &mut [File], file: &File) -> bool {
+    let Some(entry) = explicit
+        .iter_mut()
+        .find(|e| e.path == file.path && e.contents.as_ref().is_none_or(|c| c.source.is_none()))
+    else {
+        return false;
+    };
+    let from = file.contents.clone().unwrap_or_default();
+    let contents = entry.contents.get_or_insert_with(Default::default);
+    contents.source = from.source;
+    contents.compression = from.compression;
+    entry.mode = entry.mode.or(file.mode);
+    true
 }
 
 fn disks(cx: &mut Ctx, seen: &mut Seen, o: Obj) -> Vec<Disk> {

@@ -16,8 +16,12 @@ const UNIT: &[&str] = &[
 ];
 const DROPIN: &[&str] = &["name", "contents", "contents_local"];
 
-/// Translates `systemd`, appending the generated units (which take part in
-/// the duplicate-name check like any other unit).
+/// Translates `systemd` together with the units generated for
+/// `with_mount_unit`. As in Butane, which merges the user's config over the
+/// generated one with Ignition's merge rules, the generated units come
+/// first, and a user unit with the same name as a generated one is merged
+/// into it: the user's `enabled`, `mask` and `contents` replace the
+/// generated ones when set, and dropins are merged by name.
 pub fn translate(
     cx: &mut Ctx,
     v: Option<&serde_norway::Value>,
@@ -25,20 +29,55 @@ pub fn translate(
 ) -> Systemd {
     let mut seen = Seen::default();
     let mut units = Vec::new();
-    if let Some(o) = v.and_then(|v| Obj::new(cx, v, "systemd", &["units"])) {
-        for (p, u) in o.objs(cx, "systemd", "units", UNIT) {
-            if let Some(unit) = unit(cx, &p, u) {
-                seen.add(cx, "unit", &unit.name, &join(&p, "name"));
-                units.push(unit);
-            }
-        }
-    }
     for (p, unit) in generated {
         seen.add(cx, "unit", &unit.name, &p);
+        cx.origin(format!("systemd.units.{}", units.len()), &p, false);
         units.push(unit);
+    }
+    let n_generated = units.len();
+    let mut merged = std::collections::HashSet::new();
+    if let Some(o) = v.and_then(|v| Obj::new(cx, v, "systemd", &["units"])) {
+        for (p, u) in o.objs(cx, "systemd", "units", UNIT) {
+            let Some(unit) = unit(cx, &p, u) else {
+                continue;
+            };
+            let target = units[..n_generated]
+                .iter()
+                .position(|g| g.name == unit.name)
+                .filter(|_| merged.insert(unit.name.clone()));
+            if let Some(i) = target {
+                merge_unit(&mut units[i], unit);
+                cx.origin(format!("systemd.units.{i}"), &p, true);
+                continue;
+            }
+            seen.add(cx, "unit", &unit.name, &join(&p, "name"));
+            cx.origin(format!("systemd.units.{}", units.len()), &p, true);
+            units.push(unit);
+        }
     }
     Systemd {
         units: (!units.is_empty()).then_some(units),
+    }
+}
+
+/// Ignition's merge of a child unit over a parent unit with the same name.
+fn merge_unit(parent: &mut Unit, child: Unit) {
+    if child.enabled.is_some() {
+        parent.enabled = child.enabled;
+    }
+    if child.mask.is_some() {
+        parent.mask = child.mask;
+    }
+    if child.contents.is_some() {
+        parent.contents = child.contents;
+    }
+    for d in child.dropins.into_iter().flatten() {
+        let dropins = parent.dropins.get_or_insert_with(Vec::new);
+        match dropins.iter_mut().find(|p| p.name == d.name) {
+            Some(p) if d.contents.is_some() => p.contents = d.contents,
+            Some(_) => {}
+            None => dropins.push(d),
+        }
     }
 }
 
@@ -228,6 +267,35 @@ mod unit_tests {
         assert_eq!(s.units.unwrap()[0].enabled, Some(true));
         let (_, _, w) = units("units: [{name: a.service, enabled: true}]", Spec::V1_0);
         assert!(w.is_empty(), "units without contents are the OS's own");
+    }
+
+    #[test]
+    fn user_units_merge_into_generated_units_of_the_same_name() {
+        let v: serde_norway::Value = serde_norway::from_str(
+            "units: [{name: a.service}, {name: srv.mount, enabled: false, dropins: [{name: x.conf, contents: \"[Mount]\\n\"}]}]",
+        )
+        .unwrap();
+        let mut cx = Ctx::new(None, Spec::V1_0);
+        let mut generated = Unit::new("srv.mount".into());
+        generated.enabled = Some(true);
+        generated.contents = Some("[Mount]\nWhere=/srv\n".into());
+        let s = translate(
+            &mut cx,
+            Some(&v),
+            vec![("f.with_mount_unit".into(), generated)],
+        );
+        assert!(cx.errors.is_empty(), "{:?}", cx.errors);
+        let units = s.units.unwrap();
+        let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["srv.mount", "a.service"]);
+        assert_eq!(units[0].enabled, Some(false));
+        assert_eq!(units[0].contents.as_deref(), Some("[Mount]\nWhere=/srv\n"));
+        assert_eq!(units[0].dropins.as_ref().unwrap()[0].name, "x.conf");
+        let json: Vec<&str> = cx.origins.iter().map(|o| o.json.as_str()).collect();
+        assert_eq!(
+            json,
+            ["systemd.units.0", "systemd.units.1", "systemd.units.0"]
+        );
     }
 
     #[test]

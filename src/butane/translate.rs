@@ -4,9 +4,9 @@ use ignition_config::v3_3::{Config, KernelArguments};
 use serde_norway::Value;
 
 use super::location::{self, Locations};
-use super::schema::{Ctx, Obj, Raw, Spec};
+use super::schema::{Ctx, Obj, Origin, Raw, Spec};
 use super::validate::Seen;
-use super::{ignition, output, passwd, storage, systemd, Diagnostic, Options, Translation};
+use super::{ignition, output, passwd, storage, systemd, verify, Diagnostic, Options, Translation};
 
 const TOP: &[&str] = &[
     "variant",
@@ -22,7 +22,7 @@ pub fn run(yaml: &str, opts: &Options) -> Result<Translation, Vec<Diagnostic>> {
     let mut doc: Value = serde_norway::from_str(yaml).map_err(|e| vec![syntax_error(&e)])?;
     // Templates may share blocks with anchors and `<<:` merge keys.
     doc.apply_merge().map_err(|e| vec![syntax_error(&e)])?;
-    let locs = location::scan(yaml);
+    let (locs, scalars) = location::scan_with_scalars(yaml);
     let mut probe = Ctx::new(None, Spec::V1_0);
     let spec = Obj::new(&mut probe, &doc, "", TOP).and_then(|o| spec_of(&mut probe, o));
     let Some(spec) = spec.filter(|_| probe.errors.is_empty()) else {
@@ -32,29 +32,96 @@ pub fn run(yaml: &str, opts: &Options) -> Result<Translation, Vec<Diagnostic>> {
         return Err(locate(&locs, probe.errors));
     };
     let mut cx = Ctx::new(opts.files_dir.clone(), spec);
+    cx.scalars = scalars;
     let config = build(&mut cx, &doc);
+    let rendered = if cx.errors.is_empty() {
+        let value = output::render_value(&config, spec).map_err(bare_error)?;
+        verify_output(&mut cx, &value);
+        Some(value)
+    } else {
+        None
+    };
     let mut errors = locate(&locs, std::mem::take(&mut cx.errors));
     let mut warnings = locate(&locs, std::mem::take(&mut cx.warnings));
     if opts.strict {
         errors.append(&mut warnings);
     }
-    if !errors.is_empty() {
+    let Some(value) = rendered.filter(|_| errors.is_empty()) else {
         errors.sort_by_key(|d| (d.line.is_none(), d.line, d.column));
         return Err(errors);
-    }
-    let json = output::render(&config, spec).map_err(|message| {
-        vec![Diagnostic {
-            line: None,
-            column: None,
-            path: String::new(),
-            message,
-        }]
-    })?;
+    };
+    let json = output::to_json(&value).map_err(bare_error)?;
     Ok(Translation {
         json,
         spec_version: spec.ignition_version().into(),
         warnings,
     })
+}
+
+fn bare_error(message: String) -> Vec<Diagnostic> {
+    vec![Diagnostic {
+        line: None,
+        column: None,
+        path: String::new(),
+        message,
+    }]
+}
+
+/// Runs Ignition's validation on the rendered config, as Butane does, and
+/// records its findings under the Butane key path they come from; a finding
+/// inside an expansion (a tree's file, a generated mount unit) points at the
+/// Butane item and names the output path.
+fn verify_output(cx: &mut Ctx, value: &serde_json::Value) {
+    for f in verify::check(value) {
+        let (path, exact) = yaml_path(&cx.origins, &f.path);
+        let message = if exact {
+            f.message
+        } else {
+            format!(
+                "{} (at {} in the generated Ignition config)",
+                f.message, f.path
+            )
+        };
+        if f.warning {
+            cx.warn(&path, message);
+        } else {
+            cx.error(&path, message);
+        }
+    }
+}
+
+/// Maps an Ignition JSON key path to the Butane key path it came from, and
+/// whether the mapping is exact.
+fn yaml_path(origins: &[Origin], json: &str) -> (String, bool) {
+    let hit = origins.iter().rev().find(|o| {
+        json == o.json
+            || json
+                .strip_prefix(&o.json)
+                .is_some_and(|r| r.starts_with('.'))
+    });
+    match hit {
+        Some(o) if !o.same_shape => (o.yaml.clone(), false),
+        Some(o) => (
+            format!("{}{}", o.yaml, snake_path(&json[o.json.len()..])),
+            true,
+        ),
+        None => (snake_path(json), true),
+    }
+}
+
+/// `storage.files.0.contents.httpHeaders` → `…http_headers` (Butane spells
+/// Ignition's camelCase keys in snake_case; `sizeMiB` → `size_mib`).
+fn snake_path(json: &str) -> String {
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.replace("MiB", "Mib").chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Checks `variant` and `version`; only `flatcar` 1.0.0 and 1.1.0 are known.
@@ -159,6 +226,43 @@ mod tests {
         assert_eq!(
             json(yaml),
             r#"{"ignition":{"version":"3.3.0"},"storage":{"directories":[{"mode":448,"path":"/a"},{"mode":448,"path":"/b"}]}}"#
+        );
+    }
+
+    #[test]
+    fn output_paths_map_to_butane_paths() {
+        let origins = vec![
+            Origin {
+                json: "storage.files.2".into(),
+                yaml: "storage.trees.0".into(),
+                same_shape: false,
+            },
+            Origin {
+                json: "systemd.units.0".into(),
+                yaml: "systemd.units.1".into(),
+                same_shape: true,
+            },
+        ];
+        let map = |j: &str| yaml_path(&origins, j);
+        assert_eq!(
+            map("storage.files.0.contents.httpHeaders.1.name"),
+            ("storage.files.0.contents.http_headers.1.name".into(), true)
+        );
+        assert_eq!(
+            map("storage.files.2.path"),
+            ("storage.trees.0".into(), false)
+        );
+        assert_eq!(
+            map("storage.files.20.path"),
+            ("storage.files.20.path".into(), true)
+        );
+        assert_eq!(
+            map("systemd.units.0.dropins.0.contents"),
+            ("systemd.units.1.dropins.0.contents".into(), true)
+        );
+        assert_eq!(
+            map("storage.disks.0.partitions.1.sizeMiB"),
+            ("storage.disks.0.partitions.1.size_mib".into(), true)
         );
     }
 

@@ -9,8 +9,8 @@ use std::path::Path;
 use ignition_config::v3_3::{File, Link, Resource};
 use walkdir::WalkDir;
 
-use super::data_url;
 use super::local;
+use super::resource;
 use super::schema::{join, Ctx};
 
 /// Expands the tree at Butane path `p` rooted at local dir `rel` onto `base`.
@@ -90,7 +90,7 @@ fn add(
 fn embed_file(src: &Path, dest: String) -> Result<File, String> {
     let data = std::fs::read(src).map_err(|e| format!("reading {}: {e}", src.display()))?;
     let meta = std::fs::metadata(src).map_err(|e| format!("reading {}: {e}", src.display()))?;
-    let encoded = data_url::encode(&data, true);
+    let (source, compression) = resource::embed(&data, None);
     let mut file = File::new(dest);
     file.mode = Some(if meta.permissions().mode() & 0o111 != 0 {
         0o755
@@ -98,8 +98,8 @@ fn embed_file(src: &Path, dest: String) -> Result<File, String> {
         0o644
     });
     file.contents = Some(Resource {
-        source: Some(encoded.url),
-        compression: encoded.gzip.then(|| "gzip".to_string()),
+        source: Some(source),
+        compression,
         ..Resource::default()
     });
     Ok(file)

@@ -1,6 +1,8 @@
 //! Butane → Ignition for rendered configs, through pxebuild's own translator
-//! (`crate::butane`), then a structural check of the JSON against the
-//! Ignition spec types (`ignition-config`): an unknown key is an error.
+//! (`crate::butane`), then a check of the JSON: structurally against the
+//! Ignition spec types (`ignition-config`; an unknown key is an error) and
+//! semantically with Ignition's own validation rules (`butane::verify`), so
+//! that a build never publishes a config Ignition would reject.
 use anyhow::{anyhow, Result};
 
 use crate::butane;
@@ -31,11 +33,44 @@ pub fn translate(yaml: &str, origin: &str, strict: bool) -> Result<String> {
     Ok(json)
 }
 
-/// Parses Ignition JSON against the spec types; unknown keys are errors.
+/// Parses Ignition JSON against the spec types (unknown keys are errors),
+/// then applies Ignition's validation; its errors fail, its warnings do not
+/// (the translator has already reported them against the Butane source).
 pub fn check(json: &str) -> Result<()> {
     let (_, warnings) = ignition_config::Config::parse_str(json)?;
     if let Some(w) = warnings.first() {
         return Err(anyhow!("{w}"));
     }
+    let value: serde_json::Value = serde_json::from_str(json)?;
+    let errors: Vec<String> = butane::verify::check(&value)
+        .into_iter()
+        .filter(|f| !f.warning)
+        .map(|f| format!("{}: {}", f.path, f.message))
+        .collect();
+    if !errors.is_empty() {
+        return Err(anyhow!("{}", errors.join("; ")));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_applies_ignitions_validation() {
+        check(r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/a"}]}}"#).unwrap();
+        let dirty = r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/a/"}]}}"#;
+        assert_eq!(
+            check(dirty).unwrap_err().to_string(),
+            "storage.files.0.path: path \"/a/\" is not fully simplified (write \"/a\")"
+        );
+        let unit = r#"{"ignition":{"version":"3.4.0"},"systemd":{"units":[{"name":"a.service","contents":"[Unit]\nx\n"}]}}"#;
+        assert!(check(unit)
+            .unwrap_err()
+            .to_string()
+            .contains("invalid unit contents: line 2"));
+        let unknown = r#"{"ignition":{"version":"3.3.0"},"storage":{"filez":[]}}"#;
+        assert!(check(unknown).is_err());
+    }
 }
