@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex};
 
 use anyhow::{anyhow, bail, Result};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::cache::{Cache, Record};
 use super::explain;
@@ -204,12 +204,14 @@ fn run_one(
 ) -> Result<Outcome> {
     let id = step.id();
     let inputs = Inputs::new(inputs, &cache.store);
-    let key = json!({
-        "step": id,
-        "pxebuild": env!("CARGO_PKG_VERSION"),
-        "key": step.key(&inputs)?,
-    });
-    let key_hash = Cache::key_hash(&key);
+    let wrap = |key: Value| {
+        json!({
+            "step": id,
+            "pxebuild": env!("CARGO_PKG_VERSION"),
+            "key": key,
+        })
+    };
+    let key_hash = Cache::key_hash(&wrap(step.key(&inputs)?));
     if let Some(outputs) = cache.lookup(&key_hash, opts.verify_cache) {
         return Ok(Outcome {
             id,
@@ -218,6 +220,8 @@ fn run_one(
             ran: None,
         });
     }
+    // Recorded for a later `--explain`, compared now when asked.
+    let key = wrap(step.explain_key(&inputs)?);
     let reason = if opts.explain {
         explain::reason(cache.last_key(&id).as_ref(), &key)
     } else {
@@ -247,7 +251,6 @@ mod tests {
     use super::*;
     use crate::build::step::Visibility;
     use anyhow::anyhow;
-    use serde_json::Value;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 

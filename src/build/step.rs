@@ -43,7 +43,7 @@ impl Output {
 /// A unit of build work. Implementations must be deterministic: equal keys give
 /// equal outputs.
 pub trait Step: Send + Sync {
-    /// Unique, stable id such as `fetch:flatcar/pxe-kernel` or `render:cp1/install.bu`.
+    /// Unique, stable id such as `fetch:flatcar/pxe-kernel` or `ignition:cp1/install.ign`.
     fn id(&self) -> String;
     /// Ids of the steps whose outputs this step reads.
     fn deps(&self) -> Vec<String> {
@@ -52,6 +52,13 @@ pub trait Step: Send + Sync {
     /// Everything that decides the output (input digests, template bytes,
     /// rendered context, versions). Called once the dependencies are done.
     fn key(&self, inputs: &Inputs) -> Result<Value>;
+    /// What `--explain` compares between builds when the step runs. Defaults to
+    /// the key; steps whose key folds bulky parts into digests (to keep the
+    /// thousands of cache checks of a large no-op build cheap) return the
+    /// unfolded form here, so an explanation still names the field that changed.
+    fn explain_key(&self, inputs: &Inputs) -> Result<Value> {
+        self.key(inputs)
+    }
     /// Produces the outputs through `ctx`.
     fn run(&self, ctx: &mut RunCtx) -> Result<()>;
 }
@@ -88,6 +95,20 @@ impl<'a> Inputs<'a> {
     /// The store file holding an input (for hard links and streaming reads).
     pub fn store_path(&self, path: &str) -> Result<std::path::PathBuf> {
         Ok(self.store.path_of(&self.get(path)?.sha256))
+    }
+
+    /// One digest of every input's path and sha256: [`Inputs::digests`] folded,
+    /// for keys computed thousands of times per build.
+    pub fn digest(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        for (path, output) in &self.outputs {
+            hasher
+                .update(path.as_bytes())
+                .update(b"\0")
+                .update(output.sha256.as_bytes())
+                .update(b"\n");
+        }
+        hasher.finalize().to_hex().to_string()
     }
 
     /// Path → sha256 of every input: the usual way to put inputs into a key.

@@ -311,7 +311,7 @@ fn partitions(cx: &mut Ctx, dp: &str, d: Obj) -> Vec<Partition> {
 }
 
 /// `8-4-4-4-12` hex digits.
-fn is_guid(g: &str) -> bool {
+pub(crate) fn is_guid(g: &str) -> bool {
     let parts: Vec<&str> = g.split('-').collect();
     parts.len() == 5
         && parts

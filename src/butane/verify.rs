@@ -15,6 +15,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
+use super::storage::is_guid;
 use super::{data_url, unit_file};
 
 /// One finding; `path` is the JSON key path (`storage.files.0.path`).
@@ -715,16 +716,6 @@ fn short(url: &str) -> String {
     } else {
         url.to_string()
     }
-}
-
-/// `8-4-4-4-12` hex digits.
-fn is_guid(g: &str) -> bool {
-    let parts: Vec<&str> = g.split('-').collect();
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(s, n)| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use crate::fetch::ArtifactRefs;
 use crate::secrets::{self, token, Secrets};
 use crate::site::Site;
 use context::{NodeContext, NodeCtx, NodeSecrets, SiteContext};
-use steps::{RenderInstall, RenderNode, Shared, Translate};
+use steps::{InstallIgnition, NodeIgnition, NodeKey, Shared};
 use templates::Templates;
 
 /// The render steps of a build, reading the fetched artifacts.
@@ -52,21 +52,14 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
     );
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
     for base in node_contexts(site, &shared.site, &secrets)? {
-        let base = Arc::new(base);
-        steps.push(Box::new(RenderNode {
+        let node = Arc::new(NodeKey::new(Arc::new(base)));
+        steps.push(Box::new(NodeIgnition {
             shared: shared.clone(),
-            base: base.clone(),
+            node: node.clone(),
         }));
-        for doc in ["node", "install"] {
-            steps.push(Box::new(Translate {
-                shared: shared.clone(),
-                base: base.clone(),
-                doc,
-            }));
-        }
-        steps.push(Box::new(RenderInstall {
+        steps.push(Box::new(InstallIgnition {
             shared: shared.clone(),
-            base,
+            node,
         }));
     }
     steps.extend(BootShared::new(templates, boot)?.steps());

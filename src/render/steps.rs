@@ -1,5 +1,8 @@
-//! The per-node build steps: `render:<node>/node.bu` → `butane:<node>/node.ign`
-//! → `render:<node>/install.bu` (embeds node.ign) → `butane:<node>/install.ign`.
+//! The per-node build steps: `ignition:<node>/node.ign` (render node.bu,
+//! translate) → `ignition:<node>/install.ign` (render install.bu around
+//! node.ign, translate). Rendering and translation share a step: the rendered
+//! Butane is never kept, which saves a cache file per config (file creation is
+//! what a full build of a large site spends most on after the CPU work).
 //!
 //! Keys hold the template digest, the non-secret context and a fingerprint of
 //! the secrets: never the secrets themselves (keys are stored in the cache).
@@ -40,6 +43,8 @@ impl Shared {
         let sysexts = context::sysexts_from(&self.http_base, &self.sysexts, |_| Ok(String::new()))
             .expect("a constant hash source cannot fail");
         let shared = json!({
+            "translator": ignition::TRANSLATOR_VERSION,
+            "strict": self.strict,
             "templates": self.templates.digest(),
             "site": self.site,
             "secrets": self.secrets_fingerprint,
@@ -52,34 +57,75 @@ impl Shared {
     }
 }
 
-/// Internal output names.
-pub fn butane_path(node: &str, doc: &str) -> String {
-    format!("render/{node}/{doc}.bu")
-}
 /// Dist path of a node's Ignition config (`install` or `node`).
 pub fn ignition_path(ctx: &NodeContext, doc: &str) -> String {
     format!("http/{}/{doc}.ign", ctx.node.ignition_dir)
 }
 
-/// The key of a node's render steps: the shared context's digest, the node,
-/// and the digests of what the step reads.
-fn node_step_key(shared: &Shared, base: &NodeContext, inputs: &Inputs) -> Value {
-    json!({
-        "shared": shared.key_digest,
-        "node": base.node,
-        "inputs": inputs.digests(),
-    })
-}
-
-/// Renders node.bu (and the kubeadm YAML it embeds).
-pub struct RenderNode {
-    pub shared: Arc<Shared>,
+/// A node's part of its steps' keys, computed once per build for both steps.
+pub struct NodeKey {
     pub base: Arc<NodeContext>,
+    /// blake3 of the node's context as JSON.
+    digest: String,
 }
 
-impl RenderNode {
+impl NodeKey {
+    pub fn new(base: Arc<NodeContext>) -> NodeKey {
+        let bytes = serde_json::to_vec(&base.node).expect("JSON values serialise");
+        let digest = blake3::hash(&bytes).to_hex().to_string();
+        NodeKey { base, digest }
+    }
+
+    /// The key: digests of the shared context, the node and the inputs. A no-op
+    /// build checks two such keys per node, so nothing in them is serialised
+    /// field by field.
+    fn key(&self, shared: &Shared, inputs: &Inputs) -> Value {
+        json!({
+            "shared": shared.key_digest,
+            "node": self.digest,
+            "inputs": inputs.digest(),
+        })
+    }
+
+    /// The same, unfolded for `--explain` (which then names e.g. `.key.node.mac`).
+    fn explain_key(&self, shared: &Shared, inputs: &Inputs) -> Value {
+        json!({
+            "shared": shared.key_digest,
+            "node": self.base.node,
+            "inputs": inputs.digests(),
+        })
+    }
+}
+
+/// Translates a node's rendered Butane (`doc`: `node` or `install`) and
+/// publishes the Ignition config, readable by that node's IP only.
+fn put_ignition(
+    run: &mut RunCtx,
+    shared: &Shared,
+    base: &NodeContext,
+    doc: &str,
+    butane: &str,
+) -> Result<()> {
+    let name = &base.node.name;
+    let origin = format!("{name}/{doc}.bu");
+    let json = ignition::translate(butane, &origin, shared.strict)?;
+    let visibility = Visibility::Node {
+        node: name.clone(),
+        ip: base.node.ip.clone(),
+    };
+    run.put_bytes(&ignition_path(base, doc), json.as_bytes(), visibility)
+}
+
+/// Renders node.bu (and the kubeadm YAML it embeds) and translates it to the
+/// node's first-disk-boot Ignition config.
+pub struct NodeIgnition {
+    pub shared: Arc<Shared>,
+    pub node: Arc<NodeKey>,
+}
+
+impl NodeIgnition {
     fn context(&self, inputs: &Inputs) -> Result<NodeContext> {
-        let mut ctx = NodeContext::clone(&self.base);
+        let mut ctx = NodeContext::clone(&self.node.base);
         ctx.sysexts = context::sysexts_from(&self.shared.http_base, &self.shared.sysexts, |p| {
             inputs.read_string(p)
         })?;
@@ -87,9 +133,9 @@ impl RenderNode {
     }
 }
 
-impl Step for RenderNode {
+impl Step for NodeIgnition {
     fn id(&self) -> String {
-        format!("render:{}/node.bu", self.base.node.name)
+        format!("ignition:{}/node.ign", self.node.base.node.name)
     }
     fn deps(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
@@ -103,7 +149,10 @@ impl Step for RenderNode {
         ids
     }
     fn key(&self, inputs: &Inputs) -> Result<Value> {
-        Ok(node_step_key(&self.shared, &self.base, inputs))
+        Ok(self.node.key(&self.shared, inputs))
+    }
+    fn explain_key(&self, inputs: &Inputs) -> Result<Value> {
+        Ok(self.node.explain_key(&self.shared, inputs))
     }
     fn run(&self, run: &mut RunCtx) -> Result<()> {
         let mut ctx = self.context(run.inputs)?;
@@ -112,75 +161,34 @@ impl Step for RenderNode {
             &mut ctx,
             self.shared.cilium_values.as_deref(),
         )?;
-        run.put_bytes(
-            &butane_path(&ctx.node.name, "node"),
-            butane.as_bytes(),
-            Visibility::Internal,
-        )
+        put_ignition(run, &self.shared, &self.node.base, "node", &butane)
     }
 }
 
-/// Renders install.bu around the translated node config.
-pub struct RenderInstall {
+/// Renders install.bu around the node's Ignition config and translates it to
+/// the config the PXE-booted installer runs.
+pub struct InstallIgnition {
     pub shared: Arc<Shared>,
-    pub base: Arc<NodeContext>,
+    pub node: Arc<NodeKey>,
 }
 
-impl Step for RenderInstall {
+impl Step for InstallIgnition {
     fn id(&self) -> String {
-        format!("render:{}/install.bu", self.base.node.name)
+        format!("ignition:{}/install.ign", self.node.base.node.name)
     }
     fn deps(&self) -> Vec<String> {
-        vec![format!("butane:{}/node.ign", self.base.node.name)]
+        vec![format!("ignition:{}/node.ign", self.node.base.node.name)]
     }
     fn key(&self, inputs: &Inputs) -> Result<Value> {
-        Ok(node_step_key(&self.shared, &self.base, inputs))
+        Ok(self.node.key(&self.shared, inputs))
+    }
+    fn explain_key(&self, inputs: &Inputs) -> Result<Value> {
+        Ok(self.node.explain_key(&self.shared, inputs))
     }
     fn run(&self, run: &mut RunCtx) -> Result<()> {
-        let node_ign = run.inputs.read(&ignition_path(&self.base, "node"))?;
-        let mut ctx = NodeContext::clone(&self.base);
-        let text = render_install(&self.shared.templates, &mut ctx, &node_ign)?;
-        let path = butane_path(&ctx.node.name, "install");
-        run.put_bytes(&path, text.as_bytes(), Visibility::Internal)
-    }
-}
-
-/// Translates one rendered Butane config to Ignition and validates it.
-pub struct Translate {
-    pub shared: Arc<Shared>,
-    pub base: Arc<NodeContext>,
-    /// `node` or `install`.
-    pub doc: &'static str,
-}
-
-impl Step for Translate {
-    fn id(&self) -> String {
-        format!("butane:{}/{}.ign", self.base.node.name, self.doc)
-    }
-    fn deps(&self) -> Vec<String> {
-        vec![format!("render:{}/{}.bu", self.base.node.name, self.doc)]
-    }
-    fn key(&self, inputs: &Inputs) -> Result<Value> {
-        Ok(json!({
-            "inputs": inputs.digests(),
-            "translator": ignition::TRANSLATOR_VERSION,
-            "strict": self.shared.strict,
-            "output": ignition_path(&self.base, self.doc),
-        }))
-    }
-    fn run(&self, run: &mut RunCtx) -> Result<()> {
-        let name = &self.base.node.name;
-        let butane = run.inputs.read_string(&butane_path(name, self.doc))?;
-        let origin = format!("{name}/{}.bu", self.doc);
-        let json = ignition::translate(&butane, &origin, self.shared.strict)?;
-        let visibility = Visibility::Node {
-            node: name.clone(),
-            ip: self.base.node.ip.clone(),
-        };
-        run.put_bytes(
-            &ignition_path(&self.base, self.doc),
-            json.as_bytes(),
-            visibility,
-        )
+        let node_ign = run.inputs.read(&ignition_path(&self.node.base, "node"))?;
+        let mut ctx = NodeContext::clone(&self.node.base);
+        let butane = render_install(&self.shared.templates, &mut ctx, &node_ign)?;
+        put_ignition(run, &self.shared, &self.node.base, "install", &butane)
     }
 }

@@ -107,6 +107,13 @@ fn changing_one_mac_reruns_only_that_nodes_steps() {
         .filter(|id| !id.contains("cp2/") && id.as_str() != "boot:configs")
         .collect();
     assert!(foreign.is_empty(), "only cp2 re-ran, but also: {foreign:?}");
+    // The explanation names the field, although keys fold the node into a digest.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let why = stdout
+        .lines()
+        .find(|l| l.starts_with("ran ignition:cp2/node.ign: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(why.contains(".key.node.mac"), "{why}");
     let manifest = Manifest::load(&root.join("dist")).unwrap();
     assert!(manifest
         .file("tftp/pxelinux.cfg/01-52-54-00-20-00-99")

@@ -55,20 +55,26 @@ fn mirror(root: &Path) -> Mirror {
 }
 
 pub(crate) fn build(root: &Path, dist: &Path, mirror: &Mirror) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+    pxebuild_on_mirror(root, mirror)
         .arg("--site")
         .arg(root.join("site.toml"))
         .arg("build")
         .arg("--out")
         .arg(dist)
-        .env("PXEBUILD_CACHE", root.join("cache"))
+        .output()
+        .expect("running pxebuild build")
+}
+
+/// pxebuild with the site's cache under `root` and artifacts from `mirror`.
+pub(crate) fn pxebuild_on_mirror(root: &Path, mirror: &Mirror) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pxebuild"));
+    cmd.env("PXEBUILD_CACHE", root.join("cache"))
         .env("PXEBUILD_MIRROR", &mirror.url)
         .env(
             "PXEBUILD_SIGNING_KEY",
             repo().join("tests/fixtures/mirror/test-key.pub.asc"),
-        )
-        .output()
-        .expect("running pxebuild build")
+        );
+    cmd
 }
 
 /// The example site in a temp dir, its fixture mirror served, and the
@@ -91,6 +97,11 @@ pub(crate) fn prepared() -> (tempfile::TempDir, Mirror) {
 
 fn built() -> Built {
     let (dir, mirror) = prepared();
+    build_prepared(dir, mirror)
+}
+
+/// Builds a prepared site (as edited by the caller) into its dist/.
+fn build_prepared(dir: tempfile::TempDir, mirror: Mirror) -> Built {
     let root = dir.path().to_path_buf();
     let dist = root.join("dist");
     let out = build(&root, &dist, &mirror);
@@ -293,24 +304,12 @@ fn built_with_ipxe() -> Built {
             1,
         );
     std::fs::write(&site, text).unwrap();
-    let dist = root.join("dist");
-    let out = build(&root, &dist, &mirror);
-    assert!(
-        out.status.success(),
-        "pxebuild build failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Built {
-        _dir: dir,
-        root,
-        dist,
-        mirror,
-    }
+    build_prepared(dir, mirror)
 }
 
 #[test]
 fn cluster_boot_configs_are_served_only_to_their_node() {
-    use crate::serve_support::{curl, run, Served};
+    use crate::serve_support::{curl, tftp_hpa, Served};
     let b = built_with_ipxe();
     let manifest = Manifest::load(&b.dist).unwrap();
     let site = pxebuild::site::Site::load(&b.root.join("site.toml")).unwrap();
@@ -347,22 +346,8 @@ fn cluster_boot_configs_are_served_only_to_their_node() {
     // Loopback is not cp2's address: both protocols refuse, and say why.
     let server = Served::start(&b.dist, &[]);
     let tmp = tempfile::tempdir().unwrap();
-    let port = server.tftp.to_string();
     let get = |remote: &str, local: &str| {
-        run(
-            tmp.path(),
-            "tftp",
-            &[
-                "127.0.0.1",
-                &port,
-                "-m",
-                "binary",
-                "-c",
-                "get",
-                remote,
-                local,
-            ],
-        );
+        tftp_hpa(tmp.path(), server.tftp, remote, local);
         std::fs::read(tmp.path().join(local))
             .ok()
             .filter(|b| !b.is_empty())

@@ -484,6 +484,11 @@ fn cluster_sandbox_install_guard_skips_a_disk_with_this_nodes_marker() {
         calls.contains("systemctl reboot"),
         "UEFI boots the disk next: {calls}"
     );
+    assert_boot_next_with_order_kept(&sb, "BootOrder is left as it was");
+}
+
+/// The stub firmware's BootNext is the new disk entry and BootOrder is unchanged.
+fn assert_boot_next_with_order_kept(sb: &Sandbox, why: &str) {
     let efi = sb.state.join("efi");
     assert_eq!(
         std::fs::read_to_string(efi.join("next")).unwrap().trim(),
@@ -492,7 +497,7 @@ fn cluster_sandbox_install_guard_skips_a_disk_with_this_nodes_marker() {
     assert_eq!(
         std::fs::read_to_string(efi.join("order")).unwrap().trim(),
         "0000,0001",
-        "BootOrder is left as it was"
+        "{why}"
     );
 }
 
@@ -518,14 +523,8 @@ fn cluster_sandbox_uefi_install_sets_boot_next_and_keeps_boot_order() {
     let (sb, _) = run_install("blank", true);
     let calls = sb.calls();
     assert!(calls.contains("efibootmgr -q -c"), "{calls}");
-    let efi = sb.state.join("efi");
-    assert_eq!(
-        std::fs::read_to_string(efi.join("next")).unwrap().trim(),
-        "0002"
-    );
-    assert_eq!(
-        std::fs::read_to_string(efi.join("order")).unwrap().trim(),
-        "0000,0001",
-        "efibootmgr -c put the new entry first; the script restored the order"
+    assert_boot_next_with_order_kept(
+        &sb,
+        "efibootmgr -c put the new entry first; the script restored the order",
     );
 }

@@ -2,28 +2,19 @@
 //! the next steps on stderr (serve command, DHCP snippets, node order,
 //! kubeconfig path, day-2 commands), and `-q` suppresses them. One full build
 //! from the loopback fixture mirror; the `-q` run is its all-cached rebuild.
+use crate::cluster_build::{prepared, pxebuild_on_mirror, Mirror};
 use std::path::Path;
-use std::process::Command;
-
-use crate::cluster_build::{prepared, Mirror};
-use crate::cluster_common::repo;
 
 /// `pxebuild [-q] build --out dist` in `root` (so the steps name `site.toml`
 /// and `dist` as the operator typed them).
 fn build(root: &Path, mirror: &Mirror, quiet: bool) -> (String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pxebuild"));
+    let mut cmd = pxebuild_on_mirror(root, mirror);
     if quiet {
         cmd.arg("-q");
     }
     let out = cmd
         .args(["build", "--out", "dist"])
         .current_dir(root)
-        .env("PXEBUILD_CACHE", root.join("cache"))
-        .env("PXEBUILD_MIRROR", &mirror.url)
-        .env(
-            "PXEBUILD_SIGNING_KEY",
-            repo().join("tests/fixtures/mirror/test-key.pub.asc"),
-        )
         .output()
         .expect("running pxebuild build");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

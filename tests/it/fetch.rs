@@ -577,12 +577,7 @@ fn an_interrupted_transfer_resumes_with_a_range_request() {
     w.server.fault(&path, Fault::DropMidway { times: 1 });
     assert_ok(&w.build());
     assert_dist_matches_mirror(&w);
-    let gets: Vec<_> = w
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == path && r.method == "GET")
-        .collect();
+    let gets = w.server.gets_of(&path);
     assert_eq!(gets.len(), 2, "{gets:?}");
     let size = std::fs::metadata(w.mirror().join(&path[1..]))
         .unwrap()
@@ -600,12 +595,7 @@ fn transient_server_errors_are_retried() {
     w.server.fault(&path, Fault::Unavailable { times: 1 });
     assert_ok(&w.build());
     assert_dist_matches_mirror(&w);
-    let gets = w
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == path && r.method == "GET")
-        .count();
+    let gets = w.server.gets_of(&path).len();
     assert_eq!(gets, 2, "one 503, then the retry");
     // A server that keeps failing ends the build, naming the URL and status.
     let w = World::new();
@@ -643,12 +633,7 @@ fn a_killed_builds_partial_file_is_resumed_by_the_next_build() {
     std::fs::write(&part, &bytes[..have]).unwrap();
     assert_ok(&w.build());
     assert_dist_matches_mirror(&w);
-    let gets: Vec<_> = w
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == path && r.method == "GET")
-        .collect();
+    let gets = w.server.gets_of(&path);
     assert_eq!(gets.len(), 1, "{gets:?}");
     assert_eq!(
         gets[0].range.as_deref(),
@@ -926,11 +911,7 @@ fn check_accepts_current_without_the_network() {
 
 /// GETs the server saw for `path`.
 fn gets(w: &World, path: &str) -> usize {
-    w.server
-        .requests()
-        .iter()
-        .filter(|r| r.path == path && r.method == "GET")
-        .count()
+    w.server.gets_of(path).len()
 }
 
 #[test]

@@ -247,6 +247,22 @@ impl Drop for Served {
 }
 
 /// Runs a client tool under `timeout` (a hang guard) in `dir`.
+/// tftp-hpa's client fetching `remote` from loopback into `dir/local`, binary mode.
+pub fn tftp_hpa(dir: &Path, port: u16, remote: &str, local: &str) -> Output {
+    let port = port.to_string();
+    let args = [
+        "127.0.0.1",
+        &port,
+        "-m",
+        "binary",
+        "-c",
+        "get",
+        remote,
+        local,
+    ];
+    run(dir, "tftp", &args)
+}
+
 pub fn run(dir: &Path, program: &str, args: &[&str]) -> Output {
     Command::new("timeout")
         .arg(WAIT.as_secs().to_string())

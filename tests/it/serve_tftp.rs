@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 
-use crate::serve_support::{curl, pattern, run, Dist, Served, WAIT};
+use crate::serve_support::{curl, pattern, run, tftp_hpa, Dist, Served, WAIT};
 
 fn raw_client(bind: &str) -> UdpSocket {
     let sock = UdpSocket::bind(bind).unwrap();
@@ -93,18 +93,7 @@ fn serve_tftp_atftp_with_blksize_windowsize_tsize() {
 
 /// Fetches `remote` into `dir/local` with tftp-hpa's client, in binary mode.
 fn tftp_hpa_get(dir: &Path, port: u16, remote: &str, local: &str) {
-    let port = port.to_string();
-    let args = [
-        "127.0.0.1",
-        &port,
-        "-m",
-        "binary",
-        "-c",
-        "get",
-        remote,
-        local,
-    ];
-    let out = run(dir, "tftp", &args);
+    let out = tftp_hpa(dir, port, remote, local);
     assert!(
         out.status.success(),
         "tftp-hpa: {}",

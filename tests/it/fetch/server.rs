@@ -99,6 +99,15 @@ impl MirrorServer {
         self.state.lock().unwrap().seen.clone()
     }
 
+    /// The GET requests seen for `path`, in order.
+    pub fn gets_of(&self, path: &str) -> Vec<Seen> {
+        let seen = &self.state.lock().unwrap().seen;
+        seen.iter()
+            .filter(|r| r.path == path && r.method == "GET")
+            .cloned()
+            .collect()
+    }
+
     pub fn reset_requests(&self) {
         self.state.lock().unwrap().seen.clear();
     }
