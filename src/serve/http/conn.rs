@@ -5,7 +5,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::pump::{self, Pump};
 use super::range::{self, RangeReply};
 use super::request::{self, HeadError, Request};
 use super::response::{self, Head};
@@ -18,7 +17,7 @@ const MAX_BODY: u64 = 64 * 1024;
 /// Time allowed for a whole request head once its first byte arrived.
 const HEAD_LIMIT: Duration = Duration::from_secs(10);
 
-pub fn serve_connection(mut stream: TcpStream, shared: &Shared, pump: Option<&Pump>) {
+pub fn serve_connection(mut stream: TcpStream, shared: &Shared) {
     let Ok(peer) = stream.peer_addr() else { return };
     // IPv4 clients of a dual-stack listener are logged and matched as IPv4.
     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
@@ -40,7 +39,7 @@ pub fn serve_connection(mut stream: TcpStream, shared: &Shared, pump: Option<&Pu
             }
         };
         let _busy = BusyGuard::new(&shared.busy);
-        let keep = answer(&mut stream, &mut buf, peer, &req, shared, pump);
+        let keep = answer(&mut stream, &mut buf, peer, &req, shared);
         if !keep || shared.shutdown.load(Ordering::SeqCst) {
             return;
         }
@@ -54,7 +53,6 @@ fn answer(
     peer: SocketAddr,
     req: &Request,
     shared: &Shared,
-    pump: Option<&Pump>,
 ) -> bool {
     let started = Instant::now();
     let mut keep = req.keep_alive();
@@ -108,7 +106,7 @@ fn answer(
         entry.result = &result;
         return reply(stream, shared, &mut entry, 403, keep, req, &[]);
     }
-    let (keep, result) = send(stream, req, &opened, keep, &mut entry, pump);
+    let (keep, result) = send(stream, req, &opened, keep, &mut entry);
     entry.ms = started.elapsed().as_millis();
     entry.result = &result;
     shared.log.write(&entry);
@@ -200,7 +198,6 @@ fn send(
     opened: &Opened,
     keep: bool,
     entry: &mut Entry<'_>,
-    pump: Option<&Pump>,
 ) -> (bool, String) {
     use std::io::Write;
     let size = opened.size;
@@ -245,10 +242,7 @@ fn send(
     if req.method == "HEAD" || status == 416 {
         return (keep, "ok".into());
     }
-    let (sent, outcome) = match pump {
-        Some(pump) if len >= pump::MIN_BODY => pump.send_file(stream, &opened.file, start, len),
-        _ => response::send_file(stream, &opened.file, start, len),
-    };
+    let (sent, outcome) = response::send_file(stream, &opened.file, start, len);
     entry.bytes = sent;
     match outcome {
         Ok(()) => (keep, "ok".into()),

@@ -5,10 +5,8 @@
 //! `max_http_connections`; every read and write has a timeout, so idle or stalled
 //! clients cost a sleeping thread for a bounded time and never a worker another
 //! client is waiting for. [`conn`] handles a connection, [`request`] reads heads,
-//! [`range`] evaluates Range, [`response`] writes (sendfile for bodies), and
-//! [`pump`] sends large bodies for all connections from one epoll thread.
+//! [`range`] evaluates Range, [`response`] writes (sendfile for bodies).
 pub mod conn;
-pub mod pump;
 pub mod range;
 pub mod request;
 pub mod response;
@@ -30,15 +28,6 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Accepts connections until the listener is shut down.
 pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let open = Arc::new(AtomicUsize::new(0));
-    // Without the pump, connection threads send their own bodies (slower with
-    // many clients, same behaviour).
-    let pump = match pump::Pump::start(shared.config.http_timeout) {
-        Ok(pump) => Some(Arc::new(pump)),
-        Err(err) => {
-            crate::warn!("http: no pump thread ({err}); connection threads send bodies");
-            None
-        }
-    };
     for stream in listener.incoming() {
         if shared.shutdown.load(Ordering::SeqCst) {
             break;
@@ -52,18 +41,13 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        if let Err(err) = start(stream, &shared, &open, &pump) {
+        if let Err(err) = start(stream, &shared, &open) {
             crate::warn!("http: cannot start a connection thread: {err}");
         }
     }
 }
 
-fn start(
-    stream: TcpStream,
-    shared: &Arc<Shared>,
-    open: &Arc<AtomicUsize>,
-    pump: &Option<Arc<pump::Pump>>,
-) -> Result<()> {
+fn start(stream: TcpStream, shared: &Arc<Shared>, open: &Arc<AtomicUsize>) -> Result<()> {
     if open.load(Ordering::SeqCst) >= shared.config.max_http_connections {
         refuse_busy(stream);
         return Ok(());
@@ -71,12 +55,11 @@ fn start(
     open.fetch_add(1, Ordering::SeqCst);
     let shared = shared.clone();
     let counter = open.clone();
-    let pump = pump.clone();
     let spawned = thread::Builder::new()
         .name("http-conn".into())
         .stack_size(128 * 1024)
         .spawn(move || {
-            conn::serve_connection(stream, &shared, pump.as_deref());
+            conn::serve_connection(stream, &shared);
             counter.fetch_sub(1, Ordering::SeqCst);
         });
     if spawned.is_err() {
