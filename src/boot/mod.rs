@@ -103,6 +103,11 @@ pub struct BootShared {
     /// Digest of the templates and everything in `ctx` but the nodes: a node
     /// step's key is this plus its own node.
     common_digest: String,
+    /// Digest of each node's boot context, in `ctx.nodes` order, and of all of
+    /// them: keys carry these (a no-op build checks a thousand of them), while
+    /// `--explain` compares the nodes themselves.
+    node_digests: Vec<String>,
+    nodes_digest: String,
 }
 
 impl BootShared {
@@ -115,10 +120,22 @@ impl BootShared {
             "templates": templates.digest(),
             "context": common,
         }))?;
+        let mut all = blake3::Hasher::new();
+        let node_digests = ctx
+            .nodes
+            .iter()
+            .map(|node| {
+                let digest = blake3::hash(&serde_json::to_vec(node)?);
+                all.update(digest.as_bytes());
+                Ok(digest.to_hex().to_string())
+            })
+            .collect::<Result<Vec<String>>>()?;
         Ok(BootShared {
             common_digest: blake3::hash(&bytes).to_hex().to_string(),
             templates,
             ctx,
+            node_digests,
+            nodes_digest: all.finalize().to_hex().to_string(),
         })
     }
 
@@ -159,6 +176,14 @@ impl Step for BootNodeStep {
     fn key(&self, _inputs: &Inputs) -> Result<Value> {
         Ok(json!({
             "common": self.shared.common_digest,
+            "node": self.shared.node_digests[self.index],
+            "visibility": "node",
+        }))
+    }
+
+    fn explain_key(&self, _inputs: &Inputs) -> Result<Value> {
+        Ok(json!({
+            "common": self.shared.common_digest,
             "node": self.shared.ctx.nodes[self.index],
             "visibility": "node",
         }))
@@ -191,6 +216,13 @@ impl Step for BootStep {
     }
 
     fn key(&self, _inputs: &Inputs) -> Result<Value> {
+        Ok(json!({
+            "common": self.shared.common_digest,
+            "nodes": self.shared.nodes_digest,
+        }))
+    }
+
+    fn explain_key(&self, _inputs: &Inputs) -> Result<Value> {
         Ok(json!({
             "common": self.shared.common_digest,
             "nodes": self.shared.ctx.nodes,
