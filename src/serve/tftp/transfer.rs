@@ -165,6 +165,42 @@ struct Records {
     bytes: Vec<u8>,
 }
 
+/// The file a transfer serves, read into DATA records window by window.
+struct Blocks<'a> {
+    file: &'a File,
+    size: u64,
+    blksize: u16,
+    /// One contiguous read of a window's file bytes, scattered into records.
+    scratch: Vec<u8>,
+}
+
+impl Blocks<'_> {
+    /// Reads `span`'s blocks into `records`.
+    fn fill(&mut self, records: &mut Records, span: RangeInclusive<u64>) -> io::Result<()> {
+        records.span = None;
+        let blksize = usize::from(self.blksize);
+        let offset = (span.start() - 1) * blksize as u64;
+        let len = (span.end() * blksize as u64)
+            .min(self.size)
+            .saturating_sub(offset) as usize;
+        self.scratch.resize(len, 0);
+        self.file.read_exact_at(&mut self.scratch, offset)?;
+        records.bytes.clear();
+        let mut chunks = self.scratch.chunks(blksize);
+        for index in span.clone() {
+            records
+                .bytes
+                .extend_from_slice(&packet::data_header(wire(index)));
+            // The final block may be empty: no chunk left for it.
+            records
+                .bytes
+                .extend_from_slice(chunks.next().unwrap_or_default());
+        }
+        records.span = Some(span);
+        Ok(())
+    }
+}
+
 /// Sends windows, reading the next one ahead: after a window goes out, the
 /// blocks a full ACK leads to are read while the client is still receiving, so
 /// the ACK is answered with a send alone. In lock step the client and server
@@ -172,13 +208,9 @@ struct Records {
 /// send is throughput lost.
 struct Sender<'a> {
     sock: &'a UdpSocket,
-    file: &'a File,
-    size: u64,
-    blksize: u16,
+    blocks: Blocks<'a>,
     current: Records,
     ahead: Records,
-    /// One contiguous read of a window's file bytes, scattered into records.
-    scratch: Vec<u8>,
     gso_ok: bool,
 }
 
@@ -186,12 +218,14 @@ impl<'a> Sender<'a> {
     fn new(sock: &'a UdpSocket, file: &'a File, size: u64, blksize: u16) -> Sender<'a> {
         Sender {
             sock,
-            file,
-            size,
-            blksize,
+            blocks: Blocks {
+                file,
+                size,
+                blksize,
+                scratch: Vec::new(),
+            },
             current: Records::default(),
             ahead: Records::default(),
-            scratch: Vec::new(),
             gso_ok: true,
         }
     }
@@ -203,48 +237,22 @@ impl<'a> Sender<'a> {
             if self.ahead.span.as_ref() == Some(&span) {
                 std::mem::swap(&mut self.current, &mut self.ahead);
             } else {
-                self.current.span = None;
-                self.fill_current(span.clone())?;
+                self.blocks.fill(&mut self.current, span)?;
             }
         }
         self.transmit()?;
-        if let Some(next) = window.next_span() {
-            if self.ahead.span.as_ref() != Some(&next) {
-                self.ahead.span = None;
-                std::mem::swap(&mut self.current, &mut self.ahead);
-                let filled = self.fill_current(next);
-                std::mem::swap(&mut self.current, &mut self.ahead);
-                filled?;
+        match window.next_span() {
+            Some(next) if self.ahead.span.as_ref() != Some(&next) => {
+                self.blocks.fill(&mut self.ahead, next)
             }
+            _ => Ok(()),
         }
-        Ok(())
-    }
-
-    /// Reads `span`'s blocks into `current` as DATA records.
-    fn fill_current(&mut self, span: RangeInclusive<u64>) -> io::Result<()> {
-        let blksize = usize::from(self.blksize);
-        let offset = (span.start() - 1) * blksize as u64;
-        let len = (span.end() * blksize as u64)
-            .min(self.size)
-            .saturating_sub(offset) as usize;
-        self.scratch.resize(len, 0);
-        self.file.read_exact_at(&mut self.scratch, offset)?;
-        let bytes = &mut self.current.bytes;
-        bytes.clear();
-        let mut blocks = self.scratch.chunks(blksize);
-        for index in span.clone() {
-            bytes.extend_from_slice(&packet::data_header(wire(index)));
-            // The final block may be empty: no chunk left for it.
-            bytes.extend_from_slice(blocks.next().unwrap_or_default());
-        }
-        self.current.span = Some(span);
-        Ok(())
     }
 
     /// Puts `current` on the wire: one segmented send ([`gso`]), or one
     /// sendmmsg where the kernel refuses segmentation.
     fn transmit(&mut self) -> io::Result<()> {
-        let segment = 4 + usize::from(self.blksize);
+        let segment = 4 + usize::from(self.blocks.blksize);
         let data = &self.current.bytes;
         if self.gso_ok {
             match gso::send_records(self.sock, data, segment) {
