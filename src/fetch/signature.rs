@@ -268,7 +268,8 @@ mod tests {
     /// Builds a key whose signing subkey (created 2020-01-01, expiring after
     /// a year) signs a file on 2020-06-01 and is then revoked with
     /// `reason` (gpg menu: 1 compromised, 2 superseded) at `revoked`. Uses
-    /// gpg's faked clock in a throw-away home.
+    /// gpg's faked clock, frozen (`!`) so that a slow machine cannot move a
+    /// timestamp by a second, in a throw-away home.
     fn scenario(reason: &str, revoked: &str) -> (tempfile::TempDir, SigningKey) {
         scenario_expiring(reason, revoked, "")
     }
@@ -285,7 +286,7 @@ mod tests {
             set -e
             export GNUPGHOME="$PWD/home"; mkdir -m 700 home
             g() { t=$1; shift; gpg --batch --quiet --pinentry-mode loopback --passphrase= \
-                  --faked-system-time "$t" "$@" 2>/dev/null; }
+                  --faked-system-time "$t!" "$@" 2>/dev/null; }
             g 20200101T000000 --quick-gen-key 'rev <rev@test.invalid>' ed25519 cert never
             fpr=$(gpg --with-colons --list-keys rev@test.invalid | awk -F: '/^fpr/ {print $10; exit}')
             g 20200101T000000 --quick-add-key "$fpr" ed25519 sign 1y
