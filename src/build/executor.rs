@@ -35,7 +35,8 @@ struct State {
     done: Vec<Option<Outcome>>,
     in_flight: usize,
     finished: usize,
-    failures: Vec<String>,
+    /// (step id, error) of every step that failed.
+    failures: Vec<(String, anyhow::Error)>,
 }
 
 /// Executes `steps`; returns outcomes in the order of `steps`.
@@ -60,7 +61,7 @@ pub fn execute(steps: &[Box<dyn Step>], cache: &Cache, opts: &ExecOptions) -> Re
         .into_inner()
         .expect("no worker panicked holding the lock");
     if !state.failures.is_empty() {
-        bail!("{}", state.failures.join("\n"));
+        return Err(failure_report(state.failures));
     }
     if state.finished != steps.len() {
         bail!(
@@ -177,9 +178,7 @@ fn worker(
                     }
                 }
             }
-            Err(err) => st
-                .failures
-                .push(format!("step {} failed: {err:#}", steps[idx].id())),
+            Err(err) => st.failures.push((steps[idx].id(), err)),
         }
         // Wake sleepers only when there is something for them: new work beyond
         // the step this worker takes next, or the end of the build. (Waking
@@ -244,6 +243,43 @@ fn run_one(
         outputs,
         ran: Some(reason),
     })
+}
+
+/// One error for every failed step. Steps that failed for one reason (a
+/// broken template fails every step that renders it) share one line, and the
+/// build is bad input (exit 2) when every failure was.
+fn failure_report(failures: Vec<(String, anyhow::Error)>) -> anyhow::Error {
+    let bad_input = failures
+        .iter()
+        .all(|(_, err)| crate::error::exit_code(err) == crate::error::EXIT_BAD_INPUT);
+    let mut by_reason: Vec<(String, Vec<String>)> = Vec::new();
+    for (id, err) in failures {
+        let reason = format!("{err:#}");
+        match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, ids)) => ids.push(id),
+            None => by_reason.push((reason, vec![id])),
+        }
+    }
+    let lines: Vec<String> = by_reason
+        .into_iter()
+        .map(|(reason, ids)| match ids.as_slice() {
+            [one] => format!("step {one} failed: {reason}"),
+            [shown @ .., last] if ids.len() <= 3 => {
+                format!("steps {} and {last} failed: {reason}", shown.join(", "))
+            }
+            _ => format!(
+                "steps {} and {} more failed: {reason}",
+                ids[..3].join(", "),
+                ids.len() - 3
+            ),
+        })
+        .collect();
+    let text = lines.join("\n");
+    if bad_input {
+        crate::error::BadInput::new(text)
+    } else {
+        anyhow::anyhow!(text)
+    }
 }
 
 #[cfg(test)]
@@ -366,6 +402,31 @@ mod tests {
         assert!(err.contains("step a failed: a broke"), "{err}");
         assert_eq!(runs.load(Ordering::SeqCst), 1, "b never started");
         assert!(cache.last_key("a").is_none(), "no record for a failed step");
+    }
+
+    #[test]
+    fn failures_for_one_reason_share_a_line_and_keep_their_kind() {
+        use crate::error::{exit_code, BadInput, EXIT_BAD_INPUT, EXIT_FAILED};
+        let bad = |id: &str| (id.to_string(), BadInput::new("template t.hbs: unclosed"));
+        let five = (1..=5).map(|i| bad(&format!("n{i}"))).collect();
+        let err = failure_report(five);
+        assert_eq!(
+            err.to_string(),
+            "steps n1, n2, n3 and 2 more failed: template t.hbs: unclosed"
+        );
+        assert_eq!(exit_code(&err), EXIT_BAD_INPUT);
+
+        let mixed = vec![
+            bad("a"),
+            bad("b"),
+            ("c".to_string(), anyhow::anyhow!("disk full")),
+        ];
+        let err = failure_report(mixed);
+        assert_eq!(
+            err.to_string(),
+            "steps a and b failed: template t.hbs: unclosed\nstep c failed: disk full"
+        );
+        assert_eq!(exit_code(&err), EXIT_FAILED, "not all of it was bad input");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod templates;
 use std::sync::Arc;
 
 use anyhow::Result;
+use rayon::prelude::*;
 
 use crate::boot::{BootContext, BootShared};
 use crate::build::step::Step;
@@ -50,9 +51,15 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
         }
         .sealed(),
     );
+    // Per node: its context and the digest its keys carry. Independent per
+    // node, and most of planning a large site, so spread over the cores.
+    let nodes: Vec<NodeKey> = node_contexts(site, &shared.site, &secrets)?
+        .into_par_iter()
+        .map(|base| NodeKey::new(Arc::new(base)))
+        .collect();
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
-    for base in node_contexts(site, &shared.site, &secrets)? {
-        let node = Arc::new(NodeKey::new(Arc::new(base)));
+    for node in nodes {
+        let node = Arc::new(node);
         steps.push(Box::new(NodeIgnition {
             shared: shared.clone(),
             node: node.clone(),
@@ -75,7 +82,7 @@ pub fn node_contexts(
 ) -> Result<Vec<NodeContext>> {
     site.file
         .nodes
-        .iter()
+        .par_iter()
         .map(|n| {
             let node = NodeCtx::new(site, n, secrets)?;
             Ok(NodeContext {

@@ -5,6 +5,7 @@
 //! without the `.hbs` suffix (`node.bu`, `kubeadm/init.yaml`, `partials/units`),
 //! so partials are just templates: `{{> partials/units}}`.
 use std::path::Path;
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use handlebars::{handlebars_helper, Handlebars};
@@ -12,9 +13,15 @@ use serde::Serialize;
 
 use crate::error::BadInput;
 
-/// The loaded registry plus a digest over every template's name and bytes.
+/// The site's templates, their digest, and the registry compiled from them.
+///
+/// Compiling is deferred to the first render: a rebuild whose steps are all
+/// cached never renders, and Handlebars' parser is the largest single cost of
+/// planning one. A syntax error therefore surfaces from the first step that
+/// renders, naming the template.
 pub struct Templates {
-    registry: Handlebars<'static>,
+    sources: Vec<(String, String)>,
+    registry: OnceLock<Result<Handlebars<'static>, String>>,
     digest: String,
 }
 
@@ -65,8 +72,21 @@ impl Templates {
         Templates::from_sources(files)
     }
 
-    /// Builds the registry from (name, text) pairs.
+    /// The templates given as (name, text) pairs.
     pub fn from_sources(files: Vec<(String, String)>) -> Result<Templates> {
+        let mut hasher = blake3::Hasher::new();
+        for (name, text) in &files {
+            hasher.update(name.as_bytes()).update(b"\0");
+            hasher.update(text.as_bytes()).update(b"\0");
+        }
+        Ok(Templates {
+            sources: files,
+            registry: OnceLock::new(),
+            digest: hasher.finalize().to_hex().to_string(),
+        })
+    }
+
+    fn compile(files: &[(String, String)]) -> Result<Handlebars<'static>, String> {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         registry.register_escape_fn(handlebars::no_escape);
@@ -75,31 +95,28 @@ impl Templates {
         registry.register_helper("base64", Box::new(b64));
         registry.register_helper("join", Box::new(join));
         registry.register_helper("eq", Box::new(eq));
-        let mut hasher = blake3::Hasher::new();
-        for (name, text) in &files {
-            hasher.update(name.as_bytes()).update(b"\0");
-            hasher.update(text.as_bytes()).update(b"\0");
+        for (name, text) in files {
             registry
                 .register_template_string(name, text)
-                .map_err(|e| BadInput::new(format!("template {name}.hbs: {e}")))?;
+                .map_err(|e| format!("template {name}.hbs: {e}"))?;
         }
-        Ok(Templates {
-            registry,
-            digest: hasher.finalize().to_hex().to_string(),
-        })
+        Ok(registry)
+    }
+
+    fn registry(&self) -> Result<&Handlebars<'static>> {
+        self.registry
+            .get_or_init(|| Templates::compile(&self.sources))
+            .as_ref()
+            .map_err(|e| BadInput::new(e.clone()))
     }
 
     pub fn digest(&self) -> &str {
         &self.digest
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        self.registry.has_template(name)
-    }
-
     /// Renders template `name` (e.g. `node.bu`) with `data`.
     pub fn render(&self, name: &str, data: &impl Serialize) -> Result<String> {
-        self.registry
+        self.registry()?
             .render(name, data)
             .map_err(|e| BadInput::new(format!("rendering template {name}.hbs: {e}")))
     }
@@ -142,6 +159,24 @@ mod tests {
             .render("t", &json!({}))
             .unwrap_err();
         assert!(format!("{err:#}").contains("missing"), "{err:#}");
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_template_when_it_is_first_rendered() {
+        let t = Templates::from_sources(vec![
+            ("good".into(), "ok".into()),
+            ("kubeadm/bad".into(), "{{#if x}}never closed".into()),
+        ])
+        .unwrap();
+        assert_eq!(t.digest().len(), 64, "the digest needs no compile");
+        for _ in 0..2 {
+            let err = t.render("good", &json!({})).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("template kubeadm/bad.hbs"),
+                "{err:#}"
+            );
+            assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_BAD_INPUT);
+        }
     }
 
     #[test]

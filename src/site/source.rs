@@ -4,6 +4,9 @@
 //! name a line and column. So the text is also parsed into toml's spanned
 //! document (`DeTable`), and a key path such as `node[2].mac` is looked up there.
 //! A value that is absent (defaulted) points at its nearest present ancestor.
+//! That second parse happens only when a diagnostic needs a position: a clean
+//! site (every rebuild) never pays for it.
+use std::cell::OnceCell;
 use std::fmt;
 use std::ops::Range;
 
@@ -64,24 +67,46 @@ impl fmt::Display for KeyPath {
 pub struct Source<'a> {
     origin: String,
     text: &'a str,
-    doc: Option<Spanned<DeValue<'a>>>,
-    line_starts: Vec<usize>,
+    doc: OnceCell<Option<Spanned<DeValue<'a>>>>,
+    line_starts: OnceCell<Vec<usize>>,
 }
 
 impl<'a> Source<'a> {
     pub fn new(text: &'a str, origin: &str) -> Source<'a> {
-        let doc = DeTable::parse(text)
-            .ok()
-            .map(|t| Spanned::new(t.span(), DeValue::Table(t.into_inner())));
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
         Source {
             origin: origin.to_string(),
             text,
-            doc,
-            line_starts,
+            doc: OnceCell::new(),
+            line_starts: OnceCell::new(),
         }
+    }
+
+    /// The spanned document, parsed on first use; `None` when the syntax is bad.
+    fn doc(&self) -> Option<&Spanned<DeValue<'a>>> {
+        self.doc
+            .get_or_init(|| {
+                DeTable::parse(self.text)
+                    .ok()
+                    .map(|t| Spanned::new(t.span(), DeValue::Table(t.into_inner())))
+            })
+            .as_ref()
+    }
+
+    /// Takes `doc`, the spanned parse of this very text, so that a diagnostic
+    /// does not parse it again.
+    pub fn adopt(&self, doc: Spanned<DeTable<'a>>) {
+        let _ = self.doc.set(Some(Spanned::new(
+            doc.span(),
+            DeValue::Table(doc.into_inner()),
+        )));
+    }
+
+    fn line_starts(&self) -> &[usize] {
+        self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        })
     }
 
     /// A diagnostic located at `path`, labelled with node names.
@@ -112,8 +137,8 @@ impl<'a> Source<'a> {
     /// 1-based line and character column of a byte offset.
     pub fn position(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let line = self.line_starts.partition_point(|&s| s <= offset);
-        let start = self.line_starts[line - 1];
+        let line = self.line_starts().partition_point(|&s| s <= offset);
+        let start = self.line_starts()[line - 1];
         let column = self
             .text
             .get(start..offset)
@@ -134,14 +159,14 @@ impl<'a> Source<'a> {
         let Seg::Key(key) = last else { return None };
         let table = match self.value_at(&KeyPath(parent.to_vec())) {
             Some(v) => v.get_ref().as_table()?,
-            None if parent.is_empty() => self.doc.as_ref()?.get_ref().as_table()?,
+            None if parent.is_empty() => self.doc()?.get_ref().as_table()?,
             None => return None,
         };
         table.get_key_value(key.as_str()).map(|(k, _)| k.span())
     }
 
     fn value_at(&self, path: &KeyPath) -> Option<&Spanned<DeValue<'a>>> {
-        let mut node = self.doc.as_ref()?;
+        let mut node = self.doc()?;
         for seg in &path.0 {
             node = match seg {
                 Seg::Key(k) => node.get_ref().get(k.as_str())?,
@@ -153,7 +178,7 @@ impl<'a> Source<'a> {
 
     /// Span of the value at `path`, or of its nearest present ancestor.
     pub fn span_of(&self, path: &KeyPath) -> Option<Range<usize>> {
-        let mut node = self.doc.as_ref()?;
+        let mut node = self.doc()?;
         let mut span = None;
         for seg in &path.0 {
             let next = match seg {
@@ -195,7 +220,7 @@ impl<'a> Source<'a> {
     }
 
     fn node_name(&self, index: usize) -> Option<&str> {
-        let doc = self.doc.as_ref()?.get_ref();
+        let doc = self.doc()?.get_ref();
         doc.get("node")?
             .get_ref()
             .get(index)?
@@ -207,8 +232,7 @@ impl<'a> Source<'a> {
 
     /// The deepest key path whose key or value covers `offset`.
     pub fn path_at(&self, offset: usize) -> KeyPath {
-        self.doc
-            .as_ref()
+        self.doc()
             .and_then(|doc| deepest_at(doc.get_ref(), offset, &KeyPath::default()))
             .unwrap_or_default()
     }

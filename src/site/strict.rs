@@ -19,7 +19,7 @@ use super::source::Source;
 const MAX_PROBLEMS: usize = 50;
 
 /// Parses `text`; `Err` holds every parse problem found, in file order.
-pub(super) fn parse(text: &str, src: &Source<'_>) -> Result<SiteFile, Vec<Diagnostic>> {
+pub(super) fn parse<'a>(text: &'a str, src: &Source<'a>) -> Result<SiteFile, Vec<Diagnostic>> {
     let mut doc = DeTable::parse(text).map_err(|e| vec![parse_error(src, &e)])?;
     let mut problems: Vec<Diagnostic> = Vec::new();
     // Keys dropped after a type error: a "missing field" for one of them is
@@ -27,7 +27,11 @@ pub(super) fn parse(text: &str, src: &Source<'_>) -> Result<SiteFile, Vec<Diagno
     let mut dropped: Vec<String> = Vec::new();
     while problems.len() < MAX_PROBLEMS {
         let err = match SiteFile::deserialize(Deserializer::from(doc.clone())) {
-            Ok(file) if problems.is_empty() => return Ok(file),
+            Ok(file) if problems.is_empty() => {
+                // Positions for warnings come from this parse, not a second one.
+                src.adopt(doc);
+                return Ok(file);
+            }
             Ok(_) => break,
             Err(err) => err,
         };

@@ -10,9 +10,10 @@ use pxebuild::manifest::Manifest;
 use crate::cluster_build::{build, prepared, Mirror};
 use crate::cluster_common::copy_tree;
 
-fn run(root: &Path, mirror: &Mirror, extra: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_pxebuild"))
-        .arg("--site")
+/// `pxebuild build` of the site in `root` against the fixture mirror.
+fn command(root: &Path, mirror: &Mirror, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pxebuild"));
+    cmd.arg("--site")
         .arg(root.join("site.toml"))
         .arg("build")
         .arg("--out")
@@ -23,7 +24,12 @@ fn run(root: &Path, mirror: &Mirror, extra: &[&str]) -> Output {
         .env(
             "PXEBUILD_SIGNING_KEY",
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mirror/test-key.pub.asc"),
-        )
+        );
+    cmd
+}
+
+fn run(root: &Path, mirror: &Mirror, extra: &[&str]) -> Output {
+    let out = command(root, mirror, extra)
         .output()
         .expect("running pxebuild build");
     assert!(
@@ -78,6 +84,23 @@ fn a_second_build_runs_no_step_and_leaves_dist_byte_identical() {
         before,
         "dist/ is byte-identical"
     );
+}
+
+#[test]
+fn a_broken_template_fails_naming_it_and_leaves_dist_alone() {
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    run(root, &mirror, &[]);
+    let before = snapshot(&root.join("dist"));
+    let hbs = root.join("templates/boot/local.cfg.hbs");
+    let text = std::fs::read_to_string(&hbs).unwrap();
+    std::fs::write(&hbs, format!("{text}{{{{#if unclosed}}}}\n")).unwrap();
+
+    let out = command(root, &mirror, &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("template boot/local.cfg.hbs"), "{stderr}");
+    assert_eq!(snapshot(&root.join("dist")), before, "dist/ untouched");
 }
 
 #[test]
