@@ -84,9 +84,66 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Remembers results by a digest of their input for the rest of the process.
+/// A build translates the same files (units, scripts, sysupdate confs) for
+/// every node: each distinct content is compressed, and each distinct URL
+/// decoded, once. Bounded: past `LIMIT` entries it starts over.
+struct Memo<V> {
+    map: std::sync::Mutex<Option<std::collections::HashMap<[u8; 32], V>>>,
+}
+
+impl<V: Clone> Memo<V> {
+    const LIMIT: usize = 4096;
+
+    const fn new() -> Memo<V> {
+        Memo {
+            map: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn get_or(&self, key: blake3::Hash, make: impl FnOnce() -> V) -> V {
+        let key = *key.as_bytes();
+        if let Some(v) = self.lock().as_ref().and_then(|m| m.get(&key)) {
+            return v.clone();
+        }
+        // Computed outside the lock: the other workers keep going meanwhile.
+        let value = make();
+        let mut guard = self.lock();
+        let map = guard.get_or_insert_with(Default::default);
+        if map.len() >= Self::LIMIT {
+            map.clear();
+        }
+        map.insert(key, value.clone());
+        value
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<std::collections::HashMap<[u8; 32], V>>> {
+        // A panic elsewhere cannot leave a half-made entry: insert is one call.
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+static ENCODED: Memo<Encoded> = Memo::new();
+static DECODED_OK: Memo<Result<(), String>> = Memo::new();
+
 /// Encodes `data` as the smallest `data:` URL; `allow_gzip` enables the
 /// compressed candidate (off when the user already chose a compression).
 pub fn encode(data: &[u8], allow_gzip: bool) -> Encoded {
+    let key = blake3::Hasher::new()
+        .update(&[u8::from(allow_gzip)])
+        .update(data)
+        .finalize();
+    ENCODED.get_or(key, || encode_uncached(data, allow_gzip))
+}
+
+/// Whether `url` decodes ([`decode`], remembered per distinct URL).
+pub fn check(url: &str) -> Result<(), String> {
+    DECODED_OK.get_or(blake3::hash(url.as_bytes()), || decode(url).map(drop))
+}
+
+fn encode_uncached(data: &[u8], allow_gzip: bool) -> Encoded {
     let mut best = Encoded {
         url: format!("data:,{}", percent_encode(data)),
         gzip: false,
@@ -295,6 +352,22 @@ mod tests {
             .collect();
         for data in [&b""[..], b"a", b"hello hello hello hello\n", &big, b"again"] {
             assert_eq!(gzip(data), reference(data), "{} bytes", data.len());
+        }
+    }
+
+    #[test]
+    fn remembered_results_are_the_fresh_ones_per_gzip_choice() {
+        let data = "[Unit]\nDescription=same for every node\n".repeat(40);
+        for allow in [true, false] {
+            let first = encode(data.as_bytes(), allow);
+            assert_eq!(first, encode_uncached(data.as_bytes(), allow));
+            assert_eq!(encode(data.as_bytes(), allow), first);
+        }
+        assert!(encode(data.as_bytes(), true).gzip);
+        assert!(!encode(data.as_bytes(), false).gzip, "the choice is part of the key");
+        for _ in 0..2 {
+            assert_eq!(check("data:,ok"), Ok(()));
+            assert!(check("data:,bad%zz").unwrap_err().contains('%'));
         }
     }
 

@@ -222,9 +222,7 @@ impl Verifier {
             "http" | "https" | "tftp" | "gs" => Ok(()),
             "s3" => check_version_id(url),
             "arn" if self.arn_ok => check_version_id(url),
-            "data" => data_url::decode(url)
-                .map(drop)
-                .map_err(|e| format!("invalid data URL: {e}")),
+            "data" => data_url::check(url).map_err(|e| format!("invalid data URL: {e}")),
             _ => Err(format!(
                 "unsupported URL scheme \"{scheme}\" in \"{}\"",
                 short(url)
