@@ -2,7 +2,7 @@
 //! a job limit, cached keys skipped. The first failure stops new work; every
 //! failure that happened is reported.
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
@@ -32,7 +32,8 @@ pub struct Outcome {
 struct State {
     waiting_on: Vec<usize>,
     ready: VecDeque<usize>,
-    done: Vec<Option<Outcome>>,
+    /// Shared, so a step's inputs are gathered outside the lock.
+    done: Vec<Option<Arc<Outcome>>>,
     in_flight: usize,
     finished: usize,
     /// (step id, error) of every step that failed.
@@ -73,7 +74,10 @@ pub fn execute(steps: &[Box<dyn Step>], cache: &Cache, opts: &ExecOptions) -> Re
     Ok(state
         .done
         .into_iter()
-        .map(|o| o.expect("every step finished"))
+        .map(|o| {
+            let o = o.expect("every step finished");
+            Arc::try_unwrap(o).unwrap_or_else(|shared| (*shared).clone())
+        })
         .collect())
 }
 
@@ -158,18 +162,20 @@ fn worker(
             }
             st = wake.wait(st).expect("lock");
         };
-        let inputs: Vec<Output> = deps[idx]
+        let done: Vec<Arc<Outcome>> = deps[idx]
             .iter()
-            .flat_map(|&d| st.done[d].as_ref().expect("deps are done").outputs.clone())
+            .map(|&d| st.done[d].clone().expect("deps are done"))
             .collect();
         drop(st);
+        let inputs: Vec<Output> = done.iter().flat_map(|o| o.outputs.clone()).collect();
+        drop(done);
         let result = run_one(steps[idx].as_ref(), inputs, cache, opts);
         st = state.lock().expect("lock");
         st.in_flight -= 1;
         let before = st.ready.len();
         match result {
             Ok(outcome) => {
-                st.done[idx] = Some(outcome);
+                st.done[idx] = Some(Arc::new(outcome));
                 st.finished += 1;
                 for &j in &dependents[idx] {
                     st.waiting_on[j] -= 1;
@@ -288,7 +294,6 @@ mod tests {
     use crate::build::step::Visibility;
     use anyhow::anyhow;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
 
     /// A step that concatenates its inputs with its own text.
     struct Concat {
