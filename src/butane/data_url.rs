@@ -117,9 +117,7 @@ impl<V: Clone> Memo<V> {
         value
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, Option<std::collections::HashMap<[u8; 32], V>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<std::collections::HashMap<[u8; 32], V>>> {
         // A panic elsewhere cannot leave a half-made entry: insert is one call.
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -364,7 +362,10 @@ mod tests {
             assert_eq!(encode(data.as_bytes(), allow), first);
         }
         assert!(encode(data.as_bytes(), true).gzip);
-        assert!(!encode(data.as_bytes(), false).gzip, "the choice is part of the key");
+        assert!(
+            !encode(data.as_bytes(), false).gzip,
+            "the choice is part of the key"
+        );
         for _ in 0..2 {
             assert_eq!(check("data:,ok"), Ok(()));
             assert!(check("data:,bad%zz").unwrap_err().contains('%'));
