@@ -107,11 +107,10 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Hard-links `src` to `dst`, or copies when they are on different file systems.
+/// Hard-links `src` to `dst`, or copies when they are on different file
+/// systems. `dst`'s directory must exist (callers placing thousands of files
+/// create each directory once).
 pub fn hardlink_or_copy(src: &Path, dst: &Path) -> Result<()> {
-    if let Some(dir) = dst.parent() {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
     match fs::hard_link(src, dst) {
         Ok(()) => Ok(()),
         Err(err) if err.raw_os_error() == Some(libc::EXDEV) => {
@@ -171,6 +170,8 @@ mod tests {
         let src = dir.path().join("src");
         atomic_write(&src, b"x", 0o644).unwrap();
         let dst = dir.path().join("d/dst");
+        assert!(hardlink_or_copy(&src, &dst).is_err(), "no directory d yet");
+        fs::create_dir(dir.path().join("d")).unwrap();
         hardlink_or_copy(&src, &dst).unwrap();
         assert_eq!(
             fs::metadata(&src).unwrap().ino(),

@@ -14,6 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
 use rustix::fs::{renameat_with, AtFlags, FileType, RenameFlags, CWD};
 
 use super::step::Output;
@@ -83,24 +84,32 @@ fn fill(staging: &Path, manifest: &Manifest, outputs: &[&Output], store: &Store)
         wanted.insert(&output.path, output);
     }
     let kept = prune(staging, &wanted, store)?;
-    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
-    for (path, output) in wanted.iter().filter(|(p, _)| !kept.contains(**p)) {
-        let dest = staging.join(path);
-        if let Some(dir) = dest.parent() {
-            if made.insert(dir.to_path_buf()) {
-                fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            }
-        }
+    let missing: Vec<(&str, &Output)> = wanted
+        .into_iter()
+        .filter(|(p, _)| !kept.contains(*p))
+        .collect();
+    // Directories first (sorted, so parents come first), then the links,
+    // spread over the cores: a first publish of a large site is thousands of
+    // links in a thousand directories, and ext4 links in different
+    // directories in parallel.
+    let dirs: BTreeSet<PathBuf> = missing
+        .iter()
+        .filter_map(|(p, _)| Path::new(p).parent().map(|d| staging.join(d)))
+        .collect();
+    for dir in &dirs {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    missing.par_iter().try_for_each(|(path, output)| {
         let blob = store.path_of(&output.sha256);
-        fsutil::hardlink_or_copy(&blob, &dest).with_context(|| {
+        fsutil::hardlink_or_copy(&blob, &staging.join(path)).with_context(|| {
             let lost = if blob.exists() {
                 ""
             } else {
                 super::store::LOST_HINT
             };
             format!("placing {path}{lost}")
-        })?;
-    }
+        })
+    })?;
     let json = manifest.to_json();
     fsutil::atomic_write(&staging.join(manifest::FILE_NAME), json.as_bytes(), 0o644)?;
     // One syncfs flushes every new directory entry of the tree before the swap
