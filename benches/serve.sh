@@ -6,7 +6,7 @@
 #
 # Usage: benches/serve.sh            (RUNS=3 by default; median per cell)
 #        RUNS=1 HTTP_MB=64 benches/serve.sh   (quicker)
-# Needs: curl, atftp (and cargo, for benches/tftp_get.rs), nginx, in.tftpd (tftpd-hpa), dnsmasq, iproute2, and root
+# Needs: curl, atftp, cargo (for benches/tftp_get.rs and http_get.rs), nginx, in.tftpd (tftpd-hpa), dnsmasq, iproute2, and root
 # for dnsmasq only: its TFTP port is fixed at 69, so it runs in a private network
 # namespace the script creates and deletes (nothing on the host's port 69).
 set -euo pipefail
@@ -19,8 +19,15 @@ cargo build --release --quiet
 BIN=$TARGET/release/pxebuild
 # The bench's own TFTP client (benches/tftp_get.rs): atftp's per-block
 # wakeups cap a fast server, so the TFTP rows are measured with both.
-GET=$(cargo bench --bench tftp_get --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p')
-[ -x "$GET" ] || { echo "could not build benches/tftp_get.rs" >&2; exit 1; }
+# The bench's own clients (benches/tftp_get.rs, benches/http_get.rs): atftp's
+# per-block wakeups and curl's copies cap a fast server, so the rows are
+# measured with both.
+bench_bin() {
+  cargo bench --bench "$1" --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p'
+}
+GET=$(bench_bin tftp_get)
+HGET=$(bench_bin http_get)
+[ -x "$GET" ] && [ -x "$HGET" ] || { echo "could not build the bench clients" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/pxebuild-bench.XXXXXX)
 chmod 755 "$WORK" # nginx workers and tftpd-hpa read as nobody
@@ -150,8 +157,15 @@ echo "pxebuild bench: $(nproc) CPUs, RUNS=$RUNS, $(uname -r)" >&2
 echo
 echo "| test (loopback, MB/s) | pxebuild | nginx / tftpd-hpa | dnsmasq | pxebuild vs peer | goal |"
 echo "|---|---|---|---|---|---|"
-row "HTTP, 1 client, ${HTTP_MB} MiB x4" "$(med http_load "$PXE_HTTP" 1 4)" "$(med http_load "$NGINX_PORT" 1 4)" "-" ">= 0.95x"
-row "HTTP, 32 clients, ${HTTP_MB} MiB each" "$(med http_load "$PXE_HTTP" 32 1)" "$(med http_load "$NGINX_PORT" 32 1)" "-" ">= 1.2x"
+row "HTTP, 1 client, ${HTTP_MB} MiB x4 (curl)" "$(med http_load "$PXE_HTTP" 1 4)" "$(med http_load "$NGINX_PORT" 1 4)" "-" ">= 0.95x"
+row "HTTP, 32 clients, ${HTTP_MB} MiB each (curl)" "$(med http_load "$PXE_HTTP" 32 1)" "$(med http_load "$NGINX_PORT" 32 1)" "-" ">= 1.2x"
+# hget PORT CLIENTS FETCHES_EACH -> MB/s (http_get, bodies spliced to /dev/null)
+hget() { "$HGET" "127.0.0.1:$1" big.img --clients "$2" --repeat "$3"; }
+for port in "$PXE_HTTP" "$NGINX_PORT"; do
+  "$HGET" "127.0.0.1:$port" big.img --clients 2 --verify "$WORK/dist/http/big.img" >/dev/null
+done
+row "HTTP, 1 client, ${HTTP_MB} MiB x4 (http_get)" "$(med hget "$PXE_HTTP" 1 4)" "$(med hget "$NGINX_PORT" 1 4)" "-" ">= 0.95x"
+row "HTTP, 32 clients, ${HTTP_MB} MiB each (http_get)" "$(med hget "$PXE_HTTP" 32 1)" "$(med hget "$NGINX_PORT" 32 1)" "-" ">= 1.2x"
 dns() { if [ "$HAVE_DNSMASQ" = 1 ]; then med tftp_load "$NSX" 69 "$@"; else echo "-"; fi; }
 row "TFTP, 64 x 1 MiB at once, blksize 1468 (atftp)" \
   "$(med tftp_load "" "$PXE_TFTP" 1m.img 64 'blksize 1468')" \

@@ -133,9 +133,36 @@ const LOCAL_BOOT: &[&str] = &[
 /// file or directory`, then the `boot:` prompt), a kernel it cannot start.
 /// (SeaBIOS's "Boot failed: could not read the boot disk" is not one.)
 fn loader_gave_up(line: &str) -> bool {
-    line.contains("Boot failed: press a key to retry")
+    line.contains(RETRY_PROMPT)
+        || interleaved_twice(RETRY_PROMPT, line)
         || line.contains("Booting kernel failed")
         || (line.contains("Loading ") && line.contains("failed:"))
+}
+
+/// lpxelinux's prompt after a boot entry failed to load.
+const RETRY_PROMPT: &str = "Boot failed: press a key to retry";
+
+/// Whether `line` holds `text` written twice at once, character by character
+/// interleaved: lpxelinux writes to the serial port itself and through the
+/// BIOS console, which SeaBIOS mirrors to the same port, so under load its
+/// lines can arrive as `BoBooto tf afialielde:d ...` (seen in CI). Each
+/// character of `text` must appear twice, in order; for a phrase of this
+/// length that does not happen by chance.
+fn interleaved_twice(text: &str, line: &str) -> bool {
+    let mut first = text.chars().peekable();
+    let mut second = text.chars().peekable();
+    for c in line.chars() {
+        // Greedy: the first copy takes a character when it can, else the second.
+        if first.peek() == Some(&c) {
+            first.next();
+        } else if second.peek() == Some(&c) {
+            second.next();
+        }
+        if first.peek().is_none() && second.peek().is_none() {
+            return true;
+        }
+    }
+    false
 }
 
 /// Classifies one serial console line (already [`clean`]ed).
@@ -303,6 +330,13 @@ mod tests {
             ))
         );
         assert_eq!(classify("Boot failed: could not read the boot disk"), None);
+        // The same prompt as lpxelinux's two console paths interleave it (CI).
+        let garbled = "BoBooto tf afialielde:d :p rpersess sa  ak ekye yt ot or ertertyr,y ,o ro rw awiati tf ofro rr erseeste.t....";
+        assert_eq!(classify(garbled), Some(Event::LoaderGaveUp(garbled.into())));
+        assert_eq!(
+            classify("Boot failed: could not read the boot disk; press F12"),
+            None
+        );
         let missing =
             "Loading http://10.20.0.2:8080/f/initrd.cpio.gz....failed: No such file or directory";
         assert_eq!(classify(missing), Some(Event::LoaderGaveUp(missing.into())));
