@@ -176,6 +176,12 @@ fn download(args: &Args) -> Result<(u64, Vec<u8>), String> {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs bench targets without arguments: say
+    // what this is and succeed, so the test command stays green.
+    if std::env::args().len() == 1 {
+        println!("http_get: a client for benches/serve.sh; see the top of benches/http_get.rs");
+        return;
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::cache::{Cache, Record};
 use super::explain;
-use super::step::{Inputs, Output, RunCtx, Step};
+use super::step::{InputSet, Inputs, Output, RunCtx, Step};
 
 pub struct ExecOptions {
     pub jobs: usize,
@@ -38,6 +38,9 @@ struct State {
     finished: usize,
     /// (step id, error) of every step that failed.
     failures: Vec<(String, anyhow::Error)>,
+    /// Input sets already built, by dependency list: every node's steps
+    /// depend on the same artifact steps.
+    input_sets: HashMap<Vec<usize>, Arc<InputSet>>,
 }
 
 /// Executes `steps`; returns outcomes in the order of `steps`.
@@ -50,6 +53,7 @@ pub fn execute(steps: &[Box<dyn Step>], cache: &Cache, opts: &ExecOptions) -> Re
         in_flight: 0,
         finished: 0,
         failures: Vec::new(),
+        input_sets: HashMap::new(),
     });
     let wake = Condvar::new();
     let workers = opts.jobs.clamp(1, steps.len().max(1));
@@ -162,15 +166,27 @@ fn worker(
             }
             st = wake.wait(st).expect("lock");
         };
-        let done: Vec<Arc<Outcome>> = deps[idx]
-            .iter()
-            .map(|&d| st.done[d].clone().expect("deps are done"))
-            .collect();
+        let known = st.input_sets.get(&deps[idx]).cloned();
+        let done: Vec<Arc<Outcome>> = match known {
+            Some(_) => Vec::new(),
+            None => deps[idx]
+                .iter()
+                .map(|&d| st.done[d].clone().expect("deps are done"))
+                .collect(),
+        };
         drop(st);
-        let inputs: Vec<Output> = done.iter().flat_map(|o| o.outputs.clone()).collect();
+        let fresh = known.is_none();
+        let set = known.unwrap_or_else(|| {
+            Arc::new(InputSet::new(
+                done.iter().flat_map(|o| o.outputs.iter().cloned()),
+            ))
+        });
         drop(done);
-        let result = run_one(steps[idx].as_ref(), inputs, cache, opts);
+        let result = run_one(steps[idx].as_ref(), set.clone(), cache, opts);
         st = state.lock().expect("lock");
+        if fresh {
+            st.input_sets.insert(deps[idx].clone(), set);
+        }
         st.in_flight -= 1;
         let before = st.ready.len();
         match result {
@@ -203,12 +219,12 @@ fn worker(
 
 fn run_one(
     step: &dyn Step,
-    inputs: Vec<Output>,
+    inputs: Arc<InputSet>,
     cache: &Cache,
     opts: &ExecOptions,
 ) -> Result<Outcome> {
     let id = step.id();
-    let inputs = Inputs::new(inputs, &cache.store);
+    let inputs = Inputs::shared(inputs, &cache.store);
     let wrap = |key: Value| {
         json!({
             "step": id,

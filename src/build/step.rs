@@ -87,20 +87,37 @@ pub trait Step: Send + Sync {
     fn run(&self, ctx: &mut RunCtx) -> Result<()>;
 }
 
+/// The outputs of a set of dependencies, by path, with their digest made once.
+/// Thousands of steps share one set (every node's steps read the same
+/// artifacts), so the executor builds each distinct set once and shares it.
+pub struct InputSet {
+    outputs: BTreeMap<String, Output>,
+    digest: std::sync::OnceLock<String>,
+}
+
+impl InputSet {
+    pub(crate) fn new(outputs: impl IntoIterator<Item = Output>) -> InputSet {
+        InputSet {
+            outputs: outputs.into_iter().map(|o| (o.path.clone(), o)).collect(),
+            digest: std::sync::OnceLock::new(),
+        }
+    }
+}
+
 /// The outputs of a step's dependencies, by path.
 pub struct Inputs<'a> {
-    outputs: BTreeMap<String, Output>,
+    set: std::sync::Arc<InputSet>,
     store: &'a Store,
 }
 
 impl<'a> Inputs<'a> {
-    pub(crate) fn new(outputs: impl IntoIterator<Item = Output>, store: &'a Store) -> Self {
-        let outputs = outputs.into_iter().map(|o| (o.path.clone(), o)).collect();
-        Inputs { outputs, store }
+    pub(crate) fn shared(set: std::sync::Arc<InputSet>, store: &'a Store) -> Self {
+        Inputs { set, store }
     }
 
     pub fn get(&self, path: &str) -> Result<&Output> {
-        self.outputs
+        self.set
+            .outputs
             .get(path)
             .ok_or_else(|| anyhow!("no dependency produced {path}"))
     }
@@ -124,27 +141,33 @@ impl<'a> Inputs<'a> {
     /// One digest of every input's path and sha256: [`Inputs::digests`] folded,
     /// for keys computed thousands of times per build.
     pub fn digest(&self) -> String {
-        let mut hasher = blake3::Hasher::new();
-        for (path, output) in &self.outputs {
-            hasher
-                .update(path.as_bytes())
-                .update(b"\0")
-                .update(output.sha256.as_bytes())
-                .update(b"\n");
-        }
-        hasher.finalize().to_hex().to_string()
+        self.set
+            .digest
+            .get_or_init(|| {
+                let mut hasher = blake3::Hasher::new();
+                for (path, output) in &self.set.outputs {
+                    hasher
+                        .update(path.as_bytes())
+                        .update(b"\0")
+                        .update(output.sha256.as_bytes())
+                        .update(b"\n");
+                }
+                hasher.finalize().to_hex().to_string()
+            })
+            .clone()
     }
 
     /// Path → sha256 of every input: the usual way to put inputs into a key.
     pub fn digests(&self) -> BTreeMap<String, String> {
-        self.outputs
+        self.set
+            .outputs
             .iter()
             .map(|(p, o)| (p.clone(), o.sha256.clone()))
             .collect()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Output> {
-        self.outputs.values()
+        self.set.outputs.values()
     }
 }
 
