@@ -32,8 +32,7 @@ pub struct Outcome {
 struct State {
     waiting_on: Vec<usize>,
     ready: VecDeque<usize>,
-    /// Shared, so a step's inputs are gathered outside the lock.
-    done: Vec<Option<Arc<Outcome>>>,
+    done: Vec<Option<Outcome>>,
     in_flight: usize,
     finished: usize,
     /// (step id, error) of every step that failed.
@@ -78,10 +77,7 @@ pub fn execute(steps: &[Box<dyn Step>], cache: &Cache, opts: &ExecOptions) -> Re
     Ok(state
         .done
         .into_iter()
-        .map(|o| {
-            let o = o.expect("every step finished");
-            Arc::try_unwrap(o).unwrap_or_else(|shared| (*shared).clone())
-        })
+        .map(|o| o.expect("every step finished"))
         .collect())
 }
 
@@ -166,32 +162,15 @@ fn worker(
             }
             st = wake.wait(st).expect("lock");
         };
-        let known = st.input_sets.get(&deps[idx]).cloned();
-        let done: Vec<Arc<Outcome>> = match known {
-            Some(_) => Vec::new(),
-            None => deps[idx]
-                .iter()
-                .map(|&d| st.done[d].clone().expect("deps are done"))
-                .collect(),
-        };
+        let inputs = input_set(&mut st, &deps[idx]);
         drop(st);
-        let fresh = known.is_none();
-        let set = known.unwrap_or_else(|| {
-            Arc::new(InputSet::new(
-                done.iter().flat_map(|o| o.outputs.iter().cloned()),
-            ))
-        });
-        drop(done);
-        let result = run_one(steps[idx].as_ref(), set.clone(), cache, opts);
+        let result = run_one(steps[idx].as_ref(), inputs, cache, opts);
         st = state.lock().expect("lock");
-        if fresh {
-            st.input_sets.insert(deps[idx].clone(), set);
-        }
         st.in_flight -= 1;
         let before = st.ready.len();
         match result {
             Ok(outcome) => {
-                st.done[idx] = Some(Arc::new(outcome));
+                st.done[idx] = Some(outcome);
                 st.finished += 1;
                 for &j in &dependents[idx] {
                     st.waiting_on[j] -= 1;
@@ -215,6 +194,26 @@ fn worker(
             }
         }
     }
+}
+
+/// The inputs of a step that depends on `deps`. Built under the lock, but once
+/// per distinct dependency list: a build has a handful, and every node's steps
+/// share one.
+fn input_set(st: &mut State, deps: &[usize]) -> Arc<InputSet> {
+    if let Some(set) = st.input_sets.get(deps) {
+        return set.clone();
+    }
+    let outputs = deps.iter().flat_map(|&d| {
+        st.done[d]
+            .as_ref()
+            .expect("deps are done")
+            .outputs
+            .iter()
+            .cloned()
+    });
+    let set = Arc::new(InputSet::new(outputs));
+    st.input_sets.insert(deps.to_vec(), set.clone());
+    set
 }
 
 fn run_one(
