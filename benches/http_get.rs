@@ -18,39 +18,22 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
+/// Command line (see the top of this file).
+#[derive(clap::Parser)]
 struct Args {
+    /// The server, e.g. 127.0.0.1:8080.
     server: SocketAddr,
+    /// The path to GET.
     path: String,
+    /// Downloads running at once.
+    #[arg(long, default_value_t = 1)]
     clients: usize,
+    /// Downloads each client makes in turn.
+    #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Read bodies normally and compare them with this local copy.
+    #[arg(long)]
     verify: Option<String>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = std::env::args().skip(1);
-    let server = args
-        .next()
-        .ok_or("missing HOST:PORT")?
-        .parse()
-        .map_err(|e| format!("HOST:PORT: {e}"))?;
-    let path = args.next().ok_or("missing PATH")?;
-    let mut parsed = Args {
-        server,
-        path,
-        clients: 1,
-        repeat: 1,
-        verify: None,
-    };
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--clients" => parsed.clients = value.parse().map_err(|e| format!("{flag}: {e}"))?,
-            "--repeat" => parsed.repeat = value.parse().map_err(|e| format!("{flag}: {e}"))?,
-            "--verify" => parsed.verify = Some(value),
-            _ => return Err(format!("unknown option {flag}")),
-        }
-    }
-    Ok(parsed)
 }
 
 /// Reads the response head; returns the body bytes that came with it and the
@@ -182,13 +165,7 @@ fn main() {
         println!("http_get: a client for benches/serve.sh; see the top of benches/http_get.rs");
         return;
     }
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("http_get: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
     let want = args.verify.as_ref().map(|local| {
         std::fs::read(local).unwrap_or_else(|e| {
             eprintln!("http_get: reading {local}: {e}");

@@ -23,43 +23,25 @@ const BATCH: usize = 64;
 /// Timeouts in a row before a transfer is given up.
 const RETRIES: u32 = 5;
 
+/// Command line (see the top of this file).
+#[derive(clap::Parser)]
 struct Args {
+    /// The server, e.g. 127.0.0.1:69.
     server: SocketAddr,
+    /// The file to read.
     file: String,
+    /// Transfers running at once.
+    #[arg(long, default_value_t = 1)]
     clients: usize,
+    /// Block size to ask for (RFC 2348).
+    #[arg(long, default_value_t = 512)]
     blksize: u16,
+    /// Window size to ask for (RFC 7440).
+    #[arg(long, default_value_t = 1)]
     windowsize: u16,
+    /// Keep the data and compare it with this local copy.
+    #[arg(long)]
     verify: Option<String>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = std::env::args().skip(1);
-    let server = args
-        .next()
-        .ok_or("missing HOST:PORT")?
-        .parse()
-        .map_err(|e| format!("HOST:PORT: {e}"))?;
-    let file = args.next().ok_or("missing FILE")?;
-    let mut parsed = Args {
-        server,
-        file,
-        clients: 1,
-        blksize: 512,
-        windowsize: 1,
-        verify: None,
-    };
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        let number = || value.parse::<u32>().map_err(|e| format!("{flag}: {e}"));
-        match flag.as_str() {
-            "--clients" => parsed.clients = number()? as usize,
-            "--blksize" => parsed.blksize = number()? as u16,
-            "--windowsize" => parsed.windowsize = number()? as u16,
-            "--verify" => parsed.verify = Some(value.clone()),
-            _ => return Err(format!("unknown option {flag}")),
-        }
-    }
-    Ok(parsed)
 }
 
 /// What one transfer brought back.
@@ -267,13 +249,7 @@ fn main() {
         println!("tftp_get: a client for benches/serve.sh; see the top of benches/tftp_get.rs");
         return;
     }
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("tftp_get: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
     let start = Instant::now();
     let results: Vec<Result<Received, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..args.clients)
