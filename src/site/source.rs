@@ -84,21 +84,14 @@ impl<'a> Source<'a> {
     /// The spanned document, parsed on first use; `None` when the syntax is bad.
     fn doc(&self) -> Option<&Spanned<DeValue<'a>>> {
         self.doc
-            .get_or_init(|| {
-                DeTable::parse(self.text)
-                    .ok()
-                    .map(|t| Spanned::new(t.span(), DeValue::Table(t.into_inner())))
-            })
+            .get_or_init(|| DeTable::parse(self.text).ok().map(root_value))
             .as_ref()
     }
 
     /// Takes `doc`, the spanned parse of this very text, so that a diagnostic
     /// does not parse it again.
     pub fn adopt(&self, doc: Spanned<DeTable<'a>>) {
-        let _ = self.doc.set(Some(Spanned::new(
-            doc.span(),
-            DeValue::Table(doc.into_inner()),
-        )));
+        let _ = self.doc.set(Some(root_value(doc)));
     }
 
     fn line_starts(&self) -> &[usize] {
@@ -236,6 +229,11 @@ impl<'a> Source<'a> {
             .and_then(|doc| deepest_at(doc.get_ref(), offset, &KeyPath::default()))
             .unwrap_or_default()
     }
+}
+
+/// The document's root table as a value, so paths start from one node.
+fn root_value(doc: Spanned<DeTable<'_>>) -> Spanned<DeValue<'_>> {
+    Spanned::new(doc.span(), DeValue::Table(doc.into_inner()))
 }
 
 /// A child of a table or array: its step, its key's span, its value.
