@@ -16,66 +16,81 @@ pub const FILE_NAME: &str = "manifest.json";
 pub const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Every struct here declares its fields in alphabetical order: serde writes
+/// them in that order, which makes the written JSON's keys sorted (the
+/// contract) without going through a sorted map.
 pub struct Manifest {
-    pub format: u32,
-    /// Hex digest over every step key of the build: equal inputs, equal tree.
-    pub inputs: String,
-    /// Every file of the tree, sorted by path.
-    pub files: Vec<FileEntry>,
-    pub nodes: Vec<NodeEntry>,
     /// Files (Ignition configs) restricted to one node's IP.
     #[serde(default)]
     pub access: Vec<AccessEntry>,
+    /// Every file of the tree, sorted by path.
+    pub files: Vec<FileEntry>,
     /// The Flatcar release of the tree (absent in trees built before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flatcar: Option<FlatcarRecord>,
+    pub format: u32,
+    /// Hex digest over every step key of the build: equal inputs, equal tree.
+    pub inputs: String,
+    pub nodes: Vec<NodeEntry>,
 }
 
 /// Which Flatcar release a tree boots, as resolved at build time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlatcarRecord {
-    pub channel: String,
     pub arch: String,
-    /// The pinned release every file and config of the tree uses.
-    pub version: String,
+    pub channel: String,
     /// What site.toml said: `"current"`, or the pinned version itself.
     pub requested: String,
+    /// The pinned release every file and config of the tree uses.
+    pub version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FileEntry {
     /// Relative to dist/, starting with `http/` or `tftp/`.
     pub path: String,
-    pub size: u64,
     pub sha256: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeEntry {
-    pub name: String,
+    pub ip: String,
     /// Lower-case, colon-separated.
     pub mac: String,
-    pub ip: String,
+    pub name: String,
     /// `control-plane` or `worker`.
     pub role: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessEntry {
-    /// A path from `files`.
-    pub path: String,
-    /// The node the file belongs to.
-    pub node: String,
     /// The only client IP that may fetch it.
     pub ip: String,
+    /// The node the file belongs to.
+    pub node: String,
+    /// A path from `files`.
+    pub path: String,
 }
 
 impl Manifest {
     /// Stable JSON: keys sorted at every level, files and access sorted by path,
     /// two-space indent, trailing newline.
     pub fn to_json(&self) -> String {
-        let mut text =
-            serde_json::to_string_pretty(&Written::of(self)).expect("manifest serialises");
+        let by_path = self.files.is_sorted_by(|a, b| a.path <= b.path)
+            && self.access.is_sorted_by(|a, b| a.path <= b.path);
+        let sorted;
+        let manifest = if by_path {
+            self
+        } else {
+            let mut copy = self.clone();
+            copy.files.sort();
+            copy.access.sort_by(|a, b| a.path.cmp(&b.path));
+            sorted = copy;
+            &sorted
+        };
+        let mut text = serde_json::to_string_pretty(manifest).expect("manifest serialises");
         text.push('\n');
         text
     }
@@ -104,99 +119,6 @@ impl Manifest {
             .binary_search_by(|f| f.path.as_str().cmp(path))
             .ok()
             .map(|i| &self.files[i])
-    }
-}
-
-/// The manifest as written: every object's keys in sorted order (the fields
-/// below are declared alphabetically), lists sorted by path. Serialising these
-/// borrowed views directly is several times cheaper than sorting through a
-/// `serde_json::Value`, and a no-op rebuild compares the tree's manifest by
-/// these bytes.
-#[derive(Serialize)]
-struct Written<'a> {
-    access: Vec<WrittenAccess<'a>>,
-    files: Vec<WrittenFile<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    flatcar: Option<WrittenFlatcar<'a>>,
-    format: u32,
-    inputs: &'a str,
-    nodes: Vec<WrittenNode<'a>>,
-}
-
-#[derive(Serialize)]
-struct WrittenAccess<'a> {
-    ip: &'a str,
-    node: &'a str,
-    path: &'a str,
-}
-
-#[derive(Serialize)]
-struct WrittenFile<'a> {
-    path: &'a str,
-    sha256: &'a str,
-    size: u64,
-}
-
-#[derive(Serialize)]
-struct WrittenFlatcar<'a> {
-    arch: &'a str,
-    channel: &'a str,
-    requested: &'a str,
-    version: &'a str,
-}
-
-#[derive(Serialize)]
-struct WrittenNode<'a> {
-    ip: &'a str,
-    mac: &'a str,
-    name: &'a str,
-    role: &'a str,
-}
-
-impl<'a> Written<'a> {
-    fn of(m: &'a Manifest) -> Written<'a> {
-        let mut files: Vec<WrittenFile> = m
-            .files
-            .iter()
-            .map(|f| WrittenFile {
-                path: &f.path,
-                sha256: &f.sha256,
-                size: f.size,
-            })
-            .collect();
-        files.sort_by(|a, b| (a.path, a.size, a.sha256).cmp(&(b.path, b.size, b.sha256)));
-        let mut access: Vec<WrittenAccess> = m
-            .access
-            .iter()
-            .map(|a| WrittenAccess {
-                ip: &a.ip,
-                node: &a.node,
-                path: &a.path,
-            })
-            .collect();
-        access.sort_by(|a, b| (a.path, a.node, a.ip).cmp(&(b.path, b.node, b.ip)));
-        Written {
-            access,
-            files,
-            flatcar: m.flatcar.as_ref().map(|f| WrittenFlatcar {
-                arch: &f.arch,
-                channel: &f.channel,
-                requested: &f.requested,
-                version: &f.version,
-            }),
-            format: m.format,
-            inputs: &m.inputs,
-            nodes: m
-                .nodes
-                .iter()
-                .map(|n| WrittenNode {
-                    ip: &n.ip,
-                    mac: &n.mac,
-                    name: &n.name,
-                    role: &n.role,
-                })
-                .collect(),
-        }
     }
 }
 
@@ -254,11 +176,11 @@ mod tests {
     }
 
     /// The canonical form: every map's keys sorted by serde_json's `Value`
-    /// (a BTreeMap), lists sorted by their derived order (path first).
+    /// (a BTreeMap), lists sorted by path.
     fn canonical(m: &Manifest) -> String {
         let mut sorted = m.clone();
         sorted.files.sort();
-        sorted.access.sort();
+        sorted.access.sort_by(|a, b| a.path.cmp(&b.path));
         let value = serde_json::to_value(&sorted).unwrap();
         serde_json::to_string_pretty(&value).unwrap() + "\n"
     }
