@@ -51,8 +51,10 @@ pub struct Cache {
     root: PathBuf,
     pub store: Store,
     slot: String,
-    /// Key hash → outputs, for every step of the slot's last build.
-    index: HashMap<String, Vec<Output>>,
+    /// Key hash → outputs, for every step of the slot's last build. Parsed
+    /// on its own thread while the build plans (both take milliseconds on a
+    /// large site, and a no-op rebuild is mostly such fixed costs).
+    index: Background<HashMap<String, Vec<Output>>>,
     /// Step id → key of the slot's last build, loaded on first use.
     last_keys: OnceLock<HashMap<String, Value>>,
     /// Steps recorded by this process (a later lookup in the same run hits).
@@ -82,16 +84,15 @@ impl Cache {
         let store = Store::open(&root.join("store"))?;
         let steps = root.join("steps");
         fs::create_dir_all(&steps).with_context(|| format!("creating {}", steps.display()))?;
-        let mut cache = Cache {
+        let index_file = slot_file(root, &slot, "index.json");
+        Ok(Cache {
             root: root.to_path_buf(),
             store,
             slot,
-            index: HashMap::new(),
+            index: Background::spawn(move || read_json(&index_file).unwrap_or_default()),
             last_keys: OnceLock::new(),
             fresh: Mutex::default(),
-        };
-        cache.index = read_json(&cache.file("index.json")).unwrap_or_default();
-        Ok(cache)
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -117,7 +118,7 @@ impl Cache {
     /// a rebuild). A blob deleted by hand surfaces as an error that names
     /// `--verify-cache`, which re-hashes every blob and rebuilds what is gone.
     pub fn lookup(&self, key_hash: &str, verify: bool) -> Option<Vec<Output>> {
-        let outputs = match self.index.get(key_hash) {
+        let outputs = match self.index.get().get(key_hash) {
             Some(outputs) => outputs.clone(),
             None => self.fresh().outputs.get(key_hash)?.clone(),
         };
@@ -153,10 +154,11 @@ impl Cache {
     ) -> Result<()> {
         let steps: Vec<(&str, &str, &[Output])> = steps.into_iter().collect();
         let index: HashMap<&str, &[Output]> = steps.iter().map(|&(_, h, o)| (h, o)).collect();
-        let same_index = index.len() == self.index.len()
+        let last = self.index.get();
+        let same_index = index.len() == last.len()
             && index
                 .iter()
-                .all(|(k, v)| self.index.get(*k).is_some_and(|o| o.as_slice() == *v));
+                .all(|(k, v)| last.get(*k).is_some_and(|o| o.as_slice() == *v));
         if !same_index {
             let json = serde_json::to_vec(&index).context("serialising the step index")?;
             fsutil::atomic_write_batched(&self.file("index.json"), &json, 0o644)?;
@@ -218,9 +220,50 @@ impl Cache {
     }
 
     fn file(&self, what: &str) -> PathBuf {
-        self.root
-            .join("steps")
-            .join(format!("{}.{what}", self.slot))
+        slot_file(&self.root, &self.slot, what)
+    }
+}
+
+fn slot_file(root: &Path, slot: &str, what: &str) -> PathBuf {
+    root.join("steps").join(format!("{slot}.{what}"))
+}
+
+/// A value computed on its own thread, waited for on first use.
+struct Background<T> {
+    running: Mutex<Option<std::thread::JoinHandle<T>>>,
+    value: OnceLock<T>,
+}
+
+impl<T: Send + 'static> Background<T> {
+    fn spawn(work: impl FnOnce() -> T + Send + 'static) -> Background<T> {
+        Background {
+            running: Mutex::new(Some(std::thread::spawn(work))),
+            value: OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> &T {
+        self.value.get_or_init(|| {
+            let running = self
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            let handle = running.expect("the value is taken only once");
+            // A panic on the thread is a bug: surface it here, not as a miss.
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Background<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.value.get() {
+            Some(value) => value.fmt(f),
+            None => f.write_str("<loading>"),
+        }
     }
 }
 

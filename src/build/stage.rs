@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
@@ -43,25 +44,24 @@ pub fn publish(out: &Path, manifest: &Manifest, outputs: &[&Output], store: &Sto
 /// True when `out` already holds exactly this manifest and every file in it
 /// exists with its size (so a no-op build touches nothing).
 pub fn up_to_date(out: &Path, manifest: &Manifest) -> bool {
-    // The manifest is written as `to_json` makes it, so comparing bytes is
-    // comparing manifests, and much cheaper than parsing the old one.
     let Ok(current) = fs::read(out.join(manifest::FILE_NAME)) else {
         return false;
     };
     let Ok(dir) = fs::File::open(out) else {
         return false;
     };
-    if current != manifest.to_json().as_bytes() {
-        return false;
-    }
+    let changed = AtomicBool::new(false);
     // Relative to the open tree: thousands of files, each a short lookup, split
     // over the cores (a no-op rebuild of a large site is mostly this and hashing).
     let intact = |files: &[crate::manifest::FileEntry]| {
         files.iter().all(|f| {
-            rustix::fs::statat(&dir, f.path.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
-                FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
-                    && st.st_size as u64 == f.size
-            })
+            !changed.load(Ordering::Relaxed)
+                && rustix::fs::statat(&dir, f.path.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok_and(
+                    |st| {
+                        FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                            && st.st_size as u64 == f.size
+                    },
+                )
         })
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -72,7 +72,15 @@ pub fn up_to_date(out: &Path, manifest: &Manifest) -> bool {
             .chunks(per_thread)
             .map(|part| scope.spawn(move || intact(part)))
             .collect();
-        parts.into_iter().all(|part| part.join().unwrap_or(false))
+        // Meanwhile: the manifest is written as `to_json` makes it, so
+        // comparing bytes is comparing manifests (much cheaper than parsing
+        // the old one). A difference stops the lookups early.
+        let same = current == manifest.to_json().as_bytes();
+        if !same {
+            changed.store(true, Ordering::Relaxed);
+        }
+        let files_intact = parts.into_iter().all(|part| part.join().unwrap_or(false));
+        same && files_intact
     })
 }
 

@@ -95,6 +95,12 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     if args.status {
         return print_status(&args.dir, log_file.as_deref());
     }
+    // The allocator backs its arenas with transparent huge pages, which pays
+    // for a build (far fewer page faults) but would make each of the server's
+    // connection threads touch megabytes: keep the server small instead.
+    if let Err(err) = rustix::thread::disable_transparent_huge_pages(true) {
+        crate::verbose!("could not turn off transparent huge pages: {err}");
+    }
     let manifest = Manifest::load(&args.dir).map_err(|err| BadInput::new(format!("{err:#}")))?;
     if args.check {
         let count = check::check_tree(&args.dir, &manifest)?;
