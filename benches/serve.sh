@@ -27,7 +27,10 @@ bench_bin() {
 }
 GET=$(bench_bin tftp_get)
 HGET=$(bench_bin http_get)
-[ -x "$GET" ] && [ -x "$HGET" ] || { echo "could not build the bench clients" >&2; exit 1; }
+# A reference HTTP server (benches/sendfile_ref.rs): one thread per connection
+# and sendfile, nothing else; the kind of server the HTTP goals were set against.
+REF=$(bench_bin sendfile_ref)
+[ -x "$GET" ] && [ -x "$HGET" ] && [ -x "$REF" ] || { echo "could not build the bench clients" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/pxebuild-bench.XXXXXX)
 chmod 755 "$WORK" # nginx workers and tftpd-hpa read as nobody
@@ -85,6 +88,11 @@ CONF
 nginx -c "$WORK/nginx.conf" -p "$WORK" &
 PIDS+=($!)
 
+"$REF" "$WORK/dist/http" --port 0 >"$WORK/ref.out" &
+PIDS+=($!)
+for _ in $(seq 300); do grep -q '^listening' "$WORK/ref.out" && break; sleep 0.1; done
+REF_PORT=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$WORK/ref.out")
+
 HPA_PORT=$(free_port 2)
 in.tftpd -L -s "$WORK/dist/tftp" -a "127.0.0.1:$HPA_PORT" &
 PIDS+=($!)
@@ -102,6 +110,7 @@ fi
 wait_tcp() { for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return; sleep 0.1; done; }
 wait_tcp "$PXE_HTTP"
 wait_tcp "$NGINX_PORT"
+wait_tcp "$REF_PORT"
 sleep 1 # tftpd-hpa and dnsmasq print nothing when ready; give them a moment
 
 # --- load generators ----------------------------------------------------------
@@ -157,15 +166,30 @@ echo "pxebuild bench: $(nproc) CPUs, RUNS=$RUNS, $(uname -r)" >&2
 echo
 echo "| test (loopback, MB/s) | pxebuild | nginx / tftpd-hpa | dnsmasq | pxebuild vs peer | goal |"
 echo "|---|---|---|---|---|---|"
-row "HTTP, 1 client, ${HTTP_MB} MiB x4 (curl)" "$(med http_load "$PXE_HTTP" 1 4)" "$(med http_load "$NGINX_PORT" 1 4)" "-" ">= 0.95x"
-row "HTTP, 32 clients, ${HTTP_MB} MiB each (curl)" "$(med http_load "$PXE_HTTP" 32 1)" "$(med http_load "$NGINX_PORT" 32 1)" "-" ">= 1.2x"
+# Each HTTP cell: pxebuild, nginx and the reference in turn, RUNS times, so
+# the three see the same machine; medians per server.
+http3() { # FUNCTION CLIENTS FETCHES_EACH -> "pxebuild nginx reference" medians
+  local p=() n=() r=() i
+  for i in $(seq "$RUNS"); do
+    p+=("$("$1" "$PXE_HTTP" "$2" "$3")")
+    n+=("$("$1" "$NGINX_PORT" "$2" "$3")")
+    r+=("$("$1" "$REF_PORT" "$2" "$3")")
+  done
+  echo "$(echo "${p[*]}" | median) $(echo "${n[*]}" | median) $(echo "${r[*]}" | median)"
+}
 # hget PORT CLIENTS FETCHES_EACH -> MB/s (http_get, bodies spliced to /dev/null)
 hget() { "$HGET" "127.0.0.1:$1" big.img --clients "$2" --repeat "$3"; }
-for port in "$PXE_HTTP" "$NGINX_PORT"; do
+for port in "$PXE_HTTP" "$NGINX_PORT" "$REF_PORT"; do
   "$HGET" "127.0.0.1:$port" big.img --clients 2 --verify "$WORK/dist/http/big.img" >/dev/null
 done
-row "HTTP, 1 client, ${HTTP_MB} MiB x4 (http_get)" "$(med hget "$PXE_HTTP" 1 4)" "$(med hget "$NGINX_PORT" 1 4)" "-" ">= 0.95x"
-row "HTTP, 32 clients, ${HTTP_MB} MiB each (http_get)" "$(med hget "$PXE_HTTP" 32 1)" "$(med hget "$NGINX_PORT" 32 1)" "-" ">= 1.2x"
+read -r PXE_C1 NGX_C1 REF_C1 < <(http3 http_load 1 4)
+read -r PXE_C32 NGX_C32 REF_C32 < <(http3 http_load 32 1)
+read -r PXE_H1 NGX_H1 REF_H1 < <(http3 hget 1 4)
+read -r PXE_H32 NGX_H32 REF_H32 < <(http3 hget 32 1)
+row "HTTP, 1 client, ${HTTP_MB} MiB x4 (curl)" "$PXE_C1" "$NGX_C1" "-" ">= 0.95x"
+row "HTTP, 32 clients, ${HTTP_MB} MiB each (curl)" "$PXE_C32" "$NGX_C32" "-" ">= 1.2x"
+row "HTTP, 1 client, ${HTTP_MB} MiB x4 (http_get)" "$PXE_H1" "$NGX_H1" "-" ">= 0.95x"
+row "HTTP, 32 clients, ${HTTP_MB} MiB each (http_get)" "$PXE_H32" "$NGX_H32" "-" ">= 1.2x"
 dns() { if [ "$HAVE_DNSMASQ" = 1 ]; then med tftp_load "$NSX" 69 "$@"; else echo "-"; fi; }
 row "TFTP, 64 x 1 MiB at once, blksize 1468 (atftp)" \
   "$(med tftp_load "" "$PXE_TFTP" 1m.img 64 'blksize 1468')" \
@@ -197,5 +221,17 @@ tget "TFTP, 64 x 1 MiB at once, blksize 1468" 1m.img 64 1468 1 "-"
 tget "TFTP, 64 MiB, blksize 1468, windowsize 1" 64m.img 1 1468 1 ">= 1.0x"
 tget "TFTP, 64 MiB, blksize 1468, windowsize 16" 64m.img 1 1468 16 ">= 8x"
 tget "TFTP, 8 x 16 MiB at once, blksize 1468, windowsize 16" 16m.img 8 1468 16 ">= 2.5x"
+echo
+echo "Reference: the minimal sendfile server (benches/sendfile_ref.rs) in the same runs."
+echo
+echo "| test (loopback, MB/s) | reference | nginx | reference vs nginx | pxebuild vs reference |"
+echo "|---|---|---|---|---|"
+refrow() { # name, reference, nginx, pxebuild
+  printf '| %s | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$(ratio "$4" "$2")"
+}
+refrow "HTTP, 1 client, ${HTTP_MB} MiB x4 (curl)" "$REF_C1" "$NGX_C1" "$PXE_C1"
+refrow "HTTP, 32 clients, ${HTTP_MB} MiB each (curl)" "$REF_C32" "$NGX_C32" "$PXE_C32"
+refrow "HTTP, 1 client, ${HTTP_MB} MiB x4 (http_get)" "$REF_H1" "$NGX_H1" "$PXE_H1"
+refrow "HTTP, 32 clients, ${HTTP_MB} MiB each (http_get)" "$REF_H32" "$NGX_H32" "$PXE_H32"
 echo
 echo "pxebuild peak RSS: $(awk '/VmHWM/ { printf "%.1f MB", $2 / 1024 }' "/proc/$PXE/status") (goal: under 30 MB)"
