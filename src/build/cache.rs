@@ -341,6 +341,29 @@ mod tests {
     }
 
     #[test]
+    fn a_background_value_is_computed_once_and_shared_by_every_reader() {
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = runs.clone();
+        let value = Background::spawn(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            vec![1, 2, 3]
+        });
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| assert_eq!(value.get(), &vec![1, 2, 3]));
+            }
+        });
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "index reader broke")]
+    fn a_panic_while_loading_in_the_background_reaches_the_reader() {
+        let value: Background<u8> = Background::spawn(|| panic!("index reader broke"));
+        value.get();
+    }
+
+    #[test]
     fn a_damaged_index_only_costs_a_rerun() {
         let (dir, out, cache, hash, _) = saved_one_step();
         fs::write(cache.file("index.json"), b"{not json").unwrap();

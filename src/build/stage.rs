@@ -382,6 +382,19 @@ mod tests {
     }
 
     #[test]
+    fn up_to_date_notices_a_different_manifest_over_intact_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let out = dir.path().join("dist");
+        let a = output(&store, "http/a", b"one");
+        publish(&out, &manifest(&[&a]), &[&a], &store).unwrap();
+        let mut other = manifest(&[&a]);
+        other.inputs = "y".into();
+        assert!(!up_to_date(&out, &other), "same files, other inputs");
+        assert!(up_to_date(&out, &manifest(&[&a])));
+    }
+
+    #[test]
     fn up_to_date_notices_a_deleted_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store")).unwrap();
