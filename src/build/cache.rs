@@ -235,10 +235,23 @@ struct Background<T> {
 }
 
 impl<T: Send + 'static> Background<T> {
-    fn spawn(work: impl FnOnce() -> T + Send + 'static) -> Background<T> {
+    /// Starts `work` on its own thread; where no thread can be had, does it
+    /// here (hence `Clone`: spawning consumes the closure it is given).
+    fn spawn(work: impl FnOnce() -> T + Clone + Send + 'static) -> Background<T> {
+        let value = OnceLock::new();
+        let spawned = std::thread::Builder::new()
+            .name("background".into())
+            .spawn(work.clone());
+        let running = match spawned {
+            Ok(handle) => Some(handle),
+            Err(_) => {
+                let _ = value.set(work());
+                None
+            }
+        };
         Background {
-            running: Mutex::new(Some(std::thread::spawn(work))),
-            value: OnceLock::new(),
+            running: Mutex::new(running),
+            value,
         }
     }
 
