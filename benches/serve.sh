@@ -17,8 +17,6 @@ HTTP_MB=${HTTP_MB:-256}
 TARGET=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet
 BIN=$TARGET/release/pxebuild
-# The bench's own TFTP client (benches/tftp_get.rs): atftp's per-block
-# wakeups cap a fast server, so the TFTP rows are measured with both.
 # The bench's own clients (benches/tftp_get.rs, benches/http_get.rs): atftp's
 # per-block wakeups and curl's copies cap a fast server, so the rows are
 # measured with both.

@@ -15,11 +15,12 @@ use serde::{Deserialize, Serialize};
 pub const FILE_NAME: &str = "manifest.json";
 pub const FORMAT: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The tree's `manifest.json`.
 ///
 /// Every struct here declares its fields in alphabetical order: serde writes
 /// them in that order, which makes the written JSON's keys sorted (the
 /// contract) without going through a sorted map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Files (Ignition configs) restricted to one node's IP.
     #[serde(default)]

@@ -293,13 +293,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn publish_swaps_trees_and_cleans_up() {
+    /// A store and a dist/ published with the one file `http/a`.
+    fn published_one_file() -> (tempfile::TempDir, Store, PathBuf, Output) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store")).unwrap();
         let out = dir.path().join("dist");
         let a = output(&store, "http/a", b"one");
         publish(&out, &manifest(&[&a]), &[&a], &store).unwrap();
+        (dir, store, out, a)
+    }
+
+    #[test]
+    fn publish_swaps_trees_and_cleans_up() {
+        let (dir, store, out, a) = published_one_file();
         assert_eq!(fs::read(out.join("http/a")).unwrap(), b"one");
         assert!(up_to_date(&out, &manifest(&[&a])));
 
@@ -383,11 +389,7 @@ mod tests {
 
     #[test]
     fn up_to_date_notices_a_different_manifest_over_intact_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store")).unwrap();
-        let out = dir.path().join("dist");
-        let a = output(&store, "http/a", b"one");
-        publish(&out, &manifest(&[&a]), &[&a], &store).unwrap();
+        let (_dir, _, out, a) = published_one_file();
         let mut other = manifest(&[&a]);
         other.inputs = "y".into();
         assert!(!up_to_date(&out, &other), "same files, other inputs");
@@ -396,11 +398,7 @@ mod tests {
 
     #[test]
     fn up_to_date_notices_a_deleted_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store")).unwrap();
-        let out = dir.path().join("dist");
-        let a = output(&store, "http/a", b"one");
-        publish(&out, &manifest(&[&a]), &[&a], &store).unwrap();
+        let (_dir, _, out, a) = published_one_file();
         fs::remove_file(out.join("http/a")).unwrap();
         assert!(!up_to_date(&out, &manifest(&[&a])));
     }
