@@ -48,7 +48,10 @@ fn serve_http_get_head_and_content_types() {
 #[test]
 fn serve_http_single_ranges() {
     let blob = pattern(10_000, 2);
-    let server = Dist::new().file("http/f", &blob).serve(&[]);
+    let server = Dist::new()
+        .file("http/f", &blob)
+        .file("http/empty", b"")
+        .serve(&[]);
     let out = curl(&["-i", "-r", "100-199", &server.url("/f")]);
     let (head, body) = split_response(&out.stdout);
     assert!(head.starts_with("HTTP/1.1 206"), "{head}");
@@ -70,6 +73,23 @@ fn serve_http_single_ranges() {
     // Several ranges are answered with the whole file (allowed by RFC 9110).
     let multi = curl(&["-r", "0-1,5-6", &server.url("/f")]);
     assert!(multi.stdout == blob, "multi-range body differs");
+
+    // A suffix longer than u64 is the whole file; of an empty file, an empty 200
+    // (no range can name a byte of it), and the connection carries on (curl
+    // asks for the same range on it).
+    let huge = "-99999999999999999999999";
+    assert_eq!(curl(&["-r", huge, &server.url("/f")]).stdout, blob);
+    let out = curl(&["-i", "-r", huge, &server.url("/empty"), &server.url("/f")]);
+    let (head, rest) = split_response(&out.stdout);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("Content-Length: 0\r\n"), "{head}");
+    let (next, body) = split_response(rest);
+    assert!(next.starts_with("HTTP/1.1 206"), "{next}");
+    assert!(
+        next.contains("Content-Range: bytes 0-9999/10000\r\n"),
+        "{next}"
+    );
+    assert!(body == blob, "second body differs");
 }
 
 fn split_response(bytes: &[u8]) -> (String, &[u8]) {

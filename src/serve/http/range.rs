@@ -51,17 +51,21 @@ pub fn evaluate(header: Option<&str>, size: u64) -> RangeReply {
     }
 }
 
+/// `bytes=-N`, the last N bytes; `len` is None when N has more digits than a
+/// u64 holds, i.e. more than any file has.
 fn suffix(len: Option<u64>, size: u64) -> RangeReply {
     match len {
         Some(0) => RangeReply::Unsatisfiable,
-        Some(_) if size == 0 => RangeReply::Unsatisfiable,
+        // RFC 9110 14.1.1: a non-zero suffix of an empty file is satisfiable,
+        // but no byte range can name it; the whole (empty) file answers it.
+        _ if size == 0 => RangeReply::Full,
         Some(n) => RangeReply::Partial {
             start: size.saturating_sub(n),
             end: size - 1,
         },
         None => RangeReply::Partial {
             start: 0,
-            end: size.saturating_sub(1),
+            end: size - 1,
         },
     }
 }
@@ -104,5 +108,16 @@ mod tests {
         assert_eq!(evaluate(Some("bytes=5-2"), 10), Full);
         assert_eq!(evaluate(Some("items=0-1"), 10), Full);
         assert_eq!(evaluate(Some("bytes=a-b"), 10), Full);
+    }
+
+    #[test]
+    fn suffixes_longer_than_any_file() {
+        let huge = "bytes=-99999999999999999999999";
+        assert_eq!(evaluate(Some(huge), 10), Partial { start: 0, end: 9 });
+        // An empty file has no byte to name: the (empty) whole answers, and
+        // never a range that ends inside it (found by fuzz/http_request).
+        assert_eq!(evaluate(Some(huge), 0), Full);
+        assert_eq!(evaluate(Some("bytes=-5"), 0), Full);
+        assert_eq!(evaluate(Some("bytes=-0"), 0), Unsatisfiable);
     }
 }
