@@ -120,4 +120,20 @@ mod tests {
         assert_eq!(evaluate(Some("bytes=-5"), 0), Full);
         assert_eq!(evaluate(Some("bytes=-0"), 0), Unsatisfiable);
     }
+
+    proptest::proptest! {
+        /// What the server sends must exist: a partial reply always lies
+        /// inside the file, whatever the numbers (up to far past u64).
+        #[test]
+        fn partial_replies_lie_inside_the_file(
+            first in "([0-9]{1,3}|[0-9]{19,25})?",
+            last in "([0-9]{1,3}|[0-9]{19,25})?",
+            size in proptest::prop_oneof![0u64..4, proptest::num::u64::ANY],
+        ) {
+            let header = format!("bytes={first}-{last}");
+            if let Partial { start, end } = evaluate(Some(&header), size) {
+                proptest::prop_assert!(start <= end && end < size, "{header} on {size}: {start}-{end}");
+            }
+        }
+    }
 }
