@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub mod data_url;
+mod go_url;
 mod ignition;
 mod local;
 mod location;

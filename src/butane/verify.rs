@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::storage::is_guid;
-use super::{data_url, unit_file};
+use super::{data_url, go_url, unit_file};
 
 /// One finding; `path` is the JSON key path (`storage.files.0.path`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -666,46 +666,24 @@ fn check_hash(hash: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The lower-cased scheme, or why the URL does not parse (Go's URL parser
-/// refuses control characters and, outside the query, malformed `%`
-/// escapes).
+/// The lower-cased scheme, or why Ignition cannot parse the URL (Go's URL
+/// parser: [`go_url`]).
 fn url_scheme(url: &str) -> Result<String, String> {
-    let bad = || format!("unable to parse URL \"{}\"", short(url));
-    if url.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return Err(bad());
-    }
-    let scheme = match url.split_once(':') {
-        Some((s, _))
-            if s.starts_with(|c: char| c.is_ascii_alphabetic())
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
-        {
-            s.to_ascii_lowercase()
-        }
-        _ => String::new(),
-    };
-    if scheme != "data" {
-        let before_query = url.split(['?', '#']).next().unwrap_or(url);
-        let fragment = url.split_once('#').map_or("", |(_, f)| f);
-        for part in [before_query, fragment] {
-            if data_url::percent_decode_check(part).is_err() {
-                return Err(bad());
-            }
-        }
-    }
-    Ok(scheme)
+    go_url::parse(url)
+        .map(|parsed| parsed.scheme)
+        .map_err(|why| format!("unable to parse URL \"{}\": {why}", short(url)))
 }
 
+/// An S3 object version, when the query names one, must not be empty; only
+/// the first `versionId` counts, read as Go reads queries.
 fn check_version_id(url: &str) -> Result<(), String> {
-    let query = url.split_once('?').map_or("", |(_, q)| q);
-    let query = query.split('#').next().unwrap_or("");
-    for pair in query.split(['&', ';']) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k == "versionId" && v.is_empty() {
-            return Err("versionId must not be empty".into());
+    let raw_query = go_url::parse(url).map_or("", |parsed| parsed.raw_query);
+    match go_url::query(raw_query).get("versionId") {
+        Some(values) if values.first().is_none_or(String::is_empty) => {
+            Err("versionId must not be empty".into())
         }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn short(url: &str) -> String {

@@ -315,6 +315,16 @@ const IGNITION_RULES: &[(&str, &str, &[&str], &str)] = &[
         &["line 10 column 13: storage.files.0.contents.http_headers.0.value: header value must not be empty (leave it out instead)"],
         r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/a","contents":{"source":"https://h/a","httpHeaders":[{"name":"A","value":""}]}}]}}"#,
     ),
+    (
+        "URLs Go's parser refuses (found by fuzz/ignition-differential.sh)",
+        "ignition:\n  config:\n    merge:\n      - source: http://10.0.0.v1:a\nstorage:\n  files:\n    - path: /a\n      contents:\n        source: http://boot server/a\n    - path: /b\n      contents:\n        source: http://%41/b\n",
+        &[
+            r#"line 6 column 9: ignition.config.merge.0.source: unable to parse URL "http://10.0.0.v1:a": invalid port ":a" after host"#,
+            r#"line 11 column 9: storage.files.0.contents.source: unable to parse URL "http://boot server/a": invalid character ' ' in host name"#,
+            r#"line 14 column 9: storage.files.1.contents.source: unable to parse URL "http://%41/b": invalid URL escape "%41""#,
+        ],
+        r#"{"ignition":{"config":{"merge":[{"source":"http://10.0.0.v1:a"}]},"version":"3.3.0"},"storage":{"files":[{"path":"/a","contents":{"source":"http://boot server/a"}},{"path":"/b","contents":{"source":"http://%41/b"}}]}}"#,
+    ),
 ];
 
 #[test]
@@ -323,6 +333,69 @@ fn ignition_validation_errors_report_location_and_close_real_gaps() {
         let got = diagnostics(&format!("{HEAD}{body}"), &opts(None, false));
         assert_eq!(got, *want, "case: {name}");
         ignition_rejects(json);
+    }
+}
+
+/// Whether the real `ignition-validate` accepts `json`.
+fn ignition_accepts(json: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.ign");
+    std::fs::write(&file, json).unwrap();
+    Command::new("/usr/bin/ignition-validate")
+        .arg(&file)
+        .output()
+        .expect("running /usr/bin/ignition-validate (it must be installed)")
+        .status
+        .success()
+}
+
+/// pxebuild's verdict on a resource URL is Ignition's, URL by URL: the rules
+/// follow Go's URL parser (`butane/go_url.rs`), which Ignition runs on every
+/// source; `fuzz/ignition-differential.sh` found where they used to differ.
+#[test]
+fn url_verdicts_agree_with_ignition_validate() {
+    let urls = [
+        "http://10.0.0.1:8080/ignition/cp1.ign",
+        "https://user:p%40ss@example.com/a%20b?x=%zz",
+        "http://[fe80::1%25eth0]:80/x",
+        "http://h:/",
+        "http://h/a#frag",
+        "http://%C3%A9.example/",
+        "http:opaque%zz",
+        "tftp://10.0.0.1/x",
+        "s3://bucket/key?versionId=1",
+        "s3://bucket/key?versionId=1&versionId=",
+        "s3://bucket/key?versionId=;x",
+        "s3://bucket/key?versionId=",
+        "s3://bucket/key?version%49d=",
+        "http://10.0.0.v1:a",
+        "http://boot server/a",
+        "http://h/%zz",
+        "http://h/a%2",
+        "http://h/#%zz",
+        "http://%41/",
+        "http://[::1/",
+        "http://[::1]x/",
+        "http://us er@h/",
+        "http://u%zz@h/",
+        "http://[fe80::1%25%C3]/",
+        "ftp://h/x",
+        ":foo",
+    ];
+    for url in urls {
+        let config = serde_json::json!({
+            "ignition": {"version": "3.3.0"},
+            "storage": {"files": [{"path": "/a", "contents": {"source": url}}]},
+        });
+        let ours = pxebuild::butane::verify::check(&config)
+            .iter()
+            .all(|finding| finding.warning);
+        assert_eq!(
+            ours,
+            ignition_accepts(&config.to_string()),
+            "pxebuild {} {url}",
+            if ours { "accepts" } else { "refuses" }
+        );
     }
 }
 
