@@ -4,8 +4,8 @@
 //! verdict and the parts Ignition looks at afterwards (scheme, query) are
 //! produced; nothing is decoded or normalised for use.
 //!
-//! The rules, in the order Go applies them: no control bytes anywhere; a
-//! fragment whose `%` escapes are well formed; a scheme that does not start
+//! The rules, in the order Go applies them: no control bytes before the `#`;
+//! a fragment whose `%` escapes are well formed; a scheme that does not start
 //! the string with `:`; after the scheme, an "opaque" rest (not starting with
 //! `/`) is taken as it is; otherwise an authority after `//` whose userinfo uses
 //! only the characters RFC 3986 allows, whose port is digits, whose host holds
@@ -23,10 +23,11 @@ pub struct Parsed<'a> {
 
 /// Parses like Go's `url.Parse`; the error is Go's reason in words.
 pub fn parse(url: &str) -> Result<Parsed<'_>, String> {
+    let (url, fragment) = url.split_once('#').unwrap_or((url, ""));
+    // Go looks for control bytes before the `#` only.
     if url.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err("invalid control character in URL".into());
     }
-    let (url, fragment) = url.split_once('#').unwrap_or((url, ""));
     let parsed = parse_without_fragment(url)?;
     unescape(fragment, Mode::Other)?;
     Ok(parsed)
@@ -244,6 +245,7 @@ mod tests {
             "http://[fe80::1%25eth0]:80/x",
             "http://h:/",
             "http://h/a#frag%20ment",
+            "http://h/#a\u{1}b",
             "http://h?",
             "http://%C3%A9.example/",
             "tftp://10.0.0.1/pxelinux.0",

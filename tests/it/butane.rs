@@ -360,6 +360,8 @@ fn url_verdicts_agree_with_ignition_validate() {
         "http://[fe80::1%25eth0]:80/x",
         "http://h:/",
         "http://h/a#frag",
+        "http://h/#a\u{1}b",
+        "http://h/a\u{1}b",
         "http://%C3%A9.example/",
         "http:opaque%zz",
         "tftp://10.0.0.1/x",
@@ -381,6 +383,14 @@ fn url_verdicts_agree_with_ignition_validate() {
         "http://[fe80::1%25%C3]/",
         "ftp://h/x",
         ":foo",
+        "data:,a%20b",
+        "data:,a b",
+        "data:,a#b",
+        "data:,a%zz",
+        "data:;base64,YQ==",
+        "data:;base64,YQ",
+        "data:text/plain;charset=utf-8,x",
+        "data:text/plain;charset=\"utf-8\",x",
     ];
     for url in urls {
         let config = serde_json::json!({
