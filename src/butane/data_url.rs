@@ -295,13 +295,8 @@ fn param_value(s: &str) -> Result<&str, String> {
     Ok(&s[end..])
 }
 
-/// Checks that every `%` in `s` starts a two-hex-digit escape.
-pub fn percent_decode_check(s: &str) -> Result<(), String> {
-    percent_decode(s).map(drop)
-}
-
 /// Undoes `%XX` escapes; a `%` without two hex digits is an error.
-fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
+pub(super) fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

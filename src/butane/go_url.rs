@@ -205,28 +205,10 @@ pub fn query(raw: &str) -> BTreeMap<String, Vec<String>> {
     values
 }
 
+/// Go's `QueryUnescape`: `+` is a space, then `%XX` escapes are undone.
 fn query_unescape(s: &str) -> Option<String> {
-    unescape(s, Mode::Other).ok()?;
-    let mut out = Vec::with_capacity(s.len());
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                out.push(hex(bytes[i + 1])? << 4 | hex(bytes[i + 2])?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    let decoded = super::data_url::percent_decode(&s.replace('+', " ")).ok()?;
+    Some(String::from_utf8_lossy(&decoded).into_owned())
 }
 
 #[cfg(test)]

@@ -126,7 +126,7 @@ impl Verifier {
             let Some(url) = str_of(proxy, key) else {
                 continue;
             };
-            match url_scheme(url) {
+            match parse_url(url).map(|parsed| parsed.scheme) {
                 Ok(s) if s == "https" => {}
                 Ok(s) if s == "http" && key == "httpsProxy" => self.warn(
                     at(p, key),
@@ -186,8 +186,8 @@ impl Verifier {
         }
         let hp = at(p, "httpHeaders");
         let http = source
-            .and_then(|s| url_scheme(s).ok())
-            .is_some_and(|s| s == "http" || s == "https");
+            .and_then(|s| parse_url(s).ok())
+            .is_some_and(|parsed| matches!(parsed.scheme.as_str(), "http" | "https"));
         if !http {
             self.error(
                 hp.clone(),
@@ -217,11 +217,12 @@ impl Verifier {
     /// The URL rules of Ignition: a known scheme, a data URL that decodes,
     /// an S3 `versionId` that is not empty.
     fn check_url(&self, url: &str) -> Result<(), String> {
-        let scheme = url_scheme(url)?;
+        let parsed = parse_url(url)?;
+        let scheme = parsed.scheme;
         match scheme.as_str() {
             "http" | "https" | "tftp" | "gs" => Ok(()),
-            "s3" => check_version_id(url),
-            "arn" if self.arn_ok => check_version_id(url),
+            "s3" => check_version_id(parsed.raw_query),
+            "arn" if self.arn_ok => check_version_id(parsed.raw_query),
             "data" => data_url::check(url).map_err(|e| format!("invalid data URL: {e}")),
             _ => Err(format!(
                 "unsupported URL scheme \"{scheme}\" in \"{}\"",
@@ -666,18 +667,15 @@ fn check_hash(hash: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The lower-cased scheme, or why Ignition cannot parse the URL (Go's URL
-/// parser: [`go_url`]).
-fn url_scheme(url: &str) -> Result<String, String> {
-    go_url::parse(url)
-        .map(|parsed| parsed.scheme)
-        .map_err(|why| format!("unable to parse URL \"{}\": {why}", short(url)))
+/// The URL as Ignition reads it (lower-cased scheme, raw query), or why
+/// Ignition cannot parse it (Go's URL parser: [`go_url`]).
+fn parse_url(url: &str) -> Result<go_url::Parsed<'_>, String> {
+    go_url::parse(url).map_err(|why| format!("unable to parse URL \"{}\": {why}", short(url)))
 }
 
 /// An S3 object version, when the query names one, must not be empty; only
 /// the first `versionId` counts, read as Go reads queries.
-fn check_version_id(url: &str) -> Result<(), String> {
-    let raw_query = go_url::parse(url).map_or("", |parsed| parsed.raw_query);
+fn check_version_id(raw_query: &str) -> Result<(), String> {
     match go_url::query(raw_query).get("versionId") {
         Some(values) if values.first().is_none_or(String::is_empty) => {
             Err("versionId must not be empty".into())

@@ -20,18 +20,24 @@ fn opts(files_dir: Option<&Path>, strict: bool) -> Options {
     }
 }
 
-/// Runs the real `ignition-validate` (required: the test fails without it).
-/// Debian's build accepts 3.4.0 only under its experimental name, so 3.4.0
-/// output is validated as `3.4.0-experimental`.
-fn ignition_validate(json: &str) {
-    let json = json.replace(r#""version":"3.4.0""#, r#""version":"3.4.0-experimental""#);
+/// Runs the real `ignition-validate` on `json` (required: the test fails
+/// without it).
+fn run_ignition_validate(json: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.ign");
-    std::fs::write(&file, &json).unwrap();
-    let out = Command::new("/usr/bin/ignition-validate")
+    std::fs::write(&file, json).unwrap();
+    Command::new("/usr/bin/ignition-validate")
         .arg(&file)
         .output()
-        .expect("running /usr/bin/ignition-validate (it must be installed)");
+        .expect("running /usr/bin/ignition-validate (it must be installed)")
+}
+
+/// Asserts that the real `ignition-validate` accepts `json`. Debian's build
+/// accepts 3.4.0 only under its experimental name, so 3.4.0 output is
+/// validated as `3.4.0-experimental`.
+fn ignition_validate(json: &str) {
+    let json = json.replace(r#""version":"3.4.0""#, r#""version":"3.4.0-experimental""#);
+    let out = run_ignition_validate(&json);
     assert!(
         out.status.success(),
         "ignition-validate rejected {json}:\n{}",
@@ -39,16 +45,10 @@ fn ignition_validate(json: &str) {
     );
 }
 
-/// Runs the real `ignition-validate` and asserts that it rejects `json`,
-/// showing that the matching translator error closes a real gap.
+/// Asserts that the real `ignition-validate` rejects `json`, showing that the
+/// matching translator error closes a real gap.
 fn ignition_rejects(json: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("config.ign");
-    std::fs::write(&file, json).unwrap();
-    let out = Command::new("/usr/bin/ignition-validate")
-        .arg(&file)
-        .output()
-        .expect("running /usr/bin/ignition-validate (it must be installed)");
+    let out = run_ignition_validate(json);
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -336,19 +336,6 @@ fn ignition_validation_errors_report_location_and_close_real_gaps() {
     }
 }
 
-/// Whether the real `ignition-validate` accepts `json`.
-fn ignition_accepts(json: &str) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("config.ign");
-    std::fs::write(&file, json).unwrap();
-    Command::new("/usr/bin/ignition-validate")
-        .arg(&file)
-        .output()
-        .expect("running /usr/bin/ignition-validate (it must be installed)")
-        .status
-        .success()
-}
-
 /// pxebuild's verdict on a resource URL is Ignition's, URL by URL: the rules
 /// follow Go's URL parser (`butane/go_url.rs`), which Ignition runs on every
 /// source; `fuzz/ignition-differential.sh` found where they used to differ.
@@ -402,7 +389,7 @@ fn url_verdicts_agree_with_ignition_validate() {
             .all(|finding| finding.warning);
         assert_eq!(
             ours,
-            ignition_accepts(&config.to_string()),
+            run_ignition_validate(&config.to_string()).status.success(),
             "pxebuild {} {url}",
             if ours { "accepts" } else { "refuses" }
         );

@@ -28,7 +28,8 @@ pub fn evaluate(header: Option<&str>, size: u64) -> RangeReply {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match (digits(first), digits(last)) {
         // bytes=-N: the last N bytes.
-        (false, true) if first.is_empty() => suffix(last.parse().ok(), size),
+        // Too many digits for u64: more than any file has, so all of it.
+        (false, true) if first.is_empty() => suffix(last.parse().unwrap_or(u64::MAX), size),
         (true, false) if last.is_empty() => match first.parse::<u64>() {
             Ok(start) if start < size => RangeReply::Partial {
                 start,
@@ -51,20 +52,15 @@ pub fn evaluate(header: Option<&str>, size: u64) -> RangeReply {
     }
 }
 
-/// `bytes=-N`, the last N bytes; `len` is None when N has more digits than a
-/// u64 holds, i.e. more than any file has.
-fn suffix(len: Option<u64>, size: u64) -> RangeReply {
+/// `bytes=-N`: the last N bytes.
+fn suffix(len: u64, size: u64) -> RangeReply {
     match len {
-        Some(0) => RangeReply::Unsatisfiable,
+        0 => RangeReply::Unsatisfiable,
         // RFC 9110 14.1.1: a non-zero suffix of an empty file is satisfiable,
         // but no byte range can name it; the whole (empty) file answers it.
         _ if size == 0 => RangeReply::Full,
-        Some(n) => RangeReply::Partial {
+        n => RangeReply::Partial {
             start: size.saturating_sub(n),
-            end: size - 1,
-        },
-        None => RangeReply::Partial {
-            start: 0,
             end: size - 1,
         },
     }
