@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bench (not a test): time from QEMU start to the Ignition marker, per firmware
-# path, with `pxebuild serve` and with nginx (HTTP) + dnsmasq (TFTP) serving
-# the same dist/ tree, printed side by side. Goal: pxebuild within 5% of the peers.
+# path, with `pxebuild serve`, with nginx (HTTP) + dnsmasq (TFTP) and with
+# nginx + tftpd-hpa serving the same dist/ tree, printed side by side.
+# Goal: pxebuild within 5% of the peers.
 #
 # Usage: benches/lab.sh [--site FILE] [--dist DIR] [--runs N] [--bios NODE] [--uefi NODE]
 #        [--pxebuild PATH]
@@ -59,18 +60,27 @@ print("%.2f" % (vm["reached"]["marker"] + lost))' "$state/$1/report.json"
 
 median() { tr " " "\n" | { grep -v "^$" || true; } | sort -n | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
-printf '%-6s %-10s %-34s %-34s %s\n' path node "pxebuild serve (median; runs)" "nginx + dnsmasq TFTP (median; runs)" "pxebuild vs peers"
+# Median of the successful runs among the arguments.
+median_of() { echo "$*" | tr ' ' '\n' | { grep -v fail || true; } | median; }
+# pxebuild's median against a peer's, as a signed percentage.
+versus() { awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%+.1f%%", (a-b)/b*100; else print "n/a" }'; }
+
+printf '%-6s %-10s %-30s %-30s %-30s %s\n' path node "pxebuild serve (median; runs)" \
+    "nginx + dnsmasq (median; runs)" "nginx + tftpd-hpa (median; runs)" "pxebuild vs each peer"
 for fw in bios uefi; do
     node=${!fw}
     [ -n "$node" ] || continue
-    own=() peer=()
+    own=() dnsmasq=() tftpd=()
     for _ in $(seq "$runs"); do
-        # Alternate the servers so drift on the host hits both alike.
+        # Alternate the servers so drift on the host hits all alike.
         own+=("$(boot pxebuild "$node")")
-        peer+=("$(boot nginx "$node")")
+        dnsmasq+=("$(boot nginx "$node")")
+        tftpd+=("$(boot nginx-tftpd "$node")")
     done
-    m_own=$(echo "${own[*]}" | tr ' ' '\n' | { grep -v fail || true; } | median)
-    m_peer=$(echo "${peer[*]}" | tr ' ' '\n' | { grep -v fail || true; } | median)
-    diff=$(awk -v a="$m_own" -v b="$m_peer" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%+.1f%%", (a-b)/b*100; else print "n/a" }')
-    printf '%-6s %-10s %-34s %-34s %s\n' "$fw" "$node" "$m_own s; ${own[*]}" "$m_peer s; ${peer[*]}" "$diff"
+    m_own=$(median_of "${own[*]}")
+    m_dnsmasq=$(median_of "${dnsmasq[*]}")
+    m_tftpd=$(median_of "${tftpd[*]}")
+    printf '%-6s %-10s %-30s %-30s %-30s %s\n' "$fw" "$node" "$m_own s; ${own[*]}" \
+        "$m_dnsmasq s; ${dnsmasq[*]}" "$m_tftpd s; ${tftpd[*]}" \
+        "$(versus "$m_own" "$m_dnsmasq") / $(versus "$m_own" "$m_tftpd")"
 done

@@ -57,7 +57,7 @@ pub struct BootArgs {
     /// Boot only these nodes (comma-separated names).
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     pub nodes: Vec<String>,
-    /// Boot server on the lab bridge: pxebuild serve, or nginx + dnsmasq TFTP.
+    /// Boot server on the lab bridge: pxebuild serve, nginx + dnsmasq TFTP, or nginx + tftpd-hpa.
     #[arg(long, value_enum, default_value = "pxebuild")]
     pub server: ServerKind,
     /// Also boot a VM with an unknown MAC; it must get the local-boot default.

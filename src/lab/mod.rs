@@ -3,8 +3,8 @@
 //!
 //! The lab boots the built tree exactly as a rack would: dnsmasq is the
 //! external DHCP server (configured from the build's DHCP snippet), the boot
-//! server is `pxebuild serve` (or nginx + dnsmasq TFTP, proving the tree
-//! portable), and each site node is a VM with its MAC and firmware. Milestones
+//! server is `pxebuild serve` (or nginx with dnsmasq's or tftpd-hpa's TFTP,
+//! proving the tree portable), and each site node is a VM with its MAC and firmware. Milestones
 //! come from serial consoles and the DHCP log; the verdict per VM depends on
 //! its role (node, stranger, intruder). Everything runs in one network
 //! namespace and is torn down by PID, then by deleting the namespace.
@@ -43,12 +43,21 @@ use tracker::Verdict;
 
 /// Which boot server the lab runs on the bridge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum ServerKind {
     /// `pxebuild serve` (TFTP + HTTP).
     Pxebuild,
     /// nginx for HTTP and dnsmasq for TFTP: the tree served by common peers.
     Nginx,
+    /// nginx for HTTP and tftpd-hpa for TFTP: the other common peer set.
+    NginxTftpd,
+}
+
+impl ServerKind {
+    /// Whether nginx serves `dist/http` (every kind but pxebuild's own).
+    pub fn http_by_nginx(self) -> bool {
+        self != ServerKind::Pxebuild
+    }
 }
 
 /// How to run the lab.
@@ -107,6 +116,7 @@ fn server_name(server: ServerKind) -> &'static str {
     match server {
         ServerKind::Pxebuild => "pxebuild serve",
         ServerKind::Nginx => "nginx + dnsmasq TFTP",
+        ServerKind::NginxTftpd => "nginx + tftpd-hpa",
     }
 }
 

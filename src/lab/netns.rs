@@ -2,7 +2,7 @@
 //! server address and subnet, plus one tap per VM. Nothing links it to the
 //! host, so the site's real addresses can be used without reaching anything.
 //! Deleting the namespace removes the bridge and the taps with it.
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -88,6 +88,43 @@ pub fn clear_time_wait(ns: &str) -> Result<()> {
 
 /// Waits until a TCP connection to `addr` inside the namespace succeeds.
 pub fn wait_for_tcp(ns: &str, addr: SocketAddr, timeout: Duration) -> Result<()> {
+    probe_until(
+        ns,
+        timeout,
+        format!("nothing listens on {addr}"),
+        move || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok(),
+    )
+}
+
+/// Waits until a TFTP server answers on `addr` inside the namespace: a read
+/// request for a name no tree has gets an ERROR (or any reply) once it listens.
+pub fn wait_for_tftp(ns: &str, addr: SocketAddr, timeout: Duration) -> Result<()> {
+    let rrq = b"\x00\x01pxebuild-lab-probe\x00octet\x00";
+    probe_until(
+        ns,
+        timeout,
+        format!("no TFTP answer from {addr}"),
+        move || {
+            let Ok(socket) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)) else {
+                return false;
+            };
+            let mut reply = [0u8; 516];
+            socket
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .is_ok()
+                && socket.send_to(rrq, addr).is_ok()
+                && socket.recv_from(&mut reply).is_ok()
+        },
+    )
+}
+
+/// Runs `probe` inside the namespace until it succeeds or `timeout` passes.
+fn probe_until(
+    ns: &str,
+    timeout: Duration,
+    failure: String,
+    mut probe: impl FnMut() -> bool + Send + 'static,
+) -> Result<()> {
     let ns = ns.to_string();
     // setns() affects only the calling thread, so a short-lived thread joins
     // the namespace and leaves the rest of the process where it is.
@@ -95,11 +132,11 @@ pub fn wait_for_tcp(ns: &str, addr: SocketAddr, timeout: Duration) -> Result<()>
         enter(&ns)?;
         let deadline = Instant::now() + timeout;
         loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            if probe() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                bail!("nothing listens on {addr} in namespace {ns} after {timeout:?}");
+                bail!("{failure} in namespace {ns} after {timeout:?}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }

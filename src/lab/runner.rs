@@ -1,8 +1,8 @@
 //! Brings a lab up and down: the namespace, dnsmasq, the boot server (pxebuild
-//! serve, or nginx + dnsmasq TFTP as the peer set) and one QEMU per VM. Every
-//! process is started in its own process group (so a terminal's Ctrl-C reaches
-//! only pxebuild, which then tears down in order), recorded in `lab.json`
-//! before anything else happens, and stopped by PID.
+//! serve, or nginx with dnsmasq's or tftpd-hpa's TFTP as the peer set) and one
+//! QEMU per VM. Every process is started in a process group of its own (so a
+//! terminal's Ctrl-C reaches only pxebuild, which then tears down in order),
+//! recorded in `lab.json` before anything else happens, and stopped by PID.
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::SocketAddr;
@@ -74,6 +74,10 @@ impl Lab {
         match self.options.server {
             ServerKind::Pxebuild => self.start_pxebuild_serve()?,
             ServerKind::Nginx => self.start_nginx()?,
+            ServerKind::NginxTftpd => {
+                self.start_tftpd()?;
+                self.start_nginx()?;
+            }
         }
         let http = SocketAddr::from((self.plan.server, self.plan.http_port));
         self.wait_until("server", || {
@@ -121,6 +125,24 @@ impl Lab {
         cmd.args(["--tftp-port", &self.plan.tftp_port.to_string()]);
         cmd.arg("--log").arg(self.state_dir.file("server.log"));
         self.spawn_service("server", &program, cmd, "server.out")
+    }
+
+    /// tftpd-hpa as Debian's package runs it (`--secure`: chrooted to the
+    /// TFTP root, so clients name files relative to it), in the foreground and
+    /// as its default unprivileged user, on the boot server address.
+    fn start_tftpd(&mut self) -> Result<()> {
+        let root = self.plan.dist.join(crate::layout::TFTP);
+        // PXE ROMs always ask port 69, whatever the site's tftp_port says.
+        let addr = SocketAddr::from((self.plan.server, 69));
+        let mut cmd = netns::command(&self.record.namespace, "in.tftpd");
+        cmd.args(["--foreground", "--secure", "--address"])
+            .arg(addr.to_string())
+            .arg(&root);
+        self.spawn_service("tftpd", "in.tftpd", cmd, "tftpd.out")?;
+        let ns = self.record.namespace.clone();
+        self.wait_until("tftpd", || {
+            netns::wait_for_tftp(&ns, addr, Duration::from_millis(300))
+        })
     }
 
     fn start_nginx(&mut self) -> Result<()> {

@@ -105,7 +105,7 @@ pub struct LabState {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Process {
-    /// `dnsmasq`, `server`, or the VM's name.
+    /// `dnsmasq`, `server`, `tftpd` (nginx-tftpd), or the VM's name.
     pub name: String,
     pub pid: u32,
     /// The program the PID must still be running for the lab to stop it.
@@ -158,21 +158,29 @@ pub fn runs(pid: u32, program: &str) -> bool {
     !stat.is_empty() && !zombie && String::from_utf8_lossy(&cmdline).contains(program)
 }
 
-/// Stops one process: SIGTERM, up to `grace` to exit, then SIGKILL.
+/// Stops one process: SIGTERM, up to `grace` to exit, then SIGKILL. The lab
+/// starts every process as the leader of a process group of its own, and then
+/// the whole group is signalled: it holds only what that process forked (nginx
+/// workers, tftpd-hpa's per-transfer children), so nothing outlives the lab.
 pub fn stop(pid: u32, program: &str, grace: Duration) {
     if !runs(pid, program) {
         return;
     }
     let Ok(raw) = i32::try_from(pid) else { return };
-    // SAFETY: kill() with a positive PID we recorded and just checked.
-    unsafe { libc::kill(raw, libc::SIGTERM) };
+    // SAFETY: getpgid() only reads the group of a PID we just checked.
+    let leads_group = unsafe { libc::getpgid(raw) } == raw;
+    // A negative PID names the process group it leads.
+    let target = if leads_group { -raw } else { raw };
+    // SAFETY: kill() of the recorded, just-checked PID (or the group it leads).
+    unsafe { libc::kill(target, libc::SIGTERM) };
     let deadline = Instant::now() + grace;
     while runs(pid, program) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    if runs(pid, program) {
-        // SAFETY: as above.
-        unsafe { libc::kill(raw, libc::SIGKILL) };
+    if runs(pid, program) || leads_group {
+        // SAFETY: as above. Once the leader is gone, the group is signalled
+        // only if members it forked are left (otherwise kill() finds no one).
+        unsafe { libc::kill(target, libc::SIGKILL) };
     }
 }
 
@@ -250,5 +258,33 @@ mod tests {
         );
         stop(child.id(), "sleep", Duration::from_secs(2));
         assert!(child.wait().unwrap().code().is_none(), "ended by a signal");
+    }
+
+    #[test]
+    fn stop_also_ends_what_a_group_leader_forked() {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        // As the lab starts services: a group of its own, whose leader forks
+        // (as tftpd-hpa does per transfer); the leader ignores SIGTERM while it
+        // waits, so the grace period runs out and SIGKILL is needed too.
+        let mut leader = std::process::Command::new("sh")
+            .args(["-c", "trap '' TERM; sleep 30 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(leader.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let forked: u32 = line.trim().parse().unwrap();
+        assert!(runs(forked, "sleep"));
+        stop(leader.id(), "sh", Duration::from_millis(300));
+        assert!(leader.wait().unwrap().code().is_none(), "ended by a signal");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while runs(forked, "sleep") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!runs(forked, "sleep"), "the forked child was stopped too");
     }
 }

@@ -60,10 +60,16 @@ fn needs(plan: &LabPlan, server: ServerKind) -> Vec<Need> {
             package: "ovmf",
         });
     }
-    if server == ServerKind::Nginx {
+    if server.http_by_nginx() {
         needs.push(Need {
             what: "nginx",
             package: "nginx-light",
+        });
+    }
+    if server == ServerKind::NginxTftpd {
+        needs.push(Need {
+            what: "in.tftpd",
+            package: "tftpd-hpa",
         });
     }
     needs

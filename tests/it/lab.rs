@@ -15,6 +15,7 @@ use pxebuild::lab::state::{LabState, Process, StateDir};
 use pxebuild::manifest::{AccessEntry, FileEntry, Manifest, NodeEntry};
 use serde_json::Value;
 
+use crate::cluster_common::copy_tree;
 use crate::fetch::server::MirrorServer;
 
 const SERVER: &str = "10.77.0.1";
@@ -630,21 +631,6 @@ fn three_node_site(syslinux_sha256: &str) -> String {
     site
 }
 
-/// Copies the repository's `templates/` or `payload/` beside the test site.
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from)
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        let dest = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            fs::create_dir_all(&dest).unwrap();
-        } else {
-            fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
-
 /// The install Ignition of `node` in dist (the access entry naming it).
 fn install_ignition_of(dist: &Path, node: &str) -> (String, String) {
     let manifest = Manifest::load(dist).unwrap();
@@ -803,6 +789,68 @@ fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
     let (_, sha512) = install_ignition_of(&dist, "cp1");
     assert_eq!(vm(&report, "cp1")["marker"]["sha512"], sha512.as_str());
     assert_install_arguments(&report, "cp1");
+
+    // The tree copied elsewhere and served by nginx + tftpd-hpa: the UEFI node
+    // reads its loader and boot config from tftpd-hpa.
+    let copied = work.path().join("copied-dist");
+    copy_tree(&dist, &copied);
+    let state = work.path().join("state-tftpd");
+    let out = pxebuild()
+        .current_dir(work.path())
+        .args([
+            "lab",
+            "run",
+            "--accel",
+            "tcg",
+            "--server",
+            "nginx-tftpd",
+            "--nodes",
+            "cp2",
+        ])
+        .arg("--dist")
+        .arg(&copied)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value =
+        serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["server"], "nginx-tftpd", "{report}");
+    let (path, sha512) = install_ignition_of(&copied, "cp2");
+    let cp2 = vm(&report, "cp2");
+    assert_eq!(cp2["verdict"]["result"], "pass", "{cp2}");
+    assert_eq!(cp2["marker"]["sha512"], sha512.as_str(), "{cp2}");
+    assert_install_arguments(&report, "cp2");
+    assert_in_order(
+        &fs::read_to_string(state.join("server.log")).unwrap(),
+        "10.20.0.12 ",
+        &[
+            "flatcar_production_pxe.vmlinuz",
+            "flatcar_production_pxe_image.cpio.gz",
+            &path,
+        ],
+    );
+    // dnsmasq handed out the UEFI loader's name but served no TFTP itself.
+    let dhcp = fs::read_to_string(state.join("dnsmasq.log")).unwrap();
+    assert_in_order(&dhcp, "10.20.0.12", &["DHCPACK"]);
+    assert!(dhcp.contains("efi64/syslinux.efi"), "{dhcp}");
+    assert!(!dhcp.contains("dnsmasq-tftp"), "{dhcp}");
+    assert!(!netns_exists(&state), "the namespace is gone after the run");
+    assert!(
+        !processes_mentioning(&copied),
+        "tftpd-hpa and its per-transfer children were stopped"
+    );
+}
+
+/// Whether any process's command line names `path`.
+fn processes_mentioning(path: &Path) -> bool {
+    let needle = path.to_string_lossy().into_owned();
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
+        .any(|cmdline| String::from_utf8_lossy(&cmdline).contains(&needle))
 }
 
 #[test]
