@@ -706,25 +706,11 @@ fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
 
     // pxebuild serve: every node, an unknown MAC, and an intruder asking for cp2's config.
     let state = work.path().join("state-serve");
-    let out = pxebuild()
-        .current_dir(work.path())
-        .args([
-            "lab",
-            "run",
-            "--accel",
-            "tcg",
-            "--stranger",
-            "bios",
-            "--intruder",
-            "cp2",
-            "--state",
-        ])
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let report: Value =
-        serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
+    let report = lab_run_ok(
+        work.path(),
+        &["--stranger", "bios", "--intruder", "cp2"],
+        &state,
+    );
     let log = fs::read_to_string(state.join("server.log")).unwrap();
     for (node, ip, loader) in [
         ("cp1", "10.20.0.11", "lpxelinux.0"),
@@ -775,17 +761,11 @@ fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
 
     // Same tree, other servers: nginx for HTTP, dnsmasq for TFTP (the rsync case).
     let state = work.path().join("state-nginx");
-    let out = pxebuild()
-        .current_dir(work.path())
-        .args([
-            "lab", "run", "--accel", "tcg", "--server", "nginx", "--nodes", "cp1", "--state",
-        ])
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let report: Value =
-        serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
+    let report = lab_run_ok(
+        work.path(),
+        &["--server", "nginx", "--nodes", "cp1"],
+        &state,
+    );
     let (_, sha512) = install_ignition_of(&dist, "cp1");
     assert_eq!(vm(&report, "cp1")["marker"]["sha512"], sha512.as_str());
     assert_install_arguments(&report, "cp1");
@@ -795,27 +775,19 @@ fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
     let copied = work.path().join("copied-dist");
     copy_tree(&dist, &copied);
     let state = work.path().join("state-tftpd");
-    let out = pxebuild()
-        .current_dir(work.path())
-        .args([
-            "lab",
-            "run",
-            "--accel",
-            "tcg",
+    let dist_arg = copied.to_string_lossy().into_owned();
+    let report = lab_run_ok(
+        work.path(),
+        &[
             "--server",
             "nginx-tftpd",
             "--nodes",
             "cp2",
-        ])
-        .arg("--dist")
-        .arg(&copied)
-        .arg("--state")
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let report: Value =
-        serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
+            "--dist",
+            &dist_arg,
+        ],
+        &state,
+    );
     assert_eq!(report["server"], "nginx-tftpd", "{report}");
     let (path, sha512) = install_ignition_of(&copied, "cp2");
     let cp2 = vm(&report, "cp2");
@@ -841,6 +813,21 @@ fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
         !processes_mentioning(&copied),
         "tftpd-hpa and its per-transfer children were stopped"
     );
+}
+
+/// `pxebuild lab run --accel tcg ARGS --state STATE` in `dir`: must succeed;
+/// returns its report.json.
+fn lab_run_ok(dir: &Path, args: &[&str], state: &Path) -> Value {
+    let out = pxebuild()
+        .current_dir(dir)
+        .args(["lab", "run", "--accel", "tcg"])
+        .args(args)
+        .arg("--state")
+        .arg(state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap()
 }
 
 /// Whether any process's command line names `path`.
