@@ -16,6 +16,7 @@ mod harness;
 mod kubeadm_types;
 mod lab;
 mod serve_http;
+mod serve_service;
 mod serve_support;
 mod serve_tftp;
 mod site;

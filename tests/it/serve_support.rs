@@ -132,11 +132,19 @@ impl Served {
     }
 
     pub fn start_on(dist: &Path, listen: &str, extra: &[&str]) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pxebuild"))
-            .arg("serve")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pxebuild"));
+        cmd.arg("serve")
             .arg(dist)
             .args(["--listen", listen, "--http-port", "0", "--tftp-port", "0"])
-            .args(extra)
+            .args(extra);
+        Served::spawn(cmd)
+    }
+
+    /// Runs `cmd`, which must end up as `pxebuild serve` under the same PID
+    /// (directly, or through programs that exec it), and waits until both
+    /// protocols listen.
+    pub fn spawn(mut cmd: Command) -> Served {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
