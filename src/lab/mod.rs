@@ -4,10 +4,11 @@
 //! The lab boots the built tree exactly as a rack would: dnsmasq is the
 //! external DHCP server (configured from the build's DHCP snippet), the boot
 //! server is `pxebuild serve` (or nginx with dnsmasq's or tftpd-hpa's TFTP,
-//! proving the tree portable), and each site node is a VM with its MAC and firmware. Milestones
-//! come from serial consoles and the DHCP log; the verdict per VM depends on
-//! its role (node, stranger, intruder). Everything runs in one network
-//! namespace and is torn down by PID, then by deleting the namespace.
+//! proving the tree portable), and each site node is a VM with its MAC and
+//! firmware. Milestones come from serial consoles and the DHCP log; the
+//! verdict per VM depends on its role (node, stranger, intruder). Everything
+//! runs in one network namespace and is torn down by PID (and process group),
+//! then by deleting the namespace.
 //!
 //! Modules: `plan` (what to boot), `tools` (preflight), `netns`, `dnsmasq`,
 //! `nginx`, `qemu` (command lines, accelerator probe), `runner` (processes),
