@@ -103,6 +103,27 @@ pub fn check(plan: &LabPlan, server: ServerKind) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn packages(server: ServerKind) -> Vec<&'static str> {
+        needs(&LabPlan::sample(), server)
+            .iter()
+            .map(|n| n.package)
+            .collect()
+    }
+
+    #[test]
+    fn each_server_kind_needs_its_own_peers() {
+        let own = packages(ServerKind::Pxebuild);
+        assert!(!own.contains(&"nginx-light") && !own.contains(&"tftpd-hpa"));
+        let dnsmasq = packages(ServerKind::Nginx);
+        assert!(dnsmasq.contains(&"nginx-light") && !dnsmasq.contains(&"tftpd-hpa"));
+        let tftpd = packages(ServerKind::NginxTftpd);
+        assert!(tftpd.contains(&"nginx-light") && tftpd.contains(&"tftpd-hpa"));
+        assert!(
+            tftpd.contains(&"dnsmasq-base"),
+            "dnsmasq is still the DHCP server"
+        );
+    }
+
     #[test]
     fn programs_and_files_are_found() {
         assert!(found("sh"));
