@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::dnsmasq::BRIDGE;
+use crate::serve::tftp::packet;
 
 /// The ULA prefix on the bridge: lets dnsmasq send router advertisements, which
 /// spares iPXE its long IPv6 autoconfiguration wait. It exists only in the namespace.
@@ -99,7 +100,14 @@ pub fn wait_for_tcp(ns: &str, addr: SocketAddr, timeout: Duration) -> Result<()>
 /// Waits until a TFTP server answers on `addr` inside the namespace: a read
 /// request for a name no tree has gets an ERROR (or any reply) once it listens.
 pub fn wait_for_tftp(ns: &str, addr: SocketAddr, timeout: Duration) -> Result<()> {
-    let rrq = b"\x00\x01pxebuild-lab-probe\x00octet\x00";
+    let rrq = packet::encode_request(
+        packet::OP_RRQ,
+        &packet::Request {
+            filename: "pxebuild-lab-probe".into(),
+            mode: packet::Mode::Octet,
+            options: Vec::new(),
+        },
+    );
     probe_until(
         ns,
         timeout,
@@ -112,7 +120,7 @@ pub fn wait_for_tftp(ns: &str, addr: SocketAddr, timeout: Duration) -> Result<()
             socket
                 .set_read_timeout(Some(Duration::from_millis(200)))
                 .is_ok()
-                && socket.send_to(rrq, addr).is_ok()
+                && socket.send_to(&rrq, addr).is_ok()
                 && socket.recv_from(&mut reply).is_ok()
         },
     )

@@ -371,28 +371,6 @@ fn serve_check_refuses_a_corrupt_tree() {
 }
 
 #[test]
-fn serve_drops_privileges_with_user() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("not root: nothing to drop, skipping");
-        return;
-    }
-    let dist = Dist::new().file("http/f", b"readable");
-    // The temporary directory is 0700; the unprivileged server must read the tree.
-    std::fs::set_permissions(
-        dist.tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let server = dist.serve(&["--user", "nobody"]);
-    server.wait_line(|l| l.starts_with("running as user nobody"));
-    assert_eq!(status_of(&[&server.url("/f")]), "200");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert!(!uid.split_whitespace().skip(1).any(|id| id == "0"), "{uid}");
-}
-
-#[test]
 fn serve_http_idle_and_stalled_clients_time_out() {
     let dist = Dist::new().file("http/big", &vec![7u8; 32 << 20]);
     let server = dist.serve(&["--http-timeout", "1"]);

@@ -1,10 +1,11 @@
-//! `pxebuild serve` run the way docs/serve.md and the shipped systemd unit
-//! (`contrib/pxebuild-serve.service`) run it: as an unprivileged user holding
-//! only CAP_NET_BIND_SERVICE, on the real TFTP port 69.
+//! `pxebuild serve` run the ways docs/serve.md gives for port 69: started as
+//! root with `--user`, or, as the shipped systemd unit
+//! (`contrib/pxebuild-serve.service`) runs it, as an unprivileged user holding
+//! only CAP_NET_BIND_SERVICE.
 use std::path::Path;
 use std::process::Command;
 
-use crate::serve_support::{Dist, Served};
+use crate::serve_support::{curl, Dist, Served};
 
 const UNIT: &str = "contrib/pxebuild-serve.service";
 /// CAP_NET_BIND_SERVICE is capability 10.
@@ -23,6 +24,15 @@ fn status_field(pid: u32, name: &str) -> String {
     line[prefix.len()..].trim().to_string()
 }
 
+/// The temporary directory is 0700; an unprivileged server must read the tree.
+fn readable_by_others(dist: &Dist) {
+    std::fs::set_permissions(
+        dist.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+}
+
 /// curl run inside the network namespace of process `pid`.
 fn curl_in(pid: u32, url: &str) -> Vec<u8> {
     let out = Command::new("nsenter")
@@ -35,6 +45,22 @@ fn curl_in(pid: u32, url: &str) -> Vec<u8> {
 }
 
 #[test]
+fn serve_drops_privileges_with_user() {
+    if !is_root() {
+        eprintln!("not root: nothing to drop, skipping");
+        return;
+    }
+    let dist = Dist::new().file("http/f", b"readable");
+    readable_by_others(&dist);
+    let server = dist.serve(&["--user", "nobody"]);
+    server.wait_line(|l| l.starts_with("running as user nobody"));
+    let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &server.url("/f")]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    let uid = status_field(server.pid(), "Uid");
+    assert!(!uid.split_whitespace().any(|id| id == "0"), "{uid}");
+}
+
+#[test]
 fn serve_binds_port_69_as_nobody_with_only_the_bind_capability() {
     if !is_root() {
         eprintln!("not root: cannot switch users or make a namespace, skipping");
@@ -43,12 +69,7 @@ fn serve_binds_port_69_as_nobody_with_only_the_bind_capability() {
     let dist = Dist::new()
         .file("tftp/lpxelinux.0", b"loader bytes")
         .file("http/boot/vmlinuz", b"kernel bytes");
-    // The temporary directory is 0700; the unprivileged server must read the tree.
-    std::fs::set_permissions(
-        dist.tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    readable_by_others(&dist);
     // A network namespace of the test's own, so port 69 is free and the host's
     // ports are untouched. unshare and sh exec, so the PID is the server's.
     let mut cmd = Command::new("unshare");
