@@ -92,6 +92,85 @@ fn serve_http_single_ranges() {
     assert!(body == blob, "second body differs");
 }
 
+/// The value of header `name` in a response head.
+fn header<'a>(head: &'a str, name: &str) -> &'a str {
+    head.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+        .unwrap_or_else(|| panic!("no {name} in {head}"))
+        .trim_end()
+}
+
+#[test]
+fn serve_http_conditional_requests() {
+    let blob = pattern(10_000, 3);
+    let dist = Dist::new().file("http/f", &blob);
+    let server = dist.serve(&[]);
+    let url = server.url("/f");
+    let head = text(&curl(&["-I", &url]).stdout);
+    let (etag, modified) = (header(&head, "ETag"), header(&head, "Last-Modified"));
+
+    // A cache revalidating: curl's own If-None-Match and If-Modified-Since.
+    let saved = dist.tmp.path().join("etag");
+    let saved = saved.to_str().unwrap();
+    assert_eq!(status_of(&["--etag-save", saved, &url]), "200");
+    assert_eq!(status_of(&["--etag-compare", saved, &url]), "304");
+    let out = curl(&["-i", "-z", modified, &url]);
+    let (not_modified, body) = split_response(&out.stdout);
+    assert!(not_modified.starts_with("HTTP/1.1 304"), "{not_modified}");
+    assert_eq!(header(&not_modified, "ETag"), etag);
+    assert!(!not_modified.contains("Content-Length"), "{not_modified}");
+    assert!(body.is_empty(), "a 304 has no body");
+    let weak = format!("If-None-Match: \"other\", W/{etag}");
+    assert_eq!(status_of(&["-H", &weak, &url]), "304", "weak comparison");
+    let earlier = "Sun, 06 Nov 1994 08:49:37 GMT";
+    assert_eq!(status_of(&["-z", earlier, &url]), "200");
+    server.wait_log(&["path=http/f", "status=304", "bytes=0", "result=ok"]);
+
+    // If-Match and If-Unmodified-Since guard against a changed file.
+    assert_eq!(
+        status_of(&["-H", &format!("If-Match: {etag}"), &url]),
+        "200"
+    );
+    assert_eq!(status_of(&["-H", "If-Match: \"other\"", &url]), "412");
+    // (As headers: curl's `-z -DATE` judges Last-Modified itself and reports
+    // a 304 of its own when the date is not strictly later.)
+    let unmodified = |date: &str| format!("If-Unmodified-Since: {date}");
+    assert_eq!(status_of(&["-H", &unmodified(modified), &url]), "200");
+    assert_eq!(status_of(&["-H", &unmodified(earlier), &url]), "412");
+    server.wait_log(&["path=http/f", "status=412", "result=refused:precondition"]);
+
+    // A download resumed with If-Range gets its range while the file is the
+    // same, and the whole new file once a build has replaced it.
+    let resume = |tag: &str| curl(&["-r", "100-199", "-H", &format!("If-Range: {tag}"), &url]);
+    assert_eq!(resume(etag).stdout, &blob[100..200]);
+    assert_eq!(resume(modified).stdout, &blob[100..200]);
+    let newer = pattern(10_000, 4);
+    let staged = dist.path("http/f.new");
+    std::fs::write(&staged, &newer).unwrap();
+    std::fs::rename(&staged, dist.path("http/f")).unwrap();
+    assert!(resume(etag).stdout == newer, "not the whole new file");
+    let head = text(&curl(&["-I", &url]).stdout);
+    assert_ne!(header(&head, "ETag"), etag, "a new file has a new tag");
+}
+
+#[test]
+fn serve_http_accepts_absolute_form_targets() {
+    let blob = pattern(5_000, 5);
+    let server = Dist::new().file("http/boot/f", &blob).serve(&[]);
+    let out = curl(&[
+        "--request-target",
+        "http://boot.example:8080/boot/f?x=1",
+        &server.url("/"),
+    ]);
+    assert!(out.stdout == blob, "body differs");
+    server.wait_log(&["path=http/boot/f", "status=200", "bytes=5000"]);
+    let traversal = ["--request-target", "http://h/../../etc/passwd"];
+    assert_eq!(
+        status_of(&[&traversal[..], &[&server.url("/")]].concat()),
+        "403"
+    );
+}
+
 fn split_response(bytes: &[u8]) -> (String, &[u8]) {
     let end = bytes
         .windows(4)

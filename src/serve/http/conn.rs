@@ -5,6 +5,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::conditional::{self, Conditions, Outcome, Validators};
 use super::range::{self, RangeReply};
 use super::request::{self, HeadError, Request};
 use super::response::{self, Head};
@@ -203,9 +204,37 @@ fn send(
     let size = opened.size;
     let etag = format!("\"{:x}-{:x}-{:x}\"", opened.id.1, size, opened.mtime);
     let modified = crate::clock::http_date(opened.mtime);
-    let range_header = match &req.if_range {
-        Some(cond) if *cond != etag && *cond != modified => None,
-        _ => req.range.as_deref(),
+    let conditions = Conditions {
+        if_match: req.if_match.as_deref(),
+        if_none_match: req.if_none_match.as_deref(),
+        if_modified_since: req.if_modified_since.as_deref(),
+        if_unmodified_since: req.if_unmodified_since.as_deref(),
+        if_range: req.if_range.as_deref(),
+    };
+    let validators = Validators {
+        etag: &etag,
+        modified: opened.mtime,
+    };
+    let now = crate::clock::now_ms() / 1000;
+    let range_header = match conditional::evaluate(&conditions, &validators, now) {
+        Outcome::Send { use_range } => req.range.as_deref().filter(|_| use_range),
+        Outcome::NotModified => {
+            // No body and no Content-Length (RFC 9110 15.4.5): the validators only.
+            entry.status = Some(304);
+            let head = Head::new(304, keep)
+                .header("ETag", &etag)
+                .header("Last-Modified", &modified)
+                .finish();
+            return match stream.write_all(head.as_bytes()) {
+                Ok(()) => (keep, "ok".into()),
+                Err(err) => (false, format!("error:{}", err.kind())),
+            };
+        }
+        Outcome::PreconditionFailed => {
+            entry.status = Some(412);
+            let written = response::simple(stream, 412, keep, req.method == "HEAD", &[]);
+            return (keep && written.is_ok(), "refused:precondition".into());
+        }
     };
     let (status, start, len) = match range::evaluate(range_header, size) {
         RangeReply::Full => (200, 0, size),

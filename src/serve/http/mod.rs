@@ -1,11 +1,14 @@
 //! HTTP/1.1 (and 1.0), read-only: GET and HEAD of regular files with exact
-//! Content-Length, single byte ranges, keep-alive, `/beacon/<node>/<milestone>`.
+//! Content-Length, single byte ranges, conditional requests, keep-alive,
+//! `/beacon/<node>/<milestone>`.
 //!
 //! One thread per connection with a small stack, capped at
 //! `max_http_connections`; every read and write has a timeout, so idle or stalled
 //! clients cost a sleeping thread for a bounded time and never a worker another
 //! client is waiting for. [`conn`] handles a connection, [`request`] reads heads,
-//! [`range`] evaluates Range, [`response`] writes (sendfile for bodies).
+//! [`conditional`] evaluates the `If-*` fields, [`range`] evaluates Range,
+//! [`response`] writes (sendfile for bodies).
+pub mod conditional;
 pub mod conn;
 pub mod range;
 pub mod request;

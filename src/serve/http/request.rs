@@ -19,6 +19,10 @@ pub struct Request {
     pub minor: u8,
     pub range: Option<String>,
     pub if_range: Option<String>,
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<String>,
+    pub if_unmodified_since: Option<String>,
     pub connection: Option<String>,
     pub content_length: Option<u64>,
     pub chunked: bool,
@@ -111,6 +115,11 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, u16> {
         match header.name.to_ascii_lowercase().as_str() {
             "range" => out.range = Some(value()),
             "if-range" => out.if_range = Some(value()),
+            // Lists may be split over several fields (RFC 9110 5.3).
+            "if-match" => append(&mut out.if_match, value()),
+            "if-none-match" => append(&mut out.if_none_match, value()),
+            "if-modified-since" => out.if_modified_since = Some(value()),
+            "if-unmodified-since" => out.if_unmodified_since = Some(value()),
             "connection" => out.connection = Some(value()),
             "cookie" => out.cookie = Some(value()),
             "content-length" => out.content_length = Some(value().parse().map_err(|_| 400u16)?),
@@ -121,10 +130,24 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, u16> {
     Ok(Some((out, used)))
 }
 
-/// The path of an origin-form target, %-decoded, without query or fragment.
-/// `None` for other forms or bytes that do not decode to UTF-8.
+fn append(list: &mut Option<String>, more: String) {
+    *list = Some(match list.take() {
+        Some(earlier) => format!("{earlier}, {more}"),
+        None => more,
+    });
+}
+
+/// The path of an origin-form target (`/a/b`) or of an absolute-form one
+/// (`http://host:8080/a/b`, which RFC 9112 3.2.2 says a server must accept),
+/// %-decoded, without query or fragment. `None` for other forms (`*`,
+/// authority-form) or bytes that do not decode to UTF-8.
 pub fn decode_path(target: &str) -> Option<String> {
-    let path = target.split(['?', '#']).next()?;
+    let target = strip_scheme_and_authority(target).unwrap_or(target);
+    let path = match target.split(['?', '#']).next()? {
+        // `http://host` and `http://host?q` name the root.
+        "" => "/",
+        path => path,
+    };
     if !path.starts_with('/') {
         return None;
     }
@@ -143,6 +166,17 @@ pub fn decode_path(target: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// `/a/b?q` of `http://host:port/a/b?q` (scheme case-insensitive); `None` for a
+/// target that is not in absolute form.
+fn strip_scheme_and_authority(target: &str) -> Option<&str> {
+    let (scheme, rest) = target.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    (authority_end > 0).then(|| &rest[authority_end..])
 }
 
 /// The MAC in a Syslinux `Cookie: _Syslinux_BOOTIF=01-aa-bb-…` header.
@@ -203,7 +237,38 @@ mod tests {
         assert_eq!(decode_path("/%252e").as_deref(), Some("/%2e"));
         assert_eq!(decode_path("/a%2").as_deref(), None);
         assert_eq!(decode_path("/%ff").as_deref(), None);
-        assert_eq!(decode_path("http://host/x"), None);
         assert_eq!(decode_path("*"), None);
+        assert_eq!(decode_path("host:8080"), None, "authority-form");
+        assert_eq!(decode_path("ftp://host/x"), None);
+        assert_eq!(decode_path("http:///x"), None, "no authority");
+    }
+
+    #[test]
+    fn absolute_form_targets() {
+        assert_eq!(decode_path("http://host/x").as_deref(), Some("/x"));
+        assert_eq!(
+            decode_path("HTTP://10.0.0.2:8080/a%20b?q=1").as_deref(),
+            Some("/a b")
+        );
+        assert_eq!(decode_path("http://host").as_deref(), Some("/"));
+        assert_eq!(decode_path("http://host?q").as_deref(), Some("/"));
+        assert_eq!(
+            decode_path("http://host/%2e%2e/x").as_deref(),
+            Some("/../x"),
+            "decoded like any path, for the resolver to refuse"
+        );
+    }
+
+    #[test]
+    fn precondition_fields() {
+        let head = b"GET / HTTP/1.1\r\nIf-None-Match: \"a\"\r\nIf-None-Match: W/\"b\"\r\nIf-Match: *\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\nIf-Unmodified-Since: x\r\n\r\n";
+        let req = parse(head).unwrap().unwrap().0;
+        assert_eq!(req.if_none_match.as_deref(), Some("\"a\", W/\"b\""));
+        assert_eq!(req.if_match.as_deref(), Some("*"));
+        assert_eq!(
+            req.if_modified_since.as_deref(),
+            Some("Sun, 06 Nov 1994 08:49:37 GMT")
+        );
+        assert_eq!(req.if_unmodified_since.as_deref(), Some("x"));
     }
 }
