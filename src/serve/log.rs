@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
@@ -41,31 +41,56 @@ pub struct Entry<'a> {
 /// Where log lines go.
 #[derive(Debug)]
 pub struct TransferLog {
-    file: Option<Mutex<File>>,
+    file: Option<LogFile>,
     to_stderr: bool,
+}
+
+/// The log file and the path it was opened by, for [`TransferLog::reopen`].
+#[derive(Debug)]
+struct LogFile {
+    path: PathBuf,
+    handle: Mutex<File>,
+}
+
+fn open_append(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening log file {}", path.display()))
 }
 
 impl TransferLog {
     /// Appends to `path` (created if missing) and, unless `to_stderr` is off, stderr.
     pub fn open(path: Option<&Path>, to_stderr: bool) -> Result<TransferLog> {
         let file = match path {
-            Some(path) => Some(Mutex::new(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .with_context(|| format!("opening log file {}", path.display()))?,
-            )),
+            Some(path) => Some(LogFile {
+                path: path.to_path_buf(),
+                handle: Mutex::new(open_append(path)?),
+            }),
             None => None,
         };
         Ok(TransferLog { file, to_stderr })
+    }
+
+    /// Opens the log file again by its path (on SIGHUP), so that a log rotated
+    /// by renaming (logrotate's default) is followed: lines go to the new file
+    /// from here on. On failure the old file stays in use and the error is
+    /// returned.
+    pub fn reopen(&self) -> Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let fresh = open_append(&file.path)?;
+        *file.handle.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
     }
 
     pub fn write(&self, entry: &Entry<'_>) {
         let line = format_line(clock::now_ms(), entry);
         // The file first: whoever sees the stderr line can rely on the file having it.
         if let Some(file) = &self.file {
-            let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+            let mut file = file.handle.lock().unwrap_or_else(|e| e.into_inner());
             // One write call per line: O_APPEND keeps concurrent lines whole.
             if let Err(err) = file.write_all(format!("{line}\n").as_bytes()) {
                 crate::warn!("writing the transfer log: {err}");

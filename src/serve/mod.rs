@@ -2,7 +2,8 @@
 //! read-only, for racks of machines booting at once.
 //!
 //! This module wires the parts together: it binds both listeners, runs each in
-//! its own thread, reloads the manifest on SIGHUP (and by itself when a new
+//! its own thread, reloads the manifest and reopens its log file on SIGHUP
+//! (and reloads by itself when a new
 //! `manifest.json` appears, i.e. when a build swapped `dist/`), and on
 //! SIGINT/SIGTERM stops accepting, lets running transfers finish for a grace
 //! period, and returns. The parts: [`root`] (the one path resolver), [`nodes`]
@@ -223,7 +224,8 @@ impl Server {
         Ok(self.tftp.local_addr()?)
     }
 
-    /// Serves until SIGINT or SIGTERM; SIGHUP reloads the manifest.
+    /// Serves until SIGINT or SIGTERM; SIGHUP reloads the manifest and reopens
+    /// the log file.
     pub fn run(self) -> Result<()> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
@@ -235,6 +237,9 @@ impl Server {
         let tftp_thread = thread::spawn(move || tftp::server::serve(self.tftp, tftp_shared));
         for signal in signals.forever() {
             if signal == SIGHUP {
+                if let Err(err) = self.shared.log.reopen() {
+                    crate::warn!("SIGHUP: keeping the old log file: {err:#}");
+                }
                 match self.shared.reload() {
                     Ok(()) => {
                         crate::info!("SIGHUP: manifest reloaded");

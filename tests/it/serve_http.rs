@@ -415,6 +415,34 @@ fn serve_http_sighup_reloads_the_manifest() {
 }
 
 #[test]
+fn serve_sighup_reopens_a_rotated_log_file() {
+    let dist = Dist::new().file("http/a", b"a").file("http/b", b"b");
+    let log = dist.tmp.path().join("serve.log");
+    let server = dist.serve(&["--log", log.to_str().unwrap()]);
+    assert_eq!(status_of(&[&server.url("/a")]), "200");
+    server.wait_log(&["path=http/a"]);
+    // logrotate's default: rename the file, then signal the server.
+    let rotated = dist.tmp.path().join("serve.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    server.signal("HUP");
+    server.wait_line(|l| l.contains("manifest reloaded"));
+    assert_eq!(status_of(&[&server.url("/b")]), "200");
+    server.wait_log(&["path=http/b"]);
+    let (old, new) = (
+        std::fs::read_to_string(&rotated).unwrap(),
+        std::fs::read_to_string(&log).unwrap(),
+    );
+    assert!(
+        old.contains("path=http/a") && !old.contains("path=http/b"),
+        "{old}"
+    );
+    assert!(
+        new.contains("path=http/b") && !new.contains("path=http/a"),
+        "{new}"
+    );
+}
+
+#[test]
 fn serve_check_refuses_a_corrupt_tree() {
     let dist = Dist::new()
         .file("http/f", b"good bytes")
