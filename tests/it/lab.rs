@@ -5,6 +5,7 @@
 //! Lab tests run one at a time (a lock): the CI machine has two cores and each
 //! VM emulates its CPU. Each test uses its own state directory, hence its own
 //! network namespace, and the lab removes it again.
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -587,9 +588,16 @@ fn lab_names_missing_tools_with_the_install_command() {
 
 /// The fixture mirror (tests/fixtures/mirror/generate.sh) with the stand-in
 /// OS published as the Flatcar PXE kernel and initrd, signed with the test key.
-/// Returns the mirror directory, the public test key and the SHA-256 of the
-/// syslinux tarball the generator printed (the site pins it).
-fn fixture_mirror(out: &Path) -> (PathBuf, PathBuf, String) {
+struct FixtureMirror {
+    root: PathBuf,
+    /// The public test key.
+    key: PathBuf,
+    /// SHA-256 of the files the generator prints (the syslinux tarballs and
+    /// Debian's iPXE binaries), by path below the mirror root.
+    sha256: BTreeMap<String, String>,
+}
+
+fn fixture_mirror(out: &Path) -> FixtureMirror {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mirror");
     let run = Command::new("sh")
         .arg(fixtures.join("generate.sh"))
@@ -601,27 +609,50 @@ fn fixture_mirror(out: &Path) -> (PathBuf, PathBuf, String) {
         .output()
         .expect("running the fixture mirror generator");
     assert!(run.status.success(), "fixture mirror:\n{}", text(&run));
-    let syslinux_sha256 = String::from_utf8_lossy(&run.stdout)
+    let sha256 = String::from_utf8_lossy(&run.stdout)
         .lines()
-        .find(|l| l.contains("syslinux-6.03.tar.xz"))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("the generator prints the syslinux tarball digest")
-        .to_string();
-    (
-        out.to_path_buf(),
-        fixtures.join("test-key.pub.asc"),
-        syslinux_sha256,
-    )
+        .filter_map(|l| l.split_once("  "))
+        .map(|(sum, path)| (path.to_string(), sum.to_string()))
+        .collect();
+    FixtureMirror {
+        root: out.to_path_buf(),
+        key: fixtures.join("test-key.pub.asc"),
+        sha256,
+    }
+}
+
+impl FixtureMirror {
+    fn sha256_of(&self, path: &str) -> &str {
+        self.sha256
+            .get(path)
+            .unwrap_or_else(|| panic!("the generator prints no digest for {path}"))
+    }
 }
 
 /// The repository's example site cut to three control planes: cp1 (BIOS),
-/// cp2 (UEFI), cp3 (BIOS), with the mirror's syslinux tarball pinned.
-fn three_node_site(syslinux_sha256: &str) -> String {
+/// cp2 (UEFI), cp3 (BIOS), with the mirror's syslinux tarball pinned; with
+/// `ipxe`, iPXE is among the loaders and the mirror's iPXE binaries are pinned.
+fn three_node_site(mirror: &FixtureMirror, ipxe: bool) -> String {
     let example =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("site.toml")).unwrap();
     let head = &example[..example.find("[[node]]").expect("example site has nodes")];
-    let pin = format!("[sources]\nsyslinux_sha256 = \"{syslinux_sha256}\"\n");
-    let mut site = head.replacen("[sources]\n", &pin, 1);
+    let syslinux =
+        mirror.sha256_of("www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.xz");
+    let mut pins = format!("[sources]\nsyslinux_sha256 = \"{syslinux}\"\n");
+    let mut site = head.to_string();
+    if ipxe {
+        let loaders = "loaders = [\"bios\", \"uefi\"]";
+        assert!(site.contains(loaders), "example site names its loaders");
+        site = site.replacen(loaders, "loaders = [\"bios\", \"uefi\", \"ipxe\"]", 1);
+        let files = ["undionly.kpxe", "ipxe.efi", "snponly.efi"].map(|f| {
+            format!(
+                "\"{f}\" = \"{}\"",
+                mirror.sha256_of(&format!("boot.ipxe.org/{f}"))
+            )
+        });
+        pins.push_str(&format!("ipxe_sha256s = {{ {} }}\n", files.join(", ")));
+    }
+    let mut site = site.replacen("[sources]\n", &pins, 1);
     for (i, firmware) in ["bios", "uefi", "bios"].iter().enumerate() {
         let n = i + 1;
         site.push_str(&format!(
@@ -671,27 +702,24 @@ fn assert_install_arguments(report: &Value, node: &str) {
 
 /// The three-node site built from the fixture mirror with the stand-in OS,
 /// in a fresh directory (site.toml, templates/, payload/, secrets/, dist/).
-fn built_three_node_site() -> tempfile::TempDir {
+fn built_three_node_site(ipxe: bool) -> tempfile::TempDir {
     let work = tempfile::tempdir().unwrap();
-    let (mirror_root, key, syslinux_sha256) = fixture_mirror(&work.path().join("mirror"));
-    let mirror = MirrorServer::start(&mirror_root);
+    let mirror = fixture_mirror(&work.path().join("mirror"));
+    let server = MirrorServer::start(&mirror.root);
     let site = work.path().join("site.toml");
-    fs::write(&site, three_node_site(&syslinux_sha256)).unwrap();
+    fs::write(&site, three_node_site(&mirror, ipxe)).unwrap();
     for dir in ["templates", "payload"] {
         copy_tree(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
             &work.path().join(dir),
         );
     }
-    assert!(fs::read_to_string(&site)
-        .unwrap()
-        .contains("syslinux_sha256"));
     let build = pxebuild()
         .current_dir(work.path())
         .args(["build"])
         .env("PXEBUILD_CACHE", work.path().join("cache"))
-        .env("PXEBUILD_MIRROR", mirror.url())
-        .env("PXEBUILD_SIGNING_KEY", &key)
+        .env("PXEBUILD_MIRROR", server.url())
+        .env("PXEBUILD_SIGNING_KEY", &mirror.key)
         .output()
         .unwrap();
     assert!(build.status.success(), "pxebuild build:\n{}", text(&build));
@@ -701,7 +729,7 @@ fn built_three_node_site() -> tempfile::TempDir {
 #[test]
 fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
     let _lock = lab_lock();
-    let work = built_three_node_site();
+    let work = built_three_node_site(false);
     let dist = work.path().join("dist");
 
     // pxebuild serve: every node, an unknown MAC, and an intruder asking for cp2's config.
@@ -815,6 +843,86 @@ fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
     );
 }
 
+/// The optional iPXE loader carries real boots: a BIOS node whose NIC ROM is
+/// iPXE gets the script URL straight from DHCP, a UEFI node whose firmware PXE
+/// loads `ipxe.efi` over TFTP first; both then boot from their own script over
+/// HTTP. An unknown MAC has no script and goes on to its disk.
+#[test]
+fn lab_boots_the_ipxe_loader_on_bios_and_uefi() {
+    let _lock = lab_lock();
+    let work = built_three_node_site(true);
+    let dist = work.path().join("dist");
+    let state = work.path().join("state");
+    let report = lab_run_ok(
+        work.path(),
+        &["--nodes", "cp1,cp2", "--stranger", "bios"],
+        &state,
+    );
+    let log = fs::read_to_string(state.join("server.log")).unwrap();
+    for (node, ip) in [("cp1", "10.20.0.11:"), ("cp2", "10.20.0.12:")] {
+        let (path, sha512) = install_ignition_of(&dist, node);
+        let v = vm(&report, node);
+        assert_eq!(v["verdict"]["result"], "pass", "{v}");
+        assert_eq!(v["marker"]["sha512"], sha512.as_str(), "{v}");
+        assert_install_arguments(&report, node);
+        let script = format!("ipxe/52-54-00-20-00-1{}.ipxe", &node[2..]);
+        assert_in_order(
+            &log,
+            ip,
+            &[
+                "ipxe/boot.ipxe",
+                &script,
+                "flatcar_production_pxe.vmlinuz",
+                "flatcar_production_pxe_image.cpio.gz",
+                &path,
+            ],
+        );
+        assert!(
+            !log.lines()
+                .any(|l| l.contains(ip) && l.contains("pxelinux.cfg")),
+            "{node} never read a syslinux config:\n{log}"
+        );
+    }
+    // The UEFI firmware's own PXE fetched iPXE before anything else.
+    assert_in_order(&log, "10.20.0.12:", &["tftp/ipxe.efi", "ipxe/boot.ipxe"]);
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("10.20.0.11:") && l.contains(" tftp ")),
+        "the BIOS node's NIC ROM is iPXE already: no TFTP\n{log}"
+    );
+    let stranger = vm(&report, "stranger");
+    assert_eq!(stranger["verdict"]["result"], "pass", "{stranger}");
+    let stranger_ip = format!("{}:", stranger["ip"].as_str().unwrap());
+    assert_in_order(
+        &log,
+        &stranger_ip,
+        &["ipxe/boot.ipxe", "ipxe/5a-00-00-00-0e-01.ipxe"],
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.contains(&stranger_ip) && l.contains(".ign")),
+        "{log}"
+    );
+    assert!(!netns_exists(&state), "the namespace is gone after the run");
+
+    // The same tree on nginx + dnsmasq's TFTP: the UEFI path again.
+    let state = work.path().join("state-nginx");
+    let report = lab_run_ok(
+        work.path(),
+        &["--server", "nginx", "--nodes", "cp2"],
+        &state,
+    );
+    let (path, sha512) = install_ignition_of(&dist, "cp2");
+    assert_eq!(vm(&report, "cp2")["marker"]["sha512"], sha512.as_str());
+    assert_in_order(
+        &fs::read_to_string(state.join("server.log")).unwrap(),
+        "10.20.0.12 ",
+        &["/ipxe/boot.ipxe", "/ipxe/52-54-00-20-00-12.ipxe", &path],
+    );
+    let dhcp = fs::read_to_string(state.join("dnsmasq.log")).unwrap();
+    assert!(dhcp.contains("ipxe.efi"), "{dhcp}");
+}
+
 /// `pxebuild lab run --accel tcg ARGS --state STATE` in `dir`: must succeed;
 /// returns its report.json.
 fn lab_run_ok(dir: &Path, args: &[&str], state: &Path) -> Value {
@@ -843,7 +951,7 @@ fn processes_mentioning(path: &Path) -> bool {
 #[test]
 fn lab_reboots_a_vm_whose_loader_gave_up_then_fails_naming_the_file() {
     let _lock = lab_lock();
-    let work = built_three_node_site();
+    let work = built_three_node_site(false);
     // The rsync case gone wrong: a copy of the tree without the PXE initrd.
     let broken = work.path().join("broken");
     copy_tree(&work.path().join("dist"), &broken);
