@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::Global;
+use crate::lab::dhcp::DhcpKind;
 use crate::lab::plan::{Firmware, LabPlan, LabSite, PlanOptions};
 use crate::lab::qemu::Accel;
 use crate::lab::state::StateDir;
@@ -60,6 +61,9 @@ pub struct BootArgs {
     /// Boot server on the lab bridge: pxebuild serve, nginx + dnsmasq TFTP, or nginx + tftpd-hpa.
     #[arg(long, value_enum, default_value = "pxebuild")]
     pub server: ServerKind,
+    /// DHCP server on the lab bridge, run with the snippet the build emitted for it.
+    #[arg(long, value_enum, default_value = "dnsmasq")]
+    pub dhcp: DhcpKind,
     /// Also boot a VM with an unknown MAC; it must get the local-boot default.
     #[arg(long, value_enum, value_name = "FIRMWARE")]
     pub stranger: Option<Firmware>,
@@ -186,6 +190,7 @@ fn resolve(global: &Global, args: &BootArgs) -> Result<(LabPlan, StateDir, LabOp
         nodes: args.nodes.clone(),
         stranger: args.stranger,
         intruder: args.intruder.clone(),
+        dhcp: args.dhcp,
     };
     let plan = LabPlan::from_dist(&dist, &site, &plan_options)?;
     if args.memory.is_some_and(|m| m < 256) {

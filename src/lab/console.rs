@@ -2,8 +2,8 @@
 //! over single lines, so every pattern is unit-tested with real output.
 //!
 //! Sources: the VM's serial console (firmware, loader, kernel, the stand-in OS's
-//! `PXELAB-*` lines, or real Flatcar's systemd lines) and dnsmasq's log (the
-//! DHCPACK for the VM's MAC, which every firmware path produces).
+//! `PXELAB-*` lines, or real Flatcar's systemd lines); DHCP leases are read
+//! from the DHCP server's log (`dhcp::lease`).
 
 /// The boot stages shown in the live table, in boot order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -238,15 +238,6 @@ pub fn beacon(line: &str) -> Option<(String, String)> {
     Some((field("node=")?, field("milestone=")?))
 }
 
-/// The MAC and IP of a dnsmasq `DHCPACK(<iface>) <ip> <mac> [name]` log line.
-pub fn dhcp_ack(line: &str) -> Option<(String, String)> {
-    let rest = &line[line.find("DHCPACK(")?..];
-    let mut words = rest.split_whitespace().skip(1);
-    let ip = words.next()?;
-    let mac = words.next()?;
-    (mac.len() == 17 && ip.contains('.')).then(|| (mac.to_ascii_lowercase(), ip.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,21 +353,5 @@ mod tests {
         assert_eq!(beacon(nginx), Some(("cp1".into(), "first-boot".into())));
         let transfer = "2026-11-26T21:50:00.123Z tftp 10.0.0.11:49153 node=cp1 path=tftp/lpxelinux.0 result=ok";
         assert_eq!(beacon(transfer), None);
-    }
-
-    #[test]
-    fn dnsmasq_ack_gives_mac_and_ip() {
-        let line =
-            "Nov 26 21:38:20 dnsmasq-dhcp[12656]: DHCPACK(br0) 10.77.0.11 52:54:00:77:00:01 n1";
-        assert_eq!(
-            dhcp_ack(line),
-            Some(("52:54:00:77:00:01".into(), "10.77.0.11".into()))
-        );
-        let offer = "dnsmasq-dhcp[1]: DHCPOFFER(br0) 10.77.0.11 52:54:00:77:00:01";
-        assert_eq!(dhcp_ack(offer), None);
-        assert_eq!(
-            dhcp_ack("dnsmasq-dhcp[1]: 123 DHCPACK(br0) 10.77.0.11 52:54:00:77:00:01"),
-            Some(("52:54:00:77:00:01".into(), "10.77.0.11".into()))
-        );
     }
 }

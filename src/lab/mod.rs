@@ -10,11 +10,13 @@
 //! runs in one network namespace and is torn down by PID (and process group),
 //! then by deleting the namespace.
 //!
-//! Modules: `plan` (what to boot), `tools` (preflight), `netns`, `dnsmasq`,
+//! Modules: `plan` (what to boot), `tools` (preflight), `netns`, `dhcp` (which
+//! DHCP server, ISC and Kea configs, lease lines), `dnsmasq`,
 //! `nginx`, `qemu` (command lines, accelerator probe), `runner` (processes),
 //! `console` (milestone patterns), `tracker` (verdicts), `watch` (the loop),
 //! `table` (live table), `state` (runtime directory and crash recovery).
 pub mod console;
+pub mod dhcp;
 pub mod dnsmasq;
 pub mod netns;
 pub mod nginx;
@@ -37,6 +39,7 @@ use serde::Serialize;
 
 use crate::error::BadInput;
 use console::{MarkerLine, Milestone};
+use dhcp::DhcpKind;
 use plan::{LabPlan, Role};
 use runner::Lab;
 use state::StateDir;
@@ -84,6 +87,7 @@ pub struct Report {
     pub namespace: String,
     pub accel: String,
     pub server: ServerKind,
+    pub dhcp: DhcpKind,
     pub vms: Vec<VmReport>,
 }
 
@@ -143,15 +147,16 @@ pub fn run(
     options: LabOptions,
     stop: &AtomicBool,
 ) -> Result<Report> {
-    tools::check(&plan, options.server)?;
+    tools::check(&plan, options.server, plan.dhcp)?;
     clean_leftovers(&state_dir)?;
     let (parallel, timeout) = (options.parallel, options.timeout);
     let mut lab = Lab::start(plan, state_dir, options)?;
     crate::info!(
-        "lab: namespace {}, boot server {} ({}), accel {}, {} MiB per VM",
+        "lab: namespace {}, boot server {} ({}), DHCP by {}, accel {}, {} MiB per VM",
         lab.record.namespace,
         lab.plan.server,
         server_name(lab.options().server),
+        lab.plan.dhcp.name(),
         accel_name(lab.accel),
         lab.memory_mib
     );
@@ -190,13 +195,14 @@ fn report(lab: &Lab, watched: &[watch::Watched]) -> Report {
         namespace: lab.record.namespace.clone(),
         accel: accel_name(lab.accel).into(),
         server: lab.options().server,
+        dhcp: lab.plan.dhcp,
         vms,
     }
 }
 
 /// Starts the lab and every VM, then leaves them running for `status`/`down`.
 pub fn up(plan: LabPlan, state_dir: StateDir, options: LabOptions) -> Result<String> {
-    tools::check(&plan, options.server)?;
+    tools::check(&plan, options.server, plan.dhcp)?;
     clean_leftovers(&state_dir)?;
     let mut lab = Lab::start(plan, state_dir, options)?;
     for index in 0..lab.plan.vms.len() {
@@ -283,7 +289,7 @@ pub fn status(state_dir: &StateDir) -> Result<String> {
     }
     let read = |name: &str| std::fs::read_to_string(state_dir.file(name)).unwrap_or_default();
     let logs = Logs {
-        dhcp: read("dnsmasq.log"),
+        dhcp: dhcp::LOG_FILES.map(read).concat(),
         server: read("server.log"),
     };
     let rows: Vec<table::Row> = record
@@ -295,7 +301,7 @@ pub fn status(state_dir: &StateDir) -> Result<String> {
     Ok(out)
 }
 
-/// Logs `lab status` reads: dnsmasq's (DHCP acks) and the server's (beacons).
+/// Logs `lab status` reads: the DHCP server's (leases) and the boot server's (beacons).
 struct Logs {
     dhcp: String,
     server: String,
@@ -310,10 +316,10 @@ fn status_row(state_dir: &StateDir, vm: &state::VmRecord, logs: &Logs) -> table:
         .filter(|(node, _)| *node == vm.name)
         .map(|(_, m)| m)
         .collect();
-    for line in dhcp.lines() {
-        if console::dhcp_ack(line).is_some_and(|(mac, _)| mac == vm.mac) {
+    for (mac, ip) in dhcp.lines().filter_map(dhcp::lease) {
+        if mac == vm.mac {
             progress.reach(Milestone::Dhcp, f64::NAN);
-            progress.ip = console::dhcp_ack(line).map(|(_, ip)| ip);
+            progress.ip = Some(ip);
         }
     }
     let serial = std::fs::read(state_dir.serial(&vm.name)).unwrap_or_default();

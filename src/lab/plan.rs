@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::dhcp::DhcpKind;
 use crate::error::BadInput;
 use crate::layout;
 use crate::manifest::Manifest;
@@ -179,6 +180,8 @@ pub struct PlanOptions {
     pub stranger: Option<Firmware>,
     /// Add a VM that boots this node's kernel line from another MAC.
     pub intruder: Option<String>,
+    /// The DHCP server, whose snippet from the build the lab uses.
+    pub dhcp: DhcpKind,
 }
 
 /// Everything needed to bring the lab up.
@@ -190,7 +193,8 @@ pub struct LabPlan {
     pub http_port: u16,
     pub tftp_port: u16,
     pub vms: Vec<LabVm>,
-    /// The DHCP snippet emitted by the build.
+    /// The DHCP server and the snippet the build emitted for it.
+    pub dhcp: DhcpKind,
     pub dhcp_snippet: PathBuf,
 }
 
@@ -205,6 +209,7 @@ impl LabPlan {
             http_port: 8080,
             tftp_port: 69,
             vms: vec![],
+            dhcp: DhcpKind::Dnsmasq,
             dhcp_snippet: PathBuf::from("/d/http/dhcp/dnsmasq.conf"),
         }
     }
@@ -222,7 +227,10 @@ impl LabPlan {
         let dist = &dist
             .canonicalize()
             .with_context(|| format!("resolving {}", dist.display()))?;
-        let dhcp_snippet = dist.join(layout::HTTP).join("dhcp/dnsmasq.conf");
+        let dhcp_snippet = dist
+            .join(layout::HTTP)
+            .join("dhcp")
+            .join(options.dhcp.snippet());
         if !dhcp_snippet.is_file() {
             bail!(BadInput::new(format!(
                 "{} is missing: the lab needs the DHCP snippet the build emits",
@@ -246,6 +254,7 @@ impl LabPlan {
             http_port: site.http_port,
             tftp_port: site.tftp_port,
             vms,
+            dhcp: options.dhcp,
             dhcp_snippet,
         })
     }
@@ -257,6 +266,11 @@ impl LabPlan {
 
     pub fn netmask(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::MAX << (32 - u32::from(self.prefix)))
+    }
+
+    /// The subnet's network address.
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.server) & u32::from(self.netmask()))
     }
 }
 

@@ -1,6 +1,6 @@
-//! Brings a lab up and down: the namespace, dnsmasq, the boot server (pxebuild
-//! serve, or nginx with dnsmasq's or tftpd-hpa's TFTP as the peer set) and one
-//! QEMU per VM. Every process is started in a process group of its own (so a
+//! Brings a lab up and down: the namespace, dnsmasq (and ISC dhcpd or Kea when
+//! one of them is the DHCP server), the boot server (pxebuild serve, or nginx
+//! with dnsmasq's or tftpd-hpa's TFTP as the peer set) and one QEMU per VM. Every process is started in a process group of its own (so a
 //! terminal's Ctrl-C reaches only pxebuild, which then tears down in order),
 //! recorded in `lab.json` before anything else happens, and stopped by PID.
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use super::dhcp::{self, DhcpKind};
 use super::plan::{Firmware, LabPlan};
 use super::qemu::{self, Accel, VmSpec};
 use super::state::{self, LabState, Process, StateDir, VmRecord};
@@ -71,6 +72,11 @@ impl Lab {
         let taps: Vec<String> = (0..self.plan.vms.len()).map(tap).collect();
         netns::create(&ns, self.plan.server, self.plan.prefix, &taps)?;
         self.start_dnsmasq()?;
+        match self.plan.dhcp {
+            DhcpKind::Dnsmasq => {}
+            DhcpKind::Isc => self.start_isc_dhcpd()?,
+            DhcpKind::Kea => self.start_kea()?,
+        }
         match self.options.server {
             ServerKind::Pxebuild => self.start_pxebuild_serve()?,
             ServerKind::Nginx => self.start_nginx()?,
@@ -90,8 +96,9 @@ impl Lab {
         let _ = std::fs::remove_file(&log);
         let tftp_root = self.plan.dist.join(crate::layout::TFTP);
         let tftp = (self.options.server == ServerKind::Nginx).then_some(tftp_root.as_path());
+        let dhcp4 = self.plan.dhcp == DhcpKind::Dnsmasq;
         let conf = self.state_dir.file("dnsmasq.conf");
-        let text = dnsmasq::config(&self.plan, &log, tftp);
+        let text = dnsmasq::config(&self.plan, &log, tftp, dhcp4);
         crate::fsutil::atomic_write(&conf, text.as_bytes(), 0o644)?;
         let mut cmd = netns::command(&self.record.namespace, "dnsmasq");
         cmd.arg("--keep-in-foreground")
@@ -101,16 +108,59 @@ impl Lab {
             self.state_dir.file("dnsmasq.pid").display()
         ));
         self.spawn_service("dnsmasq", "dnsmasq", cmd, "dnsmasq.out")?;
-        let log_ready = || -> Result<()> {
+        self.wait_for_log("dnsmasq", &log, dnsmasq::ready_line(dhcp4))
+    }
+
+    /// ISC dhcpd in the foreground on the bridge, logging to `dhcpd.log`.
+    fn start_isc_dhcpd(&mut self) -> Result<()> {
+        let conf = self.state_dir.file("dhcpd.conf");
+        crate::fsutil::atomic_write(&conf, dhcp::isc_config(&self.plan).as_bytes(), 0o644)?;
+        let leases = self.state_dir.file("dhcpd.leases");
+        crate::fsutil::atomic_write(&leases, b"", 0o644)?;
+        let mut cmd = netns::command(&self.record.namespace, "dhcpd");
+        cmd.args(["-f", "-d", "-4", "-cf"])
+            .arg(&conf)
+            .arg("-lf")
+            .arg(&leases)
+            .arg("-pf")
+            .arg(self.state_dir.file("dhcpd.pid"))
+            .arg(dnsmasq::BRIDGE);
+        let log = self.state_dir.file(DhcpKind::Isc.log_file());
+        self.spawn_service("dhcp", "dhcpd", cmd, DhcpKind::Isc.log_file())?;
+        self.wait_for_log("dhcp", &log, "Server starting service.")
+    }
+
+    /// Kea's DHCPv4 server, its configuration built around the snippet.
+    fn start_kea(&mut self) -> Result<()> {
+        let snippet = std::fs::read_to_string(&self.plan.dhcp_snippet)
+            .with_context(|| format!("reading {}", self.plan.dhcp_snippet.display()))?;
+        let log = self.state_dir.file(DhcpKind::Kea.log_file());
+        let _ = std::fs::remove_file(&log);
+        let conf = self.state_dir.file("kea-dhcp4.conf");
+        let text = dhcp::kea_config(&self.plan, &snippet, &log)?;
+        crate::fsutil::atomic_write(&conf, text.as_bytes(), 0o644)?;
+        let mut cmd = netns::command(&self.record.namespace, "kea-dhcp4");
+        cmd.arg("-c").arg(&conf);
+        // Its PID and lock files go to the state directory, not /run/kea.
+        cmd.env("KEA_PIDFILE_DIR", &self.state_dir.root);
+        cmd.env("KEA_LOCKFILE_DIR", &self.state_dir.root);
+        self.spawn_service("dhcp", "kea-dhcp4", cmd, "kea.out")?;
+        self.wait_for_log("dhcp", &log, "DHCP4_STARTED")
+    }
+
+    /// Waits until `log` has a line containing `ready`.
+    fn wait_for_log(&mut self, name: &str, log: &std::path::Path, ready: &str) -> Result<()> {
+        let log = log.to_path_buf();
+        let what = format!("{name} has not logged {ready:?}");
+        self.wait_until(name, || {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("sockets bound exclusively") {
+            if text.contains(ready) {
                 Ok(())
             } else {
                 std::thread::sleep(Duration::from_millis(50));
-                bail!("dnsmasq has not bound its sockets")
+                bail!("{what}")
             }
-        };
-        self.wait_until("dnsmasq", log_ready)
+        })
     }
 
     fn start_pxebuild_serve(&mut self) -> Result<()> {

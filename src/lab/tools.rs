@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use super::dhcp::DhcpKind;
 use super::plan::{Firmware, LabPlan};
 use super::ServerKind;
 use crate::error::BadInput;
@@ -25,7 +26,7 @@ fn found(what: &str) -> bool {
 }
 
 /// What this plan needs on the host.
-fn needs(plan: &LabPlan, server: ServerKind) -> Vec<Need> {
+fn needs(plan: &LabPlan, server: ServerKind, dhcp: DhcpKind) -> Vec<Need> {
     let mut needs = vec![
         Need {
             what: "ip",
@@ -72,11 +73,22 @@ fn needs(plan: &LabPlan, server: ServerKind) -> Vec<Need> {
             package: "tftpd-hpa",
         });
     }
+    match dhcp {
+        DhcpKind::Dnsmasq => {}
+        DhcpKind::Isc => needs.push(Need {
+            what: "dhcpd",
+            package: "isc-dhcp-server",
+        }),
+        DhcpKind::Kea => needs.push(Need {
+            what: "kea-dhcp4",
+            package: "kea-dhcp4-server",
+        }),
+    }
     needs
 }
 
 /// Fails with a clear message naming everything missing and how to install it.
-pub fn check(plan: &LabPlan, server: ServerKind) -> Result<()> {
+pub fn check(plan: &LabPlan, server: ServerKind, dhcp: DhcpKind) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err(BadInput::new(
@@ -84,7 +96,7 @@ pub fn check(plan: &LabPlan, server: ServerKind) -> Result<()> {
              bridge and taps: run it with sudo",
         ));
     }
-    let needs = needs(plan, server);
+    let needs = needs(plan, server, dhcp);
     let missing: Vec<&Need> = needs.iter().filter(|n| !found(n.what)).collect();
     if missing.is_empty() {
         return Ok(());
@@ -104,7 +116,11 @@ mod tests {
     use super::*;
 
     fn packages(server: ServerKind) -> Vec<&'static str> {
-        needs(&LabPlan::sample(), server)
+        packages_with(server, DhcpKind::Dnsmasq)
+    }
+
+    fn packages_with(server: ServerKind, dhcp: DhcpKind) -> Vec<&'static str> {
+        needs(&LabPlan::sample(), server, dhcp)
             .iter()
             .map(|n| n.package)
             .collect()
@@ -122,6 +138,20 @@ mod tests {
             tftpd.contains(&"dnsmasq-base"),
             "dnsmasq is still the DHCP server"
         );
+    }
+
+    #[test]
+    fn each_dhcp_kind_needs_its_own_server() {
+        let isc = packages_with(ServerKind::Pxebuild, DhcpKind::Isc);
+        assert!(isc.contains(&"isc-dhcp-server") && !isc.contains(&"kea-dhcp4-server"));
+        let kea = packages_with(ServerKind::Pxebuild, DhcpKind::Kea);
+        assert!(kea.contains(&"kea-dhcp4-server") && !kea.contains(&"isc-dhcp-server"));
+        assert!(
+            kea.contains(&"dnsmasq-base"),
+            "dnsmasq still sends router advertisements"
+        );
+        let own = packages(ServerKind::Pxebuild);
+        assert!(!own.contains(&"isc-dhcp-server") && !own.contains(&"kea-dhcp4-server"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The watcher of `lab run`: starts VMs (at most `parallel` at once), follows
-//! their serial logs and dnsmasq's log, stamps each milestone with the seconds
+//! their serial logs and the DHCP server's log, stamps each milestone with the seconds
 //! since that VM started, redraws the live table, and ends each VM once its
 //! verdict is known, it stopped, or it ran out of time.
 use std::collections::BTreeMap;
@@ -101,7 +101,7 @@ pub fn run(
             serial: None,
         })
         .collect();
-    let mut dhcp = LineReader::at_start(lab.state_dir.file("dnsmasq.log"));
+    let mut dhcp = LineReader::at_start(lab.state_dir.file(lab.plan.dhcp.log_file()));
     let mut server = LineReader::at_end(lab.state_dir.file("server.log"));
     let mut screen = Screen::new();
     loop {
@@ -147,11 +147,11 @@ fn start_next(lab: &mut Lab, vms: &mut [Watched], parallel: usize) -> Result<()>
     Ok(())
 }
 
-/// DHCP acks from dnsmasq's log count for the VM with that MAC.
+/// Leases in the DHCP server's log count for the VM with that MAC.
 fn follow_dhcp(lab: &Lab, vms: &mut [Watched], dhcp: &mut LineReader) -> bool {
     let mut changed = false;
     for line in dhcp.lines() {
-        let Some((mac, ip)) = console::dhcp_ack(&line) else {
+        let Some((mac, ip)) = super::dhcp::lease(&line) else {
             continue;
         };
         for w in vms.iter_mut().filter(|w| lab.plan.vms[w.index].mac == mac) {

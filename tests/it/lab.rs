@@ -923,6 +923,69 @@ fn lab_boots_the_ipxe_loader_on_bios_and_uefi() {
     assert!(dhcp.contains("ipxe.efi"), "{dhcp}");
 }
 
+/// The ISC dhcpd and Kea snippets carry real boots: each server runs with the
+/// build's snippet for it, for a BIOS and a UEFI node, with syslinux loaders
+/// (the architecture classes) and with iPXE (the iPXE user-class class).
+#[test]
+fn lab_boots_through_isc_dhcpd_and_kea() {
+    let _lock = lab_lock();
+    for ipxe in [false, true] {
+        let work = built_three_node_site(ipxe);
+        let dist = work.path().join("dist");
+        for dhcp in ["isc", "kea"] {
+            let state = work.path().join(format!("state-{dhcp}"));
+            let mut args = vec!["--dhcp", dhcp, "--nodes", "cp1,cp2"];
+            if !ipxe {
+                args.extend(["--stranger", "bios"]);
+            }
+            let report = lab_run_ok(work.path(), &args, &state);
+            assert_eq!(report["dhcp"], dhcp, "{report}");
+            let log = fs::read_to_string(state.join("server.log")).unwrap();
+            for (node, ip, loader) in [
+                (
+                    "cp1",
+                    "10.20.0.11",
+                    if ipxe {
+                        "ipxe/boot.ipxe"
+                    } else {
+                        "tftp/lpxelinux.0"
+                    },
+                ),
+                (
+                    "cp2",
+                    "10.20.0.12",
+                    if ipxe {
+                        "tftp/ipxe.efi"
+                    } else {
+                        "tftp/efi64/syslinux.efi"
+                    },
+                ),
+            ] {
+                let (path, sha512) = install_ignition_of(&dist, node);
+                let v = vm(&report, node);
+                let context = format!("{dhcp}, ipxe {ipxe}: {v}");
+                assert_eq!(v["verdict"]["result"], "pass", "{context}");
+                assert_eq!(v["ip"], ip, "the reservation: {context}");
+                assert_eq!(v["marker"]["sha512"], sha512.as_str(), "{context}");
+                assert_in_order(&log, &format!("{ip}:"), &[loader, &path]);
+            }
+            if ipxe {
+                assert_in_order(&log, "10.20.0.12:", &["tftp/ipxe.efi", "ipxe/boot.ipxe"]);
+            } else {
+                let stranger = vm(&report, "stranger");
+                assert_eq!(stranger["verdict"]["result"], "pass", "{dhcp}: {stranger}");
+                let pool_ip = stranger["ip"].as_str().unwrap();
+                assert!(pool_ip.starts_with("10.20.0.2"), "from the pool: {pool_ip}");
+            }
+            assert!(!netns_exists(&state), "the namespace is gone after the run");
+            assert!(
+                !processes_mentioning(&state),
+                "{dhcp}'s server was stopped with the lab"
+            );
+        }
+    }
+}
+
 /// `pxebuild lab run --accel tcg ARGS --state STATE` in `dir`: must succeed;
 /// returns its report.json.
 fn lab_run_ok(dir: &Path, args: &[&str], state: &Path) -> Value {
