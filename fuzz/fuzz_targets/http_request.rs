@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pxebuild::serve::http::conditional::{self, Conditions, Validators};
+use pxebuild::serve::http::conditional::{self, Validators};
 use pxebuild::serve::http::range::{self, RangeReply};
 use pxebuild::serve::http::request;
 
@@ -14,13 +14,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(path) = request::decode_path(&req.target) {
         let _ = pxebuild::serve::root::normalize(path.trim_start_matches('/'));
     }
-    let conditions = Conditions {
-        if_match: req.if_match.as_deref(),
-        if_none_match: req.if_none_match.as_deref(),
-        if_modified_since: req.if_modified_since.as_deref(),
-        if_unmodified_since: req.if_unmodified_since.as_deref(),
-        if_range: req.if_range.as_deref(),
-    };
+    let conditions = req.conditions();
     for modified in [0, 784_111_777, i64::MAX / 2] {
         let file = Validators {
             etag: "\"5d-2e-6b\"",

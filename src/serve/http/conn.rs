@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::conditional::{self, Conditions, Outcome, Validators};
+use super::conditional::{self, Outcome, Validators};
 use super::range::{self, RangeReply};
 use super::request::{self, HeadError, Request};
 use super::response::{self, Head};
@@ -204,19 +204,12 @@ fn send(
     let size = opened.size;
     let etag = format!("\"{:x}-{:x}-{:x}\"", opened.id.1, size, opened.mtime);
     let modified = crate::clock::http_date(opened.mtime);
-    let conditions = Conditions {
-        if_match: req.if_match.as_deref(),
-        if_none_match: req.if_none_match.as_deref(),
-        if_modified_since: req.if_modified_since.as_deref(),
-        if_unmodified_since: req.if_unmodified_since.as_deref(),
-        if_range: req.if_range.as_deref(),
-    };
     let validators = Validators {
         etag: &etag,
         modified: opened.mtime,
     };
     let now = crate::clock::now_ms() / 1000;
-    let range_header = match conditional::evaluate(&conditions, &validators, now) {
+    let range_header = match conditional::evaluate(&req.conditions(), &validators, now) {
         Outcome::Send { use_range } => req.range.as_deref().filter(|_| use_range),
         Outcome::NotModified => {
             // No body and no Content-Length (RFC 9110 15.4.5): the validators only.

@@ -6,6 +6,8 @@ use std::io::{self, Read};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use super::conditional::Conditions;
+
 /// Largest request head accepted (request line + headers).
 pub const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
@@ -30,6 +32,17 @@ pub struct Request {
 }
 
 impl Request {
+    /// The precondition fields, for [`super::conditional::evaluate`].
+    pub fn conditions(&self) -> Conditions<'_> {
+        Conditions {
+            if_match: self.if_match.as_deref(),
+            if_none_match: self.if_none_match.as_deref(),
+            if_modified_since: self.if_modified_since.as_deref(),
+            if_unmodified_since: self.if_unmodified_since.as_deref(),
+            if_range: self.if_range.as_deref(),
+        }
+    }
+
     /// Whether the client wants the connection kept open after this response.
     pub fn keep_alive(&self) -> bool {
         let tokens = self
