@@ -1,8 +1,9 @@
 //! Brings a lab up and down: the namespace, dnsmasq (and ISC dhcpd or Kea when
 //! one of them is the DHCP server), the boot server (pxebuild serve, or nginx
-//! with dnsmasq's or tftpd-hpa's TFTP as the peer set) and one QEMU per VM. Every process is started in a process group of its own (so a
-//! terminal's Ctrl-C reaches only pxebuild, which then tears down in order),
-//! recorded in `lab.json` before anything else happens, and stopped by PID.
+//! with dnsmasq's or tftpd-hpa's TFTP as the peer set) and one QEMU per VM.
+//! Every process is started in a process group of its own (so a terminal's
+//! Ctrl-C reaches only pxebuild, which then tears down in order), recorded in
+//! `lab.json` before anything else happens, and stopped by PID.
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::SocketAddr;
