@@ -37,6 +37,16 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Whether the loader runs and nothing later has happened yet: the stage
+    /// in which a stalled download leaves the console silent.
+    pub fn in_loader(&self) -> bool {
+        self.reached.contains_key(&Milestone::Loader)
+            && !self.reached.contains_key(&Milestone::Kernel)
+            && self.marker.is_none()
+            && self.failure.is_none()
+            && !self.local_boot
+    }
+
     /// Records one event seen `secs` after the VM started.
     pub fn apply(&mut self, event: Event, secs: f64) {
         match event {
@@ -163,6 +173,20 @@ mod tests {
             p.verdict(&Role::Node, None),
             Some(Verdict::Fail("fetch stage failed".into()))
         );
+    }
+
+    #[test]
+    fn the_loader_stage_lasts_until_the_kernel_or_an_end() {
+        let mut p = Progress::default();
+        assert!(!p.in_loader(), "firmware still");
+        p.apply(Event::Reached(Milestone::Dhcp), 1.0);
+        p.apply(Event::Reached(Milestone::Loader), 2.0);
+        assert!(p.in_loader());
+        let mut handed_back = p.clone();
+        handed_back.apply(Event::LocalBoot, 3.0);
+        assert!(!handed_back.in_loader(), "a local boot is an end");
+        p.apply(Event::Reached(Milestone::Kernel), 5.0);
+        assert!(!p.in_loader());
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct LineReader {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
+    /// When the file last grew (or the reader was made).
+    grew: Instant,
 }
 
 impl LineReader {
@@ -30,6 +32,7 @@ impl LineReader {
             path,
             offset,
             partial: Vec::new(),
+            grew: Instant::now(),
         }
     }
 
@@ -38,7 +41,18 @@ impl LineReader {
             path,
             offset: 0,
             partial: Vec::new(),
+            grew: Instant::now(),
         }
+    }
+
+    /// How long the file has not grown.
+    pub fn quiet_for(&self) -> Duration {
+        self.grew.elapsed()
+    }
+
+    /// The unfinished last line (a loader's `Loading …` waits there).
+    pub fn pending(&self) -> String {
+        console::clean(&String::from_utf8_lossy(&self.partial))
     }
 
     /// New complete lines, cleaned of terminal escapes.
@@ -54,6 +68,9 @@ impl LineReader {
             return vec![];
         };
         self.offset += n as u64;
+        if n > 0 {
+            self.grew = Instant::now();
+        }
         self.partial.extend_from_slice(&buf);
         let Some(last) = self.partial.iter().rposition(|&b| b == b'\n') else {
             return vec![];
@@ -83,6 +100,14 @@ pub struct Watched {
 /// initrd transfer stalled until the server timed out); a real machine
 /// reboots and tries again, and so does the lab, saying so in the report.
 const LOADER_RETRIES: usize = 1;
+
+/// How long a loader may print nothing before the lab counts it as given up.
+/// The same TCP stall sometimes leaves lpxelinux waiting forever instead of
+/// failing; a quarter of the VM's timeout (at least 90 s) is far more than any
+/// download of the stand-in takes, and scales with `--timeout` for real images.
+fn loader_stall_limit(timeout: Duration) -> Duration {
+    (timeout / 4).max(Duration::from_secs(90))
+}
 
 /// Boots every VM of the lab and returns each one's progress and verdict.
 pub fn run(
@@ -204,6 +229,17 @@ fn follow_vm(lab: &mut Lab, w: &mut Watched, timeout: Duration) -> bool {
     if w.verdict.is_none() {
         if let Some(line) = w.progress.loader_gave_up.clone() {
             return retry_or_fail(lab, w, line);
+        }
+        if let Some(serial) = w.serial.as_ref().filter(|_| w.progress.in_loader()) {
+            let quiet = serial.quiet_for();
+            if quiet > loader_stall_limit(timeout) {
+                let line = format!(
+                    "no console output for {} s after: {}",
+                    quiet.as_secs(),
+                    serial.pending()
+                );
+                return retry_or_fail(lab, w, line);
+            }
         }
     }
     if w.verdict.is_none() && lab.vm_exited(&vm.name) {
@@ -370,5 +406,34 @@ mod tests {
         assert_eq!(reader.lines(), ["two", "three"]);
         assert!(reader.lines().is_empty());
         assert!(LineReader::at_end(path).lines().is_empty());
+    }
+
+    #[test]
+    fn a_silent_loader_is_seen_with_its_unfinished_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serial.log");
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(b"PXELINUX 6.04\r\nLoading http://s/vmlinuz...")
+            .unwrap();
+        let mut reader = LineReader::at_start(path);
+        reader.grew -= Duration::from_secs(5);
+        assert_eq!(reader.lines(), ["PXELINUX 6.04"]);
+        assert!(reader.quiet_for() < Duration::from_secs(5), "it grew");
+        assert_eq!(reader.pending(), "Loading http://s/vmlinuz...");
+        reader.grew -= Duration::from_secs(5);
+        assert!(reader.lines().is_empty());
+        assert!(reader.quiet_for() >= Duration::from_secs(5), "nothing new");
+    }
+
+    #[test]
+    fn the_stall_limit_scales_with_the_timeout() {
+        assert_eq!(
+            loader_stall_limit(Duration::from_secs(180)),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            loader_stall_limit(Duration::from_secs(3600)),
+            Duration::from_secs(900)
+        );
     }
 }
