@@ -278,6 +278,14 @@ mod tests {
             .read_line(&mut line)
             .unwrap();
         let forked: u32 = line.trim().parse().unwrap();
+        // `$!` is printed as soon as the shell forked, maybe before the child
+        // has become `sleep` (its command line still reads as the script's,
+        // and is empty for a moment during the exec): wait for the exec.
+        let comm = || std::fs::read_to_string(format!("/proc/{forked}/comm")).unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !(comm().trim() == "sleep" && runs(forked, "sleep")) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(runs(forked, "sleep"));
         stop(leader.id(), "sh", Duration::from_millis(300));
         assert!(leader.wait().unwrap().code().is_none(), "ended by a signal");
