@@ -52,9 +52,6 @@ impl DhcpKind {
     }
 }
 
-/// Every DHCP log a lab may have written, for `lab status`.
-pub const LOG_FILES: [&str; 3] = ["dnsmasq.log", "dhcpd.log", "kea.log"];
-
 /// ISC dhcpd: the snippet included at the top level, as its header says, and
 /// the lab subnet with a dynamic range for VMs without a reservation.
 pub fn isc_config(plan: &LabPlan) -> String {
@@ -70,7 +67,7 @@ pub fn isc_config(plan: &LabPlan) -> String {
          ping-check false;\n\
          include \"{snippet}\";\n\
          subnet {network} netmask {mask} {{\n  range {start} {end};\n}}\n",
-        snippet = plan.dhcp_snippet.display(),
+        snippet = plan.dhcp_snippet().display(),
         mask = plan.netmask(),
     )
 }
@@ -81,11 +78,11 @@ pub fn isc_config(plan: &LabPlan) -> String {
 /// log file.
 pub fn kea_config(plan: &LabPlan, snippet: &str, log: &Path) -> Result<String> {
     let mut config: Value = serde_json::from_str(snippet)
-        .with_context(|| format!("{} is not JSON", plan.dhcp_snippet.display()))?;
+        .with_context(|| format!("{} is not JSON", plan.dhcp_snippet().display()))?;
     let dhcp4 = config
         .get_mut("Dhcp4")
         .and_then(Value::as_object_mut)
-        .with_context(|| format!("{} has no Dhcp4 object", plan.dhcp_snippet.display()))?;
+        .with_context(|| format!("{} has no Dhcp4 object", plan.dhcp_snippet().display()))?;
     // The bridge has no carrier until the first VM's tap opens, and Kea will
     // not open a socket on an interface that is not running: it retries.
     dhcp4.insert(
@@ -115,7 +112,7 @@ pub fn kea_config(plan: &LabPlan, snippet: &str, log: &Path) -> Result<String> {
         .get_mut("subnet4")
         .and_then(|s| s.get_mut(0))
         .and_then(Value::as_object_mut)
-        .with_context(|| format!("{} has no subnet4 entry", plan.dhcp_snippet.display()))?;
+        .with_context(|| format!("{} has no subnet4 entry", plan.dhcp_snippet().display()))?;
     subnet.insert(
         "pools".into(),
         json!([{ "pool": format!("{start} - {end}") }]),

@@ -51,7 +51,7 @@ pub fn config(plan: &LabPlan, log: &Path, tftp_root: Option<&Path>, dhcp4: bool)
         line(format!("tftp-root={}", root.display()));
     }
     if dhcp4 {
-        line(format!("conf-file={}", plan.dhcp_snippet.display()));
+        line(format!("conf-file={}", plan.dhcp_snippet().display()));
     }
     c
 }

@@ -35,6 +35,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::error::BadInput;
@@ -147,7 +148,7 @@ pub fn run(
     options: LabOptions,
     stop: &AtomicBool,
 ) -> Result<Report> {
-    tools::check(&plan, options.server, plan.dhcp)?;
+    tools::check(&plan, options.server)?;
     clean_leftovers(&state_dir)?;
     let (parallel, timeout) = (options.parallel, options.timeout);
     let mut lab = Lab::start(plan, state_dir, options)?;
@@ -202,7 +203,7 @@ fn report(lab: &Lab, watched: &[watch::Watched]) -> Report {
 
 /// Starts the lab and every VM, then leaves them running for `status`/`down`.
 pub fn up(plan: LabPlan, state_dir: StateDir, options: LabOptions) -> Result<String> {
-    tools::check(&plan, options.server, plan.dhcp)?;
+    tools::check(&plan, options.server)?;
     clean_leftovers(&state_dir)?;
     let mut lab = Lab::start(plan, state_dir, options)?;
     for index in 0..lab.plan.vms.len() {
@@ -289,7 +290,11 @@ pub fn status(state_dir: &StateDir) -> Result<String> {
     }
     let read = |name: &str| std::fs::read_to_string(state_dir.file(name)).unwrap_or_default();
     let logs = Logs {
-        dhcp: dhcp::LOG_FILES.map(read).concat(),
+        // Only the DHCP server of the last run has a log (older ones are cleared).
+        dhcp: DhcpKind::value_variants()
+            .iter()
+            .map(|kind| read(kind.log_file()))
+            .collect(),
         server: read("server.log"),
     };
     let rows: Vec<table::Row> = record

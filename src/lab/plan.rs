@@ -193,9 +193,8 @@ pub struct LabPlan {
     pub http_port: u16,
     pub tftp_port: u16,
     pub vms: Vec<LabVm>,
-    /// The DHCP server and the snippet the build emitted for it.
+    /// The DHCP server, run with the snippet the build emitted for it.
     pub dhcp: DhcpKind,
-    pub dhcp_snippet: PathBuf,
 }
 
 #[cfg(test)]
@@ -210,7 +209,6 @@ impl LabPlan {
             tftp_port: 69,
             vms: vec![],
             dhcp: DhcpKind::Dnsmasq,
-            dhcp_snippet: PathBuf::from("/d/http/dhcp/dnsmasq.conf"),
         }
     }
 }
@@ -227,10 +225,7 @@ impl LabPlan {
         let dist = &dist
             .canonicalize()
             .with_context(|| format!("resolving {}", dist.display()))?;
-        let dhcp_snippet = dist
-            .join(layout::HTTP)
-            .join("dhcp")
-            .join(options.dhcp.snippet());
+        let dhcp_snippet = snippet_path(dist, options.dhcp);
         if !dhcp_snippet.is_file() {
             bail!(BadInput::new(format!(
                 "{} is missing: the lab needs the DHCP snippet the build emits",
@@ -255,7 +250,6 @@ impl LabPlan {
             tftp_port: site.tftp_port,
             vms,
             dhcp: options.dhcp,
-            dhcp_snippet,
         })
     }
 
@@ -268,10 +262,19 @@ impl LabPlan {
         Ipv4Addr::from(u32::MAX << (32 - u32::from(self.prefix)))
     }
 
+    /// The DHCP snippet the build emitted for the lab's DHCP server.
+    pub fn dhcp_snippet(&self) -> PathBuf {
+        snippet_path(&self.dist, self.dhcp)
+    }
+
     /// The subnet's network address.
     pub fn network(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.server) & u32::from(self.netmask()))
     }
+}
+
+fn snippet_path(dist: &Path, dhcp: DhcpKind) -> PathBuf {
+    dist.join(layout::HTTP).join("dhcp").join(dhcp.snippet())
 }
 
 /// One VM per manifest node (or per selected node), with the site's firmware and disk.

@@ -133,8 +133,9 @@ impl Lab {
 
     /// Kea's DHCPv4 server, its configuration built around the snippet.
     fn start_kea(&mut self) -> Result<()> {
-        let snippet = std::fs::read_to_string(&self.plan.dhcp_snippet)
-            .with_context(|| format!("reading {}", self.plan.dhcp_snippet.display()))?;
+        let path = self.plan.dhcp_snippet();
+        let snippet = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let log = self.state_dir.file(DhcpKind::Kea.log_file());
         let _ = std::fs::remove_file(&log);
         let conf = self.state_dir.file("kea-dhcp4.conf");

@@ -26,7 +26,7 @@ fn found(what: &str) -> bool {
 }
 
 /// What this plan needs on the host.
-fn needs(plan: &LabPlan, server: ServerKind, dhcp: DhcpKind) -> Vec<Need> {
+fn needs(plan: &LabPlan, server: ServerKind) -> Vec<Need> {
     let mut needs = vec![
         Need {
             what: "ip",
@@ -73,7 +73,7 @@ fn needs(plan: &LabPlan, server: ServerKind, dhcp: DhcpKind) -> Vec<Need> {
             package: "tftpd-hpa",
         });
     }
-    match dhcp {
+    match plan.dhcp {
         DhcpKind::Dnsmasq => {}
         DhcpKind::Isc => needs.push(Need {
             what: "dhcpd",
@@ -88,7 +88,7 @@ fn needs(plan: &LabPlan, server: ServerKind, dhcp: DhcpKind) -> Vec<Need> {
 }
 
 /// Fails with a clear message naming everything missing and how to install it.
-pub fn check(plan: &LabPlan, server: ServerKind, dhcp: DhcpKind) -> Result<()> {
+pub fn check(plan: &LabPlan, server: ServerKind) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err(BadInput::new(
@@ -96,7 +96,7 @@ pub fn check(plan: &LabPlan, server: ServerKind, dhcp: DhcpKind) -> Result<()> {
              bridge and taps: run it with sudo",
         ));
     }
-    let needs = needs(plan, server, dhcp);
+    let needs = needs(plan, server);
     let missing: Vec<&Need> = needs.iter().filter(|n| !found(n.what)).collect();
     if missing.is_empty() {
         return Ok(());
@@ -120,10 +120,11 @@ mod tests {
     }
 
     fn packages_with(server: ServerKind, dhcp: DhcpKind) -> Vec<&'static str> {
-        needs(&LabPlan::sample(), server, dhcp)
-            .iter()
-            .map(|n| n.package)
-            .collect()
+        let plan = LabPlan {
+            dhcp,
+            ..LabPlan::sample()
+        };
+        needs(&plan, server).iter().map(|n| n.package).collect()
     }
 
     #[test]
