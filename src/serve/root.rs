@@ -122,8 +122,11 @@ pub fn normalize(request: &str) -> Result<String, Refusal> {
             _ => parts.push(part),
         }
     }
-    if parts.is_empty() {
-        return Err(Refusal::Invalid("empty-name"));
+    // A name that ends in `/` or `/.` (or is empty: the root) names a
+    // directory, as it does for open(2), even when a file has that name
+    // without the slash; directories are never served.
+    if parts.is_empty() || matches!(request.rsplit('/').next(), Some("" | ".")) {
+        return Err(Refusal::NotAFile);
     }
     Ok(parts.join("/"))
 }
@@ -186,7 +189,11 @@ mod tests {
         assert_eq!(normalize("a\\..\\b"), Err(Refusal::Invalid("backslash")));
         assert_eq!(normalize("a\0b"), Err(Refusal::Invalid("nul-byte")));
         assert_eq!(normalize("%2e%2e/x"), Err(Refusal::Invalid("encoded-name")));
-        assert_eq!(normalize("./"), Err(Refusal::Invalid("empty-name")));
+        assert_eq!(normalize("./"), Err(Refusal::NotAFile));
+        assert_eq!(normalize(""), Err(Refusal::NotAFile));
+        assert_eq!(normalize("dhcp/dnsmasq.conf/"), Err(Refusal::NotAFile));
+        assert_eq!(normalize("dhcp/dnsmasq.conf/."), Err(Refusal::NotAFile));
+        assert_eq!(normalize("./dhcp/x").unwrap(), "dhcp/x");
         assert_eq!(normalize("a\nb"), Err(Refusal::Invalid("control-char")));
     }
 

@@ -220,7 +220,8 @@ fn serve_tftp_malformed_datagrams_and_traversal() {
         ("escape", 2),
         ("a\\..\\f", 2),
         ("missing", 1),
-        (".", 2),
+        (".", 1),
+        ("f/", 1),
     ] {
         sock.send_to(&rrq(name, &[]), to).unwrap();
         let (reply, _) = recv(&sock);
@@ -390,4 +391,112 @@ fn serve_tftp_dist_swap_keeps_open_transfers() {
         .unwrap();
     let (data, _) = recv(&sock);
     assert!(data[4..] == new[..512], "a new request sees the new tree");
+}
+
+#[test]
+fn serve_tftp_tolerates_padding_and_options_without_values() {
+    let server = Dist::new().file("tftp/f", b"abc").serve(&[]);
+    let sock = raw_client("127.0.0.1:0");
+    // NUL padding after the mode, and a last option cut short: the request
+    // stands, the broken option is ignored (RFC 2347: no OACK for it).
+    for request in [
+        &b"\x00\x01f\x00octet\x00\x00\x00"[..],
+        b"\x00\x01f\x00octet\x00blksize\x00",
+        b"\x00\x01f\x00octet\x00tsize\x00\x00blksize",
+    ] {
+        sock.send_to(request, ("127.0.0.1", server.tftp)).unwrap();
+        let (data, tid) = recv(&sock);
+        assert_eq!(data, b"\x00\x03\x00\x01abc", "{request:?}");
+        sock.send_to(&ack(1), tid).unwrap();
+    }
+    server.wait_log(&["path=tftp/f", "result=ok"]);
+}
+
+#[test]
+fn serve_tftp_repeated_request_is_logged_as_a_duplicate_not_a_failure() {
+    let server = Dist::new().file("tftp/f", b"abc").serve(&[]);
+    let sock = raw_client("127.0.0.1:0");
+    let request = rrq("f", &[("timeout", "1")]);
+    // A ROM that resends its request before taking the first answer.
+    sock.send_to(&request, ("127.0.0.1", server.tftp)).unwrap();
+    sock.send_to(&request, ("127.0.0.1", server.tftp)).unwrap();
+    let (first, tid) = recv(&sock);
+    assert_eq!(first, b"\x00\x06timeout\x001\x00");
+    let (second, other) = recv(&sock);
+    assert_eq!(second, first);
+    assert_ne!(tid, other, "each request has its own transfer");
+    // The client takes the first answer only.
+    sock.send_to(&ack(0), tid).unwrap();
+    let (data, _) = loop {
+        let (packet, from) = recv(&sock);
+        if from == tid {
+            break (packet, from);
+        }
+    };
+    assert_eq!(data, b"\x00\x03\x00\x01abc");
+    sock.send_to(&ack(1), tid).unwrap();
+    server.wait_log(&["path=tftp/f", "result=ok"]);
+    // The other one never heard back; it ends without claiming a failure.
+    let line = server.wait_log(&["path=tftp/f", "result=duplicate"]);
+    assert!(line.contains("bytes=0"), "{line}");
+    assert!(
+        !server.stderr().contains("result=timeout"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn serve_tftp_file_shrinking_mid_transfer_ends_with_an_error_packet() {
+    let dist = Dist::new().file("tftp/f", &pattern(512 * 8, 30));
+    let server = dist.serve(&[]);
+    let sock = raw_client("127.0.0.1:0");
+    sock.send_to(&rrq("f", &[]), ("127.0.0.1", server.tftp))
+        .unwrap();
+    let (first, tid) = recv(&sock);
+    assert_eq!(&first[..4], b"\x00\x03\x00\x01");
+    // Truncated in place (not replaced by rename, which a transfer survives).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dist.path("tftp/f"))
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    // Blocks already read ahead may still come; then an ERROR, not silence.
+    let mut block = 1u16;
+    let error = loop {
+        sock.send_to(&ack(block), tid).unwrap();
+        let (packet, _) = recv(&sock);
+        if packet[..2] == [0, 5] {
+            break packet;
+        }
+        block = u16::from_be_bytes([packet[2], packet[3]]);
+        assert!(block < 8, "the transfer went on past the truncation");
+    };
+    assert_eq!(error_code(&error), 0);
+    assert!(
+        text_of(&error).contains("file changed"),
+        "{}",
+        text_of(&error)
+    );
+    server.wait_log(&["path=tftp/f", "result=error:unexpected%20end%20of%20file"]);
+}
+
+fn text_of(packet: &[u8]) -> String {
+    String::from_utf8_lossy(&packet[4..]).into_owned()
+}
+
+#[test]
+fn serve_tftp_caps_the_bytes_in_a_window() {
+    let server = Dist::new().file("tftp/f", &pattern(1 << 20, 31)).serve(&[]);
+    let sock = raw_client("127.0.0.1:0");
+    // On loopback (MTU 65536) the largest blocks fit; 64 of them would make a
+    // window of 4 MiB, held twice per transfer. The server answers a smaller one.
+    let options = [("windowsize", "64"), ("blksize", "65464")];
+    sock.send_to(&rrq("f", &options), ("127.0.0.1", server.tftp))
+        .unwrap();
+    let (oack, tid) = recv(&sock);
+    assert_eq!(oack, b"\x00\x06windowsize\x002\x00blksize\x0065464\x00");
+    sock.send_to(b"\x00\x05\x00\x08done\x00", tid).unwrap();
+    server.wait_log(&["path=tftp/f", "result=aborted:8"]);
 }

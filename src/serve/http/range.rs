@@ -15,7 +15,7 @@ pub enum RangeReply {
 }
 
 pub fn evaluate(header: Option<&str>, size: u64) -> RangeReply {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+    let Some(spec) = header.and_then(byte_ranges) else {
         return RangeReply::Full;
     };
     if spec.contains(',') {
@@ -38,18 +38,29 @@ pub fn evaluate(header: Option<&str>, size: u64) -> RangeReply {
             // Past the end, or too many digits for u64 (past any end).
             _ => RangeReply::Unsatisfiable,
         },
-        (true, true) => match (first.parse::<u64>(), last.parse::<u64>()) {
-            (Ok(start), Ok(end)) if start > end => RangeReply::Full,
-            (Ok(start), Ok(end)) if start < size => RangeReply::Partial {
-                start,
-                end: end.min(size - 1),
-            },
-            (Ok(_), Ok(_)) => RangeReply::Unsatisfiable,
-            // Too many digits for u64: treat as a start past any end.
-            _ => RangeReply::Unsatisfiable,
-        },
+        (true, true) => {
+            // A last position with too many digits for u64 is past any end:
+            // clamped to the file like any other (RFC 9110 14.1.2).
+            let end = last.parse::<u64>().unwrap_or(u64::MAX);
+            match first.parse::<u64>() {
+                Ok(start) if start > end => RangeReply::Full,
+                Ok(start) if start < size => RangeReply::Partial {
+                    start,
+                    end: end.min(size - 1),
+                },
+                // Past the end, or too many digits for u64 (past any end).
+                _ => RangeReply::Unsatisfiable,
+            }
+        }
         _ => RangeReply::Full,
     }
+}
+
+/// The range set of a `bytes=…` header; the unit name is case-insensitive
+/// (RFC 9110 14.1). `None` for other units.
+fn byte_ranges(header: &str) -> Option<&str> {
+    let (unit, spec) = header.trim().split_once('=')?;
+    unit.trim().eq_ignore_ascii_case("bytes").then_some(spec)
 }
 
 /// `bytes=-N`: the last N bytes.
@@ -104,6 +115,27 @@ mod tests {
         assert_eq!(evaluate(Some("bytes=5-2"), 10), Full);
         assert_eq!(evaluate(Some("items=0-1"), 10), Full);
         assert_eq!(evaluate(Some("bytes=a-b"), 10), Full);
+    }
+
+    #[test]
+    fn unit_names_are_case_insensitive_and_last_positions_clamp() {
+        assert_eq!(
+            evaluate(Some("BYTES=0-4"), 10),
+            Partial { start: 0, end: 4 }
+        );
+        assert_eq!(
+            evaluate(Some("Bytes = 2-3"), 10),
+            Partial { start: 2, end: 3 }
+        );
+        // A last position past u64 is past the end: clamped, not refused.
+        assert_eq!(
+            evaluate(Some("bytes=0-99999999999999999999"), 1000),
+            Partial { start: 0, end: 999 }
+        );
+        assert_eq!(
+            evaluate(Some("bytes=99999999999999999999-99999999999999999999"), 10),
+            Unsatisfiable
+        );
     }
 
     #[test]

@@ -123,9 +123,11 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, u16> {
         minor: req.version.unwrap_or(1),
         ..Request::default()
     };
+    let mut hosts = 0;
     for header in req.headers.iter() {
         let value = || String::from_utf8_lossy(header.value).trim().to_string();
         match header.name.to_ascii_lowercase().as_str() {
+            "host" => hosts += 1,
             "range" => out.range = Some(value()),
             "if-range" => out.if_range = Some(value()),
             // Lists may be split over several fields (RFC 9110 5.3).
@@ -135,12 +137,40 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, u16> {
             "if-unmodified-since" => out.if_unmodified_since = Some(value()),
             "connection" => out.connection = Some(value()),
             "cookie" => out.cookie = Some(value()),
-            "content-length" => out.content_length = Some(value().parse().map_err(|_| 400u16)?),
+            "content-length" => {
+                out.content_length = Some(content_length(out.content_length, &value())?)
+            }
             "transfer-encoding" => out.chunked = true,
             _ => {}
         }
     }
+    // RFC 9112 3.2: an HTTP/1.1 request without Host, or any request with
+    // more than one, gets 400. (Boot loaders send it: Syslinux with HTTP/1.0,
+    // iPXE and Ignition with HTTP/1.1.)
+    if hosts > 1 || (out.minor >= 1 && hosts == 0) {
+        return Err(400);
+    }
     Ok(Some((out, used)))
+}
+
+/// The body length from a Content-Length field, given what earlier fields
+/// said. RFC 9112 6.3: a list of equal values (`5, 5`, or the field repeated)
+/// is one length; different values make the framing unknowable, which a proxy
+/// in front of the server could read differently (request smuggling): 400.
+fn content_length(earlier: Option<u64>, field: &str) -> Result<u64, u16> {
+    let mut length = earlier;
+    for item in field.split(',') {
+        let item = item.trim();
+        if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(400);
+        }
+        let value: u64 = item.parse().map_err(|_| 400u16)?;
+        if length.is_some_and(|known| known != value) {
+            return Err(400);
+        }
+        length = Some(value);
+    }
+    length.ok_or(400)
 }
 
 fn append(list: &mut Option<String>, more: String) {
@@ -224,8 +254,8 @@ mod tests {
     #[test]
     fn keep_alive_rules() {
         let parsed = |h: &[u8]| parse(h).unwrap().unwrap().0;
-        assert!(parsed(b"GET / HTTP/1.1\r\n\r\n").keep_alive());
-        assert!(!parsed(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive());
+        assert!(parsed(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").keep_alive());
+        assert!(!parsed(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").keep_alive());
         assert!(!parsed(b"GET / HTTP/1.0\r\n\r\n").keep_alive());
         assert!(parsed(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
     }
@@ -234,10 +264,52 @@ mod tests {
     fn incomplete_and_bad_heads() {
         assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: x\r\n"), Ok(None));
         assert_eq!(
-            parse(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+            parse(b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n"),
             Err(400)
         );
         assert_eq!(parse(b"\x01\x02 / HTTP/1.1\r\n\r\n"), Err(400));
+    }
+
+    #[test]
+    fn host_is_required_once_in_http_1_1() {
+        assert_eq!(parse(b"GET / HTTP/1.1\r\n\r\n"), Err(400));
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"),
+            Err(400)
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n"),
+            Err(400)
+        );
+        // HTTP/1.0 may leave it out (Syslinux sends it anyway).
+        assert!(parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
+        // An empty Host is allowed (RFC 9112 3.2: no authority in the target).
+        assert!(parse(b"GET / HTTP/1.1\r\nHost:\r\n\r\n").unwrap().is_some());
+    }
+
+    #[test]
+    fn content_length_must_be_one_number() {
+        let length = |head: &[u8]| parse(head).map(|r| r.unwrap().0.content_length);
+        assert_eq!(
+            length(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n"),
+            Ok(Some(5))
+        );
+        // The same value repeated, in one field or several, is one length.
+        assert_eq!(
+            length(
+                b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n"
+            ),
+            Ok(Some(5))
+        );
+        for bad in [
+            &b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 6\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: \r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        ] {
+            assert_eq!(length(bad), Err(400), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
@@ -274,7 +346,7 @@ mod tests {
 
     #[test]
     fn precondition_fields() {
-        let head = b"GET / HTTP/1.1\r\nIf-None-Match: \"a\"\r\nIf-None-Match: W/\"b\"\r\nIf-Match: *\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\nIf-Unmodified-Since: x\r\n\r\n";
+        let head = b"GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"a\"\r\nIf-None-Match: W/\"b\"\r\nIf-Match: *\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\nIf-Unmodified-Since: x\r\n\r\n";
         let req = parse(head).unwrap().unwrap().0;
         assert_eq!(req.if_none_match.as_deref(), Some("\"a\", W/\"b\""));
         assert_eq!(req.if_match.as_deref(), Some("*"));

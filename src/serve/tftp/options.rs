@@ -7,6 +7,11 @@ use std::time::Duration;
 pub const BLKSIZE_MAX: u16 = 65464;
 /// Block size when the client negotiates none (RFC 1350).
 pub const BLKSIZE_DEFAULT: u16 = 512;
+/// Most file bytes one window may carry. A transfer holds two windows in memory
+/// (the one in flight and the next, read ahead), so this bounds a session's
+/// buffers at 256 KiB whatever the client asks: 64 blocks of 65464 bytes would
+/// be 8 MiB. Windows of 1468-byte blocks reach the window size limit first.
+pub const WINDOW_BYTES_MAX: u64 = 128 * 1024;
 
 /// What the server is willing to agree to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +74,17 @@ pub fn negotiate(options: &[(String, String)], limits: &Limits, file_size: u64) 
             _ => continue,
         };
         out.oack.push((name.clone(), agreed));
+    }
+    // Options may come in any order, so the window is fitted to the block size
+    // once both are known (RFC 7440 lets the server answer a smaller window).
+    let fits = (WINDOW_BYTES_MAX / u64::from(out.blksize)).clamp(1, u64::from(u16::MAX)) as u16;
+    if out.windowsize > fits {
+        out.windowsize = fits;
+        for (name, value) in &mut out.oack {
+            if name == "windowsize" {
+                *value = fits.to_string();
+            }
+        }
     }
     out
 }
@@ -137,6 +153,43 @@ mod tests {
         assert_eq!(n.windowsize, 1);
         assert_eq!(n.timeout, Duration::from_secs(2));
         assert!(n.oack.is_empty(), "{:?}", n.oack);
+    }
+
+    #[test]
+    fn window_bytes_are_capped_whatever_the_option_order() {
+        let mut big = limits();
+        big.blksize_max = BLKSIZE_MAX;
+        for order in [
+            [("windowsize", "64"), ("blksize", "65464")],
+            [("blksize", "65464"), ("windowsize", "64")],
+        ] {
+            let n = negotiate(&opts(&order), &big, 0);
+            assert_eq!((n.blksize, n.windowsize), (65464, 2), "{order:?}");
+            assert!(n
+                .oack
+                .contains(&("windowsize".to_string(), "2".to_string())));
+        }
+        // Full-size Ethernet blocks are limited by the window size limit alone.
+        let n = negotiate(
+            &opts(&[("blksize", "1468"), ("windowsize", "64")]),
+            &limits(),
+            0,
+        );
+        assert_eq!(n.windowsize, 64);
+        // Never below one block per window.
+        let mut one = big;
+        one.windowsize_max = 8;
+        let n = negotiate(&opts(&[("blksize", "65464"), ("windowsize", "1")]), &one, 0);
+        assert_eq!(n.windowsize, 1);
+        // Block size 8 and a huge configured limit: the bytes bound the window.
+        let mut many = limits();
+        many.windowsize_max = u16::MAX;
+        let n = negotiate(
+            &opts(&[("blksize", "8"), ("windowsize", "65535")]),
+            &many,
+            0,
+        );
+        assert_eq!(u64::from(n.windowsize) * 8, WINDOW_BYTES_MAX);
     }
 
     #[test]

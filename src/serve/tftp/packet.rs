@@ -136,12 +136,36 @@ fn parse_request(body: &[u8]) -> Result<Request, ParseError> {
         "mail" => Mode::Mail,
         _ => return Err(ParseError::BadMode),
     };
-    let options = parse_pairs(rest)?;
+    let options = request_options(rest);
     Ok(Request {
         filename: filename.to_string(),
         mode,
         options,
     })
+}
+
+/// A request's options, read leniently: RFC 2347 lets a server ignore options it
+/// cannot use, and firmware pads requests (trailing NULs) or cuts the last pair
+/// short. So empty names are padding, and a pair that is not UTF-8, has an empty
+/// or no value, or no final NUL is dropped; the file name and mode still decide
+/// the request.
+fn request_options(rest: &[u8]) -> Vec<(String, String)> {
+    let mut fields: Vec<&[u8]> = rest.split(|&b| b == 0).collect();
+    fields.pop(); // after the last NUL: empty, or a string the packet cut short
+    let mut fields = fields.into_iter();
+    let mut pairs = Vec::new();
+    while let Some(name) = fields.next() {
+        if name.is_empty() {
+            continue; // padding
+        }
+        let Some(value) = fields.next() else { break };
+        if let (Ok(name), Ok(value)) = (std::str::from_utf8(name), std::str::from_utf8(value)) {
+            if !value.is_empty() {
+                pairs.push((name.to_ascii_lowercase(), value.to_string()));
+            }
+        }
+    }
+    pairs
 }
 
 /// `name NUL value NUL` pairs up to the end of the packet; names lower-cased.
@@ -265,15 +289,49 @@ mod tests {
             Err(ParseError::EmptyFilename)
         );
         assert_eq!(
-            parse(b"\x00\x01f\x00octet\x00blksize\x00"),
-            Err(ParseError::OptionWithoutValue)
-        );
-        assert_eq!(
             parse(b"\x00\x01\xff\xfe\x00octet\x00"),
             Err(ParseError::NotUtf8)
         );
         assert_eq!(parse(b"\x00\x09"), Err(ParseError::UnknownOpcode(9)));
         assert_eq!(parse(b"\x00\x04\x01"), Err(ParseError::TooShort));
+    }
+
+    #[test]
+    fn request_options_tolerate_padding_and_broken_pairs() {
+        let options = |pkt: &[u8]| match parse(pkt) {
+            Ok(Packet::Rrq(req)) => req.options,
+            other => panic!("not an RRQ: {other:?}"),
+        };
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        // NUL padding after the mode and between options.
+        assert!(options(b"\x00\x01f\x00octet\x00\x00\x00").is_empty());
+        assert_eq!(
+            options(b"\x00\x01f\x00octet\x00\x00tsize\x000\x00\x00"),
+            vec![pair("tsize", "0")]
+        );
+        // A last option without a value, or without its final NUL, is dropped.
+        assert_eq!(
+            options(b"\x00\x01f\x00octet\x00tsize\x000\x00blksize\x00"),
+            vec![pair("tsize", "0")]
+        );
+        assert_eq!(
+            options(b"\x00\x01f\x00octet\x00tsize\x000\x00blksize\x001468"),
+            vec![pair("tsize", "0")]
+        );
+        // A value that is not UTF-8 or empty drops its pair only.
+        assert_eq!(
+            options(b"\x00\x01f\x00octet\x00tsize\x00\x00blksize\x001468\x00"),
+            vec![pair("blksize", "1468")]
+        );
+        assert_eq!(
+            options(b"\x00\x01f\x00octet\x00x-vendor\x00\xff\x00tsize\x000\x00"),
+            vec![pair("tsize", "0")]
+        );
+        // OACKs (which only clients read) stay strict.
+        assert_eq!(
+            parse(b"\x00\x06blksize\x00"),
+            Err(ParseError::OptionWithoutValue)
+        );
     }
 
     #[test]
@@ -339,7 +397,7 @@ mod tests {
         #[test]
         fn any_request_round_trips(
             name in "[a-zA-Z0-9._/-]{1,40}",
-            opts in proptest::collection::vec(("[a-z]{1,10}", "[0-9a-z]{0,8}"), 0..5),
+            opts in proptest::collection::vec(("[a-z]{1,10}", "[0-9a-z]{1,8}"), 0..5),
         ) {
             let req = Request { filename: name, mode: Mode::Octet, options: opts };
             let bytes = encode_request(OP_RRQ, &req);

@@ -2,10 +2,19 @@
 //! its own thread and socket, bound to the address the request arrived on, so one
 //! slow or vanished client never holds up another. Write requests and malformed
 //! datagrams get an ERROR packet; every request ends in one log line.
+//!
+//! A request repeated from the same client port while its first transfer runs
+//! (boot ROMs resend an RRQ whose answer is slow; OVMF asks again right after
+//! its tsize probe) starts a transfer of its own, as tftpd-hpa does: the server
+//! cannot know which answer the client took, and dropping or cancelling either
+//! one can strand the client. The client talks to one of them; the other, never
+//! answered, ends with `result=duplicate` instead of a timeout, so the node's
+//! log shows no failure that did not happen.
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,8 +30,18 @@ use crate::serve::{BusyGuard, Shared};
 /// How often the receive loop looks at the shutdown flag.
 const POLL: Duration = Duration::from_millis(200);
 
+/// Receive buffer asked for on the request port. A rack powering on sends its
+/// requests in a burst; the default (about 208 KiB, some 700 small requests
+/// counting the kernel's overhead) dropped two thirds of a burst of 1100.
+const REQUEST_BUFFER: usize = 4 << 20;
+
 pub fn bind(addr: SocketAddr) -> Result<UdpSocket> {
     let sock = UdpSocket::bind(addr)?;
+    // Root (before dropping privileges) may exceed net.core.rmem_max; others
+    // get what the limit allows, which is still no less than the default.
+    if rustix::net::sockopt::set_socket_recv_buffer_size_force(&sock, REQUEST_BUFFER).is_err() {
+        let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&sock, REQUEST_BUFFER);
+    }
     sock::enable_pktinfo(&sock)?;
     sock.set_read_timeout(Some(POLL))?;
     Ok(sock)
@@ -32,7 +51,7 @@ pub fn bind(addr: SocketAddr) -> Result<UdpSocket> {
 pub fn serve(listener: UdpSocket, shared: Arc<Shared>) {
     let listen_ip = listener.local_addr().map(|a| a.ip()).ok();
     let mut buf = vec![0u8; 65_536];
-    let sessions = Arc::new(AtomicUsize::new(0));
+    let sessions = Arc::new(Sessions::default());
     while !shared.shutdown.load(Ordering::SeqCst) {
         let got = match sock::recv_with_local(&listener, &mut buf) {
             Ok(got) => got,
@@ -59,37 +78,120 @@ pub fn serve(listener: UdpSocket, shared: Arc<Shared>) {
     }
 }
 
+/// Running sessions: how many, and per client endpoint the requests seen
+/// while any of its sessions runs.
+#[derive(Default)]
+struct Sessions {
+    count: AtomicUsize,
+    peers: Mutex<HashMap<SocketAddr, Endpoint>>,
+}
+
+#[derive(Default)]
+struct Endpoint {
+    live: usize,
+    requests: u64,
+}
+
+impl Sessions {
+    fn peers(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Endpoint>> {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a datagram from `peer` that starts a session; returns the
+    /// number of requests (RRQ, WRQ) from that endpoint so far, and whether
+    /// another of its sessions was already running.
+    fn arrive(&self, peer: SocketAddr, request: bool) -> (u64, bool) {
+        let mut peers = self.peers();
+        let endpoint = peers.entry(peer).or_default();
+        let overlapped = endpoint.live > 0;
+        endpoint.live += 1;
+        endpoint.requests += u64::from(request);
+        (endpoint.requests, overlapped)
+    }
+
+    /// Whether `peer` sent another request after request number `nth`.
+    fn asked_again(&self, peer: SocketAddr, nth: u64) -> bool {
+        self.peers().get(&peer).is_some_and(|e| e.requests > nth)
+    }
+
+    fn leave(&self, peer: SocketAddr) {
+        let mut peers = self.peers();
+        if let Some(endpoint) = peers.get_mut(&peer) {
+            endpoint.live -= 1;
+            if endpoint.live == 0 {
+                peers.remove(&peer);
+            }
+        }
+    }
+}
+
+/// A running session's place in [`Sessions`], given back when it ends.
+struct Running<'a> {
+    sessions: &'a Sessions,
+    peer: SocketAddr,
+    nth: u64,
+    /// Another session from the same endpoint was running when this began.
+    overlapped: bool,
+}
+
+impl Running<'_> {
+    /// Whether the client sent this request again, or this is the repeat:
+    /// either way one of the two transfers is the one it does not take.
+    fn repeated(&self) -> bool {
+        self.overlapped || self.sessions.asked_again(self.peer, self.nth)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.sessions.count.fetch_sub(1, Ordering::SeqCst);
+        self.sessions.leave(self.peer);
+    }
+}
+
 fn start_session(
     listener: &UdpSocket,
     shared: &Arc<Shared>,
-    sessions: &Arc<AtomicUsize>,
+    sessions: &Arc<Sessions>,
     datagram: Vec<u8>,
     peer: SocketAddr,
     local: IpAddr,
 ) {
-    if sessions.load(Ordering::SeqCst) >= shared.config.max_tftp_sessions {
+    if sessions.count.load(Ordering::SeqCst) >= shared.config.max_tftp_sessions {
         let reply = packet::encode_error(ErrorCode::NotDefined, "server busy, try again");
         let _ = listener.send_to(&reply, peer);
         return;
     }
-    sessions.fetch_add(1, Ordering::SeqCst);
-    let (shared, counter) = (shared.clone(), sessions.clone());
+    sessions.count.fetch_add(1, Ordering::SeqCst);
+    let (nth, overlapped) = sessions.arrive(peer, is_request(&datagram));
+    let (shared, sessions_in_thread) = (shared.clone(), sessions.clone());
     let spawned = thread::Builder::new()
         .name("tftp-session".into())
         .stack_size(256 * 1024)
         .spawn(move || {
             let _busy = BusyGuard::new(&shared.busy);
-            session(&shared, &datagram, peer, local);
-            counter.fetch_sub(1, Ordering::SeqCst);
+            let running = Running {
+                sessions: &sessions_in_thread,
+                peer,
+                nth,
+                overlapped,
+            };
+            session(&shared, &datagram, peer, local, &running);
         });
     if let Err(err) = spawned {
-        sessions.fetch_sub(1, Ordering::SeqCst);
+        sessions.count.fetch_sub(1, Ordering::SeqCst);
+        sessions.leave(peer);
         crate::warn!("tftp: cannot start a session thread: {err}");
     }
 }
 
+/// A read or write request, by its opcode.
+fn is_request(datagram: &[u8]) -> bool {
+    matches!(datagram, [0, 1 | 2, ..])
+}
+
 /// One request, start to finish, on a fresh socket (the transfer's TID).
-fn session(shared: &Shared, datagram: &[u8], peer: SocketAddr, local: IpAddr) {
+fn session(shared: &Shared, datagram: &[u8], peer: SocketAddr, local: IpAddr, running: &Running) {
     let started = Instant::now();
     let (peer, local) = (sock::unmap(peer), local.to_canonical());
     let sock = match UdpSocket::bind(SocketAddr::new(local, 0))
@@ -109,7 +211,7 @@ fn session(shared: &Shared, datagram: &[u8], peer: SocketAddr, local: IpAddr) {
     let node = shared.node_for(peer.ip(), None);
     entry.node = node.as_deref();
     match packet::parse(datagram) {
-        Ok(Packet::Rrq(req)) => read_request(shared, &sock, peer, &req, started),
+        Ok(Packet::Rrq(req)) => read_request(shared, &sock, peer, &req, started, running),
         Ok(Packet::Wrq(req)) => {
             reply_error(&sock, ErrorCode::AccessViolation, "read-only server");
             entry.path = Some(&req.filename);
@@ -145,6 +247,7 @@ fn read_request(
     peer: SocketAddr,
     req: &Request,
     started: Instant,
+    running: &Running,
 ) {
     let mac = mac_from_pxelinux_name(&req.filename);
     let fallback_node = shared.node_for(peer.ip(), mac.as_deref());
@@ -194,7 +297,11 @@ fn read_request(
     }
     let neg = options::negotiate(&req.options, &limits(shared, sock), opened.size);
     let report = transfer::run(sock, &opened.file, opened.size, &neg, transfer::RETRIES);
-    let result = report.outcome.label();
+    let result = if report.unanswered() && running.repeated() {
+        "duplicate".to_string()
+    } else {
+        report.outcome.label()
+    };
     entry.bytes = report.bytes;
     entry.ms = started.elapsed().as_millis();
     entry.result = &result;

@@ -6,7 +6,6 @@ use std::fs::File;
 use std::io;
 use std::net::UdpSocket;
 use std::ops::RangeInclusive;
-use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use super::options::Negotiated;
@@ -41,26 +40,43 @@ impl Outcome {
 pub struct Report {
     pub outcome: Outcome,
     pub bytes: u64,
+    /// Whether any ACK or ERROR came back from the client.
+    pub heard: bool,
+}
+
+impl Report {
+    /// Timed out without a single answer: the client never took this
+    /// transfer (it took another, or went away).
+    pub fn unanswered(&self) -> bool {
+        matches!(self.outcome, Outcome::TimedOut) && !self.heard
+    }
 }
 
 /// Serves `file` (`size` bytes) to the peer `sock` is connected to.
 pub fn run(sock: &UdpSocket, file: &File, size: u64, neg: &Negotiated, retries: u32) -> Report {
+    let ended = |outcome| Report {
+        outcome,
+        bytes: 0,
+        heard: false,
+    };
     if let Err(err) = sock.set_read_timeout(Some(neg.timeout)) {
-        return Report {
-            outcome: Outcome::Io(err),
-            bytes: 0,
-        };
+        return ended(Outcome::Io(err));
     }
     if !neg.oack.is_empty() {
         let oack = packet::encode_oack(&neg.oack);
         if let Err(outcome) = handshake(sock, &oack, retries) {
-            return Report { outcome, bytes: 0 };
+            return ended(outcome);
         }
     }
     let mut window = Window::new(size, neg.blksize, neg.windowsize);
     let outcome = send_all(sock, file, size, neg.blksize, &mut window, retries);
     let bytes = (window.acked_blocks() * u64::from(neg.blksize)).min(size);
-    Report { outcome, bytes }
+    Report {
+        outcome,
+        bytes,
+        // The OACK's ACK 0, or an ACK of a block.
+        heard: !neg.oack.is_empty() || window.acked_blocks() > 0,
+    }
 }
 
 /// What arrived while waiting.
@@ -123,7 +139,7 @@ fn send_all(
     let mut buf = [0u8; 1024];
     let mut tries = 0;
     if let Err(err) = sender.send(window) {
-        return Outcome::Io(err);
+        return abort(sock, err);
     }
     loop {
         let event = match wait(sock, &mut buf) {
@@ -151,10 +167,26 @@ fn send_all(
         };
         if resend {
             if let Err(err) = sender.send(window) {
-                return Outcome::Io(err);
+                return abort(sock, err);
             }
         }
     }
+}
+
+/// Ends a transfer the server cannot go on with (the file shrank or could not
+/// be read, or sending failed) with an ERROR, so the client does not wait out
+/// its timeouts (RFC 1350 section 7). Best effort: the socket may be what failed.
+fn abort(sock: &UdpSocket, err: io::Error) -> Outcome {
+    let message = if err.kind() == io::ErrorKind::UnexpectedEof {
+        "file changed during the transfer"
+    } else {
+        "read error"
+    };
+    let _ = sock.send(&packet::encode_error(
+        packet::ErrorCode::NotDefined,
+        message,
+    ));
+    Outcome::Io(err)
 }
 
 /// A window's DATA packets laid out back to back (`4 + blksize` bytes each; the
@@ -165,36 +197,56 @@ struct Records {
     bytes: Vec<u8>,
 }
 
+/// Buffers one vectored read may take (Linux's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
 /// The file a transfer serves, read into DATA records window by window.
 struct Blocks<'a> {
     file: &'a File,
     size: u64,
     blksize: u16,
-    /// One contiguous read of a window's file bytes, scattered into records.
-    scratch: Vec<u8>,
 }
 
 impl Blocks<'_> {
-    /// Reads `span`'s blocks into `records`.
-    fn fill(&mut self, records: &mut Records, span: RangeInclusive<u64>) -> io::Result<()> {
+    /// Reads `span`'s blocks into `records`: headers written in place, then one
+    /// vectored read that scatters the file bytes into the records' payloads, so
+    /// a window costs one system call and no buffer besides the records.
+    fn fill(&self, records: &mut Records, span: RangeInclusive<u64>) -> io::Result<()> {
         records.span = None;
-        let blksize = usize::from(self.blksize);
-        let offset = (span.start() - 1) * blksize as u64;
-        let len = (span.end() * blksize as u64)
-            .min(self.size)
-            .saturating_sub(offset) as usize;
-        self.scratch.resize(len, 0);
-        self.file.read_exact_at(&mut self.scratch, offset)?;
+        let blksize = u64::from(self.blksize);
+        let offset = (span.start() - 1) * blksize;
+        let payload = |index: u64| {
+            let start = (index - 1) * blksize;
+            (index * blksize).min(self.size).saturating_sub(start) as usize
+        };
         records.bytes.clear();
-        let mut chunks = self.scratch.chunks(blksize);
         for index in span.clone() {
             records
                 .bytes
                 .extend_from_slice(&packet::data_header(wire(index)));
-            // The final block may be empty: no chunk left for it.
+            // The final block may be short or empty.
             records
                 .bytes
-                .extend_from_slice(chunks.next().unwrap_or_default());
+                .resize(records.bytes.len() + payload(index), 0);
+        }
+        let mut slices: Vec<io::IoSliceMut<'_>> = Vec::with_capacity(span.clone().count());
+        let mut rest = records.bytes.as_mut_slice();
+        for index in span.clone() {
+            let (record, after) = rest.split_at_mut(4 + payload(index));
+            slices.push(io::IoSliceMut::new(&mut record[4..]));
+            rest = after;
+        }
+        let mut slices = slices.as_mut_slice();
+        let mut at = offset;
+        while slices.iter().any(|slice| !slice.is_empty()) {
+            let batch = slices.len().min(IOV_MAX);
+            let n = rustix::io::preadv(self.file, &mut slices[..batch], at)?;
+            if n == 0 {
+                // The file is shorter than when the transfer began.
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            io::IoSliceMut::advance_slices(&mut slices, n);
+            at += n as u64;
         }
         records.span = Some(span);
         Ok(())
@@ -222,7 +274,6 @@ impl<'a> Sender<'a> {
                 file,
                 size,
                 blksize,
-                scratch: Vec::new(),
             },
             current: Records::default(),
             ahead: Records::default(),
