@@ -131,14 +131,25 @@ impl Site {
 }
 
 /// Strict parse, then validation. `Ok` holds the model and its warnings;
-/// `Err` holds every diagnostic when any is an error.
+/// `Err` holds every diagnostic when any is an error. The content checks
+/// run even after parse problems (on the repaired model, outside the
+/// repaired tables), so one run reports both kinds.
 fn analyse(text: &str, origin: &str) -> Result<(SiteFile, Vec<Diagnostic>), Vec<Diagnostic>> {
     let src = Source::new(text, origin);
-    let file = strict::parse(text, &src)?;
-    let diagnostics = validate::validate(&file, &src);
+    let strict::Parsed {
+        mut file,
+        problems,
+        unsure,
+    } = strict::parse(text, &src)?;
+    let mut diagnostics = validate::validate(&file, &src, &unsure);
+    if !problems.is_empty() {
+        diagnostics.extend(problems);
+        diagnostics.sort_by_key(|d| (d.line, d.column));
+    }
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(diagnostics);
     }
+    typed::normalise(&mut file);
     Ok((file, diagnostics))
 }
 
@@ -191,6 +202,82 @@ mod tests {
         assert!(site.file.network.subnet_cidr().contains(cp1.ipv4()));
         assert_eq!(site.file.cluster.token_ttl().as_secs(), 24 * 3600);
         assert_eq!(site.file.cilium.effective_mtu(), 1405);
+    }
+
+    #[test]
+    fn macs_reach_the_model_in_lower_case_colon_form() {
+        let text = EXAMPLE
+            .replace("\"52:54:00:20:00:11\"", "\"52-54-00-AB-00-11\"")
+            .replace("\"52:54:00:20:00:12\"", "\"525400AB0012\"")
+            .replace("\"52:54:00:20:00:13\"", "\"52:54:00:AB:00:13\"");
+        let site = Site::from_text(&text, Path::new("site.toml")).unwrap();
+        let macs: Vec<&str> = site.file.nodes.iter().map(|n| n.mac.as_str()).collect();
+        assert_eq!(
+            macs,
+            [
+                "52:54:00:ab:00:11",
+                "52:54:00:ab:00:12",
+                "52:54:00:ab:00:13",
+                "52:54:00:20:00:21",
+                "52:54:00:20:00:22"
+            ]
+        );
+        let file = Site::parse(&text, "site.toml").unwrap();
+        assert_eq!(file.nodes[1].mac, "52:54:00:ab:00:12");
+    }
+
+    #[test]
+    fn parse_and_content_problems_come_in_one_report() {
+        let text = EXAMPLE
+            .replacen("mac = \"52:54:00:20:00:12\"\n", "", 1)
+            .replacen("ip = \"10.20.0.21\"", "ip = 21", 1)
+            .replace("gateway = \"10.20.0.1\"", "gateway = \"10.20.0.0\"");
+        let err = Site::from_text(&text, Path::new("site.toml")).unwrap_err();
+        let text = err.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "site.toml is not valid (3 errors, 1 warning):");
+        assert!(lines[1].starts_with("site.toml:18:11: error: network.gateway: 10.20.0.0 is"));
+        assert!(lines[2].starts_with("site.toml:46:3: warning: ssh.authorized_keys[0]"));
+        assert_eq!(
+            lines[3],
+            "site.toml:74:1: error: node[1] (cp2): missing field `mac`"
+        );
+        assert!(lines[4].starts_with("site.toml:92:6: error: node[3] (worker1).ip: invalid type"));
+    }
+
+    /// Errors of the example with line `i` replaced by `line`.
+    fn errors_with_line(i: usize, line: &str) -> Vec<String> {
+        let mut lines: Vec<&str> = EXAMPLE.lines().collect();
+        lines[i] = line;
+        match analyse(&lines.join("\n"), "site.toml") {
+            Ok(_) => Vec::new(),
+            Err(diags) => diags
+                .iter()
+                .filter(|d| d.is_error())
+                .map(ToString::to_string)
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_broken_line_is_at_most_one_problem() {
+        // Every key of the example dropped, or given a value of another type:
+        // never a panic, and no follow-on error from a stand-in or a default.
+        for (i, line) in EXAMPLE.lines().enumerate() {
+            let Some((key, value)) = line.split_once(" = ").filter(|_| !line.starts_with('#'))
+            else {
+                continue;
+            };
+            let other = if value.starts_with('"') || value.starts_with('[') {
+                "1"
+            } else {
+                "\"1\""
+            };
+            let dropped = errors_with_line(i, "");
+            assert!(dropped.len() <= 1, "without {key}: {dropped:#?}");
+            let retyped = errors_with_line(i, &format!("{key} = {other}"));
+            assert_eq!(retyped.len(), 1, "{key} = {other}: {retyped:#?}");
+        }
     }
 
     #[test]

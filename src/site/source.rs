@@ -223,6 +223,17 @@ impl<'a> Source<'a> {
             .as_str()
     }
 
+    /// The path of the table whose span is exactly `span`: where serde puts
+    /// a "missing field" error. The root's span is empty, so no `[header]`
+    /// that starts the file is mistaken for it.
+    pub fn table_at(&self, span: &Range<usize>) -> Option<KeyPath> {
+        let doc = self.doc()?;
+        if doc.span() == *span {
+            return Some(KeyPath::default());
+        }
+        table_with_span(doc.get_ref(), span, &KeyPath::default())
+    }
+
     /// The deepest key path whose key or value covers `offset`.
     pub fn path_at(&self, offset: usize) -> KeyPath {
         self.doc()
@@ -234,6 +245,34 @@ impl<'a> Source<'a> {
 /// The document's root table as a value, so paths start from one node.
 fn root_value(doc: Spanned<DeTable<'_>>) -> Spanned<DeValue<'_>> {
     Spanned::new(doc.span(), DeValue::Table(doc.into_inner()))
+}
+
+/// The deepest table below `value` whose span is `span`. An array of tables
+/// shares its span with its first element, so only tables count.
+fn table_with_span(value: &DeValue<'_>, span: &Range<usize>, at: &KeyPath) -> Option<KeyPath> {
+    let children: Vec<(Seg, &Spanned<DeValue<'_>>)> = match value {
+        DeValue::Table(table) => table
+            .iter()
+            .map(|(k, v)| (Seg::Key(k.get_ref().to_string()), v))
+            .collect(),
+        DeValue::Array(array) => array
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (Seg::Index(i), v))
+            .collect(),
+        _ => return None,
+    };
+    for (seg, child) in children {
+        let mut path = at.clone();
+        path.0.push(seg);
+        if let Some(deeper) = table_with_span(child.get_ref(), span, &path) {
+            return Some(deeper);
+        }
+        if child.span() == *span && matches!(child.get_ref(), DeValue::Table(_)) {
+            return Some(path);
+        }
+    }
+    None
 }
 
 /// A child of a table or array: its step, its key's span, its value.
@@ -296,6 +335,23 @@ mod tests {
         let absent = src.span_of(&KeyPath::node(0, "disk")).unwrap();
         assert_eq!(here, absent);
         assert_eq!(src.span_of(&KeyPath::of("network.subnet")), None);
+    }
+
+    #[test]
+    fn tables_are_found_by_their_exact_span() {
+        let src = Source::new(TEXT, "site.toml");
+        assert_eq!(src.table_at(&(0..0)), Some(KeyPath::default()));
+        let cluster = TEXT.find("[cluster]").unwrap();
+        assert_eq!(
+            src.table_at(&(cluster..cluster + "[cluster]".len())),
+            Some(KeyPath::of("cluster"))
+        );
+        let second = TEXT.rfind("[[node]]").unwrap();
+        assert_eq!(
+            src.table_at(&(second..second + "[[node]]".len())),
+            Some(KeyPath::node(1, ""))
+        );
+        assert_eq!(src.table_at(&(1..4)), None);
     }
 
     #[test]

@@ -7,10 +7,21 @@
 //! `Site` is through validation.
 use std::net::Ipv4Addr;
 
-use super::schema::{Cilium, Cluster, Network, Node};
+use super::schema::{Cilium, Cluster, Network, Node, SiteFile};
 use super::types::{Duration, Endpoint, Ipv4Cidr, MacAddr, NodeName, Role};
 
 const VALIDATED: &str = "site values are validated before use";
+
+/// Rewrites every value that site.toml may spell several ways into its one
+/// spelling, so that consumers reading the strings (templates, DHCP snippets,
+/// the manifest, serve's MAC table) need not normalise again and cannot
+/// disagree: dhcpd and Kea refuse "52-54-00-..." outright. Runs on a
+/// validated file only.
+pub(super) fn normalise(file: &mut SiteFile) {
+    for node in &mut file.nodes {
+        node.mac = node.mac_addr().to_string();
+    }
+}
 
 impl Node {
     pub fn node_name(&self) -> NodeName {

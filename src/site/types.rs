@@ -16,6 +16,17 @@ impl MacAddr {
         self.0[0] & 1 == 1
     }
 
+    /// True for 00:00:00:00:00:00, which no NIC carries: it is what an unset
+    /// field or a blanked BMC page shows.
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 6]
+    }
+
+    /// True for ff:ff:ff:ff:ff:ff, the Ethernet broadcast address.
+    pub fn is_broadcast(&self) -> bool {
+        self.0 == [0xff; 6]
+    }
+
     /// The pxelinux config file name for this MAC: "01-aa-bb-cc-dd-ee-ff".
     pub fn pxelinux_name(&self) -> String {
         format!("01-{}", self.to_string().replace(':', "-"))
@@ -25,23 +36,36 @@ impl MacAddr {
 impl FromStr for MacAddr {
     type Err = String;
 
-    /// Accepts six two-digit hex groups separated by ':' or '-', any case.
+    /// Accepts six two-digit hex groups separated by ':' or by '-', or twelve
+    /// hex digits without separators; any case. One separator per address:
+    /// a mix is more likely a typo than a spelling.
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || "is not a MAC address (want aa:bb:cc:dd:ee:ff)".to_string();
-        let sep = if s.contains('-') { '-' } else { ':' };
+        let groups = mac_groups(s);
+        if groups.len() != 6 {
+            return Err(bad());
+        }
         let mut out = [0u8; 6];
-        let mut groups = s.split(sep);
-        for byte in &mut out {
-            let group = groups.next().ok_or_else(bad)?;
+        for (byte, group) in out.iter_mut().zip(groups) {
             if group.len() != 2 || !group.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(bad());
             }
             *byte = u8::from_str_radix(group, 16).map_err(|_| bad())?;
         }
-        match groups.next() {
-            Some(_) => Err(bad()),
-            None => Ok(MacAddr(out)),
-        }
+        Ok(MacAddr(out))
+    }
+}
+
+/// The byte groups of a MAC as written: split at its separator, or in pairs
+/// of digits when it has none (switches and some BMCs print "525400ab0012").
+fn mac_groups(s: &str) -> Vec<&str> {
+    match [':', '-'].into_iter().find(|&sep| s.contains(sep)) {
+        Some(sep) => s.split(sep).collect(),
+        // `get` is `None` off a character boundary; "" then fails the caller's check.
+        None => (0..s.len())
+            .step_by(2)
+            .map(|i| s.get(i..i + 2).unwrap_or(""))
+            .collect(),
     }
 }
 
@@ -308,6 +332,31 @@ mod tests {
     }
 
     #[test]
+    fn mac_every_accepted_spelling_has_one_display() {
+        for spelling in [
+            "52:54:00:ab:00:12",
+            "52:54:00:AB:00:12",
+            "52-54-00-ab-00-12",
+            "52-54-00-AB-00-12",
+            "525400ab0012",
+            "525400AB0012",
+        ] {
+            let mac: MacAddr = spelling.parse().unwrap();
+            assert_eq!(mac.to_string(), "52:54:00:ab:00:12", "{spelling}");
+        }
+    }
+
+    #[test]
+    fn mac_knows_zero_and_broadcast() {
+        let zero: MacAddr = "00:00:00:00:00:00".parse().unwrap();
+        assert!(zero.is_zero() && !zero.is_broadcast() && !zero.is_multicast());
+        let all: MacAddr = "FF-FF-FF-FF-FF-FF".parse().unwrap();
+        assert!(all.is_broadcast() && all.is_multicast() && !all.is_zero());
+        let nic: MacAddr = "52:54:00:20:00:11".parse().unwrap();
+        assert!(!nic.is_zero() && !nic.is_broadcast());
+    }
+
+    #[test]
     fn mac_rejects_malformed() {
         for bad in [
             "",
@@ -317,6 +366,13 @@ mod tests {
             "5254.0000.0013",
             "52:54:00:0:00:13",
             "52:54-00:00:00:13",
+            "52540000001",
+            "5254000000131",
+            "52540000001z",
+            "+2540000001f",
+            "525400000é",
+            "52:54:00:00:00:+1",
+            " 52:54:00:00:00:13",
         ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }

@@ -357,3 +357,186 @@ fn edited_example_reports_the_edit() {
             "site.toml:66:1: error: node: 4 control-plane nodes (cp1, cp2, cp3, worker1) is an even number",
         );
 }
+
+/// `pxebuild check` of the example site with `edits` applied: exit 2 and
+/// exactly `lines` (the example's placeholder warning included, in place).
+fn check_edited_fails_with(edits: &[(&str, &str)], lines: &[&str]) {
+    let mut test = Test::new().example_site();
+    for (from, to) in edits {
+        test = test.edit_site(from, to);
+    }
+    test.args(["check"])
+        .run()
+        .code(2)
+        .stdout_is("")
+        .stderr_is(&expected_stderr(lines));
+}
+
+#[test]
+fn macs_in_any_spelling_build_in_colon_form_everywhere() {
+    let (dir, mirror) = crate::cluster_build::prepared();
+    let root = dir.path();
+    let site = root.join("site.toml");
+    let text = std::fs::read_to_string(&site)
+        .unwrap()
+        .replacen("\"52:54:00:20:00:11\"", "\"52-54-00-AB-00-11\"", 1)
+        .replacen("\"52:54:00:20:00:12\"", "\"525400AB0012\"", 1)
+        .replacen("\"52:54:00:20:00:13\"", "\"52:54:00:Ab:00:13\"", 1);
+    std::fs::write(&site, text).unwrap();
+    let out = crate::cluster_build::build(root, &root.join("dist"), &mirror);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |rel: &str| std::fs::read_to_string(root.join("dist").join(rel)).unwrap();
+    let dhcpd = read("http/dhcp/dhcpd.conf");
+    let kea = read("http/dhcp/kea-dhcp4.json");
+    let dnsmasq = read("http/dhcp/dnsmasq.conf");
+    let manifest = read("manifest.json");
+    for mac in [
+        "52:54:00:ab:00:11",
+        "52:54:00:ab:00:12",
+        "52:54:00:ab:00:13",
+    ] {
+        assert!(
+            dhcpd.contains(&format!("hardware ethernet {mac};")),
+            "{dhcpd}"
+        );
+        assert!(kea.contains(&format!("\"hw-address\": \"{mac}\"")), "{kea}");
+        assert!(dnsmasq.contains(&format!("dhcp-host={mac},")), "{dnsmasq}");
+        assert!(
+            manifest.contains(&format!("\"mac\":\"{mac}\""))
+                || manifest.contains(&format!("\"mac\": \"{mac}\"")),
+            "{manifest}"
+        );
+        let pxelinux = format!("tftp/pxelinux.cfg/01-{}", mac.replace(':', "-"));
+        let efi = format!("tftp/efi64/pxelinux.cfg/01-{}", mac.replace(':', "-"));
+        assert!(
+            root.join("dist").join(&pxelinux).exists() || root.join("dist").join(&efi).exists(),
+            "no boot config for {mac}"
+        );
+    }
+    for text in [&dhcpd, &kea, &dnsmasq, &manifest] {
+        assert!(!text.contains("52-54-00-AB") && !text.contains("525400AB0012"));
+        assert!(!text.to_ascii_lowercase().contains("525400ab0012"));
+    }
+    // Dashes only where pxelinux wants them: its per-MAC file names.
+    assert!(!dhcpd.contains("52-54") && !kea.contains("52-54") && !dnsmasq.contains("52-54"));
+}
+
+#[test]
+fn reserved_macs_and_addresses_fail_check() {
+    check_edited_fails_with(
+        &[
+            ("gateway = \"10.20.0.1\"", "gateway = \"10.20.0.0\""),
+            ("dns = [\"10.20.0.1\"]", "dns = [\"0.0.0.0\", \"255.255.255.255\", \"224.0.0.1\"]"),
+            ("address = \"10.20.0.2\"", "address = \"10.20.0.255\""),
+            ("\"52:54:00:20:00:11\"", "\"00:00:00:00:00:00\""),
+            ("\"52:54:00:20:00:12\"", "\"FF-FF-FF-FF-FF-FF\""),
+        ],
+        &[
+            "site.toml:18:11: error: network.gateway: 10.20.0.0 is the network or broadcast address of 10.20.0.0/24",
+            "site.toml:19:8: error: network.dns[0]: 0.0.0.0 is the unspecified address, not a server's address",
+            "site.toml:19:19: error: network.dns[1]: 255.255.255.255 is the limited broadcast address, not a server's address",
+            "site.toml:19:38: error: network.dns[2]: 224.0.0.1 is a multicast address, not a server's address",
+            "site.toml:23:11: error: boot_server.address: 10.20.0.255 is the network or broadcast address of 10.20.0.0/24",
+            "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here",
+            "site.toml:68:7: error: node[0] (cp1).mac: \"00:00:00:00:00:00\" is the all-zero address, which no NIC has (an unset or blanked value?)",
+            "site.toml:76:7: error: node[1] (cp2).mac: \"FF-FF-FF-FF-FF-FF\" is the broadcast address; no NIC boots with it",
+        ],
+    );
+}
+
+#[test]
+fn malformed_versions_and_pod_mtu_fail_check() {
+    check_edited_fails_with(
+        &[
+            ("kubernetes_version = \"v1.33.2\"", "kubernetes_version = \"v01.033.2\""),
+            ("kubernetes = \"v1.33.2\"", "kubernetes = \"v01.033.2\""),
+            ("version = \"4593.2.5\"", "version = \"4593.2.99999999999999999999\""),
+            ("cilium = \"v0.18.2\"", "cilium = \"v0.18.2\"\ncontainerd = \"v2.01.3\""),
+            ("link_mtu = 1500", "link_mtu = 1500\nmtu = 0"),
+        ],
+        &[
+            "site.toml:7:22: error: cluster.kubernetes_version: \"v01.033.2\" is not a Kubernetes release (want e.g. \"v1.33.2\"): \"01\" has a leading zero",
+            "site.toml:31:11: error: flatcar.version: \"4593.2.99999999999999999999\" is not a Flatcar release (want NNNN.N.N, e.g. \"4593.2.5\"): 99999999999999999999 is larger than 4294967295",
+            "site.toml:37:14: error: sysext.containerd: \"v2.01.3\" is not a release version (want e.g. \"1.7.27\"): \"01\" has a leading zero",
+            "site.toml:44:7: error: cilium.mtu: 0 is below 1280, the smallest MTU IPv6 allows; use at least 1280, or omit mtu to let Cilium derive it",
+            "site.toml:48:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here",
+        ],
+    );
+}
+
+#[test]
+fn unsafe_disks_and_ssh_keys_fail_check_and_build_before_any_work() {
+    let edits = [
+        (
+            "disk = \"/dev/disk/by-id/virtio-cp1-root\"",
+            "disk = \"/dev/disk/by-id/x$(reboot -f)`id`\"",
+        ),
+        (
+            "disk = \"/dev/disk/by-id/virtio-cp2-root\"",
+            "disk = \"/dev/../etc/passwd\"",
+        ),
+        (
+            "\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplaceWithYourOwnPublicKeyBeforeBuilding operator@example\"",
+            "\"ssh-ed25519 AAAAC3Nz ops@example\\ncommand=\\\"reboot\\\" ssh-ed25519 AAAAC3Nz x\"",
+        ),
+    ];
+    let lines = [
+        "site.toml:46:3: error: ssh.authorized_keys[0]: contains the control character \\n; a public key is one line of printable text",
+        "site.toml:71:8: error: node[0] (cp1).disk: \"/dev/disk/by-id/x$(reboot -f)`id`\" has '$', which no device path needs (allowed: letters, digits and . _ - : + @ = , /); the path is written into a shell script on the node",
+        "site.toml:79:8: error: node[1] (cp2).disk: \"/dev/../etc/passwd\" has an empty, \".\" or \"..\" path segment; name the device by its plain path (want /dev/disk/by-id/...)",
+    ];
+    check_edited_fails_with(&edits, &lines);
+    let mut test = Test::new()
+        .example_site()
+        .file("dist/marker", "published by an earlier build\n");
+    for (from, to) in edits {
+        test = test.edit_site(from, to);
+    }
+    let before = test.snapshot();
+    let out_dir = test.path().join("dist");
+    test.run_with(["build".as_ref(), "--out".as_ref(), out_dir.as_os_str()])
+        .code(2)
+        .stderr_is(&expected_stderr(&lines));
+    assert_eq!(test.snapshot(), before, "a refused site changes nothing");
+}
+
+/// Missing keys, a wrong type and a typo in several tables and nodes, and
+/// content errors elsewhere: all in one run. [cilium] (a typo, so link_mtu
+/// is its default) and the repaired nodes draw no follow-on errors, nor does
+/// sysext.kubernetes against the missing cluster.kubernetes_version.
+#[test]
+fn parse_problems_in_many_tables_and_content_problems_come_in_one_run() {
+    check_edited_fails_with(
+        &[
+            ("kubernetes_version = \"v1.33.2\"\n", ""),
+            ("gateway = \"10.20.0.1\"", "gateway = \"10.20.0.0\""),
+            ("link_mtu = 1500", "link_mut = 9000\nmtu = 8905"),
+            ("mac = \"52:54:00:20:00:12\"\n", ""),
+            (
+                "disk = \"/dev/disk/by-id/virtio-cp3-root\"",
+                "disk = \"/dev/../x\"",
+            ),
+            ("ip = \"10.20.0.21\"", "ip = 21"),
+            (
+                "name = \"worker2\"\nmac = \"52:54:00:20:00:22\"\n",
+                "name = \"worker2\"\n",
+            ),
+            ("ip = \"10.20.0.22\"\n", ""),
+        ],
+        &[
+            "site.toml:5:1: error: cluster: missing field `kubernetes_version`",
+            "site.toml:17:11: error: network.gateway: 10.20.0.0 is the network or broadcast address of 10.20.0.0/24",
+            "site.toml:41:1: error: cilium.link_mut: unknown field `link_mut`, expected one of `version`, `wireguard`, `kube_proxy_replacement`, `mtu`, `link_mtu`",
+            "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here",
+            "site.toml:74:1: error: node[1] (cp2): missing field `mac`",
+            "site.toml:86:8: error: node[2] (cp3).disk: \"/dev/../x\" has an empty, \".\" or \"..\" path segment; name the device by its plain path (want /dev/disk/by-id/...)",
+            "site.toml:92:6: error: node[3] (worker1).ip: invalid type: integer `21`, expected a string",
+            "site.toml:98:1: error: node[4] (worker2): missing field `mac`",
+            "site.toml:98:1: error: node[4] (worker2): missing field `ip`",
+        ],
+    );
+}

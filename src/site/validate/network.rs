@@ -2,7 +2,7 @@
 //! server, and the cluster's endpoint, CIDRs, names and token lifetime.
 use std::net::Ipv4Addr;
 
-use super::{is_v_version, Checker};
+use super::{Checker, VPrefix};
 use crate::site::schema::{BootServer, Cluster, SiteFile};
 use crate::site::source::KeyPath;
 use crate::site::types::{check_dns_label, Duration, Endpoint, Ipv4Cidr};
@@ -18,10 +18,17 @@ pub(super) fn check_network(c: &mut Checker<'_, '_>, file: &SiteFile) {
     let path = KeyPath::of("network.gateway");
     if let Some(gw) = c.ipv4(&path, &net.gateway) {
         c.known.gateway = Some(gw);
-        check_in_subnet(c, &path, gw);
+        check_host_in_subnet(c, &path, gw);
     }
     for (i, dns) in net.dns.iter().enumerate() {
-        c.ipv4(&KeyPath::of("network.dns").index(i), dns);
+        let path = KeyPath::of("network.dns").index(i);
+        let Some(ip) = c.ipv4(&path, dns) else {
+            continue;
+        };
+        // Loopback stays allowed: a node may run its own resolver.
+        if check_unicast(c, &path, ip) {
+            check_not_subnet_edge(c, &path, ip);
+        }
     }
     c.one_of(
         &KeyPath::of("network.addressing"),
@@ -42,8 +49,55 @@ pub(super) fn check_in_subnet(c: &mut Checker<'_, '_>, path: &KeyPath, ip: Ipv4A
     false
 }
 
+/// Reports `ip` at `path` unless it is an address a host of the node subnet
+/// can have: inside the subnet, and not its network or broadcast address.
+pub(super) fn check_host_in_subnet(c: &mut Checker<'_, '_>, path: &KeyPath, ip: Ipv4Addr) {
+    if check_in_subnet(c, path, ip) {
+        check_not_subnet_edge(c, path, ip);
+    }
+}
+
+/// Reports `ip` at `path` when it is the node subnet's network or broadcast
+/// address: no host answers there, and a packet sent to the broadcast address
+/// reaches every machine on the segment.
+pub(super) fn check_not_subnet_edge(c: &mut Checker<'_, '_>, path: &KeyPath, ip: Ipv4Addr) -> bool {
+    let Some(subnet) = subnet_edge(c, ip) else {
+        return true;
+    };
+    c.error(
+        path,
+        format!("{ip} is the network or broadcast address of {subnet}"),
+    );
+    false
+}
+
+/// The node subnet when `ip` is its network or broadcast address. A /31 or
+/// /32 has neither (RFC 3021: both of a /31's addresses are hosts).
+fn subnet_edge(c: &Checker<'_, '_>, ip: Ipv4Addr) -> Option<Ipv4Cidr> {
+    c.known
+        .subnet
+        .filter(|s| s.prefix() < 31 && (ip == s.network() || ip == s.broadcast()))
+}
+
+/// Reports `ip` at `path` when no node can send a request to it: 0.0.0.0
+/// means "this host" only as a source, 255.255.255.255 is every host on the
+/// segment, and a multicast group is not a server.
+fn check_unicast(c: &mut Checker<'_, '_>, path: &KeyPath, ip: Ipv4Addr) -> bool {
+    let why = if ip.is_unspecified() {
+        "the unspecified address"
+    } else if ip.is_broadcast() {
+        "the limited broadcast address"
+    } else if ip.is_multicast() {
+        "a multicast address"
+    } else {
+        return true;
+    };
+    c.error(path, format!("{ip} is {why}, not a server's address"));
+    false
+}
+
 pub(super) fn check_boot_server(c: &mut Checker<'_, '_>, bs: &BootServer) {
-    c.known.boot_server = c.ipv4(&KeyPath::of("boot_server.address"), &bs.address);
+    check_boot_server_address(c, &bs.address);
     for (key, port) in [("http_port", bs.http_port), ("tftp_port", bs.tftp_port)] {
         if port == 0 {
             c.error(&KeyPath::of("boot_server").key(key), "port 0 is not a port");
@@ -73,18 +127,40 @@ pub(super) fn check_boot_server(c: &mut Checker<'_, '_>, bs: &BootServer) {
     }
 }
 
+/// The boot server may sit on another network (a DHCP relay forwards the
+/// PXE requests and next-server is routed), so it need not be inside the
+/// subnet; but every node fetches from it, so it must be a unicast address
+/// other than the nodes' own loopback, and not an edge of the node subnet.
+fn check_boot_server_address(c: &mut Checker<'_, '_>, address: &str) {
+    let path = KeyPath::of("boot_server.address");
+    let Some(ip) = c.ipv4(&path, address) else {
+        return;
+    };
+    let usable = if ip.is_loopback() {
+        c.error(
+            &path,
+            format!("{ip} is a loopback address; each node would fetch from itself"),
+        );
+        false
+    } else {
+        check_unicast(c, &path, ip) && check_not_subnet_edge(c, &path, ip)
+    };
+    // An unusable address is not recorded, so no clash with it is reported twice.
+    if usable {
+        c.known.boot_server = Some(ip);
+    }
+}
+
 pub(super) fn check_cluster(c: &mut Checker<'_, '_>, cl: &Cluster) {
     if let Err(why) = check_dns_label(&cl.name) {
         c.error(&KeyPath::of("cluster.name"), format!("{:?} {why}", cl.name));
     }
-    if !is_v_version(&cl.kubernetes_version) {
-        let path = KeyPath::of("cluster.kubernetes_version");
-        let v = &cl.kubernetes_version;
-        c.error(
-            &path,
-            format!("{v:?} is not a Kubernetes release (want e.g. \"v1.33.2\")"),
-        );
-    }
+    c.version(
+        &KeyPath::of("cluster.kubernetes_version"),
+        &cl.kubernetes_version,
+        VPrefix::Required,
+        "a Kubernetes release (want e.g. \"v1.33.2\")",
+    );
     check_endpoint(c, cl);
     check_cidrs(c, cl);
     check_dns_domain(c, &cl.dns_domain);
@@ -101,6 +177,11 @@ fn check_endpoint(c: &mut Checker<'_, '_>, cl: &Cluster) {
     let Some(ep) = c.parse::<Endpoint>(&path, &cl.endpoint) else {
         return;
     };
+    // Loopback stays allowed with "external": a load balancer on every node
+    // at 127.0.0.1 is a known pattern.
+    if !check_unicast(c, &path, ep.ip) {
+        return;
+    }
     // kube-vip announces the VIP on the node network by ARP, so it must be
     // an address of that network; an external load balancer may live anywhere.
     if mode_ok && cl.endpoint_mode == "kube-vip" && !subnet_has(c, ep.ip) {
@@ -141,14 +222,8 @@ fn endpoint_clash(c: &Checker<'_, '_>, ip: Ipv4Addr) -> Option<String> {
     if c.known.boot_server == Some(ip) {
         return Some("boot_server.address".into());
     }
-    let subnet = c
-        .known
-        .subnet
-        .filter(|s| s.prefix() < 31 && s.contains(ip))?;
-    if ip == subnet.network() || ip == subnet.broadcast() {
-        return Some(format!("the network or broadcast address of {subnet}"));
-    }
-    None
+    let subnet = subnet_edge(c, ip)?;
+    Some(format!("the network or broadcast address of {subnet}"))
 }
 
 fn check_cidrs(c: &mut Checker<'_, '_>, cl: &Cluster) {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::Ipv4Addr;
 
-use super::network::check_in_subnet;
+use super::network::check_host_in_subnet;
 use super::Checker;
 use crate::site::schema::{Node, SiteFile};
 use crate::site::source::KeyPath;
@@ -67,27 +67,33 @@ impl<T: Hash + Eq> Seen<T> {
 fn check_mac(c: &mut Checker<'_, '_>, i: usize, text: &str) -> Option<MacAddr> {
     let path = KeyPath::node(i, "mac");
     let mac = c.parse::<MacAddr>(&path, text)?;
-    if mac.is_multicast() {
-        let msg = format!("{text:?} is a multicast address (low bit of the first octet set); no NIC boots with it");
-        c.error(&path, msg);
-        return None;
+    match mac_misuse(&mac) {
+        Some(why) => {
+            c.error(&path, format!("{text:?} is {why}"));
+            None
+        }
+        None => Some(mac),
     }
-    Some(mac)
+}
+
+/// Why `mac` cannot be a PXE-booting NIC, if it cannot. Broadcast is also
+/// multicast; it gets its own words because it is the likelier copy-paste.
+fn mac_misuse(mac: &MacAddr) -> Option<&'static str> {
+    if mac.is_zero() {
+        Some("the all-zero address, which no NIC has (an unset or blanked value?)")
+    } else if mac.is_broadcast() {
+        Some("the broadcast address; no NIC boots with it")
+    } else if mac.is_multicast() {
+        Some("a multicast address (low bit of the first octet set); no NIC boots with it")
+    } else {
+        None
+    }
 }
 
 fn check_ip(c: &mut Checker<'_, '_>, i: usize, text: &str) -> Option<Ipv4Addr> {
     let path = KeyPath::node(i, "ip");
     let ip = c.ipv4(&path, text)?;
-    if check_in_subnet(c, &path, ip) {
-        if let Some(subnet) = c.known.subnet.filter(|s| s.prefix() < 31) {
-            if ip == subnet.network() || ip == subnet.broadcast() {
-                c.error(
-                    &path,
-                    format!("{ip} is the network or broadcast address of {subnet}"),
-                );
-            }
-        }
-    }
+    check_host_in_subnet(c, &path, ip);
     let clash = if c.known.gateway == Some(ip) {
         Some("network.gateway")
     } else if c.known.boot_server == Some(ip) {
@@ -139,6 +145,10 @@ fn check_disk(c: &mut Checker<'_, '_>, i: usize, disk: &str) {
         );
         return;
     };
+    if let Err(why) = check_device_name(rest) {
+        c.error(&path, format!("{disk:?} {why}"));
+        return;
+    }
     // sda, vda, nvme0n1, ... are numbered in probe order, which can change
     // between boots or when a disk is added; flatcar-install would then
     // overwrite the wrong disk.
@@ -151,6 +161,35 @@ fn check_disk(c: &mut Checker<'_, '_>, i: usize, disk: &str) {
             ),
         );
     }
+}
+
+/// The part of a disk path after "/dev/". The path is written into the
+/// node's install script, its Butane config and a systemd unit, so it may
+/// hold only what udev puts in device names; and it must name the device
+/// itself, not walk out of /dev ("/dev/../etc/passwd").
+fn check_device_name(rest: &str) -> Result<(), String> {
+    if let Some(bad) = rest.chars().find(|&ch| !is_device_path_char(ch)) {
+        return Err(format!(
+            "has {bad:?}, which no device path needs (allowed: letters, digits and \
+             . _ - : + @ = , /); the path is written into a shell script on the node"
+        ));
+    }
+    if rest.split('/').any(|seg| matches!(seg, "" | "." | "..")) {
+        return Err(
+            "has an empty, \".\" or \"..\" path segment; name the device by its plain \
+             path (want /dev/disk/by-id/...)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Characters of /dev/disk/by-id and by-path names ("pci-0000:00:1f.2-ata-1",
+/// "nvme-eui.0025388b91c3c1a2", "usb-SanDisk_Cruzer_Blade_4C530001-0:0"):
+/// udev replaces anything unusual in a serial or model with '_'. None of
+/// them means anything to a shell inside double quotes, to YAML or to systemd.
+fn is_device_path_char(ch: char) -> bool {
+    ch.is_ascii_alphanumeric() || "._-:+@=,/".contains(ch)
 }
 
 fn check_firmware(c: &mut Checker<'_, '_>, i: usize, node: &Node, loaders: &[String]) {
@@ -257,6 +296,54 @@ mod tests {
         assert!(check_taint("dedicated=gpu:Never").is_err());
         assert!(check_taint("-bad=x:NoSchedule").is_err());
         assert!(check_taint("k=v v:NoSchedule").is_err());
+    }
+
+    #[test]
+    fn device_names_from_udev_are_accepted() {
+        for good in [
+            "sda",
+            "nvme0n1",
+            "disk/by-id/virtio-disk0",
+            "disk/by-id/nvme-eui.0025388b91c3c1a2",
+            "disk/by-id/wwn-0x5000c500a1b2c3d4",
+            "disk/by-id/usb-SanDisk_Cruzer_Blade_4C530001-0:0",
+            "disk/by-id/ata-Samsung_SSD_860_EVO_500GB_S3Z1NB0K123456A",
+            "disk/by-id/scsi-0QEMU_QEMU_HARDDISK_drive-scsi0-0-0-0",
+            "disk/by-path/pci-0000:00:1f.2-ata-1",
+            "disk/by-path/pci-0000:00:14.0-usb-0:1:1.0-scsi-0:0:0:0",
+            "disk/by-path/ip-192.0.2.5:3260-iscsi-iqn.2001-04.com.example:st-lun-1",
+            "disk/by-id/md-uuid-3f2a+b@c=d,e",
+        ] {
+            assert_eq!(check_device_name(good), Ok(()), "{good}");
+        }
+    }
+
+    #[test]
+    fn device_names_refuse_shell_syntax_and_path_tricks() {
+        for bad in [
+            "disk/by-id/x$(reboot -f)`id`",
+            "disk/by-id/x;reboot",
+            "disk/by-id/x\"y",
+            "disk/by-id/x y",
+            "disk/by-id/x\ny",
+            "disk/by-id/x\\y",
+            "disk/by-id/x'y",
+            "disk/by-id/x*",
+            "disk/by-id/é",
+        ] {
+            let why = check_device_name(bad).unwrap_err();
+            assert!(why.contains("which no device path needs"), "{bad}: {why}");
+        }
+        for bad in [
+            "../etc/passwd",
+            "disk//sda",
+            "disk/by-id/",
+            "./sda",
+            "disk/./sda",
+        ] {
+            let why = check_device_name(bad).unwrap_err();
+            assert!(why.contains("path segment"), "{bad}: {why}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Checks of what the nodes run: the pinned Flatcar release, the sysext
 //! versions, Cilium's MTU, SSH keys, update policy, sources and Argo CD.
-use super::{is_dotted_version, is_v_version, Checker};
+use super::{Checker, VPrefix};
 use crate::site::schema::{Cilium, Flatcar, SiteFile, Ssh, Sysext};
 use crate::site::source::KeyPath;
 
@@ -10,6 +10,8 @@ const FLATCAR_UPDATES: &[&str] = &["disabled", "enabled"];
 const REBOOT_MANAGERS: &[&str] = &["kured", "locksmithd"];
 /// Bytes WireGuard adds to every packet Cilium encrypts (IPv6 outer header worst case).
 pub const WIREGUARD_OVERHEAD: u32 = 95;
+/// The smallest pod MTU: IPv6's minimum link MTU.
+const MIN_POD_MTU: u32 = 1280;
 const SSH_KEY_TYPES: &[&str] = &[
     "ssh-ed25519",
     "ssh-rsa",
@@ -42,11 +44,12 @@ pub(super) fn check_software(c: &mut Checker<'_, '_>, file: &SiteFile) {
             c.error(&KeyPath::of("sources.mirror"), msg);
         }
     }
-    let chart = &file.argocd.chart_version;
-    if !is_dotted_version(chart) {
-        let msg = format!("{chart:?} is not a Helm chart version (want e.g. \"8.1.2\")");
-        c.error(&KeyPath::of("argocd.chart_version"), msg);
-    }
+    c.version(
+        &KeyPath::of("argocd.chart_version"),
+        &file.argocd.chart_version,
+        VPrefix::Forbidden,
+        "a Helm chart version (want e.g. \"8.1.2\")",
+    );
 }
 
 fn check_flatcar(c: &mut Checker<'_, '_>, fc: &Flatcar) {
@@ -68,17 +71,21 @@ fn check_flatcar(c: &mut Checker<'_, '_>, fc: &Flatcar) {
                 fc.channel
             ),
         );
-    } else if !is_dotted_version(v) {
-        c.error(
+    } else {
+        c.version(
             &path,
-            format!("{v:?} is not a Flatcar release (want NNNN.N.N, e.g. \"4593.2.5\")"),
+            v,
+            VPrefix::Forbidden,
+            "a Flatcar release (want NNNN.N.N, e.g. \"4593.2.5\")",
         );
     }
 }
 
 fn check_sysext(c: &mut Checker<'_, '_>, sx: &Sysext, kubernetes_version: &str) {
     let path = KeyPath::of("sysext.kubernetes");
-    if sx.kubernetes != kubernetes_version {
+    // A stand-in for a missing cluster.kubernetes_version matches nothing.
+    let reference_sure = !c.unsure(&KeyPath::of("cluster.kubernetes_version"));
+    if reference_sure && sx.kubernetes != kubernetes_version {
         c.error(
             &path,
             format!(
@@ -88,47 +95,66 @@ fn check_sysext(c: &mut Checker<'_, '_>, sx: &Sysext, kubernetes_version: &str) 
             ),
         );
     }
-    if !is_v_version(&sx.cilium) {
-        let msg = format!(
-            "{:?} is not a release version (want vX.Y.Z, e.g. \"v0.18.2\")",
-            sx.cilium
-        );
-        c.error(&KeyPath::of("sysext.cilium"), msg);
-    }
+    c.version(
+        &KeyPath::of("sysext.cilium"),
+        &sx.cilium,
+        VPrefix::Required,
+        "a release version (want vX.Y.Z, e.g. \"v0.18.2\")",
+    );
     if let Some(v) = sx.containerd.as_deref().filter(|v| !v.is_empty()) {
-        if !is_dotted_version(v.strip_prefix('v').unwrap_or(v)) {
-            let msg = format!("{v:?} is not a release version (want e.g. \"1.7.27\")");
-            c.error(&KeyPath::of("sysext.containerd"), msg);
-        }
+        c.version(
+            &KeyPath::of("sysext.containerd"),
+            v,
+            VPrefix::Optional,
+            "a release version (want e.g. \"1.7.27\")",
+        );
     }
 }
 
 fn check_cilium(c: &mut Checker<'_, '_>, ci: &Cilium) {
-    if !is_dotted_version(&ci.version) {
-        let msg = format!(
-            "{:?} is not a Cilium release (want X.Y.Z, e.g. \"1.17.4\")",
-            ci.version
-        );
-        c.error(&KeyPath::of("cilium.version"), msg);
-    }
-    if !(576..=65535).contains(&ci.link_mtu) {
+    c.version(
+        &KeyPath::of("cilium.version"),
+        &ci.version,
+        VPrefix::Forbidden,
+        "a Cilium release (want X.Y.Z, e.g. \"1.17.4\")",
+    );
+    let link_ok = (576..=65535).contains(&ci.link_mtu);
+    if !link_ok {
         c.error(
             &KeyPath::of("cilium.link_mtu"),
             format!("{} is not a link MTU (576 to 65535)", ci.link_mtu),
         );
-        return;
     }
     let Some(mtu) = ci.mtu else { return };
     let path = KeyPath::of("cilium.mtu");
-    if mtu > ci.link_mtu {
+    // IPv6 needs every link to carry 1280-byte packets (RFC 8200, section 5)
+    // and Linux turns IPv6 off on a smaller interface; nothing smaller is a
+    // real pod MTU (0 is a typo for "absent").
+    if mtu < MIN_POD_MTU {
         c.error(
             &path,
+            format!(
+                "{mtu} is below {MIN_POD_MTU}, the smallest MTU IPv6 allows; \
+                 use at least {MIN_POD_MTU}, or omit mtu to let Cilium derive it"
+            ),
+        );
+    } else if link_ok {
+        check_mtu_fits_link(c, &path, mtu, ci);
+    }
+}
+
+/// The pod MTU against the link's: larger cannot work, and with WireGuard
+/// each packet also carries the tunnel's overhead.
+fn check_mtu_fits_link(c: &mut Checker<'_, '_>, path: &KeyPath, mtu: u32, ci: &Cilium) {
+    if mtu > ci.link_mtu {
+        c.error(
+            path,
             format!("{mtu} is larger than cilium.link_mtu {}", ci.link_mtu),
         );
     } else if ci.wireguard && mtu > ci.link_mtu - WIREGUARD_OVERHEAD {
         let max = ci.link_mtu - WIREGUARD_OVERHEAD;
         c.warn(
-            &path,
+            path,
             format!(
                 "{mtu} leaves no room for WireGuard's {WIREGUARD_OVERHEAD}-byte overhead on a \
                  {}-byte link; encrypted packets would fragment or drop (use at most {max}, or omit mtu)",
@@ -145,16 +171,89 @@ fn check_ssh(c: &mut Checker<'_, '_>, ssh: &Ssh) {
     }
     for (i, key) in ssh.authorized_keys.iter().enumerate() {
         let item = path.clone().index(i);
-        let mut fields = key.split_whitespace();
-        let kind = fields.next().unwrap_or("");
-        if !SSH_KEY_TYPES.contains(&kind) || fields.next().is_none() {
-            let msg = "is not an OpenSSH public key (want \"ssh-ed25519 AAAA... comment\")";
-            c.error(&item, msg);
+        if let Err(why) = check_ssh_key(key) {
+            c.error(&item, why);
         } else if key.contains("ReplaceWith") {
             c.warn(
                 &item,
                 "is the example placeholder; put your own public key here",
             );
+        }
+    }
+}
+
+/// One authorized_keys entry: a known key type, then base64 key data, then
+/// an optional comment, all on one line.
+fn check_ssh_key(key: &str) -> Result<(), String> {
+    // Each entry becomes one line of ~core/.ssh/authorized_keys: a newline
+    // would start a second entry, which may carry options such as command=.
+    if let Some(ch) = key.chars().find(|ch| ch.is_control()) {
+        return Err(format!(
+            "contains the control character {}; a public key is one line of printable text",
+            ch.escape_debug()
+        ));
+    }
+    let mut fields = key.split(' ').filter(|f| !f.is_empty());
+    let kind = fields.next().unwrap_or("");
+    let data = fields.next().unwrap_or("");
+    if !SSH_KEY_TYPES.contains(&kind) || !is_base64(data) {
+        return Err("is not an OpenSSH public key (want \"ssh-ed25519 AAAA... comment\")".into());
+    }
+    Ok(())
+}
+
+/// Non-empty standard base64 (OpenSSH writes key data padded, with `=`).
+fn is_base64(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_keys_of_every_known_type_pass() {
+        for kind in SSH_KEY_TYPES {
+            let key = format!("{kind} AAAAC3NzaC1lZDI1NTE5AAAAIGZpeA+/= ops@example");
+            assert_eq!(check_ssh_key(&key), Ok(()), "{key}");
+        }
+        assert_eq!(check_ssh_key("ssh-rsa AAAAB3NzaC1yc2E="), Ok(()));
+    }
+
+    #[test]
+    fn ssh_keys_refuse_control_characters() {
+        let two_lines = "ssh-ed25519 AAAAC3Nz a@b\ncommand=\"reboot\" ssh-ed25519 AAAAC3Nz";
+        assert_eq!(
+            check_ssh_key(two_lines).unwrap_err(),
+            "contains the control character \\n; a public key is one line of printable text"
+        );
+        for bad in [
+            "ssh-ed25519 AAAA\r",
+            "ssh-ed25519\tAAAA",
+            "ssh-ed25519 AAAA \u{7f}",
+        ] {
+            assert!(
+                check_ssh_key(bad)
+                    .unwrap_err()
+                    .contains("control character"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ssh_keys_need_a_known_type_and_base64_data() {
+        for bad in [
+            "",
+            "ssh-ed25519",
+            "ssh-dss AAAAB3NzaC1kc3M=",
+            "from=\"10.0.0.1\" ssh-ed25519 AAAAC3Nz",
+            "ssh-ed25519 AAAA$(id) x",
+            "ecdsa-sha2-nistp224 AAAAE2Vj",
+        ] {
+            assert!(check_ssh_key(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -17,7 +17,7 @@ fn problems(edits: &[(&str, &str)]) -> Vec<String> {
     }
     let src = Source::new(&text, "site.toml");
     let file: SiteFile = toml::from_str(&text).expect("edits keep the schema");
-    validate(&file, &src)
+    validate(&file, &src, &[])
         .iter()
         .map(|d| {
             let shown = d.to_string();
@@ -43,13 +43,82 @@ fn example_has_only_the_placeholder_warning() {
 
 #[test]
 fn version_shapes() {
-    assert!(is_dotted_version("4593.2.5"));
-    assert!(!is_dotted_version("4593.2"));
-    assert!(!is_dotted_version("4593.2.x"));
-    assert!(!is_dotted_version("v1.2.3"));
-    assert!(is_v_version("v1.33.2"));
-    assert!(!is_v_version("1.33.2"));
-    assert!(!is_v_version("v1.33"));
+    use VPrefix::*;
+    for (good, prefix) in [
+        ("4593.2.5", Forbidden),
+        ("0.18.0", Forbidden),
+        ("v1.33.2", Required),
+        ("v1.7.27", Optional),
+        ("1.7.27", Optional),
+        ("4294967295.0.10", Forbidden),
+    ] {
+        assert_eq!(check_version(good, prefix), Ok(()), "{good}");
+    }
+    for (bad, prefix) in [
+        ("4593.2", Forbidden),
+        ("4593.2.x", Forbidden),
+        ("4593.2.5.1", Forbidden),
+        ("4593..5", Forbidden),
+        ("v1.2.3", Forbidden),
+        ("1.33.2", Required),
+        ("v1.33", Required),
+        ("vv1.33.2", Optional),
+        ("v+1.33.2", Required),
+        ("v1.33.2-rc.1", Required),
+        ("", Optional),
+    ] {
+        assert_eq!(check_version(bad, prefix), Err(String::new()), "{bad}");
+    }
+    assert_eq!(
+        check_version("v01.033.2", Required),
+        Err("\"01\" has a leading zero".into())
+    );
+    assert_eq!(
+        check_version("v1.99999999999999999999.2", Required),
+        Err("99999999999999999999 is larger than 4294967295".into())
+    );
+    assert_eq!(
+        check_version("4294967296.0.0", Forbidden),
+        Err("4294967296 is larger than 4294967295".into())
+    );
+}
+
+#[test]
+fn versions_refuse_leading_zeros_and_overflow_in_every_key() {
+    let huge = "99999999999999999999";
+    expect(
+        &[
+            ("kubernetes_version = \"v1.33.2\"", "kubernetes_version = \"v01.033.2\""),
+            ("kubernetes = \"v1.33.2\"", "kubernetes = \"v01.033.2\""),
+        ],
+        &["error: cluster.kubernetes_version: \"v01.033.2\" is not a Kubernetes release (want e.g. \"v1.33.2\"): \"01\" has a leading zero"],
+    );
+    let k8s = format!("kubernetes_version = \"v1.{huge}.2\"");
+    let sx = format!("kubernetes = \"v1.{huge}.2\"");
+    expect(
+        &[("kubernetes_version = \"v1.33.2\"", &k8s), ("kubernetes = \"v1.33.2\"", &sx)],
+        &[&format!("error: cluster.kubernetes_version: \"v1.{huge}.2\" is not a Kubernetes release (want e.g. \"v1.33.2\"): {huge} is larger than 4294967295")],
+    );
+    expect(
+        &[("version = \"4593.2.5\"", "version = \"4593.02.5\"")],
+        &["error: flatcar.version: \"4593.02.5\" is not a Flatcar release (want NNNN.N.N, e.g. \"4593.2.5\"): \"02\" has a leading zero"],
+    );
+    expect(
+        &[("cilium = \"v0.18.2\"", "cilium = \"v0.18.02\"")],
+        &["error: sysext.cilium: \"v0.18.02\" is not a release version (want vX.Y.Z, e.g. \"v0.18.2\"): \"02\" has a leading zero"],
+    );
+    expect(
+        &[("cilium = \"v0.18.2\"", "cilium = \"v0.18.2\"\ncontainerd = \"v1.07.27\"")],
+        &["error: sysext.containerd: \"v1.07.27\" is not a release version (want e.g. \"1.7.27\"): \"07\" has a leading zero"],
+    );
+    expect(
+        &[("version = \"1.17.4\"", "version = \"1.17.04\"")],
+        &["error: cilium.version: \"1.17.04\" is not a Cilium release (want X.Y.Z, e.g. \"1.17.4\"): \"04\" has a leading zero"],
+    );
+    expect(
+        &[("chart_version = \"8.1.2\"", "chart_version = \"8.1.4294967296\"")],
+        &["error: argocd.chart_version: \"8.1.4294967296\" is not a Helm chart version (want e.g. \"8.1.2\"): 4294967296 is larger than 4294967295"],
+    );
 }
 
 #[test]
@@ -84,6 +153,14 @@ fn endpoint_rules() {
     );
     expect(
         &[external, ("\"10.20.0.10:6443\"", "\"192.0.2.10:6443\"")],
+        &[],
+    );
+    expect(
+        &[external, ("\"10.20.0.10:6443\"", "\"0.0.0.0:6443\"")],
+        &["error: cluster.endpoint: 0.0.0.0 is the unspecified address, not a server's address"],
+    );
+    expect(
+        &[external, ("\"10.20.0.10:6443\"", "\"127.0.0.1:6443\"")],
         &[],
     );
     expect(
@@ -283,4 +360,231 @@ fn nodes_and_control_planes() {
         &[("disk = \"/dev/disk/by-id/virtio-cp1-root\"", "disk = \"/dev/nvme0n1\"")],
         &["warning: node[0] (cp1).disk: \"/dev/nvme0n1\" is a kernel device name, which can change between boots; use a stable /dev/disk/by-id/... path"],
     );
+}
+
+#[test]
+fn macs_in_every_spelling_and_the_reserved_ones() {
+    expect(
+        &[
+            ("\"52:54:00:20:00:11\"", "\"52-54-00-AB-00-11\""),
+            ("\"52:54:00:20:00:12\"", "\"525400ab0012\""),
+            ("\"52:54:00:20:00:13\"", "\"52:54:00:AB:00:13\""),
+        ],
+        &[],
+    );
+    expect(
+        &[("\"52:54:00:20:00:11\"", "\"00-00-00-00-00-00\"")],
+        &["error: node[0] (cp1).mac: \"00-00-00-00-00-00\" is the all-zero address, which no NIC has (an unset or blanked value?)"],
+    );
+    expect(
+        &[("\"52:54:00:20:00:11\"", "\"FF:FF:FF:FF:FF:FF\"")],
+        &["error: node[0] (cp1).mac: \"FF:FF:FF:FF:FF:FF\" is the broadcast address; no NIC boots with it"],
+    );
+    // Uniqueness compares the normalised address, whatever the spelling.
+    expect(
+        &[("\"52:54:00:20:00:12\"", "\"525400200011\"")],
+        &["error: node[1] (cp2).mac: \"525400200011\" is already used by node[0] (cp1)"],
+    );
+}
+
+#[test]
+fn gateway_boot_server_and_dns_refuse_reserved_addresses() {
+    expect(
+        &[("gateway = \"10.20.0.1\"", "gateway = \"10.20.0.0\"")],
+        &["error: network.gateway: 10.20.0.0 is the network or broadcast address of 10.20.0.0/24"],
+    );
+    expect(
+        &[("gateway = \"10.20.0.1\"", "gateway = \"10.20.0.255\"")],
+        &["error: network.gateway: 10.20.0.255 is the network or broadcast address of 10.20.0.0/24"],
+    );
+    expect(
+        &[("address = \"10.20.0.2\"", "address = \"10.20.0.255\"")],
+        &["error: boot_server.address: 10.20.0.255 is the network or broadcast address of 10.20.0.0/24"],
+    );
+    expect(
+        &[("address = \"10.20.0.2\"", "address = \"0.0.0.0\"")],
+        &["error: boot_server.address: 0.0.0.0 is the unspecified address, not a server's address"],
+    );
+    expect(
+        &[("address = \"10.20.0.2\"", "address = \"127.0.0.1\"")],
+        &["error: boot_server.address: 127.0.0.1 is a loopback address; each node would fetch from itself"],
+    );
+    expect(
+        &[("address = \"10.20.0.2\"", "address = \"239.1.2.3\"")],
+        &["error: boot_server.address: 239.1.2.3 is a multicast address, not a server's address"],
+    );
+    // Routed through a DHCP relay: outside the node subnet is fine.
+    expect(
+        &[("address = \"10.20.0.2\"", "address = \"192.0.2.7\"")],
+        &[],
+    );
+    expect(
+        &[("dns = [\"10.20.0.1\"]", "dns = [\"0.0.0.0\", \"255.255.255.255\", \"224.0.0.251\", \"10.20.0.255\", \"127.0.0.53\", \"9.9.9.9\"]")],
+        &[
+            "error: network.dns[0]: 0.0.0.0 is the unspecified address, not a server's address",
+            "error: network.dns[1]: 255.255.255.255 is the limited broadcast address, not a server's address",
+            "error: network.dns[2]: 224.0.0.251 is a multicast address, not a server's address",
+            "error: network.dns[3]: 10.20.0.255 is the network or broadcast address of 10.20.0.0/24",
+        ],
+    );
+    // A /31 has no network or broadcast address (RFC 3021).
+    expect(
+        &[
+            ("subnet = \"10.20.0.0/24\"", "subnet = \"10.20.0.0/31\""),
+            ("gateway = \"10.20.0.1\"", "gateway = \"10.20.0.0\""),
+            (
+                "endpoint_mode = \"kube-vip\"",
+                "endpoint_mode = \"external\"",
+            ),
+            ("dns = [\"10.20.0.1\"]", "dns = [\"10.20.0.0\"]"),
+        ],
+        &[
+            "error: node[0] (cp1).ip: 10.20.0.11 is outside network.subnet 10.20.0.0/31",
+            "error: node[1] (cp2).ip: 10.20.0.12 is outside network.subnet 10.20.0.0/31",
+            "error: node[2] (cp3).ip: 10.20.0.13 is outside network.subnet 10.20.0.0/31",
+            "error: node[3] (worker1).ip: 10.20.0.21 is outside network.subnet 10.20.0.0/31",
+            "error: node[4] (worker2).ip: 10.20.0.22 is outside network.subnet 10.20.0.0/31",
+        ],
+    );
+}
+
+#[test]
+fn pod_mtu_has_a_floor() {
+    expect(
+        &[("link_mtu = 1500", "link_mtu = 1500\nmtu = 0")],
+        &["error: cilium.mtu: 0 is below 1280, the smallest MTU IPv6 allows; use at least 1280, or omit mtu to let Cilium derive it"],
+    );
+    expect(
+        &[("link_mtu = 1500", "link_mtu = 1500\nmtu = 1279")],
+        &["error: cilium.mtu: 1279 is below 1280, the smallest MTU IPv6 allows; use at least 1280, or omit mtu to let Cilium derive it"],
+    );
+    expect(&[("link_mtu = 1500", "link_mtu = 1500\nmtu = 1280")], &[]);
+    // The floor is reported even when link_mtu is wrong too.
+    expect(
+        &[("link_mtu = 1500", "link_mtu = 100\nmtu = 0")],
+        &[
+            "error: cilium.link_mtu: 100 is not a link MTU (576 to 65535)",
+            "error: cilium.mtu: 0 is below 1280, the smallest MTU IPv6 allows; use at least 1280, or omit mtu to let Cilium derive it",
+        ],
+    );
+}
+
+#[test]
+fn disks_refuse_shell_syntax_and_path_tricks() {
+    let cp1 = "disk = \"/dev/disk/by-id/virtio-cp1-root\"";
+    expect(
+        &[(cp1, "disk = \"/dev/disk/by-id/x$(reboot -f)`id`\"")],
+        &["error: node[0] (cp1).disk: \"/dev/disk/by-id/x$(reboot -f)`id`\" has '$', which no device path needs (allowed: letters, digits and . _ - : + @ = , /); the path is written into a shell script on the node"],
+    );
+    expect(
+        &[(cp1, "disk = \"/dev/../etc/passwd\"")],
+        &["error: node[0] (cp1).disk: \"/dev/../etc/passwd\" has an empty, \".\" or \"..\" path segment; name the device by its plain path (want /dev/disk/by-id/...)"],
+    );
+    expect(
+        &[(cp1, "disk = \"/dev/disk/by-path/pci-0000:00:1f.2-ata-1\"")],
+        &[],
+    );
+    expect(
+        &[(
+            cp1,
+            "disk = \"/dev/disk/by-id/usb-SanDisk_Cruzer_Blade_4C530001-0:0\"",
+        )],
+        &[],
+    );
+}
+
+#[test]
+fn ssh_keys_are_one_line_of_a_known_type() {
+    let placeholder = "\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplaceWithYourOwnPublicKeyBeforeBuilding operator@example\"";
+    expect(
+        &[(placeholder, "\"ssh-ed25519 AAAAC3Nz ops@example\\nssh-rsa AAAAB3Nz intruder\"")],
+        &["error: ssh.authorized_keys[0]: contains the control character \\n; a public key is one line of printable text"],
+    );
+    expect(
+        &[(placeholder, "\"ssh-dss AAAAB3NzaC1kc3M= old@example\"")],
+        &["error: ssh.authorized_keys[0]: is not an OpenSSH public key (want \"ssh-ed25519 AAAA... comment\")"],
+    );
+    expect(
+        &[(
+            placeholder,
+            "\"sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t key@example\"",
+        )],
+        &[],
+    );
+}
+
+/// Like `problems`, with the keys parsing repaired marked unsure.
+fn problems_with_unsure(edits: &[(&str, &str)], unsure: &[KeyPath]) -> Vec<String> {
+    let mut text = EXAMPLE.to_string();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from:?} not in the example");
+        text = text.replacen(from, to, 1);
+    }
+    let src = Source::new(&text, "site.toml");
+    let file: SiteFile = toml::from_str(&text).expect("edits keep the schema");
+    validate(&file, &src, unsure)
+        .iter()
+        .map(|d| format!("{}: {}: {}", d.severity, d.path, d.message))
+        .filter(|s| s != PLACEHOLDER)
+        .collect()
+}
+
+#[test]
+fn nothing_is_reported_inside_a_repaired_table() {
+    // As if `link_mut = 9000` had been dropped: the default link_mtu would
+    // make mtu look too large, and [cilium] says nothing.
+    let edits = [
+        ("link_mtu = 1500", "mtu = 8905"),
+        ("gateway = \"10.20.0.1\"", "gateway = \"10.20.0.0\""),
+    ];
+    assert_eq!(
+        problems_with_unsure(&edits, &[KeyPath::of("cilium.link_mut")]),
+        ["error: network.gateway: 10.20.0.0 is the network or broadcast address of 10.20.0.0/24"]
+    );
+    // The repaired node is silent, and so is the count over all nodes (its
+    // role may be a stand-in); the other nodes are checked.
+    let edits = [
+        (
+            "role = \"control-plane\"\ndisk = \"/dev/disk/by-id/virtio-cp2-root\"",
+            "role = \"\"\ndisk = \"/dev/disk/by-id/virtio-cp2-root\"",
+        ),
+        ("\"52:54:00:20:00:13\"", "\"52:54:00:20:00\""),
+    ];
+    assert_eq!(
+        problems_with_unsure(&edits, &[KeyPath::node(1, "mac")]),
+        ["error: node[2] (cp3).mac: \"52:54:00:20:00\" is not a MAC address (want aa:bb:cc:dd:ee:ff)"]
+    );
+    // A stand-in Kubernetes version is no reference for the sysext's.
+    let edits = [(
+        "kubernetes_version = \"v1.33.2\"",
+        "kubernetes_version = \"\"",
+    )];
+    assert_eq!(
+        problems_with_unsure(&edits, &[KeyPath::of("cluster.kubernetes_version")]),
+        Vec::<String>::new()
+    );
+    // A whole table stood in for: only its own checks are silent.
+    assert_eq!(
+        problems_with_unsure(
+            &[(PLACEHOLDER_KEY, "authorized_keys = []")],
+            &[KeyPath::of("ssh")]
+        ),
+        Vec::<String>::new()
+    );
+}
+
+const PLACEHOLDER_KEY: &str = "authorized_keys = [\n  \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplaceWithYourOwnPublicKeyBeforeBuilding operator@example\",\n]";
+
+#[test]
+fn scopes_are_a_top_level_table_or_one_node() {
+    assert_eq!(
+        scope(&KeyPath::of("cilium.mtu")),
+        &[Seg::Key("cilium".into())]
+    );
+    assert_eq!(
+        scope(&KeyPath::node(2, "labels").key("x")),
+        &[Seg::Key("node".into()), Seg::Index(2)]
+    );
+    assert_eq!(scope(&KeyPath::of("node")), &[Seg::Key("node".into())]);
+    assert!(scope(&KeyPath::default()).is_empty());
 }
