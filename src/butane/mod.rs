@@ -19,6 +19,7 @@ mod resource;
 mod schema;
 mod storage;
 mod systemd;
+pub mod template_map;
 mod translate;
 mod trees;
 mod unit_file;

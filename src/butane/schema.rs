@@ -305,7 +305,10 @@ impl<'v> Obj<'v> {
             Value::String(s) if cx.scalars.quoted.contains(&here) => {
                 cx.error(
                     &here,
-                    format!("expected an integer, found the quoted string \"{s}\" (write the mode without quotes: {s})"),
+                    format!(
+                        "expected an integer, found the quoted string \"{s}\" ({})",
+                        quoted_mode_hint(s)
+                    ),
                 );
                 return None;
             }
@@ -359,6 +362,21 @@ fn yaml11_bool(s: &str) -> Option<bool> {
 }
 
 /// Parses `0644` or `0o644`; `None` for anything else.
+/// What to tell the author of a quoted mode: an octal number only needs its
+/// quotes removed (and a leading zero when it has none, or it would be read
+/// as decimal); anything else is not a mode at all.
+fn quoted_mode_hint(s: &str) -> String {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    let octal = !digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    if !octal {
+        "a mode is an octal number such as 0644".to_string()
+    } else if s.starts_with('0') {
+        format!("write the mode without quotes: {s}")
+    } else {
+        format!("write the mode without quotes, as octal with a leading zero: 0{s}")
+    }
+}
+
 fn parse_octal(s: &str) -> Option<i64> {
     let digits = s.strip_prefix("0o").or_else(|| s.strip_prefix('0'))?;
     if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
@@ -433,6 +451,35 @@ mod tests {
         assert_eq!(parse_octal("0"), None);
         assert_eq!(parse_octal("0648"), None);
         assert_eq!(parse_octal("644"), None);
+    }
+
+    #[test]
+    fn quoted_modes_are_errors_and_only_octal_ones_get_the_unquote_hint() {
+        let (_, scalars) = crate::butane::location::scan_with_scalars(
+            "a: \"0644\"\nb: \"0o755\"\nc: \"644\"\nd: \"rw\"\ne: \"0648\"\n",
+        );
+        let v: Value = serde_norway::from_str(
+            "a: \"0644\"\nb: \"0o755\"\nc: \"644\"\nd: \"rw\"\ne: \"0648\"\n",
+        )
+        .unwrap();
+        let mut cx = cx();
+        cx.scalars = scalars;
+        let keys = ["a", "b", "c", "d", "e"];
+        let o = Obj::new(&mut cx, &v, "", &keys).unwrap();
+        for k in keys {
+            assert_eq!(o.mode(&mut cx, "", k), None);
+        }
+        let got: Vec<&str> = cx.errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            got,
+            [
+                r#"expected an integer, found the quoted string "0644" (write the mode without quotes: 0644)"#,
+                r#"expected an integer, found the quoted string "0o755" (write the mode without quotes: 0o755)"#,
+                r#"expected an integer, found the quoted string "644" (write the mode without quotes, as octal with a leading zero: 0644)"#,
+                r#"expected an integer, found the quoted string "rw" (a mode is an octal number such as 0644)"#,
+                r#"expected an integer, found the quoted string "0648" (a mode is an octal number such as 0644)"#,
+            ]
+        );
     }
 
     #[test]

@@ -19,9 +19,10 @@ const TOP: &[&str] = &[
 ];
 
 pub fn run(yaml: &str, opts: &Options) -> Result<Translation, Vec<Diagnostic>> {
-    let mut doc: Value = serde_norway::from_str(yaml).map_err(|e| vec![syntax_error(&e)])?;
+    let mut doc: Value = serde_norway::from_str(yaml).map_err(|e| vec![syntax_error(yaml, &e)])?;
     // Templates may share blocks with anchors and `<<:` merge keys.
-    doc.apply_merge().map_err(|e| vec![syntax_error(&e)])?;
+    doc.apply_merge()
+        .map_err(|e| vec![syntax_error(yaml, &e)])?;
     let (locs, scalars) = location::scan_with_scalars(yaml);
     let mut probe = Ctx::new(None, Spec::V1_0);
     let spec = Obj::new(&mut probe, &doc, "", TOP).and_then(|o| spec_of(&mut probe, o));
@@ -197,19 +198,144 @@ fn locate(locs: &Locations, raws: Vec<Raw>) -> Vec<Diagnostic> {
         .collect()
 }
 
-/// A YAML syntax error, with the parser's position when it has one.
-fn syntax_error(e: &serde_norway::Error) -> Diagnostic {
-    let pos = e.location().map(|l| (l.line(), l.column()));
-    let mut message = e.to_string();
-    if let Some(cut) = message.find(" at line ") {
-        message.truncate(cut);
+/// A YAML syntax error, at the parser's position when it has one, moved to
+/// the line at fault where the parser only notices the fault later:
+///
+/// - at the end of the document (an unclosed quote or bracket), the start of
+///   what is unclosed (the parser's context), or else the last line;
+/// - a key without its `:` (`could not find expected ':'` on the line
+///   after), the key;
+/// - a line without its `:` that YAML therefore continues on the next
+///   line, whose `:` is then refused (`mapping values are not allowed`),
+///   that line.
+///
+/// Positions are 1-based, as the parser's `Location` gives them.
+fn syntax_error(yaml: &str, e: &serde_norway::Error) -> Diagnostic {
+    let full = e.to_string();
+    let (problem, context) = split_yaml_error(&full);
+    let mut pos = e.location().map(|l| (l.line(), l.column()));
+    let mut message = format!("invalid YAML: {problem}");
+    if let Some((line, column)) = pos {
+        let context_at = context.and_then(|c| c.1).filter(|&at| at < (line, column));
+        if at_end(yaml, line, column) {
+            match (context, context_at) {
+                (Some((what, _)), Some(at)) => {
+                    pos = Some(at);
+                    message = format!("invalid YAML: {problem}, {what} that starts here");
+                }
+                _ => {
+                    pos = last_line(yaml).or(pos);
+                    message = format!("invalid YAML: {problem} at the end of the document");
+                }
+            }
+        } else if let (Some(("while scanning a simple key", _)), Some(at)) = (context, context_at) {
+            pos = Some(at);
+            message = format!("invalid YAML: {problem} after the key that starts here");
+        } else if problem == "mapping values are not allowed in this context" {
+            if let Some(at) = continued_from(yaml, line, column) {
+                pos = Some(at);
+                message = format!(
+                    "invalid YAML: {problem} (a ':' missing at the end of this line? \
+                     Without it YAML reads the next line as more of this line's text)"
+                );
+            }
+        }
     }
     Diagnostic {
         line: pos.map(|p| p.0),
         column: pos.map(|p| p.1),
         path: String::new(),
-        message: format!("invalid YAML: {message}"),
+        message,
     }
+}
+
+/// What the parser was reading when it failed (`while scanning a quoted
+/// scalar`) and where that started, when it says.
+type YamlContext<'a> = (&'a str, Option<(usize, usize)>);
+
+/// Splits the parser's message `<problem> at line L column C[, <context>[ at
+/// line A column B]]` into the problem and the context with its position.
+fn split_yaml_error(full: &str) -> (&str, Option<YamlContext<'_>>) {
+    let Some(cut) = full
+        .find(" at line ")
+        .or_else(|| full.find(" at position "))
+    else {
+        return (full, None);
+    };
+    let problem = &full[..cut];
+    let context = full[cut..]
+        .split_once(", ")
+        .map(|(_, c)| match c.rsplit_once(" at line ") {
+            Some((what, at)) => (what, parse_line_column(at)),
+            None => (c, None),
+        });
+    (problem, context)
+}
+
+/// `L column C` → (L, C).
+fn parse_line_column(text: &str) -> Option<(usize, usize)> {
+    let (line, column) = text.split_once(" column ")?;
+    Some((line.trim().parse().ok()?, column.trim().parse().ok()?))
+}
+
+/// The lines of `yaml` as the parser numbers them (from 1).
+fn lines(yaml: &str) -> impl Iterator<Item = (usize, &str)> {
+    yaml.split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+}
+
+/// Whether only blanks follow (line, column).
+fn at_end(yaml: &str, line: usize, column: usize) -> bool {
+    lines(yaml)
+        .skip(line.saturating_sub(1))
+        .enumerate()
+        .all(|(k, (_, text))| {
+            let rest: String = if k == 0 {
+                text.chars().skip(column.saturating_sub(1)).collect()
+            } else {
+                text.to_string()
+            };
+            rest.trim().is_empty()
+        })
+}
+
+/// The first character of the last line that is not blank.
+fn last_line(yaml: &str) -> Option<(usize, usize)> {
+    lines(yaml)
+        .filter(|(_, text)| !text.trim().is_empty())
+        .last()
+        .map(|(n, text)| (n, text.len() - text.trim_start().len() + 1))
+}
+
+/// Where the plain text that runs on into `line` up to its `:` at `column`
+/// starts, when it starts on the line before (a line that is just text, as
+/// a key that lost its `:` is): (line, column) of that text.
+fn continued_from(yaml: &str, line: usize, column: usize) -> Option<(usize, usize)> {
+    let all: Vec<(usize, &str)> = lines(yaml).collect();
+    let here = all.get(line.checked_sub(1)?)?.1;
+    let before: String = here.chars().take(column.saturating_sub(1)).collect();
+    let before = before.trim_start();
+    if before.is_empty() || before.contains(": ") || before.starts_with('#') {
+        return None;
+    }
+    let (n, prev) = all[..line - 1]
+        .iter()
+        .rev()
+        .find(|(_, t)| !t.trim().is_empty())?;
+    let mut text = prev.trim_start();
+    while let Some(rest) = text.strip_prefix("- ") {
+        text = rest.trim_start();
+    }
+    let bare = !text.is_empty()
+        && !text.starts_with([
+            '#', '|', '>', '"', '\'', '[', '{', '&', '*', '!', '%', '@', '`',
+        ])
+        && !text.contains(": ")
+        && !text.contains(" #")
+        && !text.ends_with(':');
+    bare.then(|| (*n, prev.len() - text.len() + 1))
 }
 
 #[cfg(test)]
@@ -218,6 +344,99 @@ mod tests {
 
     fn json(yaml: &str) -> String {
         run(yaml, &Options::default()).unwrap().json
+    }
+
+    /// (line, column) and message of the one error in `yaml`.
+    fn yaml_error(yaml: &str) -> (Option<usize>, Option<usize>, String) {
+        let errs = run(yaml, &Options::default()).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        (errs[0].line, errs[0].column, errs[0].message.clone())
+    }
+
+    #[test]
+    fn yaml_errors_point_at_the_line_at_fault() {
+        let head = "variant: flatcar\nversion: 1.0.0\nstorage:\n";
+        let cases = [
+            // Where the parser sees the fault: its own position, 1-based.
+            (
+                "  files:\n    - path: /a\n   bad: 1\n",
+                (6, 4),
+                "invalid YAML: did not find expected key",
+            ),
+            (
+                "  files:\n    - path: /a\n\tmode: 1\n",
+                (6, 1),
+                "invalid YAML: found a tab character that violates indentation",
+            ),
+            // A key without its ':': the parser reads the next line as more
+            // of its text and refuses that line's ':'.
+            (
+                "  directories\n    - path: /a\n",
+                (4, 3),
+                "invalid YAML: mapping values are not allowed in this context (a ':' missing at \
+                 the end of this line? Without it YAML reads the next line as more of this \
+                 line's text)",
+            ),
+            (
+                "  directories:\n    - path /a\n      mode: 1\n",
+                (5, 7),
+                "invalid YAML: mapping values are not allowed in this context (a ':' missing at \
+                 the end of this line? Without it YAML reads the next line as more of this \
+                 line's text)",
+            ),
+            // A ':' inside a value's text is refused where it is.
+            (
+                "  files:\n    - path: /a\n      contents:\n        inline: a\n          b: c\n",
+                (8, 12),
+                "invalid YAML: mapping values are not allowed in this context",
+            ),
+            // An unclosed quote or bracket: where it opens, not the end.
+            (
+                "  files:\n    - path: \"/a\n    - path: /b\n",
+                (5, 13),
+                "invalid YAML: found unexpected end of stream, while scanning a quoted scalar \
+                 that starts here",
+            ),
+            (
+                "  files:\n    - path: /a\n  directories: [\n\n",
+                (6, 3),
+                "invalid YAML: did not find expected node content at the end of the document",
+            ),
+            // A key that the parser gives up on a line later.
+            (
+                "  files:\n    - path: /a\n      contents:\n        inline: |\n      x\n    - path: [\n",
+                (8, 7),
+                "invalid YAML: could not find expected ':' after the key that starts here",
+            ),
+        ];
+        for (body, (line, column), message) in cases {
+            assert_eq!(
+                yaml_error(&format!("{head}{body}")),
+                (Some(line), Some(column), message.to_string()),
+                "{body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn yaml_error_messages_split_into_problem_and_context() {
+        assert_eq!(
+            split_yaml_error("did not find expected key at line 6 column 4, while parsing a block mapping at line 4 column 3"),
+            ("did not find expected key", Some(("while parsing a block mapping", Some((4, 3)))))
+        );
+        assert_eq!(
+            split_yaml_error(
+                "did not find expected node content at line 7 column 1, while parsing a flow node"
+            ),
+            (
+                "did not find expected node content",
+                Some(("while parsing a flow node", None))
+            )
+        );
+        assert_eq!(
+            split_yaml_error("recursion limit exceeded"),
+            ("recursion limit exceeded", None)
+        );
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
     let shared = Arc::new(
         Shared {
             templates: templates.clone(),
+            templates_dir: site.templates_dir(),
             site: Arc::new(site_ctx),
             http_base: site.http_base(),
             secrets_fingerprint: secrets.fingerprint(),

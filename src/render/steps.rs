@@ -6,6 +6,7 @@
 //!
 //! Keys hold the template digest, the non-secret context and a fingerprint of
 //! the secrets: never the secrets themselves (keys are stored in the cache).
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -21,6 +22,9 @@ use crate::fetch::refs::SysextRef;
 /// What every node step of one build shares.
 pub struct Shared {
     pub templates: Arc<Templates>,
+    /// Where `templates` were loaded from: read again only to map an error in
+    /// a rendered template back to its template line.
+    pub templates_dir: PathBuf,
     pub site: Arc<SiteContext>,
     pub http_base: String,
     pub secrets_fingerprint: String,
@@ -107,8 +111,16 @@ fn put_ignition(
     butane: &str,
 ) -> Result<()> {
     let name = &base.node.name;
-    let origin = format!("{name}/{doc}.bu");
-    let json = ignition::translate(butane, &origin, shared.strict)?;
+    let template = format!("{doc}.bu");
+    let from = ignition::Rendered {
+        template: &template,
+        node: name,
+        sources: ignition::Sources::Dir {
+            dir: &shared.templates_dir,
+            digest: shared.templates.digest(),
+        },
+    };
+    let json = ignition::translate_rendered(butane, &from, shared.strict)?;
     let visibility = Visibility::Node {
         node: name.clone(),
         ip: base.node.ip.clone(),

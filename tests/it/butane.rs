@@ -145,6 +145,11 @@ const ERRORS: &[(&str, &str, &[&str])] = &[
         &[r#"line 6 column 7: storage.files.0.mode: expected an integer, found the quoted string "0644" (write the mode without quotes: 0644)"#],
     ),
     (
+        "quoted mode that is no number (no hint to unquote it)",
+        "storage:\n  files:\n    - path: /a\n      mode: \"rw\"\n",
+        &[r#"line 6 column 7: storage.files.0.mode: expected an integer, found the quoted string "rw" (a mode is an octal number such as 0644)"#],
+    ),
+    (
         "mode out of range",
         "storage:\n  directories:\n    - path: /d\n      mode: 0o17777\n",
         &["line 6 column 7: storage.directories.0.mode: mode 8191 is out of range (at most 0o7777 = 4095)"],
@@ -840,9 +845,302 @@ fn cli_prints_warnings_and_strict_turns_them_into_errors() {
         .starts_with("<stdin>:6:7: error: storage.directories.0.mode:"));
 }
 
+/// A literal Butane file (no template): a YAML syntax error and an unknown
+/// key are reported at the line they are on, 1-based, also where the parser
+/// only notices the fault a line later.
+#[test]
+fn cli_reports_yaml_errors_and_unknown_keys_at_their_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "storage:\n  directories\n    - path: /a\n",
+            "4:3: error: invalid YAML: mapping values are not allowed in this context (a ':' \
+             missing at the end of this line? Without it YAML reads the next line as more of \
+             this line's text)",
+        ),
+        (
+            "storage:\n  files:\n    - path: /a\n   bad: 1\n",
+            "6:4: error: invalid YAML: did not find expected key",
+        ),
+        (
+            "storage:\n  files:\n    - path: \"/a\n",
+            "5:13: error: invalid YAML: found unexpected end of stream, while scanning a quoted \
+             scalar that starts here",
+        ),
+        (
+            "storage:\n  files:\n    - path: /a\n  filez: []\n",
+            "6:3: error: storage.filez: unknown key \"filez\"",
+        ),
+        (
+            "storagex:\n  files: []\n",
+            "3:1: error: storagex: unknown key \"storagex\"",
+        ),
+    ];
+    for (body, want) in cases {
+        let input = tmp.path().join("node.bu");
+        std::fs::write(&input, format!("{HEAD}{body}")).unwrap();
+        let out = pxebuild(&[input.to_str().unwrap()], None);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let name = input.display();
+        assert_eq!(
+            stderr,
+            format!("{name}:{want}\nerror: {name}: 1 error(s) in the Butane config\n"),
+            "{body:?}"
+        );
+    }
+}
+
 #[test]
 fn cli_missing_input_file_is_bad_input() {
     let out = pxebuild(&["/nonexistent/x.bu"], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("reading /nonexistent/x.bu"));
+}
+
+// ---- Butane rendered from the site's templates ----------------------------
+
+/// `pxebuild build` of the example site against the fixture mirror, with
+/// `templates/node.bu.hbs` line `line` replaced by `text`: the build fails
+/// as bad input; returns its stderr.
+fn build_with_node_template_line(line: usize, from: &str, text: &str) -> String {
+    let (dir, mirror) = crate::cluster_build::prepared();
+    let hbs = dir.path().join("templates/node.bu.hbs");
+    let template = std::fs::read_to_string(&hbs).unwrap();
+    let mut lines: Vec<&str> = template.lines().collect();
+    assert_eq!(lines[line - 1], from, "templates/node.bu.hbs line {line}");
+    lines[line - 1] = text;
+    std::fs::write(&hbs, format!("{}\n", lines.join("\n"))).unwrap();
+    let out = crate::cluster_build::build(dir.path(), &dir.path().join("dist"), &mirror);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        !dir.path().join("dist").exists(),
+        "no dist/ from a failed build"
+    );
+    stderr
+}
+
+#[test]
+fn a_butane_error_in_a_node_template_names_the_template_line_and_the_node() {
+    // cp1 is the first node step the build starts; the first failure stops
+    // new work, so which other nodes report varies with the job count.
+    let cases = [
+        (
+            25,
+            "      mode: 0o644",
+            "      mode: \"rw\"",
+            "templates/node.bu.hbs:25:7: storage.files.0.mode: expected an integer, found the \
+             quoted string \"rw\" (a mode is an octal number such as 0644)\n    \
+             rendered for cp1 as line 21 column 7: `      mode: \"rw\"`",
+        ),
+        (
+            12,
+            "storage:",
+            "storagex:",
+            "templates/node.bu.hbs:12:1: storagex: unknown key \"storagex\"\n    \
+             rendered for cp1 as line 10 column 1: `storagex:`",
+        ),
+        (
+            13,
+            "  directories:",
+            "  directories",
+            "templates/node.bu.hbs:13:3: invalid YAML: mapping values are not allowed in this \
+             context (a ':' missing at the end of this line? Without it YAML reads the next \
+             line as more of this line's text)\n    \
+             rendered for cp1 as line 11 column 3: `  directories`",
+        ),
+    ];
+    for (line, from, to, want) in cases {
+        let stderr = build_with_node_template_line(line, from, to);
+        let head = "ignition:cp1/node.ign failed: templates/node.bu.hbs rendered for node cp1 \
+                    is not valid Butane:\n  ";
+        assert!(
+            stderr.contains(&format!("{head}{want}\n")),
+            "line {line} {to:?}:\n{stderr}"
+        );
+        assert!(!stderr.contains("cp1/node.bu"), "{stderr}");
+    }
+}
+
+/// Rendered for every node (control planes and workers render different
+/// lines), a broken line in a partial names the partial's line and the line
+/// that includes it, and a warning made an error by strictness its own line.
+#[test]
+fn rendered_template_errors_name_the_partial_and_every_node() {
+    use pxebuild::render::ignition::{translate_rendered, Rendered, Sources};
+    use pxebuild::render::templates::Templates;
+
+    let (dir, _) = crate::cluster_common::example_site();
+    let edit = |rel: &str, line: usize, from: &str, to: &str| {
+        let path = dir.path().join("templates").join(rel);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[line - 1], from, "{rel} line {line}");
+        lines[line - 1] = to;
+        std::fs::write(&path, format!("{}\n", lines.join("\n"))).unwrap();
+    };
+    edit(
+        "partials/kubernetes-files.hbs",
+        2,
+        "      mode: 0o600",
+        "      mode: \"0600\"",
+    );
+    edit("node.bu.hbs", 34, "      mode: 0o755", "      mode: 755");
+    let site = pxebuild::site::Site::load(&dir.path().join("site.toml")).unwrap();
+    let templates_dir = site.templates_dir();
+    let digest = Templates::load(&templates_dir)
+        .unwrap()
+        .digest()
+        .to_string();
+    let mut nodes = Vec::new();
+    for (ctx, bu) in crate::cluster_render::render_all(&site) {
+        let node = ctx.node.name.as_str();
+        let from = Rendered {
+            template: "node.bu",
+            node,
+            sources: Sources::Dir {
+                dir: &templates_dir,
+                digest: &digest,
+            },
+        };
+        let err = translate_rendered(&bu, &from, true).unwrap_err();
+        assert_eq!(pxebuild::error::exit_code(&err), 2);
+        let text = format!("{err:#}");
+        let rendered = |wanted: &str| 1 + bu.lines().position(|l| l == wanted).unwrap();
+        let quoted = rendered("      mode: \"0600\"");
+        let decimal = rendered("      mode: 755");
+        assert!(
+            text.starts_with(&format!(
+                "templates/node.bu.hbs rendered for node {node} is not valid Butane:\n  \
+                 templates/partials/kubernetes-files.hbs:2:7 (included from \
+                 templates/node.bu.hbs:32): storage.files."
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                ".mode: expected an integer, found the quoted string \"0600\" (write the mode \
+                 without quotes: 0600)\n    rendered for {node} as line {quoted} column 7: \
+                 `      mode: \"0600\"`"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                ".mode: mode 755 is decimal (0o1363); did you mean 0755?\n    \
+                 rendered for {node} as line {decimal} column 7: `      mode: 755`"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  templates/node.bu.hbs:34:7: storage.files."),
+            "{text}"
+        );
+        nodes.push((node.to_string(), quoted));
+    }
+    // The same template line is a different rendered line per role.
+    let lines: std::collections::BTreeSet<usize> = nodes.iter().map(|n| n.1).collect();
+    assert!(lines.len() > 1, "{nodes:?}");
+}
+
+/// Every line of the example site's node.bu and install.bu, rendered for
+/// every node, maps back to the template line that wrote it. The truth comes
+/// from rendering a copy of the templates with a marker at the end of every
+/// line that is not a standalone block tag; the map sees the original
+/// templates and the rendering without the markers.
+#[test]
+fn every_rendered_line_of_the_example_site_maps_to_its_template_line() {
+    use pxebuild::butane::template_map::{LineMap, Origin, TemplateLine};
+    use pxebuild::render::node::render_install;
+    use pxebuild::render::templates::Templates;
+
+    let (dir, _) = crate::cluster_common::example_site();
+    let templates_dir = dir.path().join("templates");
+    let mut names = vec!["node.bu".to_string(), "install.bu".to_string()];
+    for entry in std::fs::read_dir(templates_dir.join("partials")).unwrap() {
+        let file = entry.unwrap().file_name().into_string().unwrap();
+        names.push(format!("partials/{}", file.trim_end_matches(".hbs")));
+    }
+    let mut sources = Vec::new();
+    for name in names {
+        let path = templates_dir.join(format!("{name}.hbs"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, with_markers(&name, &text)).unwrap();
+        sources.push((name, text));
+    }
+    let site = pxebuild::site::Site::load(&dir.path().join("site.toml")).unwrap();
+    let marked = Templates::load(&site.templates_dir()).unwrap();
+    let mut checked = 0;
+    for (mut ctx, node_bu) in crate::cluster_render::render_all(&site) {
+        let install_bu = render_install(&marked, &mut ctx, b"{}").unwrap();
+        for (template, text) in [("node.bu", node_bu), ("install.bu", install_bu)] {
+            let (plain, truth) = strip_markers(&text);
+            let map = LineMap::new(&sources, template, &plain);
+            for (i, want) in truth.iter().enumerate() {
+                let Some((name, line)) = want else { continue };
+                let want = TemplateLine {
+                    template: name.clone(),
+                    line: *line,
+                };
+                match map.locate(i + 1, None) {
+                    Origin::Line { chain, .. } if chain[0] == want => checked += 1,
+                    other => panic!(
+                        "{} {template} line {}: {:?}: want {want:?}, got {other:?}",
+                        ctx.node.name,
+                        i + 1,
+                        plain.lines().nth(i)
+                    ),
+                }
+            }
+        }
+    }
+    assert!(checked > 1000, "{checked} lines checked");
+}
+
+/// The template with ` #@<name>:<line>@` after every line that is not blank
+/// or a standalone `{{#…}}`, `{{/…}}`, `{{else}}`, `{{^…}}`, `{{>…}}` or
+/// `{{!…}}` tag.
+fn with_markers(name: &str, text: &str) -> String {
+    let mut out = String::new();
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        let standalone = t.starts_with("{{")
+            && t.ends_with("}}")
+            && t.matches("{{").count() == 1
+            && (t[2..].starts_with(['#', '/', '^', '>', '!']) || t == "{{else}}");
+        out.push_str(line);
+        if !t.is_empty() && !standalone {
+            out.push_str(&format!(" #@{name}:{}@", n + 1));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The rendering without markers, and per line the marker it ended with.
+fn strip_markers(text: &str) -> (String, Vec<Option<(String, usize)>>) {
+    let mut plain = String::new();
+    let mut truth = Vec::new();
+    for line in text.lines() {
+        let mut rest = line;
+        let mut kept = String::new();
+        let mut last = None;
+        while let Some(at) = rest.find(" #@") {
+            let Some(end) = rest[at + 3..].find('@') else {
+                break;
+            };
+            kept.push_str(&rest[..at]);
+            last = Some((&rest[at + 3..at + 3 + end], at + 3 + end + 1 == rest.len()));
+            rest = &rest[at + 3 + end + 1..];
+        }
+        kept.push_str(rest);
+        truth.push(last.filter(|(_, at_end)| *at_end).map(|(m, _)| {
+            let (name, line) = m.rsplit_once(':').unwrap();
+            (name.to_string(), line.parse().unwrap())
+        }));
+        plain.push_str(&kept);
+        plain.push('\n');
+    }
+    (plain, truth)
 }
