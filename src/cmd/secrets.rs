@@ -14,9 +14,11 @@ pub enum Command {
     /// certificate's expiry, and the bootstrap token's lifetime.
     Show,
     /// Create any missing secrets without building (refused beside a built tree
-    /// whose secrets are gone).
+    /// whose secrets, or one of whose nodes' ids, are gone: the --out tree, and
+    /// always the site's own dist/ beside site.toml).
     Init {
-        /// The boot tree the secrets belong to.
+        /// The boot tree the secrets belong to, as `build --out` names it
+        /// (relative to the working directory, like build's).
         #[arg(long, value_name = "DIR", default_value = "dist")]
         out: PathBuf,
     },

@@ -101,11 +101,37 @@ pub fn not_after(cert_pem: &str) -> Result<i64> {
     Ok(cert.validity().not_after.timestamp())
 }
 
-/// Checks that a PEM private key parses (a truncated file fails early).
-pub fn check_key(key_pem: &str) -> Result<()> {
+/// The raw public key (the SubjectPublicKeyInfo's key bits) of a PEM private
+/// key; fails when the key does not parse.
+pub fn private_key_public(key_pem: &str) -> Result<Vec<u8>> {
     KeyPair::from_pem(key_pem)
-        .map(|_| ())
+        .map(|key| key.public_key_raw().to_vec())
         .map_err(|e| anyhow!("not a usable private key: {e}"))
+}
+
+/// The raw public key a PEM certificate certifies; fails when it does not parse.
+pub fn cert_public(cert_pem: &str) -> Result<Vec<u8>> {
+    let der = pem_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| anyhow!("not a usable certificate: {e}"))?;
+    Ok(cert.public_key().subject_public_key.data.to_vec())
+}
+
+/// The raw public key of a PEM `PUBLIC KEY` (SubjectPublicKeyInfo, as in
+/// `sa.pub`); fails when it does not parse.
+pub fn spki_public(public_pem: &str) -> Result<Vec<u8>> {
+    use x509_parser::prelude::FromDer;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(public_pem.as_bytes())
+        .map_err(|e| anyhow!("not a PEM public key: {e}"))?;
+    if pem.label != "PUBLIC KEY" {
+        return Err(anyhow!(
+            "not a PEM public key (the PEM block is a {:?})",
+            pem.label
+        ));
+    }
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&pem.contents)
+        .map_err(|e| anyhow!("not a usable public key: {e}"))?;
+    Ok(spki.subject_public_key.data.to_vec())
 }
 
 fn pem_der(cert_pem: &str) -> Result<Vec<u8>> {
@@ -156,5 +182,26 @@ mod tests {
         assert!(client.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         let days = (not_after(&ca.cert_pem).unwrap() - ASN1Time::now().timestamp()) / 86_400;
         assert!((3649..=3650).contains(&days));
+    }
+
+    #[test]
+    fn public_keys_tie_keys_to_their_certificates_and_public_halves() {
+        let ca = new_ca("kubernetes").unwrap();
+        let other = new_ca("etcd-ca").unwrap();
+        let key = private_key_public(&ca.key_pem).unwrap();
+        assert_eq!(cert_public(&ca.cert_pem).unwrap(), key);
+        assert_ne!(cert_public(&other.cert_pem).unwrap(), key);
+        let (sa_key, sa_pub) = new_sa_key_pair().unwrap();
+        let (_, other_pub) = new_sa_key_pair().unwrap();
+        let sa = private_key_public(&sa_key).unwrap();
+        assert_eq!(spki_public(&sa_pub).unwrap(), sa);
+        assert_ne!(spki_public(&other_pub).unwrap(), sa);
+        // A certificate is not a public key file, nor the other way round.
+        assert!(spki_public(&ca.cert_pem).is_err());
+        assert!(cert_public(&sa_pub).is_err());
+        assert!(private_key_public(&ca.cert_pem).is_err());
+        assert!(
+            spki_public("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").is_err()
+        );
     }
 }
