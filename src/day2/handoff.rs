@@ -49,7 +49,7 @@ pub fn next_steps(site: &Site, out: &Path) -> String {
             "  5. Admin kubeconfig:           {} ({px} kubeconfig)",
             super::kubeconfig::path(site).display()
         ),
-        "  6. Push this repository (payload/ included; not secrets/, dist/, .dist.*, .pxebuild/) to".into(),
+        "  6. Push this repository (payload/ included; not secrets/, .secrets.*, dist/, .dist.*, .pxebuild/) to".into(),
         format!(
             "       {} at {}: Argo CD follows it",
             f.argocd.repo_url, f.argocd.revision
@@ -155,7 +155,7 @@ Next steps for site rack1:
        5. worker2    52:54:00:20:00:22  10.20.0.22      worker, joins
   4. Wait for every node:        pxebuild wait --timeout 30m
   5. Admin kubeconfig:           secrets/kubeconfig (pxebuild kubeconfig)
-  6. Push this repository (payload/ included; not secrets/, dist/, .dist.*, .pxebuild/) to
+  6. Push this repository (payload/ included; not secrets/, .secrets.*, dist/, .dist.*, .pxebuild/) to
        https://git.example.com/infra/rack1.git at main: Argo CD follows it
        (a placeholder: set [argocd] repo_url in site.toml, then `pxebuild install-argo --sync-payload`)
   7. Day 2:                      pxebuild untaint   (optional: workloads on control planes)
