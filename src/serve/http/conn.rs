@@ -107,8 +107,7 @@ fn answer(
         entry.result = &result;
         return reply(stream, shared, &mut entry, 403, keep, req, &[]);
     }
-    let stall = shared.config.http_timeout;
-    let (keep, result) = send(stream, req, &opened, keep, stall, &mut entry);
+    let (keep, result) = send(stream, req, &opened, keep, &mut entry);
     entry.ms = started.elapsed().as_millis();
     entry.result = &result;
     shared.log.write(&entry);
@@ -199,7 +198,6 @@ fn send(
     req: &Request,
     opened: &Opened,
     keep: bool,
-    stall: Duration,
     entry: &mut Entry<'_>,
 ) -> (bool, String) {
     use std::io::Write;
@@ -266,7 +264,7 @@ fn send(
     if req.method == "HEAD" || status == 416 {
         return (keep, "ok".into());
     }
-    let (sent, outcome) = response::send_file(stream, &opened.file, start, len, stall);
+    let (sent, outcome) = response::send_file(stream, &opened.file, start, len);
     entry.bytes = sent;
     match outcome {
         Ok(()) => (keep, "ok".into()),
