@@ -1,13 +1,15 @@
 //! The step cache: what each step key (the blake3 hash of the key) produced,
 //! for the steps of the last build of one output directory.
 //!
-//! Two files per output directory (its "slot", so sites sharing a cache do not
-//! evict each other):
+//! Three files per output directory (its "slot", so sites sharing a cache do
+//! not evict each other):
 //! - `steps/<slot>.index.json`: key hash → outputs of the last build, read on
 //!   every build, replaced atomically when it changes;
 //! - `steps/<slot>.keys.jsonl`: one `{id, key}` line per step run, appended;
 //!   read only to say why a step ran (`--explain`), the last line of an id
-//!   winning. It is compacted when it grows large.
+//!   winning. It is compacted when it grows large;
+//! - `steps/<slot>.published`: what the last build published there, to tell
+//!   a file changed by hand (`super::published`).
 //!
 //! One file instead of one per step: creating thousands of small files was
 //! most of a large site's build time. A step that failed is never recorded.
@@ -59,6 +61,9 @@ pub struct Cache {
     last_keys: OnceLock<HashMap<String, Value>>,
     /// Steps recorded by this process (a later lookup in the same run hits).
     fresh: Mutex<Fresh>,
+    /// Blobs found damaged (and dropped) before this build ran: a step whose
+    /// recorded outputs include one runs again.
+    distrusted: HashMap<String, String>,
 }
 
 #[derive(Debug, Default)]
@@ -70,9 +75,12 @@ struct Fresh {
 impl Cache {
     /// The cache under `root`, remembering builds of the output directory `out`.
     pub fn open_for(root: &Path, out: &Path) -> Result<Cache> {
-        let out = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
-        let slot = blake3::hash(out.as_os_str().as_encoded_bytes()).to_hex()[..16].to_string();
-        Self::open_slot(root, slot)
+        Self::open_slot(root, slot_for(out))
+    }
+
+    /// Where the record of what the last build published into `out` is kept.
+    pub fn published_path(root: &Path, out: &Path) -> PathBuf {
+        slot_file(root, &slot_for(out), "published")
     }
 
     /// The cache under `root` for uses without an output directory.
@@ -92,6 +100,7 @@ impl Cache {
             index: Background::spawn(move || read_json(&index_file).unwrap_or_default()),
             last_keys: OnceLock::new(),
             fresh: Mutex::default(),
+            distrusted: HashMap::new(),
         })
     }
 
@@ -122,11 +131,39 @@ impl Cache {
             Some(outputs) => outputs.clone(),
             None => self.fresh().outputs.get(key_hash)?.clone(),
         };
+        if !self.distrusted.is_empty()
+            && outputs
+                .iter()
+                .any(|o| self.distrusted.contains_key(&o.sha256))
+        {
+            return None;
+        }
         let intact = !verify
             || outputs
                 .iter()
                 .all(|o| self.store.verify(&o.sha256).unwrap_or(false));
         intact.then_some(outputs)
+    }
+
+    /// Blobs (sha256 → the published path that showed the damage) that were
+    /// found damaged and dropped: every step recorded with one of them as an
+    /// output runs again instead of being a hit.
+    pub fn distrust(&mut self, blobs: HashMap<String, String>) {
+        self.distrusted.extend(blobs);
+    }
+
+    /// The published path whose damage makes this key's recorded outputs
+    /// untrusted, if that is why it missed (for saying why a step ran).
+    pub fn damaged_output(&self, key_hash: &str) -> Option<&str> {
+        if self.distrusted.is_empty() {
+            return None;
+        }
+        self.index
+            .get()
+            .get(key_hash)?
+            .iter()
+            .find_map(|o| self.distrusted.get(&o.sha256))
+            .map(String::as_str)
     }
 
     /// Remembers a successful step (kept in memory until [`Cache::save`]).
@@ -222,6 +259,14 @@ impl Cache {
     fn file(&self, what: &str) -> PathBuf {
         slot_file(&self.root, &self.slot, what)
     }
+}
+
+/// The slot of an output directory: a digest of its path (the build passes
+/// the path `super::out` resolved, so two spellings of one directory share
+/// a slot).
+fn slot_for(out: &Path) -> String {
+    let out = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    blake3::hash(out.as_os_str().as_encoded_bytes()).to_hex()[..16].to_string()
 }
 
 fn slot_file(root: &Path, slot: &str, what: &str) -> PathBuf {

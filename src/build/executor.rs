@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::cache::{Cache, Record};
 use super::explain;
-use super::step::{InputSet, Inputs, Output, RunCtx, Step};
+use super::step::{InputSet, Inputs, Output, RunCtx, SharedInputError, Step};
 
 pub struct ExecOptions {
     pub jobs: usize,
@@ -242,7 +242,9 @@ fn run_one(
     }
     // Recorded for a later `--explain`, compared now when asked.
     let key = wrap(step.explain_key(&inputs)?);
-    let reason = if opts.explain {
+    let reason = if let Some(path) = cache.damaged_output(&key_hash) {
+        format!("its output {path} was changed after it was published, and the cached copy with it")
+    } else if opts.explain {
         explain::reason(cache.last_key(&id).as_ref(), &key)
     } else {
         "its key is new (--explain says what changed)".to_string()
@@ -266,22 +268,31 @@ fn run_one(
     })
 }
 
-/// One error for every failed step. Steps that failed for one reason (a
-/// broken template fails every step that renders it) share one line, and the
-/// build is bad input (exit 2) when every failure was.
+/// One error for every failed step. Steps that failed for one reason share
+/// one line; a broken input many steps share (a template that does not
+/// compile) is reported once, without the steps that happened to run into
+/// it. The build is bad input (exit 2) when every failure was.
 fn failure_report(failures: Vec<(String, anyhow::Error)>) -> anyhow::Error {
-    let bad_input = failures
-        .iter()
-        .all(|(_, err)| crate::error::exit_code(err) == crate::error::EXIT_BAD_INPUT);
+    let shared_input = |err: &anyhow::Error| err.downcast_ref::<SharedInputError>().is_some();
+    let bad_input = failures.iter().all(|(_, err)| {
+        shared_input(err) || crate::error::exit_code(err) == crate::error::EXIT_BAD_INPUT
+    });
+    let mut shared: Vec<String> = Vec::new();
     let mut by_reason: Vec<(String, Vec<String>)> = Vec::new();
     for (id, err) in failures {
         let reason = format!("{err:#}");
+        if shared_input(&err) {
+            if !shared.contains(&reason) {
+                shared.push(reason);
+            }
+            continue;
+        }
         match by_reason.iter_mut().find(|(r, _)| *r == reason) {
             Some((_, ids)) => ids.push(id),
             None => by_reason.push((reason, vec![id])),
         }
     }
-    let lines: Vec<String> = by_reason
+    let steps = by_reason
         .into_iter()
         .map(|(reason, ids)| match ids.as_slice() {
             [one] => format!("step {one} failed: {reason}"),
@@ -293,8 +304,8 @@ fn failure_report(failures: Vec<(String, anyhow::Error)>) -> anyhow::Error {
                 ids[..3].join(", "),
                 ids.len() - 3
             ),
-        })
-        .collect();
+        });
+    let lines: Vec<String> = shared.into_iter().chain(steps).collect();
     let text = lines.join("\n");
     if bad_input {
         crate::error::BadInput::new(text)
@@ -447,6 +458,36 @@ mod tests {
             "steps a and b failed: template t.hbs: unclosed\nstep c failed: disk full"
         );
         assert_eq!(exit_code(&err), EXIT_FAILED, "not all of it was bad input");
+    }
+
+    #[test]
+    fn a_broken_shared_input_is_reported_once_without_step_ids() {
+        use crate::error::{exit_code, BadInput, EXIT_BAD_INPUT, EXIT_FAILED};
+        let broken = || {
+            BadInput::new("templates/node.bu.hbs:9:1: `{{#each}}` is never closed")
+                .context(SharedInputError("template error".into()))
+        };
+        let err = failure_report(vec![
+            ("boot:cp1/configs".into(), broken()),
+            ("boot:cp2/configs".into(), broken()),
+            ("ignition:cp1/node.ign".into(), broken()),
+        ]);
+        assert_eq!(
+            err.to_string(),
+            "template error: templates/node.bu.hbs:9:1: `{{#each}}` is never closed"
+        );
+        assert_eq!(exit_code(&err), EXIT_BAD_INPUT);
+
+        let with_other = failure_report(vec![
+            ("a".into(), broken()),
+            ("c".into(), anyhow::anyhow!("disk full")),
+        ]);
+        assert_eq!(
+            with_other.to_string(),
+            "template error: templates/node.bu.hbs:9:1: `{{#each}}` is never closed\n\
+             step c failed: disk full"
+        );
+        assert_eq!(exit_code(&with_other), EXIT_FAILED);
     }
 
     #[test]

@@ -1,17 +1,21 @@
 //! The build engine: plan steps from the site, execute them against the step
 //! cache, then publish dist/ atomically with its manifest.
 //!
-//! The recipe, in order: lock → plan → execute → collect published outputs →
-//! manifest → (unchanged? done) → stage and swap.
+//! The recipe, in order: check the output → lock → check the published tree
+//! (in the background, while planning) → plan → repair what was damaged →
+//! execute → collect published outputs → manifest → (unchanged? done) →
+//! stage and swap → record what was published.
 pub mod cache;
 pub mod executor;
 pub mod explain;
+pub mod out;
 pub mod plan;
+pub mod published;
 pub mod stage;
 pub mod step;
 pub mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -51,12 +55,34 @@ impl BuildReport {
 
 /// Builds `site` into `opts.out`.
 pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
-    let _lock = lock_out(&opts.out)?;
     let mut phases = Phases::start();
+    let cache_root = site.cache_dir();
+    // Before anything is created or moved: an output that is not pxebuild's
+    // to replace, and a site without templates, are refused.
+    let mut target = out::Target::resolve(site, &opts.out)?;
+    let record_path = cache::Cache::published_path(&cache_root, &target.path);
+    let mut record = published::Record::load(&record_path);
+    target.check(record.as_ref().map(|r| r.manifest))?;
+    stage::check_siblings(&target.path)?;
+    crate::render::templates::Templates::check_dir(&site.templates_dir())?;
+    let _lock = lock_out(&target.path)?;
+    if !target.unchanged() {
+        // Another build may have published while this one waited.
+        record = published::Record::load(&record_path);
+        target.check(record.as_ref().map(|r| r.manifest))?;
+    }
+    // One stat per published file, while the build plans.
+    let dist_check = match (target.found(), record) {
+        (out::Found::Tree { .. }, Some(record)) => {
+            let path = target.path.clone();
+            Some(Background::spawn(move || published::check(&path, record)))
+        }
+        _ => None,
+    };
     // `current` becomes a pinned release before anything keys on the version.
     let pinned = crate::fetch::current::pin(site, Some(&opts.out), opts.offline)?;
     let site = &*pinned.site;
-    let cache = cache::Cache::open_for(&site.cache_dir(), &opts.out)?;
+    let mut cache = cache::Cache::open_for(&cache_root, &target.path)?;
     let env = PlanEnv {
         site,
         out: &opts.out,
@@ -65,6 +91,16 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
     };
     let steps = plan::plan(&env)?;
     phases.mark("plan");
+    let check = dist_check.map(Background::join);
+    let damage = match &check {
+        Some(check) if !check.changed.is_empty() => {
+            let damage = assess(check, &cache.store, &target)?;
+            cache.distrust(damage.dropped.clone());
+            phases.mark("verify");
+            damage
+        }
+        _ => Damage::default(),
+    };
     let exec = ExecOptions {
         jobs: opts.jobs,
         verify_cache: opts.verify_cache,
@@ -86,13 +122,31 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
     let published = published_outputs(&outcomes)?;
     let mut manifest = manifest_for(site, &outcomes, &published);
     manifest.flatcar = Some(pinned.record);
-    // With --verify-cache a corrupt blob was replaced by a new inode; dist/ still
-    // hard-links the old one, so republish instead of trusting the sizes.
-    let replaced = opts.verify_cache || !stage::up_to_date(&opts.out, &manifest);
+    // The tree is this build when its manifest is these bytes, it is the
+    // tree recorded at its publish, and no file of it changed since. (With
+    // --verify-cache a corrupt blob was replaced by a new inode, which dist/
+    // does not link yet.)
+    let intact = check.as_ref().is_some_and(|c| c.current) && !damage.republish;
+    let replaced = opts.verify_cache
+        || !intact
+        || std::fs::read(target.path.join(crate::manifest::FILE_NAME))
+            .map_or(true, |current| current != manifest.to_json().as_bytes());
     phases.mark("manifest");
     if replaced {
-        stage::publish(&opts.out, &manifest, &published, &cache.store)?;
+        stage::publish(&target.path, &manifest, &published, &cache.store)?;
         phases.mark("publish");
+    }
+    if replaced || damage.rerecord {
+        // The tree is in place whatever happens here; a record that cannot
+        // be written only costs the next build a publish.
+        let saved = published::record(&target.path, &manifest).and_then(|r| r.save(&record_path));
+        if let Err(err) = saved {
+            crate::warn!(
+                "recording what was published in {}: {err:#}",
+                opts.out.display()
+            );
+        }
+        phases.mark("record");
     }
     crate::verbose!("build phases: {}", phases.summary());
     Ok(BuildReport {
@@ -100,6 +154,87 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
         manifest,
         replaced,
     })
+}
+
+/// What to do about published files that changed since their publish.
+#[derive(Debug, Default)]
+struct Damage {
+    /// Blobs that failed verification and were dropped from the store
+    /// (sha256 → the path that showed it): the steps that made them run again.
+    dropped: HashMap<String, String>,
+    /// A file must be published again (edited, replaced or gone).
+    republish: bool,
+    /// Only the record is stale (times changed, content verified).
+    rerecord: bool,
+}
+
+/// Verifies the blob behind every published file that changed: dist/ files
+/// are hard links into the store, so an edit in place edits the cache too.
+/// A blob that no longer matches its digest is dropped, so the step that
+/// made it runs again and the file is rebuilt, not published again as edited.
+/// A blob missing from the store is lost, not damaged: publishing then fails
+/// with the usual hint to `--verify-cache`.
+fn assess(check: &published::Check, store: &store::Store, target: &out::Target) -> Result<Damage> {
+    use rayon::prelude::*;
+    let record = &check.record;
+    let mut blobs: Vec<&str> = check
+        .changed
+        .iter()
+        .map(|c| record.entry(c.index).sha256)
+        .collect();
+    blobs.sort_unstable();
+    blobs.dedup();
+    // sha256 → (it was in the store, it still matches its digest).
+    let verified: HashMap<&str, (bool, bool)> = blobs
+        .par_iter()
+        .map(|sha| {
+            let existed = store.path_of(sha).exists();
+            Ok((*sha, (existed, store.verify(sha)?)))
+        })
+        .collect::<Result<_>>()?;
+    let mut damage = Damage::default();
+    for changed in &check.changed {
+        let entry = record.entry(changed.index);
+        let shown = target.shown(entry.path);
+        let (existed, intact) = verified[entry.sha256];
+        if existed && !intact {
+            crate::warn!(
+                "{shown} changed after it was published, and the cache's copy with it \
+                 (a hard link): that cache entry is dropped and the file built again"
+            );
+            damage
+                .dropped
+                .entry(entry.sha256.to_string())
+                .or_insert_with(|| entry.path.to_string());
+            damage.republish = true;
+            continue;
+        }
+        if !existed {
+            // Lost, not damaged: publishing fails naming `--verify-cache`
+            // (as for any blob deleted from the store by hand).
+            crate::verbose!("{shown}: its blob is missing from the cache");
+            damage.republish = true;
+            continue;
+        }
+        // The file is still the store's blob, whose content was just verified:
+        // only its times changed (e.g. another output linked the same blob).
+        let still_blob = changed.now.is_some_and(|now| {
+            store.file_id(entry.sha256) == Some((now.dev, now.ino)) && now.size == entry.stat.size
+        });
+        if still_blob {
+            crate::verbose!("{shown}: times changed since it was published, content verified");
+            damage.rerecord = true;
+        } else {
+            let what = if changed.now.is_some() {
+                "was replaced after it was published"
+            } else {
+                "is missing"
+            };
+            crate::warn!("{shown} {what}: publishing it again");
+            damage.republish = true;
+        }
+    }
+    Ok(damage)
 }
 
 /// Wall time per build phase, for `-v` (where a slow build spends its time).
@@ -203,22 +338,58 @@ fn manifest_for(site: &Site, outcomes: &[Outcome], published: &[&Output]) -> Man
     }
 }
 
-/// Serialises builds of one output directory (`.dist.lock` beside it).
+/// Serialises builds of one output directory (`.NAME.lock` beside it).
 fn lock_out(out: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+
     use rustix::fs::{flock, FlockOperation};
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let path = out.with_file_name(format!(".{name}.lock"));
+    let path = out::sibling(out, "lock");
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    // Never truncating, never through a symlink: whatever may already sit
+    // at that path stays as it is.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .with_context(|| format!("opening the build lock {}", path.display()))?;
     if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
         crate::info!("waiting for another build of {} to finish", out.display());
         flock(&file, FlockOperation::LockExclusive)
             .with_context(|| format!("locking {}", path.display()))?;
     }
     Ok(file)
+}
+
+/// A value computed on its own thread (or here, where no thread can be had).
+struct Background<T>(std::result::Result<std::thread::JoinHandle<T>, T>);
+
+impl<T: Send + 'static> Background<T> {
+    fn spawn(work: impl FnOnce() -> T + Send + 'static) -> Background<T> {
+        let work = std::sync::Mutex::new(Some(work));
+        let shared = std::sync::Arc::new(work);
+        let theirs = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("dist-check".into())
+            .spawn(move || {
+                let work = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
+                work.expect("taken once")()
+            });
+        Background(spawned.map_err(|_| {
+            let work = shared.lock().unwrap_or_else(|e| e.into_inner()).take();
+            work.expect("not taken by a thread that never started")()
+        }))
+    }
+
+    fn join(self) -> T {
+        match self.0 {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(value) => value,
+        }
+    }
 }

@@ -12,25 +12,38 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
-use rustix::fs::{renameat_with, AtFlags, FileType, RenameFlags, CWD};
+use rustix::fs::{renameat_with, RenameFlags, CWD};
 
+use super::out::{self, sibling, Found};
 use super::step::Output;
 use super::store::Store;
+use crate::error::BadInput;
 use crate::manifest::{self, Manifest};
 use crate::{fsutil, layout};
 
 /// Builds the staging tree for `manifest` and swaps it in at `out`.
+///
+/// What it will delete or reuse beside `out` (a spare, staging trees left
+/// by killed builds) is checked first: when something that is not
+/// pxebuild's sits at one of those paths, nothing is touched.
 pub fn publish(out: &Path, manifest: &Manifest, outputs: &[&Output], store: &Store) -> Result<()> {
-    remove_leftovers(out)?;
+    let leftovers = leftovers(out)?;
+    let spare = sibling(out, "spare");
+    let claim = match out::inspect(&spare, out::Probe::Manifest)? {
+        Found::Absent => false,
+        Found::EmptyDir | Found::Tree { .. } => true,
+        Found::Foreign(why) => return Err(refuse_sibling(&spare, &why)),
+    };
+    for dir in leftovers {
+        fs::remove_dir_all(&dir).with_context(|| format!("removing stale {}", dir.display()))?;
+    }
     let staging = sibling(out, &format!("staging-{}", std::process::id()));
     // Claim the spare first: a build killed while reconciling leaves a
     // `staging-*` tree, which the next build deletes instead of trusting.
-    let spare = sibling(out, "spare");
-    if spare.is_dir() {
+    if claim {
         fs::rename(&spare, &staging)
             .with_context(|| format!("renaming {} to {}", spare.display(), staging.display()))?;
     }
@@ -41,47 +54,24 @@ pub fn publish(out: &Path, manifest: &Manifest, outputs: &[&Output], store: &Sto
     result
 }
 
-/// True when `out` already holds exactly this manifest and every file in it
-/// exists with its size (so a no-op build touches nothing).
-pub fn up_to_date(out: &Path, manifest: &Manifest) -> bool {
-    let Ok(current) = fs::read(out.join(manifest::FILE_NAME)) else {
-        return false;
-    };
-    let Ok(dir) = fs::File::open(out) else {
-        return false;
-    };
-    let changed = AtomicBool::new(false);
-    // Relative to the open tree: thousands of files, each a short lookup, split
-    // over the cores (a no-op rebuild of a large site is mostly this and hashing).
-    let intact = |files: &[crate::manifest::FileEntry]| {
-        files.iter().all(|f| {
-            !changed.load(Ordering::Relaxed)
-                && rustix::fs::statat(&dir, f.path.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok_and(
-                    |st| {
-                        FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
-                            && st.st_size as u64 == f.size
-                    },
-                )
-        })
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = manifest.files.len().div_ceil(threads).max(256);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = manifest
-            .files
-            .chunks(per_thread)
-            .map(|part| scope.spawn(move || intact(part)))
-            .collect();
-        // Meanwhile: the manifest is written as `to_json` makes it, so
-        // comparing bytes is comparing manifests (much cheaper than parsing
-        // the old one). A difference stops the lookups early.
-        let same = current == manifest.to_json().as_bytes();
-        if !same {
-            changed.store(true, Ordering::Relaxed);
-        }
-        let files_intact = parts.into_iter().all(|part| part.join().unwrap_or(false));
-        same && files_intact
-    })
+/// Refuses before a build starts when something that is not pxebuild's sits
+/// where it keeps its spare tree or leaves staging trees (a quick look: the
+/// spare's manifest is read when it is claimed).
+pub fn check_siblings(out: &Path) -> Result<()> {
+    leftovers(out)?;
+    let spare = sibling(out, "spare");
+    match out::inspect(&spare, out::Probe::Stat)? {
+        Found::Foreign(why) => Err(refuse_sibling(&spare, &why)),
+        _ => Ok(()),
+    }
+}
+
+fn refuse_sibling(path: &Path, why: &str) -> anyhow::Error {
+    BadInput::new(format!(
+        "{} {why}, but that path is where a build keeps the tree it replaced (and empties \
+         it to build the next tree in): move it away, then build again",
+        path.display()
+    ))
 }
 
 fn fill(staging: &Path, manifest: &Manifest, outputs: &[&Output], store: &Store) -> Result<()> {
@@ -196,25 +186,48 @@ fn check_dist_path(path: &str) -> Result<()> {
 
 /// Exchanges staging and out atomically (renameat2 RENAME_EXCHANGE); the
 /// previous tree is kept as the spare for the next build. Without an existing
-/// out, a plain rename suffices.
+/// out, a rename that never replaces anything suffices.
 fn swap(staging: &Path, out: &Path) -> Result<()> {
-    if out.exists() {
+    if fs::symlink_metadata(out).is_ok() {
         renameat_with(CWD, staging, CWD, out, RenameFlags::EXCHANGE)
             .with_context(|| format!("swapping {} into {}", staging.display(), out.display()))?;
         fsync_parent(out)?;
         // `staging` now holds the previous tree; open files in it stay readable
         // for a server that is still sending them, and it is only changed by
         // the next build.
-        let spare = sibling(out, "spare");
-        if let Err(err) = fs::rename(staging, &spare) {
-            crate::verbose!("keeping the previous tree as {}: {err}", spare.display());
-            fs::remove_dir_all(staging)
-                .with_context(|| format!("removing previous tree {}", staging.display()))?;
-        }
+        retire(staging, out)
     } else {
-        fs::rename(staging, out)
+        renameat_with(CWD, staging, CWD, out, RenameFlags::NOREPLACE)
             .with_context(|| format!("renaming {} to {}", staging.display(), out.display()))?;
-        fsync_parent(out)?;
+        fsync_parent(out)
+    }
+}
+
+/// Keeps the tree swapped out of `out` (now at `old`) as the spare. The build
+/// checked it was pxebuild's or empty before it started; an empty directory
+/// is removed, and anything else is left where it is, with a word.
+fn retire(old: &Path, out: &Path) -> Result<()> {
+    let spare = sibling(out, "spare");
+    match out::inspect(old, out::Probe::Stat)? {
+        Found::Tree { .. } => {
+            // Never onto something at the spare's path: that is not ours.
+            if let Err(err) = renameat_with(CWD, old, CWD, &spare, RenameFlags::NOREPLACE) {
+                crate::verbose!("keeping the previous tree as {}: {err}", spare.display());
+                fs::remove_dir_all(old)
+                    .with_context(|| format!("removing previous tree {}", old.display()))?;
+            }
+        }
+        Found::EmptyDir => {
+            fs::remove_dir(old).with_context(|| format!("removing {}", old.display()))?;
+        }
+        Found::Absent => {}
+        Found::Foreign(why) => {
+            crate::warn!(
+                "what was at {} before this build is now at {}: it {why}, so it is left there",
+                out.display(),
+                old.display()
+            );
+        }
     }
     Ok(())
 }
@@ -226,18 +239,10 @@ fn fsync_parent(out: &Path) -> Result<()> {
     }
 }
 
-/// `.dist.<what>` beside `dist`.
-fn sibling(out: &Path, what: &str) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    out.with_file_name(format!(".{name}.{what}"))
-}
-
-/// Removes staging trees left by builds that were killed (the build lock is
-/// held, so none of them belongs to a running build).
-fn remove_leftovers(out: &Path) -> Result<()> {
+/// The `.NAME.staging-<pid>` trees killed builds left beside `out` (the
+/// build lock is held, so none belongs to a running build); refuses when
+/// something that is not a staging tree has such a name.
+fn leftovers(out: &Path) -> Result<Vec<PathBuf>> {
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -248,15 +253,31 @@ fn remove_leftovers(out: &Path) -> Result<()> {
         _ => PathBuf::from("."),
     };
     let Ok(entries) = fs::read_dir(&parent) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
+    let mut found = Vec::new();
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            fs::remove_dir_all(entry.path())
-                .with_context(|| format!("removing stale {}", entry.path().display()))?;
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_string_lossy()
+            .strip_prefix(&prefix)
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue; // not a name a build gives its staging tree
         }
+        let path = entry.path();
+        if !out::is_staging_tree(&path)? {
+            return Err(refuse_sibling(
+                &path,
+                "holds something other than a staging tree pxebuild left",
+            ));
+        }
+        found.push(path);
     }
-    Ok(())
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -307,7 +328,11 @@ mod tests {
     fn publish_swaps_trees_and_cleans_up() {
         let (dir, store, out, a) = published_one_file();
         assert_eq!(fs::read(out.join("http/a")).unwrap(), b"one");
-        assert!(up_to_date(&out, &manifest(&[&a])));
+        assert!(matches!(
+            out::inspect(&out, out::Probe::Manifest).unwrap(),
+            Found::Tree { .. }
+        ));
+        let _ = a;
 
         let b = output(&store, "tftp/b", b"two");
         publish(&out, &manifest(&[&b]), &[&b], &store).unwrap();
@@ -388,19 +413,64 @@ mod tests {
     }
 
     #[test]
-    fn up_to_date_notices_a_different_manifest_over_intact_files() {
-        let (_dir, _, out, a) = published_one_file();
-        let mut other = manifest(&[&a]);
-        other.inputs = "y".into();
-        assert!(!up_to_date(&out, &other), "same files, other inputs");
-        assert!(up_to_date(&out, &manifest(&[&a])));
+    fn something_foreign_at_the_spare_is_refused_and_left_alone() {
+        let (dir, store, out, a) = published_one_file();
+        let spare = dir.path().join(".dist.spare");
+        for make in [
+            |p: &Path| fs::write(p, b"precious"),
+            |p: &Path| {
+                fs::create_dir(p)?;
+                fs::write(p.join("important.txt"), b"precious")
+            },
+        ] {
+            make(&spare).unwrap();
+            let before = crate::build::out::inspect(&spare, out::Probe::Stat).unwrap();
+            let b = output(&store, "http/b", b"two");
+            let err = publish(&out, &manifest(&[&b]), &[&b], &store).unwrap_err();
+            assert!(format!("{err:#}").contains(".dist.spare"), "{err:#}");
+            assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_BAD_INPUT);
+            assert_eq!(out::inspect(&spare, out::Probe::Stat).unwrap(), before);
+            assert_eq!(fs::read(out.join("http/a")).unwrap(), b"one", "dist/ kept");
+            let _ = fs::remove_file(&spare);
+            let _ = fs::remove_dir_all(&spare);
+        }
+        let _ = a;
     }
 
     #[test]
-    fn up_to_date_notices_a_deleted_file() {
-        let (_dir, _, out, a) = published_one_file();
-        fs::remove_file(out.join("http/a")).unwrap();
-        assert!(!up_to_date(&out, &manifest(&[&a])));
+    fn staging_leftovers_are_removed_only_when_they_are_staging_trees() {
+        let (dir, store, out, _) = published_one_file();
+        let stale = dir.path().join(".dist.staging-4242");
+        fs::create_dir_all(stale.join("http/x")).unwrap();
+        fs::write(stale.join("http/x/y"), b"half").unwrap();
+        let other = dir.path().join(".dist.staging-notes");
+        fs::create_dir(&other).unwrap();
+        let b = output(&store, "http/b", b"two");
+        publish(&out, &manifest(&[&b]), &[&b], &store).unwrap();
+        assert!(!stale.exists(), "a killed build's staging tree is removed");
+        assert!(other.exists(), "a name no build gives is not touched");
+
+        let foreign = dir.path().join(".dist.staging-4343");
+        fs::create_dir(&foreign).unwrap();
+        fs::write(foreign.join("important.txt"), b"precious").unwrap();
+        let err = publish(&out, &manifest(&[&b]), &[&b], &store).unwrap_err();
+        assert!(format!("{err:#}").contains(".dist.staging-4343"), "{err:#}");
+        assert_eq!(
+            fs::read(foreign.join("important.txt")).unwrap(),
+            b"precious"
+        );
+    }
+
+    #[test]
+    fn an_empty_directory_is_replaced_and_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let out = dir.path().join("dist");
+        fs::create_dir(&out).unwrap();
+        let a = output(&store, "http/a", b"one");
+        publish(&out, &manifest(&[&a]), &[&a], &store).unwrap();
+        assert_eq!(fs::read(out.join("http/a")).unwrap(), b"one");
+        assert!(!dir.path().join(".dist.spare").exists());
     }
 
     #[test]

@@ -64,6 +64,20 @@ impl Output {
     }
 }
 
+/// Marks a step failure whose cause is not the step's own but an input many
+/// steps share (a template that does not compile): the build reports it once,
+/// on its own, instead of as failures of whichever steps ran into it first.
+/// Attach it as context of the error (`err.context(SharedInputError(..))`):
+/// its text heads the message, and the error is bad input (exit 2).
+#[derive(Debug, Clone)]
+pub struct SharedInputError(pub String);
+
+impl std::fmt::Display for SharedInputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A unit of build work. Implementations must be deterministic: equal keys give
 /// equal outputs.
 pub trait Step: Send + Sync {

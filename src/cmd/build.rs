@@ -10,7 +10,9 @@ use crate::site::Site;
 /// Arguments of `pxebuild build`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Directory to publish the boot tree into (replaced atomically).
+    /// Directory to publish the boot tree into, replaced atomically: a new
+    /// path, an empty directory or a tree a build published (never the
+    /// site's own directory, secrets, templates, payload or cache).
     #[arg(long, value_name = "DIR", default_value = "dist")]
     pub out: PathBuf,
     /// How many steps may run at once (default: the number of CPUs).

@@ -1,23 +1,31 @@
 //! The build engine seen from outside: cached no-op rebuilds, per-node
-//! invalidation, reproducible manifests across directories, and a dist/ that
-//! survives a build killed at any moment.
+//! invalidation, reproducible manifests across directories, a dist/ that
+//! survives a build killed at any moment, an --out that is never someone
+//! else's directory, published files repaired after a hand edit, and input
+//! problems (templates) reported once with their place.
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use pxebuild::manifest::Manifest;
 
 use crate::cluster_build::{build, prepared, Mirror};
 use crate::cluster_common::copy_tree;
+use crate::harness;
 
 /// `pxebuild build` of the site in `root` against the fixture mirror.
 fn command(root: &Path, mirror: &Mirror, extra: &[&str]) -> Command {
+    command_out(root, mirror, &root.join("dist"), extra)
+}
+
+/// The same, publishing into `out`.
+fn command_out(root: &Path, mirror: &Mirror, out: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pxebuild"));
     cmd.arg("--site")
         .arg(root.join("site.toml"))
         .arg("build")
         .arg("--out")
-        .arg(root.join("dist"))
+        .arg(out)
         .args(extra)
         .env("PXEBUILD_CACHE", root.join("cache"))
         .env("PXEBUILD_MIRROR", &mirror.url)
@@ -94,13 +102,124 @@ fn a_broken_template_fails_naming_it_and_leaves_dist_alone() {
     let before = snapshot(&root.join("dist"));
     let hbs = root.join("templates/boot/local.cfg.hbs");
     let text = std::fs::read_to_string(&hbs).unwrap();
+    let lines = text.lines().count();
     std::fs::write(&hbs, format!("{text}{{{{#if unclosed}}}}\n")).unwrap();
 
     let out = command(root, &mirror, &[]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("template boot/local.cfg.hbs"), "{stderr}");
+    let place = format!("{}:{}:1: ", hbs.display(), lines + 1);
+    assert!(
+        stderr.contains(&format!(
+            "error: template error: {place}{{{{#if unclosed}}}} is never closed"
+        )),
+        "{stderr}"
+    );
     assert_eq!(snapshot(&root.join("dist")), before, "dist/ untouched");
+}
+
+/// A run's stderr from its first `error:` line on (without the site's
+/// warnings and the progress before it).
+fn errors(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match stderr.find("error: ") {
+        Some(at) => stderr[at..].trim_end().to_string(),
+        None => stderr.into_owned(),
+    }
+}
+
+#[test]
+fn an_unclosed_block_is_reported_once_where_it_opens() {
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    let hbs = root.join("templates/node.bu.hbs");
+    let text = std::fs::read_to_string(&hbs).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let open = lines
+        .iter()
+        .position(|l| l.starts_with("{{#each site.ssh_keys}}"))
+        .expect("node.bu.hbs lists the SSH keys in a block");
+    let close = open
+        + lines[open..]
+            .iter()
+            .position(|l| l.trim() == "{{/each}}")
+            .unwrap();
+    let mut broken = lines.clone();
+    broken.remove(close);
+    std::fs::write(&hbs, broken.join("\n") + "\n").unwrap();
+
+    let out = command(root, &mirror, &[]).output().unwrap();
+    let text = errors(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    // Named once, as the template's problem, at the line the block opens
+    // (as an editor numbers it), not as failures of the steps that rendered.
+    let line = open + 1;
+    let expected = format!(
+        "error: template error: {}:{line}:1: {{{{#each site.ssh_keys}}}} is never closed: \
+         no {{{{/each}}}} before the end of the file (line {})",
+        hbs.display(),
+        broken.len()
+    );
+    assert_eq!(text.lines().next(), Some(expected.as_str()), "{text}");
+    assert!(
+        text.contains(&format!("{line} | {{{{#each site.ssh_keys}}}}\n")),
+        "{text}"
+    );
+    let reports = text.lines().filter(|l| l.starts_with("error: ")).count();
+    assert_eq!(reports, 1, "{text}");
+    assert!(!text.contains("step"), "no step is blamed: {text}");
+    assert!(!root.join("dist").exists(), "nothing published");
+}
+
+#[test]
+fn a_syntax_error_is_shown_on_its_own_line_number() {
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    let hbs = root.join("templates/node.bu.hbs");
+    let text = std::fs::read_to_string(&hbs).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[4] = "broken: {{foo bar baz)}}".into();
+    std::fs::write(&hbs, lines.join("\n") + "\n").unwrap();
+
+    let out = command(root, &mirror, &[]).output().unwrap();
+    let text = errors(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "error: template error: {}:5:22: invalid handlebars syntax",
+            hbs.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "\n5 | broken: {{{{foo bar baz)}}}}\n  | {}^\n",
+            " ".repeat(21)
+        )),
+        "line 5 is shown as line 5, the caret under the column: {text}"
+    );
+    assert!(!text.contains("step"), "{text}");
+}
+
+#[test]
+fn a_missing_templates_directory_is_bad_input_named_once() {
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    std::fs::remove_dir_all(root.join("templates")).unwrap();
+    let before = harness::snapshot(root);
+    let out = command(root, &mirror, &[]).output().unwrap();
+    let text = errors(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert_eq!(
+        text,
+        format!(
+            "error: templates directory {} does not exist: the build renders every node's \
+             Butane and boot configs from the *.hbs templates there, beside site.toml \
+             (pxebuild's own templates/ is the set to start from)",
+            root.join("templates").display()
+        )
+    );
+    assert_eq!(harness::snapshot(root), before, "nothing was created");
 }
 
 #[test]
@@ -217,4 +336,285 @@ fn a_build_killed_at_any_moment_leaves_the_previous_dist_complete() {
         .filter(|n| n.contains("staging"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A site prepared and built once into its dist/.
+fn built() -> (tempfile::TempDir, Mirror) {
+    let (dir, mirror) = prepared();
+    run(dir.path(), &mirror, &[]);
+    (dir, mirror)
+}
+
+/// Asserts a refused build: exit 2, a message with every one of `wants`,
+/// and nothing under `root` created, moved or changed.
+fn refused(root: &Path, mirror: &Mirror, out: &Path, wants: &[&str]) {
+    let before = harness::snapshot(root);
+    let run = command_out(root, mirror, out, &[]).output().unwrap();
+    let text = errors(&run);
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "--out {}: {text}",
+        out.display()
+    );
+    for want in wants {
+        assert!(
+            text.contains(want),
+            "--out {}: lacks {want:?}: {text}",
+            out.display()
+        );
+    }
+    assert_eq!(
+        harness::snapshot(root),
+        before,
+        "--out {}: something changed",
+        out.display()
+    );
+}
+
+#[test]
+fn an_out_that_is_not_a_pxebuild_tree_is_refused_and_kept() {
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    let existing = root.join("out/existing");
+    std::fs::create_dir_all(&existing).unwrap();
+    std::fs::write(existing.join("important.txt"), "precious\n").unwrap();
+    let shown = existing.display().to_string();
+    refused(
+        root,
+        &mirror,
+        &existing,
+        &[
+            &shown,
+            "is not a tree pxebuild published (it has no manifest.json)",
+        ],
+    );
+
+    // A manifest.json is not enough: it must be one a build writes.
+    std::fs::write(existing.join("manifest.json"), "{\"files\": []}\n").unwrap();
+    refused(
+        root,
+        &mirror,
+        &existing,
+        &[&shown, "has no \"format\" number"],
+    );
+
+    let file = root.join("out/file");
+    std::fs::write(&file, "precious\n").unwrap();
+    refused(root, &mirror, &file, &["is a file, not a directory"]);
+
+    // A build into the site's real dist/ still works, and the refused
+    // directories were never touched.
+    run(root, &mirror, &[]);
+    let link = root.join("out/link");
+    std::os::unix::fs::symlink(root.join("dist"), &link).unwrap();
+    refused(root, &mirror, &link, &["is a symbolic link"]);
+    assert_eq!(
+        std::fs::read_to_string(existing.join("important.txt")).unwrap(),
+        "precious\n"
+    );
+    let names: Vec<String> = std::fs::read_dir(root.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+}
+
+#[test]
+fn an_out_that_is_or_holds_the_sites_files_is_refused() {
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    // Before the first build: secrets/ does not exist yet and must not be
+    // made a tree (nor created) either.
+    refused(
+        root,
+        &mirror,
+        &root.join("secrets"),
+        &["is the site's secrets directory"],
+    );
+    assert!(!root.join("secrets").exists());
+
+    run(root, &mirror, &[]);
+    let ca = std::fs::read(root.join("secrets/ca.crt")).unwrap();
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (root.to_path_buf(), "is the site's directory"),
+        (root.join("."), "is the site's directory"),
+        (root.join("secrets"), "is the site's secrets directory"),
+        (root.join("templates"), "is the site's templates directory"),
+        (root.join("payload"), "is the site's payload directory"),
+        (root.join("cache"), "is the build cache"),
+        (root.join("cache/store"), "is inside the build cache"),
+        (
+            root.join("templates/dist"),
+            "is inside the site's templates directory",
+        ),
+        (
+            root.join("secrets/../payload"),
+            "is the site's payload directory",
+        ),
+        (
+            root.parent().unwrap().to_path_buf(),
+            "holds the site's directory",
+        ),
+    ];
+    for (out, why) in &cases {
+        refused(
+            root,
+            &mirror,
+            out,
+            &[why, "a build replaces its output directory"],
+        );
+    }
+    // And the real dist/ still builds from the same CA: nothing was moved.
+    run(root, &mirror, &[]);
+    assert_eq!(std::fs::read(root.join("secrets/ca.crt")).unwrap(), ca);
+}
+
+#[test]
+fn an_empty_directory_is_taken_and_no_spare_is_kept_of_it() {
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    std::fs::create_dir(root.join("dist")).unwrap();
+    run(root, &mirror, &[]);
+    assert!(Manifest::load(&root.join("dist")).is_ok());
+    assert!(!root.join(".dist.spare").exists());
+}
+
+#[test]
+fn a_spare_that_is_not_pxebuilds_is_refused_and_kept() {
+    let (dir, mirror) = built();
+    let root = dir.path();
+    let site = root.join("site.toml");
+    let text = std::fs::read_to_string(&site).unwrap();
+    std::fs::write(
+        &site,
+        text.replace("52:54:00:20:00:12", "52:54:00:20:00:99"),
+    )
+    .unwrap();
+    run(root, &mirror, &[]);
+    let spare = root.join(".dist.spare");
+    assert!(
+        Manifest::load(&spare).is_ok(),
+        "the previous tree is the spare"
+    );
+
+    // Someone else's directory at the spare's path is never emptied.
+    std::fs::remove_dir_all(&spare).unwrap();
+    std::fs::create_dir(&spare).unwrap();
+    std::fs::write(spare.join("important.txt"), "precious\n").unwrap();
+    std::fs::write(&site, &text).unwrap();
+    let before = snapshot(&root.join("dist"));
+    let out = command(root, &mirror, &[]).output().unwrap();
+    let stderr = errors(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&spare.display().to_string()), "{stderr}");
+    assert!(stderr.contains("move it away"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(spare.join("important.txt")).unwrap(),
+        "precious\n"
+    );
+    assert_eq!(snapshot(&root.join("dist")), before, "dist/ untouched");
+}
+
+/// The path of one node's per-MAC boot config in `dist`.
+fn boot_config(dist: &Path) -> PathBuf {
+    dist.join("tftp/pxelinux.cfg/01-52-54-00-20-00-11")
+}
+
+/// Asserts every file of `dist` is what its manifest says.
+fn intact(dist: &Path) {
+    let manifest = Manifest::load(dist).unwrap();
+    pxebuild::serve::check::check_tree(dist, &manifest)
+        .unwrap_or_else(|e| panic!("{} does not match its manifest: {e:#}", dist.display()));
+}
+
+#[test]
+fn a_published_file_edited_in_place_is_rebuilt_and_published_again() {
+    let (dir, mirror) = built();
+    let root = dir.path();
+    let dist = root.join("dist");
+    let file = boot_config(&dist);
+    let good = std::fs::read(&file).unwrap();
+    // dist/ files are hard links into the cache: this edits the cache too.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"# tampered\n").unwrap();
+    drop(f);
+
+    let out = run(root, &mirror, &["--explain"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "warning: {} changed after it was published, and the cache's copy with it",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 ran; "), "{stderr}");
+    assert!(stderr.contains(" files published in "), "{stderr}");
+    assert_eq!(ran(&out), ["boot:cp1/configs"], "the step that made it ran");
+    assert_eq!(std::fs::read(&file).unwrap(), good, "the file is rebuilt");
+    intact(&dist);
+
+    // And the repaired tree is a no-op again.
+    let again = run(root, &mirror, &["--explain"]);
+    assert_eq!(ran(&again), Vec::<String>::new());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains(" files unchanged in "), "{stderr}");
+}
+
+#[test]
+fn a_same_size_edit_of_a_fetched_file_is_repaired_offline() {
+    let (dir, mirror) = built();
+    let root = dir.path();
+    let dist = root.join("dist");
+    let file = dist.join("tftp/ldlinux.c32");
+    let good = std::fs::read(&file).unwrap();
+    let mut bad = good.clone();
+    bad[0] ^= 0xff;
+    // In place, same size: only the times tell.
+    let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    std::io::Write::write_all(&mut f, &bad).unwrap();
+    drop(f);
+
+    let out = run(root, &mirror, &["--offline", "--explain"]);
+    assert_eq!(
+        ran(&out),
+        ["fetch:loaders/syslinux"],
+        "re-extracted from the cache"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), good);
+    intact(&dist);
+}
+
+#[test]
+fn a_published_file_deleted_or_replaced_is_published_again() {
+    let (dir, mirror) = built();
+    let root = dir.path();
+    let dist = root.join("dist");
+    let file = boot_config(&dist);
+    let good = std::fs::read(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let dhcp = dist.join("http/dhcp/dnsmasq.conf");
+    std::fs::remove_file(&dhcp).unwrap();
+    std::fs::write(&dhcp, "# someone else's\n").unwrap();
+
+    let out = run(root, &mirror, &["--explain"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("warning: {} is missing", file.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "warning: {} was replaced after it was published",
+            dhcp.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(ran(&out), Vec::<String>::new(), "the cache was not damaged");
+    assert_eq!(std::fs::read(&file).unwrap(), good);
+    intact(&dist);
 }

@@ -270,7 +270,7 @@ fn cluster_build_without_secrets_beside_dist_exits_2() {
     let root = dir.path();
     let dist = root.join("dist");
     std::fs::create_dir_all(&dist).unwrap();
-    std::fs::write(dist.join("manifest.json"), "{}").unwrap();
+    std::fs::write(dist.join("manifest.json"), "{\"format\": 1}").unwrap();
     let out = build(root, &dist, &mirror);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
