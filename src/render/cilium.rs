@@ -8,11 +8,10 @@ use serde_json::Value;
 
 use crate::error::BadInput;
 use crate::secrets::kubeconfig;
+use crate::site::validate::WIREGUARD_OVERHEAD;
 use crate::site::Site;
 
 pub const VALUES_PATH: &str = "core/cilium/values.yaml";
-/// Worst-case WireGuard encapsulation overhead (IPv6 outer header), bytes.
-pub const WIREGUARD_OVERHEAD: u32 = 80;
 
 /// Where the values file lives for `site`.
 pub fn values_path(site: &Site) -> PathBuf {

@@ -269,9 +269,9 @@ const WARNINGS: &[(&str, &str)] = &[
     ),
     (
         "warn_mtu",
-        "site.toml:41:7: warning: cilium.mtu: 1450 leaves no room for WireGuard's 95-byte \
+        "site.toml:41:7: warning: cilium.mtu: 1450 leaves no room for WireGuard's 80-byte \
          overhead on a 1500-byte link; encrypted packets would fragment or drop (use at most \
-         1405, or omit mtu)",
+         1420, or omit mtu)",
     ),
     (
         "warn_token_ttl",
