@@ -126,7 +126,7 @@ fn boot_nodes(site: &Site, secrets: &Secrets) -> anyhow::Result<Vec<BootNode>> {
             Ok(BootNode {
                 kernel_args: kernel_args(&install_url, consoles),
                 name: n.name.clone(),
-                mac: n.mac.to_ascii_lowercase(),
+                mac: n.mac.clone(),
                 ip: n.ip.clone(),
                 role: n.role.clone(),
                 install_url,

@@ -323,7 +323,7 @@ fn manifest_for(site: &Site, outcomes: &[Outcome], published: &[&Output]) -> Man
         .iter()
         .map(|n| NodeEntry {
             name: n.name.clone(),
-            mac: n.mac.to_ascii_lowercase(),
+            mac: n.mac.clone(),
             ip: n.ip.clone(),
             role: n.role.clone(),
         })

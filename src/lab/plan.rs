@@ -296,7 +296,7 @@ fn site_vms(manifest: &Manifest, site: &LabSite, selected: &[String]) -> Result<
             let extra = site.nodes.get(&node.name);
             LabVm {
                 name: node.name.clone(),
-                mac: node.mac.to_ascii_lowercase(),
+                mac: node.mac.clone(),
                 ip: node.ip.parse().ok(),
                 firmware: extra.map_or(Firmware::Bios, |e| e.firmware),
                 disk_serial: extra.and_then(|e| disk_serial(e.disk.as_deref()?)),

@@ -323,7 +323,7 @@ impl NodeCtx {
             .collect::<Result<Vec<_>>>()?;
         Ok(NodeCtx {
             name: node.name.clone(),
-            mac: node.mac.to_ascii_lowercase(),
+            mac: node.mac.clone(),
             ip: node.ip.clone(),
             role: node.role.clone(),
             control_plane,
