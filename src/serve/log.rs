@@ -28,7 +28,8 @@ pub struct Entry<'a> {
     pub proto: &'a str,
     pub client: Option<SocketAddr>,
     pub node: Option<&'a str>,
-    /// Path relative to dist (`http/…`, `tftp/…`) or as requested when refused.
+    /// Path relative to dist (`http/…`, `tftp/…`; refused requests as asked,
+    /// after that prefix), `beacon/…` for beacons, the raw target when undecodable.
     pub path: Option<&'a str>,
     pub milestone: Option<&'a str>,
     pub status: Option<u16>,

@@ -80,6 +80,13 @@ impl Nodes {
         self.by_ip.get(&ip.to_canonical()).map(String::as_str)
     }
 
+    /// The IP of the node with this name, if the manifest gives it one.
+    pub fn ip_of(&self, name: &str) -> Option<IpAddr> {
+        self.by_ip
+            .iter()
+            .find_map(|(ip, node)| (node == name).then_some(*ip))
+    }
+
     /// The node with this MAC, given as `aa:bb:…` or `aa-bb-…`, any case.
     pub fn name_for_mac(&self, mac: &str) -> Option<&str> {
         let mac = mac.to_ascii_lowercase().replace('-', ":");

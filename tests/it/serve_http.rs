@@ -238,7 +238,7 @@ fn serve_http_refuses_traversal_and_listings() {
         "200",
         "symlink inside the root works"
     );
-    server.wait_log(&["path=/escape", "result=refused:escapes-root"]);
+    server.wait_log(&["path=http/escape", "result=refused:escapes-root"]);
 }
 
 #[test]
@@ -345,6 +345,9 @@ fn serve_http_per_node_ip_rule() {
         "200",
         "--no-ip-check"
     );
+    // Behind NAT a node's beacons arrive from another address: accepted too.
+    assert_eq!(status_of(&[&open.url("/beacon/n1/first-boot")]), "204");
+    open.wait_log(&["node=n1", "milestone=first-boot"]);
 }
 
 #[test]
@@ -358,13 +361,33 @@ fn serve_http_beacons_status_and_shutdown() {
         status_of(&["--interface", "127.0.0.2", &server.url("/f")]),
         "200"
     );
-    assert_eq!(status_of(&[&server.url("/beacon/n1/install-done")]), "204");
+    let from_n1 = ["--interface", "127.0.0.2"];
+    let beacon = |args: &[&str], path: &str| {
+        let url = server.url(path);
+        status_of(&[args, &[url.as_str()]].concat())
+    };
+    assert_eq!(beacon(&from_n1, "/beacon/n1/install-done"), "204");
     assert_eq!(
-        status_of(&["-X", "POST", &server.url("/beacon/n1/first-boot")]),
+        beacon(
+            &["-X", "POST", from_n1[0], from_n1[1]],
+            "/beacon/n1/first-boot"
+        ),
         "204"
     );
-    assert_eq!(status_of(&[&server.url("/beacon/n1/bad%20name")]), "404");
+    assert_eq!(beacon(&from_n1, "/beacon/n1/bad%20name"), "404");
     server.wait_log(&["node=n1", "milestone=first-boot"]);
+    // Only a node's own address writes its timeline; unknown names are refused.
+    assert_eq!(beacon(&[], "/beacon/n1/kubeadm-done"), "403");
+    server.wait_log(&[
+        "path=beacon/n1/kubeadm-done",
+        "result=refused:belongs-to-n1",
+    ]);
+    assert_eq!(beacon(&from_n1, "/beacon/ghost/first-boot"), "404");
+    server.wait_log(&[
+        "node=n1",
+        "path=beacon/ghost/first-boot",
+        "result=refused:unknown-node",
+    ]);
     let exit = server.stop_with("TERM");
     assert!(exit.success(), "{exit:?}");
 
@@ -392,11 +415,14 @@ fn serve_http_beacons_status_and_shutdown() {
         .unwrap();
     let steps = text(&timeline.stdout);
     let lines: Vec<&str> = steps.lines().collect();
-    assert_eq!(lines.len(), 3, "{steps}");
+    assert_eq!(lines.len(), 5, "{steps}");
     assert!(
         lines[0].contains("http/f") && lines[2].contains("milestone first-boot"),
         "{steps}"
     );
+    // What n1 asked for and was refused is part of its timeline, in order.
+    assert!(lines[3].contains("refused:bad-beacon"), "{steps}");
+    assert!(lines[4].contains("refused:unknown-node"), "{steps}");
 }
 
 #[test]

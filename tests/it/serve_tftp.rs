@@ -188,7 +188,7 @@ fn serve_tftp_write_requests_are_refused() {
     );
     assert!(!out.status.success());
     assert!(!dist.path("tftp/upload").exists());
-    server.wait_log(&["path=new-file", "result=refused:write"]);
+    server.wait_log(&["path=tftp/new-file", "result=refused:write"]);
 }
 
 #[test]
@@ -227,6 +227,9 @@ fn serve_tftp_malformed_datagrams_and_traversal() {
         let (reply, _) = recv(&sock);
         assert_eq!(error_code(&reply), code, "{name}");
     }
+    // Refusals are logged under the area's prefix, the name as it was asked.
+    server.wait_log(&["path=tftp/missing", "result=not-found"]);
+    server.wait_log(&["path=tftp//etc/passwd", "result=refused:absolute-path"]);
     sock.send_to(&rrq("f", &[]), to).unwrap();
     let (reply, _) = recv(&sock);
     assert_eq!(reply, b"\x00\x03\x00\x01fine");

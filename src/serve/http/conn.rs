@@ -72,10 +72,12 @@ fn answer(
         entry.path = Some(&req.target);
         return reply(stream, shared, &mut entry, 400, false, req, &[]);
     };
-    if let Some(beacon) = path.strip_prefix("/beacon/") {
-        return answer_beacon(stream, shared, &mut entry, beacon, req, keep);
+    if path.starts_with("/beacon/") {
+        return answer_beacon(stream, shared, &mut entry, &path[1..], req, keep);
     }
-    entry.path = Some(&path);
+    // Logged as the manifest spells paths (`http/…`), like the files it serves.
+    let logged = format!("{}{path}", crate::layout::HTTP);
+    entry.path = Some(&logged);
     if req.method != "GET" && req.method != "HEAD" {
         return reply(
             stream,
@@ -142,6 +144,8 @@ fn answer_beacon<'a>(
     req: &Request,
     keep: bool,
 ) -> bool {
+    entry.path = Some(beacon);
+    let beacon = &beacon["beacon/".len()..];
     let token = |s: &str| {
         !s.is_empty()
             && s.len() <= 64
@@ -152,7 +156,6 @@ fn answer_beacon<'a>(
     let (node, milestone) = match parts.as_slice() {
         [node, milestone] if token(node) && token(milestone) => (*node, *milestone),
         _ => {
-            entry.path = Some(beacon);
             entry.result = "refused:bad-beacon";
             return reply(stream, shared, entry, 404, keep, req, &[]);
         }
@@ -168,9 +171,30 @@ fn answer_beacon<'a>(
             &[("Allow", "GET, HEAD, POST, PUT")],
         );
     }
-    if let Some(by_ip) = entry.node.filter(|n| *n != node) {
-        crate::warn!("beacon for node {node} came from {by_ip}'s address");
+    let nodes = shared.nodes();
+    let peer = entry.client.map(|c| c.ip());
+    match (nodes.ip_of(node), peer) {
+        (None, _) => {
+            // A timeline for a name the manifest does not know would only mislead.
+            entry.result = "refused:unknown-node";
+            return reply(stream, shared, entry, 404, keep, req, &[]);
+        }
+        (Some(ip), Some(peer)) if ip != peer.to_canonical() => {
+            // Same rule as the node's Ignition: only the node's own address may
+            // write its timeline, so `--status` cannot be spoofed from the rack.
+            if nodes.ip_check() {
+                let result = format!("refused:belongs-to-{node}");
+                let mut refused = Entry {
+                    result: &result,
+                    ..entry.clone()
+                };
+                return reply(stream, shared, &mut refused, 403, keep, req, &[]);
+            }
+            crate::verbose!("beacon for {node} from {peer}, accepted: --no-ip-check is set");
+        }
+        _ => {}
     }
+    entry.path = None;
     entry.node = Some(node);
     entry.milestone = Some(milestone);
     reply(stream, shared, entry, 204, keep, req, &[])

@@ -214,9 +214,13 @@ fn session(shared: &Shared, datagram: &[u8], peer: SocketAddr, local: IpAddr, ru
         Ok(Packet::Rrq(req)) => read_request(shared, &sock, peer, &req, started, running),
         Ok(Packet::Wrq(req)) => {
             reply_error(&sock, ErrorCode::AccessViolation, "read-only server");
-            entry.path = Some(&req.filename);
-            entry.result = "refused:write";
-            shared.log.write(&entry);
+            let logged = format!("{}/{}", crate::layout::TFTP, req.filename);
+            let refused = Entry {
+                path: Some(&logged),
+                result: "refused:write",
+                ..entry
+            };
+            shared.log.write(&refused);
         }
         // A stray ERROR (e.g. an abort sent to the wrong port) needs no answer.
         Ok(Packet::Error { .. }) => {}
@@ -251,11 +255,13 @@ fn read_request(
 ) {
     let mac = mac_from_pxelinux_name(&req.filename);
     let fallback_node = shared.node_for(peer.ip(), mac.as_deref());
+    // Logged as the manifest spells paths (`tftp/…`), the name verbatim after it.
+    let logged = format!("{}/{}", crate::layout::TFTP, req.filename);
     let mut entry = Entry {
         proto: "tftp",
         client: Some(peer),
         node: fallback_node.as_deref(),
-        path: Some(&req.filename),
+        path: Some(&logged),
         ..Entry::default()
     };
     if req.mode == Mode::Mail {
