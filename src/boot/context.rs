@@ -36,6 +36,18 @@ pub struct Loaders {
     pub ipxe: bool,
 }
 
+impl Loaders {
+    /// The loaders `boot_server.loaders` asks for.
+    pub fn of(site: &Site) -> Loaders {
+        let has = |l: &str| site.file.boot_server.loaders.iter().any(|x| x == l);
+        Loaders {
+            bios: has("bios"),
+            uefi: has("uefi"),
+            ipxe: has("ipxe"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Serial {
     pub port: u32,
@@ -61,12 +73,7 @@ impl BootContext {
         artifacts: &ArtifactRefs,
     ) -> anyhow::Result<BootContext> {
         let bs = &site.file.boot_server;
-        let has = |l: &str| bs.loaders.iter().any(|x| x == l);
-        let loaders = Loaders {
-            bios: has("bios"),
-            uefi: has("uefi"),
-            ipxe: has("ipxe"),
-        };
+        let loaders = Loaders::of(site);
         let base = site.http_base();
         let bios = if loaders.bios {
             "lpxelinux.0"

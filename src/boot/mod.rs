@@ -27,6 +27,23 @@ pub struct BootFile {
     pub text: String,
 }
 
+/// Every template the boot files of `site` are rendered from.
+pub fn templates_rendered(site: &crate::site::Site) -> Vec<&'static str> {
+    let loaders = context::Loaders::of(site);
+    let mut names = vec![
+        "dhcp/dnsmasq.conf",
+        "dhcp/dhcpd.conf",
+        "dhcp/kea-dhcp4.json",
+    ];
+    if loaders.bios || loaders.uefi {
+        names.extend(["boot/pxelinux.cfg", "boot/local.cfg"]);
+    }
+    if loaders.ipxe {
+        names.extend(["boot/node.ipxe", "boot/boot.ipxe"]);
+    }
+    names
+}
+
 /// Renders every boot file of `ctx` (pure; the steps and the tests share it).
 pub fn render_files(templates: &Templates, ctx: &BootContext) -> Result<Vec<BootFile>> {
     let mut files = Vec::new();

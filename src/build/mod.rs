@@ -64,7 +64,7 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
     let mut record = published::Record::load(&record_path);
     target.check(record.as_ref().map(|r| r.manifest))?;
     stage::check_siblings(&target.path)?;
-    crate::render::templates::Templates::check_dir(&site.templates_dir())?;
+    let templates = std::sync::Arc::new(crate::render::load_templates(site)?);
     let _lock = lock_out(&target.path)?;
     if !target.unchanged() {
         // Another build may have published while this one waited.
@@ -88,6 +88,7 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
         out: &opts.out,
         offline: opts.offline,
         strict: opts.strict,
+        templates,
     };
     let steps = plan::plan(&env)?;
     phases.mark("plan");

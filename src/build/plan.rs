@@ -16,6 +16,8 @@ pub struct PlanEnv<'a> {
     pub offline: bool,
     /// Warnings (template, Butane) fail the build.
     pub strict: bool,
+    /// The site's templates, loaded (and found complete) before anything was created.
+    pub templates: std::sync::Arc<crate::render::templates::Templates>,
 }
 
 /// Every step of a build of `env.site`.

@@ -30,6 +30,7 @@ use templates::Templates;
 /// The render steps of a build, reading the fetched artifacts.
 pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dyn Step>>> {
     let site = env.site;
+    let templates = env.templates.clone();
     let secrets = secrets::ensure(site, Some(env.out))?;
     if !secrets.created.is_empty() {
         crate::info!("secrets: created {}", secrets.created.join(", "));
@@ -37,7 +38,6 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
     check_token_lifetime(site, env.strict)?;
     let site_ctx = SiteContext::new(site, artifacts)?;
     let boot = BootContext::new(site, &site_ctx, &secrets, artifacts)?;
-    let templates = Arc::new(Templates::load(&site.templates_dir())?);
     let shared = Arc::new(
         Shared {
             templates: templates.clone(),
@@ -72,6 +72,38 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
     }
     steps.extend(BootShared::new(templates, boot)?.steps());
     Ok(steps)
+}
+
+/// The site's templates, refused (bad input) unless every one its build
+/// renders is there.
+pub fn load_templates(site: &Site) -> Result<Templates> {
+    let templates = Templates::load(&site.templates_dir())?;
+    templates.require(&templates_rendered(site))?;
+    Ok(templates)
+}
+
+/// Every template this site's build renders (see [`node::render_node`],
+/// [`node::render_install`] and the boot files).
+fn templates_rendered(site: &Site) -> Vec<&'static str> {
+    let mut names = vec![
+        "node.bu",
+        "install.bu",
+        "kubeadm/init.yaml",
+        "files/install.sh",
+        "files/kubeadm-bootstrap.sh",
+        "files/cilium-install.sh",
+        "files/cilium-ready.sh",
+        "files/sysupdate-sysexts.sh",
+    ];
+    // One node initialises the cluster; every other node joins it.
+    if site.file.nodes.len() > 1 {
+        names.push("kubeadm/join.yaml");
+    }
+    if site.file.cluster.endpoint_mode == "kube-vip" {
+        names.push("kubeadm/kube-vip.yaml");
+    }
+    names.extend(crate::boot::templates_rendered(site));
+    names
 }
 
 /// Every node's context, without sysexts (known once the fetch steps ran)

@@ -170,6 +170,26 @@ impl Templates {
             })
     }
 
+    /// Fails (bad input) naming every one of `names` that has no template, so
+    /// a templates/ that lacks something is refused before the build creates
+    /// secrets or fetches artifacts, not when the first step renders.
+    pub fn require(&self, names: &[&str]) -> Result<()> {
+        let missing: Vec<String> = names
+            .iter()
+            .filter(|name| !self.sources.iter().any(|(have, _)| have == *name))
+            .map(|name| self.file(name))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(BadInput::new(format!(
+            "{} template(s) this site renders are missing: {} (pxebuild's own \
+             templates/ has every one to start from)",
+            missing.len(),
+            missing.join(", ")
+        )))
+    }
+
     /// How messages name template `name`: `templates/<name>.hbs`.
     fn file(&self, name: &str) -> String {
         format!("{}/{name}.hbs", self.dir.display())

@@ -223,6 +223,37 @@ fn a_missing_templates_directory_is_bad_input_named_once() {
 }
 
 #[test]
+fn templates_missing_what_the_site_renders_are_refused_before_anything_is_created() {
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    let templates = root.join("templates");
+    std::fs::remove_file(templates.join("boot/local.cfg.hbs")).unwrap();
+    std::fs::remove_file(templates.join("kubeadm/join.yaml.hbs")).unwrap();
+    let before = harness::snapshot(root);
+    let out = command(root, &mirror, &[]).output().unwrap();
+    let text = errors(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let name = |rel: &str| templates.join(rel).display().to_string();
+    assert!(
+        text.contains("2 template(s) this site renders are missing")
+            && text.contains(&name("kubeadm/join.yaml.hbs"))
+            && text.contains(&name("boot/local.cfg.hbs")),
+        "{text}"
+    );
+    // No secrets, no cache, no downloads: the fix is to add the files.
+    assert_eq!(harness::snapshot(root), before, "nothing was created");
+
+    // A directory without any template at all is refused the same way.
+    std::fs::remove_dir_all(&templates).unwrap();
+    std::fs::create_dir(&templates).unwrap();
+    let out = command(root, &mirror, &[]).output().unwrap();
+    let text = errors(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("no *.hbs templates in"), "{text}");
+    assert!(!root.join("secrets").exists(), "{text}");
+}
+
+#[test]
 fn changing_one_mac_reruns_only_that_nodes_steps() {
     let (dir, mirror) = prepared();
     let root = dir.path();
