@@ -14,6 +14,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::http::{Client, Policy};
 use super::sources::{flatcar_url, Sources};
 use crate::manifest::{FlatcarRecord, Manifest};
+use crate::site::validate::check_flatcar_version;
 use crate::site::Site;
 
 /// The value of `flatcar.version` that asks for the channel's newest release.
@@ -92,6 +93,11 @@ fn fetch_current(site: &Site) -> Result<(String, String, Vec<u8>)> {
         .with_context(context)?;
     let version = parse_version_txt(&String::from_utf8_lossy(&bytes))
         .ok_or_else(|| anyhow!("{located} names no FLATCAR_VERSION_ID"))?;
+    // Held to the rule a pinned flatcar.version meets: it keys every step
+    // and goes into every download URL.
+    check_flatcar_version(&version).map_err(|why| {
+        anyhow!("{located}: FLATCAR_VERSION_ID {version:?} is {why}; pin flatcar.version")
+    })?;
     Ok((version, url, bytes))
 }
 
@@ -113,6 +119,16 @@ fn recorded(site: &Site, previous: Option<&Path>) -> Result<String> {
             fc.channel
         );
     };
+    check_flatcar_version(&record.version).map_err(|why| {
+        anyhow!(
+            "{}: the recorded flatcar version {:?} is {why}; pin flatcar.version in site.toml",
+            previous
+                .unwrap_or(Path::new("."))
+                .join(crate::manifest::FILE_NAME)
+                .display(),
+            record.version
+        )
+    })?;
     crate::info!(
         "flatcar: {} current is {} (recorded by the previous build; --offline)",
         fc.channel,
@@ -200,5 +216,16 @@ mod tests {
         assert_eq!(pinned.site.file.flatcar.version, "4600.1.0");
         assert_eq!(pinned.record.requested, CURRENT);
         assert!(pinned.version_txt.is_none());
+        // A record edited by hand is held to the version rule.
+        manifest.flatcar.as_mut().unwrap().version = "4600.1".into();
+        std::fs::write(dist.join("manifest.json"), manifest.to_json()).unwrap();
+        let err = pin(&site, Some(&dist), true).err().expect("bad record");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(
+                "manifest.json: the recorded flatcar version \"4600.1\" is not a Flatcar release"
+            ),
+            "{text}"
+        );
     }
 }

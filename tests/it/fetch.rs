@@ -870,6 +870,24 @@ fn current_is_resolved_printed_used_and_recorded() {
         &["flatcar: stable current is 9999.1.0", "amd64-usr/9999.1.0/"],
     );
     assert_eq!(w.manifest(), manifest, "the previous tree stays");
+    // What version.txt names is held to the rule a pinned version meets.
+    std::fs::write(w.version_txt(), "FLATCAR_VERSION_ID=4593.02.5\n").unwrap();
+    w.server.reset_requests();
+    let out = w.build();
+    assert_fails_with(
+        &out,
+        &[
+            "current/version.txt: FLATCAR_VERSION_ID \"4593.02.5\" is not a Flatcar release",
+            "\"02\" has a leading zero",
+            "pin flatcar.version",
+        ],
+    );
+    let asked: Vec<String> = w.server.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        asked.iter().all(|p| p.ends_with("/current/version.txt")),
+        "nothing fetched for it: {asked:?}"
+    );
+    assert_eq!(w.manifest(), manifest, "the previous tree stays");
 }
 
 #[test]

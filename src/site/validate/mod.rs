@@ -166,6 +166,19 @@ fn check_version(s: &str, prefix: VPrefix) -> Result<(), String> {
     parts.into_iter().try_for_each(check_version_number)
 }
 
+/// Checks a Flatcar release version ("4593.2.5") as `flatcar.version` is
+/// checked, for versions that come from elsewhere (a channel's
+/// `current/version.txt`, a previous build's record). `Err` says why not.
+pub fn check_flatcar_version(s: &str) -> Result<(), String> {
+    check_version(s, VPrefix::Forbidden).map_err(|fault| {
+        let want = "not a Flatcar release (want NNNN.N.N, e.g. \"4593.2.5\")";
+        match fault.is_empty() {
+            true => want.to_string(),
+            false => format!("{want}: {fault}"),
+        }
+    })
+}
+
 /// One all-digit part of a version: no leading zero, at most `u32::MAX`.
 fn check_version_number(part: &str) -> Result<(), String> {
     if part.len() > 1 && part.starts_with('0') {
