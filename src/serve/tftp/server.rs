@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -78,12 +78,18 @@ pub fn serve(listener: UdpSocket, shared: Arc<Shared>) {
     }
 }
 
-/// Running sessions: how many, and per client endpoint the requests seen
-/// while any of its sessions runs.
+/// Running sessions: how many in all, and per client endpoint the requests
+/// seen while any of its sessions runs. One lock, so the cap and the
+/// per-endpoint counts always agree.
 #[derive(Default)]
 struct Sessions {
-    count: AtomicUsize,
-    peers: Mutex<HashMap<SocketAddr, Endpoint>>,
+    table: Mutex<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    live: usize,
+    peers: HashMap<SocketAddr, Endpoint>,
 }
 
 #[derive(Default)]
@@ -93,33 +99,41 @@ struct Endpoint {
 }
 
 impl Sessions {
-    fn peers(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Endpoint>> {
-        self.peers.lock().unwrap_or_else(|e| e.into_inner())
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a datagram from `peer` that starts a session; returns the
-    /// number of requests (RRQ, WRQ) from that endpoint so far, and whether
-    /// another of its sessions was already running.
-    fn arrive(&self, peer: SocketAddr, request: bool) -> (u64, bool) {
-        let mut peers = self.peers();
-        let endpoint = peers.entry(peer).or_default();
+    /// Registers a datagram from `peer` that starts a session, unless `max`
+    /// sessions run already; returns the number of requests (RRQ, WRQ) from
+    /// that endpoint so far, and whether another of its sessions was running.
+    fn arrive(&self, peer: SocketAddr, request: bool, max: usize) -> Option<(u64, bool)> {
+        let mut table = self.table();
+        if table.live >= max {
+            return None;
+        }
+        table.live += 1;
+        let endpoint = table.peers.entry(peer).or_default();
         let overlapped = endpoint.live > 0;
         endpoint.live += 1;
         endpoint.requests += u64::from(request);
-        (endpoint.requests, overlapped)
+        Some((endpoint.requests, overlapped))
     }
 
     /// Whether `peer` sent another request after request number `nth`.
     fn asked_again(&self, peer: SocketAddr, nth: u64) -> bool {
-        self.peers().get(&peer).is_some_and(|e| e.requests > nth)
+        self.table()
+            .peers
+            .get(&peer)
+            .is_some_and(|e| e.requests > nth)
     }
 
     fn leave(&self, peer: SocketAddr) {
-        let mut peers = self.peers();
-        if let Some(endpoint) = peers.get_mut(&peer) {
+        let mut table = self.table();
+        table.live -= 1;
+        if let Some(endpoint) = table.peers.get_mut(&peer) {
             endpoint.live -= 1;
             if endpoint.live == 0 {
-                peers.remove(&peer);
+                table.peers.remove(&peer);
             }
         }
     }
@@ -144,7 +158,6 @@ impl Running<'_> {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.sessions.count.fetch_sub(1, Ordering::SeqCst);
         self.sessions.leave(self.peer);
     }
 }
@@ -157,13 +170,12 @@ fn start_session(
     peer: SocketAddr,
     local: IpAddr,
 ) {
-    if sessions.count.load(Ordering::SeqCst) >= shared.config.max_tftp_sessions {
+    let max = shared.config.max_tftp_sessions;
+    let Some((nth, overlapped)) = sessions.arrive(peer, is_request(&datagram), max) else {
         let reply = packet::encode_error(ErrorCode::NotDefined, "server busy, try again");
         let _ = listener.send_to(&reply, peer);
         return;
-    }
-    sessions.count.fetch_add(1, Ordering::SeqCst);
-    let (nth, overlapped) = sessions.arrive(peer, is_request(&datagram));
+    };
     let (shared, sessions_in_thread) = (shared.clone(), sessions.clone());
     let spawned = thread::Builder::new()
         .name("tftp-session".into())
@@ -179,7 +191,6 @@ fn start_session(
             session(&shared, &datagram, peer, local, &running);
         });
     if let Err(err) = spawned {
-        sessions.count.fetch_sub(1, Ordering::SeqCst);
         sessions.leave(peer);
         crate::warn!("tftp: cannot start a session thread: {err}");
     }
@@ -339,6 +350,29 @@ pub fn mac_from_pxelinux_name(filename: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_cap_and_count_repeats_per_endpoint() {
+        let sessions = Sessions::default();
+        let a: SocketAddr = "10.0.0.11:2000".parse().unwrap();
+        let b: SocketAddr = "10.0.0.12:2000".parse().unwrap();
+        assert_eq!(sessions.arrive(a, true, 2), Some((1, false)));
+        // The same endpoint asks again while its first transfer runs.
+        assert_eq!(sessions.arrive(a, true, 2), Some((2, true)));
+        assert!(sessions.asked_again(a, 1) && !sessions.asked_again(a, 2));
+        assert_eq!(sessions.arrive(b, true, 2), None, "at the cap");
+        sessions.leave(a);
+        assert_eq!(sessions.arrive(b, true, 2), Some((1, false)));
+        sessions.leave(a);
+        sessions.leave(b);
+        assert_eq!(sessions.table().live, 0);
+        assert!(
+            sessions.table().peers.is_empty(),
+            "ended endpoints are forgotten"
+        );
+        // A datagram that is not a request starts a session without counting.
+        assert_eq!(sessions.arrive(a, false, 2), Some((0, false)));
+    }
 
     #[test]
     fn mac_from_config_names() {
