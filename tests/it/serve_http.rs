@@ -310,6 +310,27 @@ fn serve_http_idle_connections_do_not_block_others() {
 }
 
 #[test]
+fn serve_http_connection_cap_answers_503_and_logs_it() {
+    let server = Dist::new()
+        .file("http/f", b"x")
+        .serve(&["--max-connections", "2"]);
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(("127.0.0.1", server.http)).unwrap())
+        .collect();
+    let out = curl(&["-s", "-D", "-", "-o", "/dev/null", &server.url("/f")]);
+    let head = text(&out.stdout);
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+    assert!(head.contains("Retry-After: 1\r\n"), "{head}");
+    server.wait_log(&["http", "status=503", "result=refused:busy"]);
+    // A connection that closes frees its place.
+    drop(held);
+    let deadline = std::time::Instant::now() + WAIT;
+    while status_of(&[&server.url("/f")]) != "200" {
+        assert!(std::time::Instant::now() < deadline, "still refused");
+    }
+}
+
+#[test]
 fn serve_http_per_node_ip_rule() {
     let ign = "http/ignition/n1-abc/install.ign";
     let dist = Dist::new()

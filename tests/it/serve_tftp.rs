@@ -236,6 +236,39 @@ fn serve_tftp_malformed_datagrams_and_traversal() {
 }
 
 #[test]
+fn serve_tftp_session_cap_answers_busy_and_logs_it() {
+    let server = Dist::new()
+        .file("tftp/f", b"0123456789")
+        .serve(&["--max-tftp-sessions", "1"]);
+    let to = ("127.0.0.1", server.tftp);
+    // One transfer runs: its first block is out and not yet acknowledged.
+    let first = raw_client("127.0.0.1:0");
+    first.send_to(&rrq("f", &[]), to).unwrap();
+    let (data, tid) = recv(&first);
+    assert_eq!(data, b"\x00\x03\x00\x010123456789");
+    let other = raw_client("127.0.0.1:0");
+    other.send_to(&rrq("f", &[]), to).unwrap();
+    let (reply, from) = recv(&other);
+    assert_eq!(error_code(&reply), 0);
+    assert_eq!(from.port(), server.tftp, "refused from the request port");
+    assert!(String::from_utf8_lossy(&reply).contains("server busy"));
+    server.wait_log(&["tftp", "path=tftp/f", "result=refused:busy"]);
+    // Once the transfer ends, the next request is served.
+    first.send_to(&ack(1), tid).unwrap();
+    server.wait_log(&["path=tftp/f", "bytes=10", "result=ok"]);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        other.send_to(&rrq("f", &[]), to).unwrap();
+        let (reply, _) = recv(&other);
+        if reply.starts_with(&[0, 3]) {
+            break;
+        }
+        assert_eq!(error_code(&reply), 0);
+        assert!(std::time::Instant::now() < deadline, "still busy");
+    }
+}
+
+#[test]
 fn serve_tftp_lost_data_and_duplicate_acks() {
     let blob = pattern(512 * 3 + 10, 13);
     let server = Dist::new().file("tftp/f", &blob).serve(&[]);

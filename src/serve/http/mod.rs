@@ -52,7 +52,7 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
 
 fn start(stream: TcpStream, shared: &Arc<Shared>, open: &Arc<AtomicUsize>) -> Result<()> {
     if open.load(Ordering::SeqCst) >= shared.config.max_http_connections {
-        refuse_busy(stream);
+        refuse_busy(stream, shared);
         return Ok(());
     }
     open.fetch_add(1, Ordering::SeqCst);
@@ -71,8 +71,22 @@ fn start(stream: TcpStream, shared: &Arc<Shared>, open: &Arc<AtomicUsize>) -> Re
     spawned.map(drop).map_err(Into::into)
 }
 
-/// Over the connection cap: a quick 503 without reading the request.
-fn refuse_busy(mut stream: TcpStream) {
+/// Over the connection cap: a quick 503 without reading the request, and a
+/// log line, so a node that failed to boot shows why.
+fn refuse_busy(mut stream: TcpStream, shared: &Shared) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let _ = response::simple(&mut stream, 503, false, false, &[("Retry-After", "1")]);
+    let client = stream
+        .peer_addr()
+        .ok()
+        .map(|peer| std::net::SocketAddr::new(peer.ip().to_canonical(), peer.port()));
+    let node = client.and_then(|peer| shared.node_for(peer.ip(), None));
+    shared.log.write(&crate::serve::log::Entry {
+        proto: "http",
+        client,
+        node: node.as_deref(),
+        status: Some(503),
+        result: "refused:busy",
+        ..Default::default()
+    });
 }

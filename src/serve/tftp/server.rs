@@ -174,6 +174,7 @@ fn start_session(
     let Some((nth, overlapped)) = sessions.arrive(peer, is_request(&datagram), max) else {
         let reply = packet::encode_error(ErrorCode::NotDefined, "server busy, try again");
         let _ = listener.send_to(&reply, peer);
+        log_busy(shared, &datagram, peer);
         return;
     };
     let (shared, sessions_in_thread) = (shared.clone(), sessions.clone());
@@ -194,6 +195,26 @@ fn start_session(
         sessions.leave(peer);
         crate::warn!("tftp: cannot start a session thread: {err}");
     }
+}
+
+/// Over the session cap: the refused request's log line, so a node that
+/// failed to boot shows why.
+fn log_busy(shared: &Shared, datagram: &[u8], peer: SocketAddr) {
+    let path = match packet::parse(datagram) {
+        Ok(Packet::Rrq(req) | Packet::Wrq(req)) => {
+            Some(format!("{}/{}", crate::layout::TFTP, req.filename))
+        }
+        _ => None,
+    };
+    let node = shared.node_for(peer.ip(), None);
+    shared.log.write(&Entry {
+        proto: "tftp",
+        client: Some(peer),
+        node: node.as_deref(),
+        path: path.as_deref(),
+        result: "refused:busy",
+        ..Entry::default()
+    });
 }
 
 /// A read or write request, by its opcode.
