@@ -38,6 +38,18 @@ pub struct Rendered<'a> {
     pub sources: Sources<'a>,
 }
 
+impl Rendered<'_> {
+    /// The templates directory as messages name it: as the site's path has
+    /// it (`./templates`, `/srv/rack1/templates`), like the build's template
+    /// errors; `templates` for templates given as text.
+    fn dir(&self) -> String {
+        match self.sources {
+            Sources::Dir { dir, .. } => dir.display().to_string(),
+            Sources::Given(_) => "templates".to_string(),
+        }
+    }
+}
+
 /// The template texts behind a rendered document.
 pub enum Sources<'a> {
     /// Read again from the templates directory, and used only while they
@@ -105,7 +117,7 @@ impl Explain<'_> {
             Explain::Plain { origin } => origin.to_string(),
             Explain::Rendered { from, .. } => format!(
                 "{} rendered for node {}",
-                template_file(from.template),
+                template_file(&from.dir(), from.template),
                 from.node
             ),
         }
@@ -132,13 +144,14 @@ impl Explain<'_> {
                 }
             }
             Explain::Rendered { from, map } => {
-                let file = template_file(from.template);
+                let dir = from.dir();
+                let file = template_file(&dir, from.template);
                 let (Some(line), Some(text)) = (d.line, rendered) else {
                     return format!("{file} (rendered for node {}): {what}", from.node);
                 };
                 let map = map.get_or_init(|| line_map(from, yaml));
                 let at = match map {
-                    Some(m) => place(&file, m.locate(line, d.column)),
+                    Some(m) => place(&dir, &file, m.locate(line, d.column)),
                     None => format!(
                         "{file} (templates/ changed while building, so the template \
                          line is not known)"
@@ -167,16 +180,19 @@ fn line_map(from: &Rendered, yaml: &str) -> Option<LineMap> {
     }
 }
 
-fn template_file(name: &str) -> String {
-    format!("templates/{name}.hbs")
+/// How messages name template `name` in `dir`: `<dir>/<name>.hbs`, the
+/// directory spelt as the build's template errors spell it.
+fn template_file(dir: &str, name: &str) -> String {
+    format!("{dir}/{name}.hbs")
 }
 
-fn at_line(t: &TemplateLine) -> String {
-    format!("{}:{}", template_file(&t.template), t.line)
+fn at_line(dir: &str, t: &TemplateLine) -> String {
+    format!("{}:{}", template_file(dir, &t.template), t.line)
 }
 
 /// The template position a rendered line maps to, for a message.
-fn place(main_file: &str, origin: Origin) -> String {
+fn place(dir: &str, main_file: &str, origin: Origin) -> String {
+    let at_line = |t: &TemplateLine| at_line(dir, t);
     match origin {
         Origin::Line {
             chain,
@@ -188,7 +204,7 @@ fn place(main_file: &str, origin: Origin) -> String {
                 at.push_str(&format!(":{c}"));
             }
             if chain.len() > 1 {
-                let callers: Vec<String> = chain[1..].iter().map(at_line).collect();
+                let callers: Vec<String> = chain[1..].iter().map(&at_line).collect();
                 at.push_str(&format!(" (included from {})", callers.join(", from ")));
             }
             if inserted {
@@ -204,7 +220,7 @@ fn place(main_file: &str, origin: Origin) -> String {
                     inner[..shown].iter().map(|t| t.line.to_string()).collect();
                 format!(
                     "{} line {}",
-                    template_file(&inner[0].template),
+                    template_file(dir, &inner[0].template),
                     lines.join(" or ")
                 )
             } else {
@@ -364,8 +380,10 @@ storage:
             },
             yaml,
         );
+        // Named in the directory the templates were read from.
+        let file = dir.path().join("node.bu.hbs").display().to_string();
         assert!(
-            text.contains("  templates/node.bu.hbs (no template line matches"),
+            text.contains(&format!("  {file} (no template line matches")),
             "{text}"
         );
         let text = rendered_error(
@@ -376,11 +394,11 @@ storage:
             yaml,
         );
         assert!(
-            text.contains(
-                "  templates/node.bu.hbs (templates/ changed while building, so the template \
+            text.contains(&format!(
+                "  {file} (templates/ changed while building, so the template \
                  line is not known): bogus: unknown key \"bogus\"\n    \
                  rendered for cp1 as line 3 column 1: `bogus: 1`"
-            ),
+            )),
             "{text}"
         );
     }

@@ -903,7 +903,7 @@ fn cli_missing_input_file_is_bad_input() {
 /// `pxebuild build` of the example site against the fixture mirror, with
 /// `templates/node.bu.hbs` line `line` replaced by `text`: the build fails
 /// as bad input; returns its stderr.
-fn build_with_node_template_line(line: usize, from: &str, text: &str) -> String {
+fn build_with_node_template_line(line: usize, from: &str, text: &str) -> (String, String) {
     let (dir, mirror) = crate::cluster_build::prepared();
     let hbs = dir.path().join("templates/node.bu.hbs");
     let template = std::fs::read_to_string(&hbs).unwrap();
@@ -918,7 +918,8 @@ fn build_with_node_template_line(line: usize, from: &str, text: &str) -> String 
         !dir.path().join("dist").exists(),
         "no dist/ from a failed build"
     );
-    stderr
+    // Messages name the templates where the site has them (like template errors).
+    (stderr, dir.path().join("templates").display().to_string())
 }
 
 #[test]
@@ -952,9 +953,12 @@ fn a_butane_error_in_a_node_template_names_the_template_line_and_the_node() {
         ),
     ];
     for (line, from, to, want) in cases {
-        let stderr = build_with_node_template_line(line, from, to);
-        let head = "ignition:cp1/node.ign failed: templates/node.bu.hbs rendered for node cp1 \
-                    is not valid Butane:\n  ";
+        let (stderr, templates) = build_with_node_template_line(line, from, to);
+        let head = format!(
+            "ignition:cp1/node.ign failed: {templates}/node.bu.hbs rendered for node cp1 \
+             is not valid Butane:\n  {templates}/"
+        );
+        let want = want.strip_prefix("templates/").unwrap();
         assert!(
             stderr.contains(&format!("{head}{want}\n")),
             "line {line} {to:?}:\n{stderr}"
@@ -1010,11 +1014,12 @@ fn rendered_template_errors_name_the_partial_and_every_node() {
         let rendered = |wanted: &str| 1 + bu.lines().position(|l| l == wanted).unwrap();
         let quoted = rendered("      mode: \"0600\"");
         let decimal = rendered("      mode: 755");
+        let t = templates_dir.display();
         assert!(
             text.starts_with(&format!(
-                "templates/node.bu.hbs rendered for node {node} is not valid Butane:\n  \
-                 templates/partials/kubernetes-files.hbs:2:7 (included from \
-                 templates/node.bu.hbs:32): storage.files."
+                "{t}/node.bu.hbs rendered for node {node} is not valid Butane:\n  \
+                 {t}/partials/kubernetes-files.hbs:2:7 (included from \
+                 {t}/node.bu.hbs:32): storage.files."
             )),
             "{text}"
         );
@@ -1034,7 +1039,7 @@ fn rendered_template_errors_name_the_partial_and_every_node() {
             "{text}"
         );
         assert!(
-            text.contains("\n  templates/node.bu.hbs:34:7: storage.files."),
+            text.contains(&format!("\n  {t}/node.bu.hbs:34:7: storage.files.")),
             "{text}"
         );
         nodes.push((node.to_string(), quoted));
