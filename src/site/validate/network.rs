@@ -155,16 +155,39 @@ pub(super) fn check_cluster(c: &mut Checker<'_, '_>, cl: &Cluster) {
     if let Err(why) = check_dns_label(&cl.name) {
         c.error(&KeyPath::of("cluster.name"), format!("{:?} {why}", cl.name));
     }
-    c.version(
-        &KeyPath::of("cluster.kubernetes_version"),
-        &cl.kubernetes_version,
-        VPrefix::Required,
-        "a Kubernetes release (want e.g. \"v1.33.2\")",
-    );
+    let path = KeyPath::of("cluster.kubernetes_version");
+    let version = &cl.kubernetes_version;
+    let release = "a Kubernetes release (want e.g. \"v1.33.2\")";
+    if c.version(&path, version, VPrefix::Required, release) {
+        check_kubeadm_api(c, &path, version);
+    }
     check_endpoint(c, cl);
     check_cidrs(c, cl);
     check_dns_domain(c, &cl.dns_domain);
     check_token_ttl(c, cl);
+}
+
+/// The oldest Kubernetes whose kubeadm reads the `kubeadm.k8s.io/v1beta4`
+/// configs the templates render (list-form `kubeletExtraArgs`,
+/// `encryptionAlgorithm`, `proxy.disabled` are v1beta4's).
+const MIN_KUBERNETES_MINOR: u32 = 31;
+
+fn check_kubeadm_api(c: &mut Checker<'_, '_>, path: &KeyPath, version: &str) {
+    let minor = version
+        .trim_start_matches('v')
+        .split('.')
+        .map(|part| part.parse::<u32>().unwrap_or(0))
+        .collect::<Vec<_>>();
+    if matches!(minor.as_slice(), [1, m, _] if *m < MIN_KUBERNETES_MINOR) {
+        c.error(
+            path,
+            format!(
+                "{version:?} is older than v1.{MIN_KUBERNETES_MINOR}: the kubeadm configs are \
+                 kubeadm.k8s.io/v1beta4, which kubeadm reads from v1.{MIN_KUBERNETES_MINOR} on; \
+                 use v1.{MIN_KUBERNETES_MINOR}.0 or newer"
+            ),
+        );
+    }
 }
 
 fn check_endpoint(c: &mut Checker<'_, '_>, cl: &Cluster) {

@@ -214,6 +214,17 @@ fn check_labels(c: &mut Checker<'_, '_>, i: usize, node: &Node) {
         let path = KeyPath::node(i, "labels").key(key);
         if let Err(why) = check_label_key(key) {
             c.error(&path, format!("key {key:?} {why}"));
+        } else if !kubelet_may_set(key) {
+            c.error(
+                &path,
+                format!(
+                    "key {key:?} is in the kubernetes.io/k8s.io namespace, where kubelet sets \
+                     only node.kubernetes.io/*, kubelet.kubernetes.io/* and the well-known \
+                     topology, os and arch labels itself (it refuses to start with others); \
+                     use a prefix of your own, or set it with `kubectl label node` once the \
+                     node joined"
+                ),
+            );
         }
         if !is_label_value(value) {
             c.error(&path, format!("{value:?} is not a label value (up to 63 of [A-Za-z0-9-_.], alphanumeric at both ends)"));
@@ -247,6 +258,35 @@ fn check_taint(taint: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Labels in kubernetes.io or k8s.io (or a subdomain) that kubelet accepts in
+/// `--node-labels`; it exits on any other label there (the NodeRestriction
+/// rule, "Bounding Self-Labeling Kubelets").
+const KUBELET_LABELS: &[&str] = &[
+    "kubernetes.io/hostname",
+    "kubernetes.io/os",
+    "kubernetes.io/arch",
+    "beta.kubernetes.io/os",
+    "beta.kubernetes.io/arch",
+    "beta.kubernetes.io/instance-type",
+    "node.kubernetes.io/instance-type",
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region",
+];
+
+/// Whether kubelet may set label `key` on its own node.
+fn kubelet_may_set(key: &str) -> bool {
+    let Some((prefix, _)) = key.rsplit_once('/') else {
+        return true;
+    };
+    let within = |domain: &str| prefix == domain || prefix.ends_with(&format!(".{domain}"));
+    if !within("kubernetes.io") && !within("k8s.io") {
+        return true;
+    }
+    KUBELET_LABELS.contains(&key) || within("node.kubernetes.io") || within("kubelet.kubernetes.io")
 }
 
 /// Kubernetes qualified name: optional "dns.subdomain/" prefix, then a name.
@@ -343,6 +383,32 @@ mod tests {
         ] {
             let why = check_device_name(bad).unwrap_err();
             assert!(why.contains("path segment"), "{bad}: {why}");
+        }
+    }
+
+    #[test]
+    fn kubelet_sets_only_its_own_kubernetes_io_labels() {
+        for ok in [
+            "pool",
+            "node.example.com/pool",
+            "node.kubernetes.io/pool",
+            "x.node.kubernetes.io/pool",
+            "kubelet.kubernetes.io/anything",
+            "topology.kubernetes.io/zone",
+            "kubernetes.io/arch",
+            "notkubernetes.io/x",
+        ] {
+            assert!(kubelet_may_set(ok), "{ok}");
+        }
+        for refused in [
+            "node-role.kubernetes.io/worker",
+            "kubernetes.io/role",
+            "topology.kubernetes.io/rack",
+            "example.k8s.io/x",
+            "k8s.io/x",
+            "node-restriction.kubernetes.io/x",
+        ] {
+            assert!(!kubelet_may_set(refused), "{refused}");
         }
     }
 

@@ -84,6 +84,17 @@ fn version_shapes() {
 }
 
 #[test]
+fn kubernetes_older_than_the_kubeadm_api_is_refused() {
+    expect(
+        &[
+            ("kubernetes_version = \"v1.33.2\"", "kubernetes_version = \"v1.30.5\""),
+            ("kubernetes = \"v1.33.2\"", "kubernetes = \"v1.30.5\""),
+        ],
+        &["error: cluster.kubernetes_version: \"v1.30.5\" is older than v1.31: the kubeadm configs are kubeadm.k8s.io/v1beta4, which kubeadm reads from v1.31 on; use v1.31.0 or newer"],
+    );
+}
+
+#[test]
 fn versions_refuse_leading_zeros_and_overflow_in_every_key() {
     let huge = "99999999999999999999";
     expect(
@@ -335,6 +346,10 @@ fn labels_and_taints() {
             "error: node[3] (worker1).labels.-pool: key \"-pool\" is not a label key (name part: 1 to 63 of [A-Za-z0-9-_.])",
             "error: node[3] (worker1).labels.-pool: \"general purpose\" is not a label value (up to 63 of [A-Za-z0-9-_.], alphanumeric at both ends)",
         ],
+    );
+    expect(
+        &[(pool, "labels = { \"node-role.kubernetes.io/worker\" = \"\" }")],
+        &["error: node[3] (worker1).labels.node-role.kubernetes.io/worker: key \"node-role.kubernetes.io/worker\" is in the kubernetes.io/k8s.io namespace, where kubelet sets only node.kubernetes.io/*, kubelet.kubernetes.io/* and the well-known topology, os and arch labels itself (it refuses to start with others); use a prefix of your own, or set it with `kubectl label node` once the node joined"],
     );
     expect(
         &[(pool, "taints = [\"dedicated=gpu:NoSchedule\", \"gpu\"]")],
