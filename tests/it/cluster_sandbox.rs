@@ -431,6 +431,13 @@ exit 0"#,
 /// The rendered install script of worker1, run against a disk in `disk`
 /// state ("blank", or the node name in the OEM marker) with or without UEFI.
 fn run_install(disk: &str, uefi: bool) -> (Sandbox, Output) {
+    let (sb, out) = run_install_with(disk, uefi, |_| {});
+    assert!(out.status.success(), "{}", out_text(&out));
+    (sb, out)
+}
+
+/// As `run_install`, with `adjust` changing the stubs before the run.
+fn run_install_with(disk: &str, uefi: bool, adjust: impl Fn(&Sandbox)) -> (Sandbox, Output) {
     let (_dir, site) = example_site();
     let templates = pxebuild::render::templates::Templates::load(&site.templates_dir()).unwrap();
     let (mut ctx, _) = render_all(&site).remove(3);
@@ -454,8 +461,8 @@ fn run_install(disk: &str, uefi: bool) -> (Sandbox, Output) {
         )
         .unwrap();
     }
+    adjust(&sb);
     let out = sb.run(&sb.rewrite(ctx.files.install_script.as_deref().unwrap()));
-    assert!(out.status.success(), "{}", out_text(&out));
     (sb, out)
 }
 
@@ -516,6 +523,23 @@ fn cluster_sandbox_install_guard_installs_a_blank_or_foreign_disk() {
         assert!(done < reboot, "{disk}: {calls}");
         assert!(!calls.contains("poweroff"), "{disk}: {calls}");
     }
+}
+
+#[test]
+fn cluster_sandbox_a_failed_install_is_reported_and_left_to_retry() {
+    let (sb, out) = run_install_with("blank", false, |sb| {
+        sb.stub("flatcar-install", "echo 'no route to host' >&2; exit 1");
+    });
+    assert!(!out.status.success(), "{}", out_text(&out));
+    let calls = sb.calls();
+    assert!(calls.contains("/beacon/worker1/install-started"), "{calls}");
+    assert!(calls.contains("/beacon/worker1/install-failed"), "{calls}");
+    assert!(!calls.contains("install-done"), "{calls}");
+    assert!(!calls.contains("systemctl reboot"), "{calls}");
+    assert_eq!(marker(&sb), "", "no marker on a failed install");
+    // A successful run sends no failure beacon.
+    let (sb, _) = run_install("blank", false);
+    assert!(!sb.calls().contains("install-failed"), "{}", sb.calls());
 }
 
 #[test]

@@ -99,6 +99,21 @@ fn cluster_units_every_role_requests_all_five_milestones_best_effort() {
             script.contains("-o /dev/null \"") && script.contains("\"/$1\" || true\n}"),
             "{script}"
         );
+        // The installer waits for the network and retries until it succeeds.
+        let installer = unit(&install, "pxebuild-install.service")["contents"]
+            .as_str()
+            .unwrap();
+        for line in [
+            "Restart=on-failure",
+            "RestartSec=30",
+            "StartLimitIntervalSec=0",
+        ] {
+            assert!(installer.lines().any(|l| l == line), "{line}: {installer}");
+        }
+        assert_eq!(
+            unit(&install, "systemd-networkd-wait-online.service")["enabled"],
+            true
+        );
         // Waiting for Cilium never holds up the boot.
         let ready = unit(&node, "pxebuild-cilium-ready.service")["contents"]
             .as_str()
