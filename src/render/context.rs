@@ -75,6 +75,7 @@ pub struct NetworkCtx {
     pub prefix_len: u8,
     pub gateway: String,
     pub dns: Vec<String>,
+    pub ntp: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -244,6 +245,7 @@ impl SiteContext {
                 prefix_len: prefix_len(&f.network.subnet)?,
                 gateway: f.network.gateway.clone(),
                 dns: f.network.dns.clone(),
+                ntp: f.network.ntp.clone(),
             },
             flatcar: flatcar_ctx(site, artifacts),
             cilium: CiliumCtx {

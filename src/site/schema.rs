@@ -60,6 +60,10 @@ pub struct Network {
     pub gateway: String,
     #[serde(default)]
     pub dns: Vec<String>,
+    /// Time servers for the nodes (addresses or host names); empty: Flatcar's
+    /// default pool, or what DHCP offers.
+    #[serde(default)]
+    pub ntp: Vec<String>,
     /// "static" (addresses from site.toml, written as networkd units) or "dhcp".
     #[serde(default = "default_addressing")]
     pub addressing: String,

@@ -234,6 +234,28 @@ fn cluster_units_dhcp_network_file() {
 }
 
 #[test]
+fn cluster_units_time_servers_go_to_the_network_file() {
+    let ntp = "ntp = [\"10.20.0.1\", \"ntp.example.com\"]\naddressing =";
+    for addressing in ["static", "dhcp"] {
+        let (_dir, site) = edited_site(&[
+            (
+                "addressing = \"static\"",
+                &format!("addressing = \"{addressing}\""),
+            ),
+            ("addressing =", ntp),
+        ]);
+        for (ctx, node, _) in ignitions(&site) {
+            let file = network_file(&node);
+            assert!(
+                file.ends_with("\nNTP=10.20.0.1\nNTP=ntp.example.com\n"),
+                "{addressing} {}: {file}",
+                ctx.node.name
+            );
+        }
+    }
+}
+
+#[test]
 fn cluster_units_core_gets_the_site_ssh_keys_in_both_configs() {
     let (_dir, site) = edited_site(&[(
         "authorized_keys = [\n",

@@ -30,11 +30,35 @@ pub(super) fn check_network(c: &mut Checker<'_, '_>, file: &SiteFile) {
             check_not_subnet_edge(c, &path, ip);
         }
     }
+    for (i, server) in net.ntp.iter().enumerate() {
+        check_ntp_server(c, &KeyPath::of("network.ntp").index(i), server);
+    }
     c.one_of(
         &KeyPath::of("network.addressing"),
         &net.addressing,
         ADDRESSING,
     );
+}
+
+/// A time server: an IPv4 address or a DNS host name (what systemd-networkd's
+/// `NTP=` takes; it ends up on one line of the node's .network file).
+fn check_ntp_server(c: &mut Checker<'_, '_>, path: &KeyPath, server: &str) {
+    if let Ok(ip) = server.parse::<Ipv4Addr>() {
+        check_unicast(c, path, ip);
+        return;
+    }
+    let name = server.strip_suffix('.').unwrap_or(server);
+    let looks_numeric = name.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let is_name = !name.is_empty()
+        && name.len() <= 253
+        && !looks_numeric
+        && name.split('.').all(|label| check_dns_label(label).is_ok());
+    if !is_name {
+        c.error(
+            path,
+            format!("{server:?} is not an IPv4 address or a lower-case host name (e.g. \"10.20.0.1\" or \"ntp.example.com\")"),
+        );
+    }
 }
 
 /// Reports `ip` at `path` when it lies outside the node subnet.

@@ -259,6 +259,28 @@ fn boot_server_rules() {
 }
 
 #[test]
+fn ntp_servers_are_addresses_or_host_names() {
+    let dns = "dns = [\"10.20.0.1\"]";
+    expect(
+        &[(
+            dns,
+            "dns = [\"10.20.0.1\"]\nntp = [\"10.20.0.1\", \"ntp.example.com\", \"time1.\"]",
+        )],
+        &[],
+    );
+    expect(
+        &[(dns, "dns = [\"10.20.0.1\"]\nntp = [\"0.0.0.0\", \"NTP.example.com\", \"10.20.0\", \"ntp server\", \"\"]")],
+        &[
+            "error: network.ntp[0]: 0.0.0.0 is the unspecified address, not a server's address",
+            "error: network.ntp[1]: \"NTP.example.com\" is not an IPv4 address or a lower-case host name (e.g. \"10.20.0.1\" or \"ntp.example.com\")",
+            "error: network.ntp[2]: \"10.20.0\" is not an IPv4 address or a lower-case host name (e.g. \"10.20.0.1\" or \"ntp.example.com\")",
+            "error: network.ntp[3]: \"ntp server\" is not an IPv4 address or a lower-case host name (e.g. \"10.20.0.1\" or \"ntp.example.com\")",
+            "error: network.ntp[4]: \"\" is not an IPv4 address or a lower-case host name (e.g. \"10.20.0.1\" or \"ntp.example.com\")",
+        ],
+    );
+}
+
+#[test]
 fn cidrs_and_subnet() {
     expect(
         &[("subnet = \"10.20.0.0/24\"", "subnet = \"10.20.0.5/24\"")],
