@@ -38,7 +38,12 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
             } else {
                 crate::info!("created {}", loaded.created.join(", "));
             }
-            show(&site, &loaded)
+            // The summary is progress output here (`secrets show` prints it on
+            // request): `-q` leaves only warnings and errors.
+            if crate::log::level() >= 1 {
+                show(&site, &loaded)?;
+            }
+            Ok(())
         }
         Command::RotateToken => {
             let new = secrets::rotate_token(&site)?;

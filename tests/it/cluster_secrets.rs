@@ -269,6 +269,9 @@ fn cluster_secrets_cli_init_show_rotate_never_print_keys() {
         assert!(!text.contains("PRIVATE KEY"), "{text}");
         assert!(!text.contains(secret), "the token secret is never printed");
     }
+    assert!(init.contains("CA cert hash:"), "{init}");
+    // Quiet: nothing but warnings and errors, also when all secrets exist.
+    assert_eq!(run(&["-q", "secrets", "init"]), "");
     let rotated = run(&["secrets", "rotate-token"]);
     assert!(!rotated.contains("PRIVATE KEY"));
     let new = std::fs::read_to_string(dir.path().join("secrets/bootstrap-token")).unwrap();
