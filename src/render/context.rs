@@ -221,8 +221,9 @@ pub struct NodeContext {
     pub secrets: NodeSecrets,
     pub sysexts: Vec<SysextCtx>,
     pub files: Files,
-    /// Install config only: the node config as a `data:` URL.
-    pub node_ignition_url: Option<String>,
+    /// Install config only: the SHA-512 (hex) of the node config the
+    /// installer fetches from `node.node_url`.
+    pub node_ignition_sha512: Option<String>,
 }
 
 impl SiteContext {

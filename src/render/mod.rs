@@ -124,7 +124,7 @@ pub fn node_contexts(
                 node,
                 sysexts: Vec::new(),
                 files: Default::default(),
-                node_ignition_url: None,
+                node_ignition_sha512: None,
             })
         })
         .collect()

@@ -2,7 +2,6 @@
 //! (kubeadm config, kube-vip manifest, scripts), then the Butane configs that
 //! embed them. Pure functions: the build steps and the tests share them.
 use anyhow::Result;
-use base64::Engine;
 
 use super::context::NodeContext;
 use super::templates::Templates;
@@ -40,11 +39,13 @@ pub fn render_node(
     t.render("node.bu", ctx)
 }
 
-/// Renders the install config's Butane, embedding `node_ign` (the translated
-/// node config) as a `data:` URL that `flatcar-install -i` writes to disk.
+/// Renders the install config's Butane for `node_ign` (the translated node
+/// config). The installer fetches the node config from the boot server only
+/// when it installs and checks it against the SHA-512 given here: on control
+/// planes it carries the cluster's keys, which a boot that installs nothing
+/// (a machine left network-first) then never transfers.
 pub fn render_install(t: &Templates, ctx: &mut NodeContext, node_ign: &[u8]) -> Result<String> {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(node_ign);
-    ctx.node_ignition_url = Some(format!("data:;base64,{b64}"));
+    ctx.node_ignition_sha512 = Some(crate::digest::sha512_hex(node_ign));
     ctx.files.install_script = Some(t.render("files/install.sh", ctx)?);
     t.render("install.bu", ctx)
 }

@@ -238,22 +238,26 @@ fn cluster_install_config_guards_and_installs_the_pxe_version() {
     let (_dir, site) = example_site();
     let templates = Templates::load(&site.templates_dir()).unwrap();
     let (mut ctx, _) = render_all(&site).remove(3);
-    let bu = render_install(&templates, &mut ctx, br#"{"ignition":{"version":"3.3.0"}}"#).unwrap();
+    let node_ign = br#"{"ignition":{"version":"3.3.0"}}"#;
+    let bu = render_install(&templates, &mut ctx, node_ign).unwrap();
     let doc: serde_json::Value = serde_norway::from_str(&bu).unwrap();
+    // The node config is not part of the install config: the script fetches
+    // it, checked against its digest, only when it installs.
+    assert!(!bu.contains("node.ign\n") && !bu.contains("data:"), "{bu}");
     let files = doc["storage"]["files"].as_array().unwrap();
-    let embedded = files
-        .iter()
-        .find(|f| f["path"] == "/opt/pxebuild/node.ign")
-        .unwrap();
-    let url = embedded["contents"]["source"].as_str().unwrap();
-    assert_eq!(
-        decode_data_url(url).unwrap(),
-        br#"{"ignition":{"version":"3.3.0"}}"#
-    );
+    assert!(files.iter().all(|f| f["path"] != "/opt/pxebuild/node.ign"));
     let script = ctx.files.install_script.unwrap();
+    assert!(script.contains(&format!(
+        "NODE_CONFIG_URL=\"http://10.20.0.2:8080/{}/node.ign\"",
+        ctx.node.ignition_dir
+    )));
+    let sha512 = pxebuild::digest::sha512_hex(node_ign);
+    assert!(script.contains(&format!("NODE_CONFIG_SHA512=\"{sha512}\"")));
     assert!(script.contains(
-        "flatcar-install -d \"$DISK\" -b \"$BASE_URL\" -V \"$VERSION\" -i /opt/pxebuild/node.ign"
+        "flatcar-install -d \"$DISK\" -b \"$BASE_URL\" -V \"$VERSION\" -i \"$NODE_CONFIG\""
     ));
+    let fetch = script.find("\nfetch_node_config\n").unwrap();
+    assert!(fetch < script.find("\nflatcar-install -d").unwrap());
     assert!(script.contains("BASE_URL=\"http://10.20.0.2:8080/flatcar\""));
     assert!(script.contains("VERSION=\"4593.2.5\""));
     assert!(script.contains("DISK=\"/dev/disk/by-id/virtio-worker1-root\""));
@@ -282,9 +286,11 @@ fn cluster_ignition_translates_and_validates() {
         let node: serde_json::Value = serde_json::from_str(&node_ign).unwrap();
         let kubeadm = ignition_file(&node, "/etc/kubernetes/kubeadm.yaml").unwrap();
         assert_eq!(String::from_utf8(kubeadm).unwrap(), ctx.files.kubeadm);
+        // The installer takes exactly this node config: its digest is in the script.
         let install: serde_json::Value = serde_json::from_str(&install_ign).unwrap();
-        let embedded = ignition_file(&install, "/opt/pxebuild/node.ign").unwrap();
-        assert_eq!(embedded, node_ign.as_bytes());
+        let script = ignition_file(&install, "/opt/pxebuild/install.sh").unwrap();
+        let digest = pxebuild::digest::sha512_hex(node_ign.as_bytes());
+        assert!(String::from_utf8(script).unwrap().contains(&digest));
     }
 }
 

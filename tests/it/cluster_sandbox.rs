@@ -409,9 +409,21 @@ find "$1" -mindepth 1 -delete"#,
         "flatcar-install",
         r#"rm -rf "$STATE/parts"; mkdir -p "$STATE/parts/vda2" "$STATE/parts/vda6""#,
     );
-    for name in ["udevadm", "sleep", "systemctl", "curl"] {
+    for name in ["udevadm", "sleep", "systemctl"] {
         sb.stub(name, "exit 0");
     }
+    // The boot server: serves $STATE/node.ign (what `run_install` rendered
+    // the script for) at the node config's URL; beacons answer nothing.
+    sb.stub(
+        "curl",
+        r#"out=; url=
+while [ $# -gt 0 ]; do
+  case "$1" in -o) out=$2; shift ;; http*) url=$1 ;; esac
+  shift
+done
+case "$url" in */node.ign) cat "$STATE/node.ign" > "$out" ;; esac
+exit 0"#,
+    );
     sb.stub(
         "efibootmgr",
         r#"efi="$STATE/efi"; mkdir -p "$efi"
@@ -428,6 +440,9 @@ exit 0"#,
     );
 }
 
+/// The node config `run_install` renders the install script for.
+const NODE_CONFIG: &[u8] = br#"{"ignition":{"version":"3.3.0"}}"#;
+
 /// The rendered install script of worker1, run against a disk in `disk`
 /// state ("blank", or the node name in the OEM marker) with or without UEFI.
 fn run_install(disk: &str, uefi: bool) -> (Sandbox, Output) {
@@ -441,9 +456,11 @@ fn run_install_with(disk: &str, uefi: bool, adjust: impl Fn(&Sandbox)) -> (Sandb
     let (_dir, site) = example_site();
     let templates = pxebuild::render::templates::Templates::load(&site.templates_dir()).unwrap();
     let (mut ctx, _) = render_all(&site).remove(3);
-    pxebuild::render::node::render_install(&templates, &mut ctx, b"{}").unwrap();
+    pxebuild::render::node::render_install(&templates, &mut ctx, NODE_CONFIG).unwrap();
     let sb = Sandbox::new();
     install_stubs(&sb);
+    std::fs::write(sb.state.join("node.ign"), NODE_CONFIG).unwrap();
+    std::fs::create_dir_all(sb.path("/opt/pxebuild")).unwrap();
     if disk != "blank" {
         let oem = sb.state.join("parts/vda6");
         std::fs::create_dir_all(&oem).unwrap();
@@ -540,6 +557,36 @@ fn cluster_sandbox_a_failed_install_is_reported_and_left_to_retry() {
     // A successful run sends no failure beacon.
     let (sb, _) = run_install("blank", false);
     assert!(!sb.calls().contains("install-failed"), "{}", sb.calls());
+}
+
+#[test]
+fn cluster_sandbox_the_node_config_is_fetched_only_to_install_and_checked() {
+    let installed = |sb: &Sandbox| std::fs::read(sb.path("/opt/pxebuild/node.ign")).ok();
+    // Installing: fetched, and exactly the config the script was built for.
+    let (sb, _) = run_install("blank", false);
+    let calls = sb.calls();
+    let fetch = calls.find("/node.ign").expect("fetched");
+    assert!(fetch < calls.find("flatcar-install").unwrap(), "{calls}");
+    assert_eq!(installed(&sb).as_deref(), Some(NODE_CONFIG));
+    // Installed already: the node config (control planes: the cluster's keys)
+    // never crosses the network.
+    let (sb, _) = run_install("worker1", true);
+    assert!(!sb.calls().contains("node.ign"), "{}", sb.calls());
+    // A different file at the URL (a rebuilt tree, a wrong server) is refused.
+    let (sb, out) = run_install_with("blank", false, |sb| {
+        std::fs::write(sb.state.join("node.ign"), b"{}").unwrap();
+    });
+    assert!(!out.status.success(), "{}", out_text(&out));
+    let calls = sb.calls();
+    assert!(!calls.contains("flatcar-install"), "{calls}");
+    assert!(calls.contains("/beacon/worker1/install-failed"), "{calls}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("is not the node config this install was built with"),
+        "{}",
+        out_text(&out)
+    );
+    assert_eq!(installed(&sb), None, "the wrong file is not kept");
 }
 
 #[test]
