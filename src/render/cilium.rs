@@ -8,7 +8,6 @@ use serde_json::Value;
 
 use crate::error::BadInput;
 use crate::secrets::kubeconfig;
-use crate::site::validate::WIREGUARD_OVERHEAD;
 use crate::site::Site;
 
 pub const VALUES_PATH: &str = "core/cilium/values.yaml";
@@ -59,17 +58,8 @@ fn check_mtu(site: &Site, got: Option<&Value>, path: &Path) -> Result<()> {
     let c = &site.file.cilium;
     match (c.mtu, got) {
         (None, None) => Ok(()),
-        (Some(mtu), got) if same(got, &Value::from(mtu)) => {
-            let overhead = if c.wireguard { WIREGUARD_OVERHEAD } else { 0 };
-            if mtu + overhead > c.link_mtu {
-                return Err(BadInput::new(format!(
-                    "cilium.mtu {mtu} plus the WireGuard overhead ({overhead}) exceeds \
-                     cilium.link_mtu {}",
-                    c.link_mtu
-                )));
-            }
-            Ok(())
-        }
+        // The site's checks hold `cilium.mtu` to the link.
+        (Some(mtu), got) if same(got, &Value::from(mtu)) => Ok(()),
         (want, got) => Err(mismatch(
             path,
             "MTU",
@@ -122,15 +112,15 @@ mod tests {
     }
 
     #[test]
-    fn mtu_must_match_the_site_and_leave_room_for_wireguard() {
+    fn mtu_must_match_the_site() {
         let path = Path::new("v.yaml");
-        let with_mtu = format!("{VALUES}MTU: 1420\n");
+        // Cilium's MTU is the underlying network's: the link's own is right.
+        let with_mtu = format!("{VALUES}MTU: 1500\n");
         let err = check_values(&site(|_| {}), &with_mtu, path).unwrap_err();
         assert!(format!("{err}").contains("MTU"), "{err}");
-        check_values(&site(|f| f.cilium.mtu = Some(1420)), &with_mtu, path).unwrap();
-        let too_big = format!("{VALUES}MTU: 1450\n");
-        let err = check_values(&site(|f| f.cilium.mtu = Some(1450)), &too_big, path).unwrap_err();
-        assert!(format!("{err}").contains("link_mtu"), "{err}");
+        check_values(&site(|f| f.cilium.mtu = Some(1500)), &with_mtu, path).unwrap();
+        let err = check_values(&site(|f| f.cilium.mtu = Some(1450)), &with_mtu, path).unwrap_err();
+        assert!(format!("{err}").contains("MTU"), "{err}");
         let err = check_values(&site(|f| f.cilium.mtu = Some(1420)), VALUES, path).unwrap_err();
         assert!(format!("{err}").contains("MTU is nothing"), "{err}");
     }

@@ -201,7 +201,6 @@ mod tests {
         );
         assert!(site.file.network.subnet_cidr().contains(cp1.ipv4()));
         assert_eq!(site.file.cluster.token_ttl().as_secs(), 24 * 3600);
-        assert_eq!(site.file.cilium.effective_mtu(), 1420);
     }
 
     #[test]

@@ -119,7 +119,8 @@ pub struct Cilium {
     pub wireguard: bool,
     #[serde(default = "default_true")]
     pub kube_proxy_replacement: bool,
-    /// Pod MTU; absent lets Cilium derive it (link MTU minus the WireGuard overhead).
+    /// Cilium's `MTU`: the network's under Cilium's devices (Cilium takes its
+    /// tunnel and WireGuard overheads off for pod routes); absent: detected.
     #[serde(default)]
     pub mtu: Option<u32>,
     /// Link MTU of the node network, used to check `mtu`.

@@ -7,7 +7,7 @@
 //! `Site` is through validation.
 use std::net::Ipv4Addr;
 
-use super::schema::{Cilium, Cluster, Network, Node, SiteFile};
+use super::schema::{Cluster, Network, Node, SiteFile};
 use super::types::{Duration, Endpoint, Ipv4Cidr, MacAddr, NodeName, Role};
 
 const VALIDATED: &str = "site values are validated before use";
@@ -64,18 +64,5 @@ impl Cluster {
     }
     pub fn token_ttl(&self) -> Duration {
         self.bootstrap_token_ttl.parse().expect(VALIDATED)
-    }
-}
-
-impl Cilium {
-    /// The pod MTU Cilium should use: the configured one, or the link MTU
-    /// minus WireGuard's overhead when encrypting.
-    pub fn effective_mtu(&self) -> u32 {
-        let overhead = if self.wireguard {
-            super::validate::WIREGUARD_OVERHEAD
-        } else {
-            0
-        };
-        self.mtu.unwrap_or(self.link_mtu - overhead)
     }
 }

@@ -269,9 +269,9 @@ const WARNINGS: &[(&str, &str)] = &[
     ),
     (
         "warn_mtu",
-        "site.toml:41:7: warning: cilium.mtu: 1450 leaves no room for WireGuard's 80-byte \
-         overhead on a 1500-byte link; encrypted packets would fragment or drop (use at most \
-         1420, or omit mtu)",
+        "site.toml:42:7: warning: cilium.mtu: 1300 leaves pods at most 1220 once Cilium takes \
+         WireGuard's 80 bytes (less in tunnel mode), below the 1280 IPv6 needs; use at least \
+         1360, or omit mtu",
     ),
     (
         "warn_token_ttl",

@@ -12,8 +12,6 @@ mod software;
 #[cfg(test)]
 mod tests;
 
-pub use software::WIREGUARD_OVERHEAD;
-
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 

@@ -10,11 +10,10 @@ const FLATCAR_UPDATES: &[&str] = &["disabled", "enabled"];
 const REBOOT_MANAGERS: &[&str] = &["kured", "locksmithd"];
 /// Bytes WireGuard adds to every packet Cilium encrypts: an IPv6 outer header
 /// (the worst case), UDP, and WireGuard's 32-byte header and tag; Cilium's own
-/// figure. Its padding to 16 bytes never grows a packet past the WireGuard
-/// device's MTU, so it needs no room of its own.
-pub const WIREGUARD_OVERHEAD: u32 = 80;
-/// The smallest pod MTU: IPv6's minimum link MTU.
-const MIN_POD_MTU: u32 = 1280;
+/// figure, which it subtracts from its device MTU for pod routes.
+const WIREGUARD_OVERHEAD: u32 = 80;
+/// The smallest MTU: IPv6's minimum link MTU.
+const MIN_MTU: u32 = 1280;
 const SSH_KEY_TYPES: &[&str] = &[
     "ssh-ed25519",
     "ssh-rsa",
@@ -132,13 +131,13 @@ fn check_cilium(c: &mut Checker<'_, '_>, ci: &Cilium) {
     let path = KeyPath::of("cilium.mtu");
     // IPv6 needs every link to carry 1280-byte packets (RFC 8200, section 5)
     // and Linux turns IPv6 off on a smaller interface; nothing smaller is a
-    // real pod MTU (0 is a typo for "absent").
-    if mtu < MIN_POD_MTU {
+    // real MTU (0 is a typo for "absent").
+    if mtu < MIN_MTU {
         c.error(
             &path,
             format!(
-                "{mtu} is below {MIN_POD_MTU}, the smallest MTU IPv6 allows; \
-                 use at least {MIN_POD_MTU}, or omit mtu to let Cilium derive it"
+                "{mtu} is below {MIN_MTU}, the smallest MTU IPv6 allows; \
+                 use at least {MIN_MTU}, or omit mtu to let Cilium derive it"
             ),
         );
     } else if link_ok {
@@ -146,22 +145,25 @@ fn check_cilium(c: &mut Checker<'_, '_>, ci: &Cilium) {
     }
 }
 
-/// The pod MTU against the link's: larger cannot work, and with WireGuard
-/// each packet also carries the tunnel's overhead.
+/// `mtu` is Cilium's `MTU` value: the MTU of the network under Cilium's
+/// devices. Cilium itself subtracts its tunnel (50 bytes) and WireGuard
+/// (80) overheads for the pods' routes. Larger than the link cannot work;
+/// with WireGuard, what is left for pods should still carry IPv6.
 fn check_mtu_fits_link(c: &mut Checker<'_, '_>, path: &KeyPath, mtu: u32, ci: &Cilium) {
     if mtu > ci.link_mtu {
         c.error(
             path,
             format!("{mtu} is larger than cilium.link_mtu {}", ci.link_mtu),
         );
-    } else if ci.wireguard && mtu > ci.link_mtu - WIREGUARD_OVERHEAD {
-        let max = ci.link_mtu - WIREGUARD_OVERHEAD;
+    } else if ci.wireguard && mtu - WIREGUARD_OVERHEAD < MIN_MTU {
         c.warn(
             path,
             format!(
-                "{mtu} leaves no room for WireGuard's {WIREGUARD_OVERHEAD}-byte overhead on a \
-                 {}-byte link; encrypted packets would fragment or drop (use at most {max}, or omit mtu)",
-                ci.link_mtu
+                "{mtu} leaves pods at most {} once Cilium takes WireGuard's \
+                 {WIREGUARD_OVERHEAD} bytes (less in tunnel mode), below the {MIN_MTU} \
+                 IPv6 needs; use at least {}, or omit mtu",
+                mtu - WIREGUARD_OVERHEAD,
+                MIN_MTU + WIREGUARD_OVERHEAD
             ),
         );
     }

@@ -495,7 +495,19 @@ fn pod_mtu_has_a_floor() {
         &[("link_mtu = 1500", "link_mtu = 1500\nmtu = 1279")],
         &["error: cilium.mtu: 1279 is below 1280, the smallest MTU IPv6 allows; use at least 1280, or omit mtu to let Cilium derive it"],
     );
-    expect(&[("link_mtu = 1500", "link_mtu = 1500\nmtu = 1280")], &[]);
+    expect(
+        &[
+            ("wireguard = true", "wireguard = false"),
+            ("link_mtu = 1500", "link_mtu = 1500\nmtu = 1280"),
+        ],
+        &[],
+    );
+    // Cilium's MTU is the link's: WireGuard's 80 bytes come off it for pods.
+    expect(&[("link_mtu = 1500", "link_mtu = 1500\nmtu = 1500")], &[]);
+    expect(
+        &[("link_mtu = 1500", "link_mtu = 1500\nmtu = 1280")],
+        &["warning: cilium.mtu: 1280 leaves pods at most 1200 once Cilium takes WireGuard's 80 bytes (less in tunnel mode), below the 1280 IPv6 needs; use at least 1360, or omit mtu"],
+    );
     // The floor is reported even when link_mtu is wrong too.
     expect(
         &[("link_mtu = 1500", "link_mtu = 100\nmtu = 0")],
