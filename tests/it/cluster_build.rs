@@ -11,12 +11,14 @@ use pxebuild::manifest::Manifest;
 use crate::cluster_common::*;
 use crate::fetch::server::MirrorServer;
 
-struct Built {
+/// The example site built from the fixture mirror: `root` holds site.toml and
+/// secrets/, `dist` the tree.
+pub(crate) struct Built {
     // Declared first: dropped (stopped) before the directory it serves.
     mirror: Mirror,
     _dir: tempfile::TempDir,
-    root: PathBuf,
-    dist: PathBuf,
+    pub(crate) root: PathBuf,
+    pub(crate) dist: PathBuf,
 }
 
 /// The fixture mirror (tests/fixtures/mirror/generate.sh) served over HTTP on
@@ -95,7 +97,7 @@ pub(crate) fn prepared() -> (tempfile::TempDir, Mirror) {
     (dir, mirror)
 }
 
-fn built() -> Built {
+pub(crate) fn built() -> Built {
     let (dir, mirror) = prepared();
     build_prepared(dir, mirror)
 }
@@ -278,7 +280,7 @@ fn cluster_build_without_secrets_beside_dist_exits_2() {
 
 /// The example site with iPXE as well, built: every node then has a per-MAC
 /// pxelinux config (TFTP) and an iPXE script (HTTP).
-fn built_with_ipxe() -> Built {
+pub(crate) fn built_with_ipxe() -> Built {
     let (dir, mirror) = prepared();
     let root = dir.path().to_path_buf();
     let pins: Vec<String> = ["undionly.kpxe", "ipxe.efi", "snponly.efi"]

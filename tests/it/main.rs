@@ -11,6 +11,7 @@ mod day2;
 mod day2_errors;
 mod day2_handoff;
 mod day2_sync;
+mod dhcp_snippets;
 mod fetch;
 mod harness;
 mod kubeadm_types;

@@ -1,0 +1,541 @@
+//! The DHCP snippets `pxebuild build` emits (`dist/http/dhcp/`), proven with
+//! their real servers: dnsmasq, ISC dhcpd and Kea each run with the built
+//! snippet in a private network namespace, and busybox's udhcpc asks them as
+//! each kind of PXE client would. A node's MAC gets its reservation; client
+//! architecture (option 93) 0 or none gets the BIOS loader, 7 and 9 the EFI
+//! loader; with iPXE among the site's loaders, user class "iPXE" gets the iPXE
+//! script whatever the architecture. No VM: an exchange takes milliseconds, so
+//! every server is asked every case.
+//!
+//! Each server gets only what an operator adds around the snippet (its
+//! interface and a range), not the lab's configuration, which carries PXE
+//! lines of its own that could hide a snippet's gap.
+use std::fmt;
+use std::fs::{self, File};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use pxebuild::boot::context::Loaders;
+use pxebuild::lab::dhcp::DhcpKind;
+use pxebuild::lab::netns;
+use pxebuild::lab::plan::dhcp_range;
+use pxebuild::site::Site;
+use serde_json::{json, Value};
+
+use crate::cluster_build::{built, built_with_ipxe, Built};
+use crate::serve_support::{run, WAIT};
+
+/// The veth ends inside the namespace: the server's, with the boot server
+/// address, and the client's, without one.
+const SERVER_END: &str = "srv0";
+const CLIENT_END: &str = "cli0";
+
+#[test]
+fn dhcp_snippets_with_syslinux_loaders() {
+    check_every_server(&built());
+}
+
+#[test]
+fn dhcp_snippets_with_ipxe() {
+    check_every_server(&built_with_ipxe());
+}
+
+/// Asks each server every client's question; fails once, listing every wrong
+/// answer of every server with that server's output.
+fn check_every_server(built: &Built) {
+    let site = Site::load(&built.root.join("site.toml")).unwrap();
+    let subnet = Subnet::of(&site);
+    let want = Answers::of(&site, &built.dist);
+    let clients = clients(&site);
+    let mut failures = Vec::new();
+    for kind in [DhcpKind::Dnsmasq, DhcpKind::Isc, DhcpKind::Kea] {
+        // Dropped in reverse: the server is stopped, then the namespace
+        // deleted, then the directory with its files removed.
+        let dir = tempfile::Builder::new()
+            .prefix("pxebuild-dhcp-")
+            .tempdir()
+            .unwrap();
+        let net = TestNet::new(&subnet);
+        let udhcpc = Udhcpc::new(dir.path());
+        let snippet = built.dist.join("http/dhcp").join(kind.snippet());
+        let mut server = DhcpServer::start(kind, &net, dir.path(), &snippet, &subnet);
+        let wrong: Vec<String> = clients
+            .iter()
+            .filter_map(|client| {
+                let lease = udhcpc.ask(&net, client, &mut server);
+                want.mismatch(client, &lease, &subnet)
+            })
+            .collect();
+        if !wrong.is_empty() {
+            failures.push(format!(
+                "{}, with {}:\n  {}\n{}",
+                kind.name(),
+                snippet.display(),
+                wrong.join("\n  "),
+                server.output()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The site's subnet, with the boot server's address in it.
+struct Subnet {
+    server: Ipv4Addr,
+    prefix: u8,
+}
+
+impl Subnet {
+    fn of(site: &Site) -> Subnet {
+        let (_, prefix) = site.file.network.subnet.split_once('/').unwrap();
+        Subnet {
+            server: site.file.boot_server.address.parse().unwrap(),
+            prefix: prefix.parse().unwrap(),
+        }
+    }
+
+    fn netmask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::MAX << (32 - u32::from(self.prefix)))
+    }
+
+    fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.server) & u32::from(self.netmask()))
+    }
+
+    /// The dynamic range for clients without a reservation (the lab's).
+    fn pool(&self) -> (Ipv4Addr, Ipv4Addr) {
+        dhcp_range(self.server, self.prefix)
+    }
+
+    fn in_pool(&self, ip: &str) -> bool {
+        let (start, end) = self.pool();
+        ip.parse::<Ipv4Addr>()
+            .is_ok_and(|ip| (start..=end).contains(&ip))
+    }
+}
+
+/// One DHCP client: its MAC and what it says about itself.
+struct Client {
+    mac: String,
+    /// Option 93, absent for clients that do not send it.
+    arch: Option<u16>,
+    /// Sends user class (option 77) "iPXE", as iPXE does.
+    ipxe: bool,
+    /// The site node whose MAC this is, with its reserved IP.
+    node: Option<(String, String)>,
+}
+
+impl fmt::Display for Client {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match &self.node {
+            Some((name, _)) => write!(f, "{name} ({})", self.mac)?,
+            None => write!(f, "unknown {}", self.mac)?,
+        }
+        match self.arch {
+            Some(arch) => write!(f, ", option 93 = {arch}")?,
+            None => write!(f, ", no option 93")?,
+        }
+        if self.ipxe {
+            write!(f, ", user class iPXE")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every site node (architecture from its firmware), then unknown machines
+/// with each architecture and none, as firmware PXE and as iPXE. Without iPXE
+/// among the loaders, the iPXE clients must get the firmware's loader: QEMU's
+/// BIOS NIC ROM, for one, is iPXE.
+fn clients(site: &Site) -> Vec<Client> {
+    let nodes = site.file.nodes.iter().map(|n| Client {
+        mac: n.mac.clone(),
+        arch: Some(if n.firmware == "uefi" { 7 } else { 0 }),
+        ipxe: false,
+        node: Some((n.name.clone(), n.ip.clone())),
+    });
+    let archs = [None, Some(0), Some(7), Some(9)];
+    let unknown = [false, true]
+        .into_iter()
+        .flat_map(|ipxe| archs.map(|arch| (arch, ipxe)))
+        .enumerate()
+        .map(|(i, (arch, ipxe))| Client {
+            // Locally administered, so never a real NIC's.
+            mac: format!("5a:00:00:00:0d:{:02x}", i + 1),
+            arch,
+            ipxe,
+            node: None,
+        });
+    nodes.chain(unknown).collect()
+}
+
+/// What the snippets promise: the loaders and iPXE script of the built tree.
+struct Answers {
+    next_server: String,
+    bios_file: String,
+    efi_file: String,
+    /// Only when the site uses iPXE.
+    ipxe_url: Option<String>,
+}
+
+impl Answers {
+    /// BootContext's file names for the site's loaders, each checked to be in
+    /// the tree, so a name that drifts from the build fails here too.
+    fn of(site: &Site, dist: &Path) -> Answers {
+        let loaders = Loaders::of(site);
+        let bios_file = if loaders.bios {
+            "lpxelinux.0"
+        } else {
+            "undionly.kpxe"
+        };
+        let efi_file = if loaders.ipxe {
+            "ipxe.efi"
+        } else {
+            "efi64/syslinux.efi"
+        };
+        let answers = Answers {
+            next_server: site.file.boot_server.address.clone(),
+            bios_file: bios_file.into(),
+            efi_file: efi_file.into(),
+            ipxe_url: loaders
+                .ipxe
+                .then(|| format!("{}/ipxe/boot.ipxe", site.http_base())),
+        };
+        for file in [&answers.bios_file, &answers.efi_file] {
+            let path = dist.join("tftp").join(file);
+            assert!(path.is_file(), "{} is not in the tree", path.display());
+        }
+        if loaders.ipxe {
+            assert!(dist.join("http/ipxe/boot.ipxe").is_file());
+        }
+        answers
+    }
+
+    /// What is wrong with `lease` as the answer to `client`, if anything.
+    fn mismatch(&self, client: &Client, lease: &Lease, subnet: &Subnet) -> Option<String> {
+        let mut wrong = Vec::new();
+        match &client.node {
+            Some((_, ip)) if lease.ip != *ip => {
+                wrong.push(format!("IP {}, not its reservation {ip}", lease.ip))
+            }
+            None if !subnet.in_pool(&lease.ip) => {
+                wrong.push(format!("IP {}, outside the range", lease.ip))
+            }
+            _ => {}
+        }
+        let (file, next_server) = self.boot(client);
+        if lease.boot_file != file {
+            wrong.push(format!("boot file {:?}, want {file:?}", lease.boot_file));
+        }
+        if let Some(next_server) = next_server {
+            if lease.siaddr != next_server {
+                wrong.push(format!(
+                    "next-server {:?}, want {next_server:?}",
+                    lease.siaddr
+                ));
+            }
+        }
+        (!wrong.is_empty()).then(|| format!("{client}: {}", wrong.join("; ")))
+    }
+
+    /// The boot file `client` must get, and the next-server that goes with
+    /// it: the loaders come from the boot server's TFTP; the iPXE script's URL
+    /// names its server, and not every snippet sets one for it.
+    fn boot(&self, client: &Client) -> (&str, Option<&str>) {
+        match (&self.ipxe_url, client.arch) {
+            (Some(url), _) if client.ipxe => (url, None),
+            (_, Some(7 | 9)) => (&self.efi_file, Some(&self.next_server)),
+            _ => (&self.bios_file, Some(&self.next_server)),
+        }
+    }
+}
+
+/// A private network namespace holding a veth pair, both ends up; deleting
+/// it on drop removes the pair too.
+struct TestNet {
+    name: String,
+}
+
+impl TestNet {
+    fn new(subnet: &Subnet) -> TestNet {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("pxt-dhcp-{}-{n}", std::process::id());
+        netns::ip(&["netns", "add", &name]).unwrap();
+        // Only now: a name that was taken must not be deleted on drop.
+        let net = TestNet { name };
+        let address = format!("{}/{}", subnet.server, subnet.prefix);
+        net.ip(&["link", "set", "lo", "up"]);
+        let veth = ["type", "veth", "peer", "name", CLIENT_END];
+        net.ip(&[&["link", "add", SERVER_END][..], &veth].concat());
+        net.ip(&["addr", "add", &address, "dev", SERVER_END]);
+        net.ip(&["link", "set", SERVER_END, "up"]);
+        net.ip(&["link", "set", CLIENT_END, "up"]);
+        net
+    }
+
+    /// `ip -n NAME ARGS`, which must succeed.
+    fn ip(&self, args: &[&str]) {
+        netns::ip(&[&["-n", self.name.as_str()][..], args].concat())
+            .unwrap_or_else(|e| panic!("{e:#}"));
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        let _ = netns::delete(&self.name);
+    }
+}
+
+/// busybox's udhcpc on the client end; its event script writes what the
+/// server's ACK said to a file.
+struct Udhcpc {
+    script: PathBuf,
+    lease: PathBuf,
+}
+
+impl Udhcpc {
+    fn new(dir: &Path) -> Udhcpc {
+        let udhcpc = Udhcpc {
+            script: dir.join("udhcpc.sh"),
+            lease: dir.join("lease"),
+        };
+        let text = format!(
+            "#!/bin/sh\n[ \"$1\" = bound ] || exit 0\n\
+             printf 'ip=%s\\nsiaddr=%s\\nboot_file=%s\\n' \"$ip\" \"$siaddr\" \"$boot_file\" > '{}'\n",
+            udhcpc.lease.display()
+        );
+        fs::write(&udhcpc.script, text).unwrap();
+        fs::set_permissions(&udhcpc.script, fs::Permissions::from_mode(0o755)).unwrap();
+        udhcpc
+    }
+
+    /// Runs udhcpc as `client` until a server answers (the first answer is
+    /// also how a fresh server is known to be ready), and returns the lease.
+    fn ask(&self, net: &TestNet, client: &Client, server: &mut DhcpServer) -> Lease {
+        net.ip(&["link", "set", CLIENT_END, "address", &client.mac]);
+        let args = self.args(&net.name, client);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let _ = fs::remove_file(&self.lease);
+            let out = run(Path::new("/"), "ip", &args);
+            if let Some(lease) = Lease::read(&self.lease) {
+                return lease;
+            }
+            if let Some(status) = server.exited() {
+                panic!("{} exited ({status})\n{}", server.name, server.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{client}: no lease from {} after {WAIT:?}\nudhcpc: {}\n{}",
+                server.name,
+                String::from_utf8_lossy(&out.stderr),
+                server.output()
+            );
+            // udhcpc paces itself (-T) while the server is still starting;
+            // this only keeps a client that fails at once from spinning.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `ip netns exec NS udhcpc …` speaking as `client`: one exchange, three
+    /// discovers a second apart at most, nothing configured on the interface
+    /// (the script only records).
+    fn args(&self, ns: &str, client: &Client) -> Vec<String> {
+        let mut args: Vec<String> = ["netns", "exec", ns, "/bin/busybox", "udhcpc"]
+            .into_iter()
+            .chain([
+                "-f", "-q", "-n", "-t", "3", "-T", "1", "-i", CLIENT_END, "-s",
+            ])
+            .map(String::from)
+            .collect();
+        args.push(self.script.display().to_string());
+        // The vendor class PXE firmware sends: the servers see what a real
+        // PXE client shows them.
+        let arch = client.arch.unwrap_or(0);
+        args.extend(["-V".into(), format!("PXEClient:Arch:{arch:05}:UNDI:002001")]);
+        if let Some(arch) = client.arch {
+            args.extend(["-x".into(), format!("0x5d:{arch:04x}")]);
+        }
+        if client.ipxe {
+            // Option 77 as iPXE sends it: the bare string, hex-encoded.
+            args.extend(["-x".into(), "0x4d:69505845".into()]);
+        }
+        args
+    }
+}
+
+/// What udhcpc's script saw in the server's ACK ("" for what it left unset).
+struct Lease {
+    ip: String,
+    siaddr: String,
+    boot_file: String,
+}
+
+impl Lease {
+    fn read(path: &Path) -> Option<Lease> {
+        let text = fs::read_to_string(path).ok()?;
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .unwrap_or_default()
+                .to_string()
+        };
+        Some(Lease {
+            ip: field("ip"),
+            siaddr: field("siaddr"),
+            boot_file: field("boot_file"),
+        })
+    }
+}
+
+/// A DHCP server on the namespace's server end with the built snippet,
+/// killed by its PID on drop.
+struct DhcpServer {
+    name: &'static str,
+    child: Child,
+    /// Its stdout and stderr.
+    log: PathBuf,
+}
+
+impl DhcpServer {
+    /// Writes the server's configuration (in `dir`, with its other files) and
+    /// starts it; whether it answers yet is for the first client to find out.
+    fn start(
+        kind: DhcpKind,
+        net: &TestNet,
+        dir: &Path,
+        snippet: &Path,
+        subnet: &Subnet,
+    ) -> DhcpServer {
+        let mut cmd = match kind {
+            DhcpKind::Dnsmasq => dnsmasq_command(&net.name, dir, snippet, subnet),
+            DhcpKind::Isc => dhcpd_command(&net.name, dir, snippet, subnet),
+            DhcpKind::Kea => kea_command(&net.name, dir, snippet, subnet),
+        };
+        let log = dir.join(format!("{}.log", kind.snippet()));
+        let out = File::create(&log).unwrap();
+        // `ip netns exec` execs the server, so the child's PID is the server's.
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", kind.name()));
+        DhcpServer {
+            name: kind.name(),
+            child,
+            log,
+        }
+    }
+
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// The end of the server's output, for failure messages.
+    fn output(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+        format!("--- {} output (end) ---\n{tail}", self.name)
+    }
+}
+
+impl Drop for DhcpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// dnsmasq as an operator runs it: its interface, no DNS, a range and the
+/// snippet by `conf-file=`; leases and PID file in `dir`, log on stderr.
+fn dnsmasq_command(ns: &str, dir: &Path, snippet: &Path, subnet: &Subnet) -> Command {
+    let (start, end) = subnet.pool();
+    let conf = dir.join("dnsmasq.conf");
+    let text = format!(
+        "interface={SERVER_END}\nbind-interfaces\nport=0\n\
+         dhcp-range={start},{end},{mask},1h\n\
+         # dnsmasq ping-probes a new address for ~3 s before offering it.\nno-ping\n\
+         dhcp-leasefile={leases}\npid-file={pid}\nlog-facility=-\nlog-dhcp\n\
+         conf-file={snippet}\n",
+        mask = subnet.netmask(),
+        leases = dir.join("dnsmasq.leases").display(),
+        pid = dir.join("dnsmasq.pid").display(),
+        snippet = snippet.display(),
+    );
+    fs::write(&conf, text).unwrap();
+    let mut cmd = netns::command(ns, "/usr/sbin/dnsmasq");
+    cmd.arg("--keep-in-foreground")
+        .arg(format!("--conf-file={}", conf.display()));
+    cmd
+}
+
+/// ISC dhcpd: the snippet included at the top level, as its header says, and
+/// the subnet with a range; in the foreground, logging to stderr.
+fn dhcpd_command(ns: &str, dir: &Path, snippet: &Path, subnet: &Subnet) -> Command {
+    let (start, end) = subnet.pool();
+    let conf = dir.join("dhcpd.conf");
+    let text = format!(
+        "authoritative;\nddns-update-style none;\n\
+         default-lease-time 3600;\nmax-lease-time 3600;\n\
+         # The test's addresses are free: skip the probe before each offer.\nping-check false;\n\
+         include \"{snippet}\";\n\
+         subnet {network} netmask {mask} {{\n  range {start} {end};\n}}\n",
+        snippet = snippet.display(),
+        network = subnet.network(),
+        mask = subnet.netmask(),
+    );
+    fs::write(&conf, text).unwrap();
+    // dhcpd refuses to start without an existing leases file.
+    let leases = dir.join("dhcpd.leases");
+    fs::write(&leases, "").unwrap();
+    let mut cmd = netns::command(ns, "/usr/sbin/dhcpd");
+    cmd.args(["-f", "-d", "-4", "-cf"])
+        .arg(&conf)
+        .arg("-lf")
+        .arg(&leases)
+        .arg("-pf")
+        .arg(dir.join("dhcpd.pid"))
+        .arg(SERVER_END);
+    cmd
+}
+
+/// Kea: the snippet's `Dhcp4` object plus the interface (raw sockets: a PXE
+/// client has no address to answer to yet), an in-memory lease database, a
+/// pool and a log on stdout.
+fn kea_command(ns: &str, dir: &Path, snippet: &Path, subnet: &Subnet) -> Command {
+    let text = fs::read_to_string(snippet).unwrap();
+    let mut config: Value = serde_json::from_str(&text).expect("the Kea snippet is JSON");
+    let dhcp4 = config["Dhcp4"].as_object_mut().expect("a Dhcp4 object");
+    dhcp4.insert(
+        "interfaces-config".into(),
+        json!({ "interfaces": [SERVER_END], "dhcp-socket-type": "raw" }),
+    );
+    dhcp4.insert(
+        "lease-database".into(),
+        json!({ "type": "memfile", "persist": false }),
+    );
+    dhcp4.insert(
+        "loggers".into(),
+        json!([{
+            "name": "kea-dhcp4",
+            "output_options": [{ "output": "stdout" }],
+            "severity": "INFO",
+        }]),
+    );
+    let (start, end) = subnet.pool();
+    config["Dhcp4"]["subnet4"][0]["pools"] = json!([{ "pool": format!("{start} - {end}") }]);
+    let conf = dir.join("kea-dhcp4.json");
+    fs::write(&conf, config.to_string()).unwrap();
+    let mut cmd = netns::command(ns, "/usr/sbin/kea-dhcp4");
+    cmd.arg("-c").arg(&conf);
+    // Its PID and lock files go to `dir`, not /run/kea.
+    cmd.env("KEA_PIDFILE_DIR", dir).env("KEA_LOCKFILE_DIR", dir);
+    cmd
+}
