@@ -238,6 +238,20 @@ impl Answers {
                 ));
             }
         }
+        // iPXE is told not to wait for ProxyDHCP offers: setting 176
+        // (no-pxedhcp), one byte, 1 (an end mark after it is optional).
+        let told = lease.ipxe_settings.trim_end_matches("ff") == NO_PXEDHCP;
+        match (client.ipxe && self.ipxe_url.is_some(), told) {
+            (true, false) => wrong.push(format!(
+                "option 175 {:?}, want {NO_PXEDHCP:?}",
+                lease.ipxe_settings
+            )),
+            (false, _) if !lease.ipxe_settings.is_empty() => wrong.push(format!(
+                "option 175 {:?} for a client that is not iPXE",
+                lease.ipxe_settings
+            )),
+            _ => {}
+        }
         (!wrong.is_empty()).then(|| format!("{client}: {}", wrong.join("; ")))
     }
 
@@ -290,6 +304,9 @@ impl Drop for TestNet {
     }
 }
 
+/// Option 175 as udhcpc prints it, holding iPXE's no-pxedhcp setting.
+const NO_PXEDHCP: &str = "b00101";
+
 /// busybox's udhcpc on the client end; its event script writes what the
 /// server's ACK said to a file.
 struct Udhcpc {
@@ -305,7 +322,7 @@ impl Udhcpc {
         };
         let text = format!(
             "#!/bin/sh\n[ \"$1\" = bound ] || exit 0\n\
-             printf 'ip=%s\\nsiaddr=%s\\nboot_file=%s\\n' \"$ip\" \"$siaddr\" \"$boot_file\" > '{}'\n",
+             printf 'ip=%s\\nsiaddr=%s\\nboot_file=%s\\nopt175=%s\\n' \"$ip\" \"$siaddr\" \"$boot_file\" \"$opt175\" > '{}'\n",
             udhcpc.lease.display()
         );
         fs::write(&udhcpc.script, text).unwrap();
@@ -362,8 +379,10 @@ impl Udhcpc {
             args.extend(["-x".into(), format!("0x5d:{arch:04x}")]);
         }
         if client.ipxe {
-            // Option 77 as iPXE sends it: the bare string, hex-encoded.
+            // Option 77 as iPXE sends it: the bare string, hex-encoded; and
+            // iPXE asks for its settings block, option 175.
             args.extend(["-x".into(), "0x4d:69505845".into()]);
+            args.extend(["-O".into(), "175".into()]);
         }
         args
     }
@@ -374,6 +393,8 @@ struct Lease {
     ip: String,
     siaddr: String,
     boot_file: String,
+    /// Option 175 (iPXE's settings), hex.
+    ipxe_settings: String,
 }
 
 impl Lease {
@@ -389,6 +410,7 @@ impl Lease {
             ip: field("ip"),
             siaddr: field("siaddr"),
             boot_file: field("boot_file"),
+            ipxe_settings: field("opt175"),
         })
     }
 }
