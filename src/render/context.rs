@@ -48,8 +48,6 @@ pub struct ClusterCtx {
     pub endpoint_url: String,
     pub kube_vip: bool,
     pub kube_vip_version: String,
-    /// Kubernetes ≥ 1.29: kube-vip needs super-admin.conf while init runs.
-    pub kube_vip_super_admin: bool,
     pub pod_cidr: String,
     pub service_cidr: String,
     pub dns_domain: String,
@@ -286,7 +284,6 @@ fn cluster_ctx(site: &Site) -> Result<ClusterCtx> {
         endpoint_port: port,
         kube_vip: c.endpoint_mode == "kube-vip",
         kube_vip_version: KUBE_VIP_VERSION.to_string(),
-        kube_vip_super_admin: minor >= (1, 29),
         pod_cidr: c.pod_cidr.clone(),
         service_cidr: c.service_cidr.clone(),
         dns_domain: c.dns_domain.clone(),
