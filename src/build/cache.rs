@@ -72,6 +72,47 @@ struct Fresh {
     keys: HashMap<String, Value>,
 }
 
+/// Creates the cache root readable by its owner only, or closes one that is
+/// open to others: the store holds what dist/ publishes, control-plane
+/// Ignition with the cluster's CA keys included. dist/ links into the store
+/// by hard links, so a server reading dist/ never passes through it.
+fn keep_private(root: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(root) {
+        Ok(()) => return Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(err).with_context(|| format!("creating {}", root.display())),
+    }
+    let mode = fs::metadata(root)
+        .with_context(|| format!("reading {}", root.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        match fs::set_permissions(root, fs::Permissions::from_mode(0o700)) {
+            Ok(()) => {
+                crate::warn!(
+                    "the cache {} was open to other users (mode {:o}) and holds control-plane \
+                     Ignition with the cluster's keys; it is 0700 now",
+                    root.display(),
+                    mode & 0o777
+                );
+            }
+            Err(err) => {
+                crate::warn!(
+                    "the cache {} is open to other users (mode {:o}) and holds control-plane \
+                     Ignition with the cluster's keys; making it 0700 failed: {err}",
+                    root.display(),
+                    mode & 0o777
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Cache {
     /// The cache under `root`, remembering builds of the output directory `out`.
     pub fn open_for(root: &Path, out: &Path) -> Result<Cache> {
@@ -89,6 +130,7 @@ impl Cache {
     }
 
     fn open_slot(root: &Path, slot: String) -> Result<Cache> {
+        keep_private(root)?;
         let store = Store::open(&root.join("store"))?;
         let steps = root.join("steps");
         fs::create_dir_all(&steps).with_context(|| format!("creating {}", steps.display()))?;

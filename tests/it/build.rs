@@ -254,6 +254,37 @@ fn templates_missing_what_the_site_renders_are_refused_before_anything_is_create
 }
 
 #[test]
+fn the_cache_holding_control_plane_secrets_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    let cache = root.join("cache");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let out = run(root, &mirror, &[]);
+    assert_eq!(mode(&cache), 0o700, "created private");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("open to other users"));
+    // dist/ is served by other users through its hard links, not through the cache.
+    let node_ign = std::fs::read_dir(root.join("dist/http/ignition"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("node.ign"))
+        .next()
+        .unwrap();
+    assert_eq!(mode(&node_ign) & 0o004, 0o004, "{}", node_ign.display());
+    // A cache opened up (by hand, or by an earlier version) is closed again.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run(root, &mirror, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "warning: the cache {} was open to other users (mode 755)",
+            cache.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(mode(&cache), 0o700);
+}
+
+#[test]
 fn changing_one_mac_reruns_only_that_nodes_steps() {
     let (dir, mirror) = prepared();
     let root = dir.path();
