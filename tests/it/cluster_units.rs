@@ -366,3 +366,88 @@ fn check_sysext_links(ctx: &NodeContext, node: &Value) {
         );
     }
 }
+
+/// Every unit and drop-in of every config, as systemd itself reads them:
+/// `systemd-analyze verify` in a root holding the config's files (so each
+/// ExecStart script exists) and this host's own system units (the targets
+/// and services the units order themselves against). Any message is a
+/// defect: an unknown key, a bad value, a missing command.
+#[test]
+fn cluster_units_pass_systemd_analyze_verify() {
+    let (_dir, site) = example_site();
+    for (ctx, node, install) in ignitions(&site) {
+        for (doc, ign) in [("node", &node), ("install", &install)] {
+            let sb = Sandbox::new();
+            sb.apply_ignition_files(ign);
+            let units = write_units(&sb, ign);
+            let out = std::process::Command::new("systemd-analyze")
+                .arg(format!("--root={}", sb.root.display()))
+                .args(["--man=no", "verify"])
+                .args(&units)
+                .output()
+                .expect("systemd-analyze (the systemd package) is installed");
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success() && said.trim().is_empty(),
+                "{} {doc}.ign:\n{said}",
+                ctx.node.name
+            );
+        }
+    }
+}
+
+/// Writes the units of `ign` (with contents) and their drop-ins under the
+/// sandbox's /etc/systemd/system, copies the host's system units beside
+/// them, and the OS commands they run (`/usr/bin/test`, `touch`: Flatcar's
+/// coreutils, this host's here), and returns the unit files to verify.
+fn write_units(sb: &Sandbox, ign: &Value) -> Vec<std::path::PathBuf> {
+    let system = sb.path("/etc/systemd/system");
+    std::fs::create_dir_all(&system).unwrap();
+    let lib = sb.path("/usr/lib/systemd");
+    std::fs::create_dir_all(&lib).unwrap();
+    let copied = std::process::Command::new("cp")
+        .args(["-a", "/usr/lib/systemd/system"])
+        .arg(&lib)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let mut verify = Vec::new();
+    for unit in units(ign) {
+        let name = unit["name"].as_str().unwrap();
+        if let Some(contents) = unit["contents"].as_str() {
+            let path = system.join(name);
+            std::fs::write(&path, contents).unwrap();
+            verify.push(path);
+            for command in os_commands(contents) {
+                let dest = sb.path(command);
+                std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                std::fs::copy(command, dest).unwrap();
+            }
+        }
+        for dropin in unit["dropins"].as_array().into_iter().flatten() {
+            let dir = system.join(format!("{name}.d"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join(dropin["name"].as_str().unwrap());
+            std::fs::write(file, dropin["contents"].as_str().unwrap_or_default()).unwrap();
+        }
+    }
+    verify
+}
+
+/// The commands under /usr that `Exec…=` lines of `unit` run.
+fn os_commands(unit: &str) -> Vec<&str> {
+    unit.lines()
+        .filter(|l| l.starts_with("Exec"))
+        .filter_map(|l| l.split_once('=').map(|(_, v)| v))
+        .filter_map(|v| {
+            v.trim_start_matches(['-', '@', ':', '+', '!'])
+                .split_whitespace()
+                .next()
+        })
+        .filter(|c| c.starts_with("/usr/"))
+        .collect()
+}
