@@ -1,6 +1,6 @@
 //! `pxebuild mirror`: write every fetched, verified artifact of the site into
 //! a host-prefixed mirror tree for air-gapped sites, or resolve `current`.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
@@ -25,6 +25,48 @@ pub struct Args {
     pub jobs: usize,
 }
 
+/// Refuses a mirror DIR that would mix public files into the site's own
+/// directories, or vanish: the site's directory itself, its secrets,
+/// templates, payload or cache, or a built tree (a build replaces dist/ as a
+/// whole, and the next one deletes what it replaced).
+fn refuse_unsafe_dir(site: &Site, dir: &Path) -> Result<()> {
+    use crate::build::out::resolve;
+    let real = resolve(dir)?;
+    let guarded = [
+        ("the site's directory", site.dir.clone(), false),
+        ("the site's secrets directory", site.secrets_dir(), true),
+        ("the site's templates directory", site.templates_dir(), true),
+        ("the site's payload directory", site.payload_dir(), true),
+        ("the build cache", site.cache_dir(), true),
+        ("the site's dist/", site.dir.join("dist"), true),
+    ];
+    for (what, guarded, or_inside) in guarded {
+        let guarded = resolve(&guarded)?;
+        if real == guarded || (or_inside && real.starts_with(&guarded)) {
+            return Err(refusal(dir, &format!("is {what} ({})", guarded.display())));
+        }
+    }
+    let tree = real.ancestors().find(|at| {
+        let manifest = at.join(crate::manifest::FILE_NAME);
+        manifest.is_file() && crate::manifest::Manifest::load(at).is_ok()
+    });
+    if let Some(tree) = tree {
+        return Err(refusal(
+            dir,
+            &format!("lies in the built tree {}", tree.display()),
+        ));
+    }
+    Ok(())
+}
+
+fn refusal(dir: &Path, why: &str) -> anyhow::Error {
+    BadInput::new(format!(
+        "mirror {} {why}: write the mirror into a directory of its own (e.g. \
+         /srv/pxebuild-mirror), then serve it",
+        dir.display()
+    ))
+}
+
 pub fn run(global: &Global, args: Args) -> Result<()> {
     let site = Site::load(&global.site)?;
     if args.resolve_current {
@@ -43,6 +85,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
             "pxebuild mirror needs a DIR (or --resolve-current)",
         ));
     };
+    refuse_unsafe_dir(&site, &dir)?;
     let placed = crate::fetch::mirror::write_mirror(&site, &dir, args.offline, args.jobs)?;
     crate::info!(
         "{placed} verified files written to {}; serve it and set sources.mirror to its URL",

@@ -818,6 +818,47 @@ fn loaders_come_from_a_local_directory() {
 }
 
 #[test]
+fn mirror_refuses_the_sites_own_directories_and_built_trees() {
+    let w = World::new();
+    assert_ok(&w.build());
+    let root = w.tmp.path();
+    std::fs::create_dir_all(root.join("secrets")).unwrap();
+    for (dir, why) in [
+        (root.to_path_buf(), "is the site's directory"),
+        (root.join("secrets"), "is the site's secrets directory"),
+        (root.join("cache/mirror"), "is the build cache"),
+        (w.dist(), "is the site's dist/"),
+        (w.dist().join("http/mirror"), "is the site's dist/"),
+    ] {
+        let out = w.run(&["mirror", dir.to_str().unwrap()], &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}: {}",
+            dir.display(),
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(why),
+            "{}: {}",
+            dir.display(),
+            stderr(&out)
+        );
+    }
+    // A built tree published elsewhere is recognised by its manifest.
+    let other = root.join("other-dist");
+    assert_ok(&w.run(&["build", "--out", other.to_str().unwrap()], &[]));
+    let out = w.run(&["mirror", other.join("tftp").to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("lies in the built tree"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!other.join("tftp/stable.release.flatcar-linux.net").exists());
+}
+
+#[test]
 fn resolve_current_prints_the_pinned_version() {
     let w = World::new();
     let out = w.run(&["mirror", "--resolve-current"], &[]);
