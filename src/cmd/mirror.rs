@@ -15,7 +15,7 @@ pub struct Args {
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Print the version the channel's `current` points at (to pin in site.toml) and exit.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dir")]
     pub resolve_current: bool,
     /// Use only artifacts already in the cache.
     #[arg(long)]
