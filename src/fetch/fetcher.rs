@@ -21,6 +21,21 @@ pub struct Blob {
     pub size: u64,
 }
 
+/// A check's verdict that a file is not the one a digest anchor (a site pin,
+/// a release's SHA256SUMS line) names. For a stored copy this is not damage:
+/// the anchor moved (a new iPXE build under the same URL), so the URL is
+/// fetched again rather than the build failing on the old blob.
+#[derive(Debug)]
+pub struct DigestMismatch(pub String);
+
+impl std::fmt::Display for DigestMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DigestMismatch {}
+
 /// Shared by every fetch step of a build.
 pub struct Fetcher {
     pub sources: Sources,
@@ -48,7 +63,7 @@ impl Fetcher {
         url: &str,
         check: &dyn Fn(&Path, &Blob) -> Result<()>,
     ) -> Result<Blob> {
-        if let Some(blob) = self.reuse(url, check)? {
+        if let Some(blob) = self.reuse(url, check, true)? {
             return Ok(blob);
         }
         if self.offline {
@@ -58,7 +73,7 @@ impl Fetcher {
         let temp = self.index.partial(url, &self.store)?;
         let _lock = lock(&self.index.lock_path(url))?;
         // Another build sharing this cache may have finished it meanwhile.
-        if let Some(blob) = self.reuse(url, check)? {
+        if let Some(blob) = self.reuse(url, check, false)? {
             return Ok(blob);
         }
         let bar = Bar::new(name);
@@ -124,8 +139,15 @@ impl Fetcher {
     }
 
     /// A stored blob for `url`, re-hashed and re-checked; a corrupt one is
-    /// dropped so it is fetched again.
-    fn reuse(&self, url: &str, check: &dyn Fn(&Path, &Blob) -> Result<()>) -> Result<Option<Blob>> {
+    /// dropped so it is fetched again, and so is one that no longer matches
+    /// its digest anchor (the pin changed; the blob stays for other users).
+    /// `announce`: say why a stored copy is not used (once per fetch).
+    fn reuse(
+        &self,
+        url: &str,
+        check: &dyn Fn(&Path, &Blob) -> Result<()>,
+        announce: bool,
+    ) -> Result<Option<Blob>> {
         let Some(entry) = self.index.lookup(url, &self.store) else {
             return Ok(None);
         };
@@ -137,9 +159,24 @@ impl Fetcher {
             sha256: entry.sha256,
             size: entry.size,
         };
-        check(&self.store.path_of(&blob.sha256), &blob)
-            .map_err(|e| anyhow!("{url}: the stored copy no longer verifies: {e:#}"))?;
-        Ok(Some(blob))
+        match check(&self.store.path_of(&blob.sha256), &blob) {
+            Ok(()) => Ok(Some(blob)),
+            Err(e) if e.downcast_ref::<DigestMismatch>().is_some() => {
+                if self.offline {
+                    bail!(
+                        "offline: the stored copy of {url} is an older file ({e:#}); \
+                         build once without --offline to fetch the one now pinned"
+                    );
+                }
+                if announce {
+                    crate::info!(
+                        "{url}: the stored copy is not the pinned file ({e:#}); fetching it again"
+                    );
+                }
+                Ok(None)
+            }
+            Err(e) => Err(anyhow!("{url}: the stored copy no longer verifies: {e:#}")),
+        }
     }
 
     fn keep(&self, url: &str, temp: &Path, got: &Downloaded) -> Result<()> {

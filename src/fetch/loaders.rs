@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::fetcher::{Blob, Fetcher};
+use super::fetcher::{Blob, DigestMismatch, Fetcher};
 use super::refs::ArtifactRef;
 use crate::build::step::{Inputs, RunCtx, Step, Visibility};
 use crate::error::BadInput;
@@ -315,10 +315,11 @@ fn pinned<'a>(
 ) -> impl Fn(&std::path::Path, &Blob) -> Result<()> + 'a {
     move |_, blob| {
         if blob.sha256 != sha256 {
-            bail!(
-                "{url} has SHA-256 {} but the site pins {sha256}",
+            return Err(DigestMismatch(format!(
+                "pin mismatch: {url} has SHA-256 {} but the site pins {sha256}",
                 blob.sha256
-            );
+            ))
+            .into());
         }
         Ok(())
     }

@@ -3,10 +3,10 @@
 //! (`http/sysext/<name>/` with the image and a SHA256SUMS listing it).
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use serde_json::{json, Value};
 
-use super::fetcher::{Blob, Fetcher};
+use super::fetcher::{Blob, DigestMismatch, Fetcher};
 use super::refs::{ArtifactRef, SysextRef};
 use super::sources::{sysext_arch, sysext_url};
 use crate::build::step::{Inputs, RunCtx, Step, Visibility};
@@ -93,11 +93,11 @@ impl Step for SysextImage {
         let (expected, sums) = self.expected()?;
         let check = |_: &std::path::Path, blob: &Blob| {
             if blob.sha256 != expected {
-                bail!(
+                return Err(DigestMismatch(format!(
                     "SHA256SUMS mismatch for {}: the release lists {expected}, the download is {}",
-                    self.url,
-                    blob.sha256
-                );
+                    self.url, blob.sha256
+                ))
+                .into());
             }
             Ok(())
         };

@@ -1092,3 +1092,48 @@ fn the_containerd_sysext_is_fetched_and_placed_when_asked_for() {
     let manifest = std::fs::read_to_string(w.dist().join("manifest.json")).unwrap();
     assert!(manifest.contains("http/sysext/containerd/containerd-v2.1.5-x86-64.raw"));
 }
+
+/// Replaces `old` with `new` in the world's site.toml (which must contain it).
+fn edit_site(w: &World, old: &str, new: &str) {
+    let site = w.tmp.path().join("site.toml");
+    let text = std::fs::read_to_string(&site).unwrap();
+    assert!(text.contains(old), "site.toml lacks {old}");
+    std::fs::write(&site, text.replace(old, new)).unwrap();
+}
+
+#[test]
+fn a_new_pin_for_an_unchanged_url_fetches_it_again() {
+    let w = World::new();
+    assert_ok(&w.build());
+    let served = w.mirror().join("boot.ipxe.org/ipxe.efi");
+    let old = sha256_of(&served);
+    let ipxe_path = "/boot.ipxe.org/ipxe.efi";
+
+    // The operator pins a new build before the server has it: a pin
+    // mismatch naming the URL and both digests, not a cache problem.
+    let rolled = b"a newer iPXE build under the same name".to_vec();
+    let new = hex::encode(Sha256::digest(&rolled));
+    edit_site(&w, &old, &new);
+    w.server.reset_requests();
+    let out = w.build();
+    assert_fails_with(
+        &out,
+        &["pin mismatch", "boot.ipxe.org/ipxe.efi", &old, &new],
+    );
+    assert!(
+        !stderr(&out).contains("no longer verifies"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(w.server.gets_of(ipxe_path).len(), 1, "fetched again");
+
+    // Upstream rolled: the next build fetches the new file and publishes it.
+    std::fs::write(&served, &rolled).unwrap();
+    w.server.reset_requests();
+    assert_ok(&w.build());
+    assert_eq!(w.server.gets_of(ipxe_path).len(), 1);
+    assert_eq!(sha256_of(&w.dist().join("tftp/ipxe.efi")), new);
+    w.server.reset_requests();
+    assert_ok(&w.build());
+    assert!(w.server.gets_of(ipxe_path).is_empty(), "stored from now on");
+}
