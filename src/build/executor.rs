@@ -232,17 +232,22 @@ fn run_one(
         })
     };
     let key_hash = Cache::key_hash(&wrap(step.key(&inputs)?));
-    if let Some(outputs) = cache.lookup(&key_hash, opts.verify_cache) {
-        return Ok(Outcome {
-            id,
-            key_hash,
-            outputs,
-            ran: None,
-        });
+    let stored_inputs_intact = !opts.verify_cache || step.stored_inputs_intact()?;
+    if stored_inputs_intact {
+        if let Some(outputs) = cache.lookup(&key_hash, opts.verify_cache) {
+            return Ok(Outcome {
+                id,
+                key_hash,
+                outputs,
+                ran: None,
+            });
+        }
     }
     // Recorded for a later `--explain`, compared now when asked.
     let key = wrap(step.explain_key(&inputs)?);
-    let reason = if let Some(path) = cache.damaged_output(&key_hash) {
+    let reason = if !stored_inputs_intact {
+        "a download it reads was corrupt or missing in the cache (--verify-cache)".to_string()
+    } else if let Some(path) = cache.damaged_output(&key_hash) {
         format!("its output {path} was changed after it was published, and the cached copy with it")
     } else if opts.explain {
         explain::reason(cache.last_key(&id).as_ref(), &key)

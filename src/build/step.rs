@@ -99,6 +99,13 @@ pub trait Step: Send + Sync {
     }
     /// Produces the outputs through `ctx`.
     fn run(&self, ctx: &mut RunCtx) -> Result<()>;
+    /// Under `--verify-cache`: re-hashes the stored blobs the step reads but
+    /// does not output (a signature, a SHA256SUMS, a tarball it extracts),
+    /// which the output check cannot see. `false` when one was corrupt (and
+    /// dropped) or is gone, so the step runs again and fetches it.
+    fn stored_inputs_intact(&self) -> Result<bool> {
+        Ok(true)
+    }
 }
 
 /// The outputs of a set of dependencies, by path, with their digest made once.

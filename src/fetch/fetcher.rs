@@ -43,6 +43,9 @@ pub struct Fetcher {
     pub index: Index,
     pub offline: bool,
     client: Client,
+    /// URLs whose stored copy was found corrupt and removed in this build,
+    /// so `--offline` can say so instead of "not in the store".
+    dropped: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Fetcher {
@@ -53,6 +56,7 @@ impl Fetcher {
             index: Index::open(cache_dir)?,
             offline,
             client: Client::new(Policy::from_env()),
+            dropped: Default::default(),
         }))
     }
 
@@ -67,7 +71,7 @@ impl Fetcher {
             return Ok(blob);
         }
         if self.offline {
-            bail!("offline: {name} ({url}) is not in the store; build once without --offline");
+            return Err(self.offline_missing(name, url));
         }
         let located = self.sources.locate(url)?;
         let temp = self.index.partial(url, &self.store)?;
@@ -108,9 +112,10 @@ impl Fetcher {
             if self.store.verify(&entry.sha256)? {
                 return self.store.read(&entry.sha256).map(Some);
             }
+            self.corrupt(url);
         }
         if self.offline {
-            bail!("offline: {name} ({url}) is not in the store; build once without --offline");
+            return Err(self.offline_missing(name, url));
         }
         let located = self.sources.locate(url)?;
         self.client
@@ -133,6 +138,49 @@ impl Fetcher {
         self.client.exists(&self.sources.locate(url)?)
     }
 
+    /// Re-hashes the stored copy of `url` (`--verify-cache`): `None` when the
+    /// store has none, `Some(false)` when it was corrupt and is now removed.
+    pub fn verify_stored(&self, url: &str) -> Result<Option<bool>> {
+        let Some(entry) = self.index.lookup(url, &self.store) else {
+            return Ok(None);
+        };
+        let intact = self.store.verify(&entry.sha256)?;
+        if !intact {
+            self.corrupt(url);
+        }
+        Ok(Some(intact))
+    }
+
+    /// Says that the stored copy of `url` was corrupt (the store removed it).
+    fn corrupt(&self, url: &str) {
+        let what = if self.offline {
+            "removed"
+        } else {
+            "removed; fetching it again"
+        };
+        crate::warn!("{url}: the stored copy was corrupt and is {what}");
+        self.dropped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(url.to_string());
+    }
+
+    fn offline_missing(&self, name: &str, url: &str) -> anyhow::Error {
+        let dropped = self
+            .dropped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(url);
+        if dropped {
+            anyhow!(
+                "offline: the stored copy of {name} ({url}) was corrupt and is removed; \
+                 build once without --offline to fetch it again"
+            )
+        } else {
+            anyhow!("offline: {name} ({url}) is not in the store; build once without --offline")
+        }
+    }
+
     /// Whether the store already holds `url` (no network).
     pub fn cached(&self, url: &str) -> bool {
         self.index.lookup(url, &self.store).is_some()
@@ -152,7 +200,7 @@ impl Fetcher {
             return Ok(None);
         };
         if !self.store.verify(&entry.sha256)? {
-            crate::warn!("{url}: the stored copy was corrupt; fetching it again");
+            self.corrupt(url);
             return Ok(None);
         }
         let blob = Blob {

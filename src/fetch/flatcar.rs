@@ -105,6 +105,19 @@ impl Step for FlatcarFile {
         }))
     }
 
+    /// The signature it verified against (whichever of `sig_urls` existed).
+    fn stored_inputs_intact(&self) -> Result<bool> {
+        let mut found = false;
+        for url in &self.sig_urls {
+            match self.fetcher.verify_stored(url)? {
+                Some(true) => found = true,
+                Some(false) => return Ok(false),
+                None => {}
+            }
+        }
+        Ok(found)
+    }
+
     fn run(&self, ctx: &mut RunCtx) -> Result<()> {
         let (sig, sig_url) = self.signature()?;
         let key = &self.fetcher.sources.key;

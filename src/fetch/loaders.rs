@@ -214,6 +214,11 @@ impl Step for SyslinuxLoaders {
         }))
     }
 
+    /// The tarball the loaders were extracted from.
+    fn stored_inputs_intact(&self) -> Result<bool> {
+        Ok(self.fetcher.verify_stored(&self.url)? == Some(true))
+    }
+
     fn run(&self, ctx: &mut RunCtx) -> Result<()> {
         let name = tarball_name(&self.url);
         let blob = self

@@ -89,6 +89,11 @@ impl Step for SysextImage {
         Ok(json!({"url": self.url, "sums_url": self.sums_url}))
     }
 
+    /// The release's SHA256SUMS, which the image was checked against.
+    fn stored_inputs_intact(&self) -> Result<bool> {
+        Ok(self.fetcher.verify_stored(&self.sums_url)? == Some(true))
+    }
+
     fn run(&self, ctx: &mut RunCtx) -> Result<()> {
         let (expected, sums) = self.expected()?;
         let check = |_: &std::path::Path, blob: &Blob| {

@@ -1137,3 +1137,69 @@ fn a_new_pin_for_an_unchanged_url_fetches_it_again() {
     assert_ok(&w.build());
     assert!(w.server.gets_of(ipxe_path).is_empty(), "stored from now on");
 }
+
+/// The store blob of a file the mirror serves (blobs are named by SHA-256).
+fn blob_of_served(w: &World, rel: &str) -> PathBuf {
+    let sha = sha256_of(&w.mirror().join(rel));
+    w.tmp
+        .path()
+        .join("cache/store/sha256")
+        .join(&sha[..2])
+        .join(&sha)
+}
+
+/// Downloads a build reads without publishing them as they are.
+const UNPUBLISHED: [&str; 3] = [
+    "stable.release.flatcar-linux.net/amd64-usr/4593.2.5/flatcar_production_pxe.vmlinuz.sig",
+    "github.com/flatcar/sysext-bakery/releases/download/kubernetes-v1.33.2/SHA256SUMS",
+    "www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.xz",
+];
+
+/// Flips one byte of a stored blob, keeping its size (bit rot).
+fn corrupt(blob: &Path) {
+    let mut bytes = std::fs::read(blob).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::remove_file(blob).unwrap();
+    std::fs::write(blob, bytes).unwrap();
+}
+
+#[test]
+fn verify_cache_rehashes_downloads_that_are_not_published() {
+    let w = World::new();
+    assert_ok(&w.build());
+    for rel in UNPUBLISHED {
+        corrupt(&blob_of_served(&w, rel));
+    }
+    w.server.reset_requests();
+    let out = w.run(&["build", "--verify-cache"], &[]);
+    assert_ok(&out);
+    for rel in UNPUBLISHED {
+        let blob = blob_of_served(&w, rel);
+        assert_eq!(
+            sha256_of(&blob),
+            sha256_of(&w.mirror().join(rel)),
+            "{rel} fetched again"
+        );
+        assert!(
+            !w.server.gets_of(&format!("/{rel}")).is_empty(),
+            "{rel} was requested"
+        );
+        assert!(stderr(&out).contains(rel), "{}", stderr(&out));
+    }
+    // What the air gap needs is whole again.
+    assert_ok(&w.run(&["mirror", "--offline", "airgap"], &[]));
+}
+
+#[test]
+fn verify_cache_offline_reports_a_corrupt_download() {
+    let w = World::new();
+    assert_ok(&w.build());
+    corrupt(&blob_of_served(&w, UNPUBLISHED[2]));
+    w.server.reset_requests();
+    let out = w.run(&["build", "--offline", "--verify-cache"], &[]);
+    assert_fails_with(
+        &out,
+        &["syslinux-6.03.tar.xz", "was corrupt", "without --offline"],
+    );
+    assert!(w.server.requests().is_empty(), "offline makes no request");
+}
