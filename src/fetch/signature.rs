@@ -69,6 +69,7 @@ impl SigningKey {
         let created = sig
             .created()
             .ok_or_else(|| anyhow!("the signature has no creation time"))?;
+        check_not_expired(&sig, created, now_secs())?;
         self.check_primary(created)?;
         let reader = |f: &Path| -> Result<BufReader<File>> {
             let file = File::open(f).with_context(|| format!("opening {}", f.display()))?;
@@ -184,6 +185,36 @@ impl SigningKey {
         }
         Ok(())
     }
+}
+
+/// A signature with an expiration time (RFC 9580 5.2.3.18) is valid only
+/// until then, judged now (as gpg does): unlike a key's expiry, which is judged
+/// at the signature's creation, an expired signature vouches for nothing.
+fn check_not_expired(sig: &Signature, created: Timestamp, now: u64) -> Result<()> {
+    let Some(lifetime) = sig.signature_expiration_time() else {
+        return Ok(());
+    };
+    // Zero means "never expires".
+    if lifetime.as_secs() == 0 {
+        return Ok(());
+    }
+    let expiry = u64::from(created.as_secs()) + u64::from(lifetime.as_secs());
+    if expiry <= now {
+        bail!(
+            "the signature expired at {} (made at {}, checked at {}); \
+             an expired signature vouches for nothing: fetch a current one",
+            utc(expiry),
+            utc(u64::from(created.as_secs())),
+            utc(now)
+        );
+    }
+    Ok(())
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `2020-02-01 12:00:00 UTC`

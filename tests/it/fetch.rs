@@ -1203,3 +1203,53 @@ fn verify_cache_offline_reports_a_corrupt_download() {
     );
     assert!(w.server.requests().is_empty(), "offline makes no request");
 }
+
+#[test]
+fn an_expired_signature_is_refused_naming_the_file_and_the_expiry() {
+    let w = World::new();
+    let rel = format!("{FLATCAR}/flatcar_production_pxe.vmlinuz");
+    let file = w.mirror().join(rel.trim_start_matches('/'));
+    let sig = w
+        .mirror()
+        .join(format!("{}.sig", rel.trim_start_matches('/')));
+    // Made with the fixture key two minutes ago, valid for one.
+    let home = tempfile::tempdir().unwrap();
+    let gpg = |args: &[&str]| {
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", home.path())
+            .args(["--batch", "--yes", "--quiet"])
+            .args(args)
+            .output()
+            .expect("running gpg");
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    gpg(&[
+        "--import",
+        fixtures().join("test-key.asc").to_str().unwrap(),
+    ]);
+    let made = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 120;
+    gpg(&[
+        "--faked-system-time",
+        &format!("{made}!"),
+        "--default-sig-expire",
+        "seconds=60",
+        "--detach-sign",
+        "-o",
+        sig.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    let out = w.build();
+    assert_fails_with(
+        &out,
+        &[
+            "flatcar_production_pxe.vmlinuz.sig",
+            "the signature expired at",
+            " UTC",
+        ],
+    );
+    assert!(w.store_blobs().iter().all(|b| *b != sha256_of(&file)));
+}
