@@ -3,7 +3,7 @@
 //! (`http/sysext/<name>/` with the image and a SHA256SUMS listing it).
 use std::sync::Arc;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 
 use super::fetcher::{Blob, DigestMismatch, Fetcher};
@@ -65,19 +65,37 @@ impl SysextImage {
             .ok_or_else(|| anyhow!("{}: not found (HTTP 404)", self.sums_url))?;
         let text = String::from_utf8_lossy(&sums);
         let sum = lookup_sum(&text, &self.file_name)
+            .map_err(|e| anyhow!("{}: {e}", self.sums_url))?
             .ok_or_else(|| anyhow!("{} does not list {}", self.sums_url, self.file_name))?;
         Ok((sum, sums))
     }
 }
 
-/// The hex digest for `file` in a `sha256sum` listing (`<hex>  <name>` or `<hex> *<name>`).
-pub fn lookup_sum(text: &str, file: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let (hex, name) = line.trim().split_once(char::is_whitespace)?;
+/// The hex digest for `file` in a `sha256sum` listing (`<hex>  <name>` or
+/// `<hex> *<name>`). Two lines for `file` that disagree are an error: which
+/// one a tool believes would decide what is trusted (first wins here, a
+/// failed line with `sha256sum -c`). Repeated identical lines are harmless.
+pub fn lookup_sum(text: &str, file: &str) -> Result<Option<String>> {
+    let mut found: Option<String> = None;
+    for line in text.lines() {
+        let Some((hex, name)) = line.trim().split_once(char::is_whitespace) else {
+            continue;
+        };
         let name = name.trim_start().trim_start_matches('*');
-        (name == file && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| hex.to_ascii_lowercase())
-    })
+        if name != file || hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let hex = hex.to_ascii_lowercase();
+        match &found {
+            Some(first) if *first != hex => bail!(
+                "ambiguous: it lists {file} twice with different digests, {first} and {hex}; \
+                 refusing to pick one"
+            ),
+            Some(_) => {}
+            None => found = Some(hex),
+        }
+    }
+    Ok(found)
 }
 
 impl Step for SysextImage {
@@ -135,8 +153,22 @@ mod tests {
         let a = "a".repeat(64);
         let b = "B".repeat(64);
         let text = format!("{a}  k-v1-arm64.raw\n{b} *k-v1-x86-64.raw\n");
-        assert_eq!(lookup_sum(&text, "k-v1-x86-64.raw"), Some("b".repeat(64)));
-        assert_eq!(lookup_sum(&text, "k-v1-arm64.raw"), Some(a));
-        assert_eq!(lookup_sum(&text, "k-v1.raw"), None);
+        assert_eq!(
+            lookup_sum(&text, "k-v1-x86-64.raw").unwrap(),
+            Some("b".repeat(64))
+        );
+        assert_eq!(lookup_sum(&text, "k-v1-arm64.raw").unwrap(), Some(a));
+        assert_eq!(lookup_sum(&text, "k-v1.raw").unwrap(), None);
+    }
+
+    #[test]
+    fn two_different_digests_for_one_file_are_ambiguous() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let text = format!("{a}  k.raw\n{b}  k.raw\n");
+        let err = lookup_sum(&text, "k.raw").unwrap_err().to_string();
+        assert!(err.contains("ambiguous"), "{err}");
+        assert!(err.contains(&a) && err.contains(&b), "{err}");
+        let same = format!("{a}  k.raw\n{}  k.raw\n", a.to_uppercase());
+        assert_eq!(lookup_sum(&same, "k.raw").unwrap(), Some(a));
     }
 }

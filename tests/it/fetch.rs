@@ -1253,3 +1253,32 @@ fn an_expired_signature_is_refused_naming_the_file_and_the_expiry() {
     );
     assert!(w.store_blobs().iter().all(|b| *b != sha256_of(&file)));
 }
+
+#[test]
+fn a_sha256sums_with_two_digests_for_one_file_is_refused() {
+    let image = "kubernetes-v1.33.2-x86-64.raw";
+    // Each world starts with an empty cache, so its build reads the list.
+    let with_extra_line = |digest: Option<&str>| {
+        let w = World::new();
+        let sums = w.mirror().join(UNPUBLISHED[1]);
+        let listed = std::fs::read_to_string(&sums).unwrap();
+        let good = listed
+            .lines()
+            .find(|l| l.ends_with(image))
+            .expect("the image is listed")
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        let extra = digest.unwrap_or(&good);
+        std::fs::write(&sums, format!("{listed}{extra}  {image}\n")).unwrap();
+        (w, good)
+    };
+    // An identical repeat is harmless.
+    let (w, _) = with_extra_line(None);
+    assert_ok(&w.build());
+    // The first line matches the image; the second contradicts it.
+    let bad = "0".repeat(64);
+    let (w, good) = with_extra_line(Some(&bad));
+    assert_fails_with(&w.build(), &["SHA256SUMS", "ambiguous", image, &good, &bad]);
+}
