@@ -83,6 +83,12 @@ impl Client {
             .timeout_recv_body(Some(policy.body_timeout))
             .timeout_per_read(Some(policy.idle_timeout))
             .max_redirects(10)
+            // Artifacts are stored byte for byte as served and resumed with
+            // `Range`, which counts bytes of the encoded body: a gzip-encoded
+            // transfer would be decoded into the `.part` while the range
+            // asks for an offset in the compressed stream. Identity keeps
+            // both the same (ureq is built without transparent decoding).
+            .accept_encoding("identity")
             .user_agent(concat!("pxebuild/", env!("CARGO_PKG_VERSION")))
             .build();
         Client {

@@ -1282,3 +1282,20 @@ fn a_sha256sums_with_two_digests_for_one_file_is_refused() {
     let (w, good) = with_extra_line(Some(&bad));
     assert_fails_with(&w.build(), &["SHA256SUMS", "ambiguous", image, &good, &bad]);
 }
+
+#[test]
+fn a_resumed_download_asks_for_identity_encoding_so_ranges_count_stored_bytes() {
+    let w = World::new();
+    let path = format!("{FLATCAR}/flatcar_production_image.bin.bz2");
+    // More broken transfers than the retry limit (2): only resuming that
+    // makes progress each time gets through.
+    w.server.fault(&path, Fault::GzipIfAccepted { times: 3 });
+    assert_ok(&w.build());
+    assert_dist_matches_mirror(&w);
+    let gets = w.server.gets_of(&path);
+    assert_eq!(gets.len(), 4, "{gets:?}");
+    assert!(gets[1..].iter().all(|g| g.range.is_some()), "{gets:?}");
+    for get in &gets {
+        assert_eq!(get.accept_encoding.as_deref(), Some("identity"), "{get:?}");
+    }
+}

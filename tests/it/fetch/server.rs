@@ -34,6 +34,10 @@ pub enum Fault {
     /// GET is read but never answered, not even with headers, until the
     /// client gives up (HEAD answers normally).
     Silent,
+    /// As a web server with on-the-fly compression: a GET that accepts gzip
+    /// gets `Content-Encoding: gzip` (ranges then count compressed bytes);
+    /// either way the next `times` GETs send only half their body, then close.
+    GzipIfAccepted { times: u32 },
 }
 
 /// One request as the server saw it.
@@ -42,6 +46,7 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub range: Option<String>,
+    pub accept_encoding: Option<String>,
 }
 
 #[derive(Default)]
@@ -191,6 +196,51 @@ fn serve(mut conn: TcpStream, root: &Path, state: &Mutex<State>, stop: &AtomicBo
             let _ = conn.flush();
             let _ = conn.shutdown(Shutdown::Both);
         }
+        (Some(Fault::GzipIfAccepted { .. }), Some(file)) if get => {
+            let gzip = req
+                .accept_encoding
+                .as_deref()
+                .is_some_and(|ae| ae.contains("gzip"));
+            let plain = std::fs::read(&file).unwrap();
+            let body = if gzip {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                enc.write_all(&plain).unwrap();
+                enc.finish().unwrap()
+            } else {
+                plain
+            };
+            let start = range_start(&req).filter(|&s| s < body.len());
+            let part = &body[start.unwrap_or(0)..];
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {}\r\n",
+                if start.is_some() {
+                    "206 Partial Content"
+                } else {
+                    "200 OK"
+                }
+            );
+            if let Some(s) = start {
+                let _ = write!(
+                    conn,
+                    "Content-Range: bytes {s}-{}/{}\r\n",
+                    body.len() - 1,
+                    body.len()
+                );
+            }
+            if gzip {
+                let _ = write!(conn, "Content-Encoding: gzip\r\n");
+            }
+            let _ = write!(
+                conn,
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                part.len()
+            );
+            let _ = conn.write_all(&part[..part.len() / 2]);
+            let _ = conn.flush();
+            let _ = conn.shutdown(Shutdown::Both);
+        }
         (_, Some(file)) => send_file(&mut conn, &file, &req),
     }
 }
@@ -204,7 +254,12 @@ fn used_once(fault: &Fault) -> Option<Option<Fault>> {
         Fault::Unavailable { times } if *times > 1 => {
             Some(Some(Fault::Unavailable { times: times - 1 }))
         }
-        Fault::DropMidway { .. } | Fault::Unavailable { .. } => Some(None),
+        Fault::GzipIfAccepted { times } if *times > 1 => {
+            Some(Some(Fault::GzipIfAccepted { times: times - 1 }))
+        }
+        Fault::DropMidway { .. } | Fault::Unavailable { .. } | Fault::GzipIfAccepted { .. } => {
+            Some(None)
+        }
         _ => None,
     }
 }
@@ -217,6 +272,7 @@ fn read_request(conn: &TcpStream) -> Option<Seen> {
     let method = parts.next()?.to_string();
     let path = parts.next()?.to_string();
     let mut range = None;
+    let mut accept_encoding = None;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header).ok()? == 0 || header.trim().is_empty() {
@@ -226,12 +282,16 @@ fn read_request(conn: &TcpStream) -> Option<Seen> {
             if name.trim().eq_ignore_ascii_case("range") {
                 range = Some(value.trim().to_string());
             }
+            if name.trim().eq_ignore_ascii_case("accept-encoding") {
+                accept_encoding = Some(value.trim().to_string());
+            }
         }
     }
     Some(Seen {
         method,
         path,
         range,
+        accept_encoding,
     })
 }
 
@@ -265,12 +325,7 @@ fn send_file(conn: &mut TcpStream, file: &Path, req: &Seen) {
 /// bytes of the body.
 fn send_part(conn: &mut TcpStream, file: &Path, req: &Seen, limit: usize) {
     let body = std::fs::read(file).unwrap();
-    let start = req
-        .range
-        .as_deref()
-        .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.strip_suffix('-'))
-        .and_then(|n| n.parse::<usize>().ok());
+    let start = range_start(req);
     let (head, part) = match start {
         Some(s) if s < body.len() => (
             format!(
@@ -294,4 +349,13 @@ fn send_part(conn: &mut TcpStream, file: &Path, req: &Seen, limit: usize) {
     if req.method != "HEAD" {
         let _ = conn.write_all(&part[..limit.min(part.len())]);
     }
+}
+
+/// The start of a `Range: bytes=N-` request.
+fn range_start(req: &Seen) -> Option<usize> {
+    req.range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<usize>().ok())
 }
