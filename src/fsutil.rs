@@ -128,6 +128,26 @@ pub fn hardlink_or_copy(src: &Path, dst: &Path) -> Result<()> {
     }
 }
 
+/// Creates `dir` (and parents) for the cache: a directory this creates is
+/// made writable by its owner only, whatever the umask (under umask 000 a
+/// world-writable `store/tmp` would let another user plant files there).
+/// An existing directory is left as it is (a cache may be shared on purpose).
+pub fn create_cache_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mode = fs::metadata(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o022 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o755))
+            .with_context(|| format!("setting permissions on {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Creates `dir` (and parents) and makes it private (0700).
 pub fn create_private_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -28,7 +28,8 @@ impl Store {
     /// Opens (creating) a store under `root`.
     pub fn open(root: &Path) -> Result<Store> {
         let dir = root.join("sha256");
-        fs::create_dir_all(&dir).with_context(|| format!("creating store {}", dir.display()))?;
+        fsutil::create_cache_dir(&dir)
+            .with_context(|| format!("creating the store {}", root.display()))?;
         let blobs = fs::File::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
         Ok(Store {
             root: root.to_path_buf(),
@@ -116,7 +117,7 @@ impl Store {
     /// are renamed in once verified).
     pub fn temp_dir(&self) -> Result<PathBuf> {
         let dir = self.root.join("tmp");
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        fsutil::create_cache_dir(&dir)?;
         Ok(dir)
     }
 

@@ -241,8 +241,15 @@ impl Fetcher {
 /// never append to the same partial file.
 fn lock(path: &Path) -> Result<std::fs::File> {
     use rustix::fs::{flock, FlockOperation};
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Never through a symlink, never truncating: it is only locked.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     flock(&file, FlockOperation::LockExclusive)
         .with_context(|| format!("locking {}", path.display()))?;
     Ok(file)

@@ -176,7 +176,7 @@ impl Client {
         temp: &Path,
         bar: &Bar,
     ) -> std::result::Result<Downloaded, Failure> {
-        let have = std::fs::metadata(temp).map(|m| m.len()).unwrap_or(0);
+        let have = partial_len(temp).map_err(Failure::Permanent)?;
         let mut req = self.agent.get(url);
         if have > 0 {
             req = req.header("Range", &format!("bytes={have}-"));
@@ -274,16 +274,51 @@ fn interruption(e: &std::io::Error) -> &'static str {
     }
 }
 
-/// Opens the temp file for appending (re-hashing what it holds) or afresh.
+/// How much of a partial download `temp` holds. Anything there but a
+/// regular file (a symlink planted in a shared cache, a directory) is not
+/// ours to append to: it is removed, never followed, and the download
+/// starts over.
+fn partial_len(temp: &Path) -> Result<u64> {
+    match std::fs::symlink_metadata(temp) {
+        Ok(meta) if meta.file_type().is_file() => Ok(meta.len()),
+        Ok(meta) => {
+            crate::warn!(
+                "{} is not a regular file (a symlink?); removing it, not following it",
+                temp.display()
+            );
+            let removed = if meta.is_dir() {
+                std::fs::remove_dir_all(temp)
+            } else {
+                std::fs::remove_file(temp)
+            };
+            removed.with_context(|| format!("removing {}", temp.display()))?;
+            Ok(0)
+        }
+        Err(_) => Ok(0),
+    }
+}
+
+/// Opens the temp file for appending (re-hashing what it holds) or afresh,
+/// never through a symlink (`O_NOFOLLOW`: one planted after `partial_len`
+/// looked makes the open fail rather than write elsewhere).
 fn open_temp(temp: &Path, append: bool) -> Result<(File, Sha256)> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut hasher = Sha256::new();
     if !append {
-        let file = File::create(temp).with_context(|| format!("creating {}", temp.display()))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(temp)
+            .with_context(|| format!("creating {}", temp.display()))?;
         return Ok((file, hasher));
     }
     let mut file = OpenOptions::new()
         .read(true)
         .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(temp)
         .with_context(|| format!("opening {}", temp.display()))?;
     file.seek(SeekFrom::Start(0))

@@ -24,7 +24,7 @@ pub struct Index {
 impl Index {
     pub fn open(cache_dir: &Path) -> Result<Index> {
         let dir = cache_dir.join("downloads");
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::fsutil::create_cache_dir(&dir)?;
         Ok(Index { dir })
     }
 

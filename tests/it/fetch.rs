@@ -1299,3 +1299,48 @@ fn a_resumed_download_asks_for_identity_encoding_so_ranges_count_stored_bytes() 
         assert_eq!(get.accept_encoding.as_deref(), Some("identity"), "{get:?}");
     }
 }
+
+#[test]
+fn a_partial_file_that_is_a_symlink_is_removed_not_followed() {
+    let w = World::new();
+    let url = format!("https:/{FLATCAR}/flatcar_production_image.bin.bz2");
+    let tmp = w.tmp.path().join("cache/store/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let victim = w.tmp.path().join("victim");
+    std::fs::write(&victim, b"VICTIMDATA\n").unwrap();
+    let part = tmp.join(format!("{}.part", blake3::hash(url.as_bytes()).to_hex()));
+    std::os::unix::fs::symlink(&victim, &part).unwrap();
+    let out = w.build();
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"VICTIMDATA\n");
+    assert_dist_matches_mirror(&w);
+    let path = format!("{FLATCAR}/flatcar_production_image.bin.bz2");
+    assert!(w.server.gets_of(&path)[0].range.is_none(), "started over");
+}
+
+#[test]
+fn cache_directories_are_not_group_or_world_writable_under_umask_000() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" build")
+        .arg(env!("CARGO_BIN_EXE_pxebuild"))
+        .current_dir(w.tmp.path())
+        .env("PXEBUILD_CACHE", w.tmp.path().join("cache"))
+        .env_remove("PXEBUILD_MIRROR")
+        .env_remove("PXEBUILD_SIGNING_KEY")
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    for dir in ["store/tmp", "store/sha256", "downloads"] {
+        let path = w.tmp.path().join("cache").join(dir);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o022, 0, "{dir} has mode {mode:o}");
+    }
+}
