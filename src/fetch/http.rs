@@ -198,6 +198,20 @@ impl Client {
         let mut reader = resp.body_mut().with_config().reader();
         let streamed = stream(&mut reader, &mut file, &mut hasher, bar);
         let size = start + streamed.bytes;
+        if let Some(e) = streamed.write_error {
+            // The cache, not the network: a full disk or quota does not get
+            // better by downloading again, so fail at once.
+            let _ = std::fs::remove_file(temp);
+            return Err(Failure::Permanent(anyhow!(
+                "writing the download of {url} to {} failed after {size} bytes: {e}{}",
+                temp.display(),
+                if is_out_of_space(&e) {
+                    "; free space in the cache (or set PXEBUILD_CACHE elsewhere), then build again"
+                } else {
+                    ""
+                }
+            )));
+        }
         let broken = match streamed.error {
             Some(e) => Some(anyhow!(
                 "{url}: {} after {size} bytes: {e}",
@@ -235,7 +249,10 @@ impl Client {
 /// What one pass over a response body did.
 struct Streamed {
     bytes: u64,
+    /// Reading the body failed (the network or the server).
     error: Option<std::io::Error>,
+    /// Writing the file failed (the local disk).
+    write_error: Option<std::io::Error>,
 }
 
 /// Copies the body into the file, hashing and counting as it goes; stops at
@@ -245,25 +262,37 @@ fn stream(reader: &mut impl Read, file: &mut File, hasher: &mut Sha256, bar: &Ba
     let mut bytes = 0;
     loop {
         let n = match reader.read(&mut buf) {
-            Ok(0) => return Streamed { bytes, error: None },
+            Ok(0) => {
+                return Streamed {
+                    bytes,
+                    error: None,
+                    write_error: None,
+                }
+            }
             Ok(n) => n,
             Err(e) => {
                 return Streamed {
                     bytes,
                     error: Some(e),
+                    write_error: None,
                 }
             }
         };
         if let Err(e) = file.write_all(&buf[..n]) {
             return Streamed {
                 bytes,
-                error: Some(e),
+                error: None,
+                write_error: Some(e),
             };
         }
         hasher.update(&buf[..n]);
         bytes += n as u64;
         bar.inc(n as u64);
     }
+}
+
+fn is_out_of_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }
 
 fn interruption(e: &std::io::Error) -> &'static str {

@@ -1344,3 +1344,38 @@ fn cache_directories_are_not_group_or_world_writable_under_umask_000() {
         assert_eq!(mode & 0o022, 0, "{dir} has mode {mode:o}");
     }
 }
+
+#[test]
+fn a_full_cache_disk_fails_at_once_naming_the_cache_not_the_network() {
+    let w = World::new();
+    // A 200 KiB tmpfs for the cache, mounted in a private user and mount
+    // namespace (no root needed); the image is larger than that.
+    let cache = w.tmp.path().join("tiny");
+    std::fs::create_dir(&cache).unwrap();
+    let script = "mount -t tmpfs -o size=200k tmpfs \"$1\" || exit 99; \
+                  PXEBUILD_CACHE=\"$1/cache\" exec \"$0\" build";
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
+        .arg(env!("CARGO_BIN_EXE_pxebuild"))
+        .arg(&cache)
+        .current_dir(w.tmp.path())
+        .env("PXEBUILD_HTTP_RETRIES", "4")
+        .env("PXEBUILD_HTTP_BACKOFF_MS", "10")
+        .env_remove("PXEBUILD_MIRROR")
+        .env_remove("PXEBUILD_SIGNING_KEY")
+        .output()
+        .expect("running unshare");
+    if out.status.code() == Some(99) || stderr(&out).contains("unshare: ") {
+        eprintln!("skipped: no user namespaces here: {}", stderr(&out));
+        return;
+    }
+    assert_fails_with(
+        &out,
+        &["No space left on device", "/cache/store/tmp/", "free space"],
+    );
+    let text = stderr(&out);
+    assert!(!text.contains("check the network"), "{text}");
+    assert!(!text.contains("attempts"), "{text}");
+    let path = format!("{FLATCAR}/flatcar_production_image.bin.bz2");
+    assert_eq!(w.server.gets_of(&path).len(), 1, "not retried");
+}
