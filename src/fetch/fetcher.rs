@@ -133,9 +133,10 @@ impl Fetcher {
         })
     }
 
-    /// Whether canonical `url` exists upstream (or in the mirror).
-    pub fn exists(&self, url: &str) -> Result<bool> {
-        self.client.exists(&self.sources.locate(url)?)
+    /// Whether canonical `url` exists upstream (or in the mirror): `None`
+    /// if so, else the URL that answered 404 (naming a redirect's target).
+    pub fn missing(&self, url: &str) -> Result<Option<String>> {
+        self.client.missing(&self.sources.locate(url)?)
     }
 
     /// Re-hashes the stored copy of `url` (`--verify-cache`): `None` when the

@@ -82,7 +82,9 @@ impl Client {
             .timeout_recv_response(Some(policy.timeout))
             .timeout_recv_body(Some(policy.body_timeout))
             .timeout_per_read(Some(policy.idle_timeout))
-            .max_redirects(10)
+            // Redirects are followed by `send`, so an error can name the hop
+            // that failed (a CDN behind github.com), not just the first URL.
+            .max_redirects(0)
             // Artifacts are stored byte for byte as served and resumed with
             // `Range`, which counts bytes of the encoded body: a gzip-encoded
             // transfer would be decoded into the `.part` while the range
@@ -97,30 +99,72 @@ impl Client {
         }
     }
 
-    /// Whether `url` exists (HEAD, redirects followed). `Ok(false)` on 404/410.
-    pub fn exists(&self, url: &str) -> Result<bool> {
-        self.retrying(url, || match self.agent.head(url).call() {
-            Ok(_) => Ok(Some(true)),
-            Err(ureq::Error::StatusCode(404 | 410)) => Ok(Some(false)),
+    /// Sends a GET (or HEAD) for `url`, following up to `MAX_REDIRECTS`
+    /// redirects. The response comes with the URL that answered; an error
+    /// with the URL that failed (`url` itself, or the hop it redirected to).
+    fn send(
+        &self,
+        url: &str,
+        head: bool,
+        range: Option<u64>,
+    ) -> std::result::Result<(ureq::http::Response<ureq::Body>, String), (String, ureq::Error)>
+    {
+        let mut hop = url.to_string();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut req = if head {
+                self.agent.head(&hop)
+            } else {
+                self.agent.get(&hop)
+            };
+            if let Some(have) = range {
+                req = req.header("Range", &format!("bytes={have}-"));
+            }
+            let resp = match req.call() {
+                Ok(resp) => resp,
+                Err(e) => return Err((hop, e)),
+            };
+            if !resp.status().is_redirection() {
+                return Ok((resp, hop));
+            }
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim);
+            match location {
+                Some(location) if !location.is_empty() => hop = join_location(&hop, location),
+                // A 3xx without a place to go (304 and the like): as is.
+                _ => return Ok((resp, hop)),
+            }
+        }
+        Err((hop, ureq::Error::TooManyRedirects))
+    }
+
+    /// Whether `url` exists (HEAD, redirects followed): `Ok(None)` if so,
+    /// on 404/410 the URL that answered it (`url`, with the hop it was
+    /// redirected to).
+    pub fn missing(&self, url: &str) -> Result<Option<String>> {
+        self.retrying(url, || match self.send(url, true, None) {
+            Ok(_) => Ok(None),
+            Err((hop, ureq::Error::StatusCode(404 | 410))) => Ok(Some(shown(url, &hop))),
             // Some servers do not answer HEAD; the download will tell.
-            Err(ureq::Error::StatusCode(405 | 501)) => Ok(Some(true)),
-            Err(e) => Err(classify(url, e)),
+            Err((_, ureq::Error::StatusCode(405 | 501))) => Ok(None),
+            Err((hop, e)) => Err(classify(url, &hop, e)),
         })
-        .map(|found| found.unwrap_or(false))
     }
 
     /// A small file (signature, checksum list) into memory; `None` on 404.
     pub fn get_small(&self, url: &str) -> Result<Option<Vec<u8>>> {
-        self.retrying(url, || match self.agent.get(url).call() {
-            Ok(mut resp) => resp
+        self.retrying(url, || match self.send(url, false, None) {
+            Ok((mut resp, hop)) => resp
                 .body_mut()
                 .with_config()
                 .limit(16 << 20)
                 .read_to_vec()
                 .map(Some)
-                .map_err(|e| classify(url, e)),
-            Err(ureq::Error::StatusCode(404 | 410)) => Ok(None),
-            Err(e) => Err(classify(url, e)),
+                .map_err(|e| classify(url, &hop, e)),
+            Err((_, ureq::Error::StatusCode(404 | 410))) => Ok(None),
+            Err((hop, e)) => Err(classify(url, &hop, e)),
         })
     }
 
@@ -177,19 +221,20 @@ impl Client {
         bar: &Bar,
     ) -> std::result::Result<Downloaded, Failure> {
         let have = partial_len(temp).map_err(Failure::Permanent)?;
-        let mut req = self.agent.get(url);
-        if have > 0 {
-            req = req.header("Range", &format!("bytes={have}-"));
-        }
-        let mut resp = match req.call() {
-            Ok(resp) => resp,
+        let (mut resp, hop) = match self.send(url, false, (have > 0).then_some(have)) {
+            Ok(answer) => answer,
             // The partial file is already complete or stale: start over.
-            Err(ureq::Error::StatusCode(416)) => {
+            Err((hop, ureq::Error::StatusCode(416))) => {
                 let _ = std::fs::remove_file(temp);
-                return Err(Failure::Transient(anyhow!("{url}: range not satisfiable")));
+                return Err(Failure::Transient(anyhow!(
+                    "{}: range not satisfiable",
+                    shown(url, &hop)
+                )));
             }
-            Err(e) => return Err(classify(url, e)),
+            Err((hop, e)) => return Err(classify(url, &hop, e)),
         };
+        // Errors from here on name the URL that is streaming the body.
+        let url = &*shown(url, &hop);
         let resumed = have > 0 && resp.status().as_u16() == 206 && range_starts_at(&resp, have);
         let start = if resumed { have } else { 0 };
         let total = content_length(&resp).map(|len| len + start);
@@ -396,7 +441,41 @@ fn range_starts_at(resp: &ureq::http::Response<ureq::Body>, have: u64) -> bool {
         == Some(have)
 }
 
-fn classify(url: &str, err: ureq::Error) -> Failure {
+/// Redirects followed before giving up (as browsers and curl do, roughly).
+const MAX_REDIRECTS: u32 = 10;
+
+/// `url`, and where it was redirected to when that is another URL.
+fn shown(url: &str, hop: &str) -> String {
+    if url == hop {
+        url.to_string()
+    } else {
+        format!("{url} (redirected to {hop})")
+    }
+}
+
+/// The URL a `Location` header points at, relative to the URL that sent it
+/// (absolute, scheme-relative `//host/p`, absolute-path `/p`, or relative).
+fn join_location(base: &str, location: &str) -> String {
+    if location.contains("://") {
+        return location.to_string();
+    }
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    if let Some(authority_path) = location.strip_prefix("//") {
+        return format!("{scheme}://{authority_path}");
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    if location.starts_with('/') {
+        return format!("{scheme}://{authority}{location}");
+    }
+    // Relative: beside the last segment of the base path (query dropped).
+    let path = &rest[authority.len()..];
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let dir = path.rfind('/').map_or("/", |i| &path[..=i]);
+    format!("{scheme}://{authority}{dir}{location}")
+}
+
+fn classify(url: &str, hop: &str, err: ureq::Error) -> Failure {
+    let url = &*shown(url, hop);
     match err {
         ureq::Error::StatusCode(code) => {
             let e = anyhow!("{url}: HTTP status {code}");
@@ -426,5 +505,29 @@ fn status_hint(code: u16) -> String {
         404 | 410 => NOT_FOUND_HINT.into(),
         401 | 403 => "access denied by the server or mirror".into(),
         _ => format!("the server refused the request (HTTP {code})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_is_resolved_against_the_url_that_sent_it() {
+        let base = "https://github.com/o/r/releases/download/v1/f.raw?x=1";
+        assert_eq!(
+            join_location(base, "https://cdn.example/a/b"),
+            "https://cdn.example/a/b"
+        );
+        assert_eq!(
+            join_location(base, "//cdn.example/a"),
+            "https://cdn.example/a"
+        );
+        assert_eq!(join_location(base, "/x/y"), "https://github.com/x/y");
+        assert_eq!(
+            join_location(base, "g.raw"),
+            "https://github.com/o/r/releases/download/v1/g.raw"
+        );
+        assert_eq!(join_location("http://h:8080", "p"), "http://h:8080/p");
     }
 }

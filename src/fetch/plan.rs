@@ -177,23 +177,16 @@ fn absent(fetcher: &Fetcher, w: &Wanted) -> Option<(String, bool)> {
     let mut errors = Vec::new();
     let mut not_found = false;
     for url in &w.urls {
-        match fetcher.exists(url) {
-            Ok(true) => return None,
-            Ok(false) => {
+        match fetcher.missing(url) {
+            Ok(None) => return None,
+            Ok(Some(answered)) => {
                 not_found = true;
-                errors.push(format!("{} (HTTP 404)", located(fetcher, url)));
+                errors.push(format!("{answered} (HTTP 404)"));
             }
             Err(e) => errors.push(format!("{e:#}")),
         }
     }
     Some((format!("{}: {}", w.name, errors.join("; ")), not_found))
-}
-
-fn located(fetcher: &Fetcher, url: &str) -> String {
-    fetcher
-        .sources
-        .locate(url)
-        .unwrap_or_else(|_| url.to_string())
 }
 
 fn describe(w: &Wanted) -> String {

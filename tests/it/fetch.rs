@@ -1379,3 +1379,25 @@ fn a_full_cache_disk_fails_at_once_naming_the_cache_not_the_network() {
     let path = format!("{FLATCAR}/flatcar_production_image.bin.bz2");
     assert_eq!(w.server.gets_of(&path).len(), 1, "not retried");
 }
+
+#[test]
+fn errors_after_a_redirect_name_the_url_that_failed() {
+    let syslinux = "/www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.xz";
+    // A 404 from the redirect target (relative Location, as CDNs send).
+    let w = World::new();
+    w.server
+        .fault(syslinux, Fault::RedirectTo("/cdn/missing/x".into()));
+    let target = format!("{}/cdn/missing/x", w.server.url());
+    assert_fails_with(
+        &w.build(),
+        &["syslinux-6.03.tar.xz", "redirected to", &target, "404"],
+    );
+    // A refused connection at the redirect target.
+    let w = World::new();
+    w.server
+        .fault(syslinux, Fault::RedirectTo("http://127.0.0.1:1/x".into()));
+    assert_fails_with(
+        &w.build(),
+        &["syslinux-6.03.tar.xz", "redirected to http://127.0.0.1:1/x"],
+    );
+}

@@ -14,6 +14,8 @@ use std::thread::JoinHandle;
 pub enum Fault {
     /// 302 to `/redirected/<path>`, which serves the file.
     Redirect,
+    /// 302 to this location, for every method.
+    RedirectTo(String),
     /// 404 for every method.
     NotFound,
     /// GET sends the full Content-Length but only half the body, then closes;
@@ -156,6 +158,12 @@ fn serve(mut conn: TcpStream, root: &Path, state: &Mutex<State>, stop: &AtomicBo
                 conn,
                 "HTTP/1.1 302 Found\r\nLocation: /redirected{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 req.path
+            );
+        }
+        (Some(Fault::RedirectTo(location)), Some(_)) => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             );
         }
         (Some(Fault::Unavailable { .. }), Some(_)) if get => {
