@@ -70,7 +70,13 @@ fn refusal(dir: &Path, why: &str) -> anyhow::Error {
 pub fn run(global: &Global, args: Args) -> Result<()> {
     let site = Site::load(&global.site)?;
     if args.resolve_current {
-        let version = crate::fetch::resolve_current(&site)?;
+        let version = if args.offline {
+            // No server: only what the site's last build recorded.
+            let dist = site.dir.join(crate::secrets::SITE_DIST);
+            crate::fetch::current::recorded(&site, Some(&dist))?
+        } else {
+            crate::fetch::resolve_current(&site)?
+        };
         let fc = &site.file.flatcar;
         crate::info!(
             "{} channel ({}): current is {version}; pin it as flatcar.version",

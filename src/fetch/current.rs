@@ -80,7 +80,7 @@ fn fetch_current(site: &Site) -> Result<(String, String, Vec<u8>)> {
     let url = version_txt_url(site);
     let located = Sources::from_site(site)?.locate(&url)?;
     let context = || format!("resolving flatcar.version = \"current\" through {located}");
-    let bytes = Client::new(Policy::from_env())
+    let bytes = Client::new(Policy::from_env()?)
         .get_small(&located)
         .with_context(context)?
         .ok_or_else(|| {
@@ -102,7 +102,7 @@ fn fetch_current(site: &Site) -> Result<(String, String, Vec<u8>)> {
 }
 
 /// Offline: what the previous build of this output resolved `current` to.
-fn recorded(site: &Site, previous: Option<&Path>) -> Result<String> {
+pub fn recorded(site: &Site, previous: Option<&Path>) -> Result<String> {
     let fc = &site.file.flatcar;
     let record = previous
         .filter(|dist| dist.join(crate::manifest::FILE_NAME).is_file())

@@ -50,12 +50,13 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(sources: Sources, cache_dir: &Path, offline: bool) -> Result<Arc<Fetcher>> {
+        let policy = Policy::from_env()?;
         Ok(Arc::new(Fetcher {
             sources,
             store: Store::open(&cache_dir.join("store"))?,
             index: Index::open(cache_dir)?,
             offline,
-            client: Client::new(Policy::from_env()),
+            client: Client::new(policy),
             dropped: Default::default(),
         }))
     }

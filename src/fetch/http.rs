@@ -35,20 +35,27 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn from_env() -> Policy {
-        let secs = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(default)
+    /// A set variable that is not a whole number is bad input (exit 2), not
+    /// silently the default: the user asked for something else.
+    pub fn from_env() -> Result<Policy> {
+        let num = |name: &str, default: u64| -> Result<u64> {
+            match std::env::var(name) {
+                Ok(v) if !v.trim().is_empty() => v.trim().parse::<u64>().map_err(|_| {
+                    crate::error::BadInput::new(format!(
+                        "{name}={v:?} is not a whole number (seconds, or milliseconds \
+                         for PXEBUILD_HTTP_BACKOFF_MS, or a count for PXEBUILD_HTTP_RETRIES)"
+                    ))
+                }),
+                _ => Ok(default),
+            }
         };
-        Policy {
-            timeout: Duration::from_secs(secs("PXEBUILD_HTTP_TIMEOUT", 30)),
-            idle_timeout: Duration::from_secs(secs("PXEBUILD_HTTP_IDLE_TIMEOUT", 30).max(1)),
-            body_timeout: Duration::from_secs(secs("PXEBUILD_HTTP_BODY_TIMEOUT", 600)),
-            attempts: secs("PXEBUILD_HTTP_RETRIES", 4).max(1) as u32,
-            backoff: Duration::from_millis(secs("PXEBUILD_HTTP_BACKOFF_MS", 500)),
-        }
+        Ok(Policy {
+            timeout: Duration::from_secs(num("PXEBUILD_HTTP_TIMEOUT", 30)?),
+            idle_timeout: Duration::from_secs(num("PXEBUILD_HTTP_IDLE_TIMEOUT", 30)?.max(1)),
+            body_timeout: Duration::from_secs(num("PXEBUILD_HTTP_BODY_TIMEOUT", 600)?),
+            attempts: num("PXEBUILD_HTTP_RETRIES", 4)?.clamp(1, 1000) as u32,
+            backoff: Duration::from_millis(num("PXEBUILD_HTTP_BACKOFF_MS", 500)?),
+        })
     }
 }
 

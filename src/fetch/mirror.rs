@@ -16,7 +16,10 @@ use crate::site::Site;
 /// A site that asks for `current` also gets the channel's
 /// `current/version.txt`, so the air-gapped build resolves it the same way.
 pub fn write_mirror(site: &Site, dir: &Path, offline: bool, jobs: usize) -> Result<usize> {
-    let pinned = super::current::pin(site, None, offline)?;
+    // Offline, `current` is what the site's last build recorded in dist/,
+    // as `build --offline` does.
+    let previous = site.dir.join(crate::secrets::SITE_DIST);
+    let pinned = super::current::pin(site, Some(&previous), offline)?;
     let planned = plan::plan(&pinned.site, offline)?;
     plan::preflight(&planned)?;
     let cache = Cache::open(&site.cache_dir())?;
@@ -30,7 +33,18 @@ pub fn write_mirror(site: &Site, dir: &Path, offline: bool, jobs: usize) -> Resu
         },
     )?;
     let mut placed = place(&planned, dir)?;
-    if let Some((url, bytes)) = &pinned.version_txt {
+    let version_txt = pinned.version_txt.clone().or_else(|| {
+        // Offline nothing was fetched: write what the air-gapped build needs
+        // to resolve `current` to the same recorded release.
+        (site.file.flatcar.version == super::current::CURRENT).then(|| {
+            let version = &pinned.record.version;
+            (
+                super::current::version_txt_url(site),
+                format!("FLATCAR_VERSION={version}\nFLATCAR_VERSION_ID={version}\n").into_bytes(),
+            )
+        })
+    });
+    if let Some((url, bytes)) = &version_txt {
         let dest = dir.join(mirror_path(url)?);
         create_parent(&dest)?;
         crate::fsutil::atomic_write(&dest, bytes, 0o644)?;

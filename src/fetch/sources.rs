@@ -40,7 +40,17 @@ impl Sources {
     pub fn from_site(site: &Site) -> Result<Sources> {
         let src = &site.file.sources;
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let mirror = env("PXEBUILD_MIRROR")
+        let from_env = env("PXEBUILD_MIRROR");
+        // site.toml's `sources.mirror` is checked with the site; the override
+        // gets the same check here, before any URL is built from it.
+        if let Some(m) = &from_env {
+            if !(m.starts_with("http://") || m.starts_with("https://")) {
+                return Err(crate::error::BadInput::new(format!(
+                    "PXEBUILD_MIRROR: {m:?} is not an http:// or https:// URL"
+                )));
+            }
+        }
+        let mirror = from_env
             .or_else(|| src.mirror.clone())
             .map(|m| m.trim_end_matches('/').to_string());
         let (key, key_digest) = match env("PXEBUILD_SIGNING_KEY") {

@@ -1401,3 +1401,49 @@ fn errors_after_a_redirect_name_the_url_that_failed() {
         &["syslinux-6.03.tar.xz", "redirected to http://127.0.0.1:1/x"],
     );
 }
+
+#[test]
+fn mirror_offline_uses_what_the_last_build_recorded_for_current() {
+    let w = World::new();
+    w.set_flatcar_version("current");
+    assert_ok(&w.build());
+    // `current` moves on upstream; offline keeps what the last build resolved.
+    std::fs::write(w.version_txt(), "FLATCAR_VERSION_ID=9999.1.0\n").unwrap();
+    w.server.reset_requests();
+    let out = w.run(&["mirror", "--offline", "--resolve-current"], &[]);
+    assert_ok(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), VERSION);
+    let out = w.run(&["mirror", "--offline", "airgap"], &[]);
+    assert_ok(&out);
+    assert!(w.server.requests().is_empty(), "offline makes no request");
+    let written = w
+        .tmp
+        .path()
+        .join("airgap/stable.release.flatcar-linux.net/amd64-usr/current/version.txt");
+    let text = std::fs::read_to_string(written).unwrap();
+    assert!(
+        text.contains(&format!("FLATCAR_VERSION_ID={VERSION}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_environment_overrides_are_bad_input_naming_the_variable() {
+    let w = World::new();
+    for (name, value, needle) in [
+        (
+            "PXEBUILD_MIRROR",
+            "notaurl",
+            "is not an http:// or https:// URL",
+        ),
+        ("PXEBUILD_HTTP_RETRIES", "abc", "is not a whole number"),
+        ("PXEBUILD_HTTP_TIMEOUT", "abc", "is not a whole number"),
+    ] {
+        let out = w.run(&["build"], &[(name, value)]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        let text = stderr(&out);
+        assert!(text.contains(name) && text.contains(needle), "{text}");
+        assert_eq!(text.matches("error").count(), 1, "one message: {text}");
+    }
+    assert!(w.server.requests().is_empty());
+}
