@@ -53,6 +53,7 @@ impl Policy {
             timeout: Duration::from_secs(num("PXEBUILD_HTTP_TIMEOUT", 30)?),
             idle_timeout: Duration::from_secs(num("PXEBUILD_HTTP_IDLE_TIMEOUT", 30)?.max(1)),
             body_timeout: Duration::from_secs(num("PXEBUILD_HTTP_BODY_TIMEOUT", 600)?),
+            // Bounded so `attempts × 4` (the hard cap) cannot overflow.
             attempts: num("PXEBUILD_HTTP_RETRIES", 4)?.clamp(1, 1000) as u32,
             backoff: Duration::from_millis(num("PXEBUILD_HTTP_BACKOFF_MS", 500)?),
         })
