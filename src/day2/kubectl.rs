@@ -30,6 +30,41 @@ pub fn apply_stdin(kubeconfig: &Path) -> Vec<String> {
     with_kubeconfig(kubeconfig, &["apply", "-f", "-"])
 }
 
+/// `kubectl create -f -` (the manifest comes on stdin).
+pub fn create_stdin(kubeconfig: &Path) -> Vec<String> {
+    with_kubeconfig(kubeconfig, &["create", "-f", "-"])
+}
+
+/// `kubectl replace -f -`: the object becomes exactly the manifest (an
+/// apply would keep fields the manifest no longer has).
+pub fn replace_stdin(kubeconfig: &Path) -> Vec<String> {
+    with_kubeconfig(kubeconfig, &["replace", "-f", "-"])
+}
+
+/// The bootstrap token Secrets of the cluster, as JSON.
+pub fn get_bootstrap_tokens(kubeconfig: &Path) -> Vec<String> {
+    with_kubeconfig(
+        kubeconfig,
+        &[
+            "get",
+            "secrets",
+            "-n",
+            "kube-system",
+            "--field-selector",
+            "type=bootstrap.kubernetes.io/token",
+            "-o",
+            "json",
+        ],
+    )
+}
+
+/// `kubectl delete secret -n kube-system NAME…`.
+pub fn delete_secrets(kubeconfig: &Path, names: &[String]) -> Vec<String> {
+    let mut args = vec!["delete", "secret", "-n", "kube-system"];
+    args.extend(names.iter().map(String::as_str));
+    with_kubeconfig(kubeconfig, &args)
+}
+
 fn with_kubeconfig(kubeconfig: &Path, args: &[&str]) -> Vec<String> {
     let mut all = kubeconfig_args(kubeconfig);
     all.push(format!("--request-timeout={REQUEST_TIMEOUT}"));

@@ -87,7 +87,10 @@ pub fn secret_manifest(token: &Token, cluster: &str, expires: Option<u64>) -> se
     })
 }
 
-/// Publishes the token with an expiry of now + `cluster.bootstrap_token_ttl`.
+/// Publishes the token with an expiry of now + `cluster.bootstrap_token_ttl`,
+/// then revokes every other token pxebuild made for the cluster (the one
+/// kubeadm init registered, earlier publishes): a rotated token is one that
+/// may have been seen, so it must stop working now, not when it expires.
 pub fn publish(cluster: &Cluster, site: &Site) -> Result<()> {
     let token = load(site)?;
     let ttl = site.file.cluster.token_ttl().as_secs();
@@ -96,10 +99,22 @@ pub fn publish(cluster: &Cluster, site: &Site) -> Result<()> {
         .context("reading the clock")?
         .as_secs();
     let expires = (ttl > 0).then_some(now + ttl);
+    let kc = &cluster.kubeconfig;
+    let listed = cluster.kubectl(&kubectl::get_bootstrap_tokens(kc), None);
+    let existing = pxebuild_tokens(&super::doing(listed, || {
+        "listing the cluster's bootstrap tokens".to_string()
+    })?)?;
     let manifest = secret_manifest(&token, &site.file.cluster.name, expires);
     let text = serde_json::to_string_pretty(&manifest)?;
-    let applied = cluster.kubectl(&kubectl::apply_stdin(&cluster.kubeconfig), Some(&text));
-    super::doing(applied, || {
+    // Replaced, not applied, when it exists: an apply keeps an expiration
+    // the manifest no longer has (a TTL changed to 0s), and records the
+    // secret in clear text in its last-applied annotation.
+    let write = if existing.iter().any(|t| t.id == token.id) {
+        kubectl::replace_stdin(kc)
+    } else {
+        kubectl::create_stdin(kc)
+    };
+    super::doing(cluster.kubectl(&write, Some(&text)), || {
         format!("publishing bootstrap token {}", token.id)
     })?;
     let until = expires.map_or("never expires".to_string(), |t| {
@@ -109,7 +124,56 @@ pub fn publish(cluster: &Cluster, site: &Site) -> Result<()> {
         "bootstrap token {} published as kube-system/bootstrap-token-{}; {until}",
         token.id, token.id
     );
+    let stale: Vec<&Published> = existing.iter().filter(|t| t.id != token.id).collect();
+    if !stale.is_empty() {
+        let names: Vec<String> = stale.iter().map(|t| t.name.clone()).collect();
+        let deleted = cluster.kubectl(&kubectl::delete_secrets(kc, &names), None);
+        super::doing(deleted, || {
+            format!("revoking the earlier bootstrap tokens {}", names.join(", "))
+        })?;
+        for t in stale {
+            println!("revoked bootstrap token {} (kube-system/{})", t.id, t.name);
+        }
+    }
     Ok(())
+}
+
+/// A bootstrap token Secret pxebuild made: by kubeadm init from the init
+/// config, or by an earlier `token publish`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Published {
+    pub name: String,
+    pub id: String,
+}
+
+/// The pxebuild tokens in `kubectl get secrets -o json` output: those whose
+/// description starts with "pxebuild" (see `secret_manifest` and the init
+/// config's `bootstrapTokens`). Tokens made by others are left alone.
+pub fn pxebuild_tokens(json: &str) -> Result<Vec<Published>> {
+    use base64::Engine;
+    let list: serde_json::Value =
+        serde_json::from_str(json).context("reading kubectl's list of bootstrap tokens")?;
+    let field = |item: &serde_json::Value, key: &str| {
+        item["data"][key]
+            .as_str()
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    };
+    let mut found = Vec::new();
+    for item in list["items"].as_array().into_iter().flatten() {
+        let description = field(item, "description").unwrap_or_default();
+        let (Some(name), Some(id)) = (item["metadata"]["name"].as_str(), field(item, "token-id"))
+        else {
+            continue;
+        };
+        if description.starts_with("pxebuild") {
+            found.push(Published {
+                name: name.to_string(),
+                id,
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for a Unix time (UTC), the format kubeadm writes.
@@ -138,6 +202,29 @@ mod tests {
         assert!(Token::parse("ABCDEF.0123456789abcdef").is_none());
         assert!(Token::parse("abcdef0123456789abcdef").is_none());
         assert!(Token::parse("abcde.0123456789abcdefg").is_none());
+    }
+
+    #[test]
+    fn only_pxebuild_tokens_are_found() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let item = |name: &str, id: &str, description: &str| {
+            json!({
+                "metadata": {"name": name},
+                "data": {"token-id": b64(id), "description": b64(description)},
+            })
+        };
+        let list = json!({"items": [
+            item("bootstrap-token-abcdef", "abcdef", "pxebuild bootstrap token for rack1"),
+            item("bootstrap-token-x0fht7", "x0fht7", "pxebuild: node joins for cluster rack1"),
+            item("bootstrap-token-manual", "manual", "made by kubeadm token create"),
+            json!({"metadata": {"name": "bootstrap-token-broken"}, "data": {}}),
+        ]});
+        let found = pxebuild_tokens(&list.to_string()).unwrap();
+        let ids: Vec<&str> = found.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["abcdef", "x0fht7"]);
+        assert!(pxebuild_tokens("{}").unwrap().is_empty());
+        assert!(pxebuild_tokens("not json").is_err());
     }
 
     #[test]

@@ -582,8 +582,14 @@ fn token_publish_applies_the_bootstrap_token_secret() {
         !out.stdout.contains("0123456789abcdef"),
         "the secret half is never printed"
     );
-    assert_eq!(calls(&out), [format!("kubectl {KC} apply -f -")]);
-    let secret: serde_json::Value = serde_json::from_str(&out.read("fake/stdin-1")).unwrap();
+    assert_eq!(
+        calls(&out),
+        [
+            format!("kubectl {KC} {GET_TOKENS}"),
+            format!("kubectl {KC} create -f -"),
+        ]
+    );
+    let secret: serde_json::Value = serde_json::from_str(&out.read("fake/stdin-2")).unwrap();
     let expiration = secret["stringData"]["expiration"]
         .as_str()
         .unwrap()
@@ -613,6 +619,62 @@ fn token_publish_applies_the_bootstrap_token_secret() {
         }
     });
     assert_eq!(secret, want);
+}
+
+const GET_TOKENS: &str =
+    "get secrets -n kube-system --field-selector type=bootstrap.kubernetes.io/token -o json";
+
+/// A `kubectl get secrets` answer listing bootstrap tokens (id, description).
+fn token_list(tokens: &[(&str, &str)]) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let items: Vec<serde_json::Value> = tokens
+        .iter()
+        .map(|(id, description)| {
+            serde_json::json!({
+                "metadata": {"name": format!("bootstrap-token-{id}")},
+                "data": {"token-id": b64(id), "description": b64(description)},
+            })
+        })
+        .collect();
+    serde_json::json!({"kind": "List", "items": items}).to_string()
+}
+
+#[test]
+fn token_publish_replaces_its_secret_and_revokes_earlier_pxebuild_tokens() {
+    // kubeadm init registered x0fht7, an earlier publish abcdef (with an
+    // expiry), an operator made manual1 with kubeadm token create.
+    let t = cluster().edit_site(
+        "bootstrap_token_ttl = \"24h\"",
+        "bootstrap_token_ttl = \"0s\"",
+    );
+    let t = t.file(
+        "fake/secrets.json",
+        &token_list(&[
+            ("x0fht7", "pxebuild bootstrap token for rack1"),
+            ("abcdef", "pxebuild: node joins for cluster rack1"),
+            ("manual", "made by an operator"),
+        ]),
+    );
+    let out = t.args(["token", "publish"]).run();
+    out.success()
+        .stdout_contains("published as kube-system/bootstrap-token-abcdef; never expires")
+        .stdout_contains("revoked bootstrap token x0fht7 (kube-system/bootstrap-token-x0fht7)");
+    assert_eq!(
+        calls(&out),
+        [
+            format!("kubectl {KC} {GET_TOKENS}"),
+            // Replaced as a whole: the old expiration does not survive a TTL of 0s.
+            format!("kubectl {KC} replace -f -"),
+            format!("kubectl {KC} delete secret -n kube-system bootstrap-token-x0fht7"),
+        ]
+    );
+    let secret: serde_json::Value = serde_json::from_str(&out.read("fake/stdin-2")).unwrap();
+    assert!(secret["stringData"].get("expiration").is_none(), "{secret}");
+    assert!(
+        !out.stdout.contains("manual"),
+        "others' tokens are left alone"
+    );
 }
 
 #[test]
