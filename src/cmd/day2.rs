@@ -25,6 +25,9 @@ pub struct KubeconfigArgs {
     /// Write a private copy (mode 0600) to FILE instead of printing the path.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Replace FILE when it exists (it may hold other clusters' contexts).
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 /// Arguments of `pxebuild untaint`.
@@ -73,7 +76,7 @@ pub fn run_kubeconfig(global: &Global, args: KubeconfigArgs) -> Result<()> {
     let path = kubeconfig::require(&site)?;
     match args.out {
         Some(dest) => {
-            kubeconfig::write_copy(&path, &dest)?;
+            kubeconfig::write_copy(&path, &dest, args.force)?;
             crate::info!("wrote {} (mode 0600)", dest.display());
         }
         None => println!("{}", kubeconfig::display_path(&path).display()),

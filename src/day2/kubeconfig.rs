@@ -55,14 +55,21 @@ pub fn display_path(path: &Path) -> PathBuf {
 }
 
 /// Writes a private (0600) copy of the kubeconfig to `dest`, atomically. Bad
-/// input (exit 2) when `dest` names a directory: the copy needs a file name,
-/// and guessing one would leave the operator looking for it.
-pub fn write_copy(source: &Path, dest: &Path) -> Result<()> {
+/// input (exit 2) when `dest` names a directory (the copy needs a file name,
+/// and guessing one would leave the operator looking for it), or an existing
+/// file and not `force` (`~/.kube/config` holds every other context too).
+pub fn write_copy(source: &Path, dest: &Path, force: bool) -> Result<()> {
     let text = dest.as_os_str().to_string_lossy();
     if dest.is_dir() || text.ends_with('/') {
         let dir = text.trim_end_matches('/');
         return Err(BadInput::new(format!(
             "--out {text} is a directory: name the file to write, e.g. --out {dir}/kubeconfig"
+        )));
+    }
+    if !force && std::fs::symlink_metadata(dest).is_ok() {
+        return Err(BadInput::new(format!(
+            "--out {text} exists: it may hold other clusters' contexts, and the copy would \
+             replace it whole. Name a new file, or add --force to replace it"
         )));
     }
     let bytes = std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;

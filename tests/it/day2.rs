@@ -174,6 +174,19 @@ fn kubeconfig_out_writes_a_private_copy() {
 }
 
 #[test]
+fn kubeconfig_out_never_replaces_a_file_unless_forced() {
+    let t = site_with_secrets().file("home/.kube/config", "other clusters\n");
+    let out = t.run_with(["kubeconfig", "--out", "home/.kube/config"]);
+    out.code(2).stderr_contains(
+        "error: --out home/.kube/config exists: it may hold other clusters' contexts",
+    );
+    assert_eq!(out.read("home/.kube/config"), "other clusters\n");
+    let out = t.run_with(["kubeconfig", "--out", "home/.kube/config", "--force"]);
+    out.success();
+    assert_eq!(out.read("home/.kube/config"), fixture("day2/kubeconfig"));
+}
+
+#[test]
 fn missing_kubeconfig_is_bad_input_saying_what_to_do() {
     let t = with_tools(Test::new().example_site(), &["kubectl", "helm"]);
     std::fs::create_dir_all(t.path().join("fake")).unwrap();
