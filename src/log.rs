@@ -27,5 +27,5 @@ macro_rules! verbose {
 /// Warnings are always shown.
 #[macro_export]
 macro_rules! warn {
-    ($($arg:tt)*) => { eprintln!("warning: {}", format!($($arg)*)); };
+    ($($arg:tt)*) => {{ eprintln!("warning: {}", format!($($arg)*)); }};
 }

@@ -51,6 +51,11 @@ pub struct InstallArgoArgs {
     /// [argocd] repo_url/revision, then stop (commit and push, then install).
     #[arg(long)]
     pub sync_payload: bool,
+    /// Install although the running Cilium has values payload/'s Cilium
+    /// values lack or set differently (Argo CD's first sync changes them on
+    /// every agent at once): for changes you mean to make.
+    #[arg(long)]
+    pub accept_cilium_drift: bool,
 }
 
 /// Arguments of `pxebuild wait`.
@@ -99,6 +104,7 @@ pub fn run_install_argo(global: &Global, args: InstallArgoArgs) -> Result<()> {
         chart_repo: args.chart_repo,
         timeout: args.timeout.to_string(),
         dry_run: args.dry_run,
+        accept_cilium_drift: args.accept_cilium_drift,
     };
     argo::install(&Cluster::for_site(&site)?, &site, &opts)
 }

@@ -29,6 +29,8 @@ pub struct Options {
     pub timeout: String,
     /// Print the commands and the root Application instead of running them.
     pub dry_run: bool,
+    /// Go on when the running Cilium differs from payload/'s values.
+    pub accept_cilium_drift: bool,
 }
 
 /// Everything install-argo will do, computed before touching the cluster.
@@ -111,8 +113,29 @@ pub fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<()> {
         return Ok(());
     }
     super::tool::require(&[Tool::Kubectl, Tool::Helm])?;
-    for warning in super::drift::check(cluster, &site.payload_dir()) {
-        crate::warn!("{warning}");
+    match super::drift::differences(cluster, &site.payload_dir()) {
+        Ok(drift) if drift.is_empty() => {}
+        // The root Application syncs with prune and self-heal at once: every
+        // difference reaches every agent together. Stop while it can be fixed.
+        Ok(drift) if !opts.accept_cilium_drift => {
+            return Err(BadInput::new(format!(
+                "the running Cilium differs from payload/{}, and the root Application would \
+                 change it on every node at once:\n  {}\nPut the running values into the \
+                 file (commit and push it), or rerun with --accept-cilium-drift if these \
+                 changes are meant",
+                super::drift::CILIUM_VALUES,
+                drift.join("\n  ")
+            )));
+        }
+        Ok(drift) => {
+            for line in drift {
+                crate::warn!("{line} (accepted)");
+            }
+        }
+        Err(e) => crate::warn!(
+            "could not compare the running Cilium with payload/{}: {e:#}",
+            super::drift::CILIUM_VALUES
+        ),
     }
     crate::info!(
         "installing Argo CD (chart {} {}) into namespace {}",

@@ -2,7 +2,8 @@
 //! install`, which adds values it detects itself) with
 //! `payload/core/cilium/values.yaml`, the file Argo CD will render Cilium from.
 //! A value only the running release has would be changed by Argo CD's first
-//! sync, on every agent at once, so install-argo warns about each one first.
+//! sync, on every agent at once, so install-argo stops and names each one
+//! (unless told they are meant).
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -69,17 +70,9 @@ pub fn load_values(path: &Path) -> Result<Value> {
     serde_json::to_value(yaml).with_context(|| format!("converting {}", path.display()))
 }
 
-/// Warnings for install-argo: differences, or why they could not be checked.
-pub fn check(cluster: &Cluster, payload_dir: &Path) -> Vec<String> {
-    match differences(cluster, payload_dir) {
-        Ok(lines) => lines,
-        Err(e) => vec![format!(
-            "could not compare the running Cilium with payload/{CILIUM_VALUES}: {e:#}"
-        )],
-    }
-}
-
-fn differences(cluster: &Cluster, payload_dir: &Path) -> Result<Vec<String>> {
+/// One line per difference between the running Cilium release and
+/// payload/'s values (see [`compare`]).
+pub fn differences(cluster: &Cluster, payload_dir: &Path) -> Result<Vec<String>> {
     let file = load_values(&payload_dir.join(CILIUM_VALUES))?;
     let args = helm::get_values(&cluster.kubeconfig, "cilium", "kube-system");
     let out = cluster.helm(&args, None)?;

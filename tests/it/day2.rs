@@ -477,7 +477,21 @@ fn install_argo_runs_helm_then_applies_the_root_application_from_the_site() {
     let site = Site::load(&t.path().join("site.toml")).unwrap();
     pxebuild::day2::sync::sync(&site, true).unwrap();
     fake(&t, "helm-values.json", INSTALLED_CILIUM);
-    let out = t.args(["install-argo"]).run();
+    // The running Cilium has a value the file lacks: nothing is installed
+    // until the file says it, or the operator says the change is meant.
+    let t = t.args(["install-argo"]);
+    let refused = t.run();
+    refused
+        .code(2)
+        .stderr_contains(
+            "error: the running Cilium differs from payload/core/cilium/values.yaml, and the \
+             root Application would change it on every node at once:\n  the running Cilium \
+             has cluster.name=\"kubernetes\", which payload/core/cilium/values.yaml does not set",
+        )
+        .stderr_contains("rerun with --accept-cilium-drift");
+    assert_eq!(calls(&refused).len(), 1, "only `helm get values` ran");
+    std::fs::remove_file(t.path().join("fake/calls.log")).unwrap();
+    let out = t.run_with(["install-argo", "--accept-cilium-drift"]);
     out.success()
         .stdout_is("Argo CD installed; root Application follows https://git.lan/ops/rack1.git at production\n")
         // The root app's revision in git is never read: no warning about it.
@@ -485,7 +499,7 @@ fn install_argo_runs_helm_then_applies_the_root_application_from_the_site() {
         .stderr_contains(
             "warning: the running Cilium has cluster.name=\"kubernetes\", which \
              payload/core/cilium/values.yaml does not set; Argo CD's first sync would change it \
-             to the chart's default: add it to the file\n",
+             to the chart's default: add it to the file (accepted)\n",
         );
     assert_eq!(
         out.stderr.matches("the running Cilium").count(),
