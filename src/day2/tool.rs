@@ -102,6 +102,27 @@ pub fn is_untrusted(stderr: &str) -> bool {
 }
 
 /// True when a tool's stderr says the API server could not be reached.
+/// What kubectl prints when the API server answered but could not serve the
+/// request for now: while control planes join, etcd changes leader and the
+/// API answers 500/503/504/429 for a moment. Worth asking again; an answer
+/// like Forbidden or NotFound is not.
+const TRANSIENT_MARKERS: &[&str] = &[
+    "error from server (internalerror)",
+    "error from server (serviceunavailable)",
+    "error from server (timeout)",
+    "error from server (toomanyrequests)",
+    "etcdserver: leader changed",
+    "etcdserver: request timed out",
+    "the server is currently unable to handle the request",
+    "the server was unable to return a response in the time allotted",
+];
+
+/// Whether `stderr` reports a server error that goes away by itself.
+pub fn is_transient(stderr: &str) -> bool {
+    let lower = stderr.to_lowercase();
+    TRANSIENT_MARKERS.iter().any(|m| lower.contains(m))
+}
+
 pub fn is_unreachable(stderr: &str) -> bool {
     let lower = stderr.to_lowercase();
     UNREACHABLE_MARKERS.iter().any(|m| lower.contains(m))
@@ -210,6 +231,25 @@ fn last_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transient_server_errors_are_told_from_lasting_ones() {
+        for transient in [
+            "Error from server (InternalError): etcdserver: leader changed",
+            "Error from server (ServiceUnavailable): the server is currently unable to handle the request (get nodes)",
+            "Error from server (Timeout): the server was unable to return a response in the time allotted, but may still be processing the request (get nodes)",
+            "Error from server (TooManyRequests): the server has received too many requests and has asked us to try again later",
+        ] {
+            assert!(is_transient(transient), "{transient}");
+        }
+        for lasting in [
+            "Error from server (Forbidden): nodes is forbidden: User \"x\" cannot list resource \"nodes\"",
+            "error: You must be logged in to the server (Unauthorized)",
+            "Error from server (NotFound): the server could not find the requested resource",
+        ] {
+            assert!(!is_transient(lasting), "{lasting}");
+        }
+    }
 
     #[test]
     fn unreachable_is_recognised_in_kubectl_and_helm_wording() {

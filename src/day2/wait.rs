@@ -216,13 +216,17 @@ pub fn run(cluster: &Cluster, site: &Site, opts: Options) -> Result<()> {
     }
 }
 
-/// One `kubectl get nodes`; an unreachable API is an observation, any other
-/// failure (tool missing, access denied) ends the wait.
+/// One `kubectl get nodes`; an unreachable API, or one that answers with a
+/// passing server error (etcd changing leader as control planes join), is an
+/// observation; any other failure (tool missing, access denied) ends the wait.
 fn poll(cluster: &Cluster, site: &Site) -> Result<Observation> {
     let args = kubectl::get_nodes(&cluster.kubeconfig);
     match tool::run(Tool::Kubectl, &args, None) {
         Ok(out) => Ok(Observation::Nodes(observe(site, &NodeList::parse(&out)?))),
         Err(ToolError::Unreachable { detail, .. }) => Ok(Observation::Unreachable(detail)),
+        Err(ToolError::Failed { stderr, .. }) if tool::is_transient(&stderr) => {
+            Ok(Observation::Unreachable(stderr.trim().to_string()))
+        }
         Err(other) => Err(cluster.explain(other)),
     }
 }

@@ -385,6 +385,35 @@ fn untaint_names_control_planes_that_have_not_joined() {
 // ---- wait -------------------------------------------------------------------
 
 #[test]
+fn wait_rides_out_passing_server_errors_and_stops_on_lasting_ones() {
+    // While control planes join, etcd changes leader: the API answers 500
+    // for a moment. The wait goes on.
+    let t = cluster();
+    fake(
+        &t,
+        "nodes.1.err",
+        "Error from server (InternalError): an error on the server (\"\") has prevented the \
+         request from succeeding (get nodes): etcdserver: leader changed\n",
+    );
+    fake(&t, "nodes.2.json", &nodes(ALL_READY));
+    let out = t.args(["wait", "--interval", "0s"]).run();
+    out.success()
+        .stdout_is("all 5 nodes are Ready\n")
+        .stderr_contains("not answering yet (Error from server (InternalError)");
+    // Access denied does not pass by itself: stop at once.
+    let t = cluster();
+    fake(
+        &t,
+        "nodes.1.err",
+        "Error from server (Forbidden): nodes is forbidden: User \"x\" cannot list resource \"nodes\"\n",
+    );
+    fake(&t, "nodes.2.json", &nodes(ALL_READY));
+    let out = t.args(["wait", "--interval", "0s"]).run();
+    out.code(1).stderr_contains("Forbidden");
+    assert_eq!(out.read("fake/polls").trim(), "1");
+}
+
+#[test]
 fn wait_reports_progress_until_every_node_is_ready() {
     let t = cluster();
     fake(&t, "nodes.1.err", REFUSED);
