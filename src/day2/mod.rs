@@ -65,6 +65,16 @@ impl Cluster {
     /// Our explanation comes first, the tool's own words last.
     pub(crate) fn explain(&self, err: ToolError) -> anyhow::Error {
         let kc = self.kubeconfig.display();
+        let err = match err {
+            ToolError::Unreachable { tool, detail } | ToolError::Untrusted { tool, detail }
+                if !self.about_the_api(&detail) =>
+            {
+                // Another address failed (a chart repository, a webhook):
+                // the tool's words, under what the command was doing.
+                return anyhow::anyhow!("{tool}: {detail}");
+            }
+            other => other,
+        };
         let text = match err {
             ToolError::Unreachable { tool, detail } => format!(
                 "cannot reach the Kubernetes API at {}: check that the control-plane nodes are up \
@@ -83,6 +93,46 @@ impl Cluster {
         };
         anyhow::Error::new(ApiProblem(text))
     }
+}
+
+impl Cluster {
+    /// Whether a connection failure the tool reported was the API's: it names
+    /// the API's address (the kubeconfig's server or the site's endpoint), or
+    /// speaks as kubectl and helm do of their own cluster. A chart
+    /// repository or an admission webhook failing is something else.
+    fn about_the_api(&self, detail: &str) -> bool {
+        let lower = detail.to_lowercase();
+        let own_words = [
+            "the connection to the server",
+            "unable to connect to the server",
+            "kubernetes cluster unreachable",
+        ];
+        if own_words.iter().any(|w| lower.contains(w)) {
+            return true;
+        }
+        let host_port = |url: &str| {
+            url.trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_lowercase()
+        };
+        let mut addresses = vec![host_port(&self.api)];
+        if let Some(server) = kubeconfig_server(&self.kubeconfig) {
+            addresses.push(host_port(&server));
+        }
+        addresses
+            .iter()
+            .any(|a| !a.is_empty() && lower.contains(a.as_str()))
+    }
+}
+
+/// The `server:` of the kubeconfig's (first) cluster, if it can be read.
+fn kubeconfig_server(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let doc: serde_norway::Value = serde_norway::from_str(&text).ok()?;
+    doc["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .map(str::to_string)
 }
 
 /// The API could not be reached, or not trusted: a message that stands alone

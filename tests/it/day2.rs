@@ -556,6 +556,33 @@ fn install_argo_runs_helm_then_applies_the_root_application_from_the_site() {
 }
 
 #[test]
+fn install_argo_blames_a_chart_repository_not_the_api() {
+    for (helm_says, detail) in [
+        (
+            "Error: looks like \"https://argoproj.github.io/argo-helm\" is not a valid chart \
+             repository or cannot be reached: Get \"https://argoproj.github.io/argo-helm/index.yaml\": \
+             dial tcp: lookup argoproj.github.io on 10.20.0.1:53: no such host\n",
+            "no such host",
+        ),
+        (
+            "Error: looks like \"https://mirror.lan/argo-helm\" is not a valid chart repository or \
+             cannot be reached: Get \"https://mirror.lan/argo-helm/index.yaml\": tls: failed to \
+             verify certificate: x509: certificate signed by unknown authority\n",
+            "x509: certificate signed by unknown authority",
+        ),
+    ] {
+        let t = argo_cluster();
+        fake(&t, "helm.fail", helm_says);
+        let out = t.args(["install-argo"]).run();
+        out.code(1)
+            .stderr_contains("error: installing Argo CD with helm: helm: ")
+            .stderr_contains(detail)
+            .stderr_lacks("Kubernetes API")
+            .stderr_lacks("use the secrets/");
+    }
+}
+
+#[test]
 fn install_argo_dry_run_prints_the_plan_and_runs_nothing() {
     let out = argo_cluster()
         .args([
