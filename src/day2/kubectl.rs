@@ -13,10 +13,27 @@ pub const CONTROL_PLANE_TAINT_KEY: &str = "node-role.kubernetes.io/control-plane
 /// How long one kubectl request may take, so an unreachable API fails a
 /// command (or one `wait` poll) instead of hanging.
 pub const REQUEST_TIMEOUT: &str = "15s";
+const REQUEST_TIMEOUT_SECS: u64 = 15;
 
-/// `kubectl get nodes -o json`.
+/// `kubectl get --raw /api/v1/nodes`: the NodeList as JSON in one request.
+/// `get nodes` would first discover the API's resources, and kubectl retries
+/// discovery several times, each within its own request timeout: against an
+/// API that accepts connections and never answers, a minute instead of 15 s.
 pub fn get_nodes(kubeconfig: &Path) -> Vec<String> {
-    with_kubeconfig(kubeconfig, &["get", "nodes", "-o", "json"])
+    with_kubeconfig(kubeconfig, &["get", "--raw", "/api/v1/nodes"])
+}
+
+/// [`get_nodes`] with the request cut at `secs` seconds (at most the usual
+/// limit): a wait's last poll must not outlast the wait.
+pub fn get_nodes_within(kubeconfig: &Path, secs: u64) -> Vec<String> {
+    let limit = REQUEST_TIMEOUT_SECS.min(secs.max(1));
+    let mut args = get_nodes(kubeconfig);
+    for arg in &mut args {
+        if arg.starts_with("--request-timeout=") {
+            *arg = format!("--request-timeout={limit}s");
+        }
+    }
+    args
 }
 
 /// `kubectl taint nodes NODE node-role.kubernetes.io/control-plane:NoSchedule-`.
@@ -72,7 +89,8 @@ fn with_kubeconfig(kubeconfig: &Path, args: &[&str]) -> Vec<String> {
     all
 }
 
-/// `kubectl get nodes -o json`, reduced to what day-2 commands need.
+/// The API's NodeList (`get --raw /api/v1/nodes`), reduced to what day-2
+/// commands need.
 #[derive(Debug, Deserialize)]
 pub struct NodeList {
     #[serde(default)]
@@ -127,7 +145,7 @@ pub struct Condition {
 impl NodeList {
     /// Parses kubectl's JSON output.
     pub fn parse(json: &str) -> Result<NodeList> {
-        serde_json::from_str(json).context("reading `kubectl get nodes -o json` output")
+        serde_json::from_str(json).context("reading kubectl's node list")
     }
 
     pub fn get(&self, name: &str) -> Option<&Node> {
@@ -161,6 +179,14 @@ mod tests {
     const KC: &str = "/site/secrets/kubeconfig";
 
     #[test]
+    fn a_poll_near_the_deadline_asks_for_less_time() {
+        let kc = Path::new(KC);
+        assert_eq!(get_nodes_within(kc, 60), get_nodes(kc));
+        assert!(get_nodes_within(kc, 4).contains(&"--request-timeout=4s".to_string()));
+        assert!(get_nodes_within(kc, 0).contains(&"--request-timeout=1s".to_string()));
+    }
+
+    #[test]
     fn commands_are_exact() {
         let kc = Path::new(KC);
         assert_eq!(
@@ -170,9 +196,8 @@ mod tests {
                 KC,
                 "--request-timeout=15s",
                 "get",
-                "nodes",
-                "-o",
-                "json"
+                "--raw",
+                "/api/v1/nodes"
             ]
         );
         assert_eq!(

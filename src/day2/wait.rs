@@ -198,7 +198,8 @@ pub fn run(cluster: &Cluster, site: &Site, opts: Options) -> Result<()> {
     let mut tracker = Tracker::default();
     let progress = Progress::start();
     loop {
-        let obs = poll(cluster, site)?;
+        let left = opts.timeout.as_std().saturating_sub(start.elapsed());
+        let obs = poll(cluster, site, left.as_secs())?;
         for line in tracker.update(&cluster.api, obs) {
             progress.line(&format!("[{}] {line}", elapsed(start)));
         }
@@ -219,8 +220,8 @@ pub fn run(cluster: &Cluster, site: &Site, opts: Options) -> Result<()> {
 /// One `kubectl get nodes`; an unreachable API, or one that answers with a
 /// passing server error (etcd changing leader as control planes join), is an
 /// observation; any other failure (tool missing, access denied) ends the wait.
-fn poll(cluster: &Cluster, site: &Site) -> Result<Observation> {
-    let args = kubectl::get_nodes(&cluster.kubeconfig);
+fn poll(cluster: &Cluster, site: &Site, secs_left: u64) -> Result<Observation> {
+    let args = kubectl::get_nodes_within(&cluster.kubeconfig, secs_left);
     match tool::run(Tool::Kubectl, &args, None) {
         Ok(out) => Ok(Observation::Nodes(observe(site, &NodeList::parse(&out)?))),
         Err(ToolError::Unreachable { detail, .. }) => Ok(Observation::Unreachable(detail)),

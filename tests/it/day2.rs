@@ -353,7 +353,7 @@ fn untaint_removes_the_taint_only_where_present_and_is_idempotent() {
     assert_eq!(
         calls(&out),
         [
-            format!("kubectl {KC} get nodes -o json"),
+            format!("kubectl {KC} get --raw /api/v1/nodes"),
             format!("kubectl {KC} taint nodes cp1 {taint}"),
             format!("kubectl {KC} taint nodes cp3 {taint}"),
         ]
@@ -447,7 +447,7 @@ fn wait_reports_progress_until_every_node_is_ready() {
     assert_eq!(out.read("fake/polls").trim(), "4");
     assert!(calls(&out)
         .iter()
-        .all(|c| c == &format!("kubectl {KC} get nodes -o json")));
+        .all(|c| c == &format!("kubectl {KC} get --raw /api/v1/nodes")));
 }
 
 #[test]
@@ -484,7 +484,7 @@ fn wait_stops_at_once_when_access_is_denied() {
         .run()
         .code(1)
         .stderr_contains(
-        "error: `kubectl --kubeconfig secrets/kubeconfig --request-timeout=15s get nodes -o json` \
+        "error: `kubectl --kubeconfig secrets/kubeconfig --request-timeout=15s get --raw /api/v1/nodes` \
          failed (exit status: 1): error: You must be logged in to the server (Unauthorized)\n",
     );
 }
