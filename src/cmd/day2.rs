@@ -56,6 +56,10 @@ pub struct InstallArgoArgs {
     /// every agent at once): for changes you mean to make.
     #[arg(long)]
     pub accept_cilium_drift: bool,
+    /// Install although a newer Argo CD chart is installed (helm would
+    /// downgrade Argo CD and its CRDs).
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 /// Arguments of `pxebuild wait`.
@@ -105,6 +109,7 @@ pub fn run_install_argo(global: &Global, args: InstallArgoArgs) -> Result<()> {
         timeout: args.timeout.to_string(),
         dry_run: args.dry_run,
         accept_cilium_drift: args.accept_cilium_drift,
+        allow_downgrade: args.allow_downgrade,
     };
     argo::install(&Cluster::for_site(&site)?, &site, &opts)
 }

@@ -31,6 +31,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Go on when the running Cilium differs from payload/'s values.
     pub accept_cilium_drift: bool,
+    /// Go on when a newer Argo CD chart is installed.
+    pub allow_downgrade: bool,
 }
 
 /// Everything install-argo will do, computed before touching the cluster.
@@ -136,6 +138,28 @@ pub fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<()> {
             "could not compare the running Cilium with payload/{}: {e:#}",
             super::drift::CILIUM_VALUES
         ),
+    }
+    let listed = cluster.helm(
+        &helm::list(
+            &cluster.kubeconfig,
+            helm::ARGO_RELEASE,
+            helm::ARGO_NAMESPACE,
+        ),
+        None,
+    );
+    // Not being able to look is no reason to stop: the upgrade itself then
+    // says what is wrong (with the API, with helm).
+    match listed.and_then(|out| super::installed::parse(&out)) {
+        Ok(listed) => {
+            let release = listed.iter().find(|r| r.name == helm::ARGO_RELEASE);
+            let wanted = &site.file.argocd.chart_version;
+            if let Some(note) =
+                super::installed::judge(release, helm::ARGO_CHART, wanted, opts.allow_downgrade)?
+            {
+                crate::warn!("{note}");
+            }
+        }
+        Err(e) => crate::warn!("could not look for an installed Argo CD: {e:#}"),
     }
     crate::info!(
         "installing Argo CD (chart {} {}) into namespace {}",

@@ -68,6 +68,24 @@ pub fn get_values(kubeconfig: &Path, release: &str, namespace: &str) -> Vec<Stri
     args
 }
 
+/// `helm list --namespace NS --filter ^RELEASE$ --output json`.
+pub fn list(kubeconfig: &Path, release: &str, namespace: &str) -> Vec<String> {
+    let mut args = kubeconfig_args(kubeconfig);
+    let filter = format!("^{release}$");
+    let rest = [
+        "list",
+        "--namespace",
+        namespace,
+        "--all",
+        "--filter",
+        &filter,
+        "--output",
+        "json",
+    ];
+    args.extend(rest.map(String::from));
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

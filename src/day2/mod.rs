@@ -11,6 +11,7 @@ pub mod argo;
 pub mod drift;
 pub mod handoff;
 pub mod helm;
+pub mod installed;
 pub mod kubeconfig;
 pub mod kubectl;
 pub mod payload;

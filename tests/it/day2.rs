@@ -540,19 +540,66 @@ fn install_argo_runs_helm_then_applies_the_root_application_from_the_site() {
         calls(&out),
         [
             "helm --kubeconfig secrets/kubeconfig get values cilium --namespace kube-system --output json",
+            "helm --kubeconfig secrets/kubeconfig list --namespace argocd --all --filter ^argocd$ --output json",
             "helm --kubeconfig secrets/kubeconfig upgrade --install argocd argo-cd \
              --repo https://argoproj.github.io/argo-helm --version 8.1.3 --namespace argocd \
              --create-namespace --values payload/bootstrap/argocd-values.yaml --wait --timeout 10m",
             &format!("kubectl {KC} apply -f -"),
         ]
     );
-    let applied: Value = serde_norway::from_str(&out.read("fake/stdin-3")).unwrap();
+    let applied: Value = serde_norway::from_str(&out.read("fake/stdin-4")).unwrap();
     let committed =
         std::fs::read_to_string(repo_root().join("payload/bootstrap/root-app.yaml")).unwrap();
     let mut want: Value = serde_norway::from_str(&committed).unwrap();
     want["spec"]["source"]["repoURL"] = REPO.into();
     want["spec"]["source"]["targetRevision"] = "production".into();
     assert_eq!(applied, want);
+}
+
+#[test]
+fn install_argo_holds_the_installed_release_against_the_site() {
+    let listed = |chart: &str, status: &str| {
+        format!(
+            r#"[{{"name":"argocd","namespace":"argocd","chart":"{chart}","status":"{status}"}}]"#
+        )
+    };
+    let upgrades = |out: &Output| {
+        calls(out)
+            .iter()
+            .filter(|c| c.contains(" upgrade --install "))
+            .count()
+    };
+    // A newer chart installed: helm would downgrade Argo CD and its CRDs.
+    let t = argo_cluster();
+    fake(&t, "helm-list.json", &listed("argo-cd-9.0.1", "deployed"));
+    let t = t.args(["install-argo"]);
+    let out = t.run();
+    out.code(2).stderr_contains(
+        "error: Argo CD's chart 9.0.1 is installed, newer than argocd.chart_version 8.1.2",
+    );
+    assert_eq!(upgrades(&out), 0);
+    let out = t.run_with(["install-argo", "--allow-downgrade"]);
+    out.success();
+    assert_eq!(upgrades(&out), 1);
+    // A major upgrade goes on, with a note.
+    let t = argo_cluster();
+    fake(&t, "helm-list.json", &listed("argo-cd-7.8.28", "deployed"));
+    let out = t.args(["install-argo"]).run();
+    out.success().stderr_contains(
+        "warning: Argo CD's chart goes from 7.8.28 to 8.1.2, another major version",
+    );
+    // A release left pending by a stopped run: say how to settle it.
+    let t = argo_cluster();
+    fake(
+        &t,
+        "helm-list.json",
+        &listed("argo-cd-8.1.2", "pending-upgrade"),
+    );
+    let out = t.args(["install-argo"]).run();
+    out.code(2)
+        .stderr_contains("is pending-upgrade")
+        .stderr_contains("helm rollback argocd --namespace argocd");
+    assert_eq!(upgrades(&out), 0);
 }
 
 #[test]
@@ -627,8 +674,9 @@ fn install_argo_stops_when_helm_fails() {
         out.code(1)
             .stderr_contains("warning: could not compare the running Cilium with payload/core/cilium/values.yaml: ")
             .stderr_contains(we_say);
-        // `helm get values`, `helm upgrade`, and no kubectl apply after it failed.
-        assert_eq!(calls(&out).len(), 2, "{:?}", calls(&out));
+        // `helm get values`, `helm list`, `helm upgrade`, and no kubectl apply
+        // after it failed.
+        assert_eq!(calls(&out).len(), 3, "{:?}", calls(&out));
     }
 }
 
