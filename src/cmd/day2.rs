@@ -104,6 +104,12 @@ pub fn run_install_argo(global: &Global, args: InstallArgoArgs) -> Result<()> {
         // Needs no cluster: payload/ is fixed and pushed before Argo CD exists.
         return day2::sync::run(&site, args.dry_run);
     }
+    if args.timeout.as_std().is_zero() {
+        return Err(crate::error::BadInput::new(
+            "install-argo --timeout 0: helm would not wait for Argo CD, and the root \
+             Application would be applied before its CRDs exist; give it time (e.g. 10m)",
+        ));
+    }
     let opts = argo::Options {
         chart_repo: args.chart_repo,
         timeout: args.timeout.to_string(),

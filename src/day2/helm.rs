@@ -25,16 +25,22 @@ pub struct Release<'a> {
 }
 
 /// `helm upgrade --install`: installs the first time, upgrades afterwards, and
-/// waits for the workloads so the CRDs exist before anything uses them.
+/// waits for the workloads so the CRDs exist before anything uses them. An
+/// `oci://` repository (a registry, as many mirrors are) is not a `--repo`:
+/// the chart is named by its full reference there.
 pub fn upgrade_install(kubeconfig: &Path, r: &Release) -> Vec<String> {
     let mut args = kubeconfig_args(kubeconfig);
+    let oci_ref = r
+        .repo
+        .starts_with("oci://")
+        .then(|| format!("{}/{}", r.repo.trim_end_matches('/'), r.chart));
+    let chart = match &oci_ref {
+        Some(reference) => vec![reference.as_str()],
+        None => vec![r.chart, "--repo", r.repo],
+    };
+    args.extend(["upgrade", "--install", r.name].map(String::from));
+    args.extend(chart.into_iter().map(String::from));
     let rest = [
-        "upgrade",
-        "--install",
-        r.name,
-        r.chart,
-        "--repo",
-        r.repo,
         "--version",
         r.version,
         "--namespace",
@@ -114,6 +120,16 @@ mod tests {
             upgrade_install(Path::new("secrets/kubeconfig"), &r).join(" "),
             "--kubeconfig secrets/kubeconfig upgrade --install argocd argo-cd \
              --repo https://argoproj.github.io/argo-helm --version 8.1.2 --namespace argocd \
+             --create-namespace --values payload/bootstrap/argocd-values.yaml --wait --timeout 10m"
+        );
+        let oci = Release {
+            repo: "oci://registry.lan/charts/",
+            ..r
+        };
+        assert_eq!(
+            upgrade_install(Path::new("secrets/kubeconfig"), &oci).join(" "),
+            "--kubeconfig secrets/kubeconfig upgrade --install argocd \
+             oci://registry.lan/charts/argo-cd --version 8.1.2 --namespace argocd \
              --create-namespace --values payload/bootstrap/argocd-values.yaml --wait --timeout 10m"
         );
     }

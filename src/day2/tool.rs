@@ -117,6 +117,19 @@ const TRANSIENT_MARKERS: &[&str] = &[
     "the server was unable to return a response in the time allotted",
 ];
 
+/// helm's environment variables that choose a cluster or identity other than
+/// the kubeconfig's.
+const HELM_CLUSTER_OVERRIDES: &[&str] = &[
+    "HELM_KUBECONTEXT",
+    "HELM_KUBEAPISERVER",
+    "HELM_KUBETOKEN",
+    "HELM_KUBEASUSER",
+    "HELM_KUBEASGROUPS",
+    "HELM_KUBECAFILE",
+    "HELM_KUBEINSECURE_SKIP_TLS_VERIFY",
+    "HELM_KUBETLS_SERVER_NAME",
+];
+
 /// Whether `stderr` reports a server error that goes away by itself.
 pub fn is_transient(stderr: &str) -> bool {
     let lower = stderr.to_lowercase();
@@ -159,7 +172,14 @@ pub fn require(tools: &[Tool]) -> anyhow::Result<()> {
 /// Runs `tool args…`, feeding `stdin` when given; returns stdout on success.
 pub fn run(tool: Tool, args: &[String], stdin: Option<&str>) -> Result<String, ToolError> {
     crate::verbose!("running {tool} {}", args.join(" "));
-    let mut child = Command::new(tool.program())
+    let mut command = Command::new(tool.program());
+    // The site's kubeconfig is the only way to the cluster: helm's own
+    // environment overrides (another context, API server, token, user to
+    // impersonate) would point a command at something else.
+    for var in HELM_CLUSTER_OVERRIDES {
+        command.env_remove(var);
+    }
+    let mut child = command
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()

@@ -557,6 +557,41 @@ fn install_argo_runs_helm_then_applies_the_root_application_from_the_site() {
 }
 
 #[test]
+fn install_argo_refuses_a_zero_timeout_and_takes_an_oci_mirror() {
+    let out = argo_cluster()
+        .args(["install-argo", "--timeout", "0s"])
+        .run();
+    out.code(2)
+        .stderr_contains("--timeout 0: helm would not wait for Argo CD");
+    assert!(calls(&out).is_empty());
+    let out = argo_cluster()
+        .args(["install-argo", "--chart-repo", "oci://registry.lan/charts"])
+        .run();
+    out.success();
+    assert!(
+        calls(&out).iter().any(|c| c.contains(
+            " upgrade --install argocd oci://registry.lan/charts/argo-cd --version 8.1.2 "
+        )),
+        "{:?}",
+        calls(&out)
+    );
+}
+
+#[test]
+fn install_argo_runs_helm_without_the_environments_cluster_overrides() {
+    let t = argo_cluster()
+        .env("HELM_KUBECONTEXT", "someone-elses")
+        .env("HELM_KUBEAPISERVER", "https://10.9.9.9:6443");
+    let out = t.args(["install-argo"]).run();
+    out.success();
+    assert!(calls(&out)
+        .iter()
+        .any(|c| c.contains(" upgrade --install ")));
+    let seen = std::fs::read_to_string(out.path().join("fake/env.log")).unwrap_or_default();
+    assert_eq!(seen, "", "helm saw: {seen}");
+}
+
+#[test]
 fn install_argo_holds_the_installed_release_against_the_site() {
     let listed = |chart: &str, status: &str| {
         format!(
