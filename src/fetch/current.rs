@@ -137,7 +137,9 @@ pub fn recorded(site: &Site, previous: Option<&Path>) -> Result<String> {
     Ok(record.version)
 }
 
-/// `FLATCAR_VERSION_ID` (else `FLATCAR_VERSION`) from a version.txt.
+/// `FLATCAR_VERSION_ID` (else `FLATCAR_VERSION`) from a version.txt, as
+/// written there (empty: none); the caller holds it to the version rule, so
+/// a bad one is named in the error.
 pub fn parse_version_txt(text: &str) -> Option<String> {
     let value = |key: &str| {
         text.lines().find_map(|line| {
@@ -147,7 +149,7 @@ pub fn parse_version_txt(text: &str) -> Option<String> {
     };
     value("FLATCAR_VERSION_ID")
         .or_else(|| value("FLATCAR_VERSION"))
-        .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
@@ -163,7 +165,11 @@ mod tests {
             parse_version_txt("FLATCAR_VERSION=1.2.3"),
             Some("1.2.3".into())
         );
-        assert_eq!(parse_version_txt("FLATCAR_VERSION_ID=$(rm -rf /)"), None);
+        assert_eq!(parse_version_txt("FLATCAR_VERSION_ID="), None);
+        // Read as written: the version rule refuses it, naming it.
+        let odd = parse_version_txt("FLATCAR_VERSION_ID=../../x").unwrap();
+        assert_eq!(odd, "../../x");
+        assert!(check_flatcar_version(&odd).is_err());
     }
 
     fn site(version: &str) -> (tempfile::TempDir, Site) {
