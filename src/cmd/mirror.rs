@@ -31,6 +31,9 @@ pub struct Args {
 /// whole, and the next one deletes what it replaced).
 fn refuse_unsafe_dir(site: &Site, dir: &Path) -> Result<()> {
     use crate::build::out::resolve;
+    if dir.exists() && !dir.is_dir() {
+        return Err(refusal(dir, "is not a directory"));
+    }
     let real = resolve(dir)?;
     let guarded = [
         ("the site's directory", site.dir.clone(), false),

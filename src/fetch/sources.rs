@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 
 use super::signature::{SigningKey, FLATCAR_KEY};
 use crate::site::Site;
@@ -54,9 +54,9 @@ impl Sources {
             .or_else(|| src.mirror.clone())
             .map(|m| m.trim_end_matches('/').to_string());
         let (key, key_digest) = match env("PXEBUILD_SIGNING_KEY") {
-            Some(path) => load_key(Path::new(&path))?,
+            Some(path) => load_key(Path::new(&path), "PXEBUILD_SIGNING_KEY")?,
             None => match &src.signing_key {
-                Some(path) => load_key(&site.dir.join(path))?,
+                Some(path) => load_key(&site.dir.join(path), "sources.signing_key")?,
                 None => {
                     let digest = crate::digest::sha256_hex(FLATCAR_KEY.as_bytes());
                     (SigningKey::flatcar(), format!("builtin:{digest}"))
@@ -100,10 +100,18 @@ impl Sources {
     }
 }
 
-fn load_key(path: &Path) -> Result<(SigningKey, String)> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading signing key {}", path.display()))?;
-    let key = SigningKey::parse(&bytes, &path.display().to_string())?;
+/// The signing key the operator named (`what`: the setting that names it);
+/// a key that cannot be read or parsed is bad input (exit 2), named by its
+/// setting and path.
+fn load_key(path: &Path, what: &str) -> Result<(SigningKey, String)> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        crate::error::BadInput::new(format!(
+            "{what}: reading signing key {}: {e}",
+            path.display()
+        ))
+    })?;
+    let key = SigningKey::parse(&bytes, &path.display().to_string())
+        .map_err(|e| crate::error::BadInput::new(format!("{what}: {e:#}")))?;
     Ok((key, crate::digest::sha256_hex(&bytes)))
 }
 

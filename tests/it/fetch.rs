@@ -497,6 +497,37 @@ fn a_wrong_signing_key_is_refused_from_the_site_or_the_environment() {
 }
 
 #[test]
+fn a_signing_key_that_cannot_be_read_is_bad_input_naming_its_setting() {
+    let w = World::with_sources("");
+    let out = w.run(&["build"], &[("PXEBUILD_SIGNING_KEY", "/nonexistent.asc")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "error: PXEBUILD_SIGNING_KEY: reading signing key /nonexistent.asc: No such file"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let site = w.tmp.path().join("site.toml");
+    let right = fixtures().join("test-key.pub.asc");
+    let text = std::fs::read_to_string(&site).unwrap();
+    std::fs::write(
+        &site,
+        text.replace(right.to_str().unwrap(), "keys/missing.asc"),
+    )
+    .unwrap();
+    let out = w.build();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error: sources.signing_key: reading signing key "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(w.server.requests().is_empty(), "nothing fetched");
+    assert!(!w.dist().exists());
+}
+
+#[test]
 fn a_missing_pxe_kernel_signature_falls_back_to_the_image_kernel_signature() {
     let w = World::new();
     std::fs::remove_file(w.mirror().join(format!(
@@ -824,6 +855,7 @@ fn mirror_refuses_the_sites_own_directories_and_built_trees() {
     let root = w.tmp.path();
     std::fs::create_dir_all(root.join("secrets")).unwrap();
     for (dir, why) in [
+        (root.join("site.toml"), "is not a directory"),
         (root.to_path_buf(), "is the site's directory"),
         (root.join("secrets"), "is the site's secrets directory"),
         (root.join("cache/mirror"), "is the build cache"),
