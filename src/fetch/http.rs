@@ -155,8 +155,9 @@ impl Client {
         self.retrying(url, || match self.send(url, true, None) {
             Ok(_) => Ok(None),
             Err((hop, ureq::Error::StatusCode(404 | 410))) => Ok(Some(shown(url, &hop))),
-            // Some servers do not answer HEAD; the download will tell.
-            Err((_, ureq::Error::StatusCode(405 | 501))) => Ok(None),
+            // Some servers do not answer HEAD (or, with URLs signed for GET
+            // only, forbid it); the download will tell.
+            Err((_, ureq::Error::StatusCode(403 | 405 | 501))) => Ok(None),
             Err((hop, e)) => Err(classify(url, &hop, e)),
         })
     }

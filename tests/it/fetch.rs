@@ -591,6 +591,23 @@ fn a_404_names_the_artifact_and_url() {
 }
 
 #[test]
+fn a_head_forbidden_by_a_cdn_does_not_stop_the_build() {
+    let w = World::new();
+    let path = format!("{FLATCAR}/flatcar_production_image.bin.bz2");
+    w.server.fault(&path, Fault::HeadForbidden);
+    assert_ok(&w.build());
+    assert_dist_matches_mirror(&w);
+    let seen: Vec<String> = w
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .map(|r| r.method)
+        .collect();
+    assert_eq!(seen, ["HEAD", "GET"], "the download decided");
+}
+
+#[test]
 fn redirects_are_followed() {
     let w = World::new();
     let path = format!("{FLATCAR}/flatcar_production_image.bin.bz2");

@@ -18,6 +18,8 @@ pub enum Fault {
     RedirectTo(String),
     /// 404 for every method.
     NotFound,
+    /// HEAD answers 403 (as CDNs with URLs signed for GET do); GET serves.
+    HeadForbidden,
     /// GET sends the full Content-Length but only half the body, then closes;
     /// the next `times` GETs do so (HEAD answers normally). It ignores
     /// `Range`: every such answer is a 200 from byte 0.
@@ -153,6 +155,7 @@ fn serve(mut conn: TcpStream, root: &Path, state: &Mutex<State>, stop: &AtomicBo
     let get = req.method == "GET";
     match (fault, file) {
         (Some(Fault::NotFound), _) | (_, None) => status(&mut conn, "404 Not Found"),
+        (Some(Fault::HeadForbidden), Some(_)) if !get => status(&mut conn, "403 Forbidden"),
         (Some(Fault::Redirect), Some(_)) if !req.path.starts_with("/redirected") => {
             let _ = write!(
                 conn,
