@@ -36,16 +36,34 @@ use tool::{Tool, ToolError};
 pub struct Cluster {
     /// `secrets/kubeconfig` of the site.
     pub kubeconfig: PathBuf,
-    /// `https://<cluster.endpoint>`, for messages.
+    /// The API as messages name it: `https://<cluster.endpoint>`, or the
+    /// kubeconfig's server when that is another address (then both).
     pub api: String,
+    /// `https://<cluster.endpoint>`.
+    endpoint: String,
 }
 
 impl Cluster {
     /// The site's cluster; fails (bad input, exit 2) when the kubeconfig is missing.
     pub fn for_site(site: &Site) -> Result<Cluster> {
         let kubeconfig = kubeconfig::require(site)?;
-        let api = format!("https://{}", site.file.cluster.endpoint_addr());
-        Ok(Cluster { kubeconfig, api })
+        let endpoint = format!("https://{}", site.file.cluster.endpoint_addr());
+        // kubectl and helm go where the kubeconfig says: name that address
+        // when it is not the site's endpoint, or the operator looks at the
+        // wrong machine.
+        let api = match kubeconfig_server(&kubeconfig) {
+            Some(server) if server.trim_end_matches('/') != endpoint => format!(
+                "{} (the server in {}; the site's endpoint is {endpoint})",
+                server.trim_end_matches('/'),
+                tidy(kubeconfig.clone()).display()
+            ),
+            _ => endpoint.clone(),
+        };
+        Ok(Cluster {
+            kubeconfig,
+            api,
+            endpoint,
+        })
     }
 
     /// Runs `kubectl` with `args` (already holding `--kubeconfig`), returns stdout.
@@ -117,7 +135,7 @@ impl Cluster {
                 .trim_end_matches('/')
                 .to_lowercase()
         };
-        let mut addresses = vec![host_port(&self.api)];
+        let mut addresses = vec![host_port(&self.endpoint)];
         if let Some(server) = kubeconfig_server(&self.kubeconfig) {
             addresses.push(host_port(&server));
         }

@@ -318,14 +318,18 @@ fn unreachable_api_with_the_real_kubectl() {
         .env("PATH", "/usr/bin:/bin");
     t.run_with(["untaint"])
         .code(1)
-        .stderr_contains("error: cannot reach the Kubernetes API at https://10.20.0.10:6443: check")
-        .stderr_contains(&format!("127.0.0.1:{port}"));
+        // Named where the kubeconfig points, the site's endpoint beside it.
+        .stderr_contains(&format!(
+            "error: cannot reach the Kubernetes API at https://127.0.0.1:{port} (the server in \
+             secrets/kubeconfig; the site's endpoint is https://10.20.0.10:6443): check"
+        ));
     t.run_with(["wait", "--timeout", "0s"])
         .code(1)
         .stderr_contains("not answering yet")
-        .stderr_contains(
-            "error: timed out after 0s: the API at https://10.20.0.10:6443 never answered (",
-        );
+        .stderr_contains(&format!(
+            "error: timed out after 0s: the API at https://127.0.0.1:{port} (the server in \
+             secrets/kubeconfig; the site's endpoint is https://10.20.0.10:6443) never answered ("
+        ));
 }
 
 // ---- untaint ----------------------------------------------------------------

@@ -101,7 +101,10 @@ fn token_publish_with_the_real_kubectl_and_a_closed_port() {
     };
     let out = t.run_with(["token", "publish"]);
     out.code(1)
-        .stderr_contains("error: cannot reach the Kubernetes API at https://10.20.0.10:6443: check")
+        .stderr_contains(&format!(
+            "error: cannot reach the Kubernetes API at https://127.0.0.1:{port} (the server in \
+             secrets/kubeconfig; the site's endpoint is https://10.20.0.10:6443): check"
+        ))
         // kubectl's own words name the address it tried (its first request
         // lists the cluster's tokens).
         .stderr_contains(&format!(
@@ -182,10 +185,30 @@ fn an_untrusted_certificate_with_the_real_kubectl() {
     };
     t.run_with(["untaint"])
         .code(1)
-        .stderr_contains(
-            "error: the Kubernetes API at https://10.20.0.10:6443 answered with a certificate \
-             secrets/kubeconfig does not trust: ",
-        )
+        .stderr_contains(&format!(
+            "error: the Kubernetes API at https://127.0.0.1:{} (the server in \
+                 secrets/kubeconfig; the site's endpoint is https://10.20.0.10:6443) answered \
+                 with a certificate secrets/kubeconfig does not trust: ",
+            server.port
+        ))
         .stderr_contains("x509: certificate signed by unknown authority)\n")
         .stderr_lacks("cannot reach");
+}
+
+#[test]
+fn the_api_is_named_where_the_kubeconfig_points() {
+    let kubeconfig = fixture("day2/kubeconfig").replace("10.20.0.10:6443", "10.99.0.5:6443");
+    let t = crate::day2::with_tools(
+        site_with_secrets().file("secrets/kubeconfig", &kubeconfig),
+        &["kubectl", "helm"],
+    );
+    fake(
+        &t,
+        "kubectl.fail",
+        &REFUSED.replace("10.20.0.10", "10.99.0.5"),
+    );
+    t.run_with(["untaint"]).code(1).stderr_contains(
+        "error: cannot reach the Kubernetes API at https://10.99.0.5:6443 (the server in \
+         secrets/kubeconfig; the site's endpoint is https://10.20.0.10:6443): check",
+    );
 }
