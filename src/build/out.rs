@@ -169,17 +169,23 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
     Ok(resolved)
 }
 
-/// Refuses an output that is, holds or (but for the site's own directory)
-/// lies inside one of the site's inputs or the cache.
-fn refuse_site_paths(site: &Site, given: &Path, out: &Path) -> Result<()> {
-    let guarded = [
+/// The site's own directories, each with what messages call it and whether
+/// a path inside it is off limits too (everything but the site's directory,
+/// where dist/ itself lives).
+pub fn site_paths(site: &Site) -> [(&'static str, PathBuf, bool); 5] {
+    [
         ("the site's directory", site.dir.clone(), false),
         ("the site's secrets directory", site.secrets_dir(), true),
         ("the site's templates directory", site.templates_dir(), true),
         ("the site's payload directory", site.payload_dir(), true),
         ("the build cache", site.cache_dir(), true),
-    ];
-    for (what, dir, not_inside) in guarded {
+    ]
+}
+
+/// Refuses an output that is, holds or (but for the site's own directory)
+/// lies inside one of the site's inputs or the cache.
+fn refuse_site_paths(site: &Site, given: &Path, out: &Path) -> Result<()> {
+    for (what, dir, not_inside) in site_paths(site) {
         let real = resolve(&dir)?;
         let relation = if real == out {
             "is"

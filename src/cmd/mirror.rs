@@ -30,20 +30,13 @@ pub struct Args {
 /// templates, payload or cache, or a built tree (a build replaces dist/ as a
 /// whole, and the next one deletes what it replaced).
 fn refuse_unsafe_dir(site: &Site, dir: &Path) -> Result<()> {
-    use crate::build::out::resolve;
+    use crate::build::out::{resolve, site_paths};
     if dir.exists() && !dir.is_dir() {
         return Err(refusal(dir, "is not a directory"));
     }
     let real = resolve(dir)?;
-    let guarded = [
-        ("the site's directory", site.dir.clone(), false),
-        ("the site's secrets directory", site.secrets_dir(), true),
-        ("the site's templates directory", site.templates_dir(), true),
-        ("the site's payload directory", site.payload_dir(), true),
-        ("the build cache", site.cache_dir(), true),
-        ("the site's dist/", site.dir.join("dist"), true),
-    ];
-    for (what, guarded, or_inside) in guarded {
+    let dist = ("the site's dist/", site.dir.join("dist"), true);
+    for (what, guarded, or_inside) in site_paths(site).into_iter().chain([dist]) {
         let guarded = resolve(&guarded)?;
         if real == guarded || (or_inside && real.starts_with(&guarded)) {
             return Err(refusal(dir, &format!("is {what} ({})", guarded.display())));
