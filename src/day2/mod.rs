@@ -41,6 +41,8 @@ pub struct Cluster {
     pub api: String,
     /// `https://<cluster.endpoint>`.
     endpoint: String,
+    /// The kubeconfig's `server:`, read once (None when unreadable).
+    server: Option<String>,
 }
 
 impl Cluster {
@@ -51,7 +53,8 @@ impl Cluster {
         // kubectl and helm go where the kubeconfig says: name that address
         // when it is not the site's endpoint, or the operator looks at the
         // wrong machine.
-        let api = match kubeconfig_server(&kubeconfig) {
+        let server = kubeconfig_server(&kubeconfig);
+        let api = match &server {
             Some(server) if server.trim_end_matches('/') != endpoint => format!(
                 "{} (the server in {}; the site's endpoint is {endpoint})",
                 server.trim_end_matches('/'),
@@ -63,6 +66,7 @@ impl Cluster {
             kubeconfig,
             api,
             endpoint,
+            server,
         })
     }
 
@@ -135,12 +139,9 @@ impl Cluster {
                 .trim_end_matches('/')
                 .to_lowercase()
         };
-        let mut addresses = vec![host_port(&self.endpoint)];
-        if let Some(server) = kubeconfig_server(&self.kubeconfig) {
-            addresses.push(host_port(&server));
-        }
-        addresses
-            .iter()
+        std::iter::once(&self.endpoint)
+            .chain(&self.server)
+            .map(|url| host_port(url))
             .any(|a| !a.is_empty() && lower.contains(a.as_str()))
     }
 }
@@ -156,16 +157,9 @@ fn kubeconfig_server(path: &Path) -> Option<String> {
 
 /// The API could not be reached, or not trusted: a message that stands alone
 /// and comes first, whatever the command was doing (see [`doing`]).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct ApiProblem(String);
-
-impl std::fmt::Display for ApiProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ApiProblem {}
 
 /// `result` with `what` as context, unless the failure is an [`ApiProblem`],
 /// whose message already says everything and must lead.

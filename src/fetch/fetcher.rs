@@ -25,16 +25,9 @@ pub struct Blob {
 /// a release's SHA256SUMS line) names. For a stored copy this is not damage:
 /// the anchor moved (a new iPXE build under the same URL), so the URL is
 /// fetched again rather than the build failing on the old blob.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct DigestMismatch(pub String);
-
-impl std::fmt::Display for DigestMismatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DigestMismatch {}
 
 /// Shared by every fetch step of a build.
 pub struct Fetcher {

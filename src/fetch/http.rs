@@ -252,21 +252,25 @@ impl Client {
         let mut reader = resp.body_mut().with_config().reader();
         let streamed = stream(&mut reader, &mut file, &mut hasher, bar);
         let size = start + streamed.bytes;
-        if let Some(e) = streamed.write_error {
-            // The cache, not the network: a full disk or quota does not get
-            // better by downloading again, so fail at once.
-            let _ = std::fs::remove_file(temp);
-            return Err(Failure::Permanent(anyhow!(
-                "writing the download of {url} to {} failed after {size} bytes: {e}{}",
-                temp.display(),
-                if is_out_of_space(&e) {
-                    "; free space in the cache (or set PXEBUILD_CACHE elsewhere), then build again"
-                } else {
-                    ""
-                }
-            )));
-        }
-        let broken = match streamed.error {
+        let read_error = match streamed.end {
+            End::Body => None,
+            End::Read(e) => Some(e),
+            End::Write(e) => {
+                // The cache, not the network: a full disk or quota does not get
+                // better by downloading again, so fail at once.
+                let _ = std::fs::remove_file(temp);
+                return Err(Failure::Permanent(anyhow!(
+                    "writing the download of {url} to {} failed after {size} bytes: {e}{}",
+                    temp.display(),
+                    if is_out_of_space(&e) {
+                        "; free space in the cache (or set PXEBUILD_CACHE elsewhere), then build again"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        };
+        let broken = match read_error {
             Some(e) => Some(anyhow!(
                 "{url}: {} after {size} bytes: {e}",
                 interruption(&e)
@@ -303,10 +307,17 @@ impl Client {
 /// What one pass over a response body did.
 struct Streamed {
     bytes: u64,
+    end: End,
+}
+
+/// Why a pass over a body stopped.
+enum End {
+    /// The body ended (complete or not: the length tells).
+    Body,
     /// Reading the body failed (the network or the server).
-    error: Option<std::io::Error>,
+    Read(std::io::Error),
     /// Writing the file failed (the local disk).
-    write_error: Option<std::io::Error>,
+    Write(std::io::Error),
 }
 
 /// Copies the body into the file, hashing and counting as it goes; stops at
@@ -314,35 +325,20 @@ struct Streamed {
 fn stream(reader: &mut impl Read, file: &mut File, hasher: &mut Sha256, bar: &Bar) -> Streamed {
     let mut buf = vec![0u8; 256 * 1024];
     let mut bytes = 0;
-    loop {
+    let end = loop {
         let n = match reader.read(&mut buf) {
-            Ok(0) => {
-                return Streamed {
-                    bytes,
-                    error: None,
-                    write_error: None,
-                }
-            }
+            Ok(0) => break End::Body,
             Ok(n) => n,
-            Err(e) => {
-                return Streamed {
-                    bytes,
-                    error: Some(e),
-                    write_error: None,
-                }
-            }
+            Err(e) => break End::Read(e),
         };
         if let Err(e) = file.write_all(&buf[..n]) {
-            return Streamed {
-                bytes,
-                error: None,
-                write_error: Some(e),
-            };
+            break End::Write(e);
         }
         hasher.update(&buf[..n]);
         bytes += n as u64;
         bar.inc(n as u64);
-    }
+    };
+    Streamed { bytes, end }
 }
 
 fn is_out_of_space(e: &std::io::Error) -> bool {

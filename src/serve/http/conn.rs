@@ -19,9 +19,9 @@ const MAX_BODY: u64 = 64 * 1024;
 const HEAD_LIMIT: Duration = Duration::from_secs(10);
 
 pub fn serve_connection(mut stream: TcpStream, shared: &Shared) {
-    let Ok(peer) = stream.peer_addr() else { return };
-    // IPv4 clients of a dual-stack listener are logged and matched as IPv4.
-    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    let Some(peer) = peer_of(&stream) else {
+        return;
+    };
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(shared.config.http_timeout));
     let mut buf = Vec::new();
@@ -45,6 +45,13 @@ pub fn serve_connection(mut stream: TcpStream, shared: &Shared) {
             return;
         }
     }
+}
+
+/// The client's address; IPv4 clients of a dual-stack listener are logged
+/// and matched as IPv4.
+pub fn peer_of(stream: &TcpStream) -> Option<SocketAddr> {
+    let peer = stream.peer_addr().ok()?;
+    Some(SocketAddr::new(peer.ip().to_canonical(), peer.port()))
 }
 
 /// Answers one request; returns whether the connection may stay open.

@@ -76,10 +76,7 @@ fn start(stream: TcpStream, shared: &Arc<Shared>, open: &Arc<AtomicUsize>) -> Re
 fn refuse_busy(mut stream: TcpStream, shared: &Shared) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let _ = response::simple(&mut stream, 503, false, false, &[("Retry-After", "1")]);
-    let client = stream
-        .peer_addr()
-        .ok()
-        .map(|peer| std::net::SocketAddr::new(peer.ip().to_canonical(), peer.port()));
+    let client = conn::peer_of(&stream);
     let node = client.and_then(|peer| shared.node_for(peer.ip(), None));
     shared.log.write(&crate::serve::log::Entry {
         proto: "http",

@@ -201,9 +201,7 @@ fn start_session(
 /// failed to boot shows why.
 fn log_busy(shared: &Shared, datagram: &[u8], peer: SocketAddr) {
     let path = match packet::parse(datagram) {
-        Ok(Packet::Rrq(req) | Packet::Wrq(req)) => {
-            Some(format!("{}/{}", crate::layout::TFTP, req.filename))
-        }
+        Ok(Packet::Rrq(req) | Packet::Wrq(req)) => Some(logged_path(&req.filename)),
         _ => None,
     };
     let node = shared.node_for(peer.ip(), None);
@@ -215,6 +213,12 @@ fn log_busy(shared: &Shared, datagram: &[u8], peer: SocketAddr) {
         result: "refused:busy",
         ..Entry::default()
     });
+}
+
+/// A requested name as the log spells paths: as the manifest does
+/// (`tftp/…`), the name verbatim after it (refused names too).
+fn logged_path(filename: &str) -> String {
+    format!("{}/{filename}", crate::layout::TFTP)
 }
 
 /// A read or write request, by its opcode.
@@ -246,7 +250,7 @@ fn session(shared: &Shared, datagram: &[u8], peer: SocketAddr, local: IpAddr, ru
         Ok(Packet::Rrq(req)) => read_request(shared, &sock, peer, &req, started, running),
         Ok(Packet::Wrq(req)) => {
             reply_error(&sock, ErrorCode::AccessViolation, "read-only server");
-            let logged = format!("{}/{}", crate::layout::TFTP, req.filename);
+            let logged = logged_path(&req.filename);
             let refused = Entry {
                 path: Some(&logged),
                 result: "refused:write",
@@ -287,8 +291,7 @@ fn read_request(
 ) {
     let mac = mac_from_pxelinux_name(&req.filename);
     let fallback_node = shared.node_for(peer.ip(), mac.as_deref());
-    // Logged as the manifest spells paths (`tftp/…`), the name verbatim after it.
-    let logged = format!("{}/{}", crate::layout::TFTP, req.filename);
+    let logged = logged_path(&req.filename);
     let mut entry = Entry {
         proto: "tftp",
         client: Some(peer),
