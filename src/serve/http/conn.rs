@@ -284,18 +284,14 @@ fn send(
         );
     }
     let head = head.finish();
-    let written = if req.method == "HEAD" || status == 416 || len == 0 {
-        stream.write_all(head.as_bytes())
-    } else {
-        response::write_head(stream, head.as_bytes())
-    };
-    if let Err(err) = written {
-        return (false, format!("error:{}", err.kind()));
+    if req.method == "HEAD" || status == 416 || len == 0 {
+        return match stream.write_all(head.as_bytes()) {
+            Ok(()) => (keep, "ok".into()),
+            Err(err) => (false, format!("error:{}", err.kind())),
+        };
     }
-    if req.method == "HEAD" || status == 416 {
-        return (keep, "ok".into());
-    }
-    let (sent, outcome) = response::send_file(stream, &opened.file, start, len);
+    let (sent, outcome) =
+        response::send_head_and_body(stream, head.as_bytes(), &opened.file, start, len);
     entry.bytes = sent;
     match outcome {
         Ok(()) => (keep, "ok".into()),
