@@ -17,14 +17,41 @@ pub fn values_path(site: &Site) -> PathBuf {
     site.payload_dir().join(VALUES_PATH)
 }
 
-/// Reads and checks the values file.
-pub fn load_values(site: &Site) -> Result<String> {
+/// Reads and checks the values file; what [`left_to_cilium_install`] finds
+/// is a warning, or an error with `strict`.
+pub fn load_values(site: &Site, strict: bool) -> Result<String> {
     let path = values_path(site);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {}", path.display()))
         .map_err(|e| BadInput::new(format!("{e:#}: Cilium's Helm values are required")))?;
     check_values(site, &text, &path)?;
+    if let Some(msg) = left_to_cilium_install(site, &text, &path) {
+        if strict {
+            return Err(BadInput::new(msg));
+        }
+        crate::warn!("{msg}");
+    }
     Ok(text)
+}
+
+/// `cilium install` fills in `cluster.name` when the file leaves it out: the
+/// name of the kubeconfig's cluster, which kubeadm calls after the site. The
+/// running release then has a value Argo CD's render of the same file would
+/// not (the chart's default is `default`), and `install-argo` stops on that
+/// difference (`day2::drift`). Said at build time, when the file is still
+/// easy to change.
+pub fn left_to_cilium_install(site: &Site, text: &str, path: &Path) -> Option<String> {
+    let values: Value = serde_norway::from_str(text).ok()?;
+    if lookup(&values, "cluster.name").is_some() {
+        return None;
+    }
+    let name = &site.file.cluster.name;
+    Some(format!(
+        "{}: cluster.name is not set: `cilium install` will name the Cilium cluster {name:?} \
+         (the kubeconfig's cluster), Argo CD's render of this file would name it \"default\", \
+         and install-argo stops on that difference; add `cluster:` with `name: {name}`",
+        path.display()
+    ))
 }
 
 /// Every key the site decides must agree; names the first key that does not.
@@ -109,6 +136,36 @@ mod tests {
     #[test]
     fn helm_strings_count_as_their_values() {
         check_values(&site(|_| {}), VALUES, Path::new("v.yaml")).unwrap();
+    }
+
+    #[test]
+    fn an_unset_cluster_name_is_named_before_cilium_install_fills_it_in() {
+        let path = Path::new("v.yaml");
+        let msg = left_to_cilium_install(&site(|_| {}), VALUES, path).expect("a warning");
+        assert!(
+            msg.starts_with(
+                "v.yaml: cluster.name is not set: `cilium install` will name the \
+                 Cilium cluster \"rack1\""
+            ),
+            "{msg}"
+        );
+        assert!(msg.ends_with("add `cluster:` with `name: rack1`"), "{msg}");
+        // Any name the file sets is what cilium install and Argo CD both use.
+        for name in ["rack1", "other"] {
+            let set = format!("{VALUES}cluster:\n  name: {name}\n");
+            assert_eq!(left_to_cilium_install(&site(|_| {}), &set, path), None);
+        }
+    }
+
+    #[test]
+    fn the_example_payload_sets_what_cilium_install_would_detect() {
+        let site = site(|_| {});
+        let text = include_str!("../../payload/core/cilium/values.yaml");
+        check_values(&site, text, Path::new("values.yaml")).unwrap();
+        assert_eq!(
+            left_to_cilium_install(&site, text, Path::new("values.yaml")),
+            None
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
             site: Arc::new(site_ctx),
             http_base: site.http_base(),
             secrets_fingerprint: secrets.fingerprint(),
-            cilium_values: Some(cilium::load_values(site)?),
+            cilium_values: Some(cilium::load_values(site, env.strict)?),
             sysexts: artifacts.sysexts.clone(),
             strict: env.strict,
             key_digest: String::new(),

@@ -16,7 +16,7 @@ pub fn render_all(site: &Site) -> Vec<(NodeContext, String)> {
     let s = secrets::ensure(site, None).unwrap();
     let site_ctx = std::sync::Arc::new(SiteContext::new(site, &refs).unwrap());
     let templates = Templates::load(&site.templates_dir()).unwrap();
-    let values = cilium::load_values(site).unwrap();
+    let values = cilium::load_values(site, true).unwrap();
     node_contexts(site, &site_ctx, &s)
         .unwrap()
         .into_iter()
@@ -304,15 +304,26 @@ fn cluster_cilium_values_must_agree_with_the_site() {
         text.replace("k8sServicePort: 6443", "k8sServicePort: 7443"),
     )
     .unwrap();
-    let err = cilium::load_values(&site).unwrap_err();
+    let err = cilium::load_values(&site, false).unwrap_err();
     assert_eq!(
         pxebuild::error::exit_code(&err),
         pxebuild::error::EXIT_BAD_INPUT
     );
     assert!(format!("{err:#}").contains("k8sServicePort"), "{err:#}");
     std::fs::write(&path, text.replace("type: wireguard", "type: ipsec")).unwrap();
-    let err = cilium::load_values(&site).unwrap_err();
+    let err = cilium::load_values(&site, false).unwrap_err();
     assert!(format!("{err:#}").contains("encryption.type"), "{err:#}");
+    // Without cluster.name, cilium install would pick one Argo CD's render
+    // does not: a warning, fatal under --strict.
+    let unnamed = text.replace("cluster:\n  name: rack1\n", "");
+    assert_ne!(unnamed, text);
+    std::fs::write(&path, unnamed).unwrap();
+    cilium::load_values(&site, false).unwrap();
+    let err = cilium::load_values(&site, true).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("cluster.name is not set: `cilium install` will name"),
+        "{err:#}"
+    );
 }
 
 #[test]
