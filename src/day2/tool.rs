@@ -95,13 +95,6 @@ const UNTRUSTED_MARKERS: &[&str] = &[
     "certificate is valid for",
 ];
 
-/// True when a tool's stderr says the API server's certificate was not trusted.
-pub fn is_untrusted(stderr: &str) -> bool {
-    let lower = stderr.to_lowercase();
-    UNTRUSTED_MARKERS.iter().any(|m| lower.contains(m))
-}
-
-/// True when a tool's stderr says the API server could not be reached.
 /// What kubectl prints when the API server answered but could not serve the
 /// request for now: while control planes join, etcd changes leader and the
 /// API answers 500/503/504/429 for a moment. Worth asking again; an answer
@@ -117,28 +110,25 @@ const TRANSIENT_MARKERS: &[&str] = &[
     "the server was unable to return a response in the time allotted",
 ];
 
-/// helm's environment variables that choose a cluster or identity other than
-/// the kubeconfig's.
-const HELM_CLUSTER_OVERRIDES: &[&str] = &[
-    "HELM_KUBECONTEXT",
-    "HELM_KUBEAPISERVER",
-    "HELM_KUBETOKEN",
-    "HELM_KUBEASUSER",
-    "HELM_KUBEASGROUPS",
-    "HELM_KUBECAFILE",
-    "HELM_KUBEINSECURE_SKIP_TLS_VERIFY",
-    "HELM_KUBETLS_SERVER_NAME",
-];
+/// True when a tool's stderr says the API server's certificate was not trusted.
+pub fn is_untrusted(stderr: &str) -> bool {
+    mentions_any(stderr, UNTRUSTED_MARKERS)
+}
 
 /// Whether `stderr` reports a server error that goes away by itself.
 pub fn is_transient(stderr: &str) -> bool {
-    let lower = stderr.to_lowercase();
-    TRANSIENT_MARKERS.iter().any(|m| lower.contains(m))
+    mentions_any(stderr, TRANSIENT_MARKERS)
 }
 
+/// True when a tool's stderr says the API server could not be reached.
 pub fn is_unreachable(stderr: &str) -> bool {
+    mentions_any(stderr, UNREACHABLE_MARKERS)
+}
+
+/// Whether `stderr` contains any of `markers` (lower case), ignoring case.
+fn mentions_any(stderr: &str, markers: &[&str]) -> bool {
     let lower = stderr.to_lowercase();
-    UNREACHABLE_MARKERS.iter().any(|m| lower.contains(m))
+    markers.iter().any(|m| lower.contains(m))
 }
 
 /// Where `tool` is on PATH: an executable file of that name in one of PATH's
@@ -168,6 +158,19 @@ pub fn require(tools: &[Tool]) -> anyhow::Result<()> {
         Err(anyhow::anyhow!(missing.join("\n")))
     }
 }
+
+/// helm's environment variables that choose a cluster or identity other than
+/// the kubeconfig's.
+const HELM_CLUSTER_OVERRIDES: &[&str] = &[
+    "HELM_KUBECONTEXT",
+    "HELM_KUBEAPISERVER",
+    "HELM_KUBETOKEN",
+    "HELM_KUBEASUSER",
+    "HELM_KUBEASGROUPS",
+    "HELM_KUBECAFILE",
+    "HELM_KUBEINSECURE_SKIP_TLS_VERIFY",
+    "HELM_KUBETLS_SERVER_NAME",
+];
 
 /// Runs `tool args…`, feeding `stdin` when given; returns stdout on success.
 pub fn run(tool: Tool, args: &[String], stdin: Option<&str>) -> Result<String, ToolError> {

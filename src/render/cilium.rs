@@ -24,8 +24,9 @@ pub fn load_values(site: &Site, strict: bool) -> Result<String> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {}", path.display()))
         .map_err(|e| BadInput::new(format!("{e:#}: Cilium's Helm values are required")))?;
-    check_values(site, &text, &path)?;
-    if let Some(msg) = left_to_cilium_install(site, &text, &path) {
+    let values = parse(&text, &path)?;
+    check_parsed(site, &values, &path)?;
+    if let Some(msg) = left_to_cilium_install(site, &values, &path) {
         if strict {
             return Err(BadInput::new(msg));
         }
@@ -40,9 +41,8 @@ pub fn load_values(site: &Site, strict: bool) -> Result<String> {
 /// not (the chart's default is `default`), and `install-argo` stops on that
 /// difference (`day2::drift`). Said at build time, when the file is still
 /// easy to change.
-pub fn left_to_cilium_install(site: &Site, text: &str, path: &Path) -> Option<String> {
-    let values: Value = serde_norway::from_str(text).ok()?;
-    if lookup(&values, "cluster.name").is_some() {
+pub fn left_to_cilium_install(site: &Site, values: &Value, path: &Path) -> Option<String> {
+    if lookup(values, "cluster.name").is_some() {
         return None;
     }
     let name = &site.file.cluster.name;
@@ -56,8 +56,16 @@ pub fn left_to_cilium_install(site: &Site, text: &str, path: &Path) -> Option<St
 
 /// Every key the site decides must agree; names the first key that does not.
 pub fn check_values(site: &Site, text: &str, path: &Path) -> Result<()> {
-    let values: Value = serde_norway::from_str(text)
-        .map_err(|e| BadInput::new(format!("{}: {e}", path.display())))?;
+    check_parsed(site, &parse(text, path)?, path)
+}
+
+/// The values file as data; a syntax error names the file.
+fn parse(text: &str, path: &Path) -> Result<Value> {
+    serde_norway::from_str(text).map_err(|e| BadInput::new(format!("{}: {e}", path.display())))
+}
+
+/// [`check_values`] on values already parsed.
+fn check_parsed(site: &Site, values: &Value, path: &Path) -> Result<()> {
     let c = &site.file.cilium;
     let (host, port) = kubeconfig::split_endpoint(&site.file.cluster.endpoint);
     let mut expect: Vec<(&str, Value)> = vec![
@@ -73,12 +81,12 @@ pub fn check_values(site: &Site, text: &str, path: &Path) -> Result<()> {
         expect.push(("encryption.type", Value::from("wireguard")));
     }
     for (key, want) in expect {
-        let got = lookup(&values, key);
+        let got = lookup(values, key);
         if !same(got, &want) {
             return Err(mismatch(path, key, got, &want));
         }
     }
-    check_mtu(site, lookup(&values, "MTU"), path)
+    check_mtu(site, lookup(values, "MTU"), path)
 }
 
 fn check_mtu(site: &Site, got: Option<&Value>, path: &Path) -> Result<()> {
@@ -141,7 +149,8 @@ mod tests {
     #[test]
     fn an_unset_cluster_name_is_named_before_cilium_install_fills_it_in() {
         let path = Path::new("v.yaml");
-        let msg = left_to_cilium_install(&site(|_| {}), VALUES, path).expect("a warning");
+        let values = parse(VALUES, path).unwrap();
+        let msg = left_to_cilium_install(&site(|_| {}), &values, path).expect("a warning");
         assert!(
             msg.starts_with(
                 "v.yaml: cluster.name is not set: `cilium install` will name the \
@@ -153,7 +162,8 @@ mod tests {
         // Any name the file sets is what cilium install and Argo CD both use.
         for name in ["rack1", "other"] {
             let set = format!("{VALUES}cluster:\n  name: {name}\n");
-            assert_eq!(left_to_cilium_install(&site(|_| {}), &set, path), None);
+            let values = parse(&set, path).unwrap();
+            assert_eq!(left_to_cilium_install(&site(|_| {}), &values, path), None);
         }
     }
 
@@ -161,11 +171,10 @@ mod tests {
     fn the_example_payload_sets_what_cilium_install_would_detect() {
         let site = site(|_| {});
         let text = include_str!("../../payload/core/cilium/values.yaml");
-        check_values(&site, text, Path::new("values.yaml")).unwrap();
-        assert_eq!(
-            left_to_cilium_install(&site, text, Path::new("values.yaml")),
-            None
-        );
+        let path = Path::new("values.yaml");
+        check_values(&site, text, path).unwrap();
+        let values = parse(text, path).unwrap();
+        assert_eq!(left_to_cilium_install(&site, &values, path), None);
     }
 
     #[test]
