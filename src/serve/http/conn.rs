@@ -290,8 +290,11 @@ fn send(
             Err(err) => (false, format!("error:{}", err.kind())),
         };
     }
-    let (sent, outcome) =
-        response::send_head_and_body(stream, head.as_bytes(), &opened.file, start, len);
+    let sent = response::send_head_and_body(stream, head.as_bytes(), &opened.file, start, len);
+    let (sent, outcome) = match sent {
+        Ok(body) => body,
+        Err(err) => return (false, format!("error:{}", err.kind())),
+    };
     entry.bytes = sent;
     match outcome {
         Ok(()) => (keep, "ok".into()),
