@@ -1,24 +1,30 @@
 //! Network boot loaders: syslinux (BIOS `lpxelinux.0` + `ldlinux.c32`, UEFI
-//! `syslinux.efi` + `ldlinux.e64`) extracted from the upstream 6.03 tarball,
-//! iPXE binaries, each checked against a pinned SHA-256; or all of them taken
-//! from a local directory (e.g. filled from Debian's packages).
+//! `syslinux.efi` + `ldlinux.e64`) and iPXE, taken by default from Debian's
+//! packages (the `.deb` files pinned in `debian.rs`, the binaries CI boots);
+//! or, with `sources.loaders = "upstream"`, from the syslinux 6.03 release
+//! tarball and boot.ipxe.org's binaries, each checked against a pinned
+//! SHA-256; or all of them from a local directory.
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
+use super::debian::{self, Package};
 use super::fetcher::{Blob, DigestMismatch, Fetcher};
 use super::refs::ArtifactRef;
+use super::sources::LoaderSource;
 use crate::build::step::{Inputs, RunCtx, Step, Visibility};
 use crate::error::BadInput;
 
-/// One loader file: its name, where it lies inside the syslinux tarball (none
-/// for iPXE), and its dist path.
+/// One loader file: its name, the Debian package and path inside its
+/// data.tar, where it lies inside the syslinux tarball (none for iPXE), and
+/// its dist path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loader {
     pub name: &'static str,
+    pub in_deb: (Package, &'static str),
     pub in_tarball: Option<&'static str>,
     pub dist: &'static str,
 }
@@ -26,11 +32,16 @@ pub struct Loader {
 const BIOS: [Loader; 2] = [
     Loader {
         name: "lpxelinux.0",
+        in_deb: (debian::PXELINUX, "usr/lib/PXELINUX/lpxelinux.0"),
         in_tarball: Some("bios/core/lpxelinux.0"),
         dist: "tftp/lpxelinux.0",
     },
     Loader {
         name: "ldlinux.c32",
+        in_deb: (
+            debian::SYSLINUX_COMMON,
+            "usr/lib/syslinux/modules/bios/ldlinux.c32",
+        ),
         in_tarball: Some("bios/com32/elflink/ldlinux/ldlinux.c32"),
         dist: "tftp/ldlinux.c32",
     },
@@ -38,11 +49,19 @@ const BIOS: [Loader; 2] = [
 const UEFI: [Loader; 2] = [
     Loader {
         name: "syslinux.efi",
+        in_deb: (
+            debian::SYSLINUX_EFI,
+            "usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",
+        ),
         in_tarball: Some("efi64/efi/syslinux.efi"),
         dist: "tftp/efi64/syslinux.efi",
     },
     Loader {
         name: "ldlinux.e64",
+        in_deb: (
+            debian::SYSLINUX_COMMON,
+            "usr/lib/syslinux/modules/efi64/ldlinux.e64",
+        ),
         in_tarball: Some("efi64/com32/elflink/ldlinux/ldlinux.e64"),
         dist: "tftp/efi64/ldlinux.e64",
     },
@@ -50,16 +69,20 @@ const UEFI: [Loader; 2] = [
 const IPXE: [Loader; 3] = [
     Loader {
         name: "undionly.kpxe",
+        in_deb: (debian::IPXE, "usr/lib/ipxe/undionly.kpxe"),
         in_tarball: None,
         dist: "tftp/undionly.kpxe",
     },
     Loader {
+        // `usr/lib/ipxe/ipxe.efi` is a symlink to this file.
         name: "ipxe.efi",
+        in_deb: (debian::IPXE, "boot/ipxe.efi"),
         in_tarball: None,
         dist: "tftp/ipxe.efi",
     },
     Loader {
         name: "snponly.efi",
+        in_deb: (debian::IPXE, "usr/lib/ipxe/snponly.efi"),
         in_tarball: None,
         dist: "tftp/snponly.efi",
     },
@@ -122,12 +145,29 @@ pub fn steps(fetcher: &Arc<Fetcher>, loaders: &[String]) -> Result<LoaderPlan> {
         }
         return Ok((steps, refs));
     }
+    if src.loaders == LoaderSource::Debian {
+        let files: Vec<Loader> = syslinux.into_iter().chain(ipxe).collect();
+        for (package, files) in by_package(files.iter().cloned()) {
+            steps.push(Box::new(DebianLoaders {
+                fetcher: fetcher.clone(),
+                url: package.url(&src.debian_url),
+                package,
+                files,
+            }));
+        }
+        // In the order the site's loaders name them, each from its package's step.
+        for f in &files {
+            place(debian_step_id(&f.in_deb.0), std::slice::from_ref(f));
+        }
+        return Ok((steps, refs));
+    }
     if !syslinux.is_empty() {
         let Some(sha256) = src.syslinux_sha256.clone() else {
             return Err(BadInput::new(format!(
-                "no SHA-256 pin for {}: set sources.syslinux_sha256 (pxebuild pins only its default \
-                 upstream .tar.xz), or take the loaders from a local directory with \
-                 sources.loaders_dir (see docs/artifacts.md)",
+                "no SHA-256 pin for {}: with sources.loaders = \"upstream\" set \
+                 sources.syslinux_sha256 (pxebuild pins only the default upstream .tar.xz), \
+                 or use Debian's pinned packages (the default sources.loaders = \"debian\"); \
+                 see docs/artifacts.md",
                 src.syslinux_url
             )));
         };
@@ -147,6 +187,19 @@ pub fn steps(fetcher: &Arc<Fetcher>, loaders: &[String]) -> Result<LoaderPlan> {
         steps.push(Box::new(step));
     }
     Ok((steps, refs))
+}
+
+/// The Debian packages that hold `files`, in the order the files come, each
+/// with its files.
+pub fn by_package(files: impl IntoIterator<Item = Loader>) -> Vec<(Package, Vec<Loader>)> {
+    let mut packages: Vec<(Package, Vec<Loader>)> = Vec::new();
+    for f in files {
+        match packages.iter_mut().find(|(p, _)| *p == f.in_deb.0) {
+            Some((_, list)) => list.push(f),
+            None => packages.push((f.in_deb.0, vec![f])),
+        }
+    }
+    packages
 }
 
 /// Loaders copied from a local directory; their digests are the key.
@@ -187,6 +240,82 @@ impl Step for LocalLoaders {
                     path.display()
                 )
             })?;
+            ctx.put_bytes(f.dist, &bytes, Visibility::Public)?;
+        }
+        Ok(())
+    }
+}
+
+fn debian_step_id(package: &Package) -> String {
+    format!("fetch:loaders/debian/{}", package.name)
+}
+
+/// Loaders taken out of one of Debian's packages, fetched by its pool path
+/// and checked against the digest pxebuild pins for it.
+pub struct DebianLoaders {
+    pub fetcher: Arc<Fetcher>,
+    pub package: Package,
+    /// Canonical URL of the `.deb` (mirror rewriting applies on fetch).
+    pub url: String,
+    pub files: Vec<Loader>,
+}
+
+impl DebianLoaders {
+    /// What a refusal names besides the file: the package, its pin and the
+    /// setting that chose it.
+    fn anchor(&self) -> String {
+        format!(
+            "Debian's {} {}, pinned SHA-256 {}; sources.loaders = \"debian\", the default",
+            self.package.name, self.package.version, self.package.sha256
+        )
+    }
+}
+
+impl Step for DebianLoaders {
+    fn id(&self) -> String {
+        debian_step_id(&self.package)
+    }
+
+    fn key(&self, _: &Inputs) -> Result<Value> {
+        Ok(json!({
+            "url": self.url,
+            "sha256": self.package.sha256,
+            "files": self.files.iter().map(|f| json!([f.in_deb.1, f.dist])).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// The `.deb` the loaders were taken from.
+    fn stored_inputs_intact(&self) -> Result<bool> {
+        Ok(self.fetcher.verify_stored(&self.url)? == Some(true))
+    }
+
+    fn run(&self, ctx: &mut RunCtx) -> Result<()> {
+        let file = self.package.file_name();
+        let anchor = self.anchor();
+        let url = self.url.clone();
+        let pin = self.package.sha256;
+        let check = move |_: &std::path::Path, blob: &Blob| -> Result<()> {
+            if blob.sha256 != pin {
+                return Err(DigestMismatch(format!(
+                    "pin mismatch: {url} has SHA-256 {} but pxebuild pins {pin} ({anchor}); \
+                     the archive or mirror must serve Debian's exact file",
+                    blob.sha256
+                ))
+                .into());
+            }
+            Ok(())
+        };
+        let blob = self.fetcher.fetch(file, &self.url, &check)?;
+        let path = ctx.store().path_of(&blob.sha256);
+        let deb =
+            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let wanted: Vec<&str> = self.files.iter().map(|f| f.in_deb.1).collect();
+        let mut members = debian::read_members(std::io::BufReader::new(deb), &wanted)
+            .map_err(|e| anyhow!("{file} ({}) {e} ({})", self.url, self.anchor()))?;
+        for f in &self.files {
+            let bytes = members
+                .remove(f.in_deb.1)
+                .ok_or_else(|| anyhow!("{file} lacks {}", f.in_deb.1))?;
             ctx.put_bytes(f.dist, &bytes, Visibility::Public)?;
         }
         Ok(())
@@ -272,8 +401,10 @@ impl IpxeLoaders {
             .collect();
         if !unpinned.is_empty() {
             return Err(BadInput::new(format!(
-                "no SHA-256 pin for iPXE {}: set sources.ipxe_sha256s (boot.ipxe.org serves \
-                 rolling builds, so pxebuild cannot carry a default), or use sources.loaders_dir",
+                "no SHA-256 pin for iPXE {}: with sources.loaders = \"upstream\" set \
+                 sources.ipxe_sha256s (boot.ipxe.org serves rolling builds, so pxebuild cannot \
+                 carry a default), or use Debian's pinned ipxe package (the default \
+                 sources.loaders = \"debian\")",
                 unpinned.join(", ")
             )));
         }

@@ -1,9 +1,10 @@
-//! External artifacts: Flatcar images (OpenPGP-verified), bootloaders (pinned
-//! SHA-256 or a local directory), system extensions (the release's
-//! SHA256SUMS). Each artifact is a build step whose key is its canonical URL
+//! External artifacts: Flatcar images (OpenPGP-verified), bootloaders
+//! (Debian's packages or the upstream releases, pinned by SHA-256, or a local
+//! directory), system extensions (the release's SHA256SUMS). Each artifact is a build step whose key is its canonical URL
 //! and trust anchor, so a second build makes no request; downloads land in
 //! the content store only once verified. See docs/artifacts.md.
 pub mod current;
+pub mod debian;
 pub mod fetcher;
 pub mod flatcar;
 pub mod http;

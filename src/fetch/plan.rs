@@ -112,6 +112,15 @@ fn loader_sources(fetcher: &Fetcher, loaders: &[String]) -> Vec<Wanted> {
         return Vec::new();
     }
     let (syslinux, ipxe) = super::loaders::wanted(loaders);
+    if src.loaders == super::sources::LoaderSource::Debian {
+        return super::loaders::by_package(syslinux.into_iter().chain(ipxe))
+            .into_iter()
+            .map(|(package, _)| Wanted {
+                name: package.file_name().into(),
+                urls: vec![package.url(&src.debian_url)],
+            })
+            .collect();
+    }
     let mut wanted = Vec::new();
     if !syslinux.is_empty() {
         wanted.push(Wanted {
@@ -206,24 +215,90 @@ mod tests {
     }
 
     #[test]
-    fn the_default_syslinux_tarball_carries_its_pin() {
+    fn the_default_loaders_are_debians_pinned_packages() {
         let (_dir, site) = example("");
-        let sources = Sources::from_site(&site.unwrap()).unwrap();
+        let site = site.unwrap();
+        let mut with_ipxe = site.clone();
+        with_ipxe.file.boot_server.loaders.push("ipxe".into());
+        let planned = plan(&with_ipxe, false).expect("no loader pins needed");
+        let ids: Vec<String> = planned.steps.iter().map(|s| s.id()).collect();
+        for package in ["pxelinux", "syslinux-common", "syslinux-efi", "ipxe"] {
+            let id = format!("fetch:loaders/debian/{package}");
+            assert_eq!(ids.iter().filter(|i| **i == id).count(), 1, "{ids:?}");
+        }
+        let urls: Vec<&str> = planned
+            .wanted
+            .iter()
+            .flat_map(|w| w.urls.iter().map(String::as_str))
+            .filter(|u| u.ends_with(".deb"))
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "https://deb.debian.org/debian/pool/main/s/syslinux/pxelinux_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb",
+                "https://deb.debian.org/debian/pool/main/s/syslinux/syslinux-common_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb",
+                "https://deb.debian.org/debian/pool/main/s/syslinux/syslinux-efi_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb",
+                "https://deb.debian.org/debian/pool/main/i/ipxe/ipxe_1.0.0+git-20190125.36a4c85-5.1_all.deb",
+            ]
+        );
+        assert!(
+            !planned.wanted.iter().any(|w| w
+                .urls
+                .iter()
+                .any(|u| u.contains("kernel.org") || u.contains("boot.ipxe.org"))),
+            "nothing upstream is asked for"
+        );
+        // Another Debian mirror serves the same pool paths.
+        let (_dir, site) = example("debian_url = \"http://ftp.de.debian.org/debian/\"");
+        let planned = plan(&site.unwrap(), false).unwrap();
+        assert!(planned.wanted.iter().any(|w| w.urls
+            == ["http://ftp.de.debian.org/debian/pool/main/s/syslinux/pxelinux_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb"]));
+    }
+
+    #[test]
+    fn the_upstream_syslinux_tarball_carries_its_pin() {
+        let (_dir, site) = example("loaders = \"upstream\"");
+        let site = site.unwrap();
+        let sources = Sources::from_site(&site).unwrap();
+        assert_eq!(
+            sources.loaders,
+            super::super::sources::LoaderSource::Upstream
+        );
         assert!(sources.syslinux_url.ends_with("/syslinux-6.03.tar.xz"));
         assert_eq!(
             sources.syslinux_sha256.as_deref(),
             Some(super::super::sources::SYSLINUX_SHA256)
         );
+        let planned = plan(&site, false).unwrap();
+        let ids: Vec<String> = planned.steps.iter().map(|s| s.id()).collect();
+        assert!(
+            ids.contains(&"fetch:loaders/syslinux".to_string()),
+            "{ids:?}"
+        );
     }
 
     #[test]
-    fn another_syslinux_tarball_needs_a_pin_or_a_loaders_dir() {
-        let (_dir, site) =
-            example("syslinux_url = \"https://mirror.example/syslinux-6.03.tar.gz\"");
+    fn another_syslinux_tarball_needs_a_pin() {
+        let (_dir, site) = example(
+            "loaders = \"upstream\"\nsyslinux_url = \"https://mirror.example/syslinux-6.03.tar.gz\"",
+        );
         let err = plan(&site.unwrap(), false).err().expect("no pin, no plan");
         assert_eq!(crate::error::exit_code(&err), 2, "bad input: {err:#}");
         assert!(
             format!("{err:#}").contains("sources.syslinux_sha256"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn upstream_ipxe_needs_pins() {
+        let (_dir, site) = example("loaders = \"upstream\"");
+        let mut site = site.unwrap();
+        site.file.boot_server.loaders.push("ipxe".into());
+        let err = plan(&site, false).err().expect("no pins, no plan");
+        assert_eq!(crate::error::exit_code(&err), 2, "bad input: {err:#}");
+        assert!(
+            format!("{err:#}").contains("sources.ipxe_sha256s"),
             "{err:#}"
         );
     }
@@ -239,7 +314,7 @@ mod tests {
 
     #[test]
     fn refs_name_the_dist_paths_and_their_steps() {
-        let (_dir, site) = example(&format!("syslinux_sha256 = \"{}\"", "a".repeat(64)));
+        let (_dir, site) = example("");
         let planned = plan(&site.unwrap(), false).unwrap();
         let refs = &planned.refs;
         let kernel = refs.pxe_kernel.as_ref().unwrap();
@@ -260,6 +335,16 @@ mod tests {
                 "tftp/ldlinux.c32",
                 "tftp/efi64/syslinux.efi",
                 "tftp/efi64/ldlinux.e64"
+            ]
+        );
+        let steps: Vec<&str> = refs.loaders.iter().map(|l| l.step.as_str()).collect();
+        assert_eq!(
+            steps,
+            [
+                "fetch:loaders/debian/pxelinux",
+                "fetch:loaders/debian/syslinux-common",
+                "fetch:loaders/debian/syslinux-efi",
+                "fetch:loaders/debian/syslinux-common"
             ]
         );
         let k8s = &refs.sysexts[0];

@@ -1,6 +1,6 @@
 //! Where every artifact comes from: the canonical upstream URLs, the mirror
 //! rewrite (`<mirror>/<original host>/<original path>`), the signing key and
-//! the loader pins, resolved once from the site and the environment.
+//! the loader source and pins, resolved once from the site and the environment.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -8,6 +8,25 @@ use anyhow::{anyhow, Result};
 
 use super::signature::{SigningKey, FLATCAR_KEY};
 use crate::site::Site;
+
+/// `sources.loaders`: Debian's packages (the default) or the upstream
+/// releases (opt-in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoaderSource {
+    Debian,
+    Upstream,
+}
+
+impl LoaderSource {
+    /// From `sources.loaders`; absent means Debian.
+    pub fn parse(value: Option<&str>) -> Option<LoaderSource> {
+        match value {
+            None | Some("debian") => Some(LoaderSource::Debian),
+            Some("upstream") => Some(LoaderSource::Upstream),
+            Some(_) => None,
+        }
+    }
+}
 
 pub const SYSLINUX_URL: &str =
     "https://www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.xz";
@@ -27,6 +46,9 @@ pub struct Sources {
     pub key: SigningKey,
     /// SHA-256 of the key file's bytes (a rotated key changes the step keys).
     pub key_digest: String,
+    pub loaders: LoaderSource,
+    /// Debian archive root without a trailing slash.
+    pub debian_url: String,
     pub syslinux_url: String,
     pub syslinux_sha256: Option<String>,
     pub ipxe_url: String,
@@ -63,10 +85,25 @@ impl Sources {
                 }
             },
         };
+        // The site check names the key with its place; this guards callers
+        // that skipped it.
+        let loaders = LoaderSource::parse(src.loaders.as_deref()).ok_or_else(|| {
+            crate::error::BadInput::new(format!(
+                "sources.loaders: {:?} is not one of \"debian\", \"upstream\"",
+                src.loaders.as_deref().unwrap_or_default()
+            ))
+        })?;
         Ok(Sources {
             mirror,
             key,
             key_digest,
+            loaders,
+            debian_url: src
+                .debian_url
+                .clone()
+                .unwrap_or_else(|| super::debian::DEBIAN_URL.into())
+                .trim_end_matches('/')
+                .to_string(),
             syslinux_url: src
                 .syslinux_url
                 .clone()

@@ -144,22 +144,34 @@ pub struct Sources {
     /// OpenPGP public key file replacing the built-in Flatcar image signing key.
     #[serde(default)]
     pub signing_key: Option<String>,
-    /// Local directory with syslinux/iPXE binaries (e.g. from Debian packages)
-    /// instead of the upstream tarball.
+    /// Where the boot loaders come from: "debian" (default: Debian's
+    /// packages, pinned inside pxebuild) or "upstream" (the syslinux 6.03
+    /// release tarball and boot.ipxe.org's iPXE binaries).
+    #[serde(default)]
+    pub loaders: Option<String>,
+    /// Debian archive root the default loader packages are fetched from
+    /// (default: https://deb.debian.org/debian).
+    #[serde(default)]
+    pub debian_url: Option<String>,
+    /// Local directory with syslinux/iPXE binaries, used instead of any
+    /// download.
     #[serde(default)]
     pub loaders_dir: Option<String>,
-    /// URL of the syslinux 6.03 release tarball (default: kernel.org).
+    /// With `loaders = "upstream"`: URL of the syslinux 6.03 release tarball
+    /// (default: kernel.org).
     #[serde(default)]
     pub syslinux_url: Option<String>,
-    /// Pinned SHA-256 of that tarball (required unless `loaders_dir` is set;
-    /// pxebuild carries no confirmed default).
+    /// With `loaders = "upstream"`: pinned SHA-256 of that tarball (pxebuild
+    /// pins the default kernel.org `.tar.xz` itself).
     #[serde(default)]
     pub syslinux_sha256: Option<String>,
-    /// Base URL the iPXE binaries are fetched from (default: https://boot.ipxe.org).
+    /// With `loaders = "upstream"`: base URL of the iPXE binaries (default:
+    /// https://boot.ipxe.org).
     #[serde(default)]
     pub ipxe_url: Option<String>,
-    /// Pinned SHA-256 per iPXE file name (`undionly.kpxe`, `ipxe.efi`,
-    /// `snponly.efi`); required with the `ipxe` loader unless `loaders_dir` is set.
+    /// With `loaders = "upstream"`: pinned SHA-256 per iPXE file name
+    /// (`undionly.kpxe`, `ipxe.efi`, `snponly.efi`); required with the `ipxe`
+    /// loader.
     #[serde(default)]
     pub ipxe_sha256s: BTreeMap<String, String>,
 }

@@ -644,7 +644,7 @@ fn a_same_size_edit_of_a_fetched_file_is_repaired_offline() {
     let out = run(root, &mirror, &["--offline", "--explain"]);
     assert_eq!(
         ran(&out),
-        ["fetch:loaders/syslinux"],
+        ["fetch:loaders/debian/syslinux-common"],
         "re-extracted from the cache"
     );
     assert_eq!(std::fs::read(&file).unwrap(), good);

@@ -26,8 +26,6 @@ pub(crate) struct Built {
 pub(crate) struct Mirror {
     _server: MirrorServer,
     pub(crate) url: String,
-    /// Pinned SHA-256 of the syslinux tarball, as the generator printed it.
-    syslinux_sha256: String,
 }
 
 fn mirror(root: &Path) -> Mirror {
@@ -42,17 +40,10 @@ fn mirror(root: &Path) -> Mirror {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let syslinux_sha256 = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.contains("syslinux-6.03.tar.xz"))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("the generator prints the tarball digest")
-        .to_string();
     let server = MirrorServer::start(&dir);
     Mirror {
         url: server.url(),
         _server: server,
-        syslinux_sha256,
     }
 }
 
@@ -79,21 +70,11 @@ pub(crate) fn pxebuild_on_mirror(root: &Path, mirror: &Mirror) -> Command {
     cmd
 }
 
-/// The example site in a temp dir, its fixture mirror served, and the
-/// mirror's syslinux tarball pinned in site.toml.
+/// The example site in a temp dir as it is (its loaders are the default,
+/// Debian's packages, pinned inside pxebuild), its fixture mirror served.
 pub(crate) fn prepared() -> (tempfile::TempDir, Mirror) {
     let (dir, _) = example_site();
     let mirror = mirror(dir.path());
-    let site = dir.path().join("site.toml");
-    let text = std::fs::read_to_string(&site).unwrap().replacen(
-        "[sources]\n",
-        &format!(
-            "[sources]\nsyslinux_sha256 = \"{}\"\n",
-            mirror.syslinux_sha256
-        ),
-        1,
-    );
-    std::fs::write(&site, text).unwrap();
     (dir, mirror)
 }
 
@@ -282,27 +263,13 @@ fn cluster_build_without_secrets_beside_dist_exits_2() {
 /// pxelinux config (TFTP) and an iPXE script (HTTP).
 pub(crate) fn built_with_ipxe() -> Built {
     let (dir, mirror) = prepared();
-    let root = dir.path().to_path_buf();
-    let pins: Vec<String> = ["undionly.kpxe", "ipxe.efi", "snponly.efi"]
-        .iter()
-        .map(|f| {
-            let bytes = std::fs::read(root.join("mirror/boot.ipxe.org").join(f)).unwrap();
-            format!("\"{f}\" = \"{}\"", pxebuild::digest::sha256_hex(&bytes))
-        })
-        .collect();
-    let site = root.join("site.toml");
-    let text = std::fs::read_to_string(&site)
-        .unwrap()
-        .replacen(
-            "loaders = [\"bios\", \"uefi\"]",
-            "loaders = [\"bios\", \"uefi\", \"ipxe\"]",
-            1,
-        )
-        .replacen(
-            "[sources]\n",
-            &format!("[sources]\nipxe_sha256s = {{ {} }}\n", pins.join(", ")),
-            1,
-        );
+    let site = dir.path().join("site.toml");
+    // No pins: Debian's ipxe package is pinned inside pxebuild.
+    let text = std::fs::read_to_string(&site).unwrap().replacen(
+        "loaders = [\"bios\", \"uefi\"]",
+        "loaders = [\"bios\", \"uefi\", \"ipxe\"]",
+        1,
+    );
     std::fs::write(&site, text).unwrap();
     build_prepared(dir, mirror)
 }

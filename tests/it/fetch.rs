@@ -15,6 +15,51 @@ use server::{Fault, MirrorServer};
 const VERSION: &str = "4593.2.5";
 const FLATCAR: &str = "/stable.release.flatcar-linux.net/amd64-usr/4593.2.5";
 const BAKERY: &str = "/github.com/flatcar/sysext-bakery/releases/download";
+/// Debian's loader packages in the fixture mirror: the genuine files, at
+/// their pool paths below deb.debian.org/debian.
+const POOL: &str = "deb.debian.org/debian/pool/main";
+const PXELINUX_DEB: &str = "pxelinux_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb";
+const SYSLINUX_COMMON_DEB: &str = "syslinux-common_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb";
+/// The SHA-256 pxebuild pins for Debian's pxelinux (Debian's package index lists it).
+const PXELINUX_PIN: &str = "ef253a75cb558b38c4b65f8c09a816e7c405645751936065f14558c1553d0db1";
+/// dist path of each loader → the package (below `POOL`) and its member.
+const DEB_LOADERS: [(&str, &str, &str); 7] = [
+    (
+        "tftp/lpxelinux.0",
+        "s/syslinux/pxelinux_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb",
+        "./usr/lib/PXELINUX/lpxelinux.0",
+    ),
+    (
+        "tftp/ldlinux.c32",
+        "s/syslinux/syslinux-common_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb",
+        "./usr/lib/syslinux/modules/bios/ldlinux.c32",
+    ),
+    (
+        "tftp/efi64/syslinux.efi",
+        "s/syslinux/syslinux-efi_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb",
+        "./usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",
+    ),
+    (
+        "tftp/efi64/ldlinux.e64",
+        "s/syslinux/syslinux-common_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb",
+        "./usr/lib/syslinux/modules/efi64/ldlinux.e64",
+    ),
+    (
+        "tftp/undionly.kpxe",
+        "i/ipxe/ipxe_1.0.0+git-20190125.36a4c85-5.1_all.deb",
+        "./usr/lib/ipxe/undionly.kpxe",
+    ),
+    (
+        "tftp/ipxe.efi",
+        "i/ipxe/ipxe_1.0.0+git-20190125.36a4c85-5.1_all.deb",
+        "./boot/ipxe.efi",
+    ),
+    (
+        "tftp/snponly.efi",
+        "i/ipxe/ipxe_1.0.0+git-20190125.36a4c85-5.1_all.deb",
+        "./usr/lib/ipxe/snponly.efi",
+    ),
+];
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mirror")
@@ -83,6 +128,26 @@ fn sha256_of(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
 
+/// SHA-256 of one file inside a `.deb`, as dpkg-deb extracts it.
+fn sha256_in_deb(deb: &Path, member: &str) -> String {
+    let tar = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(deb)
+        .output()
+        .unwrap();
+    assert!(tar.status.success(), "dpkg-deb {}", deb.display());
+    let mut archive = tar::Archive::new(&tar.stdout[..]);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_string_lossy() == member {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            return hex::encode(Sha256::digest(&bytes));
+        }
+    }
+    panic!("{} lacks {member}", deb.display());
+}
+
 /// One test's world: a copy of the fixture mirror, its server, a site, a cache.
 struct World {
     tmp: TempDir,
@@ -94,7 +159,26 @@ impl World {
         World::with_sources("")
     }
 
-    /// `extra` lines go into `[sources]` (after mirror and pins).
+    /// A world with the opt-in upstream loaders, pinned to the mirror's
+    /// stand-in syslinux tarball and iPXE files.
+    fn upstream() -> World {
+        let w = World::new();
+        let m = w.mirror();
+        let pin = |rel: &str| sha256_of(&m.join(rel));
+        let extra = format!(
+            "loaders = \"upstream\"\nsyslinux_sha256 = \"{}\"\nipxe_sha256s = {{ \
+             \"undionly.kpxe\" = \"{}\", \"ipxe.efi\" = \"{}\", \"snponly.efi\" = \"{}\" }}",
+            pin("www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.xz"),
+            pin("boot.ipxe.org/undionly.kpxe"),
+            pin("boot.ipxe.org/ipxe.efi"),
+            pin("boot.ipxe.org/snponly.efi"),
+        );
+        w.write_site(&w.server.url(), &extra);
+        w
+    }
+
+    /// `extra` lines go into `[sources]` (after mirror and key); the loaders
+    /// are the default, Debian's packages, with no pins from the site.
     fn with_sources(extra: &str) -> World {
         let tmp = tempfile::tempdir().unwrap();
         let mirror = tmp.path().join("mirror");
@@ -152,8 +236,6 @@ impl World {
     }
 
     fn write_site(&self, mirror_url: &str, extra: &str) {
-        let m = self.mirror();
-        let pin = |rel: &str| sha256_of(&m.join(rel));
         let key = fixtures().join("test-key.pub.asc");
         let text = format!(
             r#"[cluster]
@@ -187,13 +269,7 @@ authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZpeHR1cmVrZXlmaXh0dXJl
 [sources]
 mirror = "{mirror_url}"
 signing_key = "{key}"
-syslinux_sha256 = "{syslinux}"
 {extra}
-
-[sources.ipxe_sha256s]
-"undionly.kpxe" = "{undionly}"
-"ipxe.efi" = "{ipxe}"
-"snponly.efi" = "{snponly}"
 
 [[node]]
 name = "cp1"
@@ -210,10 +286,6 @@ role = "worker"
 disk = "/dev/disk/by-id/virtio-root"
 "#,
             key = key.display(),
-            syslinux = pin("www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.xz"),
-            undionly = pin("boot.ipxe.org/undionly.kpxe"),
-            ipxe = pin("boot.ipxe.org/ipxe.efi"),
-            snponly = pin("boot.ipxe.org/snponly.efi"),
         );
         std::fs::write(self.tmp.path().join("site.toml"), text).unwrap();
     }
@@ -340,16 +412,19 @@ fn expected_files() -> Vec<(String, String)> {
             "http/sysext/cilium/cilium-v0.18.2-x86-64.raw".into(),
             format!("{BAKERY}/cilium-v0.18.2/cilium-v0.18.2-x86-64.raw"),
         ),
-        (
-            "tftp/undionly.kpxe".into(),
-            "/boot.ipxe.org/undionly.kpxe".into(),
-        ),
-        ("tftp/ipxe.efi".into(), "/boot.ipxe.org/ipxe.efi".into()),
-        (
-            "tftp/snponly.efi".into(),
-            "/boot.ipxe.org/snponly.efi".into(),
-        ),
     ]
+}
+
+/// Every loader in dist/ is the member of the mirror's Debian package.
+#[track_caller]
+fn assert_loaders_from_debs(w: &World) {
+    for (dist, deb, member) in DEB_LOADERS {
+        assert_eq!(
+            sha256_of(&w.dist().join(dist)),
+            sha256_in_deb(&w.mirror().join(POOL).join(deb), member),
+            "{dist}"
+        );
+    }
 }
 
 #[track_caller]
@@ -363,6 +438,7 @@ fn assert_dist_matches_mirror(w: &World) {
             "{dist}"
         );
     }
+    assert_loaders_from_debs(w);
 }
 
 #[test]
@@ -370,28 +446,23 @@ fn good_build_places_every_verified_artifact() {
     let w = World::new();
     assert_ok(&w.build());
     assert_dist_matches_mirror(&w);
-    // Loaders extracted from the syslinux tarball are Debian's binaries.
-    for (dist, deb) in [
-        ("tftp/lpxelinux.0", "/usr/lib/PXELINUX/lpxelinux.0"),
-        (
-            "tftp/ldlinux.c32",
-            "/usr/lib/syslinux/modules/bios/ldlinux.c32",
-        ),
-        (
-            "tftp/efi64/syslinux.efi",
-            "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",
-        ),
-        (
-            "tftp/efi64/ldlinux.e64",
-            "/usr/lib/syslinux/modules/efi64/ldlinux.e64",
-        ),
-    ] {
-        assert_eq!(
-            sha256_of(&w.dist().join(dist)),
-            sha256_of(Path::new(deb)),
-            "{dist}"
+    // The site pins no loader: the .deb files were fetched by their pool
+    // paths and checked against pxebuild's own pins.
+    let site = std::fs::read_to_string(w.tmp.path().join("site.toml")).unwrap();
+    assert!(!site.contains("sha256"), "{site}");
+    let asked: Vec<String> = w.server.requests().into_iter().map(|r| r.path).collect();
+    for (_, deb, _) in DEB_LOADERS {
+        assert!(
+            asked.contains(&format!("/{POOL}/{deb}")),
+            "{deb}: {asked:?}"
         );
     }
+    assert!(
+        !asked
+            .iter()
+            .any(|p| p.contains("kernel.org") || p.contains("boot.ipxe.org")),
+        "{asked:?}"
+    );
     // Each sysext directory is a sysupdate source: SHA256SUMS lists the image.
     let image = w
         .dist()
@@ -724,7 +795,7 @@ fn offline_names_what_is_missing_then_builds_from_a_full_store() {
         &[
             "--offline",
             "flatcar_production_image.bin.bz2",
-            "syslinux-6.03.tar.xz",
+            PXELINUX_DEB,
             "contacts no server or mirror",
             "build once without --offline",
             "`pxebuild mirror DIR` on a connected host",
@@ -808,6 +879,14 @@ fn mirror_writes_the_air_gap_layout_that_a_site_can_build_from() {
             sha256_of(&airgap.join(rel)),
             sha256_of(&w.mirror().join(rel)),
             "{rel}"
+        );
+    }
+    for (_, deb, _) in DEB_LOADERS {
+        let rel = Path::new(POOL).join(deb);
+        assert_eq!(
+            sha256_of(&airgap.join(&rel)),
+            sha256_of(&w.mirror().join(&rel)),
+            "{deb}"
         );
     }
     // Serve the written tree as the only source; a fresh cache builds from it.
@@ -1152,7 +1231,7 @@ fn edit_site(w: &World, old: &str, new: &str) {
 
 #[test]
 fn a_new_pin_for_an_unchanged_url_fetches_it_again() {
-    let w = World::new();
+    let w = World::upstream();
     assert_ok(&w.build());
     let served = w.mirror().join("boot.ipxe.org/ipxe.efi");
     let old = sha256_of(&served);
@@ -1201,7 +1280,7 @@ fn blob_of_served(w: &World, rel: &str) -> PathBuf {
 const UNPUBLISHED: [&str; 3] = [
     "stable.release.flatcar-linux.net/amd64-usr/4593.2.5/flatcar_production_pxe.vmlinuz.sig",
     "github.com/flatcar/sysext-bakery/releases/download/kubernetes-v1.33.2/SHA256SUMS",
-    "www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.xz",
+    "deb.debian.org/debian/pool/main/s/syslinux/syslinux-common_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb",
 ];
 
 /// Flips one byte of a stored blob, keeping its size (bit rot).
@@ -1248,7 +1327,7 @@ fn verify_cache_offline_reports_a_corrupt_download() {
     let out = w.run(&["build", "--offline", "--verify-cache"], &[]);
     assert_fails_with(
         &out,
-        &["syslinux-6.03.tar.xz", "was corrupt", "without --offline"],
+        &[SYSLINUX_COMMON_DEB, "was corrupt", "without --offline"],
     );
     assert!(w.server.requests().is_empty(), "offline makes no request");
 }
@@ -1431,23 +1510,20 @@ fn a_full_cache_disk_fails_at_once_naming_the_cache_not_the_network() {
 
 #[test]
 fn errors_after_a_redirect_name_the_url_that_failed() {
-    let syslinux = "/www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.xz";
+    let syslinux = &format!("/{POOL}/s/syslinux/{PXELINUX_DEB}");
     // A 404 from the redirect target (relative Location, as CDNs send).
     let w = World::new();
     w.server
         .fault(syslinux, Fault::RedirectTo("/cdn/missing/x".into()));
     let target = format!("{}/cdn/missing/x", w.server.url());
-    assert_fails_with(
-        &w.build(),
-        &["syslinux-6.03.tar.xz", "redirected to", &target, "404"],
-    );
+    assert_fails_with(&w.build(), &[PXELINUX_DEB, "redirected to", &target, "404"]);
     // A refused connection at the redirect target.
     let w = World::new();
     w.server
         .fault(syslinux, Fault::RedirectTo("http://127.0.0.1:1/x".into()));
     assert_fails_with(
         &w.build(),
-        &["syslinux-6.03.tar.xz", "redirected to http://127.0.0.1:1/x"],
+        &[PXELINUX_DEB, "redirected to http://127.0.0.1:1/x"],
     );
 }
 
@@ -1495,4 +1571,59 @@ fn bad_environment_overrides_are_bad_input_naming_the_variable() {
         assert_eq!(text.matches("error").count(), 1, "one message: {text}");
     }
     assert!(w.server.requests().is_empty());
+}
+
+#[test]
+fn a_deb_that_is_not_the_pinned_file_is_refused_naming_file_pin_and_setting() {
+    let (w, before) = World::with_previous_dist();
+    let deb = w.mirror().join(POOL).join("s/syslinux").join(PXELINUX_DEB);
+    // Another build of the package under the same name (a mirror out of step).
+    let mut bytes = std::fs::read(&deb).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&deb, &bytes).unwrap();
+    let served = hex::encode(Sha256::digest(&bytes));
+    let out = w.build();
+    assert_fails_with(
+        &out,
+        &[
+            "pin mismatch",
+            PXELINUX_DEB,
+            &served,
+            PXELINUX_PIN,
+            "sources.loaders = \"debian\"",
+        ],
+    );
+    w.assert_dist_kept(&before);
+    assert!(!w.store_blobs().contains(&served), "not stored");
+    assert_eq!(w.partial_files(), 0);
+}
+
+#[test]
+fn the_upstream_opt_in_takes_the_tarball_and_ipxe_files() {
+    let w = World::upstream();
+    assert_ok(&w.build());
+    // The stand-ins hold the same binaries as Debian's packages.
+    assert_loaders_from_debs(&w);
+    let asked: Vec<String> = w.server.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        !asked.iter().any(|p| p.contains("deb.debian.org")),
+        "{asked:?}"
+    );
+    assert!(
+        asked
+            .iter()
+            .any(|p| p.ends_with("/syslinux/syslinux-6.03.tar.xz")),
+        "{asked:?}"
+    );
+    // An upstream pin without the opt-in is refused by the site check.
+    let w = World::with_sources(&format!("syslinux_sha256 = \"{}\"", "a".repeat(64)));
+    let out = w.build();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("sources.syslinux_sha256: applies only with sources.loaders = \"upstream\""),
+        "{}",
+        stderr(&out)
+    );
 }

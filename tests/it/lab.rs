@@ -592,8 +592,8 @@ struct FixtureMirror {
     root: PathBuf,
     /// The public test key.
     key: PathBuf,
-    /// SHA-256 of the files the generator prints (the syslinux tarballs and
-    /// Debian's iPXE binaries), by path below the mirror root.
+    /// SHA-256 of the files the generator prints (Debian's loader packages
+    /// and the upstream stand-ins), by path below the mirror root.
     sha256: BTreeMap<String, String>,
 }
 
@@ -621,38 +621,19 @@ fn fixture_mirror(out: &Path) -> FixtureMirror {
     }
 }
 
-impl FixtureMirror {
-    fn sha256_of(&self, path: &str) -> &str {
-        self.sha256
-            .get(path)
-            .unwrap_or_else(|| panic!("the generator prints no digest for {path}"))
-    }
-}
-
 /// The repository's example site cut to three control planes: cp1 (BIOS),
-/// cp2 (UEFI), cp3 (BIOS), with the mirror's syslinux tarball pinned; with
-/// `ipxe`, iPXE is among the loaders and the mirror's iPXE binaries are pinned.
-fn three_node_site(mirror: &FixtureMirror, ipxe: bool) -> String {
+/// cp2 (UEFI), cp3 (BIOS); with `ipxe`, iPXE is among the loaders. The site
+/// pins no loader: the build fetches Debian's packages from the mirror.
+fn three_node_site(ipxe: bool) -> String {
     let example =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("site.toml")).unwrap();
     let head = &example[..example.find("[[node]]").expect("example site has nodes")];
-    let syslinux =
-        mirror.sha256_of("www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.xz");
-    let mut pins = format!("[sources]\nsyslinux_sha256 = \"{syslinux}\"\n");
     let mut site = head.to_string();
     if ipxe {
         let loaders = "loaders = [\"bios\", \"uefi\"]";
         assert!(site.contains(loaders), "example site names its loaders");
         site = site.replacen(loaders, "loaders = [\"bios\", \"uefi\", \"ipxe\"]", 1);
-        let files = ["undionly.kpxe", "ipxe.efi", "snponly.efi"].map(|f| {
-            format!(
-                "\"{f}\" = \"{}\"",
-                mirror.sha256_of(&format!("boot.ipxe.org/{f}"))
-            )
-        });
-        pins.push_str(&format!("ipxe_sha256s = {{ {} }}\n", files.join(", ")));
     }
-    let mut site = site.replacen("[sources]\n", &pins, 1);
     for (i, firmware) in ["bios", "uefi", "bios"].iter().enumerate() {
         let n = i + 1;
         site.push_str(&format!(
@@ -707,7 +688,7 @@ fn built_three_node_site(ipxe: bool) -> tempfile::TempDir {
     let mirror = fixture_mirror(&work.path().join("mirror"));
     let server = MirrorServer::start(&mirror.root);
     let site = work.path().join("site.toml");
-    fs::write(&site, three_node_site(&mirror, ipxe)).unwrap();
+    fs::write(&site, three_node_site(ipxe)).unwrap();
     for dir in ["templates", "payload"] {
         copy_tree(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
@@ -723,6 +704,15 @@ fn built_three_node_site(ipxe: bool) -> tempfile::TempDir {
         .output()
         .unwrap();
     assert!(build.status.success(), "pxebuild build:\n{}", text(&build));
+    // The loaders the lab boots are Debian's .deb files as the mirror serves them.
+    for deb in mirror.sha256.keys().filter(|p| p.ends_with(".deb")) {
+        let wanted = ipxe || !deb.contains("/ipxe_");
+        assert_eq!(
+            server.gets_of(&format!("/{deb}")).len(),
+            usize::from(wanted),
+            "{deb}"
+        );
+    }
     work
 }
 

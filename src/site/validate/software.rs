@@ -1,13 +1,15 @@
 //! Checks of what the nodes run: the pinned Flatcar release, the sysext
 //! versions, Cilium's MTU, SSH keys, update policy, sources and Argo CD.
 use super::{Checker, VPrefix};
-use crate::site::schema::{Cilium, Flatcar, SiteFile, Ssh, Sysext};
+use crate::site::schema::{Cilium, Flatcar, SiteFile, Sources, Ssh, Sysext};
 use crate::site::source::KeyPath;
 
 const CHANNELS: &[&str] = &["stable", "beta", "alpha", "lts"];
 const ARCHES: &[&str] = &["amd64", "arm64"];
 const FLATCAR_UPDATES: &[&str] = &["disabled", "enabled"];
 const REBOOT_MANAGERS: &[&str] = &["kured", "locksmithd"];
+/// `sources.loaders` (src/fetch/sources.rs reads the same names).
+const LOADER_SOURCES: &[&str] = &["debian", "upstream"];
 /// Bytes WireGuard adds to every packet Cilium encrypts: an IPv6 outer header
 /// (the worst case), UDP, and WireGuard's 32-byte header and tag; Cilium's own
 /// figure, which it subtracts from its device MTU for pod routes.
@@ -40,18 +42,70 @@ pub(super) fn check_software(c: &mut Checker<'_, '_>, file: &SiteFile) {
         &up.reboot_manager,
         REBOOT_MANAGERS,
     );
-    if let Some(mirror) = &file.sources.mirror {
-        if !(mirror.starts_with("http://") || mirror.starts_with("https://")) {
-            let msg = format!("{mirror:?} is not an http:// or https:// URL");
-            c.error(&KeyPath::of("sources.mirror"), msg);
-        }
-    }
+    check_sources(c, &file.sources);
     c.version(
         &KeyPath::of("argocd.chart_version"),
         &file.argocd.chart_version,
         VPrefix::Forbidden,
         "a Helm chart version (want e.g. \"8.1.2\")",
     );
+}
+
+/// The mirror's URL, and that every loader setting belongs to the loader
+/// source in use: a pin for the upstream tarball is not silently ignored
+/// while Debian's packages are fetched.
+fn check_sources(c: &mut Checker<'_, '_>, src: &Sources) {
+    for (key, url) in [
+        ("sources.mirror", &src.mirror),
+        ("sources.debian_url", &src.debian_url),
+    ] {
+        if let Some(url) = url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                let msg = format!("{url:?} is not an http:// or https:// URL");
+                c.error(&KeyPath::of(key), msg);
+            }
+        }
+    }
+    let path = KeyPath::of("sources.loaders");
+    if let Some(value) = &src.loaders {
+        if !c.one_of(&path, value, LOADER_SOURCES) {
+            return;
+        }
+        if let Some(dir) = &src.loaders_dir {
+            c.error(
+                &path,
+                format!(
+                    "sources.loaders_dir {dir:?} already takes every loader from a local \
+                     directory; set one of the two"
+                ),
+            );
+            return;
+        }
+    }
+    let upstream = src.loaders.as_deref() == Some("upstream");
+    let upstream_only = [
+        ("sources.syslinux_url", src.syslinux_url.is_some()),
+        ("sources.syslinux_sha256", src.syslinux_sha256.is_some()),
+        ("sources.ipxe_url", src.ipxe_url.is_some()),
+        ("sources.ipxe_sha256s", !src.ipxe_sha256s.is_empty()),
+    ];
+    for (key, set) in upstream_only {
+        if set && !upstream {
+            c.error(
+                &KeyPath::of(key),
+                "applies only with sources.loaders = \"upstream\" (the syslinux 6.03 tarball \
+                 and boot.ipxe.org's iPXE); the default loaders are Debian's packages, pinned \
+                 inside pxebuild: remove it, or set sources.loaders = \"upstream\"",
+            );
+        }
+    }
+    if src.debian_url.is_some() && (upstream || src.loaders_dir.is_some()) {
+        c.error(
+            &KeyPath::of("sources.debian_url"),
+            "applies only to Debian's loader packages (sources.loaders = \"debian\", the \
+             default, without sources.loaders_dir)",
+        );
+    }
 }
 
 fn check_flatcar(c: &mut Checker<'_, '_>, fc: &Flatcar) {

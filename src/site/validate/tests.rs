@@ -347,6 +347,54 @@ fn software_rules() {
 }
 
 #[test]
+fn loader_settings_belong_to_the_loader_source_in_use() {
+    let src = "# mirror = \"http://mirror.example.com/pxebuild\"";
+    expect(&[(src, "loaders = \"debian\"")], &[]);
+    expect(
+        &[(src, "loaders = \"syslinux\"")],
+        &["error: sources.loaders: \"syslinux\" is not one of \"debian\", \"upstream\""],
+    );
+    let upstream_only = "applies only with sources.loaders = \"upstream\" (the syslinux 6.03 \
+        tarball and boot.ipxe.org's iPXE); the default loaders are Debian's packages, pinned \
+        inside pxebuild: remove it, or set sources.loaders = \"upstream\"";
+    let pin = format!("syslinux_sha256 = \"{}\"", "a".repeat(64));
+    expect(
+        &[(src, &pin)],
+        &[&format!("error: sources.syslinux_sha256: {upstream_only}")],
+    );
+    expect(
+        &[(src, "ipxe_sha256s = { \"ipxe.efi\" = \"b\" }")],
+        &[&format!("error: sources.ipxe_sha256s: {upstream_only}")],
+    );
+    expect(&[(src, &format!("loaders = \"upstream\"\n{pin}"))], &[]);
+    expect(
+        &[(src, "loaders = \"upstream\"\nloaders_dir = \"l\"")],
+        &[
+            "error: sources.loaders: sources.loaders_dir \"l\" already takes every loader from \
+           a local directory; set one of the two",
+        ],
+    );
+    expect(
+        &[(src, "debian_url = \"ftp://ftp.debian.org/debian\"")],
+        &["error: sources.debian_url: \"ftp://ftp.debian.org/debian\" is not an http:// or https:// URL"],
+    );
+    expect(
+        &[(src, "debian_url = \"http://ftp.de.debian.org/debian/\"")],
+        &[],
+    );
+    expect(
+        &[(
+            src,
+            "loaders = \"upstream\"\ndebian_url = \"http://ftp.de.debian.org/debian\"",
+        )],
+        &[
+            "error: sources.debian_url: applies only to Debian's loader packages \
+           (sources.loaders = \"debian\", the default, without sources.loaders_dir)",
+        ],
+    );
+}
+
+#[test]
 fn ssh_keys() {
     let keys = "authorized_keys = [\n  \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplaceWithYourOwnPublicKeyBeforeBuilding operator@example\",\n]";
     expect(
