@@ -262,6 +262,47 @@ mod tests {
     }
 
     #[test]
+    fn a_zstd_data_member_of_several_frames_is_read_whole() {
+        // dpkg-deb writes one frame; the format allows more (pzstd, or
+        // concatenated streams), so build such a package with binutils' ar.
+        let (_dir, path) = deb("none");
+        let dir = tempfile::tempdir().unwrap();
+        let run = |cmd: &mut Command| {
+            let out = cmd.current_dir(dir.path()).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(Command::new("ar").arg("x").arg(&path));
+        let tar = std::fs::read(dir.path().join("data.tar")).unwrap();
+        let (head, tail) = tar.split_at(tar.len() / 2);
+        let mut frames = Vec::new();
+        for (i, part) in [head, tail].iter().enumerate() {
+            let name = format!("part{i}");
+            std::fs::write(dir.path().join(&name), part).unwrap();
+            run(Command::new("zstd").args(["-q", "-f", &name]));
+            frames.extend(std::fs::read(dir.path().join(format!("{name}.zst"))).unwrap());
+        }
+        std::fs::write(dir.path().join("data.tar.zst"), frames).unwrap();
+        let control = members(&path)
+            .into_iter()
+            .find(|m| m.starts_with("control"))
+            .unwrap();
+        run(Command::new("ar").args([
+            "rc",
+            "two-frames.deb",
+            "debian-binary",
+            &control,
+            "data.tar.zst",
+        ]));
+        let file = std::fs::File::open(dir.path().join("two-frames.deb")).unwrap();
+        let got = read_members(file, &["usr/lib/x/b.bin"]).unwrap();
+        assert_eq!(got["usr/lib/x/b.bin"], vec![7u8; 300_000]);
+    }
+
+    #[test]
     fn a_missing_member_or_a_symlink_is_named() {
         let (_dir, path) = deb("xz");
         let file = std::fs::File::open(&path).unwrap();

@@ -260,15 +260,26 @@ pub struct DebianLoaders {
     pub files: Vec<Loader>,
 }
 
-impl DebianLoaders {
-    /// What a refusal names besides the file: the package, its pin and the
-    /// setting that chose it.
-    fn anchor(&self) -> String {
-        format!(
-            "Debian's {} {}, pinned SHA-256 {}; sources.loaders = \"debian\", the default",
-            self.package.name, self.package.version, self.package.sha256
-        )
-    }
+/// What a refusal names besides the file: the package, its pin and the
+/// setting that chose it.
+fn anchor(package: &Package) -> String {
+    format!(
+        "Debian's {} {}, pinned SHA-256 {}; sources.loaders = \"debian\", the default",
+        package.name, package.version, package.sha256
+    )
+}
+
+/// The loader files of `package`'s `.deb` (read from `deb`, fetched from
+/// `url`), by path inside data.tar; a package without one of them, or not a
+/// `.deb` at all, is refused naming the file, its pin and the setting.
+fn unpack(
+    package: &Package,
+    url: &str,
+    deb: impl Read,
+    wanted: &[&str],
+) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    debian::read_members(deb, wanted)
+        .map_err(|e| anyhow!("{} ({url}) {e} ({})", package.file_name(), anchor(package)))
 }
 
 impl Step for DebianLoaders {
@@ -291,7 +302,7 @@ impl Step for DebianLoaders {
 
     fn run(&self, ctx: &mut RunCtx) -> Result<()> {
         let file = self.package.file_name();
-        let anchor = self.anchor();
+        let anchor = anchor(&self.package);
         let url = self.url.clone();
         let pin = self.package.sha256;
         let check = move |_: &std::path::Path, blob: &Blob| -> Result<()> {
@@ -310,8 +321,12 @@ impl Step for DebianLoaders {
         let deb =
             std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
         let wanted: Vec<&str> = self.files.iter().map(|f| f.in_deb.1).collect();
-        let mut members = debian::read_members(std::io::BufReader::new(deb), &wanted)
-            .map_err(|e| anyhow!("{file} ({}) {e} ({})", self.url, self.anchor()))?;
+        let mut members = unpack(
+            &self.package,
+            &self.url,
+            std::io::BufReader::new(deb),
+            &wanted,
+        )?;
         for f in &self.files {
             let bytes = members
                 .remove(f.in_deb.1)
@@ -476,5 +491,71 @@ fn decompressor(name: &str, file: std::fs::File) -> Box<dyn Read> {
         ))
     } else {
         Box::new(flate2::read::GzDecoder::new(file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deb_without_a_loader_is_refused_naming_file_pin_and_setting() {
+        // A genuine-looking package that lacks the loader: dpkg-deb builds it.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("pkg");
+        std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib/PXELINUX")).unwrap();
+        std::fs::write(
+            root.join("DEBIAN/control"),
+            "Package: pxelinux\nVersion: 1\nArchitecture: all\nMaintainer: t <t@example>\nDescription: t\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("usr/lib/PXELINUX/pxelinux.0"), b"not lpxelinux").unwrap();
+        let deb = dir.path().join("p.deb");
+        let run = std::process::Command::new("dpkg-deb")
+            .args(["-Zxz", "--root-owner-group", "--build"])
+            .arg(&root)
+            .arg(&deb)
+            .output()
+            .expect("dpkg-deb");
+        assert!(run.status.success());
+        let url = debian::PXELINUX.url(debian::DEBIAN_URL);
+        let (bios, _) = wanted(&["bios".to_string()]);
+        let members: Vec<&str> = bios
+            .iter()
+            .filter(|f| f.in_deb.0 == debian::PXELINUX)
+            .map(|f| f.in_deb.1)
+            .collect();
+        let err = unpack(
+            &debian::PXELINUX,
+            &url,
+            std::fs::File::open(&deb).unwrap(),
+            &members,
+        )
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        for needle in [
+            "pxelinux_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb",
+            &url,
+            "lacks usr/lib/PXELINUX/lpxelinux.0",
+            debian::PXELINUX.sha256,
+            "sources.loaders = \"debian\"",
+        ] {
+            assert!(msg.contains(needle), "{needle:?} not in {msg}");
+        }
+        assert_eq!(crate::error::exit_code(&err), 1, "the work failed");
+    }
+
+    #[test]
+    fn every_loader_names_its_package_and_member() {
+        let (syslinux, ipxe) = wanted(&["bios".into(), "uefi".into(), "ipxe".into()]);
+        let packages: Vec<&str> = by_package(syslinux.into_iter().chain(ipxe))
+            .iter()
+            .map(|(p, _)| p.name)
+            .collect();
+        assert_eq!(
+            packages,
+            ["pxelinux", "syslinux-common", "syslinux-efi", "ipxe"]
+        );
     }
 }
