@@ -260,12 +260,12 @@ pub struct DebianLoaders {
     pub files: Vec<Loader>,
 }
 
-/// What a refusal names besides the file: the package, its pin and the
+/// What a refusal names besides the file and its pin: the package and the
 /// setting that chose it.
 fn anchor(package: &Package) -> String {
     format!(
-        "Debian's {} {}, pinned SHA-256 {}; sources.loaders = \"debian\", the default",
-        package.name, package.version, package.sha256
+        "Debian's {} {}; sources.loaders = \"debian\", the default",
+        package.name, package.version
     )
 }
 
@@ -278,8 +278,14 @@ fn unpack(
     deb: impl Read,
     wanted: &[&str],
 ) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
-    debian::read_members(deb, wanted)
-        .map_err(|e| anyhow!("{} ({url}) {e} ({})", package.file_name(), anchor(package)))
+    debian::read_members(deb, wanted).map_err(|e| {
+        anyhow!(
+            "{} ({url}, pinned SHA-256 {}) {e} ({})",
+            package.file_name(),
+            package.sha256,
+            anchor(package)
+        )
+    })
 }
 
 impl Step for DebianLoaders {
