@@ -21,3 +21,4 @@ mod serve_service;
 mod serve_support;
 mod serve_tftp;
 mod site;
+mod updates;

@@ -8,6 +8,7 @@ const CHANNELS: &[&str] = &["stable", "beta", "alpha", "lts"];
 const ARCHES: &[&str] = &["amd64", "arm64"];
 const FLATCAR_UPDATES: &[&str] = &["disabled", "enabled"];
 const REBOOT_MANAGERS: &[&str] = &["kured", "locksmithd"];
+const APPLY: &[&str] = &["manual", "rolling"];
 /// Bytes WireGuard adds to every packet Cilium encrypts: an IPv6 outer header
 /// (the worst case), UDP, and WireGuard's 32-byte header and tag; Cilium's own
 /// figure, which it subtracts from its device MTU for pod routes.
@@ -40,6 +41,20 @@ pub(super) fn check_software(c: &mut Checker<'_, '_>, file: &SiteFile) {
         &up.reboot_manager,
         REBOOT_MANAGERS,
     );
+    c.one_of(&KeyPath::of("updates.apply"), &up.apply, APPLY);
+    if up.apply == "rolling" && up.reboot_manager != "kured" {
+        // Rolling reboots are requested through kured's sentinel; locksmithd
+        // reboots only for Flatcar updates and orders nothing.
+        c.error(
+            &KeyPath::of("updates.apply"),
+            format!(
+                "\"rolling\" needs updates.reboot_manager = \"kured\" (it is {:?}): kured \
+                 reboots one node at a time on request; set reboot_manager = \"kured\" or \
+                 apply = \"manual\"",
+                up.reboot_manager
+            ),
+        );
+    }
     if let Some(mirror) = &file.sources.mirror {
         if !(mirror.starts_with("http://") || mirror.starts_with("https://")) {
             let msg = format!("{mirror:?} is not an http:// or https:// URL");
