@@ -182,10 +182,7 @@ fn run_sysupdate(
     cps: &str,
     server: &str,
 ) -> Run {
-    let (_dir, site) = edited_site(&[(
-        "sysupdate = true\n",
-        &format!("sysupdate = true\napply = \"{apply}\"\n"),
-    )]);
+    let (_dir, site) = edited_site(&[("apply = \"manual\"", &format!("apply = \"{apply}\""))]);
     let (ctx, butane) = render_all(&site).remove(index);
     let json = ignition::translate(&butane, "node.bu", true).unwrap();
     let ign: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -361,4 +358,96 @@ fn updates_rolling_reboots_control_planes_first() {
     // The API cannot be asked: wait (never reboot on a guess).
     let r = run_sysupdate("rolling", worker, &[K_OLD, CILIUM_OLD], &[K_NEW], "", "");
     assert!(!r.reboot_requested(), "{}", out_text(&r.out));
+}
+
+// ---- The update key among the secrets: made once, private, never made anew
+// beside a tree whose nodes trust it, replaced only on request.
+
+#[test]
+fn updates_key_is_private_shown_and_never_replaced_silently() {
+    use pxebuild::error::{exit_code, EXIT_BAD_INPUT};
+    use pxebuild::secrets;
+    use std::os::unix::fs::PermissionsExt;
+
+    let (dir, site) = example_site();
+    let first = secrets::ensure(&site, None).unwrap();
+    let file = site.secrets_dir().join("update-key.asc");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("BEGIN PGP PRIVATE KEY BLOCK"));
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // Loaded again: the same key.
+    let again = secrets::ensure(&site, None).unwrap();
+    assert_eq!(
+        again.update_key.fingerprint(),
+        first.update_key.fingerprint()
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+
+    // `secrets show` names it by fingerprint and never prints it.
+    let out = Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .args(["secrets", "show"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", out_text(&out));
+    assert!(
+        shown.lines().any(|l| l.starts_with("update key:")
+            && l.contains(&first.update_key.fingerprint())
+            && l.contains("/etc/systemd/import-pubring.gpg")),
+        "{shown}"
+    );
+    assert!(!shown.contains("PRIVATE KEY"));
+
+    // Lost beside a tree that serves signed listings: refused, not remade.
+    let dist = dir.path().join("dist");
+    std::fs::create_dir_all(dist.join("http/sysext/kubernetes")).unwrap();
+    std::fs::write(dist.join("manifest.json"), "{}").unwrap();
+    std::fs::write(dist.join("http/sysext/kubernetes/SHA256SUMS.gpg"), "sig").unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let err = secrets::ensure(&site, Some(&dist)).unwrap_err();
+    assert_eq!(exit_code(&err), EXIT_BAD_INPUT);
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("update-key.asc") && msg.contains("rotate-update-key"),
+        "{msg}"
+    );
+    assert!(!file.exists(), "no new key may be made");
+    // A tree built before listings were signed: its nodes trust no key yet.
+    std::fs::remove_file(dist.join("http/sysext/kubernetes/SHA256SUMS.gpg")).unwrap();
+    let made = secrets::ensure(&site, Some(&dist)).unwrap();
+    assert!(made.created.contains(&"update-key.asc".to_string()));
+
+    // Rotation is explicit and touches nothing else.
+    let before: Vec<(String, Vec<u8>)> = secret_files(&site.secrets_dir());
+    let out = Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .args(["secrets", "rotate-update-key"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", out_text(&out));
+    let rotated = secrets::load(&site).unwrap();
+    assert_ne!(
+        rotated.update_key.fingerprint(),
+        made.update_key.fingerprint()
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&rotated.update_key.fingerprint()));
+    for (name, bytes) in before {
+        let now = std::fs::read(site.secrets_dir().join(&name)).unwrap();
+        assert_eq!(now == bytes, name != "update-key.asc", "{name}");
+    }
+}
+
+fn secret_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
 }
