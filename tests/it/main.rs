@@ -1,3 +1,4 @@
+mod boot_disk;
 mod build;
 mod butane;
 mod cluster_boot;
