@@ -182,7 +182,10 @@ fn run_sysupdate(
     cps: &str,
     server: &str,
 ) -> Run {
-    let (_dir, site) = edited_site(&[("apply = \"manual\"", &format!("apply = \"{apply}\""))]);
+    let (_dir, site) = edited_site(&[(
+        "sysupdate = true\n",
+        &format!("sysupdate = true\napply = \"{apply}\"\n"),
+    )]);
     let (ctx, butane) = render_all(&site).remove(index);
     let json = ignition::translate(&butane, "node.bu", true).unwrap();
     let ign: serde_json::Value = serde_json::from_str(&json).unwrap();

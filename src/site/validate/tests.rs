@@ -345,18 +345,21 @@ fn software_rules() {
         &["error: updates.flatcar: \"off\" is not one of \"disabled\", \"enabled\""],
     );
     expect(
-        &[("apply = \"manual\"", "apply = \"auto\"")],
+        &[("sysupdate = true", "sysupdate = true\napply = \"auto\"")],
         &["error: updates.apply: \"auto\" is not one of \"manual\", \"rolling\""],
     );
     // Rolling reboots are kured's: locksmithd would never order them.
     expect(
         &[
-            ("apply = \"manual\"", "apply = \"rolling\""),
+            ("sysupdate = true", "sysupdate = true\napply = \"rolling\""),
             ("reboot_manager = \"kured\"", "reboot_manager = \"locksmithd\""),
         ],
         &["error: updates.apply: \"rolling\" needs updates.reboot_manager = \"kured\" (it is \"locksmithd\"): kured reboots one node at a time on request; set reboot_manager = \"kured\" or apply = \"manual\""],
     );
-    expect(&[("apply = \"manual\"", "apply = \"rolling\"")], &[]);
+    expect(
+        &[("sysupdate = true", "sysupdate = true\napply = \"rolling\"")],
+        &[],
+    );
 }
 
 #[test]
