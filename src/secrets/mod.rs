@@ -270,6 +270,14 @@ fn load_existing(dir: &Path) -> Result<Secrets> {
     let (sa_key, sa_pub) = read_sa(dir)?;
     let (tok, token_created) = read_token(dir)?;
     let node_ids = node_ids::load(dir)?;
+    if !dir.join(update_key::FILE).exists() {
+        // A site set up before listings were signed.
+        return Err(BadInput::new(format!(
+            "{} has no update key ({}) yet; `pxebuild secrets init` or the next build makes it",
+            shown(dir),
+            update_key::FILE
+        )));
+    }
     let update_key = read_update_key(dir)?;
     let ca_hash = pki::ca_cert_hash(&ca.cert_pem)?;
     Ok(Secrets {

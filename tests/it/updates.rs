@@ -454,3 +454,25 @@ fn secret_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         })
         .collect()
 }
+
+#[test]
+fn updates_key_missing_on_an_older_site_is_made_by_init_not_by_show() {
+    let (dir, site) = example_site();
+    pxebuild::secrets::ensure(&site, None).unwrap();
+    let file = site.secrets_dir().join("update-key.asc");
+    std::fs::remove_file(&file).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["secrets", "show"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secrets init"));
+    assert!(!file.exists(), "show never creates");
+    let out = run(&["secrets", "init"]);
+    assert!(out.status.success(), "{}", out_text(&out));
+    assert!(file.exists());
+}
