@@ -168,7 +168,8 @@ fn updates_listings_are_signed_and_nodes_refuse_any_other() {
 /// The rendered sysupdate script of node `index` of the example site with
 /// `apply`, run in a sandbox: `sysupdate` stages what `new` names (name →
 /// image) by moving the link, the loop devices back `merged` images, and
-/// kubectl answers with control-plane kubelets `cps` and API server `server`.
+/// kubectl answers with kubeadm's cluster version `cluster` and API server
+/// `server` (empty: no answer).
 struct Run {
     sb: Sandbox,
     out: Output,
@@ -179,7 +180,7 @@ fn run_sysupdate(
     index: usize,
     merged: &[(&str, &str)],
     new: &[(&str, &str)],
-    cps: &str,
+    cluster: &str,
     server: &str,
 ) -> Run {
     let (_dir, site) = edited_site(&[(
@@ -215,7 +216,7 @@ fn run_sysupdate(
     sb.stub(
         "kubectl",
         &format!(
-            "case \"$*\" in\n  *--raw*) echo '{{\"major\": \"1\", \"gitVersion\": \"{server}\"}}' ;;\n  *) printf '%s\\n' {cps} ;;\nesac"
+            "case \"$*\" in\n  *--raw*) [ -z '{server}' ] || echo '{{\"major\": \"1\", \"gitVersion\": \"{server}\"}}' ;;\n  *kubeadm-config*) [ -z '{cluster}' ] || printf 'apiVersion: kubeadm.k8s.io/v1beta4\\nkind: ClusterConfiguration\\nkubernetesVersion: {cluster}\\n' ;;\nesac"
         ),
     );
     let script = ignition_file(&ign, "/opt/pxebuild/bin/sysupdate-sysexts").unwrap();
@@ -311,55 +312,41 @@ fn updates_manual_never_stages_kubernetes_by_itself() {
 #[test]
 fn updates_rolling_reboots_control_planes_first() {
     let (cp, worker) = roles();
+    let (old, new) = ([K_OLD, CILIUM_OLD], [K_NEW]);
     // A control plane asks for its reboot as soon as the image is staged.
-    let r = run_sysupdate(
-        "rolling",
-        cp,
-        &[K_OLD, CILIUM_OLD],
-        &[K_NEW],
-        "v1.33.2",
-        "v1.33.2",
-    );
+    let r = run_sysupdate("rolling", cp, &old, &new, "v1.33.2", "v1.33.2");
     assert!(r.sb.calls().contains("-C kubernetes update"));
     assert!(r.reboot_requested(), "{}", out_text(&r.out));
-    // A worker waits while any control plane runs the old kubelet…
-    let cps = "v1.33.3 v1.33.2";
-    let r = run_sysupdate(
-        "rolling",
-        worker,
-        &[K_OLD, CILIUM_OLD],
-        &[K_NEW],
-        cps,
-        "v1.33.3",
-    );
+    // A worker stages it too, but waits while the control plane is not
+    // upgraded (kubeadm's cluster version)…
+    let r = run_sysupdate("rolling", worker, &old, &new, "v1.33.2", "v1.33.3");
+    assert!(r.sb.calls().contains("-C kubernetes update"));
     assert!(!r.reboot_requested(), "{}", out_text(&r.out));
-    assert!(String::from_utf8_lossy(&r.out.stderr).contains("older than v1.33.3"));
-    // …or the API server is still the old one (kubeadm upgrade not yet run)…
-    let cps = "v1.33.3 v1.33.3";
-    let r = run_sysupdate(
-        "rolling",
-        worker,
-        &[K_OLD, CILIUM_OLD],
-        &[K_NEW],
-        cps,
-        "v1.33.2",
-    );
+    let said = String::from_utf8_lossy(&r.out.stderr).into_owned();
+    assert!(said.contains("older than v1.33.3"), "{said}");
+    assert!(said.contains("waiting for the control planes"), "{said}");
+    // …or the API server answering is still the old one…
+    let r = run_sysupdate("rolling", worker, &old, &new, "v1.33.3", "v1.33.2");
     assert!(!r.reboot_requested(), "{}", out_text(&r.out));
-    // …and goes once all of them run it.
-    let r = run_sysupdate(
-        "rolling",
-        worker,
-        &[K_OLD, CILIUM_OLD],
-        &[K_NEW],
-        cps,
-        "v1.33.3",
-    );
+    // …and goes once both say the new version (or a later one).
+    let r = run_sysupdate("rolling", worker, &old, &new, "v1.33.3", "v1.33.3");
+    assert!(r.reboot_requested(), "{}", out_text(&r.out));
+    let r = run_sysupdate("rolling", worker, &old, &new, "v1.33.10", "v1.33.10");
     assert!(r.reboot_requested(), "{}", out_text(&r.out));
     // Already running the staged image (rebooted): nothing more to ask.
-    let r = run_sysupdate("rolling", worker, &[K_NEW, CILIUM_OLD], &[], cps, "v1.33.3");
+    let r = run_sysupdate(
+        "rolling",
+        worker,
+        &[K_NEW, CILIUM_OLD],
+        &[],
+        "v1.33.3",
+        "v1.33.3",
+    );
     assert!(!r.reboot_requested(), "{}", out_text(&r.out));
     // The API cannot be asked: wait (never reboot on a guess).
-    let r = run_sysupdate("rolling", worker, &[K_OLD, CILIUM_OLD], &[K_NEW], "", "");
+    let r = run_sysupdate("rolling", worker, &old, &new, "", "");
+    assert!(!r.reboot_requested(), "{}", out_text(&r.out));
+    let r = run_sysupdate("rolling", worker, &old, &new, "v1.33.3", "");
     assert!(!r.reboot_requested(), "{}", out_text(&r.out));
 }
 
