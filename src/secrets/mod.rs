@@ -21,7 +21,9 @@
 //!   trust the old ones. The same holds for each root secret, for
 //!   `node-ids.toml`, and for the id of every node such a tree already has
 //!   (a new id would move its Ignition URL); only the kubeconfig, derived
-//!   from the CA, is re-minted when missing.
+//!   from the CA, is re-minted when missing. The update key is made beside a
+//!   tree only when that tree serves no signed listing (built before
+//!   listings were signed: its nodes trust no key yet).
 //! - **Loaded secrets are checked.** Every file must parse, every CA key must
 //!   be the key of its certificate and `sa.key` the key of `sa.pub`; anything
 //!   else is bad input (exit 2) naming the file by its full path and saying
