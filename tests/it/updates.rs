@@ -167,7 +167,8 @@ fn updates_listings_are_signed_and_nodes_refuse_any_other() {
 
 /// The rendered sysupdate script of node `index` of the example site with
 /// `apply`, run in a sandbox: `sysupdate` stages what `new` names (name →
-/// image) by moving the link, the loop devices back `merged` images, and
+/// image) by moving the link (`update VERSION`: that Kubernetes patch), the
+/// loop devices back `merged` images, and
 /// kubectl answers with kubeadm's cluster version `cluster` and API server
 /// `server` (empty: no answer).
 struct Run {
@@ -204,7 +205,13 @@ fn run_sysupdate(
         std::fs::create_dir_all(link.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(format!("/opt/extensions/{name}/{image}"), &link).unwrap();
     }
-    let mut staging = String::from("case \"$2\" in\n");
+    // `update VERSION` stages that version (the per-minor Kubernetes
+    // pattern's @v is the patch number); plain `update` the newest offered.
+    let mut staging = String::from(
+        "if [ \"$2\" = kubernetes ] && [ -n \"${4:-}\" ]; then\n  \
+         ln -sfn /opt/extensions/kubernetes/kubernetes-v1.33.$4-x86-64.raw \"$ROOT/etc/extensions/kubernetes.raw\"\n  \
+         exit 0\nfi\ncase \"$2\" in\n",
+    );
     for (name, image) in new {
         staging.push_str(&format!(
             "  {name}) ln -sfn /opt/extensions/{name}/{image} \"$ROOT/etc/extensions/{name}.raw\" ;;\n"
@@ -309,45 +316,72 @@ fn updates_manual_never_stages_kubernetes_by_itself() {
     }
 }
 
+impl Run {
+    /// The image `/etc/extensions/<name>.raw` names now.
+    fn staged(&self, name: &str) -> String {
+        let link = self.sb.path(&format!("/etc/extensions/{name}.raw"));
+        let target = std::fs::read_link(link).unwrap();
+        target.file_name().unwrap().to_string_lossy().into_owned()
+    }
+}
+
 #[test]
 fn updates_rolling_reboots_control_planes_first() {
     let (cp, worker) = roles();
     let (old, new) = ([K_OLD, CILIUM_OLD], [K_NEW]);
-    // A control plane asks for its reboot as soon as the image is staged.
+    // A control plane stages the newest offered and asks for its reboot.
     let r = run_sysupdate("rolling", cp, &old, &new, "v1.33.2", "v1.33.2");
-    assert!(r.sb.calls().contains("-C kubernetes update"));
+    assert!(
+        r.sb.calls().contains("-C kubernetes update\n"),
+        "{}",
+        r.sb.calls()
+    );
+    assert_eq!(r.staged("kubernetes"), K_NEW.1);
     assert!(r.reboot_requested(), "{}", out_text(&r.out));
-    // A worker stages it too, but waits while the control plane is not
-    // upgraded (kubeadm's cluster version)…
+    // A worker stages nothing while the control plane is not upgraded
+    // (kubeadm's cluster version), so no reboot can apply it early…
     let r = run_sysupdate("rolling", worker, &old, &new, "v1.33.2", "v1.33.3");
-    assert!(r.sb.calls().contains("-C kubernetes update"));
+    assert!(!r.sb.calls().contains("-C kubernetes"), "{}", r.sb.calls());
+    assert_eq!(r.staged("kubernetes"), K_OLD.1);
+    assert!(!r.reboot_requested(), "{}", out_text(&r.out));
+    // …nor while the API server answering is older than that version…
+    let r = run_sysupdate("rolling", worker, &old, &new, "v1.33.3", "v1.33.2");
+    assert!(!r.sb.calls().contains("-C kubernetes"), "{}", r.sb.calls());
     assert!(!r.reboot_requested(), "{}", out_text(&r.out));
     let said = String::from_utf8_lossy(&r.out.stderr).into_owned();
     assert!(said.contains("older than v1.33.3"), "{said}");
-    assert!(said.contains("waiting for the control planes"), "{said}");
-    // …or the API server answering is still the old one…
-    let r = run_sysupdate("rolling", worker, &old, &new, "v1.33.3", "v1.33.2");
-    assert!(!r.reboot_requested(), "{}", out_text(&r.out));
-    // …and goes once both say the new version (or a later one).
-    let r = run_sysupdate("rolling", worker, &old, &new, "v1.33.3", "v1.33.3");
+    // …then stages exactly the control plane's version, even when the boot
+    // server already offers a newer one, and asks for its reboot.
+    let newer = [("kubernetes", "kubernetes-v1.33.4-x86-64.raw")];
+    let r = run_sysupdate("rolling", worker, &old, &newer, "v1.33.3", "v1.33.3");
+    assert!(
+        r.sb.calls().contains("-C kubernetes update 3"),
+        "{}",
+        r.sb.calls()
+    );
+    assert_eq!(r.staged("kubernetes"), K_NEW.1);
     assert!(r.reboot_requested(), "{}", out_text(&r.out));
-    let r = run_sysupdate("rolling", worker, &old, &new, "v1.33.10", "v1.33.10");
-    assert!(r.reboot_requested(), "{}", out_text(&r.out));
-    // Already running the staged image (rebooted): nothing more to ask.
+    // Already running it (rebooted): nothing staged, nothing asked.
     let r = run_sysupdate(
         "rolling",
         worker,
         &[K_NEW, CILIUM_OLD],
-        &[],
+        &newer,
         "v1.33.3",
         "v1.33.3",
     );
+    assert!(!r.sb.calls().contains("-C kubernetes"), "{}", r.sb.calls());
     assert!(!r.reboot_requested(), "{}", out_text(&r.out));
-    // The API cannot be asked: wait (never reboot on a guess).
-    let r = run_sysupdate("rolling", worker, &old, &new, "", "");
-    assert!(!r.reboot_requested(), "{}", out_text(&r.out));
-    let r = run_sysupdate("rolling", worker, &old, &new, "v1.33.3", "");
-    assert!(!r.reboot_requested(), "{}", out_text(&r.out));
+    // Another minor is never staged by the timer.
+    let r = run_sysupdate("rolling", worker, &old, &new, "v1.34.0", "v1.34.0");
+    assert!(!r.sb.calls().contains("-C kubernetes"), "{}", r.sb.calls());
+    assert!(String::from_utf8_lossy(&r.out.stderr).contains("minor upgrades are manual"));
+    // The API cannot be asked: wait (never stage on a guess).
+    for (cluster, server) in [("", ""), ("v1.33.3", "")] {
+        let r = run_sysupdate("rolling", worker, &old, &new, cluster, server);
+        assert!(!r.sb.calls().contains("-C kubernetes"), "{}", r.sb.calls());
+        assert!(!r.reboot_requested(), "{}", out_text(&r.out));
+    }
 }
 
 // ---- The update key among the secrets: made once, private, never made anew
