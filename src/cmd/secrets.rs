@@ -11,7 +11,7 @@ use crate::site::Site;
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Show where the secrets live, the CA hash, the CA's and the admin client
-    /// certificate's expiry, and the bootstrap token's lifetime.
+    /// certificate's expiry, the bootstrap token's lifetime and the update key.
     Show,
     /// Create any missing secrets without building (refused beside a built tree
     /// whose secrets, or one of whose nodes' ids, are gone: the --out tree, and
@@ -25,6 +25,10 @@ pub enum Command {
     /// Replace the bootstrap token (then rebuild; a running cluster must also
     /// learn it with `pxebuild token publish`).
     RotateToken,
+    /// Replace the update key that signs the sysext listings (then rebuild;
+    /// installed nodes refuse the new signatures until they are given the new
+    /// public key, see docs/operations.md).
+    RotateUpdateKey,
 }
 
 pub fn run(global: &Global, command: Command) -> Result<()> {
@@ -52,6 +56,16 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
                 "new bootstrap token {id}.**** written to {}; rebuild so nodes that \
                  have not joined yet get it",
                 site.secrets_dir().join(secrets::TOKEN_FILE).display()
+            );
+            Ok(())
+        }
+        Command::RotateUpdateKey => {
+            let key = secrets::rotate_update_key(&site)?;
+            crate::info!(
+                "new update key {} written to {}; rebuild, then give installed nodes its \
+                 public key (docs/operations.md): until then they refuse the new listings",
+                key.fingerprint(),
+                site.secrets_dir().join(secrets::update_key::FILE).display()
             );
             Ok(())
         }
@@ -96,6 +110,12 @@ fn show(site: &Site, s: &Secrets) -> Result<()> {
             );
         }
     }
+    println!(
+        "update key:     {} (created {}; signs sysext SHA256SUMS, nodes trust it as {})",
+        s.update_key.fingerprint(),
+        format_time(i64::from(s.update_key.created())),
+        secrets::update_key::NODE_KEYRING
+    );
     for (node, id) in &s.node_ids {
         println!("node id:        {node} -> ignition/{node}-{id}/");
     }

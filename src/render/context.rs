@@ -104,6 +104,8 @@ pub struct UpdatesCtx {
     pub kured: bool,
     pub locksmithd: bool,
     pub sysupdate: bool,
+    /// `updates.apply`: "manual" or "rolling".
+    pub apply: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,6 +116,11 @@ pub struct SysupdateCtx {
     pub path: String,
     pub source_url: String,
     pub match_pattern: String,
+    /// Takes effect only at a reboot (the node runs it); false for a
+    /// command-line-only extension, merged at once.
+    pub reboot: bool,
+    /// The Kubernetes extension (its reboots wait for the control planes).
+    pub kubernetes: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,6 +172,9 @@ pub struct NodeSecrets {
     pub token: String,
     pub ca_hash: String,
     pub pki: Option<Pki>,
+    /// The update key's public half as a `data:` URL (not secret): written to
+    /// `/etc/systemd/import-pubring.gpg`, the keyring sysupdate verifies with.
+    pub update_keyring: String,
 }
 
 /// The CA material kubeadm must find on every control plane (the manual HA
@@ -260,6 +270,7 @@ impl SiteContext {
                 kured: f.updates.reboot_manager == "kured",
                 locksmithd: f.updates.reboot_manager == "locksmithd",
                 sysupdate: f.updates.sysupdate,
+                apply: f.updates.apply.clone(),
             },
             cri_socket: CRI_SOCKET.to_string(),
             volume_plugin_dir: VOLUME_PLUGIN_DIR.to_string(),
@@ -363,6 +374,7 @@ impl NodeSecrets {
             token: s.token.clone(),
             ca_hash: s.ca_hash.clone(),
             pki,
+            update_keyring: s.update_key.keyring_data_url(),
         }
     }
 }
@@ -448,6 +460,8 @@ fn sysupdate_confs(site: &Site, minor: &str) -> Vec<SysupdateCtx> {
         source_url: format!("{base}/{}/", crate::layout::sysext_dir("kubernetes")),
         // Only patch releases of this minor: minors need `kubeadm upgrade`.
         match_pattern: format!("kubernetes-{minor}.@v-%a.raw"),
+        reboot: true,
+        kubernetes: true,
     }];
     let mut plain = vec!["cilium"];
     if s.containerd.as_deref().is_some_and(|v| !v.is_empty()) {
@@ -459,6 +473,10 @@ fn sysupdate_confs(site: &Site, minor: &str) -> Vec<SysupdateCtx> {
             path: format!("/etc/sysupdate.{name}.d/{name}.conf"),
             source_url: format!("{base}/{}/", crate::layout::sysext_dir(name)),
             match_pattern: format!("{name}-@v-%a.raw"),
+            // The cilium extension is the CLI only (the agent runs from
+            // container images): nothing running changes with it.
+            reboot: name != "cilium",
+            kubernetes: false,
         });
     }
     confs

@@ -8,6 +8,7 @@ pub mod cilium;
 pub mod context;
 pub mod ignition;
 pub mod node;
+pub mod sign;
 pub mod steps;
 pub mod templates;
 
@@ -69,6 +70,10 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
             shared: shared.clone(),
             node,
         }));
+    }
+    let update_key = Arc::new(secrets.update_key.clone());
+    for sysext in &artifacts.sysexts {
+        steps.push(Box::new(sign::SignSums::new(&update_key, sysext)));
     }
     steps.extend(BootShared::new(templates, boot)?.steps());
     Ok(steps)

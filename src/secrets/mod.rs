@@ -4,7 +4,9 @@
 //! `ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key etcd-ca.crt etcd-ca.key
 //! sa.key sa.pub bootstrap-token bootstrap-token.created node-ids.toml kubeconfig`.
 //! `bootstrap-token.created` holds the Unix time the token was made.
-//! Replacing the token is the explicit [`rotate_token`].
+//! Replacing the token is the explicit [`rotate_token`], replacing the update
+//! key (which signs the sysext listings nodes update from) the explicit
+//! [`rotate_update_key`].
 //!
 //! - **First creation is atomic.** The whole set is made in a staging
 //!   directory beside `secrets/` ([`STAGING_DIR`], 0700) and renamed into
@@ -19,7 +21,9 @@
 //!   trust the old ones. The same holds for each root secret, for
 //!   `node-ids.toml`, and for the id of every node such a tree already has
 //!   (a new id would move its Ignition URL); only the kubeconfig, derived
-//!   from the CA, is re-minted when missing.
+//!   from the CA, is re-minted when missing. The update key is made beside a
+//!   tree only when that tree serves no signed listing (built before
+//!   listings were signed: its nodes trust no key yet).
 //! - **Loaded secrets are checked.** Every file must parse, every CA key must
 //!   be the key of its certificate and `sa.key` the key of `sa.pub`; anything
 //!   else is bad input (exit 2) naming the file by its full path and saying
@@ -31,6 +35,7 @@ pub mod kubeconfig;
 pub mod node_ids;
 pub mod pki;
 pub mod token;
+pub mod update_key;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -58,7 +63,7 @@ pub const STAGING_DIR: &str = ".secrets.staging";
 /// relative to the working directory) and where `lab` looks for it.
 pub const SITE_DIST: &str = "dist";
 /// Every file of a complete set (their modes are checked on every load).
-pub const FILES: [&str; 12] = [
+pub const FILES: [&str; 13] = [
     "ca.crt",
     "ca.key",
     "front-proxy-ca.crt",
@@ -71,6 +76,7 @@ pub const FILES: [&str; 12] = [
     TOKEN_CREATED_FILE,
     node_ids::FILE,
     kubeconfig::FILE,
+    update_key::FILE,
 ];
 /// How many lost node ids an error lists line by line.
 const LOST_IDS_LISTED: usize = 20;
@@ -90,6 +96,8 @@ pub struct Secrets {
     pub node_ids: BTreeMap<String, String>,
     /// `sha256:<hex>` of the cluster CA's SubjectPublicKeyInfo.
     pub ca_hash: String,
+    /// Signs the sysext listings (`SHA256SUMS.gpg`) nodes update from.
+    pub update_key: update_key::UpdateKey,
     /// Files this call created (empty on every build after the first).
     pub created: Vec<String>,
 }
@@ -118,6 +126,7 @@ impl Secrets {
         for (name, id) in &self.node_ids {
             all.push_str(&format!("{name}={id}\n"));
         }
+        all.push_str(&self.update_key.fingerprint());
         crate::digest::sha256_hex(all.as_bytes())
     }
 
@@ -222,6 +231,7 @@ fn fill(site: &Site, dir: &Path, trees: &[PathBuf]) -> Result<Secrets> {
         created.push(format!("{} ({})", node_ids::FILE, few(&added)));
     }
     ensure_kubeconfig(dir, site, &ca, &mut created)?;
+    let update_key = ensure_update_key(dir, site, trees, &mut created)?;
     let ca_hash = pki::ca_cert_hash(&ca.cert_pem)?;
     Ok(Secrets {
         dir: dir.to_path_buf(),
@@ -234,6 +244,7 @@ fn fill(site: &Site, dir: &Path, trees: &[PathBuf]) -> Result<Secrets> {
         token_created,
         node_ids,
         ca_hash,
+        update_key,
         created,
     })
 }
@@ -261,6 +272,15 @@ fn load_existing(dir: &Path) -> Result<Secrets> {
     let (sa_key, sa_pub) = read_sa(dir)?;
     let (tok, token_created) = read_token(dir)?;
     let node_ids = node_ids::load(dir)?;
+    if !dir.join(update_key::FILE).exists() {
+        // A site set up before listings were signed.
+        return Err(BadInput::new(format!(
+            "{} has no update key ({}) yet; `pxebuild secrets init` or the next build makes it",
+            shown(dir),
+            update_key::FILE
+        )));
+    }
+    let update_key = read_update_key(dir)?;
     let ca_hash = pki::ca_cert_hash(&ca.cert_pem)?;
     Ok(Secrets {
         dir: dir.to_path_buf(),
@@ -273,6 +293,7 @@ fn load_existing(dir: &Path) -> Result<Secrets> {
         token_created,
         node_ids,
         ca_hash,
+        update_key,
         created: Vec::new(),
     })
 }
@@ -288,6 +309,24 @@ pub fn rotate_token(site: &Site) -> Result<String> {
     let new = token::generate();
     write_token(&dir, &new)?;
     Ok(new)
+}
+
+/// Replaces the update key, on request only: nodes installed earlier trust
+/// the old key (their `/etc/systemd/import-pubring.gpg`) and refuse listings
+/// signed by the new one until they are given its public key
+/// (docs/operations.md). Returns the new key.
+pub fn rotate_update_key(site: &Site) -> Result<update_key::UpdateKey> {
+    let dir = site.secrets_dir();
+    let _lock = lock_site(&site.dir)?;
+    check_dir(&dir)?;
+    check_file_modes(&dir);
+    let key = update_key::UpdateKey::generate(&site.file.cluster.name)?;
+    crate::fsutil::atomic_write(
+        &dir.join(update_key::FILE),
+        key.armored()?.as_bytes(),
+        0o600,
+    )?;
+    Ok(key)
 }
 
 /// `path` as messages show it: absolute, so it names the site's directory
@@ -782,6 +821,50 @@ fn ensure_kubeconfig(
     // Derived from the CA, so it may be re-minted whenever it is missing.
     let text = kubeconfig::render(&site.file.cluster.name, &site.file.cluster.endpoint, ca)?;
     write_new(dir, kubeconfig::FILE, &text, created)
+}
+
+/// The update key: read it, or make it where no built tree published
+/// listings signed by a key (nodes of such a tree trust none yet; a tree
+/// built before listings were signed gets its first key this way).
+fn ensure_update_key(
+    dir: &Path,
+    site: &Site,
+    trees: &[PathBuf],
+    created: &mut Vec<String>,
+) -> Result<update_key::UpdateKey> {
+    if dir.join(update_key::FILE).exists() {
+        return read_update_key(dir);
+    }
+    if let Some(tree) = trees.iter().find(|t| has_signed_listing(t)) {
+        return Err(BadInput::new(format!(
+            "the update key {} is missing, but {} serves sysext listings signed with it and \
+             its nodes refuse any other key. Restore it from your backup of secrets/, or make \
+             a new one explicitly with `pxebuild secrets rotate-update-key` and give the \
+             installed nodes its public key (docs/operations.md)",
+            shown(&dir.join(update_key::FILE)),
+            shown(tree)
+        )));
+    }
+    let key = update_key::UpdateKey::generate(&site.file.cluster.name)?;
+    write_new(dir, update_key::FILE, &key.armored()?, created)?;
+    Ok(key)
+}
+
+/// Whether `tree` publishes a `SHA256SUMS.gpg` for any system extension.
+fn has_signed_listing(tree: &Path) -> bool {
+    let Ok(dirs) = std::fs::read_dir(tree.join(crate::layout::HTTP).join("sysext")) else {
+        return false;
+    };
+    dirs.flatten()
+        .any(|d| d.path().join(update_key::SIGNATURE).exists())
+}
+
+fn read_update_key(dir: &Path) -> Result<update_key::UpdateKey> {
+    let remedy = "restore it from your backup of secrets/ (installed nodes trust only this \
+                  key's signatures), or make a new one with `pxebuild secrets \
+                  rotate-update-key` (docs/operations.md)";
+    let text = read(dir, update_key::FILE, remedy)?;
+    update_key::UpdateKey::parse(&text).map_err(|e| corrupt(&dir.join(update_key::FILE), e, remedy))
 }
 
 fn mtime(path: &Path) -> Result<i64> {

@@ -188,6 +188,11 @@ pub struct Updates {
     /// Let systemd-sysupdate stage Kubernetes patch releases from the boot server.
     #[serde(default = "default_true")]
     pub sysupdate: bool,
+    /// When staged Kubernetes/containerd extensions take effect: "manual"
+    /// (never by themselves; the operator upgrades node by node) or
+    /// "rolling" (kured reboots one node at a time, control planes first).
+    #[serde(default = "default_apply")]
+    pub apply: String,
 }
 
 impl Default for Updates {
@@ -196,6 +201,7 @@ impl Default for Updates {
             flatcar: default_disabled(),
             reboot_manager: default_reboot_manager(),
             sysupdate: true,
+            apply: default_apply(),
         }
     }
 }
@@ -289,6 +295,9 @@ fn default_link_mtu() -> u32 {
 }
 fn default_disabled() -> String {
     "disabled".into()
+}
+fn default_apply() -> String {
+    "manual".into()
 }
 fn default_reboot_manager() -> String {
     "kured".into()

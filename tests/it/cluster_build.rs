@@ -15,7 +15,7 @@ use crate::fetch::server::MirrorServer;
 /// secrets/, `dist` the tree.
 pub(crate) struct Built {
     // Declared first: dropped (stopped) before the directory it serves.
-    mirror: Mirror,
+    pub(crate) mirror: Mirror,
     _dir: tempfile::TempDir,
     pub(crate) root: PathBuf,
     pub(crate) dist: PathBuf,

@@ -452,7 +452,11 @@ fn run_install(disk: &str, uefi: bool) -> (Sandbox, Output) {
 }
 
 /// As `run_install`, with `adjust` changing the stubs before the run.
-fn run_install_with(disk: &str, uefi: bool, adjust: impl Fn(&Sandbox)) -> (Sandbox, Output) {
+pub(crate) fn run_install_with(
+    disk: &str,
+    uefi: bool,
+    adjust: impl Fn(&Sandbox),
+) -> (Sandbox, Output) {
     let (_dir, site) = example_site();
     let templates = pxebuild::render::templates::Templates::load(&site.templates_dir()).unwrap();
     let (mut ctx, _) = render_all(&site).remove(3);

@@ -1,3 +1,4 @@
+mod boot_disk;
 mod build;
 mod butane;
 mod cluster_boot;
@@ -21,3 +22,4 @@ mod serve_service;
 mod serve_support;
 mod serve_tftp;
 mod site;
+mod updates;

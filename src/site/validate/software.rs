@@ -10,6 +10,7 @@ const FLATCAR_UPDATES: &[&str] = &["disabled", "enabled"];
 const REBOOT_MANAGERS: &[&str] = &["kured", "locksmithd"];
 /// `sources.loaders` (src/fetch/sources.rs reads the same names).
 const LOADER_SOURCES: &[&str] = &["debian", "upstream"];
+const APPLY: &[&str] = &["manual", "rolling"];
 /// Bytes WireGuard adds to every packet Cilium encrypts: an IPv6 outer header
 /// (the worst case), UDP, and WireGuard's 32-byte header and tag; Cilium's own
 /// figure, which it subtracts from its device MTU for pod routes.
@@ -43,6 +44,20 @@ pub(super) fn check_software(c: &mut Checker<'_, '_>, file: &SiteFile) {
         REBOOT_MANAGERS,
     );
     check_sources(c, &file.sources);
+    c.one_of(&KeyPath::of("updates.apply"), &up.apply, APPLY);
+    if up.apply == "rolling" && up.reboot_manager != "kured" {
+        // Rolling reboots are requested through kured's sentinel; locksmithd
+        // reboots only for Flatcar updates and orders nothing.
+        c.error(
+            &KeyPath::of("updates.apply"),
+            format!(
+                "\"rolling\" needs updates.reboot_manager = \"kured\" (it is {:?}): kured \
+                 reboots one node at a time on request; set reboot_manager = \"kured\" or \
+                 apply = \"manual\"",
+                up.reboot_manager
+            ),
+        );
+    }
     c.version(
         &KeyPath::of("argocd.chart_version"),
         &file.argocd.chart_version,

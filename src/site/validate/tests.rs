@@ -344,6 +344,22 @@ fn software_rules() {
         &[("flatcar = \"disabled\"", "flatcar = \"off\"")],
         &["error: updates.flatcar: \"off\" is not one of \"disabled\", \"enabled\""],
     );
+    expect(
+        &[("sysupdate = true", "sysupdate = true\napply = \"auto\"")],
+        &["error: updates.apply: \"auto\" is not one of \"manual\", \"rolling\""],
+    );
+    // Rolling reboots are kured's: locksmithd would never order them.
+    expect(
+        &[
+            ("sysupdate = true", "sysupdate = true\napply = \"rolling\""),
+            ("reboot_manager = \"kured\"", "reboot_manager = \"locksmithd\""),
+        ],
+        &["error: updates.apply: \"rolling\" needs updates.reboot_manager = \"kured\" (it is \"locksmithd\"): kured reboots one node at a time on request; set reboot_manager = \"kured\" or apply = \"manual\""],
+    );
+    expect(
+        &[("sysupdate = true", "sysupdate = true\napply = \"rolling\"")],
+        &[],
+    );
 }
 
 #[test]

@@ -1,0 +1,70 @@
+//! `sign:sysext/<name>`: signs each sysext directory's `SHA256SUMS` with the
+//! site update key and publishes the detached signature beside it
+//! (`http/sysext/<name>/SHA256SUMS.gpg`), which nodes require (`Verify=yes`).
+//! The signature depends only on the listing and the key, so its step key
+//! holds the listing's digest and the key's fingerprint, never the key.
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::build::step::{Inputs, RunCtx, Step, Visibility};
+use crate::fetch::refs::SysextRef;
+use crate::secrets::update_key::{UpdateKey, SIGNATURE};
+
+pub struct SignSums {
+    pub key: Arc<UpdateKey>,
+    /// The fetch step that publishes the listing.
+    pub fetch_step: String,
+    /// `http/sysext/<name>`
+    pub dir: String,
+    pub name: String,
+}
+
+impl SignSums {
+    pub fn new(key: &Arc<UpdateKey>, sysext: &SysextRef) -> SignSums {
+        let dir = sysext
+            .image
+            .path
+            .rsplit_once('/')
+            .map_or_else(String::new, |(dir, _)| dir.to_string());
+        SignSums {
+            key: key.clone(),
+            fetch_step: sysext.image.step.clone(),
+            dir,
+            name: sysext.name.clone(),
+        }
+    }
+
+    fn sums(&self) -> String {
+        format!("{}/SHA256SUMS", self.dir)
+    }
+}
+
+impl Step for SignSums {
+    fn id(&self) -> String {
+        format!("sign:sysext/{}", self.name)
+    }
+
+    fn deps(&self) -> Vec<String> {
+        vec![self.fetch_step.clone()]
+    }
+
+    fn key(&self, inputs: &Inputs) -> Result<Value> {
+        Ok(json!({
+            "sums": inputs.get(&self.sums())?.sha256,
+            "key": self.key.fingerprint(),
+            "signature": "v4 ed25519 sha256, created at the key's creation time",
+        }))
+    }
+
+    fn run(&self, ctx: &mut RunCtx) -> Result<()> {
+        let sums = ctx.inputs.read(&self.sums())?;
+        let sig = self.key.sign(&sums)?;
+        ctx.put_bytes(
+            &format!("{}/{SIGNATURE}", self.dir),
+            &sig,
+            Visibility::Public,
+        )
+    }
+}
