@@ -172,7 +172,7 @@ fn cluster_units_run_once_conditions() {
             ),
             (
                 "pxebuild-kubeadm.service",
-                "ConditionPathExists=!/etc/kubernetes/kubelet.conf",
+                "ConditionPathExists=!/var/lib/pxebuild/kubeadm-done",
             ),
             (
                 "pxebuild-cilium-ready.service",
@@ -190,6 +190,13 @@ fn cluster_units_run_once_conditions() {
             .as_str()
             .unwrap();
         assert!(kubeadm.contains("Restart=on-failure"), "{kubeadm}");
+        // The marker the condition names is the script's last word.
+        let script = text(&node, "/opt/pxebuild/bin/kubeadm-bootstrap");
+        assert!(
+            script.ends_with("touch \"$DONE\"\nsync\nbeacon kubeadm-done\n")
+                && script.contains("\nDONE=/var/lib/pxebuild/kubeadm-done\n"),
+            "{script}"
+        );
         let cilium = units(&node)
             .iter()
             .find(|u| u["name"] == "pxebuild-cilium.service");
