@@ -221,10 +221,41 @@ fn cluster_units_static_network_file_per_node() {
     let (_dir, site) = example_site();
     for (ctx, node, _) in ignitions(&site) {
         let expected = format!(
-            "[Match]\nMACAddress={}\n[Network]\nAddress={}/24\nGateway=10.20.0.1\nDNS=10.20.0.1\n",
-            ctx.node.mac, ctx.node.ip
+            "[Match]\nName=site0\n[Network]\nAddress={}/24\nGateway=10.20.0.1\nDNS=10.20.0.1\n",
+            ctx.node.ip
         );
         assert_eq!(network_file(&node), expected, "{}", ctx.node.name);
+    }
+}
+
+/// The site NIC is named by its MAC, and that name is what networkd
+/// configures and what kube-vip announces the VIP on: on a machine with
+/// several NICs, the default route's interface may be another one.
+#[test]
+fn cluster_units_site_nic_is_named_by_mac_for_networkd_and_kube_vip() {
+    let (_dir, site) = example_site();
+    for (ctx, node, _) in ignitions(&site) {
+        let link = text(&node, "/etc/systemd/network/00-pxebuild.link");
+        assert_eq!(
+            link,
+            format!("[Match]\nMACAddress={}\n[Link]\nName=site0\n", ctx.node.mac),
+            "{}",
+            ctx.node.name
+        );
+        assert!(network_file(&node).starts_with("[Match]\nName=site0\n"));
+        let Some(vip) = ctx.files.kube_vip.as_deref() else {
+            assert!(ctx.node.worker, "{}", ctx.node.name);
+            continue;
+        };
+        let manifest: Value = serde_norway::from_str(vip).unwrap();
+        let env = manifest["spec"]["containers"][0]["env"].as_array().unwrap();
+        let interface = env.iter().find(|e| e["name"] == "vip_interface");
+        assert_eq!(
+            interface.map(|e| &e["value"]),
+            Some(&Value::from("site0")),
+            "{}: {vip}",
+            ctx.node.name
+        );
     }
 }
 
@@ -232,10 +263,7 @@ fn cluster_units_static_network_file_per_node() {
 fn cluster_units_dhcp_network_file() {
     let (_dir, site) = edited_site(&[("addressing = \"static\"", "addressing = \"dhcp\"")]);
     for (ctx, node, _) in ignitions(&site) {
-        let expected = format!(
-            "[Match]\nMACAddress={}\n[Network]\nDHCP=ipv4\n",
-            ctx.node.mac
-        );
+        let expected = "[Match]\nName=site0\n[Network]\nDHCP=ipv4\n";
         assert_eq!(network_file(&node), expected, "{}", ctx.node.name);
     }
 }
