@@ -158,6 +158,94 @@ case "$*" in *cilium_wg0*) [ "$n" -ge 3 ] ;; esac"#,
 }
 
 #[test]
+fn cluster_units_cilium_ready_gives_up_after_its_bound_with_a_beacon() {
+    let (_dir, site) = example_site();
+    let (ctx, bu) = render_all(&site).remove(4);
+    let ign = node_ignition(&ctx, &bu);
+    let sb = Sandbox::new();
+    sb.apply_ignition_files(&ign);
+    sb.stub("ip", "exit 1");
+    sb.stub("sleep", "exit 0");
+    write_exec(
+        &sb.path("/opt/pxebuild/bin/beacon"),
+        &format!("#!/bin/sh\necho \"$*\" >> {:?}\n", sb.state.join("beacons")),
+    );
+    let script = text(&ign, "/opt/pxebuild/bin/cilium-ready");
+    assert!(script.contains("$(seq 720)"), "two hours of 10 s looks");
+    let out = sb.run(&sb.rewrite(&script.replace("$(seq 720)", "$(seq 3)")));
+    assert!(out.status.success(), "never fails: {}", out_text(&out));
+    assert_eq!(
+        std::fs::read_to_string(sb.state.join("beacons")).unwrap(),
+        "cilium-timeout cilium-agent\n"
+    );
+    assert!(!sb.path("/var/lib/pxebuild/cilium-ready").exists());
+}
+
+/// The first control plane's Cilium install: each wait ends in the beacon
+/// `cilium-timeout` naming it and a failure the unit retries, without the
+/// marker; a Cilium that comes up leaves the marker and no beacon.
+#[test]
+fn cluster_units_cilium_install_waits_are_bounded_and_beaconed() {
+    let (_dir, site) = example_site();
+    let (ctx, bu) = render_all(&site).remove(0);
+    assert!(ctx.node.init);
+    let ign = node_ignition(&ctx, &bu);
+    let run = |kubectl: &str, cilium: Option<&str>, past: Option<usize>| {
+        let sb = Sandbox::new();
+        sb.apply_ignition_files(&ign);
+        std::fs::write(sb.path("/etc/kubernetes/admin.conf"), "admin").unwrap();
+        sb.stub("kubectl", kubectl);
+        sb.stub("sleep", "exit 0");
+        write_exec(
+            &sb.path("/opt/pxebuild/bin/beacon"),
+            &format!("#!/bin/sh\necho \"$*\" >> {:?}\n", sb.state.join("beacons")),
+        );
+        let mut script = sb.rewrite(&text(&ign, "/opt/pxebuild/bin/cilium-install"));
+        match cilium {
+            Some(body) => sb.stub("cilium", body),
+            // No cilium sysext merged: not on PATH (whatever the host has).
+            None => script = script.replace("command -v cilium ", "command -v cilium-unmerged "),
+        }
+        let bound = "deadline=$((SECONDS + 1800))";
+        assert_eq!(script.matches(bound).count(), 2, "{script}");
+        if let Some(n) = past {
+            // The n-th wait's bound has passed as soon as it starts.
+            let at = script.match_indices(bound).nth(n).unwrap().0 + bound.len();
+            script.insert_str(at, "; SECONDS=1800");
+        }
+        let out = sb.run(&script);
+        let beacons = std::fs::read_to_string(sb.state.join("beacons")).unwrap_or_default();
+        let installed = sb.path("/var/lib/pxebuild/cilium-installed").exists();
+        (out, beacons, installed)
+    };
+    let (out, beacons, installed) = run("exit 1", Some("exit 0"), Some(0));
+    assert!(!out.status.success(), "{}", out_text(&out));
+    assert_eq!(
+        (beacons.as_str(), installed),
+        ("cilium-timeout api-server\n", false)
+    );
+    let (out, beacons, installed) = run("exit 0", None, Some(1));
+    assert!(!out.status.success(), "{}", out_text(&out));
+    assert_eq!(
+        (beacons.as_str(), installed),
+        ("cilium-timeout cilium-sysext\n", false)
+    );
+    let (out, beacons, installed) = run("exit 0", Some("exit 0"), None);
+    assert!(out.status.success(), "{}", out_text(&out));
+    assert_eq!((beacons.as_str(), installed), ("", true));
+    let (out, beacons, installed) = run(
+        "exit 0",
+        Some("case \"$1\" in status) exit 1 ;; esac\nexit 0"),
+        None,
+    );
+    assert!(!out.status.success(), "{}", out_text(&out));
+    assert_eq!(
+        (beacons.as_str(), installed),
+        ("cilium-timeout cilium-status\n", false)
+    );
+}
+
+#[test]
 fn cluster_units_run_once_conditions() {
     let (_dir, site) = example_site();
     for (ctx, node, _) in ignitions(&site) {
