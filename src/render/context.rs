@@ -138,6 +138,8 @@ pub struct NodeCtx {
     pub init_etcd_url: String,
     pub worker: bool,
     pub disk: String,
+    /// Install over a disk that holds data (`wipe`, or `[install] wipe`).
+    pub wipe: bool,
     pub uefi: bool,
     pub labels: Vec<KeyValue>,
     /// `k=v,k=v` for kubelet `--node-labels` (empty when none).
@@ -341,6 +343,7 @@ impl NodeCtx {
             }),
             worker: !control_plane,
             disk: node.disk.clone(),
+            wipe: site.file.wipes(node),
             uefi: node.firmware == "uefi",
             labels,
             node_labels,

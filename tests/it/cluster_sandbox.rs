@@ -609,9 +609,36 @@ fn cluster_sandbox_join_turn_is_best_effort_when_etcd_never_answers() {
 fn install_stubs(sb: &Sandbox) {
     sb.stub(
         "lsblk",
-        r#"case "$*" in
+        r#"parts() { [ -d "$STATE/parts" ] && ls "$STATE/parts"; }
+case "$*" in
   *PARTUUID*) echo 6c0ffee0-0000-4000-8000-000000000002 ;;
-  *) [ -d "$STATE/parts" ] && printf '/dev/vda2 EFI-SYSTEM\n/dev/vda6 OEM\n' ;;
+  *NAME,SIZE,TYPE,MODEL*) printf 'vda 20G disk QEMU HARDDISK\nsr0 1024M rom QEMU DVD-ROM\nvdb 1T disk \n' ;;
+  "-dn "*) if [ -e "$STATE/no-disk" ]; then echo "lsblk: $2: not a block device" >&2; exit 32; fi
+           echo "vda 253:0 0 20G 0 disk" ;;
+  *NAME,FSTYPE*) echo /dev/vda; for p in $(parts); do echo "/dev/$p ext4"; done ;;
+  "-lnpo NAME "*) echo /dev/vda; for p in $(parts); do echo "/dev/$p"; done ;;
+  *) for p in $(parts); do
+       case "$p" in vda2) echo "/dev/vda2 EFI-SYSTEM" ;; vda6) echo "/dev/vda6 OEM" ;; esac
+     done ;;
+esac
+exit 0"#,
+    );
+    // Lists signatures while the disk has partitions; -a records and, on
+    // the disk itself, blanks it.
+    sb.stub(
+        "wipefs",
+        r#"case "$1" in
+  -a) echo "$2" >> "$STATE/wiped"
+      case "$2" in /dev/disk/*) rm -rf "$STATE/parts" ;; esac ;;
+  *) [ -n "$(ls "$STATE/parts" 2>/dev/null)" ] && printf 'PMBR\ngpt\n' ;;
+esac
+exit 0"#,
+    );
+    sb.stub(
+        "udevadm",
+        r#"case "$*" in
+  info*vda*) echo "disk/by-id/virtio-spare disk/by-path/pci-0000:00:05.0" ;;
+  info*vdb*) echo "disk/by-id/virtio-big disk/by-id/wwn-0x5000c500a1b2c3d4" ;;
 esac
 exit 0"#,
     );
@@ -634,7 +661,7 @@ find "$1" -mindepth 1 -delete"#,
         "flatcar-install",
         r#"rm -rf "$STATE/parts"; mkdir -p "$STATE/parts/vda2" "$STATE/parts/vda6""#,
     );
-    for name in ["udevadm", "sleep", "systemctl"] {
+    for name in ["sleep", "systemctl"] {
         sb.stub(name, "exit 0");
     }
     // The boot server: serves $STATE/node.ign (what `run_install` rendered
@@ -678,7 +705,18 @@ fn run_install(disk: &str, uefi: bool) -> (Sandbox, Output) {
 
 /// As `run_install`, with `adjust` changing the stubs before the run.
 fn run_install_with(disk: &str, uefi: bool, adjust: impl Fn(&Sandbox)) -> (Sandbox, Output) {
-    let (_dir, site) = example_site();
+    run_install_on(example_site(), disk, uefi, adjust)
+}
+
+/// As `run_install_with`, for worker1 of `site`. `disk` is "blank",
+/// "missing", "foreign" (a partition of another system, no marker), or the
+/// node name in the OEM marker.
+fn run_install_on(
+    (_dir, site): (tempfile::TempDir, pxebuild::site::Site),
+    disk: &str,
+    uefi: bool,
+    adjust: impl Fn(&Sandbox),
+) -> (Sandbox, Output) {
     let templates = pxebuild::render::templates::Templates::load(&site.templates_dir()).unwrap();
     let (mut ctx, _) = render_all(&site).remove(3);
     pxebuild::render::node::render_install(&templates, &mut ctx, NODE_CONFIG).unwrap();
@@ -686,11 +724,16 @@ fn run_install_with(disk: &str, uefi: bool, adjust: impl Fn(&Sandbox)) -> (Sandb
     install_stubs(&sb);
     std::fs::write(sb.state.join("node.ign"), NODE_CONFIG).unwrap();
     std::fs::create_dir_all(sb.path("/opt/pxebuild")).unwrap();
-    if disk != "blank" {
-        let oem = sb.state.join("parts/vda6");
-        std::fs::create_dir_all(&oem).unwrap();
-        std::fs::create_dir_all(sb.state.join("parts/vda2")).unwrap();
-        std::fs::write(oem.join("pxebuild-node"), format!("pxebuild-node={disk}\n")).unwrap();
+    match disk {
+        "blank" => {}
+        "missing" => std::fs::write(sb.state.join("no-disk"), "").unwrap(),
+        "foreign" => std::fs::create_dir_all(sb.state.join("parts/vda1")).unwrap(),
+        node => {
+            let oem = sb.state.join("parts/vda6");
+            std::fs::create_dir_all(&oem).unwrap();
+            std::fs::create_dir_all(sb.state.join("parts/vda2")).unwrap();
+            std::fs::write(oem.join("pxebuild-node"), format!("pxebuild-node={node}\n")).unwrap();
+        }
     }
     if uefi {
         std::fs::create_dir_all(sb.path("/sys/firmware/efi")).unwrap();
@@ -823,4 +866,123 @@ fn cluster_sandbox_uefi_install_sets_boot_next_and_keeps_boot_order() {
         &sb,
         "efibootmgr -c put the new entry first; the script restored the order",
     );
+}
+
+/// The beacon (milestone and detail) in the install's calls, if sent.
+fn beacon_detail(calls: &str, milestone: &str) -> Option<String> {
+    let at = format!("/beacon/worker1/{milestone}?detail=");
+    let start = calls.find(&at)? + at.len();
+    let rest = &calls[start..];
+    Some(rest[..rest.find(['\n', ' ']).unwrap_or(rest.len())].to_string())
+}
+
+#[test]
+fn cluster_sandbox_a_missing_install_disk_beacons_the_machines_disks_and_stops() {
+    let (sb, out) = run_install_with("missing", false, |_| {});
+    assert_eq!(out.status.code(), Some(78), "{}", out_text(&out));
+    let calls = sb.calls();
+    assert_eq!(
+        beacon_detail(&calls, "install-disk-missing").as_deref(),
+        Some("vda=20G,QEMU_HARDDISK,virtio-spare;vdb=1T,,virtio-big+wwn-0x5000c500a1b2c3d4;"),
+        "{calls}"
+    );
+    for never in [
+        "flatcar-install",
+        "node.ign",
+        "install-failed",
+        "install-started",
+    ] {
+        assert!(!calls.contains(never), "{never}: {calls}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "worker1's install disk /dev/disk/by-id/virtio-worker1-root is not on this machine"
+        ) && stderr.contains("  vdb=1T,,virtio-big+wwn-0x5000c500a1b2c3d4\n")
+            && stderr.contains("Set `disk` in worker1's [[node]] table of site.toml"),
+        "{stderr}"
+    );
+    // The wait was bounded: twelve looks, five seconds apart.
+    assert_eq!(calls.matches("lsblk -dn /dev/disk").count(), 12, "{calls}");
+}
+
+#[test]
+fn cluster_sandbox_a_disk_holding_data_is_refused_naming_the_key_to_set() {
+    let (sb, out) = run_install_with("foreign", false, |_| {});
+    assert_eq!(out.status.code(), Some(78), "{}", out_text(&out));
+    let calls = sb.calls();
+    assert_eq!(
+        beacon_detail(&calls, "install-disk-not-empty").as_deref(),
+        Some("signatures=PMBR,gpt;partitions=vda1:ext4"),
+        "{calls}"
+    );
+    for never in [
+        "flatcar-install",
+        "node.ign",
+        "install-failed",
+        "install-started",
+        "wipefs -a",
+    ] {
+        assert!(!calls.contains(never), "{never}: {calls}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("set `wipe = true` in worker1's [[node]] table of site.toml (or `wipe = true` under [install] for every node)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn cluster_sandbox_wipe_true_installs_over_a_disk_holding_data() {
+    let wipe = (
+        "firmware = \"uefi\"\nlabels",
+        "firmware = \"uefi\"\nwipe = true\nlabels",
+    );
+    let site_wide = ("[[node]]", "[install]\nwipe = true\n\n[[node]]");
+    for edit in [wipe, site_wide] {
+        let (sb, out) = run_install_on(edited_site(&[edit]), "foreign", false, |_| {});
+        assert!(out.status.success(), "{}", out_text(&out));
+        let calls = sb.calls();
+        let wiped = std::fs::read_to_string(sb.state.join("wiped")).unwrap();
+        assert_eq!(
+            wiped, "/dev/vda1\n/dev/disk/by-id/virtio-worker1-root\n",
+            "partitions, then the disk"
+        );
+        assert!(
+            calls.find("wipefs -a").unwrap() < calls.find("flatcar-install").unwrap(),
+            "{calls}"
+        );
+        assert_eq!(marker(&sb).trim(), "pxebuild-node=worker1");
+    }
+}
+
+/// A flatcar-install that failed half-way left partitions of its own: the
+/// retry of the same boot installs over them, wipe or not.
+#[test]
+fn cluster_sandbox_a_retry_installs_over_its_own_failed_attempt() {
+    let (sb, out) = run_install_with("blank", false, |sb| {
+        sb.stub(
+            "flatcar-install",
+            r#"mkdir -p "$STATE/parts/vda1" "$STATE/parts/vda9"; exit 1"#,
+        );
+    });
+    assert!(!out.status.success(), "{}", out_text(&out));
+    assert!(sb.calls().contains("/beacon/worker1/install-failed"));
+    install_stubs(&sb);
+    let script_path = sb.state.join("script.sh");
+    let again = Command::new("bash")
+        .arg(&script_path)
+        .env(
+            "PATH",
+            format!("{}:{}", sb.stubs.display(), std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", out_text(&again));
+    assert!(
+        !sb.calls().contains("install-disk-not-empty"),
+        "{}",
+        sb.calls()
+    );
+    assert_eq!(marker(&sb).trim(), "pxebuild-node=worker1");
 }
