@@ -574,3 +574,81 @@ fn os_commands(unit: &str) -> Vec<&str> {
         .filter(|c| c.starts_with("/usr/"))
         .collect()
 }
+
+/// The milestones a script or unit text sends: the word after `beacon` or
+/// `beacon_with` (a shell function) or `/opt/pxebuild/bin/beacon`, outside
+/// comments.
+fn milestones_in(text: &str, into: &mut std::collections::BTreeSet<String>) {
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for pair in words.windows(2) {
+            let caller =
+                pair[0] == "beacon" || pair[0] == "beacon_with" || pair[0].ends_with("/bin/beacon");
+            let word = pair[1].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+            let milestone = !word.is_empty()
+                && word.starts_with(|c: char| c.is_ascii_lowercase())
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if caller && milestone {
+                into.insert(word.to_string());
+            }
+        }
+    }
+}
+
+/// docs/cluster.md's milestone table is exactly what the rendered configs
+/// send, over every role and with the containerd sysext both ways.
+#[test]
+fn cluster_units_the_docs_milestone_table_is_what_the_configs_send() {
+    let mut sent = std::collections::BTreeSet::new();
+    let (_dir, site) = example_site();
+    for (_, node, install) in ignitions(&site) {
+        for ign in [&node, &install] {
+            for f in ign["storage"]["files"].as_array().unwrap() {
+                let path = f["path"].as_str().unwrap();
+                if let Some(bytes) = ignition_file(ign, path) {
+                    milestones_in(&String::from_utf8_lossy(&bytes), &mut sent);
+                }
+            }
+            for u in units(ign) {
+                milestones_in(u["contents"].as_str().unwrap_or_default(), &mut sent);
+            }
+        }
+    }
+    let docs = std::fs::read_to_string(repo().join("docs/cluster.md")).unwrap();
+    let table = &docs[docs.find("| milestone | sent by |").unwrap()..];
+    let table = &table[..table.find("\n\n").unwrap()];
+    let documented: std::collections::BTreeSet<String> = table
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next().map(str::to_string))
+        .collect();
+    assert_eq!(documented, sent, "docs/cluster.md's milestone table");
+}
+
+/// The docs name the containerd sysext only with its condition, and cite
+/// only tests that exist.
+#[test]
+fn cluster_units_docs_name_what_the_build_makes() {
+    let mut docs = vec![("README.md".to_string(), repo().join("README.md"))];
+    for entry in std::fs::read_dir(repo().join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        docs.push((path.display().to_string(), path));
+    }
+    for (name, path) in docs {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            if line.contains("kubernetes, cilium") && line.contains("containerd") {
+                assert!(
+                    line.contains("[sysext] containerd") || line.contains("containerd if set"),
+                    "{name}: the containerd sysext is there only when [sysext] containerd is set: {line}"
+                );
+            }
+            for cited in line.split('`').filter(|w| w.starts_with("tests/it/")) {
+                let file = cited.split([' ', ',', ')']).next().unwrap();
+                assert!(repo().join(file).exists(), "{name} cites {file}");
+            }
+        }
+    }
+}
