@@ -930,6 +930,13 @@ fn cluster_sandbox_a_disk_holding_data_is_refused_naming_the_key_to_set() {
         stderr.contains("set `wipe = true` in worker1's [[node]] table of site.toml (or `wipe = true` under [install] for every node)"),
         "{stderr}"
     );
+    // A disk whose signatures cannot be read is not taken for blank.
+    let (sb, out) = run_install_with("blank", false, |sb| sb.stub("wipefs", "exit 1"));
+    assert_eq!(out.status.code(), Some(78), "{}", out_text(&out));
+    assert_eq!(
+        beacon_detail(&sb.calls(), "install-disk-not-empty").as_deref(),
+        Some("signatures=unreadable;partitions=")
+    );
 }
 
 #[test]
