@@ -238,6 +238,20 @@ pub fn beacon(line: &str) -> Option<(String, String)> {
     Some((field("node=")?, field("milestone=")?))
 }
 
+/// The detail a beacon line carries, if any: `pxebuild serve` logs it as
+/// `detail=<text>`; nginx logs the request's query, `?detail=<text>`, which is
+/// sanitised here as the server would.
+pub fn beacon_detail(line: &str) -> Option<String> {
+    if let Some(pos) = line.find("/beacon/") {
+        let rest = &line[pos..];
+        let end = rest.find([' ', '"']).unwrap_or(rest.len());
+        return crate::serve::detail::from_target(&rest[..end]);
+    }
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("detail="))
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,5 +367,22 @@ mod tests {
         assert_eq!(beacon(nginx), Some(("cp1".into(), "first-boot".into())));
         let transfer = "2026-11-26T21:50:00.123Z tftp 10.0.0.11:49153 node=cp1 path=tftp/lpxelinux.0 result=ok";
         assert_eq!(beacon(transfer), None);
+        assert_eq!(beacon_detail(serve), None);
+        assert_eq!(beacon_detail(nginx), None);
+        let serve = "2026-11-26T21:52:06.000Z http 10.0.0.11:40312 node=w1 \
+                     milestone=install-disk-missing detail=vda=20G,QEMU_HARDDISK,virtio-w1 result=ok";
+        assert_eq!(
+            beacon_detail(serve).as_deref(),
+            Some("vda=20G,QEMU_HARDDISK,virtio-w1")
+        );
+        let nginx = r#"10.0.0.11 - - [26/Nov/2026:21:52:06 +0000] "GET /beacon/w1/install-disk-missing?detail=vda=20G,QEMU%20HARDDISK HTTP/1.1" 204 0 "-" "curl/8""#;
+        assert_eq!(
+            beacon(nginx),
+            Some(("w1".into(), "install-disk-missing".into()))
+        );
+        assert_eq!(
+            beacon_detail(nginx).as_deref(),
+            Some("vda=20G,QEMU_HARDDISK")
+        );
     }
 }

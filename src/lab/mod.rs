@@ -316,11 +316,17 @@ fn status_row(state_dir: &StateDir, vm: &state::VmRecord, logs: &Logs) -> table:
     let mut progress = tracker::Progress::default();
     let dhcp = &logs.dhcp;
     // The beacon order in the log is their order in time.
-    let beacons = logs.server.lines().filter_map(console::beacon);
-    let mine: Vec<String> = beacons
-        .filter(|(node, _)| *node == vm.name)
-        .map(|(_, m)| m)
-        .collect();
+    let mut mine: Vec<String> = Vec::new();
+    for line in logs.server.lines() {
+        let Some((node, milestone)) = console::beacon(line) else {
+            continue;
+        };
+        if node == vm.name {
+            let detail = console::beacon_detail(line);
+            progress.beacon_with(&milestone, detail.as_deref(), f64::NAN);
+            mine.push(milestone);
+        }
+    }
     for (mac, ip) in dhcp.lines().filter_map(dhcp::lease) {
         if mac == vm.mac {
             progress.reach(Milestone::Dhcp, f64::NAN);

@@ -11,6 +11,11 @@ use super::plan::Role;
 /// The beacon real Flatcar nodes send once flatcar-install finished.
 pub const INSTALL_DONE: &str = "install-done";
 
+/// Beacons of an install that stopped for the operator (its disk missing,
+/// or holding data without `wipe`): it does not retry, so the run fails at
+/// once, with the beacon's detail (the disk inventory, what the disk holds).
+pub const INSTALL_STOPPED: &[&str] = &["install-disk-missing", "install-disk-not-empty"];
+
 /// How a VM ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", content = "reason", rename_all = "lowercase")]
@@ -74,6 +79,19 @@ impl Progress {
     /// Records a beacon; the first time counts.
     pub fn beacon(&mut self, milestone: &str, secs: f64) {
         self.beacons.entry(milestone.to_string()).or_insert(secs);
+    }
+
+    /// Records a beacon with its detail: one of [`INSTALL_STOPPED`] is also
+    /// the node's failure, naming the detail.
+    pub fn beacon_with(&mut self, milestone: &str, detail: Option<&str>, secs: f64) {
+        self.beacon(milestone, secs);
+        if INSTALL_STOPPED.contains(&milestone) {
+            let why = match detail {
+                Some(detail) => format!("{milestone} ({detail})"),
+                None => milestone.to_string(),
+            };
+            self.apply(Event::Failed(why), secs);
+        }
     }
 
     /// Whether a site node is done: the stand-in's marker or, for real
@@ -151,6 +169,25 @@ mod tests {
             target: "cp2".into(),
             boot,
         }
+    }
+
+    #[test]
+    fn a_stopped_install_fails_the_node_with_its_detail() {
+        let mut p = Progress::default();
+        p.beacon_with("install-started", None, 30.0);
+        assert_eq!(p.verdict(&Role::Node, None), None);
+        p.beacon_with(
+            "install-disk-missing",
+            Some("vda=20G,QEMU_HARDDISK,virtio-w1"),
+            40.0,
+        );
+        assert_eq!(
+            p.verdict(&Role::Node, None),
+            Some(Verdict::Fail(
+                "install-disk-missing (vda=20G,QEMU_HARDDISK,virtio-w1)".into()
+            ))
+        );
+        assert!(p.beacons.contains_key("install-disk-missing"));
     }
 
     #[test]

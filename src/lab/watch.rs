@@ -203,8 +203,12 @@ fn follow_beacons(lab: &Lab, vms: &mut [Watched], server: &mut LineReader) -> bo
             .filter(|w| lab.plan.vms[w.index].name == node)
         {
             if let Some(started) = w.started {
-                w.progress
-                    .beacon(&milestone, started.elapsed().as_secs_f64());
+                let detail = console::beacon_detail(&line);
+                w.progress.beacon_with(
+                    &milestone,
+                    detail.as_deref(),
+                    started.elapsed().as_secs_f64(),
+                );
                 changed = true;
             }
         }

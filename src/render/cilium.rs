@@ -86,7 +86,56 @@ fn check_parsed(site: &Site, values: &Value, path: &Path) -> Result<()> {
             return Err(mismatch(path, key, got, &want));
         }
     }
-    check_mtu(site, lookup(values, "MTU"), path)
+    check_mtu(site, lookup(values, "MTU"), path)?;
+    check_operator_replicas(site, lookup(values, "operator.replicas"), path)
+}
+
+/// `operator.replicas` when the values leave it out: the chart's default.
+const CHART_OPERATOR_REPLICAS: u64 = 2;
+
+/// The operator replicas a site of `nodes` nodes can run: the chart's pods
+/// repel each other (required anti-affinity on the host name) and tolerate
+/// every taint, so each node hosts one, and no more than one fits a
+/// one-node site.
+pub fn operator_replicas_for(nodes: usize) -> u64 {
+    CHART_OPERATOR_REPLICAS.min(nodes.max(1) as u64)
+}
+
+/// More operator replicas than nodes leaves one Pending for good, and
+/// `cilium status --wait` (and Argo CD's health) would wait for it forever.
+fn check_operator_replicas(site: &Site, got: Option<&Value>, path: &Path) -> Result<()> {
+    let nodes = site.file.nodes.len();
+    let want = operator_replicas_for(nodes);
+    let (replicas, said) = match got {
+        None => (
+            CHART_OPERATOR_REPLICAS,
+            format!("not set (the chart's default is {CHART_OPERATOR_REPLICAS})"),
+        ),
+        Some(v) => match v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        {
+            Some(n) if n >= 1 => (n, format!("{n}")),
+            _ => {
+                return Err(BadInput::new(format!(
+                    "{}: operator.replicas is {v}, not a number of replicas (at least 1); \
+                     set `operator:` with `replicas: {want}`",
+                    path.display()
+                )))
+            }
+        },
+    };
+    if replicas as usize <= nodes {
+        return Ok(());
+    }
+    let plural = if nodes == 1 { "node" } else { "nodes" };
+    Err(BadInput::new(format!(
+        "{}: operator.replicas is {said} but the site has {nodes} {plural}: Cilium's operator \
+         replicas never share a node (required pod anti-affinity), so {} would stay Pending \
+         and `cilium status --wait` would never finish; set `operator:` with `replicas: {want}`",
+        path.display(),
+        replicas as usize - nodes
+    )))
 }
 
 fn check_mtu(site: &Site, got: Option<&Value>, path: &Path) -> Result<()> {
@@ -175,6 +224,48 @@ mod tests {
         check_values(&site, text, path).unwrap();
         let values = parse(text, path).unwrap();
         assert_eq!(left_to_cilium_install(&site, &values, path), None);
+    }
+
+    /// The example site's first `n` nodes.
+    fn site_of(n: usize) -> Site {
+        site(|f| f.nodes.truncate(n))
+    }
+
+    #[test]
+    fn operator_replicas_fit_the_sites_nodes() {
+        let path = Path::new("v.yaml");
+        assert_eq!(
+            [1, 2, 3, 5].map(operator_replicas_for),
+            [1, 2, 2, 2],
+            "1 below two nodes, else the chart's 2"
+        );
+        // Left out, the chart's 2: too many for a one-node site.
+        let err = check_values(&site_of(1), VALUES, path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "v.yaml: operator.replicas is not set (the chart's default is 2) but the site has \
+             1 node: Cilium's operator replicas never share a node (required pod \
+             anti-affinity), so 1 would stay Pending and `cilium status --wait` would never \
+             finish; set `operator:` with `replicas: 1`"
+        );
+        let two = format!("{VALUES}operator:\n  replicas: 2\n");
+        let err = check_values(&site_of(1), &two, path).unwrap_err();
+        assert!(
+            err.to_string().contains("operator.replicas is 2 but"),
+            "{err}"
+        );
+        let one = format!("{VALUES}operator:\n  replicas: \"1\"\n");
+        check_values(&site_of(1), &one, path).unwrap();
+        // Two nodes host two; the example's five host them all the more.
+        check_values(&site_of(2), VALUES, path).unwrap();
+        check_values(&site_of(2), &two, path).unwrap();
+        check_values(&site(|_| {}), &two, path).unwrap();
+        let three = format!("{VALUES}operator:\n  replicas: 3\n");
+        let err = check_values(&site_of(2), &three, path).unwrap_err();
+        assert!(err.to_string().contains("has 2 nodes"), "{err}");
+        let zero = format!("{VALUES}operator:\n  replicas: 0\n");
+        let err = check_values(&site_of(3), &zero, path).unwrap_err();
+        assert!(err.to_string().contains("replicas: 2`"), "{err}");
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub const KUBE_VIP_VERSION: &str = "v0.9.2";
 pub const CRI_SOCKET: &str = "unix:///run/containerd/containerd.sock";
 /// Flatcar's /usr is read-only: flex volume plugins live under /opt.
 pub const VOLUME_PLUGIN_DIR: &str = "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/";
+/// The name every node gives its site NIC (the one with the node's MAC), by
+/// a systemd .link file: networkd and kube-vip name it, whatever the kernel
+/// called it and wherever the default route goes.
+pub const SITE_INTERFACE: &str = "site0";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SiteContext {
@@ -69,6 +73,8 @@ pub struct BootServerCtx {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NetworkCtx {
+    /// The site NIC's name ([`SITE_INTERFACE`]).
+    pub interface: String,
     pub static_addressing: bool,
     pub prefix_len: u8,
     pub gateway: String,
@@ -139,6 +145,8 @@ pub struct NodeCtx {
     pub init_etcd_url: String,
     pub worker: bool,
     pub disk: String,
+    /// Install over a disk that holds data (`wipe`, or `[install] wipe`).
+    pub wipe: bool,
     pub uefi: bool,
     pub labels: Vec<KeyValue>,
     /// `k=v,k=v` for kubelet `--node-labels` (empty when none).
@@ -250,6 +258,7 @@ impl SiteContext {
                 http_base,
             },
             network: NetworkCtx {
+                interface: SITE_INTERFACE.to_string(),
                 static_addressing: f.network.addressing == "static",
                 prefix_len: prefix_len(&f.network.subnet)?,
                 gateway: f.network.gateway.clone(),
@@ -345,6 +354,7 @@ impl NodeCtx {
             }),
             worker: !control_plane,
             disk: node.disk.clone(),
+            wipe: site.file.wipes(node),
             uefi: node.firmware == "uefi",
             labels,
             node_labels,

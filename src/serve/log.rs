@@ -7,6 +7,7 @@
 //! ```text
 //! 2026-11-26T21:50:00.123Z tftp 10.0.0.11:49153 node=cp1 path=tftp/lpxelinux.0 bytes=42 ms=12 result=ok
 //! 2026-11-26T21:58:10.001Z http 10.0.0.11:40312 node=cp1 milestone=install-done result=ok
+//! 2026-11-26T21:58:10.001Z http 10.0.0.12:40318 node=w1 milestone=install-disk-missing detail=sda=1.8T,ST2000,ata-ST2000_Z4Z result=ok
 //! ```
 //!
 //! `grep node=cp1 serve.log` is that node's boot timeline, in order.
@@ -32,6 +33,8 @@ pub struct Entry<'a> {
     /// after that prefix), `beacon/…` for beacons, the raw target when undecodable.
     pub path: Option<&'a str>,
     pub milestone: Option<&'a str>,
+    /// A beacon's detail, already sanitised (`serve::detail`).
+    pub detail: Option<&'a str>,
     pub status: Option<u16>,
     pub bytes: u64,
     pub ms: u128,
@@ -116,6 +119,9 @@ pub fn format_line(unix_ms: i64, e: &Entry<'_>) -> String {
     }
     if let Some(milestone) = e.milestone {
         push(&mut line, "milestone", milestone);
+    }
+    if let Some(detail) = e.detail {
+        push(&mut line, "detail", detail);
     }
     if let Some(status) = e.status {
         push(&mut line, "status", &status.to_string());
@@ -242,9 +248,10 @@ pub fn timeline(log: &str, node: &str) -> String {
             continue;
         }
         let field = |key: &str| line.fields.get(key).map(String::as_str).unwrap_or("-");
-        let what = match line.fields.get("milestone") {
-            Some(milestone) => format!("milestone {milestone}"),
-            None => format!("{} ({} bytes)", field("path"), field("bytes")),
+        let what = match (line.fields.get("milestone"), line.fields.get("detail")) {
+            (Some(milestone), Some(detail)) => format!("milestone {milestone} ({detail})"),
+            (Some(milestone), None) => format!("milestone {milestone}"),
+            (None, _) => format!("{} ({} bytes)", field("path"), field("bytes")),
         };
         out.push_str(&format!(
             "{}  {:<4}  {}  {}\n",
@@ -281,6 +288,34 @@ mod tests {
         let parsed = parse_line(&line).unwrap();
         assert_eq!(parsed.proto, "tftp");
         assert_eq!(parsed.fields["bytes"], "42");
+    }
+
+    #[test]
+    fn a_beacons_detail_is_one_field_and_shows_in_the_timeline() {
+        let entry = Entry {
+            proto: "http",
+            client: Some("10.0.0.12:40318".parse().unwrap()),
+            node: Some("w1"),
+            milestone: Some("install-disk-missing"),
+            detail: Some("sda=1.8T,ST2000,ata-ST2000_Z4Z;vda=20G,,virtio-w1"),
+            status: Some(204),
+            result: "ok",
+            ..Entry::default()
+        };
+        let line = format_line(0, &entry);
+        assert_eq!(
+            line,
+            "1970-01-01T00:00:00.000Z http 10.0.0.12:40318 node=w1 milestone=install-disk-missing \
+             detail=sda=1.8T,ST2000,ata-ST2000_Z4Z;vda=20G,,virtio-w1 status=204 result=ok"
+        );
+        let parsed = parse_line(&line).unwrap();
+        assert_eq!(parsed.fields["node"], "w1");
+        assert_eq!(parsed.fields["result"], "ok");
+        assert_eq!(
+            timeline(&line, "w1"),
+            "1970-01-01T00:00:00.000Z  http  milestone install-disk-missing \
+             (sda=1.8T,ST2000,ata-ST2000_Z4Z;vda=20G,,virtio-w1)  ok\n"
+        );
     }
 
     #[test]

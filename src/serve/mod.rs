@@ -10,6 +10,7 @@
 //! (who is asking, who may fetch what), [`log`] (transfer lines, status),
 //! [`tftp`] and [`http`] (the protocols), [`check`] (dist vs manifest).
 pub mod check;
+pub mod detail;
 pub mod http;
 pub mod log;
 pub mod nodes;

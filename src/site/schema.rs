@@ -21,8 +21,18 @@ pub struct SiteFile {
     pub updates: Updates,
     #[serde(default)]
     pub argocd: ArgoCd,
+    #[serde(default)]
+    pub install: Install,
     #[serde(rename = "node", default)]
     pub nodes: Vec<Node>,
+}
+
+impl SiteFile {
+    /// Whether `node`'s install may overwrite a disk that holds data: its own
+    /// `wipe`, else the site's `[install] wipe`.
+    pub fn wipes(&self, node: &Node) -> bool {
+        node.wipe.unwrap_or(self.install.wipe)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -229,6 +239,17 @@ impl Default for ArgoCd {
     }
 }
 
+/// How the installer treats the disks it finds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Install {
+    /// Install over a disk that holds partitions or file-system signatures,
+    /// for every node without a `wipe` of its own. Off: such a disk is
+    /// refused (a repurposed server's data is never lost by surprise).
+    #[serde(default)]
+    pub wipe: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
@@ -249,6 +270,9 @@ pub struct Node {
     /// Taints as "key=value:Effect" or "key:Effect".
     #[serde(default)]
     pub taints: Vec<String>,
+    /// Install over a disk that holds data; absent: `[install] wipe`.
+    #[serde(default)]
+    pub wipe: Option<bool>,
 }
 
 fn default_endpoint_mode() -> String {

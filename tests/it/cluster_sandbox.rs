@@ -31,12 +31,23 @@ impl Sandbox {
         for d in [&root, &stubs, &state] {
             std::fs::create_dir_all(d).unwrap();
         }
-        Sandbox {
+        let sb = Sandbox {
             _dir: dir,
             root,
             stubs,
             state,
+        };
+        // Never the host's firewall: the bootstrap script's reset rewrites
+        // the rule set. A test that looks at it stubs these again.
+        for tool in [
+            "iptables-save",
+            "iptables-restore",
+            "ip6tables-save",
+            "ip6tables-restore",
+        ] {
+            sb.stub(tool, "cat >/dev/null 2>&1 || true");
         }
+        sb
     }
 
     /// A stub command: `body` runs under bash with $ROOT and $STATE set.
@@ -49,8 +60,16 @@ impl Sandbox {
         write_exec(&self.stubs.join(name), &text);
     }
 
-    /// Writes every `storage.files` entry of `ign` under the root.
+    /// Makes every `storage.directories` entry and writes every
+    /// `storage.files` entry of `ign` under the root.
     pub fn apply_ignition_files(&self, ign: &serde_json::Value) {
+        for d in ign["storage"]["directories"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            std::fs::create_dir_all(self.path(d["path"].as_str().unwrap())).unwrap();
+        }
         for f in ign["storage"]["files"].as_array().unwrap() {
             let path = f["path"].as_str().unwrap();
             let bytes = ignition_file(ign, path).unwrap_or_default();
@@ -76,7 +95,8 @@ impl Sandbox {
             "/etc/",
             "/opt/pxebuild/",
             "/home/core",
-            "/var/lib/pxebuild",
+            "/root/.kube",
+            "/var/lib/",
             "/sys/",
         ] {
             text = text.replace(prefix, &format!("{root}{prefix}"));
@@ -158,8 +178,8 @@ case "$1" in
     echo admin > "$ROOT/etc/kubernetes/admin.conf"
     ;;
   reset)
-    rm -rf "$ROOT/etc/kubernetes/pki"
-    rm -rf "$ROOT/etc/kubernetes/manifests/"*
+    rm -rf "$ROOT/etc/kubernetes/pki" "$ROOT/var/lib/etcd" "$ROOT/var/lib/kubelet"
+    rm -rf "$ROOT/etc/kubernetes/manifests/"* "$ROOT/etc/kubernetes/"*.conf
     ;;
 esac
 exit 0
@@ -235,6 +255,206 @@ fn cluster_sandbox_init_retry_restores_the_pre_shared_ca() {
 #[test]
 fn cluster_sandbox_control_plane_join_retry_restores_the_pre_shared_ca() {
     retry_keeps_the_ca("cp2");
+}
+
+/// Node `name`'s bootstrap script in a sandbox holding its Ignition files,
+/// with a beacon that records its arguments in $STATE/beacons.
+fn bootstrap_sandbox(name: &str) -> (NodeContext, Sandbox, String) {
+    let (_dir, site) = example_site();
+    let (ctx, bu) = render_all(&site)
+        .into_iter()
+        .find(|(c, _)| c.node.name == name)
+        .unwrap();
+    let ign = node_ignition(&ctx, &bu);
+    let sb = Sandbox::new();
+    sb.apply_ignition_files(&ign);
+    write_exec(
+        &sb.path("/opt/pxebuild/bin/beacon"),
+        &format!("#!/bin/sh\necho \"$*\" >> {:?}\n", sb.state.join("beacons")),
+    );
+    sb.stub("sleep", "exit 0");
+    let script = sb.rewrite(&ctx.files.bootstrap_script);
+    (ctx, sb, script)
+}
+
+/// A kubeadm that behaves like the real one on disk: init/join write the
+/// kubeconfigs (kubelet.conf first) and an etcd member, reset removes what
+/// kubeadm made. Each init/join records in $STATE/before-<n> what it found
+/// left over. With $STATE/cut-power, the first init/join kills the script
+/// right after writing kubelet.conf, as a power cut would.
+const KUBEADM_DISK_STUB: &str = r#"
+case "$1" in
+  init|join)
+    n=$(( $(cat "$STATE/attempts" 2>/dev/null || echo 0) + 1 ))
+    echo "$n" > "$STATE/attempts"
+    { ls "$ROOT/etc/kubernetes"; ls "$ROOT/etc/cni/net.d" "$ROOT/root/.kube" "$ROOT/var/lib/etcd"; } \
+      > "$STATE/before-$n" 2>/dev/null
+    echo kubelet > "$ROOT/etc/kubernetes/kubelet.conf"
+    if [ "$n" = 1 ] && [ -e "$STATE/cut-power" ]; then kill -KILL "$PPID"; exit 1; fi
+    mkdir -p "$ROOT/var/lib/etcd/member" "$ROOT/var/lib/kubelet"
+    echo admin > "$ROOT/etc/kubernetes/admin.conf"
+    [ "$1" = join ] || echo super > "$ROOT/etc/kubernetes/super-admin.conf"
+    ;;
+  reset)
+    rm -rf "$ROOT/etc/kubernetes/pki" "$ROOT/var/lib/etcd" "$ROOT/var/lib/kubelet"
+    rm -rf "$ROOT/etc/kubernetes/manifests/"* "$ROOT/etc/kubernetes/"*.conf
+    ;;
+esac
+exit 0
+"#;
+
+/// What a Cilium agent and kube-proxy leave in iptables, around a rule of
+/// the site's own.
+const IPTABLES_SAVED: &str = "*filter
+:INPUT ACCEPT [0:0]
+:KUBE-FIREWALL - [0:0]
+:CILIUM_INPUT - [0:0]
+-A INPUT -j KUBE-FIREWALL
+-A INPUT -m comment --comment \"cilium-feeder: CILIUM_INPUT\" -j CILIUM_INPUT
+-A INPUT -s 10.20.0.0/24 -p tcp --dport 22 -j ACCEPT
+COMMIT
+";
+
+/// The run-once guard: a node whose init or join was cut off after kubeadm
+/// wrote kubelet.conf (a power cut) has no completion marker, so the next
+/// boot runs the unit again, and the script resets what kubeadm and a Cilium
+/// agent left before it tries again; control planes get kube-vip after
+/// their retried join, and the marker comes last.
+fn half_done_node_is_reset_and_retried(name: &str) {
+    let (ctx, sb, script) = bootstrap_sandbox(name);
+    sb.stub("kubeadm", KUBEADM_DISK_STUB);
+    sb.stub(
+        "curl",
+        &curl_stub(&[
+            r#"{"members":[{"ID":"1","name":"cp1","clientURLs":["x"]},{"ID":"2","name":"cp2","clientURLs":["y"]}]}"#,
+        ]),
+    );
+    sb.stub(
+        "iptables-save",
+        &format!("cat <<'SAVED'\n{IPTABLES_SAVED}SAVED"),
+    );
+    sb.stub("iptables-restore", "cat > \"$STATE/restored\"");
+    std::fs::write(sb.state.join("cut-power"), "").unwrap();
+    let cut = sb.run(&script);
+    assert!(!cut.status.success(), "{name}: {}", out_text(&cut));
+    let done = sb.path("/var/lib/pxebuild/kubeadm-done");
+    assert!(!done.exists(), "{name}: no marker after a cut-off run");
+    assert!(sb.path("/etc/kubernetes/kubelet.conf").exists());
+    // What the first run of the Cilium agent and the operator left behind.
+    for (path, text) in [
+        ("/etc/cni/net.d/05-cilium.conflist", "{}"),
+        ("/root/.kube/config", "admin"),
+        ("/home/core/.kube/config", "admin"),
+    ] {
+        std::fs::create_dir_all(sb.path(path).parent().unwrap()).unwrap();
+        std::fs::write(sb.path(path), text).unwrap();
+    }
+
+    let again = sb.run(&script);
+    assert!(again.status.success(), "{name}: {}", out_text(&again));
+    let calls = sb.calls();
+    let verb = if ctx.node.init { "init" } else { "join" };
+    let second = calls.rfind(&format!("kubeadm {verb}")).unwrap();
+    let reset = calls.rfind("kubeadm reset --force").expect("a reset");
+    assert!(reset < second, "{name}: reset before the retry\n{calls}");
+    let before = std::fs::read_to_string(sb.state.join("before-2")).unwrap();
+    for left in [
+        "kubelet.conf",
+        "admin.conf",
+        "05-cilium.conflist",
+        "config",
+        "member",
+    ] {
+        assert!(
+            !before.lines().any(|l| l == left),
+            "{name}: {left} left for the retry: {before}"
+        );
+    }
+    let restored = std::fs::read_to_string(sb.state.join("restored")).unwrap();
+    assert!(
+        !restored.contains("KUBE-") && !restored.contains("CILIUM"),
+        "{restored}"
+    );
+    assert!(restored.contains("--dport 22 -j ACCEPT"), "{restored}");
+    assert!(restored.contains(":INPUT ACCEPT") && restored.ends_with("COMMIT\n"));
+    assert!(done.exists(), "{name}: the marker after success");
+    let beacons = std::fs::read_to_string(sb.state.join("beacons")).unwrap();
+    assert_eq!(beacons, "kubeadm-done\n", "{name}");
+    let kube_vip = sb.path("/etc/kubernetes/manifests/kube-vip.yaml");
+    assert_eq!(kube_vip.exists(), ctx.node.control_plane, "{name}");
+    if ctx.node.control_plane {
+        let manifest = std::fs::read_to_string(&kube_vip).unwrap();
+        assert!(
+            manifest.contains("path: /etc/kubernetes/admin.conf"),
+            "{manifest}"
+        );
+    }
+    assert!(
+        !sb.path("/etc/kubernetes/super-admin.conf").exists(),
+        "{name}: super-admin.conf is removed once kube-vip uses admin.conf"
+    );
+}
+
+#[test]
+fn cluster_sandbox_a_half_done_init_is_reset_and_retried() {
+    half_done_node_is_reset_and_retried("cp1");
+}
+
+#[test]
+fn cluster_sandbox_a_half_done_join_is_reset_and_retried() {
+    half_done_node_is_reset_and_retried("cp2");
+    half_done_node_is_reset_and_retried("worker1");
+}
+
+#[test]
+fn cluster_sandbox_init_removes_super_admin_conf_after_the_kube_vip_switch() {
+    let (_ctx, sb, script) = bootstrap_sandbox("cp1");
+    sb.stub("kubeadm", KUBEADM_DISK_STUB);
+    let out = sb.run(&script);
+    assert!(out.status.success(), "{}", out_text(&out));
+    assert!(!sb.path("/etc/kubernetes/super-admin.conf").exists());
+    assert!(sb.path("/etc/kubernetes/admin.conf").exists());
+    let manifest =
+        std::fs::read_to_string(sb.path("/etc/kubernetes/manifests/kube-vip.yaml")).unwrap();
+    assert!(!manifest.contains("super-admin"), "{manifest}");
+    assert_eq!(
+        std::fs::read_to_string(sb.path("/home/core/.kube/config")).unwrap(),
+        "admin\n"
+    );
+}
+
+/// Every wait of the bootstrap script ends: past its bound, the script
+/// beacons `kubeadm-timeout` with what it waited for and fails (the unit
+/// retries), without a marker.
+#[test]
+fn cluster_sandbox_bootstrap_waits_are_bounded_and_beaconed() {
+    // The API never answers through the endpoint.
+    let (_ctx, sb, script) = bootstrap_sandbox("worker1");
+    sb.stub("kubeadm", KUBEADM_DISK_STUB);
+    sb.stub("curl", "exit 7");
+    let bound = "deadline=$((SECONDS + 1800))";
+    let at = script.rfind(bound).unwrap();
+    let script = format!(
+        "{}{bound}; SECONDS=1800{}",
+        &script[..at],
+        &script[at + bound.len()..]
+    );
+    let out = sb.run(&script);
+    assert!(!out.status.success(), "{}", out_text(&out));
+    let beacons = std::fs::read_to_string(sb.state.join("beacons")).unwrap();
+    assert_eq!(beacons, "kubeadm-timeout api-server\n");
+    assert!(!sb.calls().contains("kubeadm join"), "{}", sb.calls());
+    assert!(!sb.path("/var/lib/pxebuild/kubeadm-done").exists());
+
+    // The kubernetes sysext never merges: no kubeadm on PATH.
+    let (_ctx, sb, script) = bootstrap_sandbox("worker1");
+    let script = script
+        .replacen(bound, &format!("{bound}; SECONDS=1800"), 1)
+        .replace("command -v kubeadm", "command -v kubeadm-not-merged");
+    let out = sb.run(&script);
+    assert!(!out.status.success(), "{}", out_text(&out));
+    let beacons = std::fs::read_to_string(sb.state.join("beacons")).unwrap();
+    assert_eq!(beacons, "kubeadm-timeout kubernetes-sysext\n");
 }
 
 #[test]
@@ -365,7 +585,10 @@ fn cluster_sandbox_join_turn_is_best_effort_when_etcd_never_answers() {
         "curl",
         "case \"$*\" in *member/list*) exit 7 ;; esac\nexit 0",
     );
-    write_exec(&sb.path("/opt/pxebuild/bin/beacon"), "#!/bin/sh\nexit 0\n");
+    write_exec(
+        &sb.path("/opt/pxebuild/bin/beacon"),
+        &format!("#!/bin/sh\necho \"$*\" >> {:?}\n", sb.state.join("beacons")),
+    );
     // The 20-minute bound has passed as soon as the wait starts.
     let script = sb.rewrite(&ctx.files.bootstrap_script).replace(
         "deadline=$((SECONDS + 1200))",
@@ -375,6 +598,8 @@ fn cluster_sandbox_join_turn_is_best_effort_when_etcd_never_answers() {
     assert!(out.status.success(), "{}", out_text(&out));
     assert!(sb.calls().contains("kubeadm join"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("joining anyway"));
+    let beacons = std::fs::read_to_string(sb.state.join("beacons")).unwrap();
+    assert_eq!(beacons, "kubeadm-timeout etcd-turn\nkubeadm-done\n");
 }
 
 /// Stubs for the install script: a disk whose partitions live under
@@ -384,9 +609,36 @@ fn cluster_sandbox_join_turn_is_best_effort_when_etcd_never_answers() {
 fn install_stubs(sb: &Sandbox) {
     sb.stub(
         "lsblk",
-        r#"case "$*" in
+        r#"parts() { [ -d "$STATE/parts" ] && ls "$STATE/parts"; }
+case "$*" in
   *PARTUUID*) echo 6c0ffee0-0000-4000-8000-000000000002 ;;
-  *) [ -d "$STATE/parts" ] && printf '/dev/vda2 EFI-SYSTEM\n/dev/vda6 OEM\n' ;;
+  *NAME,SIZE,TYPE,MODEL*) printf 'vda 20G disk QEMU HARDDISK\nsr0 1024M rom QEMU DVD-ROM\nvdb 1T disk \n' ;;
+  "-dn "*) if [ -e "$STATE/no-disk" ]; then echo "lsblk: $2: not a block device" >&2; exit 32; fi
+           echo "vda 253:0 0 20G 0 disk" ;;
+  *NAME,FSTYPE*) echo /dev/vda; for p in $(parts); do echo "/dev/$p ext4"; done ;;
+  "-lnpo NAME "*) echo /dev/vda; for p in $(parts); do echo "/dev/$p"; done ;;
+  *) for p in $(parts); do
+       case "$p" in vda2) echo "/dev/vda2 EFI-SYSTEM" ;; vda6) echo "/dev/vda6 OEM" ;; esac
+     done ;;
+esac
+exit 0"#,
+    );
+    // Lists signatures while the disk has partitions; -a records and, on
+    // the disk itself, blanks it.
+    sb.stub(
+        "wipefs",
+        r#"case "$1" in
+  -a) echo "$2" >> "$STATE/wiped"
+      case "$2" in /dev/disk/*) rm -rf "$STATE/parts" ;; esac ;;
+  *) [ -n "$(ls "$STATE/parts" 2>/dev/null)" ] && printf 'PMBR\ngpt\n' ;;
+esac
+exit 0"#,
+    );
+    sb.stub(
+        "udevadm",
+        r#"case "$*" in
+  info*vda*) echo "disk/by-id/virtio-spare disk/by-path/pci-0000:00:05.0" ;;
+  info*vdb*) echo "disk/by-id/virtio-big disk/by-id/wwn-0x5000c500a1b2c3d4" ;;
 esac
 exit 0"#,
     );
@@ -409,7 +661,7 @@ find "$1" -mindepth 1 -delete"#,
         "flatcar-install",
         r#"rm -rf "$STATE/parts"; mkdir -p "$STATE/parts/vda2" "$STATE/parts/vda6""#,
     );
-    for name in ["udevadm", "sleep", "systemctl"] {
+    for name in ["sleep", "systemctl"] {
         sb.stub(name, "exit 0");
     }
     // The boot server: serves $STATE/node.ign (what `run_install` rendered
@@ -452,12 +704,19 @@ fn run_install(disk: &str, uefi: bool) -> (Sandbox, Output) {
 }
 
 /// As `run_install`, with `adjust` changing the stubs before the run.
-pub(crate) fn run_install_with(
+pub(crate) fn run_install_with(disk: &str, uefi: bool, adjust: impl Fn(&Sandbox)) -> (Sandbox, Output) {
+    run_install_on(example_site(), disk, uefi, adjust)
+}
+
+/// As `run_install_with`, for worker1 of `site`. `disk` is "blank",
+/// "missing", "foreign" (a partition of another system, no marker), or the
+/// node name in the OEM marker.
+fn run_install_on(
+    (_dir, site): (tempfile::TempDir, pxebuild::site::Site),
     disk: &str,
     uefi: bool,
     adjust: impl Fn(&Sandbox),
 ) -> (Sandbox, Output) {
-    let (_dir, site) = example_site();
     let templates = pxebuild::render::templates::Templates::load(&site.templates_dir()).unwrap();
     let (mut ctx, _) = render_all(&site).remove(3);
     pxebuild::render::node::render_install(&templates, &mut ctx, NODE_CONFIG).unwrap();
@@ -465,11 +724,16 @@ pub(crate) fn run_install_with(
     install_stubs(&sb);
     std::fs::write(sb.state.join("node.ign"), NODE_CONFIG).unwrap();
     std::fs::create_dir_all(sb.path("/opt/pxebuild")).unwrap();
-    if disk != "blank" {
-        let oem = sb.state.join("parts/vda6");
-        std::fs::create_dir_all(&oem).unwrap();
-        std::fs::create_dir_all(sb.state.join("parts/vda2")).unwrap();
-        std::fs::write(oem.join("pxebuild-node"), format!("pxebuild-node={disk}\n")).unwrap();
+    match disk {
+        "blank" => {}
+        "missing" => std::fs::write(sb.state.join("no-disk"), "").unwrap(),
+        "foreign" => std::fs::create_dir_all(sb.state.join("parts/vda1")).unwrap(),
+        node => {
+            let oem = sb.state.join("parts/vda6");
+            std::fs::create_dir_all(&oem).unwrap();
+            std::fs::create_dir_all(sb.state.join("parts/vda2")).unwrap();
+            std::fs::write(oem.join("pxebuild-node"), format!("pxebuild-node={node}\n")).unwrap();
+        }
     }
     if uefi {
         std::fs::create_dir_all(sb.path("/sys/firmware/efi")).unwrap();
@@ -602,4 +866,130 @@ fn cluster_sandbox_uefi_install_sets_boot_next_and_keeps_boot_order() {
         &sb,
         "efibootmgr -c put the new entry first; the script restored the order",
     );
+}
+
+/// The beacon (milestone and detail) in the install's calls, if sent.
+fn beacon_detail(calls: &str, milestone: &str) -> Option<String> {
+    let at = format!("/beacon/worker1/{milestone}?detail=");
+    let start = calls.find(&at)? + at.len();
+    let rest = &calls[start..];
+    Some(rest[..rest.find(['\n', ' ']).unwrap_or(rest.len())].to_string())
+}
+
+#[test]
+fn cluster_sandbox_a_missing_install_disk_beacons_the_machines_disks_and_stops() {
+    let (sb, out) = run_install_with("missing", false, |_| {});
+    assert_eq!(out.status.code(), Some(78), "{}", out_text(&out));
+    let calls = sb.calls();
+    assert_eq!(
+        beacon_detail(&calls, "install-disk-missing").as_deref(),
+        Some("vda=20G,QEMU_HARDDISK,virtio-spare;vdb=1T,,virtio-big+wwn-0x5000c500a1b2c3d4;"),
+        "{calls}"
+    );
+    for never in [
+        "flatcar-install",
+        "node.ign",
+        "install-failed",
+        "install-started",
+    ] {
+        assert!(!calls.contains(never), "{never}: {calls}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "worker1's install disk /dev/disk/by-id/virtio-worker1-root is not on this machine"
+        ) && stderr.contains("  vdb=1T,,virtio-big+wwn-0x5000c500a1b2c3d4\n")
+            && stderr.contains("Set `disk` in worker1's [[node]] table of site.toml"),
+        "{stderr}"
+    );
+    // The wait was bounded: twelve looks, five seconds apart.
+    assert_eq!(calls.matches("lsblk -dn /dev/disk").count(), 12, "{calls}");
+}
+
+#[test]
+fn cluster_sandbox_a_disk_holding_data_is_refused_naming_the_key_to_set() {
+    let (sb, out) = run_install_with("foreign", false, |_| {});
+    assert_eq!(out.status.code(), Some(78), "{}", out_text(&out));
+    let calls = sb.calls();
+    assert_eq!(
+        beacon_detail(&calls, "install-disk-not-empty").as_deref(),
+        Some("signatures=PMBR,gpt;partitions=vda1:ext4"),
+        "{calls}"
+    );
+    for never in [
+        "flatcar-install",
+        "node.ign",
+        "install-failed",
+        "install-started",
+        "wipefs -a",
+    ] {
+        assert!(!calls.contains(never), "{never}: {calls}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("set `wipe = true` in worker1's [[node]] table of site.toml (or `wipe = true` under [install] for every node)"),
+        "{stderr}"
+    );
+    // A disk whose signatures cannot be read is not taken for blank.
+    let (sb, out) = run_install_with("blank", false, |sb| sb.stub("wipefs", "exit 1"));
+    assert_eq!(out.status.code(), Some(78), "{}", out_text(&out));
+    assert_eq!(
+        beacon_detail(&sb.calls(), "install-disk-not-empty").as_deref(),
+        Some("signatures=unreadable;partitions=")
+    );
+}
+
+#[test]
+fn cluster_sandbox_wipe_true_installs_over_a_disk_holding_data() {
+    let wipe = (
+        "firmware = \"uefi\"\nlabels",
+        "firmware = \"uefi\"\nwipe = true\nlabels",
+    );
+    let site_wide = ("[[node]]", "[install]\nwipe = true\n\n[[node]]");
+    for edit in [wipe, site_wide] {
+        let (sb, out) = run_install_on(edited_site(&[edit]), "foreign", false, |_| {});
+        assert!(out.status.success(), "{}", out_text(&out));
+        let calls = sb.calls();
+        let wiped = std::fs::read_to_string(sb.state.join("wiped")).unwrap();
+        assert_eq!(
+            wiped, "/dev/vda1\n/dev/disk/by-id/virtio-worker1-root\n",
+            "partitions, then the disk"
+        );
+        assert!(
+            calls.find("wipefs -a").unwrap() < calls.find("flatcar-install").unwrap(),
+            "{calls}"
+        );
+        assert_eq!(marker(&sb).trim(), "pxebuild-node=worker1");
+    }
+}
+
+/// A flatcar-install that failed half-way left partitions of its own: the
+/// retry of the same boot installs over them, wipe or not.
+#[test]
+fn cluster_sandbox_a_retry_installs_over_its_own_failed_attempt() {
+    let (sb, out) = run_install_with("blank", false, |sb| {
+        sb.stub(
+            "flatcar-install",
+            r#"mkdir -p "$STATE/parts/vda1" "$STATE/parts/vda9"; exit 1"#,
+        );
+    });
+    assert!(!out.status.success(), "{}", out_text(&out));
+    assert!(sb.calls().contains("/beacon/worker1/install-failed"));
+    install_stubs(&sb);
+    let script_path = sb.state.join("script.sh");
+    let again = Command::new("bash")
+        .arg(&script_path)
+        .env(
+            "PATH",
+            format!("{}:{}", sb.stubs.display(), std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", out_text(&again));
+    assert!(
+        !sb.calls().contains("install-disk-not-empty"),
+        "{}",
+        sb.calls()
+    );
+    assert_eq!(marker(&sb).trim(), "pxebuild-node=worker1");
 }

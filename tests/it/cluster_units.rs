@@ -158,6 +158,94 @@ case "$*" in *cilium_wg0*) [ "$n" -ge 3 ] ;; esac"#,
 }
 
 #[test]
+fn cluster_units_cilium_ready_gives_up_after_its_bound_with_a_beacon() {
+    let (_dir, site) = example_site();
+    let (ctx, bu) = render_all(&site).remove(4);
+    let ign = node_ignition(&ctx, &bu);
+    let sb = Sandbox::new();
+    sb.apply_ignition_files(&ign);
+    sb.stub("ip", "exit 1");
+    sb.stub("sleep", "exit 0");
+    write_exec(
+        &sb.path("/opt/pxebuild/bin/beacon"),
+        &format!("#!/bin/sh\necho \"$*\" >> {:?}\n", sb.state.join("beacons")),
+    );
+    let script = text(&ign, "/opt/pxebuild/bin/cilium-ready");
+    assert!(script.contains("$(seq 720)"), "two hours of 10 s looks");
+    let out = sb.run(&sb.rewrite(&script.replace("$(seq 720)", "$(seq 3)")));
+    assert!(out.status.success(), "never fails: {}", out_text(&out));
+    assert_eq!(
+        std::fs::read_to_string(sb.state.join("beacons")).unwrap(),
+        "cilium-timeout cilium-agent\n"
+    );
+    assert!(!sb.path("/var/lib/pxebuild/cilium-ready").exists());
+}
+
+/// The first control plane's Cilium install: each wait ends in the beacon
+/// `cilium-timeout` naming it and a failure the unit retries, without the
+/// marker; a Cilium that comes up leaves the marker and no beacon.
+#[test]
+fn cluster_units_cilium_install_waits_are_bounded_and_beaconed() {
+    let (_dir, site) = example_site();
+    let (ctx, bu) = render_all(&site).remove(0);
+    assert!(ctx.node.init);
+    let ign = node_ignition(&ctx, &bu);
+    let run = |kubectl: &str, cilium: Option<&str>, past: Option<usize>| {
+        let sb = Sandbox::new();
+        sb.apply_ignition_files(&ign);
+        std::fs::write(sb.path("/etc/kubernetes/admin.conf"), "admin").unwrap();
+        sb.stub("kubectl", kubectl);
+        sb.stub("sleep", "exit 0");
+        write_exec(
+            &sb.path("/opt/pxebuild/bin/beacon"),
+            &format!("#!/bin/sh\necho \"$*\" >> {:?}\n", sb.state.join("beacons")),
+        );
+        let mut script = sb.rewrite(&text(&ign, "/opt/pxebuild/bin/cilium-install"));
+        match cilium {
+            Some(body) => sb.stub("cilium", body),
+            // No cilium sysext merged: not on PATH (whatever the host has).
+            None => script = script.replace("command -v cilium ", "command -v cilium-unmerged "),
+        }
+        let bound = "deadline=$((SECONDS + 1800))";
+        assert_eq!(script.matches(bound).count(), 2, "{script}");
+        if let Some(n) = past {
+            // The n-th wait's bound has passed as soon as it starts.
+            let at = script.match_indices(bound).nth(n).unwrap().0 + bound.len();
+            script.insert_str(at, "; SECONDS=1800");
+        }
+        let out = sb.run(&script);
+        let beacons = std::fs::read_to_string(sb.state.join("beacons")).unwrap_or_default();
+        let installed = sb.path("/var/lib/pxebuild/cilium-installed").exists();
+        (out, beacons, installed)
+    };
+    let (out, beacons, installed) = run("exit 1", Some("exit 0"), Some(0));
+    assert!(!out.status.success(), "{}", out_text(&out));
+    assert_eq!(
+        (beacons.as_str(), installed),
+        ("cilium-timeout api-server\n", false)
+    );
+    let (out, beacons, installed) = run("exit 0", None, Some(1));
+    assert!(!out.status.success(), "{}", out_text(&out));
+    assert_eq!(
+        (beacons.as_str(), installed),
+        ("cilium-timeout cilium-sysext\n", false)
+    );
+    let (out, beacons, installed) = run("exit 0", Some("exit 0"), None);
+    assert!(out.status.success(), "{}", out_text(&out));
+    assert_eq!((beacons.as_str(), installed), ("", true));
+    let (out, beacons, installed) = run(
+        "exit 0",
+        Some("case \"$1\" in status) exit 1 ;; esac\nexit 0"),
+        None,
+    );
+    assert!(!out.status.success(), "{}", out_text(&out));
+    assert_eq!(
+        (beacons.as_str(), installed),
+        ("cilium-timeout cilium-status\n", false)
+    );
+}
+
+#[test]
 fn cluster_units_run_once_conditions() {
     let (_dir, site) = example_site();
     for (ctx, node, _) in ignitions(&site) {
@@ -172,7 +260,7 @@ fn cluster_units_run_once_conditions() {
             ),
             (
                 "pxebuild-kubeadm.service",
-                "ConditionPathExists=!/etc/kubernetes/kubelet.conf",
+                "ConditionPathExists=!/var/lib/pxebuild/kubeadm-done",
             ),
             (
                 "pxebuild-cilium-ready.service",
@@ -190,6 +278,13 @@ fn cluster_units_run_once_conditions() {
             .as_str()
             .unwrap();
         assert!(kubeadm.contains("Restart=on-failure"), "{kubeadm}");
+        // The marker the condition names is the script's last word.
+        let script = text(&node, "/opt/pxebuild/bin/kubeadm-bootstrap");
+        assert!(
+            script.ends_with("touch \"$DONE\"\nsync\nbeacon kubeadm-done\n")
+                && script.contains("\nDONE=/var/lib/pxebuild/kubeadm-done\n"),
+            "{script}"
+        );
         let cilium = units(&node)
             .iter()
             .find(|u| u["name"] == "pxebuild-cilium.service");
@@ -214,10 +309,41 @@ fn cluster_units_static_network_file_per_node() {
     let (_dir, site) = example_site();
     for (ctx, node, _) in ignitions(&site) {
         let expected = format!(
-            "[Match]\nMACAddress={}\n[Network]\nAddress={}/24\nGateway=10.20.0.1\nDNS=10.20.0.1\n",
-            ctx.node.mac, ctx.node.ip
+            "[Match]\nName=site0\n[Network]\nAddress={}/24\nGateway=10.20.0.1\nDNS=10.20.0.1\n",
+            ctx.node.ip
         );
         assert_eq!(network_file(&node), expected, "{}", ctx.node.name);
+    }
+}
+
+/// The site NIC is named by its MAC, and that name is what networkd
+/// configures and what kube-vip announces the VIP on: on a machine with
+/// several NICs, the default route's interface may be another one.
+#[test]
+fn cluster_units_site_nic_is_named_by_mac_for_networkd_and_kube_vip() {
+    let (_dir, site) = example_site();
+    for (ctx, node, _) in ignitions(&site) {
+        let link = text(&node, "/etc/systemd/network/00-pxebuild.link");
+        assert_eq!(
+            link,
+            format!("[Match]\nMACAddress={}\n[Link]\nName=site0\n", ctx.node.mac),
+            "{}",
+            ctx.node.name
+        );
+        assert!(network_file(&node).starts_with("[Match]\nName=site0\n"));
+        let Some(vip) = ctx.files.kube_vip.as_deref() else {
+            assert!(ctx.node.worker, "{}", ctx.node.name);
+            continue;
+        };
+        let manifest: Value = serde_norway::from_str(vip).unwrap();
+        let env = manifest["spec"]["containers"][0]["env"].as_array().unwrap();
+        let interface = env.iter().find(|e| e["name"] == "vip_interface");
+        assert_eq!(
+            interface.map(|e| &e["value"]),
+            Some(&Value::from("site0")),
+            "{}: {vip}",
+            ctx.node.name
+        );
     }
 }
 
@@ -225,10 +351,7 @@ fn cluster_units_static_network_file_per_node() {
 fn cluster_units_dhcp_network_file() {
     let (_dir, site) = edited_site(&[("addressing = \"static\"", "addressing = \"dhcp\"")]);
     for (ctx, node, _) in ignitions(&site) {
-        let expected = format!(
-            "[Match]\nMACAddress={}\n[Network]\nDHCP=ipv4\n",
-            ctx.node.mac
-        );
+        let expected = "[Match]\nName=site0\n[Network]\nDHCP=ipv4\n";
         assert_eq!(network_file(&node), expected, "{}", ctx.node.name);
     }
 }
@@ -450,4 +573,82 @@ fn os_commands(unit: &str) -> Vec<&str> {
         })
         .filter(|c| c.starts_with("/usr/"))
         .collect()
+}
+
+/// The milestones a script or unit text sends: the word after `beacon` or
+/// `beacon_with` (a shell function) or `/opt/pxebuild/bin/beacon`, outside
+/// comments.
+fn milestones_in(text: &str, into: &mut std::collections::BTreeSet<String>) {
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for pair in words.windows(2) {
+            let caller =
+                pair[0] == "beacon" || pair[0] == "beacon_with" || pair[0].ends_with("/bin/beacon");
+            let word = pair[1].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+            let milestone = !word.is_empty()
+                && word.starts_with(|c: char| c.is_ascii_lowercase())
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if caller && milestone {
+                into.insert(word.to_string());
+            }
+        }
+    }
+}
+
+/// docs/cluster.md's milestone table is exactly what the rendered configs
+/// send, over every role and with the containerd sysext both ways.
+#[test]
+fn cluster_units_the_docs_milestone_table_is_what_the_configs_send() {
+    let mut sent = std::collections::BTreeSet::new();
+    let (_dir, site) = example_site();
+    for (_, node, install) in ignitions(&site) {
+        for ign in [&node, &install] {
+            for f in ign["storage"]["files"].as_array().unwrap() {
+                let path = f["path"].as_str().unwrap();
+                if let Some(bytes) = ignition_file(ign, path) {
+                    milestones_in(&String::from_utf8_lossy(&bytes), &mut sent);
+                }
+            }
+            for u in units(ign) {
+                milestones_in(u["contents"].as_str().unwrap_or_default(), &mut sent);
+            }
+        }
+    }
+    let docs = std::fs::read_to_string(repo().join("docs/cluster.md")).unwrap();
+    let table = &docs[docs.find("| milestone | sent by |").unwrap()..];
+    let table = &table[..table.find("\n\n").unwrap()];
+    let documented: std::collections::BTreeSet<String> = table
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next().map(str::to_string))
+        .collect();
+    assert_eq!(documented, sent, "docs/cluster.md's milestone table");
+}
+
+/// The docs name the containerd sysext only with its condition, and cite
+/// only tests that exist.
+#[test]
+fn cluster_units_docs_name_what_the_build_makes() {
+    let mut docs = vec![("README.md".to_string(), repo().join("README.md"))];
+    for entry in std::fs::read_dir(repo().join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        docs.push((path.display().to_string(), path));
+    }
+    for (name, path) in docs {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            if line.contains("kubernetes, cilium") && line.contains("containerd") {
+                assert!(
+                    line.contains("[sysext] containerd") || line.contains("containerd if set"),
+                    "{name}: the containerd sysext is there only when [sysext] containerd is set: {line}"
+                );
+            }
+            for cited in line.split('`').filter(|w| w.starts_with("tests/it/")) {
+                let file = cited.split([' ', ',', ')']).next().unwrap();
+                assert!(repo().join(file).exists(), "{name} cites {file}");
+            }
+        }
+    }
 }

@@ -446,6 +446,48 @@ fn serve_http_beacons_status_and_shutdown() {
     assert!(lines[4].contains("refused:unknown-node"), "{steps}");
 }
 
+/// A beacon's detail (a query on a GET) lands in the log as one sanitised,
+/// bounded field, never as a second line, and `--timeline` shows it.
+#[test]
+fn serve_http_beacon_detail_is_one_sanitised_field_in_the_timeline() {
+    let dist = Dist::new().node("n1", "52:54:00:00:00:01", "127.0.0.2");
+    let server = dist.serve(&[]);
+    let from_n1 = ["--interface", "127.0.0.2"];
+    let inventory = "vda=20G,QEMU_HARDDISK,virtio-n1-root;sdb=1.8T,ST2000,ata-ST2000_Z4Z";
+    let url = server.url(&format!(
+        "/beacon/n1/install-disk-missing?detail={inventory}"
+    ));
+    assert_eq!(status_of(&[from_n1[0], from_n1[1], &url]), "204");
+    // A forged second log line inside the detail stays in its field.
+    let forged = "x%0A2026-01-01T00:00:00.000Z%20http%20-%20node=n1%20milestone=cilium-ready";
+    let url = server.url(&format!("/beacon/n1/kubeadm-timeout?detail={forged}"));
+    assert_eq!(status_of(&[from_n1[0], from_n1[1], &url]), "204");
+    server.wait_log(&["milestone=kubeadm-timeout"]);
+    let exit = server.stop_with("TERM");
+    assert!(exit.success(), "{exit:?}");
+
+    let timeline = std::process::Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .args(["serve", "--timeline", "n1"])
+        .arg(dist.dir())
+        .output()
+        .unwrap();
+    let steps = text(&timeline.stdout);
+    let lines: Vec<&str> = steps.lines().collect();
+    assert_eq!(lines.len(), 2, "{steps}");
+    assert!(
+        lines[0].contains(&format!("milestone install-disk-missing ({inventory})")),
+        "{steps}"
+    );
+    assert!(
+        lines[1].contains(
+            "milestone kubeadm-timeout \
+             (x_2026-01-01T00:00:00.000Z_http_-_node=n1_milestone=cilium-ready)"
+        ),
+        "{steps}"
+    );
+    assert!(!steps.contains("milestone cilium-ready"), "{steps}");
+}
+
 #[test]
 fn serve_http_sighup_reloads_the_manifest() {
     let dist =

@@ -155,8 +155,8 @@ const INVALID: &[(&str, &[&str])] = &[
         &[
             "site.toml:10:1: error: cluster.dns_domian: unknown field `dns_domian`, expected one of `name`, `kubernetes_version`, `endpoint`, `endpoint_mode`, `pod_cidr`, `service_cidr`, `dns_domain`, `bootstrap_token_ttl`, `bring_up_window`",
             "site.toml:23:13: error: boot_server.tftp_port: invalid type: string \"69\", expected u16",
-            "site.toml:47:2: error: update: unknown field `update`, expected one of `cluster`, `network`, `boot_server`, `flatcar`, `sysext`, `cilium`, `ssh`, `sources`, `updates`, `argocd`, `node`",
-            "site.toml:71:1: error: node[1] (cp2).firmwre: unknown field `firmwre`, expected one of `name`, `mac`, `ip`, `role`, `disk`, `firmware`, `labels`, `taints`",
+            "site.toml:47:2: error: update: unknown field `update`, expected one of `cluster`, `network`, `boot_server`, `flatcar`, `sysext`, `cilium`, `ssh`, `sources`, `updates`, `argocd`, `install`, `node`",
+            "site.toml:71:1: error: node[1] (cp2).firmwre: unknown field `firmwre`, expected one of `name`, `mac`, `ip`, `role`, `disk`, `firmware`, `labels`, `taints`, `wipe`",
         ],
     ),
     (

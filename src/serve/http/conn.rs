@@ -204,7 +204,12 @@ fn answer_beacon<'a>(
     entry.path = None;
     entry.node = Some(node);
     entry.milestone = Some(milestone);
-    reply(stream, shared, entry, 204, keep, req, &[])
+    let detail = crate::serve::detail::from_target(&req.target);
+    let mut logged = Entry {
+        detail: detail.as_deref(),
+        ..entry.clone()
+    };
+    reply(stream, shared, &mut logged, 204, keep, req, &[])
 }
 
 /// Reads and drops a small request body so the next request parses; false when

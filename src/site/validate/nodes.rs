@@ -33,7 +33,7 @@ pub(super) fn check_nodes(c: &mut Checker<'_, '_>, file: &SiteFile) {
         if c.parse::<Role>(&at("role"), &node.role) == Some(Role::ControlPlane) {
             control_planes.push(node.name.as_str());
         }
-        check_disk(c, i, &node.disk);
+        check_disk(c, i, &node.disk, file.wipes(node));
         check_firmware(c, i, node, &file.boot_server.loaders);
         check_labels(c, i, node);
         check_taints(c, i, node);
@@ -136,7 +136,7 @@ fn check_control_plane_count(c: &mut Checker<'_, '_>, nodes: usize, cps: &[&str]
     }
 }
 
-fn check_disk(c: &mut Checker<'_, '_>, i: usize, disk: &str) {
+fn check_disk(c: &mut Checker<'_, '_>, i: usize, disk: &str, wipe: bool) {
     let path = KeyPath::node(i, "disk");
     let Some(rest) = disk.strip_prefix("/dev/").filter(|r| !r.is_empty()) else {
         c.error(
@@ -153,13 +153,25 @@ fn check_disk(c: &mut Checker<'_, '_>, i: usize, disk: &str) {
     // between boots or when a disk is added; flatcar-install would then
     // overwrite the wrong disk.
     if !rest.contains('/') {
-        c.warn(
-            &path,
-            format!(
-                "{disk:?} is a kernel device name, which can change between boots; \
-                 use a stable /dev/disk/by-id/... path"
-            ),
-        );
+        // With `wipe`, the other disk would be erased even if it holds data.
+        if wipe {
+            c.error(
+                &path,
+                format!(
+                    "{disk:?} is a kernel device name, which can change between boots, and \
+                     with wipe = true the installer would erase whichever disk has that name \
+                     today, data or not; use a stable /dev/disk/by-id/... path"
+                ),
+            );
+        } else {
+            c.warn(
+                &path,
+                format!(
+                    "{disk:?} is a kernel device name, which can change between boots; \
+                     use a stable /dev/disk/by-id/... path"
+                ),
+            );
+        }
     }
 }
 

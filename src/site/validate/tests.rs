@@ -464,6 +464,35 @@ fn nodes_and_control_planes() {
 }
 
 #[test]
+fn wipe_with_a_kernel_disk_name_is_an_error() {
+    let kernel_name = (
+        "disk = \"/dev/disk/by-id/virtio-cp1-root\"",
+        "disk = \"/dev/sda\"",
+    );
+    let erase = "error: node[0] (cp1).disk: \"/dev/sda\" is a kernel device name, which can \
+                 change between boots, and with wipe = true the installer would erase whichever \
+                 disk has that name today, data or not; use a stable /dev/disk/by-id/... path";
+    // The node's own key, and the site-wide default.
+    let own = (
+        "firmware = \"bios\"\n",
+        "firmware = \"bios\"\nwipe = true\n",
+    );
+    expect(&[kernel_name, own], &[erase]);
+    let site_wide = ("[[node]]", "[install]\nwipe = true\n\n[[node]]");
+    expect(&[kernel_name, site_wide], &[erase]);
+    // A node may turn the default off for itself: a warning again.
+    let off = (
+        "firmware = \"bios\"\n",
+        "firmware = \"bios\"\nwipe = false\n",
+    );
+    assert_eq!(problems(&[kernel_name, site_wide, off]).len(), 1);
+    assert!(problems(&[kernel_name, site_wide, off])[0].starts_with("warning: "));
+    // A stable name with wipe is fine.
+    expect(&[own], &[]);
+    expect(&[site_wide], &[]);
+}
+
+#[test]
 fn macs_in_every_spelling_and_the_reserved_ones() {
     expect(
         &[
