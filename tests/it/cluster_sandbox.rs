@@ -704,7 +704,11 @@ fn run_install(disk: &str, uefi: bool) -> (Sandbox, Output) {
 }
 
 /// As `run_install`, with `adjust` changing the stubs before the run.
-pub(crate) fn run_install_with(disk: &str, uefi: bool, adjust: impl Fn(&Sandbox)) -> (Sandbox, Output) {
+pub(crate) fn run_install_with(
+    disk: &str,
+    uefi: bool,
+    adjust: impl Fn(&Sandbox),
+) -> (Sandbox, Output) {
     run_install_on(example_site(), disk, uefi, adjust)
 }
 
