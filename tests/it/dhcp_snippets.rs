@@ -7,6 +7,11 @@
 //! script whatever the architecture. No VM: an exchange takes milliseconds, so
 //! every server is asked every case.
 //!
+//! Then, per server, every node leases twice as a real node does: first as
+//! its PXE firmware (no client identifier, or its MAC as one), then as
+//! Flatcar's systemd-networkd, which sends a DUID-based client identifier
+//! (option 61) for the same MAC. Both leases must be the node's reservation.
+//!
 //! Each server gets only what an operator adds around the snippet (its
 //! interface and a range), not the lab's configuration, which carries PXE
 //! lines of its own that could hide a snippet's gap.
@@ -42,6 +47,77 @@ fn dhcp_snippets_with_syslinux_loaders() {
 #[test]
 fn dhcp_snippets_with_ipxe() {
     check_every_server(&built_with_ipxe());
+}
+
+/// Each node leases first as its firmware, then as systemd-networkd with a
+/// DUID client identifier; a server keying its leases by client identifier
+/// would offer the second client another address (or none).
+#[test]
+fn dhcp_snippets_give_networkd_the_firmwares_address() {
+    let built = built();
+    let site = Site::load(&built.root.join("site.toml")).unwrap();
+    let subnet = Subnet::of(&site);
+    let nodes: Vec<Client> = clients(&site)
+        .into_iter()
+        .filter(|c| c.node.is_some())
+        .collect();
+    let mut failures = Vec::new();
+    for kind in [DhcpKind::Dnsmasq, DhcpKind::Isc, DhcpKind::Kea] {
+        let dir = tempfile::Builder::new()
+            .prefix("pxebuild-dhcp-")
+            .tempdir()
+            .unwrap();
+        let net = TestNet::new(&subnet);
+        let udhcpc = Udhcpc::new(dir.path());
+        let snippet = built.dist.join("http/dhcp").join(kind.snippet());
+        let mut server = DhcpServer::start(kind, &net, dir.path(), &snippet, &subnet);
+        let mut wrong = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let (_, want) = node.node.as_ref().unwrap();
+            // Firmware without a client identifier and firmware sending its
+            // MAC as one, alternately.
+            let firmware = Client {
+                client_id: if i % 2 == 0 {
+                    ClientId::None
+                } else {
+                    ClientId::Mac
+                },
+                ..node.clone()
+            };
+            let networkd = Client {
+                arch: None,
+                client_id: ClientId::Hex(networkd_client_id(&node.mac)),
+                ..node.clone()
+            };
+            for client in [&firmware, &networkd] {
+                let lease = udhcpc.ask(&net, client, &mut server);
+                if lease.ip != *want {
+                    wrong.push(format!(
+                        "{client}: IP {}, not its reservation {want}",
+                        lease.ip
+                    ));
+                }
+            }
+        }
+        if !wrong.is_empty() {
+            failures.push(format!(
+                "{}, with {}:\n  {}\n{}",
+                kind.name(),
+                snippet.display(),
+                wrong.join("\n  "),
+                server.output()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A client identifier of the form systemd-networkd sends by default
+/// (RFC 4361): 0xff, a 4-byte IAID, then a DUID-EN (type 2, enterprise
+/// number 43793, 8 bytes derived from the machine ID), here derived from the MAC.
+fn networkd_client_id(mac: &str) -> String {
+    let hex = mac.replace(':', "");
+    format!("ff{}00020000ab11{}{}", &hex[4..], &hex, "ab12")
 }
 
 /// Asks each server every client's question; fails once, listing every wrong
@@ -119,8 +195,11 @@ impl Subnet {
 }
 
 /// One DHCP client: its MAC and what it says about itself.
+#[derive(Clone)]
 struct Client {
     mac: String,
+    /// Option 61.
+    client_id: ClientId,
     /// Option 93, absent for clients that do not send it.
     arch: Option<u16>,
     /// Sends user class (option 77) "iPXE", as iPXE does.
@@ -142,8 +221,24 @@ impl fmt::Display for Client {
         if self.ipxe {
             write!(f, ", user class iPXE")?;
         }
+        match &self.client_id {
+            ClientId::None => write!(f, ", no option 61")?,
+            ClientId::Mac => write!(f, ", option 61 = its MAC")?,
+            ClientId::Hex(hex) => write!(f, ", option 61 = {hex}")?,
+        }
         Ok(())
     }
+}
+
+/// What a client sends as its client identifier (option 61).
+#[derive(Clone)]
+enum ClientId {
+    /// Nothing, as OVMF's PXE does.
+    None,
+    /// Hardware type 1 and the MAC, as iPXE (and busybox's udhcpc by default) do.
+    Mac,
+    /// These bytes (hex), as systemd-networkd's DUID-based identifier.
+    Hex(String),
 }
 
 /// Every site node (architecture from its firmware), then unknown machines
@@ -153,6 +248,7 @@ impl fmt::Display for Client {
 fn clients(site: &Site) -> Vec<Client> {
     let nodes = site.file.nodes.iter().map(|n| Client {
         mac: n.mac.clone(),
+        client_id: ClientId::Mac,
         arch: Some(if n.firmware == "uefi" { 7 } else { 0 }),
         ipxe: false,
         node: Some((n.name.clone(), n.ip.clone())),
@@ -165,6 +261,7 @@ fn clients(site: &Site) -> Vec<Client> {
         .map(|(i, (arch, ipxe))| Client {
             // Locally administered, so never a real NIC's.
             mac: format!("5a:00:00:00:0d:{:02x}", i + 1),
+            client_id: ClientId::Mac,
             arch,
             ipxe,
             node: None,
@@ -371,12 +468,21 @@ impl Udhcpc {
             .map(String::from)
             .collect();
         args.push(self.script.display().to_string());
+        match &client.client_id {
+            // -C: no client identifier (udhcpc sends the MAC by default).
+            ClientId::None => args.push("-C".into()),
+            ClientId::Mac => {}
+            ClientId::Hex(hex) => args.extend(["-C".into(), "-x".into(), format!("0x3d:{hex}")]),
+        }
         // The vendor class PXE firmware sends: the servers see what a real
-        // PXE client shows them.
-        let arch = client.arch.unwrap_or(0);
-        args.extend(["-V".into(), format!("PXEClient:Arch:{arch:05}:UNDI:002001")]);
+        // PXE client shows them. An OS client (no option 93) sends none.
         if let Some(arch) = client.arch {
+            args.extend(["-V".into(), format!("PXEClient:Arch:{arch:05}:UNDI:002001")]);
             args.extend(["-x".into(), format!("0x5d:{arch:04x}")]);
+        } else if client.node.is_none() {
+            args.extend(["-V".into(), "PXEClient:Arch:00000:UNDI:002001".into()]);
+        } else {
+            args.extend(["-V".into(), String::new()]);
         }
         if client.ipxe {
             // Option 77 as iPXE sends it: the bare string, hex-encoded; and
