@@ -1011,6 +1011,18 @@ fn lab_boots_through_isc_dhcpd_and_kea() {
                 assert_eq!(v["marker"]["sha512"], sha512.as_str(), "{context}");
                 assert_in_order(&log, &format!("{ip}:"), &[loader, &path]);
             }
+            if dhcp == "kea" {
+                // The stand-in's networkd leased with its DUID client
+                // identifier (0xff, IAID, DUID) and still got the reservation.
+                let kea = fs::read_to_string(state.join("kea.log")).unwrap();
+                assert!(
+                    kea.lines().any(|l| l.contains("DHCP4_LEASE_ALLOC")
+                        && l.contains("52:54:00:20:00:11")
+                        && l.contains("cid=[ff:")
+                        && l.contains("lease 10.20.0.11 ")),
+                    "{kea}"
+                );
+            }
             if ipxe {
                 assert_in_order(&log, "10.20.0.12:", &["tftp/ipxe.efi", "ipxe/boot.ipxe"]);
             } else {
