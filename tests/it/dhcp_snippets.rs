@@ -34,8 +34,9 @@ use serde_json::{json, Value};
 use crate::cluster_build::{built, built_with_ipxe, Built};
 use crate::serve_support::{run, WAIT};
 
-/// The veth ends inside the namespace: the server's, with the boot server
-/// address, and the client's, without one.
+/// The veth ends inside the namespace: the DHCP server's, with an address of
+/// its own (not the boot server's, as in a rack: next-server must come from
+/// the snippet, not from the server's own address), and the client's, without one.
 const SERVER_END: &str = "srv0";
 const CLIENT_END: &str = "cli0";
 
@@ -180,6 +181,14 @@ impl Subnet {
 
     fn network(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.server) & u32::from(self.netmask()))
+    }
+
+    /// The DHCP server's own address: just below the range, as in the lab.
+    fn dhcp_server(&self) -> Ipv4Addr {
+        let (start, _) = self.pool();
+        let below = Ipv4Addr::from(u32::from(start) - 1);
+        assert_ne!(below, self.server);
+        below
     }
 
     /// The dynamic range for clients without a reservation (the lab's).
@@ -378,7 +387,7 @@ impl TestNet {
         netns::ip(&["netns", "add", &name]).unwrap();
         // Only now: a name that was taken must not be deleted on drop.
         let net = TestNet { name };
-        let address = format!("{}/{}", subnet.server, subnet.prefix);
+        let address = format!("{}/{}", subnet.dhcp_server(), subnet.prefix);
         net.ip(&["link", "set", "lo", "up"]);
         let veth = ["type", "veth", "peer", "name", CLIENT_END];
         net.ip(&[&["link", "add", SERVER_END][..], &veth].concat());
