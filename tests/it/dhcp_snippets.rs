@@ -7,6 +7,9 @@
 //! script whatever the architecture. No VM: an exchange takes milliseconds, so
 //! every server is asked every case.
 //!
+//! The same questions also go through a real DHCP relay (ISC's dhcrelay on
+//! a router namespace), the server on a subnet of its own.
+//!
 //! Then, per server, every node leases twice as a real node does: first as
 //! its PXE firmware (no client identifier, or its MAC as one), then as
 //! Flatcar's systemd-networkd, which sends a DUID-based client identifier
@@ -42,12 +45,21 @@ const CLIENT_END: &str = "cli0";
 
 #[test]
 fn dhcp_snippets_with_syslinux_loaders() {
-    check_every_server(&built());
+    check_every_server(&built(), false);
 }
 
 #[test]
 fn dhcp_snippets_with_ipxe() {
-    check_every_server(&built_with_ipxe());
+    check_every_server(&built_with_ipxe(), false);
+}
+
+/// The relay case: the server on a subnet of its own, every client behind a
+/// router running ISC's dhcrelay with the site's gateway as its address
+/// (giaddr). Each server must pick the node subnet by giaddr and answer as
+/// on the link; ISC dhcpd also needs its own link declared, as docs/site.md says.
+#[test]
+fn dhcp_snippets_answer_through_a_relay() {
+    check_every_server(&built(), true);
 }
 
 /// Each node leases first as its firmware, then as systemd-networkd with a
@@ -123,7 +135,7 @@ fn networkd_client_id(mac: &str) -> String {
 
 /// Asks each server every client's question; fails once, listing every wrong
 /// answer of every server with that server's output.
-fn check_every_server(built: &Built) {
+fn check_every_server(built: &Built, relayed: bool) {
     let site = Site::load(&built.root.join("site.toml")).unwrap();
     let subnet = Subnet::of(&site);
     let want = Answers::of(&site, &built.dist);
@@ -136,7 +148,11 @@ fn check_every_server(built: &Built) {
             .prefix("pxebuild-dhcp-")
             .tempdir()
             .unwrap();
-        let net = TestNet::new(&subnet);
+        let net = if relayed {
+            TestNet::relayed(&subnet, dir.path())
+        } else {
+            TestNet::new(&subnet)
+        };
         let udhcpc = Udhcpc::new(dir.path());
         let snippet = built.dist.join("http/dhcp").join(kind.snippet());
         let mut server = DhcpServer::start(kind, &net, dir.path(), &snippet, &subnet);
@@ -149,11 +165,12 @@ fn check_every_server(built: &Built) {
             .collect();
         if !wrong.is_empty() {
             failures.push(format!(
-                "{}, with {}:\n  {}\n{}",
+                "{}, with {}:\n  {}\n{}{}",
                 kind.name(),
                 snippet.display(),
                 wrong.join("\n  "),
-                server.output()
+                server.output(),
+                net.relay_output()
             ));
         }
     }
@@ -164,6 +181,7 @@ fn check_every_server(built: &Built) {
 struct Subnet {
     server: Ipv4Addr,
     prefix: u8,
+    gateway: Ipv4Addr,
 }
 
 impl Subnet {
@@ -172,6 +190,7 @@ impl Subnet {
         Subnet {
             server: site.file.boot_server.address.parse().unwrap(),
             prefix: prefix.parse().unwrap(),
+            gateway: site.file.network.gateway.parse().unwrap(),
         }
     }
 
@@ -374,10 +393,28 @@ impl Answers {
 }
 
 /// A private network namespace holding a veth pair, both ends up; deleting
-/// it on drop removes the pair too.
+/// it on drop removes the pair too. Relayed: the server's namespace, a
+/// router's (forwarding, running dhcrelay) and the client's, in a row.
 struct TestNet {
+    /// The server's namespace.
     name: String,
+    /// The client's namespace (the server's unless relayed).
+    client: String,
+    /// Relayed: the router's namespace and dhcrelay, its output file, and
+    /// the server's own link for ISC's subnet declaration.
+    relay: Option<Relay>,
 }
+
+struct Relay {
+    router: String,
+    dhcrelay: Child,
+    log: PathBuf,
+    /// `<network> netmask <mask>` of the server's own link.
+    own_subnet: String,
+}
+
+/// The server's own link behind the relay (TEST-NET-1: documentation only).
+const SERVER_SIDE: [u8; 3] = [192, 0, 2];
 
 impl TestNet {
     fn new(subnet: &Subnet) -> TestNet {
@@ -386,7 +423,11 @@ impl TestNet {
         let name = format!("pxt-dhcp-{}-{n}", std::process::id());
         netns::ip(&["netns", "add", &name]).unwrap();
         // Only now: a name that was taken must not be deleted on drop.
-        let net = TestNet { name };
+        let net = TestNet {
+            client: name.clone(),
+            name,
+            relay: None,
+        };
         let address = format!("{}/{}", subnet.dhcp_server(), subnet.prefix);
         net.ip(&["link", "set", "lo", "up"]);
         let veth = ["type", "veth", "peer", "name", CLIENT_END];
@@ -397,15 +438,119 @@ impl TestNet {
         net
     }
 
-    /// `ip -n NAME ARGS`, which must succeed.
-    fn ip(&self, args: &[&str]) {
-        netns::ip(&[&["-n", self.name.as_str()][..], args].concat())
-            .unwrap_or_else(|e| panic!("{e:#}"));
+    /// The server at `.250` of its own /24, the router at `.1` there and at
+    /// the site's gateway on the client's link, dhcrelay forwarding to the server.
+    fn relayed(subnet: &Subnet, dir: &Path) -> TestNet {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let base = format!("pxt-dhcpr-{}-{n}", std::process::id());
+        let (server, router, client) = (
+            format!("{base}-s"),
+            format!("{base}-r"),
+            format!("{base}-c"),
+        );
+        let [a, b, c] = SERVER_SIDE;
+        let mut net = TestNet {
+            name: server.clone(),
+            client: client.clone(),
+            relay: None,
+        };
+        for ns in [&server, &router, &client] {
+            netns::ip(&["netns", "add", ns]).unwrap();
+            ip_in(ns, &["link", "set", "lo", "up"]);
+        }
+        let router_addr = format!("{a}.{b}.{c}.1");
+        ip_in(
+            &server,
+            &[
+                "link", "add", SERVER_END, "type", "veth", "peer", "name", "rs0", "netns", &router,
+            ],
+        );
+        ip_in(
+            &server,
+            &[
+                "addr",
+                "add",
+                &format!("{a}.{b}.{c}.250/24"),
+                "dev",
+                SERVER_END,
+            ],
+        );
+        ip_in(&server, &["link", "set", SERVER_END, "up"]);
+        ip_in(
+            &router,
+            &["addr", "add", &format!("{router_addr}/24"), "dev", "rs0"],
+        );
+        ip_in(&router, &["link", "set", "rs0", "up"]);
+        ip_in(
+            &router,
+            &[
+                "link", "add", "rn0", "type", "veth", "peer", "name", CLIENT_END, "netns", &client,
+            ],
+        );
+        let gateway = format!("{}/{}", subnet.gateway, subnet.prefix);
+        ip_in(&router, &["addr", "add", &gateway, "dev", "rn0"]);
+        ip_in(&router, &["link", "set", "rn0", "up"]);
+        ip_in(&client, &["link", "set", CLIENT_END, "up"]);
+        let node_net = format!("{}/{}", subnet.network(), subnet.prefix);
+        ip_in(&server, &["route", "add", &node_net, "via", &router_addr]);
+        let sysctl = netns::command(&router, "sysctl")
+            .args(["-qw", "net.ipv4.ip_forward=1"])
+            .status()
+            .unwrap();
+        assert!(sysctl.success());
+        let log = dir.join("dhcrelay.log");
+        let out = File::create(&log).unwrap();
+        let dhcrelay = netns::command(&router, "/usr/sbin/dhcrelay")
+            .args(["-4", "-d", "-id", "rn0", "-iu", "rs0", "-pf"])
+            .arg(dir.join("dhcrelay.pid"))
+            .arg(format!("{a}.{b}.{c}.250"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("starting dhcrelay");
+        net.relay = Some(Relay {
+            router,
+            dhcrelay,
+            log,
+            own_subnet: format!("{a}.{b}.{c}.0 netmask 255.255.255.0"),
+        });
+        net
     }
+
+    /// `ip -n NAME ARGS` in the server's namespace, which must succeed.
+    fn ip(&self, args: &[&str]) {
+        ip_in(&self.name, args);
+    }
+
+    /// The end of dhcrelay's output, for failure messages ("" unless relayed).
+    fn relay_output(&self) -> String {
+        let Some(relay) = &self.relay else {
+            return String::new();
+        };
+        let text = fs::read_to_string(&relay.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+        format!("\n--- dhcrelay output (end) ---\n{tail}")
+    }
+}
+
+/// `ip -n NS ARGS`, which must succeed.
+fn ip_in(ns: &str, args: &[&str]) {
+    netns::ip(&[&["-n", ns][..], args].concat()).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 impl Drop for TestNet {
     fn drop(&mut self) {
+        if let Some(relay) = &mut self.relay {
+            let _ = relay.dhcrelay.kill();
+            let _ = relay.dhcrelay.wait();
+            let _ = netns::delete(&relay.router);
+        }
+        if self.client != self.name {
+            let _ = netns::delete(&self.client);
+        }
         let _ = netns::delete(&self.name);
     }
 }
@@ -439,8 +584,11 @@ impl Udhcpc {
     /// Runs udhcpc as `client` until a server answers (the first answer is
     /// also how a fresh server is known to be ready), and returns the lease.
     fn ask(&self, net: &TestNet, client: &Client, server: &mut DhcpServer) -> Lease {
-        net.ip(&["link", "set", CLIENT_END, "address", &client.mac]);
-        let args = self.args(&net.name, client);
+        ip_in(
+            &net.client,
+            &["link", "set", CLIENT_END, "address", &client.mac],
+        );
+        let args = self.args(&net.client, client);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let deadline = Instant::now() + WAIT;
         loop {
@@ -551,7 +699,10 @@ impl DhcpServer {
     ) -> DhcpServer {
         let mut cmd = match kind {
             DhcpKind::Dnsmasq => dnsmasq_command(&net.name, dir, snippet, subnet),
-            DhcpKind::Isc => dhcpd_command(&net.name, dir, snippet, subnet),
+            DhcpKind::Isc => {
+                let own = net.relay.as_ref().map(|r| r.own_subnet.as_str());
+                dhcpd_command(&net.name, dir, snippet, subnet, own)
+            }
             DhcpKind::Kea => kea_command(&net.name, dir, snippet, subnet),
         };
         let log = dir.join(format!("{}.log", kind.snippet()));
@@ -614,16 +765,26 @@ fn dnsmasq_command(ns: &str, dir: &Path, snippet: &Path, subnet: &Subnet) -> Com
 }
 
 /// ISC dhcpd: the snippet included at the top level, as its header says, and
-/// the subnet with a range; in the foreground, logging to stderr.
-fn dhcpd_command(ns: &str, dir: &Path, snippet: &Path, subnet: &Subnet) -> Command {
+/// the subnet with a range (and, behind a relay, an empty declaration of its
+/// own link, `own`); in the foreground, logging to stderr.
+fn dhcpd_command(
+    ns: &str,
+    dir: &Path,
+    snippet: &Path,
+    subnet: &Subnet,
+    own: Option<&str>,
+) -> Command {
     let (start, end) = subnet.pool();
+    let own = own
+        .map(|own| format!("subnet {own} {{\n}}\n"))
+        .unwrap_or_default();
     let conf = dir.join("dhcpd.conf");
     let text = format!(
         "authoritative;\nddns-update-style none;\n\
          default-lease-time 3600;\nmax-lease-time 3600;\n\
          # The test's addresses are free: skip the probe before each offer.\nping-check false;\n\
          include \"{snippet}\";\n\
-         subnet {network} netmask {mask} {{\n  range {start} {end};\n}}\n",
+         subnet {network} netmask {mask} {{\n  range {start} {end};\n}}\n{own}",
         snippet = snippet.display(),
         network = subnet.network(),
         mask = subnet.netmask(),
