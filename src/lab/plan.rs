@@ -76,16 +76,7 @@ impl LabSite {
             .parse()
             .map_err(|_| BadInput::new(format!("boot_server.address {server:?} is not IPv4")))?;
         let subnet = str_at(&doc, "network", "subnet")?;
-        let prefix = parse_prefix(subnet)?;
-        let subnet = Ipv4Addr::from(
-            u32::from(
-                subnet
-                    .split('/')
-                    .next()
-                    .unwrap_or_default()
-                    .parse::<Ipv4Addr>()?,
-            ) & topology::mask(prefix),
-        );
+        let (subnet, prefix) = parse_subnet(subnet)?;
         let gateway = match str_at(&doc, "network", "gateway") {
             Err(_) => None,
             Ok(g) => Some(
@@ -121,12 +112,15 @@ fn str_at<'a>(doc: &'a toml::Table, table: &str, key: &str) -> Result<&'a str> {
         .ok_or_else(|| BadInput::new(format!("site has no {table}.{key}")))
 }
 
-fn parse_prefix(subnet: &str) -> Result<u8> {
+/// The network address and prefix length of an IPv4 CIDR.
+fn parse_subnet(subnet: &str) -> Result<(Ipv4Addr, u8)> {
     let bad = || BadInput::new(format!("network.subnet {subnet:?} is not an IPv4 CIDR"));
     let (addr, len) = subnet.split_once('/').ok_or_else(bad)?;
-    addr.parse::<Ipv4Addr>().map_err(|_| bad())?;
+    let addr = addr.parse::<Ipv4Addr>().map_err(|_| bad())?;
     match len.parse::<u8>() {
-        Ok(n) if (8..=30).contains(&n) => Ok(n),
+        Ok(n) if (8..=30).contains(&n) => {
+            Ok((Ipv4Addr::from(u32::from(addr) & topology::mask(n)), n))
+        }
         _ => Err(bad()),
     }
 }
@@ -513,6 +507,19 @@ mod tests {
             disk_serial(site.nodes["cp1"].disk.as_deref().unwrap()).unwrap(),
             "cp1-root"
         );
+    }
+
+    #[test]
+    fn the_gateway_is_read_for_the_relay() {
+        let text = SITE.replace(
+            "subnet = \"10.20.0.0/24\"",
+            "subnet = \"10.20.0.0/24\"\n        gateway = \"10.20.0.1\"",
+        );
+        let site = LabSite::parse(&text).unwrap();
+        assert_eq!(site.gateway, Some(Ipv4Addr::new(10, 20, 0, 1)));
+        let err = LabSite::parse(&text.replace("\"10.20.0.1\"", "\"gw\"")).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2);
+        assert!(err.to_string().contains("network.gateway"), "{err}");
     }
 
     #[test]
