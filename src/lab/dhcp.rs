@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::dnsmasq::BRIDGE;
+use super::netns::DHCP_IF;
 use super::plan::LabPlan;
+use super::topology::mask;
 
 /// Which DHCP server answers the lab's VMs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -53,10 +54,24 @@ impl DhcpKind {
 }
 
 /// ISC dhcpd: the snippet included at the top level, as its header says, and
-/// the lab subnet with a dynamic range for VMs without a reservation.
+/// the node subnet with a dynamic range for VMs without a reservation and the
+/// gateway as router. Behind a relay, dhcpd also needs a declaration of the
+/// subnet of its own interface, or it does not listen there.
 pub fn isc_config(plan: &LabPlan) -> String {
     let (start, end) = plan.dhcp_range();
     let network = plan.network();
+    let router = plan
+        .gateway
+        .map(|g| format!("  option routers {g};\n"))
+        .unwrap_or_default();
+    let own = if plan.relayed() {
+        let t = &plan.topology;
+        let net = std::net::Ipv4Addr::from(u32::from(t.dhcp) & mask(t.server_prefix));
+        let netmask = std::net::Ipv4Addr::from(mask(t.server_prefix));
+        format!("# The DHCP server's own link, where the relay's requests arrive.\nsubnet {net} netmask {netmask} {{\n}}\n")
+    } else {
+        String::new()
+    };
     format!(
         "# Written by `pxebuild lab`; regenerated on every run.\n\
          authoritative;\n\
@@ -66,7 +81,7 @@ pub fn isc_config(plan: &LabPlan) -> String {
          # The lab's addresses are free: skip the probe before each offer.\n\
          ping-check false;\n\
          include \"{snippet}\";\n\
-         subnet {network} netmask {mask} {{\n  range {start} {end};\n}}\n",
+         subnet {network} netmask {mask} {{\n  range {start} {end};\n{router}}}\n{own}",
         snippet = plan.dhcp_snippet().display(),
         mask = plan.netmask(),
     )
@@ -74,8 +89,9 @@ pub fn isc_config(plan: &LabPlan) -> String {
 
 /// Kea: the snippet's `Dhcp4` object (client classes, the subnet and its
 /// reservations) with what an operator's own configuration adds around it:
-/// the interface, a lease database, a pool for VMs without a reservation and a
-/// log file.
+/// the interface, a lease database, a pool for VMs without a reservation, the
+/// gateway as router and a log file. Behind a relay, Kea picks the snippet's
+/// subnet by the relay's address (giaddr) and needs nothing more.
 pub fn kea_config(plan: &LabPlan, snippet: &str, log: &Path) -> Result<String> {
     let mut config: Value = serde_json::from_str(snippet)
         .with_context(|| format!("{} is not JSON", plan.dhcp_snippet().display()))?;
@@ -83,12 +99,11 @@ pub fn kea_config(plan: &LabPlan, snippet: &str, log: &Path) -> Result<String> {
         .get_mut("Dhcp4")
         .and_then(Value::as_object_mut)
         .with_context(|| format!("{} has no Dhcp4 object", plan.dhcp_snippet().display()))?;
-    // The bridge has no carrier until the first VM's tap opens, and Kea will
-    // not open a socket on an interface that is not running: it retries.
+    // Kea will not open a socket on an interface that is not running yet: it retries.
     dhcp4.insert(
         "interfaces-config".into(),
         json!({
-            "interfaces": [BRIDGE],
+            "interfaces": [DHCP_IF],
             "dhcp-socket-type": "raw",
             "service-sockets-max-retries": 3000,
             "service-sockets-retry-wait-time": 200,
@@ -117,6 +132,15 @@ pub fn kea_config(plan: &LabPlan, snippet: &str, log: &Path) -> Result<String> {
         "pools".into(),
         json!([{ "pool": format!("{start} - {end}") }]),
     );
+    if let Some(gateway) = plan.gateway {
+        let mut options = subnet
+            .get("option-data")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        options.push(json!({ "name": "routers", "data": gateway.to_string() }));
+        subnet.insert("option-data".into(), Value::Array(options));
+    }
     Ok(serde_json::to_string_pretty(&config).expect("JSON values serialise"))
 }
 
@@ -178,10 +202,32 @@ mod tests {
         let text = isc_config(&LabPlan::sample());
         let include = text.find("include \"/d/http/dhcp/dnsmasq.conf\";").unwrap();
         let subnet = text
-            .find("subnet 10.20.0.0 netmask 255.255.255.0 {\n  range 10.20.0.205 10.20.0.254;\n}")
+            .find("subnet 10.20.0.0 netmask 255.255.255.0 {\n  range 10.20.0.205 10.20.0.254;\n  option routers 10.20.0.1;\n}")
             .unwrap();
         assert!(include < subnet, "{text}");
         assert!(text.contains("authoritative;\n"));
+        assert!(!text.contains("relay"), "{text}");
+    }
+
+    #[test]
+    fn behind_a_relay_isc_declares_its_own_subnet_too() {
+        let mut plan = LabPlan::sample();
+        plan.server = "10.21.0.1".parse().unwrap();
+        plan.topology.server = plan.server;
+        plan.topology.dhcp = "10.21.0.250".parse().unwrap();
+        plan.topology.relay = Some(crate::lab::topology::Relay {
+            server_side: "10.21.0.2".parse().unwrap(),
+            gateway: "10.20.0.1".parse().unwrap(),
+        });
+        let text = isc_config(&plan);
+        assert!(
+            text.contains("subnet 10.20.0.0 netmask 255.255.255.0 {\n  range 10.20.0.205 10.20.0.254;\n  option routers 10.20.0.1;\n}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("subnet 10.21.0.0 netmask 255.255.255.0 {\n}\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -200,7 +246,9 @@ mod tests {
             dhcp4["subnet4"][0]["pools"][0]["pool"],
             "10.20.0.205 - 10.20.0.254"
         );
-        assert_eq!(dhcp4["interfaces-config"]["interfaces"][0], "br0");
+        assert_eq!(dhcp4["interfaces-config"]["interfaces"][0], "vd0");
+        assert_eq!(dhcp4["subnet4"][0]["option-data"][0]["name"], "routers");
+        assert_eq!(dhcp4["subnet4"][0]["option-data"][0]["data"], "10.20.0.1");
         assert_eq!(
             dhcp4["loggers"][0]["output_options"][0]["output"],
             "/s/kea.log"

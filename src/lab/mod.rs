@@ -1,16 +1,19 @@
 //! `pxebuild lab`: rehearses a site on local QEMU VMs, on a private network that
 //! carries the site's own boot-server address and subnet.
 //!
-//! The lab boots the built tree exactly as a rack would: dnsmasq is the
-//! external DHCP server (configured from the build's DHCP snippet), the boot
+//! The lab boots the built tree exactly as a rack would: the external DHCP
+//! server (dnsmasq, ISC dhcpd or Kea, configured from the build's DHCP
+//! snippet) is a host of its own on the site subnet, or behind a DHCP relay
+//! when the boot server is on another subnet; the boot
 //! server is `pxebuild serve` (or nginx with dnsmasq's or tftpd-hpa's TFTP,
 //! proving the tree portable), and each site node is a VM with its MAC and
 //! firmware. Milestones come from serial consoles and the DHCP log; the
 //! verdict per VM depends on its role (node, stranger, intruder). Everything
-//! runs in one network namespace and is torn down by PID (and process group),
-//! then by deleting the namespace.
+//! runs in the lab's network namespaces and is torn down by PID (and process
+//! group), then by deleting the namespaces.
 //!
-//! Modules: `plan` (what to boot), `tools` (preflight), `netns`, `dhcp` (which
+//! Modules: `plan` (what to boot), `topology` (the lab's addresses), `tools`
+//! (preflight), `netns`, `dhcp` (which
 //! DHCP server, ISC and Kea configs, lease lines), `dnsmasq`,
 //! `nginx`, `qemu` (command lines, accelerator probe), `runner` (processes),
 //! `console` (milestone patterns), `tracker` (verdicts), `watch` (the loop),
@@ -26,6 +29,7 @@ pub mod runner;
 pub mod state;
 pub mod table;
 pub mod tools;
+pub mod topology;
 pub mod tracker;
 pub mod watch;
 
@@ -89,6 +93,10 @@ pub struct Report {
     pub accel: String,
     pub server: ServerKind,
     pub dhcp: DhcpKind,
+    /// The DHCP server's own address (its server identifier).
+    pub dhcp_address: String,
+    /// The router's address on the nodes' link when a DHCP relay runs there.
+    pub relay: Option<String>,
     pub vms: Vec<VmReport>,
 }
 
@@ -152,12 +160,17 @@ pub fn run(
     clean_leftovers(&state_dir)?;
     let (parallel, timeout) = (options.parallel, options.timeout);
     let mut lab = Lab::start(plan, state_dir, options)?;
+    let relay = match lab.plan.topology.relay {
+        Some(r) => format!(", relayed by {}", r.gateway),
+        None => String::new(),
+    };
     crate::info!(
-        "lab: namespace {}, boot server {} ({}), DHCP by {}, accel {}, {} MiB per VM",
+        "lab: namespace {}, boot server {} ({}), DHCP by {} at {}{relay}, accel {}, {} MiB per VM",
         lab.record.namespace,
         lab.plan.server,
         server_name(lab.options().server),
         lab.plan.dhcp.name(),
+        lab.plan.topology.dhcp,
         accel_name(lab.accel),
         lab.memory_mib
     );
@@ -197,6 +210,8 @@ fn report(lab: &Lab, watched: &[watch::Watched]) -> Report {
         accel: accel_name(lab.accel).into(),
         server: lab.options().server,
         dhcp: lab.plan.dhcp,
+        dhcp_address: lab.plan.topology.dhcp.to_string(),
+        relay: lab.plan.topology.relay.map(|r| r.gateway.to_string()),
         vms,
     }
 }

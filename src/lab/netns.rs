@@ -1,7 +1,12 @@
 //! The lab network: one network namespace holding a bridge with the site's boot
-//! server address and subnet, plus one tap per VM. Nothing links it to the
-//! host, so the site's real addresses can be used without reaching anything.
-//! Deleting the namespace removes the bridge and the taps with it.
+//! server address and subnet, plus one tap per VM; a namespace of its own for
+//! the DHCP server, joined to the bridge by a veth pair, as another host of
+//! the subnet; and, when the boot server is on another subnet, a router
+//! namespace (IP forwarding on, the DHCP relay runs there) between the boot
+//! server's bridge and a second bridge that carries the taps. Nothing links
+//! them to the host, so the site's real addresses can be used without
+//! reaching anything. Deleting the namespaces removes the bridges, veths and
+//! taps with them.
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::{Command, Output};
@@ -10,7 +15,26 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::dnsmasq::BRIDGE;
+use super::topology::Topology;
 use crate::serve::tftp::packet;
+
+/// The bridge of the nodes' link when they sit behind the relay.
+pub const NODE_BRIDGE: &str = "br1";
+/// The DHCP server's interface, in its namespace.
+pub const DHCP_IF: &str = "vd0";
+/// The router's legs, in its namespace: to the boot server's link and to the nodes'.
+pub const ROUTER_SERVER_IF: &str = "rs0";
+pub const ROUTER_NODE_IF: &str = "rn0";
+
+/// The DHCP server's namespace beside the lab namespace `ns`.
+pub fn dhcp_ns(ns: &str) -> String {
+    format!("{ns}-dhcp")
+}
+
+/// The router's namespace beside the lab namespace `ns`.
+pub fn router_ns(ns: &str) -> String {
+    format!("{ns}-rtr")
+}
 
 /// The ULA prefix on the bridge: lets dnsmasq send router advertisements, which
 /// spares iPXE its long IPv6 autoconfiguration wait. It exists only in the namespace.
@@ -40,31 +64,103 @@ pub fn exists(ns: &str) -> bool {
     std::path::Path::new("/run/netns").join(ns).exists()
 }
 
-/// Creates the namespace with its bridge and one tap per name in `taps`.
-pub fn create(ns: &str, server: Ipv4Addr, prefix: u8, taps: &[String]) -> Result<()> {
+/// The bridge the VMs' taps join: the boot server's, or the nodes' own behind the relay.
+pub fn tap_bridge(topology: &Topology) -> &'static str {
+    if topology.relay.is_some() {
+        NODE_BRIDGE
+    } else {
+        BRIDGE
+    }
+}
+
+/// Creates the namespaces, bridges, veths and one tap per name in `taps`.
+/// `subnet`/`prefix` is the node subnet (`network.subnet`).
+pub fn create(
+    ns: &str,
+    topology: &Topology,
+    subnet: Ipv4Addr,
+    prefix: u8,
+    taps: &[String],
+) -> Result<()> {
     ip(&["netns", "add", ns])?;
-    let addr = format!("{server}/{prefix}");
-    let steps: Vec<Vec<&str>> = vec![
+    let addr = format!("{}/{}", topology.server, topology.server_prefix);
+    let nodes = tap_bridge(topology);
+    let mut steps: Vec<Vec<&str>> = vec![
         vec!["-n", ns, "link", "set", "lo", "up"],
         vec!["-n", ns, "link", "add", BRIDGE, "type", "bridge"],
         vec!["-n", ns, "addr", "add", &addr, "dev", BRIDGE],
-        vec!["-n", ns, "addr", "add", ULA, "dev", BRIDGE],
         vec!["-n", ns, "link", "set", BRIDGE, "up"],
     ];
+    if nodes != BRIDGE {
+        // The nodes' link: no IPv4 address here, so the lab namespace reaches
+        // it only through the router.
+        steps.push(vec!["-n", ns, "link", "add", nodes, "type", "bridge"]);
+        steps.push(vec!["-n", ns, "link", "set", nodes, "up"]);
+    }
+    // Router advertisements go out on the nodes' link.
+    steps.push(vec!["-n", ns, "addr", "add", ULA, "dev", nodes]);
     for step in &steps {
         ip(step).with_context(|| format!("setting up namespace {ns}"))?;
     }
     for tap in taps {
         ip(&["-n", ns, "tuntap", "add", "dev", tap, "mode", "tap"])?;
-        ip(&["-n", ns, "link", "set", tap, "master", BRIDGE, "up"])?;
+        ip(&["-n", ns, "link", "set", tap, "master", nodes, "up"])?;
+    }
+    let node_net = format!("{subnet}/{prefix}");
+    let dhcp_addr = format!("{}/{}", topology.dhcp, topology.server_prefix);
+    host(ns, &dhcp_ns(ns), "vd1", DHCP_IF, &dhcp_addr, BRIDGE)?;
+    if let Some(relay) = &topology.relay {
+        let rtr = router_ns(ns);
+        let server_side = format!("{}/{}", relay.server_side, topology.server_prefix);
+        host(ns, &rtr, "rs1", ROUTER_SERVER_IF, &server_side, BRIDGE)?;
+        let gateway = format!("{}/{prefix}", relay.gateway);
+        leg(ns, &rtr, "rn1", ROUTER_NODE_IF, &gateway, nodes)?;
+        let out = command(&rtr, "sysctl")
+            .args(["-qw", "net.ipv4.ip_forward=1"])
+            .output()
+            .context("running sysctl")?;
+        check(&out, "sysctl net.ipv4.ip_forward=1 in the router namespace")?;
+        let via = relay.server_side.to_string();
+        for other in [ns.to_string(), dhcp_ns(ns)] {
+            ip(&["-n", &other, "route", "add", &node_net, "via", &via])
+                .with_context(|| format!("routing {node_net} in namespace {other}"))?;
+        }
     }
     Ok(())
 }
 
-/// Deletes the namespace (and with it the bridge and taps).
+/// Creates namespace `other` as a host on `bridge` of namespace `ns`: a veth
+/// pair (`end` in `ns`, joined to the bridge; `inside` in `other`, with `addr`).
+fn host(ns: &str, other: &str, end: &str, inside: &str, addr: &str, bridge: &str) -> Result<()> {
+    ip(&["netns", "add", other])?;
+    ip(&["-n", other, "link", "set", "lo", "up"])?;
+    leg(ns, other, end, inside, addr, bridge)
+}
+
+/// A veth pair made inside `ns` (never in the host's namespace, where its
+/// names could collide), its peer moved straight into `other`.
+fn leg(ns: &str, other: &str, end: &str, inside: &str, addr: &str, bridge: &str) -> Result<()> {
+    let steps: Vec<Vec<&str>> = vec![
+        vec![
+            "-n", ns, "link", "add", end, "type", "veth", "peer", "name", inside, "netns", other,
+        ],
+        vec!["-n", ns, "link", "set", end, "master", bridge, "up"],
+        vec!["-n", other, "addr", "add", addr, "dev", inside],
+        vec!["-n", other, "link", "set", inside, "up"],
+    ];
+    for step in &steps {
+        ip(step).with_context(|| format!("linking namespace {other} to {bridge}"))?;
+    }
+    Ok(())
+}
+
+/// Deletes the namespace (and with it the bridge and taps), and the DHCP
+/// server's and router's namespaces beside it.
 pub fn delete(ns: &str) -> Result<()> {
-    if exists(ns) {
-        ip(&["netns", "del", ns])?;
+    for name in [router_ns(ns), dhcp_ns(ns), ns.to_string()] {
+        if exists(&name) {
+            ip(&["netns", "del", &name])?;
+        }
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::dhcp::DhcpKind;
+use super::topology::{self, Topology};
 use crate::error::BadInput;
 use crate::layout;
 use crate::manifest::Manifest;
@@ -42,8 +43,11 @@ impl Firmware {
 pub struct LabSite {
     /// The boot server's address as the nodes see it.
     pub server: Ipv4Addr,
-    /// Prefix length of the site subnet.
+    /// The site subnet (`network.subnet`): network address and prefix length.
+    pub subnet: Ipv4Addr,
     pub prefix: u8,
+    /// `network.gateway`: the relay's address when the boot server is outside the subnet.
+    pub gateway: Option<Ipv4Addr>,
     pub http_port: u16,
     pub tftp_port: u16,
     /// Per node: firmware (default BIOS) and the install disk path.
@@ -64,7 +68,7 @@ impl LabSite {
         LabSite::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
-    /// Parses `[boot_server]`, `[network].subnet` and the nodes' `firmware`/`disk`.
+    /// Parses `[boot_server]`, `[network].subnet` and `gateway`, and the nodes' `firmware`/`disk`.
     pub fn parse(text: &str) -> Result<LabSite> {
         let doc: toml::Table = text.parse().map_err(|e| BadInput::new(format!("{e}")))?;
         let server = str_at(&doc, "boot_server", "address")?;
@@ -72,7 +76,14 @@ impl LabSite {
             .parse()
             .map_err(|_| BadInput::new(format!("boot_server.address {server:?} is not IPv4")))?;
         let subnet = str_at(&doc, "network", "subnet")?;
-        let prefix = parse_prefix(subnet)?;
+        let (subnet, prefix) = parse_subnet(subnet)?;
+        let gateway = match str_at(&doc, "network", "gateway") {
+            Err(_) => None,
+            Ok(g) => Some(
+                g.parse::<Ipv4Addr>()
+                    .map_err(|_| BadInput::new(format!("network.gateway {g:?} is not IPv4")))?,
+            ),
+        };
         let port = |key: &str, default: u16| -> Result<u16> {
             match doc.get("boot_server").and_then(|t| t.get(key)) {
                 None => Ok(default),
@@ -84,7 +95,9 @@ impl LabSite {
         };
         Ok(LabSite {
             server,
+            subnet,
             prefix,
+            gateway,
             http_port: port("http_port", 8080)?,
             tftp_port: port("tftp_port", 69)?,
             nodes: parse_nodes(&doc)?,
@@ -99,12 +112,15 @@ fn str_at<'a>(doc: &'a toml::Table, table: &str, key: &str) -> Result<&'a str> {
         .ok_or_else(|| BadInput::new(format!("site has no {table}.{key}")))
 }
 
-fn parse_prefix(subnet: &str) -> Result<u8> {
+/// The network address and prefix length of an IPv4 CIDR.
+fn parse_subnet(subnet: &str) -> Result<(Ipv4Addr, u8)> {
     let bad = || BadInput::new(format!("network.subnet {subnet:?} is not an IPv4 CIDR"));
     let (addr, len) = subnet.split_once('/').ok_or_else(bad)?;
-    addr.parse::<Ipv4Addr>().map_err(|_| bad())?;
+    let addr = addr.parse::<Ipv4Addr>().map_err(|_| bad())?;
     match len.parse::<u8>() {
-        Ok(n) if (8..=30).contains(&n) => Ok(n),
+        Ok(n) if (8..=30).contains(&n) => {
+            Ok((Ipv4Addr::from(u32::from(addr) & topology::mask(n)), n))
+        }
         _ => Err(bad()),
     }
 }
@@ -189,7 +205,13 @@ pub struct PlanOptions {
 pub struct LabPlan {
     pub dist: PathBuf,
     pub server: Ipv4Addr,
+    /// The node subnet (`network.subnet`) and its prefix length.
+    pub subnet: Ipv4Addr,
     pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+    /// Where the DHCP server (and, when the boot server is on another
+    /// subnet, the relay) sits.
+    pub topology: Topology,
     pub http_port: u16,
     pub tftp_port: u16,
     pub vms: Vec<LabVm>,
@@ -204,7 +226,15 @@ impl LabPlan {
         LabPlan {
             dist: PathBuf::from("/d"),
             server: Ipv4Addr::new(10, 20, 0, 2),
+            subnet: Ipv4Addr::new(10, 20, 0, 0),
             prefix: 24,
+            gateway: Some(Ipv4Addr::new(10, 20, 0, 1)),
+            topology: Topology {
+                server: Ipv4Addr::new(10, 20, 0, 2),
+                server_prefix: 24,
+                dhcp: Ipv4Addr::new(10, 20, 0, 204),
+                relay: None,
+            },
             http_port: 8080,
             tftp_port: 69,
             vms: vec![],
@@ -242,10 +272,27 @@ impl LabPlan {
         if vms.is_empty() {
             bail!(BadInput::new("the lab has no VM to boot"));
         }
+        let (range_start, _) = node_range(site.server, site.subnet, site.prefix);
+        let reserved: Vec<Ipv4Addr> = manifest
+            .nodes
+            .iter()
+            .filter_map(|n| n.ip.parse().ok())
+            .collect();
+        let topology = Topology::of(&topology::Site {
+            server: site.server,
+            subnet: site.subnet,
+            prefix: site.prefix,
+            gateway: site.gateway,
+            nodes: &reserved,
+            range_start,
+        })?;
         Ok(LabPlan {
             dist: dist.to_path_buf(),
             server: site.server,
+            subnet: site.subnet,
             prefix: site.prefix,
+            gateway: site.gateway,
+            topology,
             http_port: site.http_port,
             tftp_port: site.tftp_port,
             vms,
@@ -253,9 +300,14 @@ impl LabPlan {
         })
     }
 
-    /// A dynamic DHCP range inside the subnet for VMs without a reservation.
+    /// A dynamic DHCP range inside the node subnet for VMs without a reservation.
     pub fn dhcp_range(&self) -> (Ipv4Addr, Ipv4Addr) {
-        dhcp_range(self.server, self.prefix)
+        node_range(self.server, self.subnet, self.prefix)
+    }
+
+    /// Whether the nodes reach the boot server and the DHCP server through a relay.
+    pub fn relayed(&self) -> bool {
+        self.topology.relay.is_some()
     }
 
     pub fn netmask(&self) -> Ipv4Addr {
@@ -267,9 +319,18 @@ impl LabPlan {
         snippet_path(&self.dist, self.dhcp)
     }
 
-    /// The subnet's network address.
+    /// The node subnet's network address.
     pub fn network(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.server) & u32::from(self.netmask()))
+        self.subnet
+    }
+}
+
+/// The dynamic range of the node subnet, off the boot server when it is in it.
+fn node_range(server: Ipv4Addr, subnet: Ipv4Addr, prefix: u8) -> (Ipv4Addr, Ipv4Addr) {
+    if topology::contains(subnet, prefix, server) {
+        dhcp_range(server, prefix)
+    } else {
+        dhcp_range(subnet, prefix)
     }
 }
 
@@ -434,6 +495,8 @@ mod tests {
     fn site_facts_are_read_with_defaults() {
         let site = LabSite::parse(SITE).unwrap();
         assert_eq!(site.server, Ipv4Addr::new(10, 20, 0, 2));
+        assert_eq!(site.subnet, Ipv4Addr::new(10, 20, 0, 0));
+        assert_eq!(site.gateway, None);
         assert_eq!(
             (site.prefix, site.http_port, site.tftp_port),
             (24, 8080, 69)
@@ -444,6 +507,19 @@ mod tests {
             disk_serial(site.nodes["cp1"].disk.as_deref().unwrap()).unwrap(),
             "cp1-root"
         );
+    }
+
+    #[test]
+    fn the_gateway_is_read_for_the_relay() {
+        let text = SITE.replace(
+            "subnet = \"10.20.0.0/24\"",
+            "subnet = \"10.20.0.0/24\"\n        gateway = \"10.20.0.1\"",
+        );
+        let site = LabSite::parse(&text).unwrap();
+        assert_eq!(site.gateway, Some(Ipv4Addr::new(10, 20, 0, 1)));
+        let err = LabSite::parse(&text.replace("\"10.20.0.1\"", "\"gw\"")).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2);
+        assert!(err.to_string().contains("network.gateway"), "{err}");
     }
 
     #[test]

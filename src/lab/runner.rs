@@ -1,6 +1,8 @@
-//! Brings a lab up and down: the namespace, dnsmasq (and ISC dhcpd or Kea when
-//! one of them is the DHCP server), the boot server (pxebuild serve, or nginx
-//! with dnsmasq's or tftpd-hpa's TFTP as the peer set) and one QEMU per VM.
+//! Brings a lab up and down: the namespaces, the DHCP server in its own
+//! (dnsmasq, ISC dhcpd or Kea), the DHCP relay when the nodes sit behind a
+//! router, the boot-side dnsmasq (router advertisements; TFTP in the nginx
+//! variant), the boot server (pxebuild serve, or nginx with dnsmasq's or
+//! tftpd-hpa's TFTP as the peer set) and one QEMU per VM.
 //! Every process is started in a process group of its own (so a terminal's
 //! Ctrl-C reaches only pxebuild, which then tears down in order), recorded in
 //! `lab.json` before anything else happens, and stopped by PID.
@@ -71,12 +73,21 @@ impl Lab {
     fn bring_up(&mut self) -> Result<()> {
         let ns = self.record.namespace.clone();
         let taps: Vec<String> = (0..self.plan.vms.len()).map(tap).collect();
-        netns::create(&ns, self.plan.server, self.plan.prefix, &taps)?;
-        self.start_dnsmasq()?;
+        netns::create(
+            &ns,
+            &self.plan.topology,
+            self.plan.subnet,
+            self.plan.prefix,
+            &taps,
+        )?;
+        self.start_boot_dnsmasq()?;
         match self.plan.dhcp {
-            DhcpKind::Dnsmasq => {}
+            DhcpKind::Dnsmasq => self.start_dhcp_dnsmasq()?,
             DhcpKind::Isc => self.start_isc_dhcpd()?,
             DhcpKind::Kea => self.start_kea()?,
+        }
+        if self.plan.relayed() {
+            self.start_relay()?;
         }
         match self.options.server {
             ServerKind::Pxebuild => self.start_pxebuild_serve()?,
@@ -92,40 +103,74 @@ impl Lab {
         })
     }
 
-    fn start_dnsmasq(&mut self) -> Result<()> {
-        let log = self.state_dir.file("dnsmasq.log");
+    /// The boot server's dnsmasq: router advertisements, and TFTP for nginx.
+    fn start_boot_dnsmasq(&mut self) -> Result<()> {
+        let log = self.state_dir.file(BOOT_DNSMASQ_LOG);
         let _ = std::fs::remove_file(&log);
         let tftp_root = self.plan.dist.join(crate::layout::TFTP);
         let tftp = (self.options.server == ServerKind::Nginx).then_some(tftp_root.as_path());
-        let dhcp4 = self.plan.dhcp == DhcpKind::Dnsmasq;
-        let conf = self.state_dir.file("dnsmasq.conf");
-        let text = dnsmasq::config(&self.plan, &log, tftp, dhcp4);
+        let conf = self.state_dir.file("boot-dnsmasq.conf");
+        let text = dnsmasq::boot_config(&self.plan, &log, tftp);
         crate::fsutil::atomic_write(&conf, text.as_bytes(), 0o644)?;
         let mut cmd = netns::command(&self.record.namespace, "dnsmasq");
         cmd.arg("--keep-in-foreground")
             .arg(format!("--conf-file={}", conf.display()));
         cmd.arg(format!(
             "--pid-file={}",
-            self.state_dir.file("dnsmasq.pid").display()
+            self.state_dir.file("boot-dnsmasq.pid").display()
         ));
         self.spawn_service("dnsmasq", "dnsmasq", cmd, "dnsmasq.out")?;
-        self.wait_for_log("dnsmasq", &log, dnsmasq::ready_line(dhcp4))
+        self.wait_for_log("dnsmasq", &log, dnsmasq::ready_line(false))
     }
 
-    /// ISC dhcpd in the foreground on the bridge, logging to `dhcpd.log`.
+    /// dnsmasq as the DHCP server, in the DHCP namespace, logging to `dnsmasq.log`.
+    fn start_dhcp_dnsmasq(&mut self) -> Result<()> {
+        let log = self.state_dir.file(DhcpKind::Dnsmasq.log_file());
+        let _ = std::fs::remove_file(&log);
+        let _ = std::fs::remove_file(self.state_dir.file("dnsmasq.leases"));
+        let conf = self.state_dir.file("dnsmasq.conf");
+        let text = dnsmasq::dhcp_config(&self.plan, &log);
+        crate::fsutil::atomic_write(&conf, text.as_bytes(), 0o644)?;
+        let mut cmd = netns::command(&netns::dhcp_ns(&self.record.namespace), "dnsmasq");
+        cmd.arg("--keep-in-foreground")
+            .arg(format!("--conf-file={}", conf.display()));
+        cmd.arg(format!(
+            "--pid-file={}",
+            self.state_dir.file("dnsmasq.pid").display()
+        ));
+        self.spawn_service("dhcp", "dnsmasq", cmd, "dhcp.out")?;
+        self.wait_for_log("dhcp", &log, dnsmasq::ready_line(true))
+    }
+
+    /// ISC's DHCP relay on the router, from the nodes' link to the DHCP
+    /// server; its giaddr is the router's address there (the site's gateway).
+    fn start_relay(&mut self) -> Result<()> {
+        let rtr = netns::router_ns(&self.record.namespace);
+        let mut cmd = netns::command(&rtr, "dhcrelay");
+        cmd.args(["-4", "-d", "-id", netns::ROUTER_NODE_IF])
+            .args(["-iu", netns::ROUTER_SERVER_IF])
+            .arg("-pf")
+            .arg(self.state_dir.file("dhcrelay.pid"))
+            .arg(self.plan.topology.dhcp.to_string());
+        let log = self.state_dir.file(RELAY_LOG);
+        self.spawn_service("relay", "dhcrelay", cmd, RELAY_LOG)?;
+        self.wait_for_log("relay", &log, "Sending on")
+    }
+
+    /// ISC dhcpd in the foreground in the DHCP namespace, logging to `dhcpd.log`.
     fn start_isc_dhcpd(&mut self) -> Result<()> {
         let conf = self.state_dir.file("dhcpd.conf");
         crate::fsutil::atomic_write(&conf, dhcp::isc_config(&self.plan).as_bytes(), 0o644)?;
         let leases = self.state_dir.file("dhcpd.leases");
         crate::fsutil::atomic_write(&leases, b"", 0o644)?;
-        let mut cmd = netns::command(&self.record.namespace, "dhcpd");
+        let mut cmd = netns::command(&netns::dhcp_ns(&self.record.namespace), "dhcpd");
         cmd.args(["-f", "-d", "-4", "-cf"])
             .arg(&conf)
             .arg("-lf")
             .arg(&leases)
             .arg("-pf")
             .arg(self.state_dir.file("dhcpd.pid"))
-            .arg(dnsmasq::BRIDGE);
+            .arg(netns::DHCP_IF);
         let log = self.state_dir.file(DhcpKind::Isc.log_file());
         self.spawn_service("dhcp", "dhcpd", cmd, DhcpKind::Isc.log_file())?;
         self.wait_for_log("dhcp", &log, "Server starting service.")
@@ -141,7 +186,7 @@ impl Lab {
         let conf = self.state_dir.file("kea-dhcp4.conf");
         let text = dhcp::kea_config(&self.plan, &snippet, &log)?;
         crate::fsutil::atomic_write(&conf, text.as_bytes(), 0o644)?;
-        let mut cmd = netns::command(&self.record.namespace, "kea-dhcp4");
+        let mut cmd = netns::command(&netns::dhcp_ns(&self.record.namespace), "kea-dhcp4");
         cmd.arg("-c").arg(&conf);
         // Its PID and lock files go to the state directory, not /run/kea.
         cmd.env("KEA_PIDFILE_DIR", &self.state_dir.root);
@@ -398,6 +443,11 @@ pub fn teardown_record(state_dir: &StateDir, record: &LabState) {
 fn create(path: &std::path::Path) -> Result<File> {
     File::create(path).with_context(|| format!("creating {}", path.display()))
 }
+
+/// The boot-side dnsmasq's log (router advertisements, TFTP for nginx).
+pub const BOOT_DNSMASQ_LOG: &str = "boot-dnsmasq.log";
+/// The DHCP relay's output.
+pub const RELAY_LOG: &str = "dhcrelay.log";
 
 fn tap(index: usize) -> String {
     format!("tap{index}")

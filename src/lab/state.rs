@@ -2,7 +2,9 @@
 //! site.toml): per-VM serial logs, server and DHCP logs, and `lab.json`, which
 //! records the namespace and every process the lab started. `lab.json` is what
 //! lets `lab down` clean up after a crashed run, and it is the mark that a
-//! namespace belongs to pxebuild: the lab never touches one it did not record.
+//! namespace belongs to pxebuild: the lab never touches one it did not record
+//! (the DHCP server's and the router's namespaces are named after the recorded
+//! one, `<namespace>-dhcp` and `<namespace>-rtr`, and go with it).
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -105,7 +107,8 @@ pub struct LabState {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Process {
-    /// `dnsmasq`, `server`, `tftpd` (nginx-tftpd), or the VM's name.
+    /// `dnsmasq` (boot side), `dhcp` (the DHCP server), `relay`, `server`,
+    /// `tftpd` (nginx-tftpd), or the VM's name.
     pub name: String,
     pub pid: u32,
     /// The program the PID must still be running for the lab to stop it.

@@ -84,6 +84,12 @@ fn needs(plan: &LabPlan, server: ServerKind) -> Vec<Need> {
             package: "kea-dhcp4-server",
         }),
     }
+    if plan.relayed() {
+        needs.push(Need {
+            what: "dhcrelay",
+            package: "isc-dhcp-relay",
+        });
+    }
     needs
 }
 

@@ -7,6 +7,14 @@
 //! script whatever the architecture. No VM: an exchange takes milliseconds, so
 //! every server is asked every case.
 //!
+//! The same questions also go through a real DHCP relay (ISC's dhcrelay on
+//! a router namespace), the server on a subnet of its own.
+//!
+//! Then, per server, every node leases twice as a real node does: first as
+//! its PXE firmware (no client identifier, or its MAC as one), then as
+//! Flatcar's systemd-networkd, which sends a DUID-based client identifier
+//! (option 61) for the same MAC. Both leases must be the node's reservation.
+//!
 //! Each server gets only what an operator adds around the snippet (its
 //! interface and a range), not the lab's configuration, which carries PXE
 //! lines of its own that could hide a snippet's gap.
@@ -29,32 +37,45 @@ use serde_json::{json, Value};
 use crate::cluster_build::{built, built_with_ipxe, Built};
 use crate::serve_support::{run, WAIT};
 
-/// The veth ends inside the namespace: the server's, with the boot server
-/// address, and the client's, without one.
+/// The veth ends inside the namespace: the DHCP server's, with an address of
+/// its own (not the boot server's, as in a rack: next-server must come from
+/// the snippet, not from the server's own address), and the client's, without one.
 const SERVER_END: &str = "srv0";
 const CLIENT_END: &str = "cli0";
 
 #[test]
 fn dhcp_snippets_with_syslinux_loaders() {
-    check_every_server(&built());
+    check_every_server(&built(), false);
 }
 
 #[test]
 fn dhcp_snippets_with_ipxe() {
-    check_every_server(&built_with_ipxe());
+    check_every_server(&built_with_ipxe(), false);
 }
 
-/// Asks each server every client's question; fails once, listing every wrong
-/// answer of every server with that server's output.
-fn check_every_server(built: &Built) {
+/// The relay case: the server on a subnet of its own, every client behind a
+/// router running ISC's dhcrelay with the site's gateway as its address
+/// (giaddr). Each server must pick the node subnet by giaddr and answer as
+/// on the link; ISC dhcpd also needs its own link declared, as docs/site.md says.
+#[test]
+fn dhcp_snippets_answer_through_a_relay() {
+    check_every_server(&built(), true);
+}
+
+/// Each node leases first as its firmware, then as systemd-networkd with a
+/// DUID client identifier; a server keying its leases by client identifier
+/// would offer the second client another address (or none).
+#[test]
+fn dhcp_snippets_give_networkd_the_firmwares_address() {
+    let built = built();
     let site = Site::load(&built.root.join("site.toml")).unwrap();
     let subnet = Subnet::of(&site);
-    let want = Answers::of(&site, &built.dist);
-    let clients = clients(&site);
+    let nodes: Vec<Client> = clients(&site)
+        .into_iter()
+        .filter(|c| c.node.is_some())
+        .collect();
     let mut failures = Vec::new();
     for kind in [DhcpKind::Dnsmasq, DhcpKind::Isc, DhcpKind::Kea] {
-        // Dropped in reverse: the server is stopped, then the namespace
-        // deleted, then the directory with its files removed.
         let dir = tempfile::Builder::new()
             .prefix("pxebuild-dhcp-")
             .tempdir()
@@ -63,13 +84,34 @@ fn check_every_server(built: &Built) {
         let udhcpc = Udhcpc::new(dir.path());
         let snippet = built.dist.join("http/dhcp").join(kind.snippet());
         let mut server = DhcpServer::start(kind, &net, dir.path(), &snippet, &subnet);
-        let wrong: Vec<String> = clients
-            .iter()
-            .filter_map(|client| {
+        let mut wrong = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let (_, want) = node.node.as_ref().unwrap();
+            // Firmware without a client identifier and firmware sending its
+            // MAC as one, alternately.
+            let firmware = Client {
+                client_id: if i % 2 == 0 {
+                    ClientId::None
+                } else {
+                    ClientId::Mac
+                },
+                ..node.clone()
+            };
+            let networkd = Client {
+                arch: None,
+                client_id: ClientId::Hex(networkd_client_id(&node.mac)),
+                ..node.clone()
+            };
+            for client in [&firmware, &networkd] {
                 let lease = udhcpc.ask(&net, client, &mut server);
-                want.mismatch(client, &lease, &subnet)
-            })
-            .collect();
+                if lease.ip != *want {
+                    wrong.push(format!(
+                        "{client}: IP {}, not its reservation {want}",
+                        lease.ip
+                    ));
+                }
+            }
+        }
         if !wrong.is_empty() {
             failures.push(format!(
                 "{}, with {}:\n  {}\n{}",
@@ -83,10 +125,63 @@ fn check_every_server(built: &Built) {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// A client identifier of the form systemd-networkd sends by default
+/// (RFC 4361): 0xff, a 4-byte IAID, then a DUID-EN (type 2, enterprise
+/// number 43793, 8 bytes derived from the machine ID), here derived from the MAC.
+fn networkd_client_id(mac: &str) -> String {
+    let hex = mac.replace(':', "");
+    format!("ff{}00020000ab11{}{}", &hex[4..], &hex, "ab12")
+}
+
+/// Asks each server every client's question; fails once, listing every wrong
+/// answer of every server with that server's output.
+fn check_every_server(built: &Built, relayed: bool) {
+    let site = Site::load(&built.root.join("site.toml")).unwrap();
+    let subnet = Subnet::of(&site);
+    let want = Answers::of(&site, &built.dist);
+    let clients = clients(&site);
+    let mut failures = Vec::new();
+    for kind in [DhcpKind::Dnsmasq, DhcpKind::Isc, DhcpKind::Kea] {
+        // Dropped in reverse: the server is stopped, then the namespace
+        // deleted, then the directory with its files removed.
+        let dir = tempfile::Builder::new()
+            .prefix("pxebuild-dhcp-")
+            .tempdir()
+            .unwrap();
+        let net = if relayed {
+            TestNet::relayed(&subnet, dir.path())
+        } else {
+            TestNet::new(&subnet)
+        };
+        let udhcpc = Udhcpc::new(dir.path());
+        let snippet = built.dist.join("http/dhcp").join(kind.snippet());
+        let mut server = DhcpServer::start(kind, &net, dir.path(), &snippet, &subnet);
+        let wrong: Vec<String> = clients
+            .iter()
+            .filter_map(|client| {
+                let lease = udhcpc.ask(&net, client, &mut server);
+                want.mismatch(client, &lease, &subnet)
+            })
+            .collect();
+        if !wrong.is_empty() {
+            failures.push(format!(
+                "{}, with {}:\n  {}\n{}{}",
+                kind.name(),
+                snippet.display(),
+                wrong.join("\n  "),
+                server.output(),
+                net.relay_output()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
 /// The site's subnet, with the boot server's address in it.
 struct Subnet {
     server: Ipv4Addr,
     prefix: u8,
+    gateway: Ipv4Addr,
 }
 
 impl Subnet {
@@ -95,6 +190,7 @@ impl Subnet {
         Subnet {
             server: site.file.boot_server.address.parse().unwrap(),
             prefix: prefix.parse().unwrap(),
+            gateway: site.file.network.gateway.parse().unwrap(),
         }
     }
 
@@ -104,6 +200,14 @@ impl Subnet {
 
     fn network(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.server) & u32::from(self.netmask()))
+    }
+
+    /// The DHCP server's own address: just below the range, as in the lab.
+    fn dhcp_server(&self) -> Ipv4Addr {
+        let (start, _) = self.pool();
+        let below = Ipv4Addr::from(u32::from(start) - 1);
+        assert_ne!(below, self.server);
+        below
     }
 
     /// The dynamic range for clients without a reservation (the lab's).
@@ -119,8 +223,11 @@ impl Subnet {
 }
 
 /// One DHCP client: its MAC and what it says about itself.
+#[derive(Clone)]
 struct Client {
     mac: String,
+    /// Option 61.
+    client_id: ClientId,
     /// Option 93, absent for clients that do not send it.
     arch: Option<u16>,
     /// Sends user class (option 77) "iPXE", as iPXE does.
@@ -142,8 +249,24 @@ impl fmt::Display for Client {
         if self.ipxe {
             write!(f, ", user class iPXE")?;
         }
+        match &self.client_id {
+            ClientId::None => write!(f, ", no option 61")?,
+            ClientId::Mac => write!(f, ", option 61 = its MAC")?,
+            ClientId::Hex(hex) => write!(f, ", option 61 = {hex}")?,
+        }
         Ok(())
     }
+}
+
+/// What a client sends as its client identifier (option 61).
+#[derive(Clone)]
+enum ClientId {
+    /// Nothing, as OVMF's PXE does.
+    None,
+    /// Hardware type 1 and the MAC, as iPXE (and busybox's udhcpc by default) do.
+    Mac,
+    /// These bytes (hex), as systemd-networkd's DUID-based identifier.
+    Hex(String),
 }
 
 /// Every site node (architecture from its firmware), then unknown machines
@@ -153,6 +276,7 @@ impl fmt::Display for Client {
 fn clients(site: &Site) -> Vec<Client> {
     let nodes = site.file.nodes.iter().map(|n| Client {
         mac: n.mac.clone(),
+        client_id: ClientId::Mac,
         arch: Some(if n.firmware == "uefi" { 7 } else { 0 }),
         ipxe: false,
         node: Some((n.name.clone(), n.ip.clone())),
@@ -165,6 +289,7 @@ fn clients(site: &Site) -> Vec<Client> {
         .map(|(i, (arch, ipxe))| Client {
             // Locally administered, so never a real NIC's.
             mac: format!("5a:00:00:00:0d:{:02x}", i + 1),
+            client_id: ClientId::Mac,
             arch,
             ipxe,
             node: None,
@@ -268,10 +393,28 @@ impl Answers {
 }
 
 /// A private network namespace holding a veth pair, both ends up; deleting
-/// it on drop removes the pair too.
+/// it on drop removes the pair too. Relayed: the server's namespace, a
+/// router's (forwarding, running dhcrelay) and the client's, in a row.
 struct TestNet {
+    /// The server's namespace.
     name: String,
+    /// The client's namespace (the server's unless relayed).
+    client: String,
+    /// Relayed: the router's namespace and dhcrelay, its output file, and
+    /// the server's own link for ISC's subnet declaration.
+    relay: Option<Relay>,
 }
+
+struct Relay {
+    router: String,
+    dhcrelay: Child,
+    log: PathBuf,
+    /// `<network> netmask <mask>` of the server's own link.
+    own_subnet: String,
+}
+
+/// The server's own link behind the relay (TEST-NET-1: documentation only).
+const SERVER_SIDE: [u8; 3] = [192, 0, 2];
 
 impl TestNet {
     fn new(subnet: &Subnet) -> TestNet {
@@ -280,8 +423,12 @@ impl TestNet {
         let name = format!("pxt-dhcp-{}-{n}", std::process::id());
         netns::ip(&["netns", "add", &name]).unwrap();
         // Only now: a name that was taken must not be deleted on drop.
-        let net = TestNet { name };
-        let address = format!("{}/{}", subnet.server, subnet.prefix);
+        let net = TestNet {
+            client: name.clone(),
+            name,
+            relay: None,
+        };
+        let address = format!("{}/{}", subnet.dhcp_server(), subnet.prefix);
         net.ip(&["link", "set", "lo", "up"]);
         let veth = ["type", "veth", "peer", "name", CLIENT_END];
         net.ip(&[&["link", "add", SERVER_END][..], &veth].concat());
@@ -291,15 +438,119 @@ impl TestNet {
         net
     }
 
-    /// `ip -n NAME ARGS`, which must succeed.
-    fn ip(&self, args: &[&str]) {
-        netns::ip(&[&["-n", self.name.as_str()][..], args].concat())
-            .unwrap_or_else(|e| panic!("{e:#}"));
+    /// The server at `.250` of its own /24, the router at `.1` there and at
+    /// the site's gateway on the client's link, dhcrelay forwarding to the server.
+    fn relayed(subnet: &Subnet, dir: &Path) -> TestNet {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let base = format!("pxt-dhcpr-{}-{n}", std::process::id());
+        let (server, router, client) = (
+            format!("{base}-s"),
+            format!("{base}-r"),
+            format!("{base}-c"),
+        );
+        let [a, b, c] = SERVER_SIDE;
+        let mut net = TestNet {
+            name: server.clone(),
+            client: client.clone(),
+            relay: None,
+        };
+        for ns in [&server, &router, &client] {
+            netns::ip(&["netns", "add", ns]).unwrap();
+            ip_in(ns, &["link", "set", "lo", "up"]);
+        }
+        let router_addr = format!("{a}.{b}.{c}.1");
+        ip_in(
+            &server,
+            &[
+                "link", "add", SERVER_END, "type", "veth", "peer", "name", "rs0", "netns", &router,
+            ],
+        );
+        ip_in(
+            &server,
+            &[
+                "addr",
+                "add",
+                &format!("{a}.{b}.{c}.250/24"),
+                "dev",
+                SERVER_END,
+            ],
+        );
+        ip_in(&server, &["link", "set", SERVER_END, "up"]);
+        ip_in(
+            &router,
+            &["addr", "add", &format!("{router_addr}/24"), "dev", "rs0"],
+        );
+        ip_in(&router, &["link", "set", "rs0", "up"]);
+        ip_in(
+            &router,
+            &[
+                "link", "add", "rn0", "type", "veth", "peer", "name", CLIENT_END, "netns", &client,
+            ],
+        );
+        let gateway = format!("{}/{}", subnet.gateway, subnet.prefix);
+        ip_in(&router, &["addr", "add", &gateway, "dev", "rn0"]);
+        ip_in(&router, &["link", "set", "rn0", "up"]);
+        ip_in(&client, &["link", "set", CLIENT_END, "up"]);
+        let node_net = format!("{}/{}", subnet.network(), subnet.prefix);
+        ip_in(&server, &["route", "add", &node_net, "via", &router_addr]);
+        let sysctl = netns::command(&router, "sysctl")
+            .args(["-qw", "net.ipv4.ip_forward=1"])
+            .status()
+            .unwrap();
+        assert!(sysctl.success());
+        let log = dir.join("dhcrelay.log");
+        let out = File::create(&log).unwrap();
+        let dhcrelay = netns::command(&router, "/usr/sbin/dhcrelay")
+            .args(["-4", "-d", "-id", "rn0", "-iu", "rs0", "-pf"])
+            .arg(dir.join("dhcrelay.pid"))
+            .arg(format!("{a}.{b}.{c}.250"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("starting dhcrelay");
+        net.relay = Some(Relay {
+            router,
+            dhcrelay,
+            log,
+            own_subnet: format!("{a}.{b}.{c}.0 netmask 255.255.255.0"),
+        });
+        net
     }
+
+    /// `ip -n NAME ARGS` in the server's namespace, which must succeed.
+    fn ip(&self, args: &[&str]) {
+        ip_in(&self.name, args);
+    }
+
+    /// The end of dhcrelay's output, for failure messages ("" unless relayed).
+    fn relay_output(&self) -> String {
+        let Some(relay) = &self.relay else {
+            return String::new();
+        };
+        let text = fs::read_to_string(&relay.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+        format!("\n--- dhcrelay output (end) ---\n{tail}")
+    }
+}
+
+/// `ip -n NS ARGS`, which must succeed.
+fn ip_in(ns: &str, args: &[&str]) {
+    netns::ip(&[&["-n", ns][..], args].concat()).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 impl Drop for TestNet {
     fn drop(&mut self) {
+        if let Some(relay) = &mut self.relay {
+            let _ = relay.dhcrelay.kill();
+            let _ = relay.dhcrelay.wait();
+            let _ = netns::delete(&relay.router);
+        }
+        if self.client != self.name {
+            let _ = netns::delete(&self.client);
+        }
         let _ = netns::delete(&self.name);
     }
 }
@@ -333,8 +584,11 @@ impl Udhcpc {
     /// Runs udhcpc as `client` until a server answers (the first answer is
     /// also how a fresh server is known to be ready), and returns the lease.
     fn ask(&self, net: &TestNet, client: &Client, server: &mut DhcpServer) -> Lease {
-        net.ip(&["link", "set", CLIENT_END, "address", &client.mac]);
-        let args = self.args(&net.name, client);
+        ip_in(
+            &net.client,
+            &["link", "set", CLIENT_END, "address", &client.mac],
+        );
+        let args = self.args(&net.client, client);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let deadline = Instant::now() + WAIT;
         loop {
@@ -371,12 +625,21 @@ impl Udhcpc {
             .map(String::from)
             .collect();
         args.push(self.script.display().to_string());
+        match &client.client_id {
+            // -C: no client identifier (udhcpc sends the MAC by default).
+            ClientId::None => args.push("-C".into()),
+            ClientId::Mac => {}
+            ClientId::Hex(hex) => args.extend(["-C".into(), "-x".into(), format!("0x3d:{hex}")]),
+        }
         // The vendor class PXE firmware sends: the servers see what a real
-        // PXE client shows them.
-        let arch = client.arch.unwrap_or(0);
-        args.extend(["-V".into(), format!("PXEClient:Arch:{arch:05}:UNDI:002001")]);
+        // PXE client shows them. An OS client (no option 93) sends none.
         if let Some(arch) = client.arch {
+            args.extend(["-V".into(), format!("PXEClient:Arch:{arch:05}:UNDI:002001")]);
             args.extend(["-x".into(), format!("0x5d:{arch:04x}")]);
+        } else if client.node.is_none() {
+            args.extend(["-V".into(), "PXEClient:Arch:00000:UNDI:002001".into()]);
+        } else {
+            args.extend(["-V".into(), String::new()]);
         }
         if client.ipxe {
             // Option 77 as iPXE sends it: the bare string, hex-encoded; and
@@ -436,7 +699,10 @@ impl DhcpServer {
     ) -> DhcpServer {
         let mut cmd = match kind {
             DhcpKind::Dnsmasq => dnsmasq_command(&net.name, dir, snippet, subnet),
-            DhcpKind::Isc => dhcpd_command(&net.name, dir, snippet, subnet),
+            DhcpKind::Isc => {
+                let own = net.relay.as_ref().map(|r| r.own_subnet.as_str());
+                dhcpd_command(&net.name, dir, snippet, subnet, own)
+            }
             DhcpKind::Kea => kea_command(&net.name, dir, snippet, subnet),
         };
         let log = dir.join(format!("{}.log", kind.snippet()));
@@ -499,16 +765,26 @@ fn dnsmasq_command(ns: &str, dir: &Path, snippet: &Path, subnet: &Subnet) -> Com
 }
 
 /// ISC dhcpd: the snippet included at the top level, as its header says, and
-/// the subnet with a range; in the foreground, logging to stderr.
-fn dhcpd_command(ns: &str, dir: &Path, snippet: &Path, subnet: &Subnet) -> Command {
+/// the subnet with a range (and, behind a relay, an empty declaration of its
+/// own link, `own`); in the foreground, logging to stderr.
+fn dhcpd_command(
+    ns: &str,
+    dir: &Path,
+    snippet: &Path,
+    subnet: &Subnet,
+    own: Option<&str>,
+) -> Command {
     let (start, end) = subnet.pool();
+    let own = own
+        .map(|own| format!("subnet {own} {{\n}}\n"))
+        .unwrap_or_default();
     let conf = dir.join("dhcpd.conf");
     let text = format!(
         "authoritative;\nddns-update-style none;\n\
          default-lease-time 3600;\nmax-lease-time 3600;\n\
          # The test's addresses are free: skip the probe before each offer.\nping-check false;\n\
          include \"{snippet}\";\n\
-         subnet {network} netmask {mask} {{\n  range {start} {end};\n}}\n",
+         subnet {network} netmask {mask} {{\n  range {start} {end};\n}}\n{own}",
         snippet = snippet.display(),
         network = subnet.network(),
         mask = subnet.netmask(),

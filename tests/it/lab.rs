@@ -1,6 +1,9 @@
-//! `pxebuild lab` end to end: real QEMU under TCG, dnsmasq as the external DHCP
-//! server, `pxebuild serve` or nginx + dnsmasq TFTP as the boot server, and the
-//! stand-in OS (Debian kernel + Debian's real `ignition`) as the PXE image.
+//! `pxebuild lab` end to end: real QEMU under TCG, dnsmasq (or ISC dhcpd, or
+//! Kea) as the external DHCP server on a host of its own (its server
+//! identifier is never next-server), once behind a real DHCP relay,
+//! `pxebuild serve` or nginx + dnsmasq TFTP as the boot server, and the
+//! stand-in OS (Debian kernel, Debian's real `ignition`, leasing with Debian's
+//! systemd-networkd as Flatcar's initramfs does) as the PXE image.
 //!
 //! Lab tests run one at a time (a lock): the CI machine has two cores and each
 //! VM emulates its CPU. Each test uses its own state directory, hence its own
@@ -384,20 +387,18 @@ fn lab_boots_a_hand_made_tree_on_nginx_and_dnsmasq_tftp() {
         "the stranger fetched nothing over HTTP:\n{http}"
     );
     let dhcp = fs::read_to_string(tree.state.join("dnsmasq.log")).unwrap();
+    assert_in_order(&dhcp, "10.77.0.11", &["DHCPACK"]);
+    assert_external_dhcp(&report, &dhcp, SERVER);
+    let tftp = fs::read_to_string(tree.state.join("boot-dnsmasq.log")).unwrap();
     assert_in_order(
-        &dhcp,
+        &tftp,
         "10.77.0.11",
-        &[
-            "DHCPACK",
-            "lpxelinux.0",
-            "ldlinux.c32",
-            "01-52-54-00-77-00-01",
-        ],
+        &["lpxelinux.0", "ldlinux.c32", "01-52-54-00-77-00-01"],
     );
     // The unknown MAC read the local-boot default through the EFI loader.
     let stranger_ip = vm(&report, "stranger")["ip"].as_str().unwrap().to_string();
     assert_in_order(
-        &dhcp,
+        &tftp,
         &format!("to {stranger_ip}"),
         &["efi64/syslinux.efi", "efi64/pxelinux.cfg/default"],
     );
@@ -458,6 +459,23 @@ fn lab_boots_a_hand_made_tree_on_pxebuild_serve() {
             "pxe_image.cpio.gz",
             "n2-r4nd0m/install.ign",
         ],
+    );
+}
+
+/// The DHCP server was a host of its own: its address (server identifier)
+/// is not the boot server's, which it named as next-server (dnsmasq's log).
+fn assert_external_dhcp(report: &Value, dnsmasq_log: &str, boot_server: &str) {
+    let own = report["dhcp_address"].as_str().unwrap();
+    assert_ne!(own, boot_server, "{report}");
+    assert!(
+        dnsmasq_log
+            .lines()
+            .any(|l| l.contains("server-identifier") && l.contains(own)),
+        "server identifier {own} in:\n{dnsmasq_log}"
+    );
+    assert!(
+        dnsmasq_log.contains(&format!("next server: {boot_server}")),
+        "{dnsmasq_log}"
     );
 }
 
@@ -658,6 +676,10 @@ fn install_ignition_of(dist: &Path, node: &str) -> (String, String) {
 /// Each node's install script/unit, as quoted by the stand-in, names the node's
 /// disk and installs from the boot server.
 fn assert_install_arguments(report: &Value, node: &str) {
+    assert_install_arguments_from(report, node, "10.20.0.2");
+}
+
+fn assert_install_arguments_from(report: &Value, node: &str, boot_server: &str) {
     let quotes: Vec<String> = vm(report, node)["quotes"]
         .as_array()
         .unwrap()
@@ -676,7 +698,7 @@ fn assert_install_arguments(report: &Value, node: &str) {
         "{node} installs to its disk: {all}"
     );
     assert!(
-        all.contains("http://10.20.0.2:8080/"),
+        all.contains(&format!("http://{boot_server}:8080/")),
         "{node} installs from the boot server: {all}"
     );
 }
@@ -684,11 +706,24 @@ fn assert_install_arguments(report: &Value, node: &str) {
 /// The three-node site built from the fixture mirror with the stand-in OS,
 /// in a fresh directory (site.toml, templates/, payload/, secrets/, dist/).
 fn built_three_node_site(ipxe: bool) -> tempfile::TempDir {
+    built_site_with_boot_server(ipxe, "10.20.0.2")
+}
+
+/// The same site with its boot server at `boot_server` (outside
+/// `network.subnet` for the relay case).
+fn built_site_with_boot_server(ipxe: bool, boot_server: &str) -> tempfile::TempDir {
     let work = tempfile::tempdir().unwrap();
     let mirror = fixture_mirror(&work.path().join("mirror"));
     let server = MirrorServer::start(&mirror.root);
     let site = work.path().join("site.toml");
-    fs::write(&site, three_node_site(ipxe)).unwrap();
+    let site_text = three_node_site(ipxe);
+    let example_server = "address = \"10.20.0.2\"";
+    assert!(
+        site_text.contains(example_server),
+        "example site's boot server"
+    );
+    let site_text = site_text.replacen(example_server, &format!("address = \"{boot_server}\""), 1);
+    fs::write(&site, site_text).unwrap();
     for dir in ["templates", "payload"] {
         copy_tree(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
@@ -776,6 +811,8 @@ fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
         "cp2's config refused to another IP: {intruder}"
     );
     assert_refused(&log, intruder);
+    let dhcp = fs::read_to_string(state.join("dnsmasq.log")).unwrap();
+    assert_external_dhcp(&report, &dhcp, "10.20.0.2");
 
     // Same tree, other servers: nginx for HTTP, dnsmasq for TFTP (the rsync case).
     let state = work.path().join("state-nginx");
@@ -825,7 +862,12 @@ fn lab_e2e_three_node_site_built_from_the_fixture_mirror() {
     let dhcp = fs::read_to_string(state.join("dnsmasq.log")).unwrap();
     assert_in_order(&dhcp, "10.20.0.12", &["DHCPACK"]);
     assert!(dhcp.contains("efi64/syslinux.efi"), "{dhcp}");
-    assert!(!dhcp.contains("dnsmasq-tftp"), "{dhcp}");
+    for log in [
+        dhcp,
+        fs::read_to_string(state.join("boot-dnsmasq.log")).unwrap(),
+    ] {
+        assert!(!log.contains("dnsmasq-tftp"), "{log}");
+    }
     assert!(!netns_exists(&state), "the namespace is gone after the run");
     assert!(
         !processes_mentioning(&copied),
@@ -959,6 +1001,18 @@ fn lab_boots_through_isc_dhcpd_and_kea() {
                 assert_eq!(v["marker"]["sha512"], sha512.as_str(), "{context}");
                 assert_in_order(&log, &format!("{ip}:"), &[loader, &path]);
             }
+            if dhcp == "kea" {
+                // The stand-in's networkd leased with its DUID client
+                // identifier (0xff, IAID, DUID) and still got the reservation.
+                let kea = fs::read_to_string(state.join("kea.log")).unwrap();
+                assert!(
+                    kea.lines().any(|l| l.contains("DHCP4_LEASE_ALLOC")
+                        && l.contains("52:54:00:20:00:11")
+                        && l.contains("cid=[ff:")
+                        && l.contains("lease 10.20.0.11 ")),
+                    "{kea}"
+                );
+            }
             if ipxe {
                 assert_in_order(&log, "10.20.0.12:", &["tftp/ipxe.efi", "ipxe/boot.ipxe"]);
             } else {
@@ -974,6 +1028,57 @@ fn lab_boots_through_isc_dhcpd_and_kea() {
             );
         }
     }
+}
+
+/// The documented relay case: the boot server (and the DHCP server) on a
+/// subnet of their own, the node behind a router at the site's gateway that
+/// runs ISC's dhcrelay and routes TFTP and HTTP. The node gets its reserved
+/// address through the relay, loads its loader over routed TFTP, and fetches
+/// its own Ignition over routed HTTP from its own address.
+#[test]
+fn lab_boots_a_node_behind_a_dhcp_relay() {
+    let _lock = lab_lock();
+    let work = built_site_with_boot_server(false, "10.21.0.2");
+    let dist = work.path().join("dist");
+    let state = work.path().join("state");
+    let report = lab_run_ok(work.path(), &["--nodes", "cp1"], &state);
+    assert_eq!(report["relay"], "10.20.0.1", "{report}");
+    assert_eq!(report["dhcp_address"], "10.21.0.250", "{report}");
+    let cp1 = vm(&report, "cp1");
+    assert_eq!(cp1["verdict"]["result"], "pass", "{cp1}");
+    assert_eq!(cp1["ip"], "10.20.0.11", "the reservation, relayed: {cp1}");
+    let (path, sha512) = install_ignition_of(&dist, "cp1");
+    assert_eq!(cp1["marker"]["sha512"], sha512.as_str(), "{cp1}");
+    assert_install_arguments_from(&report, "cp1", "10.21.0.2");
+    let log = fs::read_to_string(state.join("server.log")).unwrap();
+    assert_in_order(
+        &log,
+        "10.20.0.11:",
+        &[
+            "tftp/lpxelinux.0",
+            "01-52-54-00-20-00-11",
+            "flatcar_production_pxe.vmlinuz",
+            &path,
+        ],
+    );
+    let dhcp = fs::read_to_string(state.join("dnsmasq.log")).unwrap();
+    assert_external_dhcp(&report, &dhcp, "10.21.0.2");
+    assert!(
+        dhcp.lines().any(|l| l.contains("DHCPACK")
+            && l.contains("10.20.0.11")
+            && l.contains("52:54:00:20:00:11")),
+        "{dhcp}"
+    );
+    let relay = fs::read_to_string(state.join("dhcrelay.log")).unwrap();
+    assert!(relay.contains("Forwarded BOOTREQUEST"), "{relay}");
+    assert!(
+        !netns_exists(&state),
+        "the namespaces are gone after the run"
+    );
+    assert!(
+        !processes_mentioning(&state),
+        "the relay and the servers were stopped"
+    );
 }
 
 /// `pxebuild lab run --accel tcg ARGS --state STATE` in `dir`: must succeed;
