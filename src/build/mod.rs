@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod executor;
 pub mod explain;
+pub mod fingerprint;
 pub mod out;
 pub mod plan;
 pub mod published;

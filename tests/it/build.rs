@@ -680,3 +680,73 @@ fn a_published_file_deleted_or_replaced_is_published_again() {
     assert_eq!(std::fs::read(&file).unwrap(), good);
     intact(&dist);
 }
+
+/// A rebuilt pxebuild carries the same version number (0.1.0) with different
+/// code: its steps must not reuse what the old binary rendered. The binary's
+/// digest keys every produced step; downloads stay keyed by their pins.
+#[test]
+fn a_changed_binary_reruns_every_produced_step_and_fetches_nothing() {
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    let first = run(root, &mirror, &["--explain"]);
+    let first_ran = ran(&first);
+    assert!(first_ran.iter().any(|id| id.starts_with("fetch:")));
+    let before = snapshot(&root.join("dist"));
+    let downloads = mirror.requests().len();
+    assert!(downloads > 0);
+
+    // The same program with other bytes: an ELF runs with data appended.
+    let copy = root.join("pxebuild-rebuilt");
+    std::fs::copy(env!("CARGO_BIN_EXE_pxebuild"), &copy).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&copy)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"\nanother build of the same version\n").unwrap();
+    drop(f);
+    let mut cmd = command(root, &mirror, &["--explain"]);
+    cmd.env_remove("CARGO_BIN_EXE_pxebuild");
+    let mut rebuilt = Command::new(&copy);
+    rebuilt.args(cmd.get_args()).envs(
+        cmd.get_envs()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+    );
+    let out = rebuilt.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second_ran = ran(&out);
+    let produced: Vec<&String> = first_ran
+        .iter()
+        .filter(|id| !id.starts_with("fetch:flatcar/") && !id.starts_with("fetch:sysext/"))
+        .collect();
+    assert!(produced.iter().any(|id| id.starts_with("ignition:")));
+    for id in &produced {
+        assert!(second_ran.contains(id), "{id} re-ran:\n{stdout}");
+    }
+    for line in stdout.lines().filter(|l| l.starts_with("ran ")) {
+        assert!(line.contains(".pxebuild"), "the binary is why: {line}");
+    }
+    assert!(
+        !second_ran
+            .iter()
+            .any(|id| id.starts_with("fetch:flatcar/") || id.starts_with("fetch:sysext/")),
+        "downloads are keyed by their pins:\n{stdout}"
+    );
+    assert_eq!(
+        mirror.requests().len(),
+        downloads,
+        "nothing is fetched again"
+    );
+    // Same code, same files (the manifest's inputs digest names the keys).
+    let after = snapshot(&root.join("dist"));
+    let differ: Vec<&String> = after
+        .keys()
+        .chain(before.keys())
+        .filter(|p| after.get(*p) != before.get(*p))
+        .collect();
+    assert!(differ.iter().all(|p| *p == "manifest.json"), "{differ:?}");
+}
