@@ -233,6 +233,9 @@ fn assess(check: &published::Check, store: &store::Store, target: &out::Target) 
                 "is missing"
             };
             crate::warn!("{shown} {what}: publishing it again");
+            // A node-bound file links to a copy of its blob: an edit in place
+            // went there, not into the blob just verified. A fresh copy is made.
+            store.drop_node_copies(entry.sha256)?;
             damage.republish = true;
         }
     }
