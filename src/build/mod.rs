@@ -135,6 +135,12 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
             .map_or(true, |current| current != manifest.to_json().as_bytes());
     phases.mark("manifest");
     if replaced {
+        if opts.verify_cache {
+            // The copies node-bound files link to are checked like the blobs.
+            for output in published.iter().filter(|o| stage::is_node_private(o)) {
+                cache.store.verify_node_copies(&output.sha256)?;
+            }
+        }
         stage::publish(&target.path, &manifest, &published, &cache.store)?;
         phases.mark("publish");
     }

@@ -182,6 +182,26 @@ impl Store {
         Ok(())
     }
 
+    /// Re-hashes every node copy of a blob (`--verify-cache`), removing a
+    /// corrupt one so the publish makes it again from the blob.
+    pub fn verify_node_copies(&self, sha256: &str) -> Result<()> {
+        let Ok(groups) = fs::read_dir(self.root.join("node")) else {
+            return Ok(());
+        };
+        for group in groups.flatten() {
+            let path = group.path().join(Self::relative(sha256));
+            if !path.exists() {
+                continue;
+            }
+            let (actual, _) = digest::sha256_file(&path)?;
+            if actual != sha256 {
+                fs::remove_file(&path)
+                    .with_context(|| format!("removing corrupt {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Re-hashes a blob; a corrupt one is removed so it is produced again.
     pub fn verify(&self, sha256: &str) -> Result<bool> {
         let path = self.path_of(sha256);
