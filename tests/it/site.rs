@@ -574,3 +574,14 @@ fn check_warns_about_a_kubernetes_past_its_end_of_life_and_an_untested_cilium() 
         .stdout_contains("* 1.35        2027-02-28   supported")
         .stdout_contains("* 1.19        1.32 to 1.35");
 }
+
+#[test]
+fn arm64_fails_check_naming_the_missing_boot_path() {
+    check_edited_fails_with(
+        &[("arch = \"amd64\"", "arch = \"arm64\"")],
+        &[
+            "site.toml:32:8: error: flatcar.arch: \"arm64\" cannot boot yet: pxebuild ships only x86 loaders (syslinux and iPXE for BIOS and x86-64 UEFI) and no arm64 boot path (UEFI arm64 through iPXE or GRUB) is built or proven; use \"amd64\" machines",
+            "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here",
+        ],
+    );
+}
