@@ -164,7 +164,20 @@ fn fill(
                 super::store::LOST_HINT
             };
             format!("placing {path}{lost}")
-        })
+        })?;
+        if is_node_private(output) {
+            // A copy across file systems (no hard link possible) gets the
+            // mode but not the group: give it the group as well.
+            use std::os::unix::fs::MetadataExt;
+            let placed = staging.join(path);
+            let meta =
+                fs::metadata(&placed).with_context(|| format!("reading {}", placed.display()))?;
+            if meta.gid() != group {
+                std::os::unix::fs::chown(&placed, None, Some(group))
+                    .with_context(|| format!("giving {} the group {group}", placed.display()))?;
+            }
+        }
+        Ok::<(), anyhow::Error>(())
     })?;
     let json = manifest.to_json();
     fsutil::atomic_write(&staging.join(manifest::FILE_NAME), json.as_bytes(), 0o644)?;
