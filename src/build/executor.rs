@@ -224,12 +224,13 @@ fn run_one(
 ) -> Result<Outcome> {
     let id = step.id();
     let inputs = Inputs::shared(inputs, &cache.store);
-    let wrap = |key: Value| {
-        json!({
-            "step": id,
-            "pxebuild": env!("CARGO_PKG_VERSION"),
-            "key": key,
-        })
+    // What produced the outputs: the running binary's digest, so a rebuilt
+    // pxebuild (same version number, changed code) re-renders everything.
+    // Downloads are keyed by their URL and pins alone.
+    let producer = step.keyed_by_binary().then(super::fingerprint::fingerprint);
+    let wrap = |key: Value| match producer {
+        Some(fingerprint) => json!({"step": id, "pxebuild": fingerprint, "key": key}),
+        None => json!({"step": id, "key": key}),
     };
     let key_hash = Cache::key_hash(&wrap(step.key(&inputs)?));
     let stored_inputs_intact = !opts.verify_cache || step.stored_inputs_intact()?;

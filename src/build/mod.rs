@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod executor;
 pub mod explain;
+pub mod fingerprint;
 pub mod out;
 pub mod plan;
 pub mod published;
@@ -134,6 +135,12 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
             .map_or(true, |current| current != manifest.to_json().as_bytes());
     phases.mark("manifest");
     if replaced {
+        if opts.verify_cache {
+            // The copies node-bound files link to are checked like the blobs.
+            for output in published.iter().filter(|o| stage::is_node_private(o)) {
+                cache.store.verify_node_copies(&output.sha256)?;
+            }
+        }
         stage::publish(&target.path, &manifest, &published, &cache.store)?;
         phases.mark("publish");
     }
@@ -232,6 +239,9 @@ fn assess(check: &published::Check, store: &store::Store, target: &out::Target) 
                 "is missing"
             };
             crate::warn!("{shown} {what}: publishing it again");
+            // A node-bound file links to a copy of its blob: an edit in place
+            // went there, not into the blob just verified. A fresh copy is made.
+            store.drop_node_copies(entry.sha256)?;
             damage.republish = true;
         }
     }

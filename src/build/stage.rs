@@ -8,6 +8,11 @@
 //! every build cost more than everything else a one-node rebuild does.) A
 //! spare is trusted file by file only when it is the very store blob (same
 //! inode); anything else in it is removed.
+//!
+//! Node-bound HTTP files (the Ignition configs, which carry CA keys and the
+//! bootstrap token) link to a copy of their blob that only its owner and the
+//! group of the directory holding the output can read (`store::NODE_MODE`),
+//! never to the world-readable blob a public file may share.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -18,8 +23,8 @@ use rayon::prelude::*;
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 
 use super::out::{self, sibling, Found};
-use super::step::Output;
-use super::store::Store;
+use super::step::{Output, Visibility};
+use super::store::{Store, NODE_MODE};
 use crate::error::BadInput;
 use crate::manifest::{self, Manifest};
 use crate::{fsutil, layout};
@@ -30,6 +35,7 @@ use crate::{fsutil, layout};
 /// by killed builds) is checked first: when something that is not
 /// pxebuild's sits at one of those paths, nothing is touched.
 pub fn publish(out: &Path, manifest: &Manifest, outputs: &[&Output], store: &Store) -> Result<()> {
+    let group = node_group(out)?;
     let leftovers = leftovers(out)?;
     let spare = sibling(out, "spare");
     let claim = match out::inspect(&spare, out::Probe::Manifest)? {
@@ -47,7 +53,7 @@ pub fn publish(out: &Path, manifest: &Manifest, outputs: &[&Output], store: &Sto
         fs::rename(&spare, &staging)
             .with_context(|| format!("renaming {} to {}", spare.display(), staging.display()))?;
     }
-    let result = fill(&staging, manifest, outputs, store).and_then(|()| swap(&staging, out));
+    let result = fill(&staging, manifest, outputs, store, group).and_then(|()| swap(&staging, out));
     if result.is_err() {
         let _ = fs::remove_dir_all(&staging);
     }
@@ -74,14 +80,62 @@ fn refuse_sibling(path: &Path, why: &str) -> anyhow::Error {
     ))
 }
 
-fn fill(staging: &Path, manifest: &Manifest, outputs: &[&Output], store: &Store) -> Result<()> {
+/// Whether `output` is published as a node copy (see the module comment).
+/// Node-bound TFTP configs stay world-readable: they hold no key, and TFTP
+/// servers (tftpd-hpa, dnsmasq) read them as their own unprivileged user.
+pub fn is_node_private(output: &Output) -> bool {
+    matches!(output.visibility, Visibility::Node { .. })
+        && output.path.starts_with(&format!("{}/", layout::HTTP))
+}
+
+/// The group node-bound files get: that of the directory holding `out`.
+/// Warns when that directory lets other users in, since dist/ itself is
+/// world-traversable (its public files are meant for any server user).
+fn node_group(out: &Path) -> Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let meta = fs::metadata(parent).with_context(|| format!("reading {}", parent.display()))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o005 != 0 {
+        crate::warn!(
+            "{} (mode {mode:04o}) lets other users reach {}: its node-bound files are {:04o}, \
+             group {}, but keep the directory holding it closed to others \
+             (`chmod o-rwx {}`; see docs/serve.md)",
+            parent.display(),
+            out.display(),
+            NODE_MODE,
+            meta.gid(),
+            parent.display()
+        );
+    }
+    Ok(meta.gid())
+}
+
+fn fill(
+    staging: &Path,
+    manifest: &Manifest,
+    outputs: &[&Output],
+    store: &Store,
+    group: u32,
+) -> Result<()> {
     fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
     let mut wanted: BTreeMap<&str, &Output> = BTreeMap::new();
     for output in outputs {
         check_dist_path(&output.path)?;
         wanted.insert(&output.path, output);
     }
-    let kept = prune(staging, &wanted, store)?;
+    // The node copies first, so the spare's links to them are recognised.
+    let mut node_ids: HashMap<&str, Option<(u64, u64)>> = HashMap::new();
+    for output in wanted.values().filter(|o| is_node_private(o)) {
+        if !node_ids.contains_key(output.sha256.as_str()) {
+            store.node_copy(&output.sha256, group)?;
+            node_ids.insert(&output.sha256, store.node_file_id(&output.sha256, group));
+        }
+    }
+    let kept = prune(staging, &wanted, store, &node_ids)?;
     let missing: Vec<(&str, &Output)> = wanted
         .into_iter()
         .filter(|(p, _)| !kept.contains(*p))
@@ -98,7 +152,11 @@ fn fill(staging: &Path, manifest: &Manifest, outputs: &[&Output], store: &Store)
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     missing.par_iter().try_for_each(|(path, output)| {
-        let blob = store.path_of(&output.sha256);
+        let blob = if is_node_private(output) {
+            store.node_path_of(&output.sha256, group)
+        } else {
+            store.path_of(&output.sha256)
+        };
         fsutil::hardlink_or_copy(&blob, &staging.join(path)).with_context(|| {
             let lost = if blob.exists() {
                 ""
@@ -106,7 +164,20 @@ fn fill(staging: &Path, manifest: &Manifest, outputs: &[&Output], store: &Store)
                 super::store::LOST_HINT
             };
             format!("placing {path}{lost}")
-        })
+        })?;
+        if is_node_private(output) {
+            // A copy across file systems (no hard link possible) gets the
+            // mode but not the group: give it the group as well.
+            use std::os::unix::fs::MetadataExt;
+            let placed = staging.join(path);
+            let meta =
+                fs::metadata(&placed).with_context(|| format!("reading {}", placed.display()))?;
+            if meta.gid() != group {
+                std::os::unix::fs::chown(&placed, None, Some(group))
+                    .with_context(|| format!("giving {} the group {group}", placed.display()))?;
+            }
+        }
+        Ok::<(), anyhow::Error>(())
     })?;
     let json = manifest.to_json();
     fsutil::atomic_write(&staging.join(manifest::FILE_NAME), json.as_bytes(), 0o644)?;
@@ -124,6 +195,7 @@ fn prune<'a>(
     staging: &Path,
     wanted: &BTreeMap<&'a str, &Output>,
     store: &Store,
+    node_ids: &HashMap<&str, Option<(u64, u64)>>,
 ) -> Result<BTreeSet<&'a str>> {
     let dirs: BTreeSet<&str> = wanted
         .keys()
@@ -156,9 +228,13 @@ fn prune<'a>(
         let same_blob = wanted
             .get_key_value(rel.as_str())
             .and_then(|(path, output)| {
-                let id = *blob_ids
-                    .entry(&output.sha256)
-                    .or_insert_with(|| store.file_id(&output.sha256));
+                let id = if is_node_private(output) {
+                    node_ids.get(output.sha256.as_str()).copied().flatten()
+                } else {
+                    *blob_ids
+                        .entry(&output.sha256)
+                        .or_insert_with(|| store.file_id(&output.sha256))
+                };
                 (meta.is_file() && id == Some((meta.dev(), meta.ino()))).then_some(*path)
             });
         match same_blob {

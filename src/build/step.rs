@@ -97,6 +97,13 @@ pub trait Step: Send + Sync {
     fn explain_key(&self, inputs: &Inputs) -> Result<Value> {
         self.key(inputs)
     }
+    /// Whether the key carries the fingerprint of the running pxebuild
+    /// (`build::fingerprint`): true for every step whose outputs pxebuild's
+    /// code makes. A download whose output is the verified bytes of a pinned
+    /// URL returns false, so a new pxebuild does not fetch or verify it again.
+    fn keyed_by_binary(&self) -> bool {
+        true
+    }
     /// Produces the outputs through `ctx`.
     fn run(&self, ctx: &mut RunCtx) -> Result<()>;
     /// Under `--verify-cache`: re-hashes the stored blobs the step reads but

@@ -1,5 +1,8 @@
 //! The content-addressed store: every blob a build produced or downloaded, named
 //! by its SHA-256, written atomically and read-only. dist/ hard-links into it.
+//! A hard link shares its blob's mode, so the node-bound files that carry
+//! secrets (Ignition configs) link to a copy of their blob instead, under
+//! `node/<gid>/`, readable only by its owner and that group (`NODE_MODE`).
 //! Entries are renamed into place complete (safe against a killed build); the
 //! build makes them durable with one syncfs before it publishes dist/.
 use std::fs;
@@ -15,6 +18,10 @@ use crate::{digest, fsutil};
 /// Appended to errors about a blob that should be in the store but is not.
 pub const LOST_HINT: &str =
     " (was the cache cleaned by hand? `pxebuild build --verify-cache` rebuilds what is missing)";
+
+/// Mode of the node-bound published files: read by the owner (the build) and
+/// the group of the directory holding dist/ (the serving user's), no one else.
+pub const NODE_MODE: u32 = 0o440;
 
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -96,6 +103,103 @@ impl Store {
             .with_context(|| format!("setting permissions on {}", file.display()))?;
         // Durability comes from the build's single syncfs before publishing.
         fs::rename(file, &dest).with_context(|| format!("moving {} into the store", file.display()))
+    }
+
+    /// Where the copy of a blob for node-bound files of group `gid` lives.
+    pub fn node_path_of(&self, sha256: &str, gid: u32) -> PathBuf {
+        self.root
+            .join("node")
+            .join(gid.to_string())
+            .join(Self::relative(sha256))
+    }
+
+    /// The copy of a blob that node-bound files of group `gid` link to:
+    /// `NODE_MODE`, group `gid`, made from the blob when missing (or when a
+    /// copy has another mode or group). Fails, naming the group, when this
+    /// user may not give files that group.
+    pub fn node_copy(&self, sha256: &str, gid: u32) -> Result<PathBuf> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dest = self.node_path_of(sha256, gid);
+        if let Ok(meta) = fs::symlink_metadata(&dest) {
+            if meta.is_file() && meta.mode() & 0o7777 == NODE_MODE && meta.gid() == gid {
+                return Ok(dest);
+            }
+            fs::remove_file(&dest).with_context(|| format!("removing {}", dest.display()))?;
+        }
+        let src = self.path_of(sha256);
+        let dir = dest.parent().expect("store paths have a parent");
+        fsutil::create_cache_dir(dir)?;
+        let tmp = self
+            .temp_dir()?
+            .join(format!("node-{}-{sha256}-{}", gid, std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        let made = (|| -> Result<()> {
+            fs::copy(&src, &tmp).with_context(|| {
+                format!("copying {} for a node-bound file{LOST_HINT}", src.display())
+            })?;
+            std::os::unix::fs::chown(&tmp, None, Some(gid)).with_context(|| {
+                format!(
+                    "giving {} the group {gid} of the directory holding the output (node-bound \
+                         files are readable by that group only; build as a member of it, or \
+                         chgrp that directory to one of your groups)",
+                    tmp.display()
+                )
+            })?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(NODE_MODE))
+                .with_context(|| format!("setting permissions on {}", tmp.display()))?;
+            fs::rename(&tmp, &dest).with_context(|| format!("moving {}", dest.display()))
+        })();
+        if made.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        made.map(|()| dest)
+    }
+
+    /// The (device, inode) of a node copy; `None` when absent.
+    pub fn node_file_id(&self, sha256: &str, gid: u32) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::symlink_metadata(self.node_path_of(sha256, gid)).ok()?;
+        Some((meta.dev(), meta.ino()))
+    }
+
+    /// Removes every node copy of a blob (a published copy may have been
+    /// edited in place, through its hard link): the next publish makes a
+    /// fresh one from the verified blob.
+    pub fn drop_node_copies(&self, sha256: &str) -> Result<()> {
+        let Ok(groups) = fs::read_dir(self.root.join("node")) else {
+            return Ok(());
+        };
+        for group in groups.flatten() {
+            let path = group.path().join(Self::relative(sha256));
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("removing {}", path.display()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-hashes every node copy of a blob (`--verify-cache`), removing a
+    /// corrupt one so the publish makes it again from the blob.
+    pub fn verify_node_copies(&self, sha256: &str) -> Result<()> {
+        let Ok(groups) = fs::read_dir(self.root.join("node")) else {
+            return Ok(());
+        };
+        for group in groups.flatten() {
+            let path = group.path().join(Self::relative(sha256));
+            if !path.exists() {
+                continue;
+            }
+            let (actual, _) = digest::sha256_file(&path)?;
+            if actual != sha256 {
+                fs::remove_file(&path)
+                    .with_context(|| format!("removing corrupt {}", path.display()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Re-hashes a blob; a corrupt one is removed so it is produced again.

@@ -1,7 +1,8 @@
 //! `pxebuild check`: parse and validate the site file, nothing else.
 //!
 //! Prints the warnings to stderr and a one-line summary to stdout; a site with
-//! errors fails as bad input (exit 2) listing every problem.
+//! errors fails as bad input (exit 2) listing every problem. With `-v` it also
+//! prints the release-support table the site was checked against.
 use crate::cli::Global;
 use crate::site::Site;
 
@@ -18,5 +19,12 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<()> {
     site.print_warnings();
     site.check_strict(args.strict)?;
     println!("ok: {}", site.summary());
+    if global.verbose > 0 && !global.quiet {
+        let f = &site.file;
+        let today = crate::site::versions::today();
+        let table =
+            crate::site::versions::table(&f.cluster.kubernetes_version, &f.cilium.version, today);
+        print!("{table}");
+    }
     Ok(())
 }

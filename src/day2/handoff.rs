@@ -159,7 +159,7 @@ Next steps for site rack1:
        https://git.example.com/infra/rack1.git at main: Argo CD follows it
        (a placeholder: set [argocd] repo_url in site.toml, then `pxebuild install-argo --sync-payload`)
   7. Day 2:                      pxebuild untaint   (optional: workloads on control planes)
-                                 pxebuild install-argo   (Argo CD chart 8.1.2)
+                                 pxebuild install-argo   (Argo CD chart 10.9.0)
   Node lifecycle (add, remove, reinstall, upgrade): docs/operations.md
 ";
         assert_eq!(text, want);

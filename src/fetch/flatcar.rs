@@ -105,6 +105,11 @@ impl Step for FlatcarFile {
         }))
     }
 
+    /// The verified bytes of a pinned download: nothing pxebuild's code makes.
+    fn keyed_by_binary(&self) -> bool {
+        false
+    }
+
     /// The signature it verified against (whichever of `sig_urls` existed).
     fn stored_inputs_intact(&self) -> Result<bool> {
         let mut found = false;

@@ -350,7 +350,7 @@ mod tests {
         let k8s = &refs.sysexts[0];
         assert_eq!(
             k8s.image.path,
-            "http/sysext/kubernetes/kubernetes-v1.33.2-x86-64.raw"
+            "http/sysext/kubernetes/kubernetes-v1.35.9-x86-64.raw"
         );
         assert_eq!(refs.sysexts.len(), 2, "no containerd unless asked for");
         let ids: Vec<String> = planned.steps.iter().map(|s| s.id()).collect();

@@ -107,6 +107,11 @@ impl Step for SysextImage {
         Ok(json!({"url": self.url, "sums_url": self.sums_url}))
     }
 
+    /// The verified bytes of a pinned download: nothing pxebuild's code makes.
+    fn keyed_by_binary(&self) -> bool {
+        false
+    }
+
     /// The release's SHA256SUMS, which the image was checked against.
     fn stored_inputs_intact(&self) -> Result<bool> {
         Ok(self.fetcher.verify_stored(&self.sums_url)? == Some(true))

@@ -12,6 +12,7 @@ mod strict;
 mod typed;
 pub mod types;
 pub mod validate;
+pub mod versions;
 
 use std::path::{Path, PathBuf};
 
@@ -40,15 +41,21 @@ impl Site {
     /// Fails with every error (and warning) found; warnings of a valid site
     /// are dropped here, use `Site::from_text` to keep them.
     pub fn parse(text: &str, origin: &str) -> Result<SiteFile> {
-        analyse(text, origin)
+        analyse(text, origin, versions::today())
             .map(|(file, _warnings)| file)
             .map_err(|diags| invalid(origin, &diags))
     }
 
     /// A validated `Site` from text, as if read from `path`.
     pub fn from_text(text: &str, path: &Path) -> Result<Site> {
+        Site::from_text_on(text, path, versions::today())
+    }
+
+    /// `from_text` as if run on day `today` (days since 1970-01-01): the date
+    /// the end-of-life check of the pinned releases compares against.
+    pub fn from_text_on(text: &str, path: &Path, today: i64) -> Result<Site> {
         let origin = path.display().to_string();
-        let (file, warnings) = analyse(text, &origin).map_err(|d| invalid(&origin, &d))?;
+        let (file, warnings) = analyse(text, &origin, today).map_err(|d| invalid(&origin, &d))?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -130,11 +137,16 @@ impl Site {
     }
 }
 
-/// Strict parse, then validation. `Ok` holds the model and its warnings;
-/// `Err` holds every diagnostic when any is an error. The content checks
-/// run even after parse problems (on the repaired model, outside the
-/// repaired tables), so one run reports both kinds.
-fn analyse(text: &str, origin: &str) -> Result<(SiteFile, Vec<Diagnostic>), Vec<Diagnostic>> {
+/// Strict parse, then validation (the release-support checks against day
+/// `today`). `Ok` holds the model and its warnings; `Err` holds every
+/// diagnostic when any is an error. The content checks run even after parse
+/// problems (on the repaired model, outside the repaired tables), so one run
+/// reports both kinds.
+fn analyse(
+    text: &str,
+    origin: &str,
+    today: i64,
+) -> Result<(SiteFile, Vec<Diagnostic>), Vec<Diagnostic>> {
     let src = Source::new(text, origin);
     let strict::Parsed {
         mut file,
@@ -142,6 +154,8 @@ fn analyse(text: &str, origin: &str) -> Result<(SiteFile, Vec<Diagnostic>), Vec<
         unsure,
     } = strict::parse(text, &src)?;
     let mut diagnostics = validate::validate(&file, &src, &unsure);
+    diagnostics.extend(validate::support(&file, &src, &unsure, today));
+    diagnostics.sort_by_key(|d| (d.line, d.column));
     if !problems.is_empty() {
         diagnostics.extend(problems);
         diagnostics.sort_by_key(|d| (d.line, d.column));
@@ -171,10 +185,13 @@ mod tests {
     use std::net::Ipv4Addr;
 
     const EXAMPLE: &str = include_str!("../../site.toml");
+    /// 2026-12-07: the day the example's pins were checked against the table,
+    /// so these tests do not depend on the clock.
+    const BUILD_DAY: i64 = 20_794;
 
     #[test]
     fn example_site_is_valid_with_one_placeholder_warning() {
-        let site = Site::from_text(EXAMPLE, Path::new("conf/site.toml")).unwrap();
+        let site = Site::from_text_on(EXAMPLE, Path::new("conf/site.toml"), BUILD_DAY).unwrap();
         assert_eq!(site.dir, Path::new("conf"));
         assert_eq!(site.warnings.len(), 1);
         assert!(site.warnings[0].message.contains("placeholder"));
@@ -183,13 +200,13 @@ mod tests {
         assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_BAD_INPUT);
         assert_eq!(
             site.summary(),
-            "site rack1: 5 nodes (3 control-plane, 2 worker), Kubernetes v1.33.2, Flatcar stable 4593.2.5"
+            "site rack1: 5 nodes (3 control-plane, 2 worker), Kubernetes v1.35.9, Flatcar stable 4593.2.5"
         );
     }
 
     #[test]
     fn typed_accessors_read_validated_values() {
-        let site = Site::from_text(EXAMPLE, Path::new("site.toml")).unwrap();
+        let site = Site::from_text_on(EXAMPLE, Path::new("site.toml"), BUILD_DAY).unwrap();
         let cp1 = &site.file.nodes[0];
         assert_eq!(cp1.mac_addr().pxelinux_name(), "01-52-54-00-20-00-11");
         assert_eq!(cp1.ipv4(), Ipv4Addr::new(10, 20, 0, 11));
@@ -209,7 +226,7 @@ mod tests {
             .replace("\"52:54:00:20:00:11\"", "\"52-54-00-AB-00-11\"")
             .replace("\"52:54:00:20:00:12\"", "\"525400AB0012\"")
             .replace("\"52:54:00:20:00:13\"", "\"52:54:00:AB:00:13\"");
-        let site = Site::from_text(&text, Path::new("site.toml")).unwrap();
+        let site = Site::from_text_on(&text, Path::new("site.toml"), BUILD_DAY).unwrap();
         let macs: Vec<&str> = site.file.nodes.iter().map(|n| n.mac.as_str()).collect();
         assert_eq!(
             macs,
@@ -231,7 +248,7 @@ mod tests {
             .replacen("mac = \"52:54:00:20:00:12\"\n", "", 1)
             .replacen("ip = \"10.20.0.21\"", "ip = 21", 1)
             .replace("gateway = \"10.20.0.1\"", "gateway = \"10.20.0.0\"");
-        let err = Site::from_text(&text, Path::new("site.toml")).unwrap_err();
+        let err = Site::from_text_on(&text, Path::new("site.toml"), BUILD_DAY).unwrap_err();
         let text = err.to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "site.toml is not valid (3 errors, 1 warning):");
@@ -248,7 +265,7 @@ mod tests {
     fn errors_with_line(i: usize, line: &str) -> Vec<String> {
         let mut lines: Vec<&str> = EXAMPLE.lines().collect();
         lines[i] = line;
-        match analyse(&lines.join("\n"), "site.toml") {
+        match analyse(&lines.join("\n"), "site.toml", BUILD_DAY) {
             Ok(_) => Vec::new(),
             Err(diags) => diags
                 .iter()
@@ -284,7 +301,7 @@ mod tests {
         let text = EXAMPLE
             .replace("\"52:54:00:20:00:13\"", "\"52:54:00:zz:00:13\"")
             .replace("version = \"4593.2.5\"", "version = \"latest\"");
-        let err = Site::from_text(&text, Path::new("site.toml")).unwrap_err();
+        let err = Site::from_text_on(&text, Path::new("site.toml"), BUILD_DAY).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_BAD_INPUT);
         let text = err.to_string();
         let lines: Vec<&str> = text.lines().collect();

@@ -327,7 +327,7 @@ fn default_reboot_manager() -> String {
     "kured".into()
 }
 fn default_argocd_chart() -> String {
-    "8.1.2".into()
+    "10.9.0".into()
 }
 fn default_argocd_repo() -> String {
     "https://git.example.com/infra/cluster.git".into()

@@ -263,13 +263,14 @@ fn the_cache_holding_control_plane_secrets_is_private() {
     let out = run(root, &mirror, &[]);
     assert_eq!(mode(&cache), 0o700, "created private");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("open to other users"));
-    // dist/ is served by other users through its hard links, not through the cache.
+    // dist/ is served through its hard links, not through the cache; its
+    // node-bound configs only to the group of the directory holding it.
     let node_ign = std::fs::read_dir(root.join("dist/http/ignition"))
         .unwrap()
         .map(|e| e.unwrap().path().join("node.ign"))
         .next()
         .unwrap();
-    assert_eq!(mode(&node_ign) & 0o004, 0o004, "{}", node_ign.display());
+    assert_eq!(mode(&node_ign), 0o440, "{}", node_ign.display());
     // A cache opened up (by hand, or by an earlier version) is closed again.
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = run(root, &mirror, &[]);
@@ -679,4 +680,175 @@ fn a_published_file_deleted_or_replaced_is_published_again() {
     assert_eq!(ran(&out), Vec::<String>::new(), "the cache was not damaged");
     assert_eq!(std::fs::read(&file).unwrap(), good);
     intact(&dist);
+}
+
+/// A rebuilt pxebuild carries the same version number (0.1.0) with different
+/// code: its steps must not reuse what the old binary rendered. The binary's
+/// digest keys every produced step; downloads stay keyed by their pins.
+#[test]
+fn a_changed_binary_reruns_every_produced_step_and_fetches_nothing() {
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    let first = run(root, &mirror, &["--explain"]);
+    let first_ran = ran(&first);
+    assert!(first_ran.iter().any(|id| id.starts_with("fetch:")));
+    let before = snapshot(&root.join("dist"));
+    let downloads = mirror.requests().len();
+    assert!(downloads > 0);
+
+    // The same program with other bytes: an ELF runs with data appended.
+    let copy = root.join("pxebuild-rebuilt");
+    std::fs::copy(env!("CARGO_BIN_EXE_pxebuild"), &copy).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&copy)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"\nanother build of the same version\n").unwrap();
+    drop(f);
+    let mut cmd = command(root, &mirror, &["--explain"]);
+    cmd.env_remove("CARGO_BIN_EXE_pxebuild");
+    let mut rebuilt = Command::new(&copy);
+    rebuilt.args(cmd.get_args()).envs(
+        cmd.get_envs()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+    );
+    let out = rebuilt.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second_ran = ran(&out);
+    let produced: Vec<&String> = first_ran
+        .iter()
+        .filter(|id| !id.starts_with("fetch:flatcar/") && !id.starts_with("fetch:sysext/"))
+        .collect();
+    assert!(produced.iter().any(|id| id.starts_with("ignition:")));
+    for id in &produced {
+        assert!(second_ran.contains(id), "{id} re-ran:\n{stdout}");
+    }
+    for line in stdout.lines().filter(|l| l.starts_with("ran ")) {
+        assert!(line.contains(".pxebuild"), "the binary is why: {line}");
+    }
+    assert!(
+        !second_ran
+            .iter()
+            .any(|id| id.starts_with("fetch:flatcar/") || id.starts_with("fetch:sysext/")),
+        "downloads are keyed by their pins:\n{stdout}"
+    );
+    assert_eq!(
+        mirror.requests().len(),
+        downloads,
+        "nothing is fetched again"
+    );
+    // Same code, same files (the manifest's inputs digest names the keys).
+    let after = snapshot(&root.join("dist"));
+    let differ: Vec<&String> = after
+        .keys()
+        .chain(before.keys())
+        .filter(|p| after.get(*p) != before.get(*p))
+        .collect();
+    assert!(differ.iter().all(|p| *p == "manifest.json"), "{differ:?}");
+}
+
+/// Runs `cmd` as uid:gid with no supplementary groups; its exit success.
+fn as_user(uid: u32, gid: u32, cmd: &[&str]) -> bool {
+    Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .args(cmd)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Control-plane `node.ign` carries CA, etcd CA and service-account keys,
+/// worker `node.ign` the bootstrap token: never world-readable, even where
+/// the same content is a world-readable store blob. The group is that of the
+/// directory holding dist/, and `serve --user` in that group still serves them.
+#[test]
+fn node_bound_configs_are_readable_only_by_owner_and_group_and_served_after_dropping_root() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !nix_root() {
+        eprintln!("not root: cannot give files another group or switch users, skipping");
+        return;
+    }
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    // The directory holding dist/: group nogroup (nobody's), and others may
+    // traverse it, which the build warns about.
+    std::os::unix::fs::chown(root, None, Some(65534)).unwrap();
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o751)).unwrap();
+    let out = run(root, &mirror, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "warning: {} (mode 0751) lets other users reach {}: its node-bound files are 0440, group 65534",
+            root.display(),
+            root.join("dist").display()
+        )),
+        "{stderr}"
+    );
+    let dist = root.join("dist");
+    let manifest =
+        Manifest::parse(&std::fs::read_to_string(dist.join("manifest.json")).unwrap()).unwrap();
+    let private: Vec<&str> = manifest
+        .access
+        .iter()
+        .map(|a| a.path.as_str())
+        .filter(|p| p.starts_with("http/"))
+        .collect();
+    assert!(private.iter().any(|p| p.ends_with("/node.ign")));
+    for path in &private {
+        let meta = std::fs::metadata(dist.join(path)).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o440, "{path}");
+        assert_eq!(meta.gid(), 65534, "{path}");
+    }
+    let public = std::fs::metadata(dist.join("tftp/lpxelinux.0")).unwrap();
+    assert_eq!(
+        public.mode() & 0o7777,
+        0o444,
+        "public files stay world-readable"
+    );
+    // Real permissions: another user is refused, a member of the group reads.
+    let cp1 = private
+        .iter()
+        .find(|p| p.starts_with("http/ignition/cp1-") && p.ends_with("/node.ign"))
+        .unwrap();
+    let file = dist.join(cp1);
+    let file = file.to_str().unwrap();
+    assert!(!as_user(1, 1, &["cat", file]), "daemon may not read {file}");
+    assert!(
+        as_user(65534, 65534, &["cat", file]),
+        "the group reads {file}"
+    );
+    // serve --user nobody (group nogroup) serves it after dropping root.
+    let server = crate::serve_support::Served::start(&dist, &["--user", "nobody", "--no-ip-check"]);
+    server.wait_line(|l| l.starts_with("running as user nobody"));
+    let url = server.url(&format!("/{}", cp1.strip_prefix("http/").unwrap()));
+    let got = crate::serve_support::curl(&["-s", "--fail", &url]);
+    assert!(got.status.success(), "{url}: {got:?}");
+    assert_eq!(got.stdout, std::fs::read(dist.join(cp1)).unwrap());
+    // A rebuild with nothing to do keeps it so; a hand edit is repaired.
+    let again = run(root, &mirror, &["--explain"]);
+    assert_eq!(ran(&again), Vec::<String>::new());
+    std::fs::set_permissions(dist.join(cp1), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dist.join(cp1))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b" ").unwrap();
+    drop(f);
+    run(root, &mirror, &[]);
+    let meta = std::fs::metadata(dist.join(cp1)).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o440);
+    assert_eq!(std::fs::read(dist.join(cp1)).unwrap(), got.stdout);
+}
+
+fn nix_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }

@@ -28,6 +28,13 @@ pub(crate) struct Mirror {
     pub(crate) url: String,
 }
 
+impl Mirror {
+    /// Every request the mirror server has answered so far.
+    pub(crate) fn requests(&self) -> Vec<crate::fetch::server::Seen> {
+        self._server.requests()
+    }
+}
+
 fn mirror(root: &Path) -> Mirror {
     let dir = root.join("mirror");
     let out = Command::new("sh")

@@ -59,11 +59,11 @@ fn cluster_butane_is_yaml_for_every_node() {
         }
         let conf = files
             .iter()
-            .find(|f| f["path"] == "/etc/sysupdate.kubernetes.d/kubernetes-v1.33.conf")
+            .find(|f| f["path"] == "/etc/sysupdate.kubernetes.d/kubernetes-v1.35.conf")
             .expect("a per-minor sysupdate conf");
         let text = conf["contents"]["inline"].as_str().unwrap();
         assert!(
-            text.contains("MatchPattern=kubernetes-v1.33.@v-%a.raw"),
+            text.contains("MatchPattern=kubernetes-v1.35.@v-%a.raw"),
             "{text}"
         );
         assert!(
@@ -113,7 +113,7 @@ fn check_init(docs: &[Document], ctx: &NodeContext, token: &str) {
         panic!("second document is ClusterConfiguration")
     };
     assert_eq!(cluster.control_plane_endpoint, "10.20.0.10:6443");
-    assert_eq!(cluster.kubernetes_version, "v1.33.2");
+    assert_eq!(cluster.kubernetes_version, "v1.35.9");
     assert!(
         cluster.proxy.as_ref().unwrap().disabled,
         "Cilium replaces kube-proxy"
@@ -214,7 +214,7 @@ fn cluster_first_control_plane_runs_init_kube_vip_and_cilium() {
     let values = cp1.files.cilium_values.as_deref().unwrap();
     assert!(values.contains("k8sServiceHost: 10.20.0.10"));
     let cilium = cp1.files.cilium_script.as_deref().unwrap();
-    assert!(cilium.contains("cilium install --version \"1.17.4\" --values /etc/cilium/values.yaml"));
+    assert!(cilium.contains("cilium install --version \"1.19.8\" --values /etc/cilium/values.yaml"));
     assert!(bu.contains("name: pxebuild-cilium.service"));
     for (ctx, bu) in &rendered[1..] {
         assert!(!ctx.node.init);

@@ -506,7 +506,7 @@ fn install_argo_runs_helm_then_applies_the_root_application_from_the_site() {
     let t = cluster()
         .edit_site(EXAMPLE_REPO, REPO)
         .edit_site("revision = \"main\"", "revision = \"production\"")
-        .edit_site("chart_version = \"8.1.2\"", "chart_version = \"8.1.3\"");
+        .edit_site("chart_version = \"10.9.0\"", "chart_version = \"10.9.1\"");
     let site = Site::load(&t.path().join("site.toml")).unwrap();
     pxebuild::day2::sync::sync(&site, true).unwrap();
     fake(&t, "helm-values.json", INSTALLED_CILIUM);
@@ -546,7 +546,7 @@ fn install_argo_runs_helm_then_applies_the_root_application_from_the_site() {
             "helm --kubeconfig secrets/kubeconfig get values cilium --namespace kube-system --output json",
             "helm --kubeconfig secrets/kubeconfig list --namespace argocd --all --filter ^argocd$ --output json",
             "helm --kubeconfig secrets/kubeconfig upgrade --install argocd argo-cd \
-             --repo https://argoproj.github.io/argo-helm --version 8.1.3 --namespace argocd \
+             --repo https://argoproj.github.io/argo-helm --version 10.9.1 --namespace argocd \
              --create-namespace --values payload/bootstrap/argocd-values.yaml --wait --timeout 10m",
             &format!("kubectl {KC} apply -f -"),
         ]
@@ -574,7 +574,7 @@ fn install_argo_refuses_a_zero_timeout_and_takes_an_oci_mirror() {
     out.success();
     assert!(
         calls(&out).iter().any(|c| c.contains(
-            " upgrade --install argocd oci://registry.lan/charts/argo-cd --version 8.1.2 "
+            " upgrade --install argocd oci://registry.lan/charts/argo-cd --version 10.9.0 "
         )),
         "{:?}",
         calls(&out)
@@ -610,11 +610,11 @@ fn install_argo_holds_the_installed_release_against_the_site() {
     };
     // A newer chart installed: helm would downgrade Argo CD and its CRDs.
     let t = argo_cluster();
-    fake(&t, "helm-list.json", &listed("argo-cd-9.0.1", "deployed"));
+    fake(&t, "helm-list.json", &listed("argo-cd-11.0.1", "deployed"));
     let t = t.args(["install-argo"]);
     let out = t.run();
     out.code(2).stderr_contains(
-        "error: Argo CD's chart 9.0.1 is installed, newer than argocd.chart_version 8.1.2",
+        "error: Argo CD's chart 11.0.1 is installed, newer than argocd.chart_version 10.9.0",
     );
     assert_eq!(upgrades(&out), 0);
     let out = t.run_with(["install-argo", "--allow-downgrade"]);
@@ -622,17 +622,17 @@ fn install_argo_holds_the_installed_release_against_the_site() {
     assert_eq!(upgrades(&out), 1);
     // A major upgrade goes on, with a note.
     let t = argo_cluster();
-    fake(&t, "helm-list.json", &listed("argo-cd-7.8.28", "deployed"));
+    fake(&t, "helm-list.json", &listed("argo-cd-9.5.17", "deployed"));
     let out = t.args(["install-argo"]).run();
     out.success().stderr_contains(
-        "warning: Argo CD's chart goes from 7.8.28 to 8.1.2, another major version",
+        "warning: Argo CD's chart goes from 9.5.17 to 10.9.0, another major version",
     );
     // A release left pending by a stopped run: say how to settle it.
     let t = argo_cluster();
     fake(
         &t,
         "helm-list.json",
-        &listed("argo-cd-8.1.2", "pending-upgrade"),
+        &listed("argo-cd-10.9.0", "pending-upgrade"),
     );
     let out = t.args(["install-argo"]).run();
     out.code(2)
@@ -681,7 +681,7 @@ fn install_argo_dry_run_prints_the_plan_and_runs_nothing() {
         ])
         .run();
     out.success()
-        .stdout_contains("helm --kubeconfig secrets/kubeconfig upgrade --install argocd argo-cd --repo http://mirror.lan/argo-helm --version 8.1.2")
+        .stdout_contains("helm --kubeconfig secrets/kubeconfig upgrade --install argocd argo-cd --repo http://mirror.lan/argo-helm --version 10.9.0")
         .stdout_contains("--wait --timeout 20m\n")
         .stdout_contains(&format!("kubectl {KC} apply -f - <<EOF\napiVersion: argoproj.io/v1alpha1\n"))
         .stderr_lacks("warning:");
@@ -702,8 +702,8 @@ fn install_argo_stops_when_helm_fails() {
             "--wait --timeout 10m` failed (exit status: 1): Error: UPGRADE FAILED: context deadline exceeded\n",
         ),
         (
-            "Error: chart \"argo-cd\" version \"8.1.2\" not found in https://argoproj.github.io/argo-helm repository\n",
-            "failed (exit status: 1): Error: chart \"argo-cd\" version \"8.1.2\" not found",
+            "Error: chart \"argo-cd\" version \"10.9.0\" not found in https://argoproj.github.io/argo-helm repository\n",
+            "failed (exit status: 1): Error: chart \"argo-cd\" version \"10.9.0\" not found",
         ),
     ];
     for (helm_says, we_say) in cases {
@@ -981,14 +981,14 @@ fn payload_repo_urls_match_site() {
 fn payload_check_warns_when_the_cilium_chart_is_not_the_sites_version() {
     let t = site_with_secrets()
         .edit_site("revision = \"main\"", "revision = \"v2\"")
-        .edit_site("version = \"1.17.4\"", "version = \"1.17.5\"");
+        .edit_site("version = \"1.19.8\"", "version = \"1.19.9\"");
     let site = Site::load(&t.path().join("site.toml")).unwrap();
     // Repository and revision are install-argo's refusal (day2_sync), not warnings.
     assert_eq!(
         payload::check(&site),
         [
-            "payload/core/cilium.yaml: Application cilium: cilium chart version \"1.17.4\" \
-          differs from site.toml cilium.version \"1.17.5\""
+            "payload/core/cilium.yaml: Application cilium: cilium chart version \"1.19.8\" \
+          differs from site.toml cilium.version \"1.19.9\""
         ]
     );
 }

@@ -43,7 +43,7 @@ fn build_ends_with_the_next_steps_and_quiet_drops_them() {
         "  5. Admin kubeconfig:           secrets/kubeconfig (pxebuild kubeconfig)\n",
         "       (a placeholder: set [argocd] repo_url in site.toml, then `pxebuild install-argo --sync-payload`)\n",
         "  7. Day 2:                      pxebuild untaint   (optional: workloads on control planes)\n\
-         \x20                                pxebuild install-argo   (Argo CD chart 8.1.2)\n",
+         \x20                                pxebuild install-argo   (Argo CD chart 10.9.0)\n",
     ] {
         assert!(steps.contains(line), "missing {line:?} in:\n{steps}");
     }

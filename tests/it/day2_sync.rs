@@ -68,7 +68,7 @@ fn sync_payload_rewrites_in_place_then_changes_nothing() {
     }
     // The chart source's targetRevision (the Cilium version) is not a git revision.
     let cilium = committed("payload/core/cilium.yaml", REPO, "production");
-    assert!(cilium.contains("      chart: cilium\n      targetRevision: 1.17.4\n"));
+    assert!(cilium.contains("      chart: cilium\n      targetRevision: 1.19.8\n"));
     assert_eq!(out.read("payload/core/cilium.yaml"), cilium);
     // Rendered at apply time: the root Application's file stays as committed.
     let root = "payload/bootstrap/root-app.yaml";

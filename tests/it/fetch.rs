@@ -240,7 +240,7 @@ impl World {
         let text = format!(
             r#"[cluster]
 name = "lab"
-kubernetes_version = "v1.33.2"
+kubernetes_version = "v1.35.9"
 endpoint = "10.20.0.10:6443"
 endpoint_mode = "external"
 
@@ -257,11 +257,11 @@ channel = "stable"
 version = "{VERSION}"
 
 [sysext]
-kubernetes = "v1.33.2"
+kubernetes = "v1.35.9"
 cilium = "v0.18.2"
 
 [cilium]
-version = "1.17.4"
+version = "1.19.8"
 
 [ssh]
 authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZpeHR1cmVrZXlmaXh0dXJla2V5Zml4dHVyZWtleQ test@example"]
@@ -405,8 +405,8 @@ fn expected_files() -> Vec<(String, String)> {
         fc("flatcar_production_image.bin.bz2"),
         fc("flatcar_production_image.bin.bz2.sig"),
         (
-            "http/sysext/kubernetes/kubernetes-v1.33.2-x86-64.raw".into(),
-            format!("{BAKERY}/kubernetes-v1.33.2/kubernetes-v1.33.2-x86-64.raw"),
+            "http/sysext/kubernetes/kubernetes-v1.35.9-x86-64.raw".into(),
+            format!("{BAKERY}/kubernetes-v1.35.9/kubernetes-v1.35.9-x86-64.raw"),
         ),
         (
             "http/sysext/cilium/cilium-v0.18.2-x86-64.raw".into(),
@@ -466,11 +466,11 @@ fn good_build_places_every_verified_artifact() {
     // Each sysext directory is a sysupdate source: SHA256SUMS lists the image.
     let image = w
         .dist()
-        .join("http/sysext/kubernetes/kubernetes-v1.33.2-x86-64.raw");
+        .join("http/sysext/kubernetes/kubernetes-v1.35.9-x86-64.raw");
     let sums = std::fs::read_to_string(w.dist().join("http/sysext/kubernetes/SHA256SUMS")).unwrap();
     assert_eq!(
         sums,
-        format!("{}  kubernetes-v1.33.2-x86-64.raw\n", sha256_of(&image))
+        format!("{}  kubernetes-v1.35.9-x86-64.raw\n", sha256_of(&image))
     );
     // sha256sum agrees with the index, in the directory, as systemd-sysupdate would check.
     let check = Command::new("sha256sum")
@@ -764,10 +764,10 @@ fn a_killed_builds_partial_file_is_resumed_by_the_next_build() {
 #[test]
 fn a_hanging_server_times_out_naming_the_url() {
     let (w, before) = World::with_previous_dist();
-    let path = format!("{BAKERY}/kubernetes-v1.33.2/kubernetes-v1.33.2-x86-64.raw");
+    let path = format!("{BAKERY}/kubernetes-v1.35.9/kubernetes-v1.35.9-x86-64.raw");
     w.server.fault(&path, Fault::Hang);
     let out = w.build();
-    assert_fails_with(&out, &["kubernetes-v1.33.2-x86-64.raw", &path, "timed out"]);
+    assert_fails_with(&out, &["kubernetes-v1.35.9-x86-64.raw", &path, "timed out"]);
     w.assert_dist_kept(&before);
     assert_eq!(w.partial_files(), 0, "a failed download leaves no .part");
 }
@@ -1153,7 +1153,7 @@ fn a_server_that_ignores_range_and_truncates_fails_at_the_retry_limit() {
 #[test]
 fn a_transfer_that_stalls_after_some_bytes_hits_the_idle_timeout() {
     let (w, before) = World::with_previous_dist();
-    let path = format!("{BAKERY}/kubernetes-v1.33.2/kubernetes-v1.33.2-x86-64.raw");
+    let path = format!("{BAKERY}/kubernetes-v1.35.9/kubernetes-v1.35.9-x86-64.raw");
     w.server.fault(&path, Fault::Stall { bytes: 10 });
     // The total body budget is far away: only the idle timeout can end it.
     let out = w.run(
@@ -1166,7 +1166,7 @@ fn a_transfer_that_stalls_after_some_bytes_hits_the_idle_timeout() {
     assert_fails_with(
         &out,
         &[
-            "kubernetes-v1.33.2-x86-64.raw",
+            "kubernetes-v1.35.9-x86-64.raw",
             &path,
             "timed out",
             "after 10 bytes",
@@ -1279,7 +1279,7 @@ fn blob_of_served(w: &World, rel: &str) -> PathBuf {
 /// Downloads a build reads without publishing them as they are.
 const UNPUBLISHED: [&str; 3] = [
     "stable.release.flatcar-linux.net/amd64-usr/4593.2.5/flatcar_production_pxe.vmlinuz.sig",
-    "github.com/flatcar/sysext-bakery/releases/download/kubernetes-v1.33.2/SHA256SUMS",
+    "github.com/flatcar/sysext-bakery/releases/download/kubernetes-v1.35.9/SHA256SUMS",
     "deb.debian.org/debian/pool/main/s/syslinux/syslinux-common_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb",
 ];
 
@@ -1384,7 +1384,7 @@ fn an_expired_signature_is_refused_naming_the_file_and_the_expiry() {
 
 #[test]
 fn a_sha256sums_with_two_digests_for_one_file_is_refused() {
-    let image = "kubernetes-v1.33.2-x86-64.raw";
+    let image = "kubernetes-v1.35.9-x86-64.raw";
     // Each world starts with an empty cache, so its build reads the list.
     let with_extra_line = |digest: Option<&str>| {
         let w = World::new();

@@ -5,7 +5,7 @@
 use crate::harness::Test;
 
 const SUMMARY: &str = "ok: site rack1: 5 nodes (3 control-plane, 2 worker), \
-                       Kubernetes v1.33.2, Flatcar stable 4593.2.5\n";
+                       Kubernetes v1.35.9, Flatcar stable 4593.2.5\n";
 const PLACEHOLDER: &str = "site.toml:46:3: warning: ssh.authorized_keys[0]: \
                            is the example placeholder; put your own public key here\n";
 
@@ -24,7 +24,7 @@ const INVALID: &[(&str, &[&str])] = &[
         &[
             "site.toml:18:14: error: network.addressing: \"manual\" is not one of \"static\", \"dhcp\"",
             "site.toml:28:11: error: flatcar.channel: \"edge\" is not one of \"stable\", \"beta\", \"alpha\", \"lts\"",
-            "site.toml:30:8: error: flatcar.arch: \"x86_64\" is not one of \"amd64\", \"arm64\"",
+            "site.toml:30:8: error: flatcar.arch: \"x86_64\" is not one of \"amd64\"",
             "site.toml:49:18: error: updates.reboot_manager: \"reboot\" is not one of \"kured\", \"locksmithd\"",
             "site.toml:63:12: error: node[0] (cp1).firmware: \"efi\" is not one of \"bios\", \"uefi\"",
         ],
@@ -141,7 +141,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "sysext_mismatch",
         &[
-            "site.toml:33:14: error: sysext.kubernetes: \"v1.32.6\" does not match cluster.kubernetes_version \"v1.33.2\"; kubeadm and the kubelet must run the release the cluster is configured for",
+            "site.toml:33:14: error: sysext.kubernetes: \"v1.32.6\" does not match cluster.kubernetes_version \"v1.35.9\"; kubeadm and the kubelet must run the release the cluster is configured for",
         ],
     ),
     (
@@ -452,8 +452,8 @@ fn reserved_macs_and_addresses_fail_check() {
 fn malformed_versions_and_pod_mtu_fail_check() {
     check_edited_fails_with(
         &[
-            ("kubernetes_version = \"v1.33.2\"", "kubernetes_version = \"v01.033.2\""),
-            ("kubernetes = \"v1.33.2\"", "kubernetes = \"v01.033.2\""),
+            ("kubernetes_version = \"v1.35.9\"", "kubernetes_version = \"v01.033.2\""),
+            ("kubernetes = \"v1.35.9\"", "kubernetes = \"v01.033.2\""),
             ("version = \"4593.2.5\"", "version = \"4593.2.99999999999999999999\""),
             ("cilium = \"v0.18.2\"", "cilium = \"v0.18.2\"\ncontainerd = \"v2.01.3\""),
             ("link_mtu = 1500", "link_mtu = 1500\nmtu = 0"),
@@ -512,7 +512,7 @@ fn unsafe_disks_and_ssh_keys_fail_check_and_build_before_any_work() {
 fn parse_problems_in_many_tables_and_content_problems_come_in_one_run() {
     check_edited_fails_with(
         &[
-            ("kubernetes_version = \"v1.33.2\"\n", ""),
+            ("kubernetes_version = \"v1.35.9\"\n", ""),
             ("gateway = \"10.20.0.1\"", "gateway = \"10.20.0.0\""),
             ("link_mtu = 1500", "link_mut = 9000\nmtu = 8905"),
             ("mac = \"52:54:00:20:00:12\"\n", ""),
@@ -537,6 +537,51 @@ fn parse_problems_in_many_tables_and_content_problems_come_in_one_run() {
             "site.toml:92:6: error: node[3] (worker1).ip: invalid type: integer `21`, expected a string",
             "site.toml:98:1: error: node[4] (worker2): missing field `mac`",
             "site.toml:98:1: error: node[4] (worker2): missing field `ip`",
+        ],
+    );
+}
+
+#[test]
+fn check_warns_about_a_kubernetes_past_its_end_of_life_and_an_untested_cilium() {
+    // Kubernetes 1.31 reached its end of life on 2025-11-11, before this
+    // test was written; the clock only moves away from it.
+    let t = Test::new()
+        .example_site()
+        .edit_site(
+            "kubernetes_version = \"v1.35.9\"",
+            "kubernetes_version = \"v1.31.14\"",
+        )
+        .edit_site("kubernetes = \"v1.35.9\"", "kubernetes = \"v1.31.14\"");
+    t.run_with(["check"]).success().stderr_is(&format!(
+        "site.toml:7:22: warning: cluster.kubernetes_version: \"v1.31.14\": Kubernetes 1.31 \
+         reached its end of life on 2025-11-11 \
+         (https://github.com/kubernetes/website/blob/main/data/releases/eol.yaml) and gets \
+         no security fixes; pin a supported minor (`pxebuild check -v` lists the table)\n\
+         site.toml:39:11: warning: cilium.version: \"1.19.8\": Cilium 1.19 is e2e tested with \
+         Kubernetes 1.32 to 1.35, not 1.31 (cluster.kubernetes_version \"v1.31.14\"; \
+         https://docs.cilium.io/en/v1.19/network/kubernetes/compatibility/ \
+         (Documentation/network/kubernetes/compatibility.rst at v1.19.3)); pin the Cilium \
+         release whose tested range includes it\n\
+         {PLACEHOLDER}"
+    ));
+    t.run_with(["check", "--strict"]).code(2);
+    // `check -v` prints the table the site was checked against.
+    Test::new()
+        .example_site()
+        .args(["check", "-v"])
+        .run()
+        .success()
+        .stdout_contains("* 1.35        2027-02-28   supported")
+        .stdout_contains("* 1.19        1.32 to 1.35");
+}
+
+#[test]
+fn arm64_fails_check_naming_the_missing_boot_path() {
+    check_edited_fails_with(
+        &[("arch = \"amd64\"", "arch = \"arm64\"")],
+        &[
+            "site.toml:32:8: error: flatcar.arch: \"arm64\" cannot boot yet: pxebuild ships only x86 loaders (syslinux and iPXE for BIOS and x86-64 UEFI) and no arm64 boot path (UEFI arm64 through iPXE or GRUB) is built or proven; use \"amd64\" machines",
+            "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here",
         ],
     );
 }

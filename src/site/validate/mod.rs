@@ -9,6 +9,7 @@
 mod network;
 mod nodes;
 mod software;
+mod support;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +38,25 @@ pub fn validate(file: &SiteFile, src: &Source<'_>, unsure: &[KeyPath]) -> Vec<Di
     let mut diagnostics = c.diagnostics;
     diagnostics.sort_by_key(|d| (d.line, d.column));
     diagnostics
+}
+
+/// The release-support warnings (see `site::versions`) for day `today`:
+/// a Kubernetes minor past its end of life, a Cilium whose tested range
+/// leaves it out. Apart from `validate` because they depend on the date.
+pub fn support(
+    file: &SiteFile,
+    src: &Source<'_>,
+    unsure: &[KeyPath],
+    today: i64,
+) -> Vec<Diagnostic> {
+    let mut c = Checker {
+        src,
+        diagnostics: Vec::new(),
+        known: Known::default(),
+        unsure: unsure.iter().map(|k| scope(k).to_vec()).collect(),
+    };
+    support::check_support(&mut c, file, today);
+    c.diagnostics
 }
 
 /// Values already parsed by one check that later checks compare against.

@@ -87,8 +87,8 @@ fn version_shapes() {
 fn kubernetes_older_than_the_kubeadm_api_is_refused() {
     expect(
         &[
-            ("kubernetes_version = \"v1.33.2\"", "kubernetes_version = \"v1.30.5\""),
-            ("kubernetes = \"v1.33.2\"", "kubernetes = \"v1.30.5\""),
+            ("kubernetes_version = \"v1.35.9\"", "kubernetes_version = \"v1.30.5\""),
+            ("kubernetes = \"v1.35.9\"", "kubernetes = \"v1.30.5\""),
         ],
         &["error: cluster.kubernetes_version: \"v1.30.5\" is older than v1.31: the kubeadm configs are kubeadm.k8s.io/v1beta4, which kubeadm reads from v1.31 on; use v1.31.0 or newer"],
     );
@@ -99,15 +99,15 @@ fn versions_refuse_leading_zeros_and_overflow_in_every_key() {
     let huge = "99999999999999999999";
     expect(
         &[
-            ("kubernetes_version = \"v1.33.2\"", "kubernetes_version = \"v01.033.2\""),
-            ("kubernetes = \"v1.33.2\"", "kubernetes = \"v01.033.2\""),
+            ("kubernetes_version = \"v1.35.9\"", "kubernetes_version = \"v01.033.2\""),
+            ("kubernetes = \"v1.35.9\"", "kubernetes = \"v01.033.2\""),
         ],
         &["error: cluster.kubernetes_version: \"v01.033.2\" is not a Kubernetes release (want e.g. \"v1.33.2\"): \"01\" has a leading zero"],
     );
     let k8s = format!("kubernetes_version = \"v1.{huge}.2\"");
     let sx = format!("kubernetes = \"v1.{huge}.2\"");
     expect(
-        &[("kubernetes_version = \"v1.33.2\"", &k8s), ("kubernetes = \"v1.33.2\"", &sx)],
+        &[("kubernetes_version = \"v1.35.9\"", &k8s), ("kubernetes = \"v1.35.9\"", &sx)],
         &[&format!("error: cluster.kubernetes_version: \"v1.{huge}.2\" is not a Kubernetes release (want e.g. \"v1.33.2\"): {huge} is larger than 4294967295")],
     );
     expect(
@@ -123,11 +123,11 @@ fn versions_refuse_leading_zeros_and_overflow_in_every_key() {
         &["error: sysext.containerd: \"v1.07.27\" is not a release version (want e.g. \"1.7.27\"): \"07\" has a leading zero"],
     );
     expect(
-        &[("version = \"1.17.4\"", "version = \"1.17.04\"")],
+        &[("version = \"1.19.8\"", "version = \"1.17.04\"")],
         &["error: cilium.version: \"1.17.04\" is not a Cilium release (want X.Y.Z, e.g. \"1.17.4\"): \"04\" has a leading zero"],
     );
     expect(
-        &[("chart_version = \"8.1.2\"", "chart_version = \"8.1.4294967296\"")],
+        &[("chart_version = \"10.9.0\"", "chart_version = \"8.1.4294967296\"")],
         &["error: argocd.chart_version: \"8.1.4294967296\" is not a Helm chart version (want e.g. \"8.1.2\"): 4294967296 is larger than 4294967295"],
     );
 }
@@ -218,7 +218,7 @@ fn cluster_names_and_durations() {
         &["error: cluster.bring_up_window: \"4 hours\" is not a duration (want e.g. \"24h\", \"90m\", \"1h30m\")"],
     );
     expect(
-        &[("kubernetes_version = \"v1.33.2\"", "kubernetes_version = \"1.33.2\""), ("kubernetes = \"v1.33.2\"", "kubernetes = \"1.33.2\"")],
+        &[("kubernetes_version = \"v1.35.9\"", "kubernetes_version = \"1.33.2\""), ("kubernetes = \"v1.35.9\"", "kubernetes = \"1.33.2\"")],
         &["error: cluster.kubernetes_version: \"1.33.2\" is not a Kubernetes release (want e.g. \"v1.33.2\")"],
     );
 }
@@ -313,7 +313,7 @@ fn software_rules() {
         &[],
     );
     expect(
-        &[("version = \"1.17.4\"", "version = \"v1.17.4\"")],
+        &[("version = \"1.19.8\"", "version = \"v1.17.4\"")],
         &["error: cilium.version: \"v1.17.4\" is not a Cilium release (want X.Y.Z, e.g. \"1.17.4\")"],
     );
     expect(
@@ -333,7 +333,7 @@ fn software_rules() {
         &["error: cilium.link_mtu: 100 is not a link MTU (576 to 65535)"],
     );
     expect(
-        &[("chart_version = \"8.1.2\"", "chart_version = \"stable\"")],
+        &[("chart_version = \"10.9.0\"", "chart_version = \"stable\"")],
         &["error: argocd.chart_version: \"stable\" is not a Helm chart version (want e.g. \"8.1.2\")"],
     );
     expect(
@@ -698,7 +698,7 @@ fn nothing_is_reported_inside_a_repaired_table() {
     );
     // A stand-in Kubernetes version is no reference for the sysext's.
     let edits = [(
-        "kubernetes_version = \"v1.33.2\"",
+        "kubernetes_version = \"v1.35.9\"",
         "kubernetes_version = \"\"",
     )];
     assert_eq!(
@@ -729,4 +729,12 @@ fn scopes_are_a_top_level_table_or_one_node() {
     );
     assert_eq!(scope(&KeyPath::of("node")), &[Seg::Key("node".into())]);
     assert!(scope(&KeyPath::default()).is_empty());
+}
+
+#[test]
+fn arm64_is_refused_until_an_arm64_boot_path_exists() {
+    expect(
+        &[("arch = \"amd64\"", "arch = \"arm64\"")],
+        &["error: flatcar.arch: \"arm64\" cannot boot yet: pxebuild ships only x86 loaders (syslinux and iPXE for BIOS and x86-64 UEFI) and no arm64 boot path (UEFI arm64 through iPXE or GRUB) is built or proven; use \"amd64\" machines"],
+    );
 }
