@@ -209,7 +209,7 @@ fn run_sysupdate(
     // pattern's @v is the patch number); plain `update` the newest offered.
     let mut staging = String::from(
         "if [ \"$2\" = kubernetes ] && [ -n \"${4:-}\" ]; then\n  \
-         ln -sfn /opt/extensions/kubernetes/kubernetes-v1.33.$4-x86-64.raw \"$ROOT/etc/extensions/kubernetes.raw\"\n  \
+         ln -sfn /opt/extensions/kubernetes/kubernetes-v1.35.$4-x86-64.raw \"$ROOT/etc/extensions/kubernetes.raw\"\n  \
          exit 0\nfi\ncase \"$2\" in\n",
     );
     for (name, image) in new {
@@ -247,8 +247,8 @@ impl Run {
     }
 }
 
-const K_OLD: (&str, &str) = ("kubernetes", "kubernetes-v1.33.2-x86-64.raw");
-const K_NEW: (&str, &str) = ("kubernetes", "kubernetes-v1.33.3-x86-64.raw");
+const K_OLD: (&str, &str) = ("kubernetes", "kubernetes-v1.35.2-x86-64.raw");
+const K_NEW: (&str, &str) = ("kubernetes", "kubernetes-v1.35.3-x86-64.raw");
 const CILIUM_OLD: (&str, &str) = ("cilium", "cilium-v0.18.2-x86-64.raw");
 const CILIUM_NEW: (&str, &str) = ("cilium", "cilium-v0.18.3-x86-64.raw");
 
@@ -273,8 +273,8 @@ fn updates_a_cli_only_sysext_is_merged_without_a_reboot() {
             cp,
             &[K_OLD, CILIUM_OLD],
             &[CILIUM_NEW],
-            "v1.33.2",
-            "v1.33.2",
+            "v1.35.2",
+            "v1.35.2",
         );
         let calls = r.sb.calls();
         assert!(
@@ -290,8 +290,8 @@ fn updates_a_cli_only_sysext_is_merged_without_a_reboot() {
         cp,
         &[K_OLD, CILIUM_OLD],
         &[],
-        "v1.33.2",
-        "v1.33.2",
+        "v1.35.2",
+        "v1.35.2",
     );
     assert!(!r.sb.calls().contains("systemd-sysext refresh"));
     assert!(!r.reboot_requested());
@@ -306,8 +306,8 @@ fn updates_manual_never_stages_kubernetes_by_itself() {
             node,
             &[K_OLD, CILIUM_OLD],
             &[K_NEW],
-            "v1.33.3",
-            "v1.33.3",
+            "v1.35.3",
+            "v1.35.3",
         );
         let calls = r.sb.calls();
         assert!(!calls.contains("-C kubernetes"), "{calls}");
@@ -330,7 +330,7 @@ fn updates_rolling_reboots_control_planes_first() {
     let (cp, worker) = roles();
     let (old, new) = ([K_OLD, CILIUM_OLD], [K_NEW]);
     // A control plane stages the newest offered and asks for its reboot.
-    let r = run_sysupdate("rolling", cp, &old, &new, "v1.33.2", "v1.33.2");
+    let r = run_sysupdate("rolling", cp, &old, &new, "v1.35.2", "v1.35.2");
     assert!(
         r.sb.calls().contains("-C kubernetes update\n"),
         "{}",
@@ -340,20 +340,20 @@ fn updates_rolling_reboots_control_planes_first() {
     assert!(r.reboot_requested(), "{}", out_text(&r.out));
     // A worker stages nothing while the control plane is not upgraded
     // (kubeadm's cluster version), so no reboot can apply it early…
-    let r = run_sysupdate("rolling", worker, &old, &new, "v1.33.2", "v1.33.3");
+    let r = run_sysupdate("rolling", worker, &old, &new, "v1.35.2", "v1.35.3");
     assert!(!r.sb.calls().contains("-C kubernetes"), "{}", r.sb.calls());
     assert_eq!(r.staged("kubernetes"), K_OLD.1);
     assert!(!r.reboot_requested(), "{}", out_text(&r.out));
     // …nor while the API server answering is older than that version…
-    let r = run_sysupdate("rolling", worker, &old, &new, "v1.33.3", "v1.33.2");
+    let r = run_sysupdate("rolling", worker, &old, &new, "v1.35.3", "v1.35.2");
     assert!(!r.sb.calls().contains("-C kubernetes"), "{}", r.sb.calls());
     assert!(!r.reboot_requested(), "{}", out_text(&r.out));
     let said = String::from_utf8_lossy(&r.out.stderr).into_owned();
-    assert!(said.contains("older than v1.33.3"), "{said}");
+    assert!(said.contains("older than v1.35.3"), "{said}");
     // …then stages exactly the control plane's version, even when the boot
     // server already offers a newer one, and asks for its reboot.
-    let newer = [("kubernetes", "kubernetes-v1.33.4-x86-64.raw")];
-    let r = run_sysupdate("rolling", worker, &old, &newer, "v1.33.3", "v1.33.3");
+    let newer = [("kubernetes", "kubernetes-v1.35.4-x86-64.raw")];
+    let r = run_sysupdate("rolling", worker, &old, &newer, "v1.35.3", "v1.35.3");
     assert!(
         r.sb.calls().contains("-C kubernetes update 3"),
         "{}",
@@ -367,8 +367,8 @@ fn updates_rolling_reboots_control_planes_first() {
         worker,
         &[K_NEW, CILIUM_OLD],
         &newer,
-        "v1.33.3",
-        "v1.33.3",
+        "v1.35.3",
+        "v1.35.3",
     );
     assert!(!r.sb.calls().contains("-C kubernetes"), "{}", r.sb.calls());
     assert!(!r.reboot_requested(), "{}", out_text(&r.out));
@@ -377,7 +377,7 @@ fn updates_rolling_reboots_control_planes_first() {
     assert!(!r.sb.calls().contains("-C kubernetes"), "{}", r.sb.calls());
     assert!(String::from_utf8_lossy(&r.out.stderr).contains("minor upgrades are manual"));
     // The API cannot be asked: wait (never stage on a guess).
-    for (cluster, server) in [("", ""), ("v1.33.3", "")] {
+    for (cluster, server) in [("", ""), ("v1.35.3", "")] {
         let r = run_sysupdate("rolling", worker, &old, &new, cluster, server);
         assert!(!r.sb.calls().contains("-C kubernetes"), "{}", r.sb.calls());
         assert!(!r.reboot_requested(), "{}", out_text(&r.out));
