@@ -235,6 +235,7 @@ fn run_one(
     let stored_inputs_intact = !opts.verify_cache || step.stored_inputs_intact()?;
     if stored_inputs_intact {
         if let Some(outputs) = cache.lookup(&key_hash, opts.verify_cache) {
+            crate::debug!("{id}: cached");
             return Ok(Outcome {
                 id,
                 key_hash,
@@ -254,6 +255,7 @@ fn run_one(
     } else {
         "its key is new (--explain says what changed)".to_string()
     };
+    crate::debug!("{id}: runs, {reason}");
     let mut ctx = RunCtx::new(&inputs, &cache.store);
     step.run(&mut ctx)?;
     let outputs = ctx.into_outputs();

@@ -127,6 +127,11 @@ impl Client {
             if let Some(have) = range {
                 req = req.header("Range", &format!("bytes={have}-"));
             }
+            crate::debug!(
+                "{} {hop}{}",
+                if head { "HEAD" } else { "GET" },
+                range.map_or(String::new(), |have| format!(" (from byte {have})"))
+            );
             let resp = match req.call() {
                 Ok(resp) => resp,
                 Err(e) => return Err((hop, e)),

@@ -48,7 +48,14 @@ impl Site {
     /// A validated `Site` from text, as if read from `path`.
     pub fn from_text(text: &str, path: &Path) -> Result<Site> {
         let origin = path.display().to_string();
-        let (file, warnings) = analyse(text, &origin).map_err(|d| invalid(&origin, &d))?;
+        Site::diagnose(text, path).map_err(|d| invalid(&origin, &d))
+    }
+
+    /// Like [`Site::from_text`], but a site with errors gives back every
+    /// diagnostic (errors and warnings) as values, for `check --format json`.
+    pub fn diagnose(text: &str, path: &Path) -> std::result::Result<Site, Vec<Diagnostic>> {
+        let origin = path.display().to_string();
+        let (file, warnings) = analyse(text, &origin)?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -63,10 +70,14 @@ impl Site {
 
     /// Reads, parses and validates the site file at `path`.
     pub fn load(path: &Path) -> Result<Site> {
-        let text = std::fs::read_to_string(path)
+        Site::from_text(&Site::read(path)?, path)
+    }
+
+    /// The text of the site file at `path`; a file that cannot be read is bad input.
+    pub fn read(path: &Path) -> Result<String> {
+        std::fs::read_to_string(path)
             .with_context(|| format!("reading site file {}", path.display()))
-            .map_err(|e| BadInput::new(format!("{e:#}")))?;
-        Site::from_text(&text, path)
+            .map_err(|e| BadInput::new(format!("{e:#}")))
     }
 
     /// Prints every warning to stderr, one per line.

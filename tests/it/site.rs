@@ -207,6 +207,68 @@ fn example_site_checks_clean() {
 }
 
 #[test]
+fn quiet_check_prints_only_the_warnings() {
+    Test::new()
+        .example_site()
+        .args(["-q", "check"])
+        .run()
+        .success()
+        .stdout_is("")
+        .stderr_is(PLACEHOLDER);
+}
+
+#[test]
+fn the_site_file_can_come_from_pxebuild_site() {
+    Test::new()
+        .args(["check"])
+        .env("PXEBUILD_SITE", "elsewhere.toml")
+        .run()
+        .code(2)
+        .stderr_contains("error: reading site file elsewhere.toml:");
+}
+
+#[test]
+fn check_as_json_holds_the_summary_or_every_problem() {
+    let ok = Test::new()
+        .example_site()
+        .args(["-q", "check", "--format", "json"])
+        .run();
+    ok.success().stderr_is("");
+    let doc: serde_json::Value = serde_json::from_str(&ok.stdout).unwrap();
+    assert_eq!(doc["ok"], true, "{doc}");
+    assert_eq!(doc["site"]["name"], "rack1", "{doc}");
+    assert_eq!(doc["site"]["nodes"], 5, "{doc}");
+    assert_eq!(doc["warnings"], 1, "{doc}");
+    assert_eq!(doc["diagnostics"][0]["path"], "ssh.authorized_keys[0]");
+    assert_eq!(doc["diagnostics"][0]["line"], 46);
+
+    let bad = Test::new()
+        .site_fixture("bad_mac.toml")
+        .args(["check", "--format", "json"])
+        .run();
+    bad.code(2);
+    let doc: serde_json::Value = serde_json::from_str(&bad.stdout).unwrap();
+    assert_eq!(doc["ok"], false, "{doc}");
+    assert!(doc["site"].is_null(), "{doc}");
+    assert_eq!(doc["errors"], 1, "{doc}");
+    let d = &doc["diagnostics"][0];
+    assert_eq!(d["severity"], "error", "{doc}");
+    assert_eq!(d["path"], "node[2] (cp3).mac", "{doc}");
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(75), Some(7))
+    );
+
+    let strict = Test::new()
+        .example_site()
+        .args(["check", "--strict", "--format", "json"])
+        .run();
+    strict.code(2);
+    let doc: serde_json::Value = serde_json::from_str(&strict.stdout).unwrap();
+    assert_eq!(doc["ok"], false, "{doc}");
+}
+
+#[test]
 fn strict_check_fails_on_the_placeholder_key() {
     Test::new()
         .example_site()
