@@ -12,6 +12,7 @@ mod strict;
 mod typed;
 pub mod types;
 pub mod validate;
+mod wording;
 
 use std::path::{Path, PathBuf};
 
@@ -252,7 +253,9 @@ mod tests {
             lines[3],
             "site.toml:74:1: error: node[1] (cp2): missing field `mac`"
         );
-        assert!(lines[4].starts_with("site.toml:92:6: error: node[3] (worker1).ip: invalid type"));
+        assert!(
+            lines[4].starts_with("site.toml:92:6: error: node[3] (worker1).ip: expected a string")
+        );
     }
 
     /// Errors of the example with line `i` replaced by `line`.
