@@ -284,6 +284,10 @@ fn failure_report(failures: Vec<(String, anyhow::Error)>) -> anyhow::Error {
     let bad_input = failures.iter().all(|(_, err)| {
         shared_input(err) || crate::error::exit_code(err) == crate::error::EXIT_BAD_INPUT
     });
+    // Hosts that could not be reached: the advice comes once, after all.
+    let unreachable = failures
+        .iter()
+        .any(|(_, err)| crate::fetch::http::unreachable(err).is_some());
     let mut shared: Vec<String> = Vec::new();
     let mut by_reason: Vec<(String, Vec<String>)> = Vec::new();
     for (id, err) in failures {
@@ -312,7 +316,10 @@ fn failure_report(failures: Vec<(String, anyhow::Error)>) -> anyhow::Error {
                 ids.len() - 3
             ),
         });
-    let lines: Vec<String> = shared.into_iter().chain(steps).collect();
+    let mut lines: Vec<String> = shared.into_iter().chain(steps).collect();
+    if unreachable {
+        lines.push(crate::fetch::http::NETWORK_ADVICE.to_string());
+    }
     let text = lines.join("\n");
     if bad_input {
         crate::error::BadInput::new(text)

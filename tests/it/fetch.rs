@@ -653,6 +653,34 @@ fn transient_server_errors_are_retried() {
 }
 
 #[test]
+fn a_host_that_does_not_resolve_is_named_once_without_retries() {
+    let w = World::new();
+    let started = std::time::Instant::now();
+    // `.invalid` never resolves (RFC 2606); retries would take seconds.
+    let out = w.run(
+        &["build"],
+        &[
+            ("PXEBUILD_MIRROR", "http://pxebuild-mirror.invalid"),
+            ("PXEBUILD_HTTP_RETRIES", "4"),
+            ("PXEBUILD_HTTP_BACKOFF_MS", "2000"),
+        ],
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "DNS failures were retried"
+    );
+    assert_fails_with(
+        &out,
+        &["cannot resolve pxebuild-mirror.invalid (DNS), needed for "],
+    );
+    let err = stderr(&out);
+    assert_eq!(err.matches("pxebuild-mirror.invalid").count(), 1, "{err}");
+    assert_eq!(err.matches("--offline").count(), 1, "{err}");
+    assert_eq!(err.matches("PXEBUILD_MIRROR").count(), 1, "{err}");
+    assert!(err.lines().all(|l| l.len() < 400), "{err}");
+}
+
+#[test]
 fn a_transfer_that_keeps_breaking_fails_cleanly() {
     let (w, before) = World::with_previous_dist();
     let path = format!("{FLATCAR}/flatcar_production_pxe.vmlinuz");
