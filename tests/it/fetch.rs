@@ -471,7 +471,12 @@ fn a_wrong_signing_key_is_refused_from_the_site_or_the_environment() {
     );
     assert_fails_with(
         &out,
-        &["flatcar_production", "not part of", "wrong-key.pub.asc"],
+        &[
+            "flatcar_production",
+            "not part of",
+            "wrong-key.pub.asc",
+            "set PXEBUILD_SIGNING_KEY to that key",
+        ],
     );
     // The same key named in the site.
     let site = w.tmp.path().join("site.toml");
@@ -479,7 +484,14 @@ fn a_wrong_signing_key_is_refused_from_the_site_or_the_environment() {
     let text = std::fs::read_to_string(&site).unwrap();
     let text = text.replace(right.to_str().unwrap(), wrong.to_str().unwrap());
     std::fs::write(&site, text).unwrap();
-    assert_fails_with(&w.build(), &["not part of", "wrong-key.pub.asc"]);
+    assert_fails_with(
+        &w.build(),
+        &[
+            "not part of",
+            "wrong-key.pub.asc",
+            "set sources.signing_key to that key",
+        ],
+    );
     assert!(!w.dist().exists(), "nothing is published");
     // Other steps' verified blobs may land (how many depends on -j); none of
     // the refused Flatcar files or their signatures may.
@@ -494,6 +506,25 @@ fn a_wrong_signing_key_is_refused_from_the_site_or_the_environment() {
             assert!(!stored.contains(&sha), "{f} was stored although refused");
         }
     }
+}
+
+#[test]
+fn a_stored_copy_that_fails_its_signature_names_the_key_setting() {
+    let w = World::new();
+    assert_ok(&w.build());
+    let wrong = fixtures().join("wrong-key.pub.asc");
+    let out = w.run(
+        &["build"],
+        &[("PXEBUILD_SIGNING_KEY", wrong.to_str().unwrap())],
+    );
+    assert_fails_with(
+        &out,
+        &[
+            "the stored copy no longer verifies",
+            "checked with the key PXEBUILD_SIGNING_KEY names",
+            "set PXEBUILD_SIGNING_KEY to that key",
+        ],
+    );
 }
 
 #[test]
@@ -1195,7 +1226,13 @@ fn a_new_pin_for_an_unchanged_url_fetches_it_again() {
     let out = w.build();
     assert_fails_with(
         &out,
-        &["pin mismatch", "boot.ipxe.org/ipxe.efi", &old, &new],
+        &[
+            "pin mismatch",
+            "boot.ipxe.org/ipxe.efi",
+            &old,
+            &new,
+            "the pin is the site's sources.ipxe_sha256s.\"ipxe.efi\"",
+        ],
     );
     assert!(
         !stderr(&out).contains("no longer verifies"),
