@@ -249,7 +249,10 @@ fn run_one(
     let reason = if !stored_inputs_intact {
         "a download it reads was corrupt or missing in the cache (--verify-cache)".to_string()
     } else if let Some(path) = cache.damaged_output(&key_hash) {
-        format!("its output {path} was changed after it was published, and the cached copy with it")
+        format!(
+            "its output {} was changed after it was published, and the cached copy with it",
+            crate::layout::redact(path)
+        )
     } else if opts.explain {
         explain::reason(cache.last_key(&id).as_ref(), &key)
     } else {

@@ -369,6 +369,40 @@ fn changing_one_mac_reruns_only_that_nodes_steps() {
 }
 
 #[test]
+fn explain_names_a_site_wide_field_and_no_node_directory() {
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    run(root, &mirror, &[]);
+    let site = root.join("site.toml");
+    let text = std::fs::read_to_string(&site).unwrap();
+    std::fs::write(
+        &site,
+        text.replace(
+            "dns_domain = \"cluster.local\"",
+            "dns_domain = \"rack1.local\"",
+        ),
+    )
+    .unwrap();
+
+    let out = run(root, &mirror, &["--explain"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for step in ["ignition:cp1/node.ign", "ignition:worker1/install.ign"] {
+        let why = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("ran {step}: ")))
+            .unwrap_or_else(|| panic!("{step} did not run: {stdout}"));
+        assert!(why.contains(".key.shared.site.cluster.dns_domain"), "{why}");
+    }
+    // The random part of each node's Ignition directory stays secret.
+    let ids = std::fs::read_to_string(root.join("secrets/node-ids.toml")).unwrap();
+    for line in ids.lines().filter_map(|l| l.split_once('=')) {
+        let id = line.1.trim().trim_matches('"');
+        assert!(id.len() >= 8, "{ids}");
+        assert!(!stdout.contains(id), "a node id is printed: {stdout}");
+    }
+}
+
+#[test]
 fn clean_builds_in_two_directories_with_the_same_secrets_agree() {
     let (a, mirror) = prepared();
     run(a.path(), &mirror, &[]);
