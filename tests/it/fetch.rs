@@ -709,6 +709,20 @@ fn a_host_that_does_not_resolve_is_named_once_without_retries() {
     assert_eq!(err.matches("--offline").count(), 1, "{err}");
     assert_eq!(err.matches("PXEBUILD_MIRROR").count(), 1, "{err}");
     assert!(err.lines().all(|l| l.len() < 400), "{err}");
+
+    // The same when `current` has to be resolved first.
+    w.set_flatcar_version("current");
+    let out = w.run(
+        &["build"],
+        &[("PXEBUILD_MIRROR", "http://pxebuild-mirror.invalid")],
+    );
+    assert_fails_with(&out, &["cannot resolve pxebuild-mirror.invalid", "current"]);
+    assert_eq!(
+        stderr(&out).matches("--offline").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
