@@ -96,6 +96,7 @@ pub enum Command {
     /// Parse and validate the site file, then print a summary or every problem.
     Check(cmd::check::Args),
     /// Build the complete boot tree (dist/) from the site, templates and payload.
+    #[command(after_help = ENVIRONMENT)]
     Build(cmd::build::Args),
     /// Serve a built tree over TFTP and HTTP, read-only.
     Serve(cmd::serve::Args),
@@ -108,6 +109,7 @@ pub enum Command {
     #[command(subcommand)]
     Token(cmd::day2::TokenCommand),
     /// Write every fetched, verified artifact into a mirror layout for air-gapped sites.
+    #[command(after_help = ENVIRONMENT)]
     Mirror(cmd::mirror::Args),
     /// Rehearse the site in local QEMU VMs on a private network.
     #[command(subcommand)]
