@@ -23,7 +23,10 @@ fn main() {
 fn commit() -> Option<String> {
     let hash = git(&["rev-parse", "--short", "HEAD"])?;
     let dirty =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|out| !out.is_empty());
+        // Without optional locks git does not refresh (rewrite) the index,
+        // which would make Cargo run this again on the next build.
+        git(&["--no-optional-locks", "status", "--porcelain", "--untracked-files=no"])
+            .is_some_and(|out| !out.is_empty());
     Some(if dirty { format!("{hash}-dirty") } else { hash })
 }
 
