@@ -103,6 +103,11 @@ fn a_second_build_runs_no_step_and_leaves_dist_byte_identical() {
         "dist/ is byte-identical"
     );
 
+    // -vv adds the debug lines: each step's cache decision.
+    let debug = run(root, &mirror, &["-vv"]);
+    let stderr = String::from_utf8_lossy(&debug.stderr);
+    assert!(stderr.contains("debug: boot:configs: cached"), "{stderr}");
+
     // The same summary for scripts: one JSON document on stdout.
     let json = run(root, &mirror, &["--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
