@@ -94,10 +94,8 @@ impl Unreachable {
 
 /// What to do when hosts cannot be reached: said once per command, after
 /// every failure it applies to.
-pub const NETWORK_ADVICE: &str = "no network, or no way to these hosts? Build with \
-     --offline to use only what the cache holds, or point PXEBUILD_MIRROR (or \
-     sources.mirror) at a mirror you can reach (`pxebuild mirror DIR` writes one on a \
-     connected host); files already downloaded are kept";
+pub const NETWORK_ADVICE: &str = "no network? Build with --offline to use the cache alone, or \
+     set PXEBUILD_MIRROR to a mirror you can reach (`pxebuild mirror DIR` writes one)";
 
 /// The host (and port, if any) of `url`, for grouping failures.
 pub fn host_of(url: &str) -> String {

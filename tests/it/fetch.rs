@@ -708,7 +708,7 @@ fn a_host_that_does_not_resolve_is_named_once_without_retries() {
     assert_eq!(err.matches("pxebuild-mirror.invalid").count(), 1, "{err}");
     assert_eq!(err.matches("--offline").count(), 1, "{err}");
     assert_eq!(err.matches("PXEBUILD_MIRROR").count(), 1, "{err}");
-    assert!(err.lines().all(|l| l.len() < 400), "{err}");
+    assert!(err.lines().all(|l| l.len() < 200), "{err}");
 
     // The same when `current` has to be resolved first.
     w.set_flatcar_version("current");
