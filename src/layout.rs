@@ -28,9 +28,35 @@ pub fn ignition_dir(node_id: &str) -> String {
     format!("ignition/{node_id}")
 }
 
+/// `path` with the random part of a node's Ignition directory replaced
+/// (`http/ignition/cp1-7f3a…/node.ign` → `http/ignition/cp1-<id>/node.ign`):
+/// for output that may be shared, such as `--explain`. The random part is
+/// what keeps the directory unguessable.
+pub fn redact(path: &str) -> String {
+    let marker = "ignition/";
+    let Some(at) = path.find(marker) else {
+        return path.to_string();
+    };
+    let start = at + marker.len();
+    let rest = &path[start..];
+    let end = rest.find('/').unwrap_or(rest.len());
+    let dir = &rest[..end];
+    let name = dir.rsplit_once('-').map_or("", |(name, _)| name);
+    format!("{}{name}-<id>{}", &path[..start], &rest[end..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_directory_is_redacted_to_its_name() {
+        assert_eq!(
+            redact("http/ignition/worker-1-9f2c41d0/node.ign"),
+            "http/ignition/worker-1-<id>/node.ign"
+        );
+        assert_eq!(redact("http/sysext/k.raw"), "http/sysext/k.raw");
+    }
 
     #[test]
     fn pxelinux_name_is_lower_case_with_dashes() {

@@ -24,6 +24,12 @@ macro_rules! verbose {
     ($($arg:tt)*) => { if $crate::log::level() >= 2 { eprintln!($($arg)*); } };
 }
 
+/// Debug output shown with `-vv`: each request, each cache decision.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => { if $crate::log::level() >= 3 { eprintln!("debug: {}", format!($($arg)*)); } };
+}
+
 /// Warnings are always shown.
 #[macro_export]
 macro_rules! warn {

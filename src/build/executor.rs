@@ -236,6 +236,7 @@ fn run_one(
     let stored_inputs_intact = !opts.verify_cache || step.stored_inputs_intact()?;
     if stored_inputs_intact {
         if let Some(outputs) = cache.lookup(&key_hash, opts.verify_cache) {
+            crate::debug!("{id}: cached");
             return Ok(Outcome {
                 id,
                 key_hash,
@@ -249,12 +250,16 @@ fn run_one(
     let reason = if !stored_inputs_intact {
         "a download it reads was corrupt or missing in the cache (--verify-cache)".to_string()
     } else if let Some(path) = cache.damaged_output(&key_hash) {
-        format!("its output {path} was changed after it was published, and the cached copy with it")
+        format!(
+            "its output {} was changed after it was published, and the cached copy with it",
+            crate::layout::redact(path)
+        )
     } else if opts.explain {
         explain::reason(cache.last_key(&id).as_ref(), &key)
     } else {
         "its key is new (--explain says what changed)".to_string()
     };
+    crate::debug!("{id}: runs, {reason}");
     let mut ctx = RunCtx::new(&inputs, &cache.store);
     step.run(&mut ctx)?;
     let outputs = ctx.into_outputs();
@@ -283,6 +288,10 @@ fn failure_report(failures: Vec<(String, anyhow::Error)>) -> anyhow::Error {
     let bad_input = failures.iter().all(|(_, err)| {
         shared_input(err) || crate::error::exit_code(err) == crate::error::EXIT_BAD_INPUT
     });
+    // Hosts that could not be reached: the advice comes once, after all.
+    let unreachable = failures
+        .iter()
+        .any(|(_, err)| crate::fetch::http::unreachable(err).is_some());
     let mut shared: Vec<String> = Vec::new();
     let mut by_reason: Vec<(String, Vec<String>)> = Vec::new();
     for (id, err) in failures {
@@ -311,7 +320,10 @@ fn failure_report(failures: Vec<(String, anyhow::Error)>) -> anyhow::Error {
                 ids.len() - 3
             ),
         });
-    let lines: Vec<String> = shared.into_iter().chain(steps).collect();
+    let mut lines: Vec<String> = shared.into_iter().chain(steps).collect();
+    if unreachable {
+        lines.push(crate::fetch::http::NETWORK_ADVICE.to_string());
+    }
     let text = lines.join("\n");
     if bad_input {
         crate::error::BadInput::new(text)

@@ -201,6 +201,13 @@ fn assess(check: &published::Check, store: &store::Store, target: &out::Target) 
         })
         .collect::<Result<_>>()?;
     let mut damage = Damage::default();
+    // A manifest.json that is not the one this cache published means another
+    // build (another cache, e.g. PXEBUILD_CACHE elsewhere) published the tree
+    // since: its files are that build's, not edits of these. They are
+    // published again without a warning per file; only damage to this
+    // cache's own blobs is still reported.
+    let foreign = !check.current;
+    let mut taken_over = 0usize;
     for changed in &check.changed {
         let entry = record.entry(changed.index);
         let shown = target.shown(entry.path);
@@ -214,6 +221,11 @@ fn assess(check: &published::Check, store: &store::Store, target: &out::Target) 
                 .dropped
                 .entry(entry.sha256.to_string())
                 .or_insert_with(|| entry.path.to_string());
+            damage.republish = true;
+            continue;
+        }
+        if foreign {
+            taken_over += 1;
             damage.republish = true;
             continue;
         }
@@ -244,6 +256,13 @@ fn assess(check: &published::Check, store: &store::Store, target: &out::Target) 
             store.drop_node_copies(entry.sha256)?;
             damage.republish = true;
         }
+    }
+    if taken_over > 0 {
+        crate::verbose!(
+            "{}: another build (with another cache) published there since this cache's \
+             last build; publishing this build's tree ({taken_over} files differ)",
+            target.shown("")
+        );
     }
     Ok(damage)
 }

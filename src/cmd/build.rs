@@ -1,10 +1,14 @@
 //! `pxebuild build`: validate the site, run the build graph, publish dist/.
+//!
+//! A build that published prints a summary and the next steps; a no-op build
+//! (dist/ already held this build) one line. `--format json` prints the
+//! summary as one document on stdout instead (docs/build.md).
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use crate::build::{self, BuildOptions, BuildReport};
-use crate::cli::Global;
+use crate::cli::{Format, Global};
 use crate::site::Site;
 
 /// Arguments of `pxebuild build`.
@@ -30,6 +34,9 @@ pub struct Args {
     /// Re-hash every cached artifact and output before trusting it.
     #[arg(long)]
     pub verify_cache: bool,
+    /// Summary output: text, or json (one document on stdout).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 pub fn run(global: &Global, args: Args) -> Result<()> {
@@ -48,16 +55,47 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         explain: args.explain,
     };
     let report = build::build(&site, &opts)?;
+    if args.format == Format::Json {
+        println!("{}", summary_json(&report, &args));
+        return Ok(());
+    }
     print_summary(&report, &args);
-    crate::info!(
-        "{}",
-        crate::day2::handoff::next_steps(&site, &args.out).trim_end()
-    );
+    if report.replaced {
+        crate::info!(
+            "{}",
+            crate::day2::handoff::next_steps(&site, &args.out).trim_end()
+        );
+    }
     Ok(())
+}
+
+/// `{"out", "published", "steps", "ran": [{"id", "why"}], "files"}`.
+fn summary_json(report: &BuildReport, args: &Args) -> serde_json::Value {
+    let ran: Vec<serde_json::Value> = report
+        .ran()
+        .map(|(id, why)| serde_json::json!({"id": id, "why": why}))
+        .collect();
+    serde_json::json!({
+        "out": args.out,
+        "published": report.replaced,
+        "steps": report.outcomes.len(),
+        "ran": ran,
+        "files": report.manifest.files.len(),
+    })
 }
 
 fn print_summary(report: &BuildReport, args: &Args) {
     let ran: Vec<(&str, &str)> = report.ran().collect();
+    if !report.replaced && ran.is_empty() {
+        // A no-op build: one line, also under --explain.
+        crate::info!(
+            "{} is up to date: {} steps cached, {} files unchanged",
+            args.out.display(),
+            report.outcomes.len(),
+            report.manifest.files.len()
+        );
+        return;
+    }
     if args.explain {
         for (id, why) in &ran {
             println!("ran {id}: {why}");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::Global;
+use crate::cli::{Format, Global};
 use crate::lab::dhcp::DhcpKind;
 use crate::lab::plan::{Firmware, LabPlan, LabSite, PlanOptions};
 use crate::lab::qemu::Accel;
@@ -25,7 +25,7 @@ pub enum Command {
     /// Start the lab network, servers and VMs, and leave them running.
     Up(BootArgs),
     /// Show the lab's processes and each VM's milestones so far.
-    Status(StateArgs),
+    Status(StatusArgs),
     /// Stop everything a lab started (also after a crash) and delete its namespace.
     Down(StateArgs),
 }
@@ -39,6 +39,16 @@ pub struct StateArgs {
     /// namespace) per directory.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+}
+
+/// `lab status` arguments.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Output: text (a table) or json (one document, docs/lab.md).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 /// What to boot and how.
@@ -105,7 +115,11 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
             Ok(())
         }
         Command::Status(args) => {
-            print!("{}", lab::status(&state_dir(global, &args)?)?);
+            let state = state_dir(global, &args.state)?;
+            match args.format {
+                Format::Text => print!("{}", lab::status(&state)?),
+                Format::Json => println!("{}", lab::status_json(&state)?),
+            }
             Ok(())
         }
         Command::Down(args) => {

@@ -4,6 +4,7 @@ pub mod build;
 pub mod butane;
 pub mod check;
 pub mod day2;
+pub mod docs;
 pub mod lab;
 pub mod mirror;
 pub mod secrets;
@@ -27,5 +28,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Untaint(args) => day2::run_untaint(global, args),
         Command::InstallArgo(args) => day2::run_install_argo(global, args),
         Command::Wait(args) => day2::run_wait(global, args),
+        Command::Completions(args) => docs::run_completions(args),
+        Command::Man(args) => docs::run_man(args),
     }
 }

@@ -1,16 +1,16 @@
 //! `pxebuild serve`: resolves the command line into a [`serve::Config`] and runs
 //! the server, or one of its one-shot modes that read the log (`--status`,
-//! `--timeline`). `--check` is not a mode: it validates, then serves.
+//! `--timeline`), or `--check`, which verifies the tree and exits.
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::cli::Global;
+use crate::cli::{Format, Global};
 use crate::error::BadInput;
 use crate::manifest::Manifest;
-use crate::serve::{self, check, log};
+use crate::serve::{self, check, log, privs};
 
 /// Arguments of `pxebuild serve`.
 #[derive(Debug, clap::Args)]
@@ -36,13 +36,16 @@ pub struct Args {
     /// Would-be refusals are still noted with -v.
     #[arg(long)]
     pub no_ip_check: bool,
-    /// Verify every file against manifest.json (size and SHA-256) before serving,
-    /// and refuse to start on a mismatch.
-    #[arg(long)]
+    /// Verify every file against manifest.json (size and SHA-256), then exit:
+    /// 0 when all match, 1 on a mismatch. Serves nothing.
+    #[arg(long, conflicts_with_all = ["status", "timeline"])]
     pub check: bool,
     /// Print one row per node (last milestone, last file) from the log and exit.
     #[arg(long)]
     pub status: bool,
+    /// Output of --status: text (a table) or json.
+    #[arg(long, value_enum, default_value = "text", requires = "status")]
+    pub format: Format,
     /// Print one node's boot timeline (files fetched and milestones, in order)
     /// from the log and exit.
     #[arg(long, value_name = "NODE", conflicts_with = "status")]
@@ -93,7 +96,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         return Ok(());
     }
     if args.status {
-        return print_status(&args.dir, log_file.as_deref());
+        return print_status(&args.dir, log_file.as_deref(), args.format);
     }
     // The allocator backs its arenas with transparent huge pages, which pays
     // for a build (far fewer page faults) but would make each of the server's
@@ -105,6 +108,13 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     if args.check {
         let count = check::check_tree(&args.dir, &manifest)?;
         crate::info!("check: {count} files match manifest.json");
+        return Ok(());
+    }
+    if args.user.is_none() && privs::is_root() {
+        crate::warn!(
+            "serving as root: pass --user NAME to drop to an unprivileged user once \
+             the ports are bound, or run as a user with CAP_NET_BIND_SERVICE (docs/serve.md)"
+        );
     }
     let config = serve::Config {
         dist: args.dir.clone(),
@@ -149,11 +159,14 @@ fn read_log(log_file: Option<&Path>) -> Result<String> {
     std::fs::read_to_string(log_file).with_context(|| format!("reading log {}", log_file.display()))
 }
 
-fn print_status(dir: &Path, log_file: Option<&Path>) -> Result<()> {
+fn print_status(dir: &Path, log_file: Option<&Path>, format: Format) -> Result<()> {
     let text = read_log(log_file)?;
     let known: Vec<String> = Manifest::load(dir)
         .map(|m| m.nodes.into_iter().map(|n| n.name).collect())
         .unwrap_or_default();
-    print!("{}", log::status_table(&text, &known));
+    match format {
+        Format::Text => print!("{}", log::status_table(&text, &known)),
+        Format::Json => println!("{}", log::status_json(&text, &known)),
+    }
     Ok(())
 }

@@ -82,7 +82,15 @@ fn fetch_current(site: &Site) -> Result<(String, String, Vec<u8>)> {
     let context = || format!("resolving flatcar.version = \"current\" through {located}");
     let bytes = Client::new(Policy::from_env()?)
         .get_small(&located)
-        .with_context(context)?
+        .map_err(|e| match super::http::unreachable(&e) {
+            // Said here because this error ends the build on its own.
+            Some(_) => anyhow!(
+                "{:#}\n{}",
+                e.context(context()),
+                super::http::NETWORK_ADVICE
+            ),
+            None => e.context(context()),
+        })?
         .ok_or_else(|| {
             anyhow!(
                 "{located}: not found (HTTP 404); check flatcar.channel and, with a mirror, \

@@ -125,12 +125,13 @@ impl Step for FlatcarFile {
 
     fn run(&self, ctx: &mut RunCtx) -> Result<()> {
         let (sig, sig_url) = self.signature()?;
-        let key = &self.fetcher.sources.key;
+        let sources = &self.fetcher.sources;
         let check = |path: &std::path::Path, _: &Blob| {
-            key.verify_file(&sig, path).map_err(|e| {
+            sources.key.verify_file(&sig, path).map_err(|e| {
                 e.context(format!(
-                    "the signature {sig_url} does not verify {} against {}",
-                    self.url, key.source
+                    "the signature {sig_url} does not verify {} ({})",
+                    self.url,
+                    sources.key_advice()
                 ))
             })
         };

@@ -60,6 +60,59 @@ impl Policy {
     }
 }
 
+/// A host that could not be reached: its name did not resolve (never
+/// retried: no DNS answer comes by asking again at once), or every attempt
+/// failed. Attached to the error as context, so callers can group failures
+/// by host and give [`NETWORK_ADVICE`] once instead of per file.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub struct Unreachable {
+    pub host: String,
+    /// The name did not resolve (rather than attempts running out).
+    pub dns: bool,
+    what: String,
+}
+
+impl Unreachable {
+    fn dns(url: &str) -> Unreachable {
+        let host = host_of(url);
+        Unreachable {
+            what: format!("cannot resolve {host}"),
+            host,
+            dns: true,
+        }
+    }
+
+    fn gave_up(url: &str, attempts: u32) -> Unreachable {
+        Unreachable {
+            host: host_of(url),
+            dns: false,
+            what: format!("giving up on {url} after {attempts} attempts"),
+        }
+    }
+}
+
+/// What to do when hosts cannot be reached: said once per command, after
+/// every failure it applies to.
+pub const NETWORK_ADVICE: &str = "no network? Build with --offline to use the cache alone, or \
+     set PXEBUILD_MIRROR to a mirror you can reach (`pxebuild mirror DIR` writes one)";
+
+/// The host (and port, if any) of `url`, for grouping failures.
+pub fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, h)| h)
+        .to_string()
+}
+
+/// Whether `err` (anywhere in its chain) is a host that could not be reached.
+pub fn unreachable(err: &anyhow::Error) -> Option<&Unreachable> {
+    // anyhow finds a context value through any contexts added above it.
+    err.downcast_ref::<Unreachable>()
+}
+
 /// Why one attempt failed.
 enum Failure {
     /// Worth another attempt (5xx, timeouts, dropped connections).
@@ -127,6 +180,11 @@ impl Client {
             if let Some(have) = range {
                 req = req.header("Range", &format!("bytes={have}-"));
             }
+            crate::debug!(
+                "{} {hop}{}",
+                if head { "HEAD" } else { "GET" },
+                range.map_or(String::new(), |have| format!(" (from byte {have})"))
+            );
             let resp = match req.call() {
                 Ok(resp) => resp,
                 Err(e) => return Err((hop, e)),
@@ -203,10 +261,7 @@ impl Client {
                 Err(Failure::Transient(e)) => {
                     failed += 1;
                     if failed >= self.policy.attempts {
-                        return Err(e.context(format!(
-                            "giving up on {url} after {failed} attempts; check the network \
-                             or the mirror, then build again (finished files are kept)"
-                        )));
+                        return Err(e.context(Unreachable::gave_up(url, failed)));
                     }
                     crate::verbose!("retrying {url}: {e:#}");
                     std::thread::sleep(self.policy.backoff * 2u32.pow(failed - 1));
@@ -490,9 +545,19 @@ fn classify(url: &str, hop: &str, err: ureq::Error) -> Failure {
                 Failure::Permanent(e.context(status_hint(code)))
             }
         }
+        ureq::Error::Timeout(ureq::Timeout::Resolve) => Failure::Permanent(
+            anyhow!("{url}: name resolution timed out").context(Unreachable::dns(hop)),
+        ),
+        e @ ureq::Error::HostNotFound => {
+            Failure::Permanent(anyhow!("{url}: {e}").context(Unreachable::dns(hop)))
+        }
+        // std's resolver reports a failed lookup (no DNS server answering,
+        // no such name) as an I/O error with these words.
+        ureq::Error::Io(e) if e.to_string().contains("failed to lookup address") => {
+            Failure::Permanent(anyhow!("{url}: {e}").context(Unreachable::dns(hop)))
+        }
         ureq::Error::Timeout(t) => Failure::Transient(anyhow!("{url}: timed out ({t})")),
         e @ (ureq::Error::Io(_)
-        | ureq::Error::HostNotFound
         | ureq::Error::ConnectionFailed
         | ureq::Error::Protocol(_)
         | ureq::Error::BodyStalled) => Failure::Transient(anyhow!("{url}: {e}")),
@@ -516,6 +581,35 @@ fn status_hint(code: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_not_retried() {
+        let policy = Policy {
+            timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(5),
+            attempts: 4,
+            backoff: Duration::from_secs(2),
+        };
+        let client = Client::new(policy);
+        let started = std::time::Instant::now();
+        // `.invalid` never resolves (RFC 2606), with or without a network.
+        let err = client
+            .get_small("http://pxebuild-test.invalid/x")
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "retried: {err:#}"
+        );
+        let why = unreachable(&err).unwrap_or_else(|| panic!("not marked: {err:?}"));
+        assert!(why.dns, "{err:#}");
+        assert_eq!(why.host, "pxebuild-test.invalid");
+        assert!(
+            format!("{err:#}").starts_with("cannot resolve pxebuild-test.invalid: http://"),
+            "{err:#}"
+        );
+        assert_eq!(host_of("https://user@h.example:8443/a?b"), "h.example:8443");
+    }
 
     #[test]
     fn a_location_is_resolved_against_the_url_that_sent_it() {

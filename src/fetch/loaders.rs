@@ -371,9 +371,11 @@ impl Step for SyslinuxLoaders {
 
     fn run(&self, ctx: &mut RunCtx) -> Result<()> {
         let name = tarball_name(&self.url);
-        let blob = self
-            .fetcher
-            .fetch(name, &self.url, &pinned(&self.url, &self.sha256))?;
+        let blob = self.fetcher.fetch(
+            name,
+            &self.url,
+            &pinned(&self.fetcher, &self.url, &self.sha256),
+        )?;
         let path = ctx.store().path_of(&blob.sha256);
         let file =
             std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
@@ -458,23 +460,28 @@ impl Step for IpxeLoaders {
 
     fn run(&self, ctx: &mut RunCtx) -> Result<()> {
         for (f, url, sha) in &self.files {
-            let blob = self.fetcher.fetch(f.name, url, &pinned(url, sha))?;
+            let blob = self
+                .fetcher
+                .fetch(f.name, url, &pinned(&self.fetcher, url, sha))?;
             ctx.put_blob(f.dist, &blob.sha256, blob.size, Visibility::Public);
         }
         Ok(())
     }
 }
 
-/// A check that the download has the pinned digest.
+/// A check that the download has the pinned digest; a mismatch says whose
+/// pin it is and what to set.
 fn pinned<'a>(
+    fetcher: &'a Fetcher,
     url: &'a str,
     sha256: &'a str,
 ) -> impl Fn(&std::path::Path, &Blob) -> Result<()> + 'a {
     move |_, blob| {
         if blob.sha256 != sha256 {
             return Err(DigestMismatch(format!(
-                "pin mismatch: {url} has SHA-256 {} but the site pins {sha256}",
-                blob.sha256
+                "pin mismatch: {url} has SHA-256 {} but the pin is {sha256}; {}",
+                blob.sha256,
+                fetcher.sources.pin_advice(url, &blob.sha256)
             ))
             .into());
         }

@@ -160,42 +160,103 @@ pub fn preflight(planned: &Planned) -> Result<()> {
             names.join("\n  ")
         );
     }
-    let problems: Vec<(String, bool)> = missing
+    let problems: Vec<Absent> = missing
         .par_iter()
         .filter_map(|w| absent(fetcher, w))
         .collect();
     if !problems.is_empty() {
-        let hint = if problems.iter().any(|(_, not_found)| *not_found) {
-            format!("\n{}", super::http::NOT_FOUND_HINT)
-        } else {
-            String::new()
-        };
-        let lines: Vec<&str> = problems.iter().map(|(line, _)| line.as_str()).collect();
-        bail!(
-            "{} artifact(s) are not available, nothing was built:\n  {}{hint}",
-            lines.len(),
-            lines.join("\n  ")
-        );
+        bail!(report(&problems));
     }
     Ok(())
 }
 
-/// `None` when some URL of `w` exists, else why not (and whether the server
-/// said it does not exist).
-fn absent(fetcher: &Fetcher, w: &Wanted) -> Option<(String, bool)> {
+/// Why an artifact is not available.
+struct Absent {
+    /// `name: why` for every URL of it that failed but not for want of DNS.
+    line: Option<String>,
+    name: String,
+    /// Hosts of its URLs whose names did not resolve.
+    unresolved: Vec<String>,
+    /// Some server said the file does not exist.
+    not_found: bool,
+    /// Some host could not be reached (DNS, or attempts ran out).
+    unreachable: bool,
+}
+
+/// The preflight's error: hosts that did not resolve once each, with the
+/// artifacts behind them, then every other failure, then each piece of
+/// advice once.
+fn report(problems: &[Absent]) -> String {
+    let mut hosts: Vec<(&str, Vec<&str>)> = Vec::new();
+    for p in problems {
+        for host in &p.unresolved {
+            match hosts.iter_mut().find(|(h, _)| h == host) {
+                Some((_, names)) if !names.contains(&p.name.as_str()) => names.push(&p.name),
+                Some(_) => {}
+                None => hosts.push((host, vec![&p.name])),
+            }
+        }
+    }
+    const SHOWN: usize = 3;
+    let mut lines: Vec<String> = hosts
+        .iter()
+        .map(|(host, names)| {
+            let mut list = names[..names.len().min(SHOWN)].join(", ");
+            if names.len() > SHOWN {
+                list.push_str(&format!(" and {} more", names.len() - SHOWN));
+            }
+            format!("cannot resolve {host} (DNS), needed for {list}")
+        })
+        .collect();
+    lines.extend(problems.iter().filter_map(|p| p.line.clone()));
+    let mut text = format!(
+        "{} artifact(s) are not available, nothing was built:\n  {}",
+        problems.len(),
+        lines.join("\n  ")
+    );
+    if problems.iter().any(|p| p.not_found) {
+        text.push_str(&format!("\n{}", super::http::NOT_FOUND_HINT));
+    }
+    if problems.iter().any(|p| p.unreachable) {
+        text.push_str(&format!("\n{}", super::http::NETWORK_ADVICE));
+    }
+    text
+}
+
+/// `None` when some URL of `w` exists, else why not.
+fn absent(fetcher: &Fetcher, w: &Wanted) -> Option<Absent> {
     let mut errors = Vec::new();
-    let mut not_found = false;
+    let mut absent = Absent {
+        line: None,
+        name: w.name.clone(),
+        unresolved: Vec::new(),
+        not_found: false,
+        unreachable: false,
+    };
     for url in &w.urls {
         match fetcher.missing(url) {
             Ok(None) => return None,
             Ok(Some(answered)) => {
-                not_found = true;
+                absent.not_found = true;
                 errors.push(format!("{answered} (HTTP 404)"));
             }
-            Err(e) => errors.push(format!("{e:#}")),
+            Err(e) => match super::http::unreachable(&e) {
+                Some(why) if why.dns => {
+                    absent.unreachable = true;
+                    absent.unresolved.push(why.host.clone());
+                }
+                Some(_) => {
+                    absent.unreachable = true;
+                    errors.push(format!("{e:#}"));
+                }
+                None => errors.push(format!("{e:#}")),
+            },
         }
     }
-    Some((format!("{}: {}", w.name, errors.join("; ")), not_found))
+    if !errors.is_empty() {
+        absent.line = Some(format!("{}: {}", w.name, errors.join("; ")));
+    }
+    Some(absent)
 }
 
 fn describe(w: &Wanted) -> String {
@@ -212,6 +273,46 @@ mod tests {
             .replace("[sources]\n", &format!("[sources]\n{extra_sources}\n"));
         let site = Site::from_text(&text, &dir.path().join("site.toml"));
         (dir, site)
+    }
+
+    #[test]
+    fn hosts_that_do_not_resolve_are_named_once_with_the_advice_once() {
+        let absent = |name: &str, host: &str| Absent {
+            line: None,
+            name: name.into(),
+            unresolved: vec![host.into()],
+            not_found: false,
+            unreachable: true,
+        };
+        let timed_out = Absent {
+            line: Some("x.raw: https://h.example/x.raw: timed out".into()),
+            name: "x.raw".into(),
+            unresolved: Vec::new(),
+            not_found: false,
+            unreachable: true,
+        };
+        let problems = [
+            absent("a.vmlinuz", "stable.release.example"),
+            absent("a.cpio.gz", "stable.release.example"),
+            absent("a.cpio.gz", "stable.release.example"),
+            absent("b.raw", "stable.release.example"),
+            absent("c.raw", "stable.release.example"),
+            absent("ipxe.efi", "boot.example"),
+            timed_out,
+        ];
+        let text = report(&problems);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "7 artifact(s) are not available, nothing was built:",
+                "  cannot resolve stable.release.example (DNS), needed for a.vmlinuz, a.cpio.gz, \
+                 b.raw and 1 more",
+                "  cannot resolve boot.example (DNS), needed for ipxe.efi",
+                "  x.raw: https://h.example/x.raw: timed out",
+                super::super::http::NETWORK_ADVICE,
+            ]
+        );
     }
 
     #[test]

@@ -49,8 +49,14 @@ pub struct Sources {
     pub loaders: LoaderSource,
     /// Debian archive root without a trailing slash.
     pub debian_url: String,
+    /// The setting that named the signing key (`PXEBUILD_SIGNING_KEY`,
+    /// `sources.signing_key`), `None` for the built-in Flatcar key.
+    pub key_setting: Option<&'static str>,
     pub syslinux_url: String,
     pub syslinux_sha256: Option<String>,
+    /// `syslinux_sha256` is pxebuild's own pin (of its default tarball),
+    /// not one the site set.
+    pub syslinux_pin_builtin: bool,
     pub ipxe_url: String,
     pub ipxe_sha256s: BTreeMap<String, String>,
     pub loaders_dir: Option<PathBuf>,
@@ -75,13 +81,19 @@ impl Sources {
         let mirror = from_env
             .or_else(|| src.mirror.clone())
             .map(|m| m.trim_end_matches('/').to_string());
-        let (key, key_digest) = match env("PXEBUILD_SIGNING_KEY") {
-            Some(path) => load_key(Path::new(&path), "PXEBUILD_SIGNING_KEY")?,
+        let (key, key_digest, key_setting) = match env("PXEBUILD_SIGNING_KEY") {
+            Some(path) => {
+                let (key, digest) = load_key(Path::new(&path), "PXEBUILD_SIGNING_KEY")?;
+                (key, digest, Some("PXEBUILD_SIGNING_KEY"))
+            }
             None => match &src.signing_key {
-                Some(path) => load_key(&site.dir.join(path), "sources.signing_key")?,
+                Some(path) => {
+                    let (key, digest) = load_key(&site.dir.join(path), "sources.signing_key")?;
+                    (key, digest, Some("sources.signing_key"))
+                }
                 None => {
                     let digest = crate::digest::sha256_hex(FLATCAR_KEY.as_bytes());
-                    (SigningKey::flatcar(), format!("builtin:{digest}"))
+                    (SigningKey::flatcar(), format!("builtin:{digest}"), None)
                 }
             },
         };
@@ -104,6 +116,8 @@ impl Sources {
                 .unwrap_or_else(|| super::debian::DEBIAN_URL.into())
                 .trim_end_matches('/')
                 .to_string(),
+            key_setting,
+            syslinux_pin_builtin: src.syslinux_sha256.is_none() && src.syslinux_url.is_none(),
             syslinux_url: src
                 .syslinux_url
                 .clone()
@@ -126,6 +140,44 @@ impl Sources {
                 .collect(),
             loaders_dir: src.loaders_dir.as_ref().map(|d| site.dir.join(d)),
         })
+    }
+
+    /// Which key checked a signature, and the setting that names another:
+    /// for a signature that does not verify.
+    pub fn key_advice(&self) -> String {
+        match self.key_setting {
+            None => "checked with the built-in Flatcar image signing key; a release signed \
+                     with another key needs that key in sources.signing_key (or \
+                     PXEBUILD_SIGNING_KEY)"
+                .to_string(),
+            Some(setting) => format!(
+                "checked with the key {setting} names ({}); if the file is signed with \
+                 another key, set {setting} to that key (unset, the built-in Flatcar key is used)",
+                self.key.source
+            ),
+        }
+    }
+
+    /// Whose pin `url` failed and what to set, for a pin mismatch: the
+    /// built-in syslinux pin, or the site's `sources.*` setting.
+    pub fn pin_advice(&self, url: &str, got: &str) -> String {
+        if url == self.syslinux_url {
+            return if self.syslinux_pin_builtin {
+                "the pin is pxebuild's built-in one for its default syslinux tarball; to use \
+                 another tarball set sources.syslinux_url and sources.syslinux_sha256"
+                    .to_string()
+            } else {
+                format!(
+                    "the pin is the site's sources.syslinux_sha256; if this file is the one you \
+                     want, set sources.syslinux_sha256 = \"{got}\""
+                )
+            };
+        }
+        let name = url.rsplit('/').next().unwrap_or(url);
+        format!(
+            "the pin is the site's sources.ipxe_sha256s.\"{name}\" (boot.ipxe.org serves rolling \
+             builds); if this file is the one you want, set it to \"{got}\""
+        )
     }
 
     /// The URL actually requested for canonical `url` (mirror-rewritten).
@@ -202,5 +254,36 @@ mod tests {
         );
         assert!(mirror_path("https://h/a/../../etc").is_err());
         assert!(mirror_path("no-scheme").is_err());
+    }
+
+    fn sources(extra: &str) -> Sources {
+        let text = include_str!("../../site.toml")
+            .replace("[sources]\n", &format!("[sources]\n{extra}\n"));
+        let site = Site::from_text(&text, Path::new("site.toml")).unwrap();
+        Sources::from_site(&site).unwrap()
+    }
+
+    #[test]
+    fn a_mismatch_says_whose_pin_or_key_it_is_and_what_to_set() {
+        let builtin = sources("");
+        let advice = builtin.pin_advice(&builtin.syslinux_url, "ab");
+        assert!(advice.contains("pxebuild's built-in one"), "{advice}");
+        assert!(advice.contains("sources.syslinux_url and sources.syslinux_sha256"));
+        assert!(builtin
+            .key_advice()
+            .contains("built-in Flatcar image signing key"));
+        assert!(builtin.key_advice().contains("sources.signing_key"));
+
+        let site = sources(&format!("syslinux_sha256 = \"{}\"", "c".repeat(64)));
+        let advice = site.pin_advice(&site.syslinux_url, "ab");
+        assert!(
+            advice.contains("the site's sources.syslinux_sha256") && advice.contains("\"ab\""),
+            "{advice}"
+        );
+        let advice = site.pin_advice("https://boot.ipxe.org/ipxe.efi", "ab");
+        assert!(
+            advice.contains("sources.ipxe_sha256s.\"ipxe.efi\""),
+            "{advice}"
+        );
     }
 }

@@ -165,19 +165,72 @@ fn interleaved_twice(text: &str, line: &str) -> bool {
     false
 }
 
+/// `line` written once, when it is two copies of one text: one after the
+/// other, or interleaved (lpxelinux's two console paths, see
+/// [`interleaved_twice`]), so a verdict quotes `Booting kernel failed:
+/// Invalid argument`, not `Booting kernel failed:Booting kernel failed: …`.
+/// Any other line is returned as is.
+pub fn once(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let half = chars.len() / 2;
+    if chars.len().is_multiple_of(2) && half > 0 && chars[..half] == chars[half..] {
+        return chars[..half].iter().collect();
+    }
+    split_interleaved(&chars).unwrap_or_else(|| line.to_string())
+}
+
+/// Reads `chars` as a leading copy of a text and a second copy that follows
+/// it, trying for each character the second copy first (when it is the next
+/// one that copy needs), then the leading one, backtracking; the text when
+/// both copies end equal. A budget bounds the search on odd lines.
+fn split_interleaved(chars: &[char]) -> Option<String> {
+    // Two copies of a few characters are as likely chance as a doubling.
+    const SHORTEST: usize = 8;
+    if chars.len() < 2 * SHORTEST || !chars.len().is_multiple_of(2) || chars.len() > 1024 {
+        return None;
+    }
+    let mut lead: Vec<char> = Vec::with_capacity(chars.len() / 2);
+    let mut budget = 100_000u32;
+    search(chars, &mut lead, 0, &mut budget).then(|| lead.into_iter().collect())
+}
+
+/// One step of [`split_interleaved`]: `follow` characters of the second copy
+/// are placed; `lead` holds the leading copy so far.
+fn search(rest: &[char], lead: &mut Vec<char>, follow: usize, budget: &mut u32) -> bool {
+    let Some((&c, tail)) = rest.split_first() else {
+        return follow == lead.len();
+    };
+    if *budget == 0 {
+        return false;
+    }
+    *budget -= 1;
+    let half = (lead.len() + follow + rest.len()) / 2;
+    if follow < lead.len() && lead[follow] == c && search(tail, lead, follow + 1, budget) {
+        return true;
+    }
+    if lead.len() < half {
+        lead.push(c);
+        if search(tail, lead, follow, budget) {
+            return true;
+        }
+        lead.pop();
+    }
+    false
+}
+
 /// Classifies one serial console line (already [`clean`]ed).
 pub fn classify(line: &str) -> Option<Event> {
     if let Some(event) = standin_line(line) {
         return Some(event);
     }
     if loader_gave_up(line) {
-        return Some(Event::LoaderGaveUp(line.trim().to_string()));
+        return Some(Event::LoaderGaveUp(once(line.trim())));
     }
     if let Some((_, m)) = MILESTONES.iter().find(|(p, _)| line.contains(p)) {
         return Some(Event::Reached(*m));
     }
     if FAILURES.iter().any(|p| line.contains(p)) {
-        return Some(Event::Failed(line.trim().to_string()));
+        return Some(Event::Failed(once(line.trim())));
     }
     LOCAL_BOOT
         .iter()
@@ -337,6 +390,7 @@ mod tests {
         assert_eq!(classify("Boot failed: could not read the boot disk"), None);
         // The same prompt as lpxelinux's two console paths interleave it (CI).
         let garbled = "BoBooto tf afialielde:d :p rpersess sa  ak ekye yt ot or ertertyr,y ,o ro rw awiati tf ofro rr erseeste.t....";
+        // (One character of it was lost on the way: it stays as it came.)
         assert_eq!(classify(garbled), Some(Event::LoaderGaveUp(garbled.into())));
         assert_eq!(
             classify("Boot failed: could not read the boot disk; press F12"),
@@ -357,6 +411,30 @@ mod tests {
             classify("[FAILED] Failed to start Ignition (fetch)."),
             Some(Event::Failed(_))
         ));
+    }
+
+    #[test]
+    fn a_doubled_line_is_quoted_once() {
+        let text = "Booting kernel failed: Invalid argument";
+        // One copy after the other, and the two copies interleaved in runs.
+        let after = format!("{text}{text}");
+        let runs = "Booting kernel failed:Booting kernel failed: Invalid argumen Invalid argumentt";
+        for line in [after.as_str(), runs] {
+            assert_eq!(once(line), text, "{line}");
+            assert_eq!(
+                classify(line),
+                Some(Event::LoaderGaveUp(text.into())),
+                "{line}"
+            );
+        }
+        // Character by character, as the two console paths write under load.
+        let prompt = "Boot failed: press a key to retry";
+        let zipped: String = prompt.chars().flat_map(|c| [c, c]).collect();
+        assert_eq!(once(&zipped), prompt);
+        // A line that only repeats a word is left alone.
+        let plain = "Loading http://h/a.gz....failed: No such file or directory";
+        assert_eq!(once(plain), plain);
+        assert_eq!(once("abab"), "ab");
     }
 
     #[test]

@@ -321,6 +321,50 @@ pub fn status(state_dir: &StateDir) -> Result<String> {
     Ok(out)
 }
 
+/// `lab status --format json`: `{"up", "state", "namespace", "namespace_present",
+/// "up_seconds", "processes": [{"name", "pid", "running"}], "vms": [{"name",
+/// "firmware", "ip", "milestones", "state"}]}`; only `up` and `state` when no
+/// lab is up.
+pub fn status_json(state_dir: &StateDir) -> Result<serde_json::Value> {
+    let root = state_dir.root.display().to_string();
+    let Some(record) = state_dir.load()? else {
+        return Ok(serde_json::json!({ "up": false, "state": root }));
+    };
+    let processes: Vec<serde_json::Value> = record
+        .processes
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "name": p.name,
+                "pid": p.pid,
+                "running": state::runs(p.pid, &p.program),
+            })
+        })
+        .collect();
+    let read = |name: &str| std::fs::read_to_string(state_dir.file(name)).unwrap_or_default();
+    let logs = Logs {
+        dhcp: DhcpKind::value_variants()
+            .iter()
+            .map(|kind| read(kind.log_file()))
+            .collect(),
+        server: read("server.log"),
+    };
+    let vms: Vec<serde_json::Value> = record
+        .vms
+        .iter()
+        .map(|vm| table::json(&status_row(state_dir, vm, &logs)))
+        .collect();
+    Ok(serde_json::json!({
+        "up": true,
+        "state": root,
+        "namespace": record.namespace,
+        "namespace_present": netns::exists(&record.namespace),
+        "up_seconds": state::unix_now().saturating_sub(record.started_unix),
+        "processes": processes,
+        "vms": vms,
+    }))
+}
+
 /// Logs `lab status` reads: the DHCP server's (leases) and the boot server's (beacons).
 struct Logs {
     dhcp: String,

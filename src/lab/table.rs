@@ -48,6 +48,24 @@ pub fn render(rows: &[Row]) -> String {
     out
 }
 
+/// One row for `lab status --format json`: `{"name", "firmware", "ip",
+/// "milestones": ["dhcp", ...] (in boot order), "state"}`; the IP is null
+/// until a lease is seen.
+pub fn json(row: &Row) -> serde_json::Value {
+    let milestones: Vec<&str> = Milestone::ALL
+        .iter()
+        .filter(|m| row.reached.contains_key(m))
+        .map(|m| m.as_str())
+        .collect();
+    serde_json::json!({
+        "name": row.name,
+        "firmware": row.firmware,
+        "ip": (!row.ip.is_empty()).then_some(&row.ip),
+        "milestones": milestones,
+        "state": row.state,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +107,11 @@ mod tests {
             "{}",
             lines[2]
         );
+        assert_eq!(
+            json(&rows[0]),
+            serde_json::json!({"name": "cp1", "firmware": "bios", "ip": "10.20.0.11",
+                               "milestones": ["dhcp", "loader"], "state": "booting"})
+        );
+        assert!(json(&rows[1])["ip"].is_null());
     }
 }

@@ -50,6 +50,7 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
             sysexts: artifacts.sysexts.clone(),
             strict: env.strict,
             key_digest: String::new(),
+            explained: Arc::new(serde_json::Value::Null),
         }
         .sealed(),
     );

@@ -34,13 +34,16 @@ pub struct Shared {
     pub strict: bool,
     /// Digest of everything above that decides a node step's output; see [`Shared::sealed`].
     pub key_digest: String,
+    /// What `key_digest` is a digest of, for `--explain` (which then names
+    /// e.g. `.key.shared.site.cluster.kubernetes_version`, not `.key.shared`).
+    pub explained: Arc<Value>,
 }
 
 impl Shared {
     /// Computes `key_digest` once per build. Node step keys carry this digest
     /// instead of the whole site context, so a no-op build of a large site
-    /// does not serialise that context once per node step. (`--explain` then
-    /// reports a site-wide change as `.key.shared`.)
+    /// does not serialise that context once per node step. (`--explain`
+    /// reads the unfolded form, `explained`, only for steps that run.)
     pub fn sealed(mut self) -> Shared {
         // The sysext context without the image hashes, which node steps read
         // from their inputs (and key by those inputs' digests).
@@ -57,6 +60,7 @@ impl Shared {
         });
         let bytes = serde_json::to_vec(&shared).expect("JSON values serialise");
         self.key_digest = blake3::hash(&bytes).to_hex().to_string();
+        self.explained = Arc::new(shared);
         self
     }
 }
@@ -91,12 +95,19 @@ impl NodeKey {
         })
     }
 
-    /// The same, unfolded for `--explain` (which then names e.g. `.key.node.mac`).
+    /// The same, unfolded for `--explain` (which then names e.g. `.key.node.mac`
+    /// or `.key.shared.site.cluster.kubernetes_version`). Input paths hold a
+    /// node's secret directory name, so they are keyed by their redacted form.
     fn explain_key(&self, shared: &Shared, inputs: &Inputs) -> Value {
+        let inputs: serde_json::Map<String, Value> = inputs
+            .digests()
+            .into_iter()
+            .map(|(path, sha)| (crate::layout::redact(&path), Value::String(sha)))
+            .collect();
         json!({
-            "shared": shared.key_digest,
+            "shared": *shared.explained,
             "node": self.base.node,
-            "inputs": inputs.digests(),
+            "inputs": inputs,
         })
     }
 }

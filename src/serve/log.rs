@@ -240,6 +240,31 @@ pub fn status_table(log: &str, known: &[String]) -> String {
     out
 }
 
+/// The `--status --format json` document: `{"nodes": [{"name", "milestone",
+/// "milestone_at", "last_file", "last_file_at"}]}`, absent values `null`,
+/// nodes by name.
+pub fn status_json(log: &str, known: &[String]) -> serde_json::Value {
+    let mut nodes = node_status(log);
+    for name in known {
+        nodes.entry(name.clone()).or_default();
+    }
+    let rows: Vec<serde_json::Value> = nodes
+        .into_iter()
+        .map(|(name, status)| {
+            let (milestone, milestone_at) = status.milestone.unzip();
+            let (last_file, last_file_at) = status.last_fetch.unzip();
+            serde_json::json!({
+                "name": name,
+                "milestone": milestone,
+                "milestone_at": milestone_at,
+                "last_file": last_file,
+                "last_file_at": last_file_at,
+            })
+        })
+        .collect();
+    serde_json::json!({ "nodes": rows })
+}
+
 /// One node's boot timeline: its log lines in order, one event per row.
 pub fn timeline(log: &str, node: &str) -> String {
     let mut out = String::new();

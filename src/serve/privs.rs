@@ -7,10 +7,15 @@ use std::io;
 
 use anyhow::{bail, Context, Result};
 
+/// Whether the process runs as root (the effective user).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Switches the whole process to `user`. A no-op when not running as root.
 pub fn drop_to(user: &str) -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         crate::verbose!("not root; --user {user} has nothing to drop");
         return Ok(());
     }

@@ -5,7 +5,8 @@
 //! `site.toml:23:7: error: node[2] (cp3).mac: "52:54:00:zz:00:13" is not a MAC address`.
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Printed; fatal only under `--strict`.
     Warning,
@@ -22,7 +23,8 @@ impl fmt::Display for Severity {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialised as is for `check --format json` (docs/operations.md).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     pub severity: Severity,
     /// The site file as the operator named it.

@@ -13,6 +13,7 @@ mod typed;
 pub mod types;
 pub mod validate;
 pub mod versions;
+mod wording;
 
 use std::path::{Path, PathBuf};
 
@@ -55,7 +56,23 @@ impl Site {
     /// the end-of-life check of the pinned releases compares against.
     pub fn from_text_on(text: &str, path: &Path, today: i64) -> Result<Site> {
         let origin = path.display().to_string();
-        let (file, warnings) = analyse(text, &origin, today).map_err(|d| invalid(&origin, &d))?;
+        Site::diagnose_on(text, path, today).map_err(|d| invalid(&origin, &d))
+    }
+
+    /// Like [`Site::from_text`], but a site with errors gives back every
+    /// diagnostic (errors and warnings) as values, for `check --format json`.
+    pub fn diagnose(text: &str, path: &Path) -> std::result::Result<Site, Vec<Diagnostic>> {
+        Site::diagnose_on(text, path, versions::today())
+    }
+
+    /// `diagnose` as if run on day `today` (see [`Site::from_text_on`]).
+    fn diagnose_on(
+        text: &str,
+        path: &Path,
+        today: i64,
+    ) -> std::result::Result<Site, Vec<Diagnostic>> {
+        let origin = path.display().to_string();
+        let (file, warnings) = analyse(text, &origin, today)?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -70,10 +87,14 @@ impl Site {
 
     /// Reads, parses and validates the site file at `path`.
     pub fn load(path: &Path) -> Result<Site> {
-        let text = std::fs::read_to_string(path)
+        Site::from_text(&Site::read(path)?, path)
+    }
+
+    /// The text of the site file at `path`; a file that cannot be read is bad input.
+    pub fn read(path: &Path) -> Result<String> {
+        std::fs::read_to_string(path)
             .with_context(|| format!("reading site file {}", path.display()))
-            .map_err(|e| BadInput::new(format!("{e:#}")))?;
-        Site::from_text(&text, path)
+            .map_err(|e| BadInput::new(format!("{e:#}")))
     }
 
     /// Prints every warning to stderr, one per line.
@@ -258,7 +279,9 @@ mod tests {
             lines[3],
             "site.toml:74:1: error: node[1] (cp2): missing field `mac`"
         );
-        assert!(lines[4].starts_with("site.toml:92:6: error: node[3] (worker1).ip: invalid type"));
+        assert!(
+            lines[4].starts_with("site.toml:92:6: error: node[3] (worker1).ip: expected a string")
+        );
     }
 
     /// Errors of the example with line `i` replaced by `line`.

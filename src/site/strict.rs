@@ -19,6 +19,7 @@ use toml::Spanned;
 use super::diagnostic::{Diagnostic, Severity};
 use super::schema::SiteFile;
 use super::source::{KeyPath, Seg, Source};
+use super::wording;
 
 /// More problems than this in one file is not a typo; stop listing them.
 const MAX_PROBLEMS: usize = 50;
@@ -78,6 +79,9 @@ pub(super) fn parse<'a>(text: &'a str, src: &Source<'a>) -> Result<Parsed, Vec<D
     let mut doc = DeTable::parse(text).map_err(|e| vec![parse_error(src, &e)])?;
     let mut problems: Vec<Diagnostic> = Vec::new();
     let mut unsure: Vec<KeyPath> = Vec::new();
+    // Keys an unknown key was taken for ("did you mean"): when serde then
+    // misses that key, it is the same typo, not a second problem.
+    let mut meant: Vec<KeyPath> = Vec::new();
     loop {
         let err = match SiteFile::deserialize(Deserializer::from(doc.clone())) {
             Ok(file) => {
@@ -97,7 +101,18 @@ pub(super) fn parse<'a>(text: &'a str, src: &Source<'a>) -> Result<Parsed, Vec<D
         if problems.len() == MAX_PROBLEMS {
             break;
         }
-        problems.push(parse_error(src, &err));
+        let same_typo = match (missing_field(&err), err.span()) {
+            (Some(field), Some(span)) => src
+                .table_at(&span)
+                .is_some_and(|table| meant.contains(&table.key(field))),
+            _ => false,
+        };
+        if !same_typo {
+            problems.push(parse_error(src, &err));
+        }
+        if let Some(key) = meant_key(src, &err) {
+            meant.push(key);
+        }
         match repair(doc.get_mut(), src, &err) {
             // The same key twice means the repair did not take: stop, not loop.
             Some(key) if !unsure.contains(&key) => unsure.push(key),
@@ -131,6 +146,16 @@ fn repair(doc: &mut DeTable<'_>, src: &Source<'_>, err: &toml::de::Error) -> Opt
     } else {
         None
     }
+}
+
+/// For an unknown key with a likely meaning (`kubernetes_verison`), the
+/// path of the key it was probably meant to be (`cluster.kubernetes_version`).
+fn meant_key(src: &Source<'_>, err: &toml::de::Error) -> Option<KeyPath> {
+    let (typo, known) = wording::unknown_key(err.message())?;
+    let meant = wording::closest(typo, &known)?;
+    let key = owning_key(src.path_at(err.span()?.start));
+    let (table, _) = split_key(&key)?;
+    Some(table.key(meant))
 }
 
 /// Errors about one key's name or value, which dropping the key gets past.
@@ -278,8 +303,18 @@ fn parse_error(src: &Source<'_>, err: &toml::de::Error) -> Diagnostic {
         Some(_) => src.table_at(&span),
         None => None,
     };
-    let path = src.label(&at.unwrap_or_else(|| src.path_at(span.start)));
+    let key = at.unwrap_or_else(|| src.path_at(span.start));
+    let path = src.label(&key);
     let mut message = err.message().to_string();
+    if message.starts_with("unknown field") {
+        message = wording::unknown_key_message(&message);
+    } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        let name = match owning_key(key).0.last() {
+            Some(Seg::Key(name)) => name.clone(),
+            _ => String::new(),
+        };
+        message = wording::type_message(&message, &name);
+    }
     // A syntax error (duplicate key, bad string) has no key path to name, so
     // quote the offending text instead.
     if path.is_empty() {
@@ -322,13 +357,35 @@ mod tests {
         let got = problems(&text);
         assert_eq!(got.len(), 3, "{got:#?}");
         assert!(got[0]
-            .starts_with("site.toml:12:1: error: cluster.dns_domian: unknown field `dns_domian`"));
+            .starts_with("site.toml:12:1: error: cluster.dns_domian: unknown key `dns_domian`; did you mean `dns_domain`?"));
         assert!(
-            got[1].contains("error: update: unknown field `update`"),
+            got[1].contains("error: update: unknown key `update`; did you mean `updates`?"),
             "{got:#?}"
         );
         assert!(
-            got[2].contains("error: node[1] (cp2).firmwre: unknown field `firmwre`"),
+            got[2].contains("error: node[1] (cp2).firmwre: unknown key `firmwre`"),
+            "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_required_key_is_one_problem_with_a_suggestion() {
+        let text = SITE.replace("kubernetes_version =", "kubernetes_verison =");
+        let got = problems(&text);
+        assert_eq!(
+            got,
+            [
+                "site.toml:7:1: error: cluster.kubernetes_verison: unknown key \
+              `kubernetes_verison`; did you mean `kubernetes_version`?"
+            ],
+        );
+        // A key that is really missing is still reported.
+        let text = SITE.replace("kubernetes_version =", "colour =");
+        let got = problems(&text);
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(
+            got.iter()
+                .any(|g| g.contains("cluster: missing field `kubernetes_version`")),
             "{got:#?}"
         );
     }
@@ -341,9 +398,14 @@ mod tests {
             .replace("name = \"rack1\"", "name = 1");
         let got = problems(&text);
         assert_eq!(got.len(), 3, "{got:#?}");
-        assert!(got[0].contains("cluster.name: invalid type: integer `1`, expected a string"));
-        assert!(got[1].contains("cluster.dns_domian: unknown field"));
-        assert!(got[2].contains("boot_server.tftp_port: invalid type: string \"69\", expected u16"));
+        assert!(got[0]
+            .contains("cluster.name: expected a string, found the number 1 (put it in quotes)"));
+        assert!(got[1]
+            .contains("cluster.dns_domian: unknown key `dns_domian`; did you mean `dns_domain`?"));
+        assert!(got[2].contains(
+            "boot_server.tftp_port: expected a port number, 1-65535, found the string \"69\" \
+             (write numbers without quotes)"
+        ));
     }
 
     #[test]
@@ -351,7 +413,7 @@ mod tests {
         let text = SITE.replacen("ip = \"10.20.0.12\"", "ip = 12", 1);
         let got = problems(&text);
         assert_eq!(got.len(), 1, "{got:#?}");
-        assert!(got[0].contains("node[1] (cp2).ip: invalid type: integer `12`, expected a string"));
+        assert!(got[0].contains("node[1] (cp2).ip: expected a string, found the number 12"));
     }
 
     /// The root with stand-ins for every required key, and one stand-in node.
@@ -439,14 +501,16 @@ mod tests {
         let parsed = parse(&text, &src).ok().unwrap();
         let got: Vec<String> = parsed.problems.iter().map(ToString::to_string).collect();
         assert_eq!(got.len(), 4, "{got:#?}");
+        assert!(got[0].starts_with(
+            "site.toml:19:21: error: network.dns[1]: expected a string, found the number 5"
+        ));
+        assert!(got[1].starts_with(
+            "site.toml:77:6: error: node[1] (cp2).ip: expected a string, found the number 12"
+        ));
+        assert!(got[2]
+            .starts_with("site.toml:83:8: error: node[2].name: expected a string, found a list"));
         assert!(
-            got[0].starts_with("site.toml:19:21: error: network.dns[1]: invalid type: integer `5`")
-        );
-        assert!(got[1]
-            .starts_with("site.toml:77:6: error: node[1] (cp2).ip: invalid type: integer `12`"));
-        assert!(got[2].starts_with("site.toml:83:8: error: node[2].name: invalid type: sequence"));
-        assert!(
-            got[3].starts_with("site.toml:105:1: error: node[4] (worker2).firmwre: unknown field")
+            got[3].starts_with("site.toml:105:1: error: node[4] (worker2).firmwre: unknown key `firmwre`; did you mean `firmware`?")
         );
         let unsure: Vec<String> = parsed.unsure.iter().map(ToString::to_string).collect();
         assert_eq!(
@@ -469,8 +533,6 @@ mod tests {
             panic!("60 typos parse")
         };
         assert_eq!(diags.len(), MAX_PROBLEMS);
-        assert!(diags[0]
-            .to_string()
-            .contains("cluster.typo0: unknown field"));
+        assert!(diags[0].to_string().contains("cluster.typo0: unknown key"));
     }
 }

@@ -85,13 +85,59 @@ fn a_second_build_runs_no_step_and_leaves_dist_byte_identical() {
 
     let second = run(root, &mirror, &["--explain"]);
     assert_eq!(ran(&second), Vec::<String>::new());
-    let stdout = String::from_utf8_lossy(&second.stdout);
-    assert!(stdout.contains("nothing to do: all"), "{stdout}");
+    // A no-op build says so in one line, without the next steps.
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&second.stdout),
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let lines: Vec<&str> = said
+        .lines()
+        .filter(|l| !l.contains(": warning: ssh.authorized_keys"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{said}");
+    assert!(said.contains(" is up to date: "), "{said}");
     assert_eq!(
         snapshot(&root.join("dist")),
         before,
         "dist/ is byte-identical"
     );
+
+    // -vv adds the debug lines: each step's cache decision.
+    let debug = run(root, &mirror, &["-vv"]);
+    let stderr = String::from_utf8_lossy(&debug.stderr);
+    assert!(stderr.contains("debug: boot:configs: cached"), "{stderr}");
+
+    // The same summary for scripts: one JSON document on stdout.
+    let json = run(root, &mirror, &["--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["published"], false, "{doc}");
+    assert_eq!(doc["ran"], serde_json::json!([]), "{doc}");
+    assert!(doc["steps"].as_u64().unwrap() > 0, "{doc}");
+    assert_eq!(
+        doc["files"].as_u64().unwrap() as usize,
+        Manifest::load(&root.join("dist")).unwrap().files.len()
+    );
+}
+
+#[test]
+fn a_tree_another_cache_published_is_taken_over_without_a_warning_per_file() {
+    let (dir, mirror) = built();
+    let root = dir.path();
+    let dist = root.join("dist");
+    // Another cache builds into the same dist/: the same content, other
+    // inodes (links into the other cache's store).
+    let other = command(root, &mirror, &[])
+        .env("PXEBUILD_CACHE", root.join("other-cache"))
+        .output()
+        .unwrap();
+    assert!(other.status.success(), "{other:?}");
+
+    let back = run(root, &mirror, &[]);
+    let stderr = String::from_utf8_lossy(&back.stderr);
+    assert!(!stderr.contains("after it was published"), "{stderr}");
+    assert!(stderr.contains(" files published in "), "{stderr}");
+    intact(&dist);
 }
 
 #[test]
@@ -326,6 +372,40 @@ fn changing_one_mac_reruns_only_that_nodes_steps() {
     assert!(manifest
         .file("tftp/pxelinux.cfg/01-52-54-00-20-00-12")
         .is_none());
+}
+
+#[test]
+fn explain_names_a_site_wide_field_and_no_node_directory() {
+    let (dir, mirror) = prepared();
+    let root = dir.path();
+    run(root, &mirror, &[]);
+    let site = root.join("site.toml");
+    let text = std::fs::read_to_string(&site).unwrap();
+    std::fs::write(
+        &site,
+        text.replace(
+            "dns_domain = \"cluster.local\"",
+            "dns_domain = \"rack1.local\"",
+        ),
+    )
+    .unwrap();
+
+    let out = run(root, &mirror, &["--explain"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for step in ["ignition:cp1/node.ign", "ignition:worker1/install.ign"] {
+        let why = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("ran {step}: ")))
+            .unwrap_or_else(|| panic!("{step} did not run: {stdout}"));
+        assert!(why.contains(".key.shared.site.cluster.dns_domain"), "{why}");
+    }
+    // The random part of each node's Ignition directory stays secret.
+    let ids = std::fs::read_to_string(root.join("secrets/node-ids.toml")).unwrap();
+    for line in ids.lines().filter_map(|l| l.split_once('=')) {
+        let id = line.1.trim().trim_matches('"');
+        assert!(id.len() >= 8, "{ids}");
+        assert!(!stdout.contains(id), "a node id is printed: {stdout}");
+    }
 }
 
 #[test]
@@ -625,7 +705,7 @@ fn a_published_file_edited_in_place_is_rebuilt_and_published_again() {
     let again = run(root, &mirror, &["--explain"]);
     assert_eq!(ran(&again), Vec::<String>::new());
     let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(stderr.contains(" files unchanged in "), "{stderr}");
+    assert!(stderr.contains(" is up to date: "), "{stderr}");
 }
 
 #[test]

@@ -542,7 +542,12 @@ fn a_wrong_signing_key_is_refused_from_the_site_or_the_environment() {
     );
     assert_fails_with(
         &out,
-        &["flatcar_production", "not part of", "wrong-key.pub.asc"],
+        &[
+            "flatcar_production",
+            "not part of",
+            "wrong-key.pub.asc",
+            "set PXEBUILD_SIGNING_KEY to that key",
+        ],
     );
     // The same key named in the site.
     let site = w.tmp.path().join("site.toml");
@@ -550,7 +555,14 @@ fn a_wrong_signing_key_is_refused_from_the_site_or_the_environment() {
     let text = std::fs::read_to_string(&site).unwrap();
     let text = text.replace(right.to_str().unwrap(), wrong.to_str().unwrap());
     std::fs::write(&site, text).unwrap();
-    assert_fails_with(&w.build(), &["not part of", "wrong-key.pub.asc"]);
+    assert_fails_with(
+        &w.build(),
+        &[
+            "not part of",
+            "wrong-key.pub.asc",
+            "set sources.signing_key to that key",
+        ],
+    );
     assert!(!w.dist().exists(), "nothing is published");
     // Other steps' verified blobs may land (how many depends on -j); none of
     // the refused Flatcar files or their signatures may.
@@ -565,6 +577,25 @@ fn a_wrong_signing_key_is_refused_from_the_site_or_the_environment() {
             assert!(!stored.contains(&sha), "{f} was stored although refused");
         }
     }
+}
+
+#[test]
+fn a_stored_copy_that_fails_its_signature_names_the_key_setting() {
+    let w = World::new();
+    assert_ok(&w.build());
+    let wrong = fixtures().join("wrong-key.pub.asc");
+    let out = w.run(
+        &["build"],
+        &[("PXEBUILD_SIGNING_KEY", wrong.to_str().unwrap())],
+    );
+    assert_fails_with(
+        &out,
+        &[
+            "the stored copy no longer verifies",
+            "checked with the key PXEBUILD_SIGNING_KEY names",
+            "set PXEBUILD_SIGNING_KEY to that key",
+        ],
+    );
 }
 
 #[test]
@@ -721,6 +752,48 @@ fn transient_server_errors_are_retried() {
     w.server.fault(&path, Fault::Unavailable { times: 1000 });
     let out = w.build();
     assert_fails_with(&out, &[&path, "HTTP status 503", "giving up"]);
+}
+
+#[test]
+fn a_host_that_does_not_resolve_is_named_once_without_retries() {
+    let w = World::new();
+    let started = std::time::Instant::now();
+    // `.invalid` never resolves (RFC 2606); retries would take seconds.
+    let out = w.run(
+        &["build"],
+        &[
+            ("PXEBUILD_MIRROR", "http://pxebuild-mirror.invalid"),
+            ("PXEBUILD_HTTP_RETRIES", "4"),
+            ("PXEBUILD_HTTP_BACKOFF_MS", "2000"),
+        ],
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "DNS failures were retried"
+    );
+    assert_fails_with(
+        &out,
+        &["cannot resolve pxebuild-mirror.invalid (DNS), needed for "],
+    );
+    let err = stderr(&out);
+    assert_eq!(err.matches("pxebuild-mirror.invalid").count(), 1, "{err}");
+    assert_eq!(err.matches("--offline").count(), 1, "{err}");
+    assert_eq!(err.matches("PXEBUILD_MIRROR").count(), 1, "{err}");
+    assert!(err.lines().all(|l| l.len() < 200), "{err}");
+
+    // The same when `current` has to be resolved first.
+    w.set_flatcar_version("current");
+    let out = w.run(
+        &["build"],
+        &[("PXEBUILD_MIRROR", "http://pxebuild-mirror.invalid")],
+    );
+    assert_fails_with(&out, &["cannot resolve pxebuild-mirror.invalid", "current"]);
+    assert_eq!(
+        stderr(&out).matches("--offline").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -1246,7 +1319,13 @@ fn a_new_pin_for_an_unchanged_url_fetches_it_again() {
     let out = w.build();
     assert_fails_with(
         &out,
-        &["pin mismatch", "boot.ipxe.org/ipxe.efi", &old, &new],
+        &[
+            "pin mismatch",
+            "boot.ipxe.org/ipxe.efi",
+            &old,
+            &new,
+            "the pin is the site's sources.ipxe_sha256s.\"ipxe.efi\"",
+        ],
     );
     assert!(
         !stderr(&out).contains("no longer verifies"),

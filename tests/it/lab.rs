@@ -522,6 +522,17 @@ fn lab_down_cleans_up_after_a_crashed_run() {
         "{}",
         text(&status)
     );
+    let json = pxebuild()
+        .args(["-q", "lab", "status", "--format", "json", "--state"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["up"], true, "{doc}");
+    assert_eq!(doc["namespace"], ns.as_str(), "{doc}");
+    assert_eq!(doc["namespace_present"], true, "{doc}");
+    assert_eq!(doc["processes"][0]["name"], "n1", "{doc}");
+    assert_eq!(doc["processes"][0]["running"], true, "{doc}");
     let down = pxebuild()
         .args(["lab", "down", "--state"])
         .arg(dir.path())
@@ -537,6 +548,13 @@ fn lab_down_cleans_up_after_a_crashed_run() {
         "namespace deleted"
     );
     assert!(state.load().unwrap().is_none(), "record forgotten");
+    let json = pxebuild()
+        .args(["lab", "status", "--format", "json", "--state"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["up"], false, "{doc}");
 }
 
 #[test]

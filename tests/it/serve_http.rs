@@ -428,6 +428,20 @@ fn serve_http_beacons_status_and_shutdown() {
         "{table}"
     );
     assert!(table.lines().any(|l| l.starts_with("n2 ")), "{table}");
+    // The same for scripts (docs/serve.md: `--status --format json`).
+    let json = std::process::Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .args(["-q", "serve", "--status", "--format", "json"])
+        .arg(dist.dir())
+        .output()
+        .unwrap();
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let nodes = doc["nodes"].as_array().unwrap();
+    let n1 = nodes.iter().find(|n| n["name"] == "n1").unwrap();
+    assert_eq!(n1["milestone"], "first-boot", "{doc}");
+    assert_eq!(n1["last_file"], "http/f", "{doc}");
+    let n2 = nodes.iter().find(|n| n["name"] == "n2").unwrap();
+    assert!(n2["milestone"].is_null(), "{doc}");
 
     let timeline = std::process::Command::new(env!("CARGO_BIN_EXE_pxebuild"))
         .args(["serve", "--timeline", "n1"])
@@ -536,28 +550,24 @@ fn serve_check_refuses_a_corrupt_tree() {
     let dist = Dist::new()
         .file("http/f", b"good bytes")
         .file("tftp/g", b"more");
-    let good = dist.serve(&["--check"]);
+    // `--check` checks and exits: it serves nothing.
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+            .args(["serve", "--check", "--http-port", "0", "--tftp-port", "0"])
+            .args(["--listen", "127.0.0.1"])
+            .arg(dist.dir())
+            .output()
+            .unwrap()
+    };
+    let good = check();
+    assert_eq!(good.status.code(), Some(0), "{good:?}");
+    let err = text(&good.stderr);
     assert!(
-        good.stderr().contains("check: 2 files match"),
-        "{}",
-        good.stderr()
+        err.contains("check: 2 files match") && !err.contains("listening"),
+        "{err}"
     );
-    drop(good);
     std::fs::write(dist.path("http/f"), b"evil bytes").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pxebuild"))
-        .args([
-            "serve",
-            "--check",
-            "--http-port",
-            "0",
-            "--tftp-port",
-            "0",
-            "--listen",
-            "127.0.0.1",
-        ])
-        .arg(dist.dir())
-        .output()
-        .unwrap();
+    let out = check();
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(

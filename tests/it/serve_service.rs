@@ -54,10 +54,34 @@ fn serve_drops_privileges_with_user() {
     readable_by_others(&dist);
     let server = dist.serve(&["--user", "nobody"]);
     server.wait_line(|l| l.starts_with("running as user nobody"));
+    assert!(
+        !server.stderr().contains("serving as root"),
+        "{}",
+        server.stderr()
+    );
     let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &server.url("/f")]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
     let uid = status_field(server.pid(), "Uid");
     assert!(!uid.split_whitespace().any(|id| id == "0"), "{uid}");
+}
+
+#[test]
+fn serve_as_root_without_user_warns_once() {
+    if !is_root() {
+        eprintln!("not root: nothing to warn about, skipping");
+        return;
+    }
+    let dist = Dist::new().file("http/f", b"readable");
+    let server = dist.serve(&[]);
+    server.wait_line(|l| l.starts_with("http listening on"));
+    let stderr = server.stderr();
+    assert_eq!(
+        stderr
+            .matches("warning: serving as root: pass --user NAME")
+            .count(),
+        1,
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -147,16 +147,16 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "unknown_key",
         &[
-            "site.toml:10:1: error: cluster.dns_domian: unknown field `dns_domian`, expected one of `name`, `kubernetes_version`, `endpoint`, `endpoint_mode`, `pod_cidr`, `service_cidr`, `dns_domain`, `bootstrap_token_ttl`, `bring_up_window`",
+            "site.toml:10:1: error: cluster.dns_domian: unknown key `dns_domian`; did you mean `dns_domain`?",
         ],
     ),
     (
         "unknown_keys_and_types",
         &[
-            "site.toml:10:1: error: cluster.dns_domian: unknown field `dns_domian`, expected one of `name`, `kubernetes_version`, `endpoint`, `endpoint_mode`, `pod_cidr`, `service_cidr`, `dns_domain`, `bootstrap_token_ttl`, `bring_up_window`",
-            "site.toml:23:13: error: boot_server.tftp_port: invalid type: string \"69\", expected u16",
-            "site.toml:47:2: error: update: unknown field `update`, expected one of `cluster`, `network`, `boot_server`, `flatcar`, `sysext`, `cilium`, `ssh`, `sources`, `updates`, `argocd`, `install`, `node`",
-            "site.toml:71:1: error: node[1] (cp2).firmwre: unknown field `firmwre`, expected one of `name`, `mac`, `ip`, `role`, `disk`, `firmware`, `labels`, `taints`, `wipe`",
+            "site.toml:10:1: error: cluster.dns_domian: unknown key `dns_domian`; did you mean `dns_domain`?",
+            "site.toml:23:13: error: boot_server.tftp_port: expected a port number, 1-65535, found the string \"69\" (write numbers without quotes)",
+            "site.toml:47:2: error: update: unknown key `update`; did you mean `updates`?",
+            "site.toml:71:1: error: node[1] (cp2).firmwre: unknown key `firmwre`; did you mean `firmware`?",
         ],
     ),
     (
@@ -168,7 +168,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "wrong_type",
         &[
-            "site.toml:22:13: error: boot_server.http_port: invalid type: string \"8080\", expected u16",
+            "site.toml:22:13: error: boot_server.http_port: expected a port number, 1-65535, found the string \"8080\" (write numbers without quotes)",
         ],
     ),
 ];
@@ -204,6 +204,68 @@ fn example_site_checks_clean() {
         .success()
         .stdout_is(SUMMARY)
         .stderr_is(PLACEHOLDER);
+}
+
+#[test]
+fn quiet_check_prints_only_the_warnings() {
+    Test::new()
+        .example_site()
+        .args(["-q", "check"])
+        .run()
+        .success()
+        .stdout_is("")
+        .stderr_is(PLACEHOLDER);
+}
+
+#[test]
+fn the_site_file_can_come_from_pxebuild_site() {
+    Test::new()
+        .args(["check"])
+        .env("PXEBUILD_SITE", "elsewhere.toml")
+        .run()
+        .code(2)
+        .stderr_contains("error: reading site file elsewhere.toml:");
+}
+
+#[test]
+fn check_as_json_holds_the_summary_or_every_problem() {
+    let ok = Test::new()
+        .example_site()
+        .args(["-q", "check", "--format", "json"])
+        .run();
+    ok.success().stderr_is("");
+    let doc: serde_json::Value = serde_json::from_str(&ok.stdout).unwrap();
+    assert_eq!(doc["ok"], true, "{doc}");
+    assert_eq!(doc["site"]["name"], "rack1", "{doc}");
+    assert_eq!(doc["site"]["nodes"], 5, "{doc}");
+    assert_eq!(doc["warnings"], 1, "{doc}");
+    assert_eq!(doc["diagnostics"][0]["path"], "ssh.authorized_keys[0]");
+    assert_eq!(doc["diagnostics"][0]["line"], 46);
+
+    let bad = Test::new()
+        .site_fixture("bad_mac.toml")
+        .args(["check", "--format", "json"])
+        .run();
+    bad.code(2);
+    let doc: serde_json::Value = serde_json::from_str(&bad.stdout).unwrap();
+    assert_eq!(doc["ok"], false, "{doc}");
+    assert!(doc["site"].is_null(), "{doc}");
+    assert_eq!(doc["errors"], 1, "{doc}");
+    let d = &doc["diagnostics"][0];
+    assert_eq!(d["severity"], "error", "{doc}");
+    assert_eq!(d["path"], "node[2] (cp3).mac", "{doc}");
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(75), Some(7))
+    );
+
+    let strict = Test::new()
+        .example_site()
+        .args(["check", "--strict", "--format", "json"])
+        .run();
+    strict.code(2);
+    let doc: serde_json::Value = serde_json::from_str(&strict.stdout).unwrap();
+    assert_eq!(doc["ok"], false, "{doc}");
 }
 
 #[test]
@@ -426,6 +488,17 @@ fn macs_in_any_spelling_build_in_colon_form_everywhere() {
 }
 
 #[test]
+fn a_misspelt_required_key_is_one_error_with_a_suggestion() {
+    check_edited_fails_with(
+        &[("kubernetes_version =", "kubernetes_verison =")],
+        &[
+            "site.toml:7:1: error: cluster.kubernetes_verison: unknown key `kubernetes_verison`; did you mean `kubernetes_version`?",
+            "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here",
+        ],
+    );
+}
+
+#[test]
 fn reserved_macs_and_addresses_fail_check() {
     check_edited_fails_with(
         &[
@@ -530,11 +603,11 @@ fn parse_problems_in_many_tables_and_content_problems_come_in_one_run() {
         &[
             "site.toml:5:1: error: cluster: missing field `kubernetes_version`",
             "site.toml:17:11: error: network.gateway: 10.20.0.0 is the network or broadcast address of 10.20.0.0/24",
-            "site.toml:41:1: error: cilium.link_mut: unknown field `link_mut`, expected one of `version`, `wireguard`, `kube_proxy_replacement`, `mtu`, `link_mtu`",
+            "site.toml:41:1: error: cilium.link_mut: unknown key `link_mut`; did you mean `link_mtu`?",
             "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here",
             "site.toml:74:1: error: node[1] (cp2): missing field `mac`",
             "site.toml:86:8: error: node[2] (cp3).disk: \"/dev/../x\" has an empty, \".\" or \"..\" path segment; name the device by its plain path (want /dev/disk/by-id/...)",
-            "site.toml:92:6: error: node[3] (worker1).ip: invalid type: integer `21`, expected a string",
+            "site.toml:92:6: error: node[3] (worker1).ip: expected a string, found the number 21 (put it in quotes)",
             "site.toml:98:1: error: node[4] (worker2): missing field `mac`",
             "site.toml:98:1: error: node[4] (worker2): missing field `ip`",
         ],
