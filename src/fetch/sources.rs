@@ -265,7 +265,9 @@ mod tests {
 
     #[test]
     fn a_mismatch_says_whose_pin_or_key_it_is_and_what_to_set() {
-        let builtin = sources("");
+        // Pins belong to the upstream opt-in (Debian's packages are pinned
+        // inside pxebuild and name no site setting).
+        let builtin = sources("loaders = \"upstream\"");
         let advice = builtin.pin_advice(&builtin.syslinux_url, "ab");
         assert!(advice.contains("pxebuild's built-in one"), "{advice}");
         assert!(advice.contains("sources.syslinux_url and sources.syslinux_sha256"));
@@ -274,7 +276,10 @@ mod tests {
             .contains("built-in Flatcar image signing key"));
         assert!(builtin.key_advice().contains("sources.signing_key"));
 
-        let site = sources(&format!("syslinux_sha256 = \"{}\"", "c".repeat(64)));
+        let site = sources(&format!(
+            "loaders = \"upstream\"\nsyslinux_sha256 = \"{}\"",
+            "c".repeat(64)
+        ));
         let advice = site.pin_advice(&site.syslinux_url, "ab");
         assert!(
             advice.contains("the site's sources.syslinux_sha256") && advice.contains("\"ab\""),
