@@ -303,15 +303,7 @@ pub fn status(state_dir: &StateDir) -> Result<String> {
         };
         out.push_str(&format!("  {:<10} pid {:<8} {alive}\n", p.name, p.pid));
     }
-    let read = |name: &str| std::fs::read_to_string(state_dir.file(name)).unwrap_or_default();
-    let logs = Logs {
-        // Only the DHCP server of the last run has a log (older ones are cleared).
-        dhcp: DhcpKind::value_variants()
-            .iter()
-            .map(|kind| read(kind.log_file()))
-            .collect(),
-        server: read("server.log"),
-    };
+    let logs = read_logs(state_dir);
     let rows: Vec<table::Row> = record
         .vms
         .iter()
@@ -319,6 +311,19 @@ pub fn status(state_dir: &StateDir) -> Result<String> {
         .collect();
     out.push_str(&table::render(&rows));
     Ok(out)
+}
+
+/// The logs a status reads: every DHCP server's (only the server of the last
+/// run has one; older ones are cleared) and pxebuild serve's.
+fn read_logs(state_dir: &StateDir) -> Logs {
+    let read = |name: &str| std::fs::read_to_string(state_dir.file(name)).unwrap_or_default();
+    Logs {
+        dhcp: DhcpKind::value_variants()
+            .iter()
+            .map(|kind| read(kind.log_file()))
+            .collect(),
+        server: read("server.log"),
+    }
 }
 
 /// `lab status --format json`: `{"up", "state", "namespace", "namespace_present",
@@ -341,14 +346,7 @@ pub fn status_json(state_dir: &StateDir) -> Result<serde_json::Value> {
             })
         })
         .collect();
-    let read = |name: &str| std::fs::read_to_string(state_dir.file(name)).unwrap_or_default();
-    let logs = Logs {
-        dhcp: DhcpKind::value_variants()
-            .iter()
-            .map(|kind| read(kind.log_file()))
-            .collect(),
-        server: read("server.log"),
-    };
+    let logs = read_logs(state_dir);
     let vms: Vec<serde_json::Value> = record
         .vms
         .iter()
