@@ -1,7 +1,7 @@
 //! `pxebuild serve`: resolves the command line into a [`serve::Config`] and runs
 //! the server, or one of its one-shot modes that read the log (`--status`,
 //! `--timeline`), or `--check`, which verifies the tree and exits.
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ pub struct Args {
     /// HTTP port. Port 0 picks a free one (printed at start).
     #[arg(long, value_name = "ADDR:PORT|off", default_value = serve::admin::DEFAULT,
           value_parser = serve::admin::parse_flag)]
-    pub admin: Option<SocketAddr>,
+    pub admin: serve::admin::Listen,
     /// HTTP port; 0 picks a free one (the chosen port is printed at start).
     #[arg(long, value_name = "N", default_value_t = 8080)]
     pub http_port: u16,
@@ -126,7 +126,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
              the ports are bound, or run as a user with CAP_NET_BIND_SERVICE (docs/serve.md)"
         );
     }
-    if let Some(admin) = args.admin {
+    if let Some(admin) = args.admin.0 {
         let overlaps = admin.ip() == args.listen
             || admin.ip().is_unspecified()
             || args.listen.is_unspecified();
@@ -152,7 +152,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         http_timeout: Duration::from_secs(args.http_timeout.max(1)),
         user: args.user.clone(),
         grace: Duration::from_secs(10),
-        admin: args.admin,
+        admin: args.admin.0,
     };
     serve::Server::bind(config)?.run()
 }

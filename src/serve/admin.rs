@@ -24,12 +24,16 @@ const MAX_CONNECTIONS: usize = 32;
 /// Time allowed for a whole request head once its first byte arrived.
 const HEAD_LIMIT: Duration = Duration::from_secs(10);
 
-/// `--admin`'s value: an address and port, or `off`.
-pub fn parse_flag(text: &str) -> Result<Option<SocketAddr>, String> {
+/// `--admin`'s value: where to listen, or nowhere (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+/// Parses `--admin`: an address and port, or `off`.
+pub fn parse_flag(text: &str) -> Result<Listen, String> {
     if text == "off" {
-        return Ok(None);
+        return Ok(Listen(None));
     }
-    text.parse().map(Some).map_err(|_| {
+    text.parse().map(|addr| Listen(Some(addr))).map_err(|_| {
         format!("{text:?} is not ADDR:PORT (e.g. 127.0.0.1:9080, [::1]:9080) or `off`")
     })
 }
@@ -172,12 +176,15 @@ mod tests {
 
     #[test]
     fn the_flag_takes_an_address_or_off() {
-        assert_eq!(parse_flag("off"), Ok(None));
+        assert_eq!(parse_flag("off"), Ok(Listen(None)));
         assert_eq!(
             parse_flag(DEFAULT),
-            Ok(Some("127.0.0.1:9080".parse().unwrap()))
+            Ok(Listen(Some("127.0.0.1:9080".parse().unwrap())))
         );
-        assert_eq!(parse_flag("[::1]:0"), Ok(Some("[::1]:0".parse().unwrap())));
+        assert_eq!(
+            parse_flag("[::1]:0"),
+            Ok(Listen(Some("[::1]:0".parse().unwrap())))
+        );
         for bad in ["9080", "127.0.0.1", "none", "localhost:9080", ""] {
             assert!(parse_flag(bad).is_err(), "{bad}");
         }

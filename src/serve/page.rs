@@ -51,14 +51,15 @@ fn clock_time(at: &str) -> &str {
     at.get(11..19).unwrap_or(at)
 }
 
-const STYLE: &str =
-    "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#111;background:#fff}\
+const STYLE: &str = "\
+body{font-family:system-ui,sans-serif;font-size:.9rem;margin:1.5rem;color:#111;background:#fff}\
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}\
-th,td{border:1px solid #bbb;padding:.3rem .5rem;text-align:left;vertical-align:top}\
+caption{text-align:left;padding:.3rem 0}\
+th,td{border:1px solid #bbb;padding:.3rem .45rem;text-align:left;vertical-align:top;white-space:nowrap}\
 thead th{background:#eee}\
 td.none{color:#767676}\
 td.reached{background:#e7f4e4}\
-small{color:#444}";
+small{color:#444;white-space:normal;display:inline-block;max-width:22rem;overflow-wrap:anywhere}";
 
 /// The whole page: `nodes` (the manifest's nodes included, seen or not) as of
 /// `now_ms`, titled with the tree being served.
@@ -138,7 +139,7 @@ fn row(page: &mut String, name: &str, status: &NodeStatus) {
         Some((milestone, at)) => {
             let _ = write!(
                 page,
-                "<td class=\"beacon\">{} <time datetime=\"{at}\">{}</time>",
+                "<td class=\"beacon\">{}<br><time datetime=\"{at}\">{}</time>",
                 escape(milestone),
                 escape(clock_time(at)),
                 at = escape(at),
@@ -154,8 +155,8 @@ fn row(page: &mut String, name: &str, status: &NodeStatus) {
         Some((path, at)) => {
             let _ = write!(
                 page,
-                "<td class=\"file\">{} <time datetime=\"{at}\">{}</time></td>",
-                escape(path),
+                "<td class=\"file\">{}<br><time datetime=\"{at}\">{}</time></td>",
+                escape(&crate::layout::redact(path)),
                 escape(clock_time(at)),
                 at = escape(at),
             );
@@ -251,8 +252,20 @@ mod tests {
             page.contains(&format!("<small>{escaped}</small>")),
             "{page}"
         );
-        assert!(page.contains(&format!("http/{escaped} <time")), "{page}");
+        assert!(page.contains(&format!("http/{escaped}<br><time")), "{page}");
         assert!(page.contains("<title>pxebuild serve: &lt;dist&gt;</title>"));
+    }
+
+    #[test]
+    fn the_last_file_hides_the_random_part_of_ignition_paths() {
+        let log = "2026-01-01T00:00:01.000Z http 10.0.0.11:2 node=cp1 \
+                   path=http/ignition/cp1-9f2c41d0/node.ign bytes=1 ms=1 result=ok\n";
+        let page = render(&node_status(log), "dist", 0);
+        assert!(
+            page.contains("http/ignition/cp1-&lt;id&gt;/node.ign<br>"),
+            "{page}"
+        );
+        assert!(!page.contains("9f2c41d0"), "{page}");
     }
 
     #[test]
