@@ -436,6 +436,61 @@ mod tests {
     }
 
     #[test]
+    fn the_live_board_is_the_status_of_the_lines_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.log");
+        std::fs::write(
+            &path,
+            "2026-01-01T00:00:01.000Z tftp 10.0.0.11:1 node=cp1 path=tftp/lpxelinux.0 bytes=1 ms=1 result=ok\n",
+        )
+        .unwrap();
+        let log = TransferLog::open(Some(&path), false).unwrap();
+        // A restarted server: what the file held before it is on the board too.
+        log.seed(&std::fs::read_to_string(&path).unwrap());
+        let client = Some("10.0.0.11:2".parse().unwrap());
+        for entry in [
+            Entry {
+                proto: "http",
+                client,
+                node: Some("cp1"),
+                path: Some("http/flatcar/1/flatcar_production_pxe.vmlinuz"),
+                bytes: 9,
+                result: "ok",
+                ..Entry::default()
+            },
+            Entry {
+                proto: "http",
+                client,
+                node: Some("cp1"),
+                milestone: Some("install-disk-missing"),
+                detail: Some("sda=1.8T"),
+                status: Some(204),
+                result: "ok",
+                ..Entry::default()
+            },
+            Entry {
+                proto: "http",
+                client,
+                node: None,
+                path: Some("http/x"),
+                result: "not-found",
+                ..Entry::default()
+            },
+        ] {
+            log.write(&entry);
+        }
+        let board = log.board();
+        assert_eq!(board, node_status(&std::fs::read_to_string(&path).unwrap()));
+        let cp1 = &board["cp1"];
+        let stages: Vec<Stage> = cp1.stages.keys().copied().collect();
+        assert_eq!(stages, [Stage::Dhcp, Stage::Loader, Stage::Kernel]);
+        assert_eq!(cp1.milestone_detail.as_deref(), Some("sda=1.8T"));
+        let json = status_json_of(&board);
+        assert_eq!(json["nodes"][0]["stages"][0]["elapsed_ms"], 0);
+        assert_eq!(json["nodes"][0]["milestone_detail"], "sda=1.8T");
+    }
+
+    #[test]
     fn status_keeps_the_last_milestone_per_node() {
         let log = "\
 2026-01-01T00:00:01.000Z tftp 10.0.0.11:1 node=cp1 path=tftp/lpxelinux.0 bytes=1 ms=1 result=ok

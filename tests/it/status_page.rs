@@ -359,3 +359,64 @@ fn status_page_shows_a_scripted_boot_in_order_in_chromium() {
     }
     assert!(server.stop_with("TERM").success());
 }
+
+#[test]
+fn status_page_never_shares_the_nodes_port_and_can_be_off() {
+    let dist = crate::serve_support::Dist::new().file("http/f", b"x");
+    // The default admin address on the nodes' HTTP port: refused before
+    // anything is bound, naming the flag.
+    let out = Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .arg("serve")
+        .arg(dist.dir())
+        .args([
+            "--listen",
+            "127.0.0.1",
+            "--http-port",
+            "9080",
+            "--tftp-port",
+            "0",
+        ])
+        .args(["--no-log-file"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--admin 127.0.0.1:9080 is the nodes' HTTP port"),
+        "{stderr}"
+    );
+    // A listener on 0.0.0.0 overlaps any address.
+    let out = Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .arg("serve")
+        .arg(dist.dir())
+        .args([
+            "--http-port",
+            "8123",
+            "--tftp-port",
+            "0",
+            "--admin",
+            "127.0.0.1:8123",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_pxebuild"))
+        .arg("serve")
+        .arg(dist.dir())
+        .args(["--admin", "9080"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+
+    // `--admin off`: the server runs without a page.
+    let server = Served::start(&dist.dir(), &["--admin", "off", "--no-log-file"]);
+    assert_eq!(
+        std::fs::read(dist.path("http/f")).unwrap(),
+        crate::serve_support::curl(&[&server.url("/f")]).stdout
+    );
+    assert!(
+        !server.stderr().contains("admin listening"),
+        "{}",
+        server.stderr()
+    );
+}
