@@ -131,6 +131,9 @@ fn answer(
     shared: &Shared,
 ) -> std::io::Result<()> {
     let head_only = req.method == "HEAD";
+    if !host_allowed(req.host.as_deref(), &this_host()) {
+        return response::simple(stream, 403, keep, head_only, &[]);
+    }
     let route = route(&req.target);
     if route == Route::NotFound {
         return response::simple(stream, 404, keep, head_only, &[]);
@@ -170,6 +173,40 @@ fn answer(
     stream.write_all(&out)
 }
 
+/// Whether the page answers a request naming `host` (the Host field): an IP
+/// address, `localhost`, or this machine's name (`this_host`). A web page the
+/// operator opens elsewhere could point a name of its own at 127.0.0.1 (DNS
+/// rebinding) and have the browser read the page under that name; such a
+/// request carries the foreign name and is refused.
+fn host_allowed(host: Option<&str>, this_host: &str) -> bool {
+    let Some(host) = host else {
+        return true; // HTTP/1.0 without Host: not a browser
+    };
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        return v6
+            .split_once(']')
+            .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let first_label = |n: &str| n.split('.').next().unwrap_or_default().to_string();
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || (!this_host.is_empty() && first_label(&name) == first_label(this_host))
+}
+
+/// This machine's host name, lower case ("" when unknown).
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +225,31 @@ mod tests {
         for bad in ["9080", "127.0.0.1", "none", "localhost:9080", ""] {
             assert!(parse_flag(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn foreign_host_names_are_refused() {
+        for ok in [
+            None,
+            Some("127.0.0.1:9080"),
+            Some("10.0.0.5"),
+            Some("[::1]:9080"),
+            Some("localhost:9080"),
+            Some("LOCALHOST"),
+            Some("boot1:9080"),
+            Some("boot1.mgmt.example.:9080"),
+        ] {
+            assert!(host_allowed(ok, "boot1"), "{ok:?}");
+        }
+        for refused in [
+            Some("evil.example:9080"),
+            Some("127.0.0.1.evil.example"),
+            Some("[::1"),
+            Some(""),
+        ] {
+            assert!(!host_allowed(refused, "boot1"), "{refused:?}");
+        }
+        assert!(!host_allowed(Some("boot1"), ""));
     }
 
     #[test]

@@ -330,6 +330,23 @@ fn status_page_shows_a_scripted_boot_in_order_in_chromium() {
         ],
     );
     assert_eq!(String::from_utf8_lossy(&post.stdout), "405");
+    // A name that is not this machine's (DNS rebinding) is refused.
+    let rebound = in_ns(
+        pid,
+        dir,
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Host: evil.example:9080",
+            page_url,
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&rebound.stdout), "403");
     let head = curl(pid, dir, &["-sI", page_url]);
     let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
     assert!(
