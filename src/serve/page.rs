@@ -52,13 +52,14 @@ fn clock_time(at: &str) -> &str {
 }
 
 const STYLE: &str = "\
-body{font-family:system-ui,sans-serif;font-size:.9rem;margin:1.5rem;color:#111;background:#fff}\
+body{font-family:system-ui,sans-serif;font-size:.9rem;margin:1rem;color:#111;background:#fff}\
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}\
 caption{text-align:left;padding:.3rem 0}\
 th,td{border:1px solid #bbb;padding:.3rem .45rem;text-align:left;vertical-align:top;white-space:nowrap}\
 thead th{background:#eee}\
 td.none{color:#767676}\
 td.reached{background:#e7f4e4}\
+td.file{white-space:normal;overflow-wrap:anywhere;max-width:10rem}\
 small{color:#444;white-space:normal;display:inline-block;max-width:22rem;overflow-wrap:anywhere}";
 
 /// The whole page: `nodes` (the manifest's nodes included, seen or not) as of
@@ -86,8 +87,8 @@ pub fn render(nodes: &BTreeMap<String, NodeStatus>, tree: &str, now_ms: i64) -> 
         clock = clock_time(&now),
     );
     page.push_str(
-        "<table>\n<caption>Boot stages per node: time since the node's first request \
-         (its DHCP lease at work: the loader over TFTP)</caption>\n<thead>\n<tr><th scope=\"col\">Node</th>",
+        "<table>\n<caption>Boot stages per node, as time since the node's first request \
+         (DHCP done: usually its loader over TFTP)</caption>\n<thead>\n<tr><th scope=\"col\">Node</th>",
     );
     for stage in Stage::ALL {
         let _ = write!(page, "<th scope=\"col\">{}</th>", stage.title());
