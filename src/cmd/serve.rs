@@ -24,6 +24,16 @@ pub struct Args {
     /// this is 0.0.0.0 on a host with several addresses.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
     pub listen: IpAddr,
+    /// Where the read-only status page listens, ADDR:PORT, or `off`.
+    ///
+    /// One row per node with its boot stages and their times, reloading
+    /// itself; `/status.json` is the `--status --format json` document. It has
+    /// no authentication: keep it on loopback or a management address (reach
+    /// it with `ssh -L 9080:127.0.0.1:9080 boot-server`). Never on the nodes'
+    /// HTTP port. Port 0 picks a free one (printed at start).
+    #[arg(long, value_name = "ADDR:PORT|off", default_value = serve::admin::DEFAULT,
+          value_parser = serve::admin::parse_flag)]
+    pub admin: serve::admin::Listen,
     /// HTTP port; 0 picks a free one (the chosen port is printed at start).
     #[arg(long, value_name = "N", default_value_t = 8080)]
     pub http_port: u16,
@@ -116,6 +126,17 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
              the ports are bound, or run as a user with CAP_NET_BIND_SERVICE (docs/serve.md)"
         );
     }
+    if let Some(admin) = args.admin.0 {
+        let overlaps = admin.ip() == args.listen
+            || admin.ip().is_unspecified()
+            || args.listen.is_unspecified();
+        if admin.port() != 0 && admin.port() == args.http_port && overlaps {
+            return Err(BadInput::new(format!(
+                "--admin {admin} is the nodes' HTTP port: the status page needs a port \
+                 of its own (e.g. --admin 127.0.0.1:9080), or --admin off"
+            )));
+        }
+    }
     let config = serve::Config {
         dist: args.dir.clone(),
         listen: args.listen,
@@ -131,6 +152,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         http_timeout: Duration::from_secs(args.http_timeout.max(1)),
         user: args.user.clone(),
         grace: Duration::from_secs(10),
+        admin: args.admin.0,
     };
     serve::Server::bind(config)?.run()
 }

@@ -22,6 +22,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 
 use crate::clock;
+use crate::serve::stage::{self, Stage};
 
 /// One finished transfer (or beacon), ready to be written.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +48,9 @@ pub struct Entry<'a> {
 pub struct TransferLog {
     file: Option<LogFile>,
     to_stderr: bool,
+    /// Every line written so far folded per node, as `--status` folds the
+    /// file: what the status page shows, without reading the file again.
+    board: Mutex<BTreeMap<String, NodeStatus>>,
 }
 
 /// The log file and the path it was opened by, for [`TransferLog::reopen`].
@@ -74,7 +78,25 @@ impl TransferLog {
             }),
             None => None,
         };
-        Ok(TransferLog { file, to_stderr })
+        Ok(TransferLog {
+            file,
+            to_stderr,
+            board: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Folds earlier log text (the log file as a restarted server finds it)
+    /// into the board, so the status page keeps what happened before.
+    pub fn seed(&self, log: &str) {
+        let mut board = self.board.lock().unwrap_or_else(|e| e.into_inner());
+        for line in log.lines().filter_map(parse_line) {
+            fold(&mut board, &line);
+        }
+    }
+
+    /// A copy of the per-node statuses folded so far.
+    pub fn board(&self) -> BTreeMap<String, NodeStatus> {
+        self.board.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Opens the log file again by its path (on SIGHUP), so that a log rotated
@@ -92,6 +114,12 @@ impl TransferLog {
 
     pub fn write(&self, entry: &Entry<'_>) {
         let line = format_line(clock::now_ms(), entry);
+        if let Some(parsed) = parse_line(&line) {
+            fold(
+                &mut self.board.lock().unwrap_or_else(|e| e.into_inner()),
+                &parsed,
+            );
+        }
         // The file first: whoever sees the stderr line can rely on the file having it.
         if let Some(file) = &self.file {
             let mut file = file.handle.lock().unwrap_or_else(|e| e.into_inner());
@@ -180,25 +208,76 @@ pub fn parse_line(text: &str) -> Option<Line> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeStatus {
     pub milestone: Option<(String, String)>,
+    /// The detail of that last milestone's beacon, if it carried one.
+    pub milestone_detail: Option<String>,
     pub last_fetch: Option<(String, String)>,
+    /// The first time each boot stage was reached.
+    pub stages: BTreeMap<Stage, String>,
+}
+
+impl NodeStatus {
+    /// Folds in one log line of this node.
+    pub fn apply(&mut self, line: &Line) {
+        self.stages
+            .entry(Stage::Dhcp)
+            .or_insert_with(|| line.time.clone());
+        let stage = if let Some(milestone) = line.fields.get("milestone") {
+            self.milestone = Some((milestone.clone(), line.time.clone()));
+            self.milestone_detail = line.fields.get("detail").cloned();
+            Stage::of_milestone(milestone)
+        } else if let (Some(path), Some("ok")) = (
+            line.fields.get("path"),
+            line.fields.get("result").map(String::as_str),
+        ) {
+            self.last_fetch = Some((path.clone(), line.time.clone()));
+            Stage::of_fetch(path)
+        } else {
+            None
+        };
+        if let Some(stage) = stage {
+            self.stages
+                .entry(stage)
+                .or_insert_with(|| line.time.clone());
+        }
+    }
+
+    /// When the node was first seen (its first request).
+    pub fn first_seen(&self) -> Option<&str> {
+        self.stages.get(&Stage::Dhcp).map(String::as_str)
+    }
+
+    /// Milliseconds from the first request to `stage`, once reached.
+    pub fn elapsed_ms(&self, stage: Stage) -> Option<i64> {
+        let start = stage::unix_ms(self.first_seen()?)?;
+        Some(stage::unix_ms(self.stages.get(&stage)?)? - start)
+    }
+}
+
+/// Folds one log line into per-node statuses (only lines that name a node).
+pub fn fold(nodes: &mut BTreeMap<String, NodeStatus>, line: &Line) {
+    let Some(node) = line.fields.get("node").filter(|n| *n != "-") else {
+        return;
+    };
+    nodes.entry(node.clone()).or_default().apply(line);
 }
 
 /// Folds a log into one status per node (only lines that name a node).
 pub fn node_status(log: &str) -> BTreeMap<String, NodeStatus> {
     let mut nodes: BTreeMap<String, NodeStatus> = BTreeMap::new();
     for line in log.lines().filter_map(parse_line) {
-        let Some(node) = line.fields.get("node").filter(|n| *n != "-") else {
-            continue;
-        };
-        let status = nodes.entry(node.clone()).or_default();
-        if let Some(milestone) = line.fields.get("milestone") {
-            status.milestone = Some((milestone.clone(), line.time.clone()));
-        } else if let (Some(path), Some("ok")) = (
-            line.fields.get("path"),
-            line.fields.get("result").map(String::as_str),
-        ) {
-            status.last_fetch = Some((path.clone(), line.time.clone()));
-        }
+        fold(&mut nodes, &line);
+    }
+    nodes
+}
+
+/// `nodes` with a row for every name in `known` (manifest nodes appear even
+/// when the log has nothing for them yet).
+pub fn with_known(
+    mut nodes: BTreeMap<String, NodeStatus>,
+    known: &[String],
+) -> BTreeMap<String, NodeStatus> {
+    for name in known {
+        nodes.entry(name.clone()).or_default();
     }
     nodes
 }
@@ -206,10 +285,7 @@ pub fn node_status(log: &str) -> BTreeMap<String, NodeStatus> {
 /// The `--status` table: one row per node (manifest nodes first appear even
 /// when the log has nothing for them yet).
 pub fn status_table(log: &str, known: &[String]) -> String {
-    let mut nodes = node_status(log);
-    for name in known {
-        nodes.entry(name.clone()).or_default();
-    }
+    let nodes = with_known(node_status(log), known);
     let mut rows = vec![[
         "NODE".to_string(),
         "MILESTONE".to_string(),
@@ -241,24 +317,40 @@ pub fn status_table(log: &str, known: &[String]) -> String {
 }
 
 /// The `--status --format json` document: `{"nodes": [{"name", "milestone",
-/// "milestone_at", "last_file", "last_file_at"}]}`, absent values `null`,
-/// nodes by name.
+/// "milestone_at", "milestone_detail", "last_file", "last_file_at",
+/// "first_seen", "stages": [{"stage", "at", "elapsed_ms"}]}]}`, absent values
+/// `null`, nodes by name, stages reached in boot order.
 pub fn status_json(log: &str, known: &[String]) -> serde_json::Value {
-    let mut nodes = node_status(log);
-    for name in known {
-        nodes.entry(name.clone()).or_default();
-    }
+    status_json_of(&with_known(node_status(log), known))
+}
+
+/// The same document from statuses already folded (the status page's live ones).
+pub fn status_json_of(nodes: &BTreeMap<String, NodeStatus>) -> serde_json::Value {
     let rows: Vec<serde_json::Value> = nodes
-        .into_iter()
+        .iter()
         .map(|(name, status)| {
-            let (milestone, milestone_at) = status.milestone.unzip();
-            let (last_file, last_file_at) = status.last_fetch.unzip();
+            let (milestone, milestone_at) = status.milestone.clone().unzip();
+            let (last_file, last_file_at) = status.last_fetch.clone().unzip();
+            let stages: Vec<serde_json::Value> = status
+                .stages
+                .iter()
+                .map(|(stage, at)| {
+                    serde_json::json!({
+                        "stage": stage.name(),
+                        "at": at,
+                        "elapsed_ms": status.elapsed_ms(*stage),
+                    })
+                })
+                .collect();
             serde_json::json!({
                 "name": name,
                 "milestone": milestone,
                 "milestone_at": milestone_at,
+                "milestone_detail": status.milestone_detail,
                 "last_file": last_file,
                 "last_file_at": last_file_at,
+                "first_seen": status.first_seen(),
+                "stages": stages,
             })
         })
         .collect();
@@ -341,6 +433,61 @@ mod tests {
             "1970-01-01T00:00:00.000Z  http  milestone install-disk-missing \
              (sda=1.8T,ST2000,ata-ST2000_Z4Z;vda=20G,,virtio-w1)  ok\n"
         );
+    }
+
+    #[test]
+    fn the_live_board_is_the_status_of_the_lines_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.log");
+        std::fs::write(
+            &path,
+            "2026-01-01T00:00:01.000Z tftp 10.0.0.11:1 node=cp1 path=tftp/lpxelinux.0 bytes=1 ms=1 result=ok\n",
+        )
+        .unwrap();
+        let log = TransferLog::open(Some(&path), false).unwrap();
+        // A restarted server: what the file held before it is on the board too.
+        log.seed(&std::fs::read_to_string(&path).unwrap());
+        let client = Some("10.0.0.11:2".parse().unwrap());
+        for entry in [
+            Entry {
+                proto: "http",
+                client,
+                node: Some("cp1"),
+                path: Some("http/flatcar/1/flatcar_production_pxe.vmlinuz"),
+                bytes: 9,
+                result: "ok",
+                ..Entry::default()
+            },
+            Entry {
+                proto: "http",
+                client,
+                node: Some("cp1"),
+                milestone: Some("install-disk-missing"),
+                detail: Some("sda=1.8T"),
+                status: Some(204),
+                result: "ok",
+                ..Entry::default()
+            },
+            Entry {
+                proto: "http",
+                client,
+                node: None,
+                path: Some("http/x"),
+                result: "not-found",
+                ..Entry::default()
+            },
+        ] {
+            log.write(&entry);
+        }
+        let board = log.board();
+        assert_eq!(board, node_status(&std::fs::read_to_string(&path).unwrap()));
+        let cp1 = &board["cp1"];
+        let stages: Vec<Stage> = cp1.stages.keys().copied().collect();
+        assert_eq!(stages, [Stage::Dhcp, Stage::Loader, Stage::Kernel]);
+        assert_eq!(cp1.milestone_detail.as_deref(), Some("sda=1.8T"));
+        let json = status_json_of(&board);
+        assert_eq!(json["nodes"][0]["stages"][0]["elapsed_ms"], 0);
+        assert_eq!(json["nodes"][0]["milestone_detail"], "sda=1.8T");
     }
 
     #[test]

@@ -8,14 +8,18 @@
 //! SIGINT/SIGTERM stops accepting, lets running transfers finish for a grace
 //! period, and returns. The parts: [`root`] (the one path resolver), [`nodes`]
 //! (who is asking, who may fetch what), [`log`] (transfer lines, status),
-//! [`tftp`] and [`http`] (the protocols), [`check`] (dist vs manifest).
+//! [`tftp`] and [`http`] (the protocols), [`check`] (dist vs manifest),
+//! [`admin`] (the status page's own listener), [`page`] and [`stage`] (what it shows).
+pub mod admin;
 pub mod check;
 pub mod detail;
 pub mod http;
 pub mod log;
 pub mod nodes;
+pub mod page;
 pub mod privs;
 pub mod root;
+pub mod stage;
 pub mod tftp;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
@@ -56,6 +60,8 @@ pub struct Config {
     pub user: Option<String>,
     /// How long shutdown waits for running transfers.
     pub grace: Duration,
+    /// Where the status page listens (`None`: nowhere).
+    pub admin: Option<SocketAddr>,
 }
 
 /// State shared by every connection and transfer.
@@ -197,6 +203,7 @@ pub struct Server {
     shared: Arc<Shared>,
     http: TcpListener,
     tftp: UdpSocket,
+    admin: Option<TcpListener>,
 }
 
 impl Server {
@@ -208,13 +215,38 @@ impl Server {
         let http = http::bind(http_addr).with_context(|| format!("binding HTTP on {http_addr}"))?;
         let tftp = tftp::server::bind(tftp_addr)
             .with_context(|| format!("binding TFTP on {tftp_addr}"))?;
+        let admin = match config.admin {
+            Some(addr) => Some(admin::bind(addr).with_context(|| {
+                format!(
+                    "binding the status page on {addr} (pass --admin ADDR:PORT for another \
+                     address or port, or --admin off)"
+                )
+            })?),
+            None => None,
+        };
         let shared = Arc::new(Shared::new(config)?);
+        if admin.is_some() {
+            // What happened before a restart stays on the page.
+            if let Some(file) = &shared.config.log_file {
+                if let Ok(bytes) = std::fs::read(file) {
+                    shared.log.seed(&String::from_utf8_lossy(&bytes));
+                }
+            }
+        }
         if let Some(user) = &shared.config.user {
             privs::drop_to(user)?;
         }
         eprintln!("http listening on {}", http.local_addr()?);
         eprintln!("tftp listening on {}", tftp.local_addr()?);
-        Ok(Server { shared, http, tftp })
+        if let Some(admin) = &admin {
+            eprintln!("admin listening on {}", admin.local_addr()?);
+        }
+        Ok(Server {
+            shared,
+            http,
+            tftp,
+            admin,
+        })
     }
 
     pub fn http_addr(&self) -> Result<SocketAddr> {
@@ -236,6 +268,13 @@ impl Server {
         let http_thread = thread::spawn(move || http::serve(http_listener, http_shared));
         let tftp_shared = self.shared.clone();
         let tftp_thread = thread::spawn(move || tftp::server::serve(self.tftp, tftp_shared));
+        let admin_thread = match &self.admin {
+            Some(listener) => {
+                let (listener, shared) = (listener.try_clone()?, self.shared.clone());
+                Some(thread::spawn(move || admin::serve(listener, shared)))
+            }
+            None => None,
+        };
         for signal in signals.forever() {
             if signal == SIGHUP {
                 if let Err(err) = self.shared.log.reopen() {
@@ -257,7 +296,13 @@ impl Server {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         // Wakes the blocked accept(); the TFTP loop polls the flag.
         let _ = rustix::net::shutdown(&self.http, rustix::net::Shutdown::Read);
+        if let Some(admin) = &self.admin {
+            let _ = rustix::net::shutdown(admin, rustix::net::Shutdown::Read);
+        }
         let _ = http_thread.join();
+        if let Some(thread) = admin_thread {
+            let _ = thread.join();
+        }
         let _ = tftp_thread.join();
         wait_idle(&self.shared);
         Ok(())

@@ -93,6 +93,14 @@ impl Nodes {
         self.by_mac.get(&mac).map(String::as_str)
     }
 
+    /// Every node the manifest names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.by_mac.values().cloned().collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     pub fn ip_check(&self) -> bool {
         self.ip_check
     }

@@ -137,6 +137,10 @@ impl Served {
             .arg(dist)
             .args(["--listen", listen, "--http-port", "0", "--tftp-port", "0"])
             .args(extra);
+        if !extra.contains(&"--admin") {
+            // Tests run side by side: no two may take the status page's default port.
+            cmd.args(["--admin", "127.0.0.1:0"]);
+        }
         Served::spawn(cmd)
     }
 

@@ -29,6 +29,8 @@ pub struct Request {
     pub content_length: Option<u64>,
     pub chunked: bool,
     pub cookie: Option<String>,
+    /// The Host field as sent (the status page checks it).
+    pub host: Option<String>,
 }
 
 impl Request {
@@ -127,7 +129,10 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, u16> {
     for header in req.headers.iter() {
         let value = || String::from_utf8_lossy(header.value).trim().to_string();
         match header.name.to_ascii_lowercase().as_str() {
-            "host" => hosts += 1,
+            "host" => {
+                hosts += 1;
+                out.host = Some(value());
+            }
             "range" => out.range = Some(value()),
             "if-range" => out.if_range = Some(value()),
             // Lists may be split over several fields (RFC 9110 5.3).
