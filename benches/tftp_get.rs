@@ -10,7 +10,9 @@
 //! the RFCs (1350, 2347-2349, 7440) and shares no code with the server.
 //!
 //! Usage: tftp_get HOST:PORT FILE [--clients N] [--blksize B] [--windowsize W]
-//!                 [--verify LOCAL_COPY]
+//!                 [--tsize] [--verify LOCAL_COPY]
+//! Without `--windowsize` the request names no window size (as BIOS PXE ROMs
+//! and lpxelinux ask); `--tsize` asks for the size as firmware does.
 //! Prints `<MB/s> <windowsize the server agreed to>`; N transfers run at once
 //! and MB/s is their total bytes over the wall time of all of them.
 use std::io;
@@ -36,9 +38,12 @@ struct Args {
     /// Block size to ask for (RFC 2348).
     #[arg(long, default_value_t = 512)]
     blksize: u16,
-    /// Window size to ask for (RFC 7440).
-    #[arg(long, default_value_t = 1)]
-    windowsize: u16,
+    /// Window size to ask for (RFC 7440); none asked when absent.
+    #[arg(long)]
+    windowsize: Option<u16>,
+    /// Ask for the transfer size (RFC 2349), as PXE firmware does.
+    #[arg(long)]
+    tsize: bool,
     /// Keep the data and compare it with this local copy.
     #[arg(long)]
     verify: Option<String>,
@@ -54,14 +59,16 @@ struct Received {
 
 fn request(args: &Args) -> Vec<u8> {
     let mut rrq = vec![0, 1];
-    for part in [
-        args.file.as_str(),
-        "octet",
-        "blksize",
-        &args.blksize.to_string(),
-        "windowsize",
-        &args.windowsize.to_string(),
-    ] {
+    let blksize = args.blksize.to_string();
+    let mut parts = vec![args.file.as_str(), "octet", "blksize", &blksize];
+    if args.tsize {
+        parts.extend(["tsize", "0"]);
+    }
+    let windowsize = args.windowsize.map(|w| w.to_string());
+    if let Some(w) = &windowsize {
+        parts.extend(["windowsize", w.as_str()]);
+    }
+    for part in parts {
         rrq.extend_from_slice(part.as_bytes());
         rrq.push(0);
     }
