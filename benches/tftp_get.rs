@@ -126,7 +126,13 @@ fn recv_batch(sock: &UdpSocket, bufs: &mut [Vec<u8>], lens: &mut Vec<usize>) -> 
 }
 
 fn transfer(args: &Args) -> Result<Received, String> {
-    let sock = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    // Loopback for a loopback server, else whichever address routes to it.
+    let local = if args.server.ip().is_loopback() {
+        "127.0.0.1:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let sock = UdpSocket::bind(local).map_err(|e| e.to_string())?;
     // Room for bursts while this thread is descheduled (beyond rmem_max
     // only as root; otherwise the kernel's cap applies).
     let size: libc::c_int = 8 << 20;
@@ -147,15 +153,31 @@ fn transfer(args: &Args) -> Result<Received, String> {
     }
     sock.set_read_timeout(Some(Duration::from_secs(1)))
         .map_err(|e| e.to_string())?;
-    sock.send_to(&request(args), args.server)
-        .map_err(|e| e.to_string())?;
 
     let mut bufs: Vec<Vec<u8>> = vec![vec![0u8; usize::from(args.blksize) + 4]; BATCH];
     let mut lens = Vec::with_capacity(BATCH);
-    // The reply comes from the transfer's own port (its TID): talk to it only.
-    let (n, tid) = sock
-        .recv_from(&mut bufs[0])
-        .map_err(|e| format!("no reply: {e}"))?;
+    // The request goes out again after each second without a reply, up to
+    // RETRIES times, as PXE firmware retransmits it: a busy server that
+    // answers late is slow, not failed. The reply comes from the transfer's
+    // own port (its TID): talk to it only.
+    let rrq = request(args);
+    let mut tries = 0;
+    let (n, tid) = loop {
+        sock.send_to(&rrq, args.server).map_err(|e| e.to_string())?;
+        match sock.recv_from(&mut bufs[0]) {
+            Ok(reply) => break reply,
+            Err(e)
+                if tries + 1 < RETRIES
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+            {
+                tries += 1
+            }
+            Err(e) => return Err(format!("no reply: {e}")),
+        }
+    };
     sock.connect(tid).map_err(|e| e.to_string())?;
     let first = bufs[0][..n].to_vec();
     let mut got = Received {
