@@ -155,7 +155,8 @@ echo "network: $MAX client namespaces on a bridge in $SRV" >&2
 # not: every client resolves the server's address, the tree is in page cache.
 PINGS=()
 for i in $(seq "$MAX"); do
-  ip netns exec "$TAG-$i" ping -c 1 -W 2 -q "$SERVER" >/dev/null 2>&1 &
+  # One datagram to the discard port makes the client resolve the address.
+  ip netns exec "$TAG-$i" bash -c "echo >/dev/udp/$SERVER/9; sleep 0.5" >/dev/null 2>&1 &
   PINGS+=($!)
 done
 for pid in "${PINGS[@]}"; do wait "$pid" || true; done
