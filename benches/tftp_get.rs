@@ -10,7 +10,9 @@
 //! the RFCs (1350, 2347-2349, 7440) and shares no code with the server.
 //!
 //! Usage: tftp_get HOST:PORT FILE [--clients N] [--blksize B] [--windowsize W]
-//!                 [--verify LOCAL_COPY]
+//!                 [--tsize] [--verify LOCAL_COPY]
+//! Without `--windowsize` the request names no window size (as BIOS PXE ROMs
+//! and lpxelinux ask); `--tsize` asks for the size as firmware does.
 //! Prints `<MB/s> <windowsize the server agreed to>`; N transfers run at once
 //! and MB/s is their total bytes over the wall time of all of them.
 use std::io;
@@ -36,9 +38,12 @@ struct Args {
     /// Block size to ask for (RFC 2348).
     #[arg(long, default_value_t = 512)]
     blksize: u16,
-    /// Window size to ask for (RFC 7440).
-    #[arg(long, default_value_t = 1)]
-    windowsize: u16,
+    /// Window size to ask for (RFC 7440); none asked when absent.
+    #[arg(long)]
+    windowsize: Option<u16>,
+    /// Ask for the transfer size (RFC 2349), as PXE firmware does.
+    #[arg(long)]
+    tsize: bool,
     /// Keep the data and compare it with this local copy.
     #[arg(long)]
     verify: Option<String>,
@@ -54,14 +59,16 @@ struct Received {
 
 fn request(args: &Args) -> Vec<u8> {
     let mut rrq = vec![0, 1];
-    for part in [
-        args.file.as_str(),
-        "octet",
-        "blksize",
-        &args.blksize.to_string(),
-        "windowsize",
-        &args.windowsize.to_string(),
-    ] {
+    let blksize = args.blksize.to_string();
+    let mut parts = vec![args.file.as_str(), "octet", "blksize", &blksize];
+    if args.tsize {
+        parts.extend(["tsize", "0"]);
+    }
+    let windowsize = args.windowsize.map(|w| w.to_string());
+    if let Some(w) = &windowsize {
+        parts.extend(["windowsize", w.as_str()]);
+    }
+    for part in parts {
         rrq.extend_from_slice(part.as_bytes());
         rrq.push(0);
     }
@@ -119,7 +126,13 @@ fn recv_batch(sock: &UdpSocket, bufs: &mut [Vec<u8>], lens: &mut Vec<usize>) -> 
 }
 
 fn transfer(args: &Args) -> Result<Received, String> {
-    let sock = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    // Loopback for a loopback server, else whichever address routes to it.
+    let local = if args.server.ip().is_loopback() {
+        "127.0.0.1:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let sock = UdpSocket::bind(local).map_err(|e| e.to_string())?;
     // Room for bursts while this thread is descheduled (beyond rmem_max
     // only as root; otherwise the kernel's cap applies).
     let size: libc::c_int = 8 << 20;
@@ -140,15 +153,31 @@ fn transfer(args: &Args) -> Result<Received, String> {
     }
     sock.set_read_timeout(Some(Duration::from_secs(1)))
         .map_err(|e| e.to_string())?;
-    sock.send_to(&request(args), args.server)
-        .map_err(|e| e.to_string())?;
 
     let mut bufs: Vec<Vec<u8>> = vec![vec![0u8; usize::from(args.blksize) + 4]; BATCH];
     let mut lens = Vec::with_capacity(BATCH);
-    // The reply comes from the transfer's own port (its TID): talk to it only.
-    let (n, tid) = sock
-        .recv_from(&mut bufs[0])
-        .map_err(|e| format!("no reply: {e}"))?;
+    // The request goes out again after each second without a reply, up to
+    // RETRIES times, as PXE firmware retransmits it: a busy server that
+    // answers late is slow, not failed. The reply comes from the transfer's
+    // own port (its TID): talk to it only.
+    let rrq = request(args);
+    let mut tries = 0;
+    let (n, tid) = loop {
+        sock.send_to(&rrq, args.server).map_err(|e| e.to_string())?;
+        match sock.recv_from(&mut bufs[0]) {
+            Ok(reply) => break reply,
+            Err(e)
+                if tries + 1 < RETRIES
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+            {
+                tries += 1
+            }
+            Err(e) => return Err(format!("no reply: {e}")),
+        }
+    };
     sock.connect(tid).map_err(|e| e.to_string())?;
     let first = bufs[0][..n].to_vec();
     let mut got = Received {
