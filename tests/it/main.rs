@@ -22,4 +22,5 @@ mod serve_service;
 mod serve_support;
 mod serve_tftp;
 mod site;
+mod starter;
 mod updates;
