@@ -6,7 +6,9 @@
 //! Only into a new or empty directory (a `.git` alone is allowed, so `git
 //! init` may come first): an operator's files are never overwritten. The tree
 //! is written into a staging directory beside DIR and moved in entry by entry
-//! with `RENAME_NOREPLACE`, so a failed init leaves nothing half-written.
+//! with `RENAME_NOREPLACE`, so a failed init leaves nothing half-written. A
+//! directory init creates is closed to other users (0750): it will hold
+//! secrets/ and dist/.
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
@@ -52,7 +54,16 @@ pub struct Written {
 /// Writes the starter site into `dir` (created when missing).
 pub fn init(dir: &Path) -> Result<Written> {
     refuse_occupied(dir)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if !dir.exists() {
+        // The site directory holds secrets/ and dist/ (per-node configs):
+        // closed to other users from the start (docs/serve.md).
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
     let staging = staging_path(dir)?;
     let written = write_tree(&staging).and_then(|()| move_in(&staging, dir));
     // Whatever is left of the staging tree (all of it after a failure).

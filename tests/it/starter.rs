@@ -78,6 +78,13 @@ fn init_writes_the_starter_site_and_never_over_an_operator_s_files() {
         "{}",
         text(&out)
     );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&site).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o750,
+        "closed to others: it will hold secrets/"
+    );
     let written = files(&site);
     // templates/ and payload/ are the repository's, byte for byte.
     for dir in ["templates", "payload"] {
