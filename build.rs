@@ -2,7 +2,13 @@
 //! `pxebuild --version` ("0.1.0 (commit 1a2b3c4d)"; "-dirty" when tracked
 //! files had changes). A build from a source tarball, without `.git` or
 //! without git, says "unknown" rather than failing.
-use std::path::PathBuf;
+//!
+//! It also lists the starter site built into the binary (`src/embedded.rs`):
+//! the example `site.toml` and every file under `templates/` and `payload/`,
+//! each included with `include_bytes!`, so `pxebuild init` and a site without
+//! its own templates/ or payload/ need nothing beside the binary.
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
@@ -17,6 +23,52 @@ fn main() {
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=PXEBUILD_COMMIT={commit}");
     watch_git();
+    embed_starter_site();
+}
+
+/// Writes `$OUT_DIR/embedded.rs`: `FILES`, (path, bytes) for site.toml and
+/// every file under templates/ and payload/, sorted by path.
+fn embed_starter_site() {
+    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by Cargo"));
+    let mut files = vec![root.join("site.toml")];
+    for dir in ["templates", "payload"] {
+        // A new or removed file changes the directory's listing: watched
+        // recursively by naming the directory.
+        println!("cargo:rerun-if-changed={dir}");
+        collect(&root.join(dir), &mut files);
+    }
+    println!("cargo:rerun-if-changed=site.toml");
+    files.sort();
+    let mut out = String::from("pub static FILES: &[(&str, &[u8])] = &[\n");
+    for path in &files {
+        let rel = path.strip_prefix(&root).expect("listed under the root");
+        let rel = rel.to_str().expect("starter file names are UTF-8");
+        writeln!(
+            out,
+            "    ({rel:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .expect("writing to a String");
+    }
+    out.push_str("];\n");
+    let dest =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("set by Cargo")).join("embedded.rs");
+    std::fs::write(&dest, out).expect("writing embedded.rs");
+}
+
+/// Every regular file under `dir`, recursively.
+fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    for entry in entries {
+        let entry = entry.expect("reading a directory entry");
+        let kind = entry.file_type().expect("reading a file type");
+        if kind.is_dir() {
+            collect(&entry.path(), files);
+        } else if kind.is_file() {
+            files.push(entry.path());
+        }
+    }
 }
 
 /// `git rev-parse --short HEAD`, with "-dirty" when tracked files changed.

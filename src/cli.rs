@@ -93,6 +93,8 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a starter site (site.toml, templates/, payload/) into a new directory.
+    Init(cmd::init::Args),
     /// Parse and validate the site file, then print a summary or every problem.
     Check(cmd::check::Args),
     /// Build the complete boot tree (dist/) from the site, templates and payload.

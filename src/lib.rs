@@ -14,6 +14,7 @@ pub mod clock;
 pub mod cmd;
 pub mod day2;
 pub mod digest;
+pub mod embedded;
 pub mod error;
 pub mod fetch;
 pub mod fsutil;
@@ -25,6 +26,7 @@ pub mod render;
 pub mod secrets;
 pub mod serve;
 pub mod site;
+pub mod starter;
 
 use std::process::ExitCode;
 

@@ -135,6 +135,7 @@ impl BootShared {
         };
         let bytes = serde_json::to_vec(&json!({
             "templates": templates.digest(),
+            "templates_origin": templates.origin(),
             "context": common,
         }))?;
         let mut all = blake3::Hasher::new();

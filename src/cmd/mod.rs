@@ -5,6 +5,7 @@ pub mod butane;
 pub mod check;
 pub mod day2;
 pub mod docs;
+pub mod init;
 pub mod lab;
 pub mod mirror;
 pub mod secrets;
@@ -16,6 +17,7 @@ use crate::cli::{Cli, Command};
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let global = &cli.global;
     match cli.command {
+        Command::Init(args) => init::run(global, args),
         Command::Check(args) => check::run(global, args),
         Command::Build(args) => build::run(global, args),
         Command::Serve(args) => serve::run(global, args),

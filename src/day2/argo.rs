@@ -78,7 +78,9 @@ fn existing(path: PathBuf) -> Result<PathBuf> {
     } else {
         Err(BadInput::new(format!(
             "{} is missing: install-argo needs payload/bootstrap/ beside site.toml \
-             (see docs/operations.md)",
+             (see docs/operations.md); Argo CD reads payload/ from the site's git \
+             repository, so the copy built into pxebuild cannot stand in for it: \
+             `pxebuild init DIR` writes one to commit",
             path.display()
         )))
     }

@@ -91,11 +91,12 @@ impl SigningKey {
             .iter()
             .find(|s| self.issued_by(&sig, &s.key))
             .ok_or_else(|| {
+                let issuer = issuer_names(&sig);
                 anyhow!(
-                    "the signature was made by key {} which is not part of {} ({})",
-                    issuer_names(&sig),
+                    "the signature was made by key {issuer} which is not part of {} ({}){}",
                     self.source,
-                    self.fingerprint()
+                    self.fingerprint(),
+                    test_key_advice(&issuer)
                 )
             })?;
         self.check_subkey(subkey, created)?;
@@ -259,6 +260,23 @@ fn revoked_at(rev: &Signature, created: Timestamp) -> bool {
             .is_some_and(|r| r.as_secs() <= created.as_secs())
 }
 
+/// The key that signs the stand-ins of pxebuild's fixture mirror
+/// (tests/fixtures/mirror/test-key.asc, used by scripts/quickstart).
+const TEST_KEY_FINGERPRINT: &str = "9B4F2D6BFC20CFEB868E8DC5049ED1BD72D5D4E9";
+
+/// For a file signed with the test key: what it is and how to build with it
+/// (a quick-start tree rebuilt without the key the script set).
+fn test_key_advice(issuer: &str) -> String {
+    if !issuer.contains(TEST_KEY_FINGERPRINT) {
+        return String::new();
+    }
+    "; that is pxebuild's test key, which signs the stand-ins of its fixture mirror \
+     (scripts/quickstart): build such a tree with PXEBUILD_SIGNING_KEY naming \
+     tests/fixtures/mirror/test-key.pub.asc and PXEBUILD_MIRROR the mirror \
+     (`scripts/quickstart --build` sets both)"
+        .to_string()
+}
+
 fn issuer_names(sig: &Signature) -> String {
     let fprs: Vec<String> = sig
         .issuer_fingerprint()
@@ -402,5 +420,43 @@ mod tests {
         let other = SigningKey::flatcar();
         let err = verify(&dir, &other).unwrap_err().to_string();
         assert!(err.contains("not part of the built-in Flatcar"), "{err}");
+    }
+
+    /// A quick-start stand-in checked with the built-in key: the message
+    /// says it is the test key and names PXEBUILD_SIGNING_KEY.
+    #[test]
+    fn a_stand_in_signed_with_the_test_key_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mirror/test-key.asc");
+        let script = r#"
+            set -e
+            export GNUPGHOME="$PWD/home"; mkdir -m 700 home
+            gpg --batch --quiet --import "$KEY" 2>/dev/null
+            echo stand-in > file
+            gpg --batch --quiet --detach-sign -o file.sig file 2>/dev/null
+            gpgconf --kill all || true
+        "#;
+        let out = std::process::Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir.path())
+            .env("KEY", &key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let err = verify(&dir, &SigningKey::flatcar())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "made by key {TEST_KEY_FINGERPRINT} which is not part"
+            )) && err.contains("that is pxebuild's test key")
+                && err.contains("PXEBUILD_SIGNING_KEY"),
+            "{err}"
+        );
+        let (dir, _) = scenario("none", "");
+        let err = verify(&dir, &SigningKey::flatcar())
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("test key"), "{err}");
     }
 }

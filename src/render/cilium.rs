@@ -1,6 +1,11 @@
 //! `payload/core/cilium/values.yaml`: the one source of Cilium's Helm values,
 //! read by the first control plane's install unit and by the day-2 Argo CD
 //! Application alike. The build checks it agrees with site.toml.
+//!
+//! A site directory without `payload/` builds with the payload built into
+//! pxebuild (`crate::embedded`), named `pxebuild:payload/…` in messages; the
+//! origin is part of the node steps' keys. Argo CD reads payload/ from git,
+//! so day 2 (`install-argo`) always needs the site's own copy.
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -17,13 +22,28 @@ pub fn values_path(site: &Site) -> PathBuf {
     site.payload_dir().join(VALUES_PATH)
 }
 
-/// Reads and checks the values file; what [`left_to_cilium_install`] finds
-/// is a warning, or an error with `strict`.
-pub fn load_values(site: &Site, strict: bool) -> Result<String> {
-    let path = values_path(site);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))
-        .map_err(|e| BadInput::new(format!("{e:#}: Cilium's Helm values are required")))?;
+/// The values file's text and where it came from (`site` or `embedded`):
+/// the site's payload/ when the site directory has one, else the copy built
+/// into pxebuild. Checked as [`check_values`] does; what
+/// [`left_to_cilium_install`] finds is a warning, or an error with `strict`.
+pub fn load_values(site: &Site, strict: bool) -> Result<(String, &'static str)> {
+    let (text, path, origin) = if site.payload_dir().exists() {
+        let path = values_path(site);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))
+            .map_err(|e| BadInput::new(format!("{e:#}: Cilium's Helm values are required")))?;
+        (text, path, "site")
+    } else {
+        let rel = Path::new("payload").join(VALUES_PATH);
+        let bytes =
+            crate::embedded::file(&rel).context("pxebuild was built without its payload")?;
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        (
+            text,
+            Path::new("pxebuild:").join(rel),
+            crate::embedded::ORIGIN,
+        )
+    };
     let values = parse(&text, &path)?;
     check_parsed(site, &values, &path)?;
     if let Some(msg) = left_to_cilium_install(site, &values, &path) {
@@ -32,7 +52,7 @@ pub fn load_values(site: &Site, strict: bool) -> Result<String> {
         }
         crate::warn!("{msg}");
     }
-    Ok(text)
+    Ok((text, origin))
 }
 
 /// `cilium install` fills in `cluster.name` when the file leaves it out: the

@@ -46,6 +46,7 @@ impl Rendered<'_> {
         match self.sources {
             Sources::Dir { dir, .. } => dir.display().to_string(),
             Sources::Given(_) => "templates".to_string(),
+            Sources::Embedded(_) => crate::embedded::TEMPLATES_NAME.to_string(),
         }
     }
 }
@@ -57,6 +58,8 @@ pub enum Sources<'a> {
     Dir { dir: &'a Path, digest: &'a str },
     /// Given as (name, text), as `Templates::from_sources` takes them.
     Given(&'a [(String, String)]),
+    /// The templates built into pxebuild (`crate::embedded`), as (name, text).
+    Embedded(&'a [(String, String)]),
 }
 
 /// Translates Butane rendered from a template; problems name the template
@@ -172,7 +175,9 @@ impl Explain<'_> {
 /// when the templates cannot be read again as they were rendered.
 fn line_map(from: &Rendered, yaml: &str) -> Option<LineMap> {
     match from.sources {
-        Sources::Given(sources) => Some(LineMap::new(sources, from.template, yaml)),
+        Sources::Given(sources) | Sources::Embedded(sources) => {
+            Some(LineMap::new(sources, from.template, yaml))
+        }
         Sources::Dir { dir, digest } => {
             let sources = read_sources(dir, digest)?;
             Some(LineMap::new(&sources, from.template, yaml))

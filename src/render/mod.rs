@@ -39,6 +39,7 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
     check_token_lifetime(site, env.strict)?;
     let site_ctx = SiteContext::new(site, artifacts)?;
     let boot = BootContext::new(site, &site_ctx, &secrets, artifacts)?;
+    let (cilium_values, cilium_values_origin) = cilium::load_values(site, env.strict)?;
     let shared = Arc::new(
         Shared {
             templates: templates.clone(),
@@ -46,7 +47,8 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
             site: Arc::new(site_ctx),
             http_base: site.http_base(),
             secrets_fingerprint: secrets.fingerprint(),
-            cilium_values: Some(cilium::load_values(site, env.strict)?),
+            cilium_values: Some(cilium_values),
+            cilium_values_origin,
             sysexts: artifacts.sysexts.clone(),
             strict: env.strict,
             key_digest: String::new(),
@@ -80,10 +82,10 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
     Ok(steps)
 }
 
-/// The site's templates, refused (bad input) unless every one its build
-/// renders is there.
+/// The site's templates (its templates/, else the ones built into
+/// pxebuild), refused (bad input) unless every one its build renders is there.
 pub fn load_templates(site: &Site) -> Result<Templates> {
-    let templates = Templates::load(&site.templates_dir())?;
+    let templates = Templates::for_site(&site.templates_dir())?;
     templates.require(&templates_rendered(site))?;
     Ok(templates)
 }

@@ -30,6 +30,8 @@ pub struct Shared {
     pub secrets_fingerprint: String,
     /// Checked Cilium Helm values (embedded on the first control plane).
     pub cilium_values: Option<String>,
+    /// Where they came from: `site` (its payload/) or `embedded`.
+    pub cilium_values_origin: &'static str,
     pub sysexts: Vec<SysextRef>,
     pub strict: bool,
     /// Digest of everything above that decides a node step's output; see [`Shared::sealed`].
@@ -53,9 +55,11 @@ impl Shared {
             "translator": ignition::TRANSLATOR_VERSION,
             "strict": self.strict,
             "templates": self.templates.digest(),
+            "templates_origin": self.templates.origin(),
             "site": self.site,
             "secrets": self.secrets_fingerprint,
             "cilium_values": self.cilium_values.as_deref().map(|v| crate::digest::sha256_hex(v.as_bytes())),
+            "cilium_values_origin": self.cilium_values_origin,
             "sysexts": sysexts,
         });
         let bytes = serde_json::to_vec(&shared).expect("JSON values serialise");
@@ -126,9 +130,13 @@ fn put_ignition(
     let from = ignition::Rendered {
         template: &template,
         node: name,
-        sources: ignition::Sources::Dir {
-            dir: &shared.templates_dir,
-            digest: shared.templates.digest(),
+        sources: if shared.templates.origin() == crate::embedded::ORIGIN {
+            ignition::Sources::Embedded(shared.templates.sources())
+        } else {
+            ignition::Sources::Dir {
+                dir: &shared.templates_dir,
+                digest: shared.templates.digest(),
+            }
         },
     };
     let json = ignition::translate_rendered(butane, &from, shared.strict)?;

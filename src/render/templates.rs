@@ -5,6 +5,11 @@
 //! without the `.hbs` suffix (`node.bu`, `kubeadm/init.yaml`, `partials/units`),
 //! so partials are just templates: `{{> partials/units}}`.
 //!
+//! A site directory without `templates/` renders from the templates built
+//! into pxebuild (`crate::embedded`); the origin (`site` or `embedded`) is
+//! part of the step keys beside the templates' digest, and messages name a
+//! built-in template as `pxebuild:templates/<file>.hbs`.
+//!
 //! Problems name the file as `templates/<file>.hbs:line:column`. A template
 //! that does not compile is reported once for the whole build (not as a
 //! failure of whichever steps rendered first), with an excerpt, and an
@@ -28,8 +33,11 @@ use crate::error::BadInput;
 /// renders, as an error about the template (not the step).
 pub struct Templates {
     sources: Vec<(String, String)>,
-    /// The directory as messages name it (`./templates`).
+    /// The directory as messages name it (`./templates`, or
+    /// `pxebuild:templates` for the built-in ones).
     dir: PathBuf,
+    /// Where they came from: `site` (the site's templates/) or `embedded`.
+    origin: &'static str,
     /// The registry, or (how many templates are broken, what is wrong).
     registry: OnceLock<Result<Handlebars<'static>, (usize, String)>>,
     digest: String,
@@ -56,21 +64,18 @@ handlebars_helper!(join: |list: array, sep: str| list
 handlebars_helper!(eq: |a: Json, b: Json| a == b);
 
 impl Templates {
-    /// Fails (bad input) unless `dir` is a directory, naming what belongs there.
-    pub fn check_dir(dir: &Path) -> Result<()> {
+    /// Whether `dir` exists as a directory; fails (bad input) when it is
+    /// something else, naming what belongs there.
+    pub fn check_dir(dir: &Path) -> Result<bool> {
         match std::fs::metadata(dir) {
-            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(meta) if meta.is_dir() => Ok(true),
             Ok(_) => Err(BadInput::new(format!(
                 "{} is not a directory: the build renders every node's Butane and boot \
-                 configs from the *.hbs templates in a templates/ directory beside site.toml",
+                 configs from the *.hbs templates in a templates/ directory beside site.toml \
+                 (remove it to use the templates built into pxebuild)",
                 dir.display()
             ))),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(BadInput::new(format!(
-                "templates directory {} does not exist: the build renders every node's \
-                 Butane and boot configs from the *.hbs templates there, beside site.toml \
-                 (pxebuild's own templates/ is the set to start from)",
-                dir.display()
-            ))),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(err) => Err(anyhow!(
                 "reading templates directory {}: {err}",
                 dir.display()
@@ -78,9 +83,43 @@ impl Templates {
         }
     }
 
+    /// The site's templates: every `*.hbs` under `dir` when it exists, else
+    /// the templates built into pxebuild.
+    pub fn for_site(dir: &Path) -> Result<Templates> {
+        if Templates::check_dir(dir)? {
+            Templates::load(dir)
+        } else {
+            Ok(Templates::embedded())
+        }
+    }
+
+    /// The templates built into pxebuild (the repository's templates/).
+    pub fn embedded() -> Templates {
+        let files = crate::embedded::under("templates")
+            .filter_map(|(path, bytes)| {
+                let name = path.strip_suffix(".hbs")?;
+                // build.rs includes the repository's files, which are UTF-8
+                // (the unit test of `crate::embedded` reads them all).
+                Some((
+                    name.to_string(),
+                    String::from_utf8_lossy(bytes).into_owned(),
+                ))
+            })
+            .collect();
+        let mut templates = Templates::from_sources(files);
+        templates.dir = PathBuf::from(crate::embedded::TEMPLATES_NAME);
+        templates.origin = crate::embedded::ORIGIN;
+        templates
+    }
+
     /// Loads every `*.hbs` under `dir`.
     pub fn load(dir: &Path) -> Result<Templates> {
-        Templates::check_dir(dir)?;
+        if !Templates::check_dir(dir)? {
+            return Err(BadInput::new(format!(
+                "templates directory {} does not exist",
+                dir.display()
+            )));
+        }
         let mut files = Vec::new();
         for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
             // walkdir's error repeats its cause in its text: one line, no chain.
@@ -116,6 +155,7 @@ impl Templates {
         }
         let mut templates = Templates::from_sources(files);
         templates.dir = dir.to_path_buf();
+        templates.origin = "site";
         Ok(templates)
     }
 
@@ -129,6 +169,7 @@ impl Templates {
         Templates {
             sources: files,
             dir: PathBuf::from("templates"),
+            origin: "site",
             registry: OnceLock::new(),
             digest: hasher.finalize().to_hex().to_string(),
         }
@@ -183,11 +224,23 @@ impl Templates {
             return Ok(());
         }
         Err(BadInput::new(format!(
-            "{} template(s) this site renders are missing: {} (pxebuild's own \
-             templates/ has every one to start from)",
+            "{} template(s) this site renders are missing: {} (`pxebuild init DIR` writes \
+             every one into DIR/templates/ to copy from; without a templates/ directory \
+             the site uses the templates built into pxebuild)",
             missing.len(),
             missing.join(", ")
         )))
+    }
+
+    /// Where the templates came from, as step keys name it: `site` or
+    /// `embedded`.
+    pub fn origin(&self) -> &'static str {
+        self.origin
+    }
+
+    /// The templates as (name, text), sorted by name.
+    pub fn sources(&self) -> &[(String, String)] {
+        &self.sources
     }
 
     /// How messages name template `name`: `templates/<name>.hbs`.

@@ -248,10 +248,11 @@ fn a_syntax_error_is_shown_on_its_own_line_number() {
 }
 
 #[test]
-fn a_missing_templates_directory_is_bad_input_named_once() {
+fn a_templates_path_that_is_no_directory_is_bad_input_named_once() {
     let (dir, mirror) = prepared();
     let root = dir.path();
     std::fs::remove_dir_all(root.join("templates")).unwrap();
+    std::fs::write(root.join("templates"), "not a directory\n").unwrap();
     let before = harness::snapshot(root);
     let out = command(root, &mirror, &[]).output().unwrap();
     let text = errors(&out);
@@ -259,9 +260,9 @@ fn a_missing_templates_directory_is_bad_input_named_once() {
     assert_eq!(
         text,
         format!(
-            "error: templates directory {} does not exist: the build renders every node's \
-             Butane and boot configs from the *.hbs templates there, beside site.toml \
-             (pxebuild's own templates/ is the set to start from)",
+            "error: {} is not a directory: the build renders every node's Butane and boot \
+             configs from the *.hbs templates in a templates/ directory beside site.toml \
+             (remove it to use the templates built into pxebuild)",
             root.join("templates").display()
         )
     );
@@ -282,6 +283,8 @@ fn templates_missing_what_the_site_renders_are_refused_before_anything_is_create
     let name = |rel: &str| templates.join(rel).display().to_string();
     assert!(
         text.contains("2 template(s) this site renders are missing")
+            && text.contains("`pxebuild init DIR` writes every one")
+            && !text.contains("pxebuild's own templates/")
             && text.contains(&name("kubeadm/join.yaml.hbs"))
             && text.contains(&name("boot/local.cfg.hbs")),
         "{text}"

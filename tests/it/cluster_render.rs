@@ -16,7 +16,7 @@ pub fn render_all(site: &Site) -> Vec<(NodeContext, String)> {
     let s = secrets::ensure(site, None).unwrap();
     let site_ctx = std::sync::Arc::new(SiteContext::new(site, &refs).unwrap());
     let templates = Templates::load(&site.templates_dir()).unwrap();
-    let values = cilium::load_values(site, true).unwrap();
+    let (values, _) = cilium::load_values(site, true).unwrap();
     node_contexts(site, &site_ctx, &s)
         .unwrap()
         .into_iter()

@@ -727,6 +727,8 @@ fn install_argo_without_payload_is_bad_input() {
     out.code(2).stderr_contains(
         "error: payload/bootstrap/argocd-values.yaml is missing: install-argo needs payload/bootstrap/",
     );
+    // The build's fallback to the built-in payload cannot serve Argo CD.
+    out.stderr_contains("`pxebuild init DIR` writes one to commit");
     assert!(calls(&out).is_empty());
 }
 

@@ -22,5 +22,6 @@ mod serve_service;
 mod serve_support;
 mod serve_tftp;
 mod site;
+mod starter;
 mod status_page;
 mod updates;

@@ -7,7 +7,7 @@ use crate::harness::Test;
 const SUMMARY: &str = "ok: site rack1: 5 nodes (3 control-plane, 2 worker), \
                        Kubernetes v1.35.9, Flatcar stable 4593.2.5\n";
 const PLACEHOLDER: &str = "site.toml:46:3: warning: ssh.authorized_keys[0]: \
-                           is the example placeholder; put your own public key here\n";
+                           is the example placeholder; put your own public key here (a line of ~/.ssh/id_ed25519.pub), or nobody can log in as core\n";
 
 /// Invalid sites: fixture name (tests/fixtures/sites/<name>.toml) and the
 /// exact diagnostics, in file order.
@@ -493,7 +493,7 @@ fn a_misspelt_required_key_is_one_error_with_a_suggestion() {
         &[("kubernetes_version =", "kubernetes_verison =")],
         &[
             "site.toml:7:1: error: cluster.kubernetes_verison: unknown key `kubernetes_verison`; did you mean `kubernetes_version`?",
-            "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here",
+            "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here (a line of ~/.ssh/id_ed25519.pub), or nobody can log in as core",
         ],
     );
 }
@@ -514,7 +514,7 @@ fn reserved_macs_and_addresses_fail_check() {
             "site.toml:19:19: error: network.dns[1]: 255.255.255.255 is the limited broadcast address, not a server's address",
             "site.toml:19:38: error: network.dns[2]: 224.0.0.1 is a multicast address, not a server's address",
             "site.toml:23:11: error: boot_server.address: 10.20.0.255 is the network or broadcast address of 10.20.0.0/24",
-            "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here",
+            "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here (a line of ~/.ssh/id_ed25519.pub), or nobody can log in as core",
             "site.toml:68:7: error: node[0] (cp1).mac: \"00:00:00:00:00:00\" is the all-zero address, which no NIC has (an unset or blanked value?)",
             "site.toml:76:7: error: node[1] (cp2).mac: \"FF-FF-FF-FF-FF-FF\" is the broadcast address; no NIC boots with it",
         ],
@@ -536,7 +536,7 @@ fn malformed_versions_and_pod_mtu_fail_check() {
             "site.toml:31:11: error: flatcar.version: \"4593.2.99999999999999999999\" is not a Flatcar release (want NNNN.N.N, e.g. \"4593.2.5\"): 99999999999999999999 is larger than 4294967295",
             "site.toml:37:14: error: sysext.containerd: \"v2.01.3\" is not a release version (want e.g. \"1.7.27\"): \"01\" has a leading zero",
             "site.toml:44:7: error: cilium.mtu: 0 is below 1280, the smallest MTU IPv6 allows; use at least 1280, or omit mtu to let Cilium derive it",
-            "site.toml:48:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here",
+            "site.toml:48:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here (a line of ~/.ssh/id_ed25519.pub), or nobody can log in as core",
         ],
     );
 }
@@ -604,7 +604,7 @@ fn parse_problems_in_many_tables_and_content_problems_come_in_one_run() {
             "site.toml:5:1: error: cluster: missing field `kubernetes_version`",
             "site.toml:17:11: error: network.gateway: 10.20.0.0 is the network or broadcast address of 10.20.0.0/24",
             "site.toml:41:1: error: cilium.link_mut: unknown key `link_mut`; did you mean `link_mtu`?",
-            "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here",
+            "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here (a line of ~/.ssh/id_ed25519.pub), or nobody can log in as core",
             "site.toml:74:1: error: node[1] (cp2): missing field `mac`",
             "site.toml:86:8: error: node[2] (cp3).disk: \"/dev/../x\" has an empty, \".\" or \"..\" path segment; name the device by its plain path (want /dev/disk/by-id/...)",
             "site.toml:92:6: error: node[3] (worker1).ip: expected a string, found the number 21 (put it in quotes)",
@@ -654,7 +654,7 @@ fn arm64_fails_check_naming_the_missing_boot_path() {
         &[("arch = \"amd64\"", "arch = \"arm64\"")],
         &[
             "site.toml:32:8: error: flatcar.arch: \"arm64\" cannot boot yet: pxebuild ships only x86 loaders (syslinux and iPXE for BIOS and x86-64 UEFI) and no arm64 boot path (UEFI arm64 through iPXE or GRUB) is built or proven; use \"amd64\" machines",
-            "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here",
+            "site.toml:46:3: warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here (a line of ~/.ssh/id_ed25519.pub), or nobody can log in as core",
         ],
     );
 }

@@ -265,7 +265,7 @@ fn check_ssh(c: &mut Checker<'_, '_>, ssh: &Ssh) {
         } else if key.contains("ReplaceWith") {
             c.warn(
                 &item,
-                "is the example placeholder; put your own public key here",
+                "is the example placeholder; put your own public key here (a line of ~/.ssh/id_ed25519.pub), or nobody can log in as core",
             );
         }
     }

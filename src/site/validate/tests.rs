@@ -5,7 +5,7 @@ use super::*;
 
 const EXAMPLE: &str = include_str!("../../../site.toml");
 const PLACEHOLDER: &str =
-    "warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here";
+    "warning: ssh.authorized_keys[0]: is the example placeholder; put your own public key here (a line of ~/.ssh/id_ed25519.pub), or nobody can log in as core";
 
 /// Diagnostics for the example with `edits` applied, as "severity: path: message",
 /// leaving out the example's own placeholder warning.
