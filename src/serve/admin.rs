@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use super::http::request::{self, HeadError, Request};
+use super::http::conn;
+use super::http::request::{self, Request};
 use super::http::response::{self, Head};
 use super::{log, page, Shared};
 
@@ -21,8 +22,6 @@ use super::{log, page, Shared};
 pub const DEFAULT: &str = "127.0.0.1:9080";
 /// Connections open at once; more get 503 (a few browsers and scripts, not a rack).
 const MAX_CONNECTIONS: usize = 32;
-/// Time allowed for a whole request head once its first byte arrived.
-const HEAD_LIMIT: Duration = Duration::from_secs(10);
 
 /// `--admin`'s value: where to listen, or nowhere (`off`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,18 +82,8 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
     let _ = stream.set_write_timeout(Some(shared.config.http_timeout));
     let mut buf = Vec::new();
     loop {
-        let req = match request::read_head(
-            &mut stream,
-            &mut buf,
-            shared.config.http_timeout,
-            HEAD_LIMIT,
-        ) {
-            Ok(req) => req,
-            Err(HeadError::Gone) => return,
-            Err(HeadError::Status(status)) => {
-                let _ = response::simple(&mut stream, status, false, false, &[]);
-                return;
-            }
+        let Some(req) = conn::next_head(&mut stream, &mut buf, shared.config.http_timeout) else {
+            return;
         };
         // No request here has a body: one that comes with a body is answered,
         // then the connection closes rather than read it.

@@ -18,6 +18,24 @@ const MAX_BODY: u64 = 64 * 1024;
 /// Time allowed for a whole request head once its first byte arrived.
 const HEAD_LIMIT: Duration = Duration::from_secs(10);
 
+/// The next request head on `stream`, or `None` when the connection is done:
+/// the client went away, or a malformed head was answered with its status.
+/// Shared with the admin listener, so both read heads under the same limits.
+pub(crate) fn next_head(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    idle: Duration,
+) -> Option<Request> {
+    match request::read_head(stream, buf, idle, HEAD_LIMIT) {
+        Ok(req) => Some(req),
+        Err(HeadError::Gone) => None,
+        Err(HeadError::Status(status)) => {
+            let _ = response::simple(stream, status, false, false, &[]);
+            None
+        }
+    }
+}
+
 pub fn serve_connection(mut stream: TcpStream, shared: &Shared) {
     let Some(peer) = peer_of(&stream) else {
         return;
@@ -26,18 +44,8 @@ pub fn serve_connection(mut stream: TcpStream, shared: &Shared) {
     let _ = stream.set_write_timeout(Some(shared.config.http_timeout));
     let mut buf = Vec::new();
     loop {
-        let req = match request::read_head(
-            &mut stream,
-            &mut buf,
-            shared.config.http_timeout,
-            HEAD_LIMIT,
-        ) {
-            Ok(req) => req,
-            Err(HeadError::Gone) => return,
-            Err(HeadError::Status(status)) => {
-                let _ = response::simple(&mut stream, status, false, false, &[]);
-                return;
-            }
+        let Some(req) = next_head(&mut stream, &mut buf, shared.config.http_timeout) else {
+            return;
         };
         let _busy = BusyGuard::new(&shared.busy);
         let keep = answer(&mut stream, &mut buf, peer, &req, shared);
