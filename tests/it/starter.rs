@@ -9,19 +9,11 @@ use std::process::{Command, Output};
 
 use crate::cluster_build::{prepared, pxebuild_on_mirror, Mirror};
 use crate::cluster_common::{copy_tree, repo};
+use crate::cluster_sandbox::out_text;
 use crate::harness;
 
 fn pxebuild() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pxebuild"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn init(dir: &Path) -> Output {
@@ -53,7 +45,7 @@ fn build(root: &Path, mirror: &Mirror) -> Output {
         .arg(root.join("dist"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", out_text(&out));
     out
 }
 
@@ -72,11 +64,11 @@ fn init_writes_the_starter_site_and_never_over_an_operator_s_files() {
     let (work, mirror) = prepared();
     let site = work.path().join("rack");
     let out = init(&site);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", out_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("next: edit "),
         "{}",
-        text(&out)
+        out_text(&out)
     );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&site).unwrap().permissions().mode();
@@ -121,7 +113,7 @@ fn init_writes_the_starter_site_and_never_over_an_operator_s_files() {
 
     // It checks clean apart from the SSH key placeholder, saying what to do.
     let check = pxebuild().current_dir(&site).arg("check").output().unwrap();
-    assert!(check.status.success(), "{}", text(&check));
+    assert!(check.status.success(), "{}", out_text(&check));
     let stderr = String::from_utf8_lossy(&check.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
@@ -132,7 +124,7 @@ fn init_writes_the_starter_site_and_never_over_an_operator_s_files() {
     // A second init into it is refused, naming the directory; nothing changes.
     let before = harness::snapshot(&site);
     let again = init(&site);
-    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert_eq!(again.status.code(), Some(2), "{}", out_text(&again));
     let said = String::from_utf8_lossy(&again.stderr);
     assert!(
         said.contains(&format!(
@@ -166,7 +158,11 @@ fn init_writes_the_starter_site_and_never_over_an_operator_s_files() {
 
     // The site init wrote builds against the fixture mirror.
     let out = build(&site, &mirror);
-    assert!(site.join("dist/manifest.json").is_file(), "{}", text(&out));
+    assert!(
+        site.join("dist/manifest.json").is_file(),
+        "{}",
+        out_text(&out)
+    );
 }
 
 #[test]
@@ -249,10 +245,10 @@ fn a_site_without_templates_or_payload_builds_from_the_built_in_copies() {
         .arg("build")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&values.display().to_string()),
         "{}",
-        text(&out)
+        out_text(&out)
     );
 }
