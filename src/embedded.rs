@@ -3,7 +3,7 @@
 //! included with `include_bytes!`).
 //!
 //! `pxebuild init` writes them out; a site without its own `templates/` or
-//! `payload/` builds from these copies (`render::load_templates`,
+//! `payload/` builds from these copies (`recipe::load_templates`,
 //! `render::cilium::load_values`). A site directory's own copy always wins,
 //! as a whole directory: files are never mixed from both.
 use std::path::Path;

@@ -7,7 +7,6 @@
 //! the leaves, never on the build engine.
 
 pub mod boot;
-pub mod build;
 pub mod butane;
 pub mod cli;
 pub mod clock;
@@ -15,6 +14,7 @@ pub mod cmd;
 pub mod day2;
 pub mod digest;
 pub mod embedded;
+pub mod engine;
 pub mod error;
 pub mod fetch;
 pub mod fsutil;
@@ -22,6 +22,7 @@ pub mod lab;
 pub mod layout;
 pub mod log;
 pub mod manifest;
+pub mod recipe;
 pub mod render;
 pub mod secrets;
 pub mod serve;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::build::step::{Inputs, RunCtx, Step, Visibility};
+use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 use crate::render::templates::Templates;
 pub use context::{BootContext, BootNode};
 

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::build::{self, BuildOptions, BuildReport};
 use crate::cli::{Format, Global};
+use crate::recipe::{self, BuildOptions, BuildReport};
 use crate::site::Site;
 
 /// Arguments of `pxebuild build`.
@@ -54,7 +54,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         verify_cache: args.verify_cache,
         explain: args.explain,
     };
-    let report = build::build(&site, &opts)?;
+    let report = recipe::build(&site, &opts)?;
     if args.format == Format::Json {
         println!("{}", summary_json(&report, &args));
         return Ok(());

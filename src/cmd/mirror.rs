@@ -30,7 +30,8 @@ pub struct Args {
 /// templates, payload or cache, or a built tree (a build replaces dist/ as a
 /// whole, and the next one deletes what it replaced).
 fn refuse_unsafe_dir(site: &Site, dir: &Path) -> Result<()> {
-    use crate::build::out::{resolve, site_paths};
+    use crate::engine::out::resolve;
+    use crate::recipe::site_paths;
     if dir.exists() && !dir.is_dir() {
         return Err(refusal(dir, "is not a directory"));
     }
@@ -88,7 +89,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         ));
     };
     refuse_unsafe_dir(&site, &dir)?;
-    let placed = crate::fetch::mirror::write_mirror(&site, &dir, args.offline, args.jobs)?;
+    let placed = crate::recipe::mirror::write_mirror(&site, &dir, args.offline, args.jobs)?;
     crate::info!(
         "{placed} verified files written to {}; serve it and set sources.mirror to its URL",
         dir.display()

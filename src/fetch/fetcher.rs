@@ -12,7 +12,7 @@ use super::http::{Client, Downloaded, Policy};
 use super::index::{Entry, Index};
 use super::progress::Bar;
 use super::sources::Sources;
-use crate::build::store::Store;
+use crate::engine::store::Store;
 
 /// A verified blob in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::fetcher::{Blob, Fetcher};
 use super::refs::ArtifactRef;
 use super::sources::flatcar_url;
-use crate::build::step::{Inputs, RunCtx, Step, Visibility};
+use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 use crate::site::Site;
 
 pub const PXE_KERNEL: &str = "flatcar_production_pxe.vmlinuz";

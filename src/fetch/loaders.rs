@@ -15,7 +15,7 @@ use super::debian::{self, Package};
 use super::fetcher::{Blob, DigestMismatch, Fetcher};
 use super::refs::ArtifactRef;
 use super::sources::LoaderSource;
-use crate::build::step::{Inputs, RunCtx, Step, Visibility};
+use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 use crate::error::BadInput;
 
 /// One loader file: its name, the Debian package and path inside its

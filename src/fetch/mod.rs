@@ -10,7 +10,6 @@ pub mod flatcar;
 pub mod http;
 pub mod index;
 pub mod loaders;
-pub mod mirror;
 pub mod plan;
 pub mod progress;
 pub mod refs;
@@ -20,15 +19,21 @@ pub mod sysext;
 
 use anyhow::Result;
 
-use crate::build::step::Step;
-use crate::build::PlanEnv;
+use crate::engine::step::Step;
+use crate::site::Site;
 pub use current::resolve_current;
 pub use refs::ArtifactRefs;
 
 /// The fetch steps of a build and where their outputs land. Fails before any
 /// step runs when an artifact is missing upstream (or, offline, from the store).
-pub fn plan_artifacts(env: &PlanEnv) -> Result<(Vec<Box<dyn Step>>, ArtifactRefs)> {
-    let planned = plan::plan(env.site, env.offline)?;
+pub fn plan_artifacts(site: &Site, offline: bool) -> Result<(Vec<Box<dyn Step>>, ArtifactRefs)> {
+    let planned = plan::plan(site, offline)?;
     plan::preflight(&planned)?;
     Ok((planned.steps, planned.refs))
+}
+
+/// The advice a failed fetch calls for: a host that could not be reached
+/// gets the network advice (once per build, however many steps failed).
+pub fn failure_advice(err: &anyhow::Error) -> Option<&'static str> {
+    http::unreachable(err).map(|_| http::NETWORK_ADVICE)
 }

@@ -13,7 +13,7 @@ use super::flatcar::{FlatcarFile, INSTALL_IMAGE, PXE_INITRD, PXE_KERNEL};
 use super::refs::ArtifactRefs;
 use super::sources::Sources;
 use super::sysext::SysextImage;
-use crate::build::step::Step;
+use crate::engine::step::Step;
 use crate::site::Site;
 
 /// One artifact to have: its name and its URL (with alternatives, any of which will do).

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::fetcher::{Blob, DigestMismatch, Fetcher};
 use super::refs::{ArtifactRef, SysextRef};
 use super::sources::{sysext_arch, sysext_url};
-use crate::build::step::{Inputs, RunCtx, Step, Visibility};
+use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 
 pub struct SysextImage {
     pub fetcher: Arc<Fetcher>,

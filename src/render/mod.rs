@@ -1,9 +1,15 @@
 //! Per-node rendering: templates → Butane → Ignition (install and node configs
-//! per node), plus the boot configs and DHCP snippets (`crate::boot`).
+//! per node), and the template engine and site context the boot configs
+//! (`crate::boot`) are rendered with.
 //!
-//! Planning loads (or on a fresh site creates) the secrets, the templates and
-//! the Cilium values, checks them against the site, and returns one chain of
-//! steps per node plus the boot step.
+//! `boot` imports `render`, never the reverse: boot files are one more thing
+//! rendered from the site's templates and context, while nothing here needs
+//! to know that boot files exist. The recipe puts the two sets of steps side
+//! by side.
+//!
+//! Planning takes the secrets the recipe ensured (it creates none), loads the
+//! Cilium values, checks them against the site, and returns one chain of
+//! steps per node plus the signing of the sysext checksums.
 pub mod cilium;
 pub mod context;
 pub mod ignition;
@@ -17,32 +23,44 @@ use std::sync::Arc;
 use anyhow::Result;
 use rayon::prelude::*;
 
-use crate::boot::{BootContext, BootShared};
-use crate::build::step::Step;
-use crate::build::PlanEnv;
+use crate::engine::step::Step;
 use crate::error::BadInput;
 use crate::fetch::ArtifactRefs;
-use crate::secrets::{self, token, Secrets};
+use crate::secrets::{token, Secrets};
 use crate::site::Site;
 use context::{NodeContext, NodeCtx, NodeSecrets, SiteContext};
 use steps::{InstallIgnition, NodeIgnition, NodeKey, Shared};
 use templates::Templates;
 
+/// What the render steps of a build are planned from.
+pub struct RenderInputs<'a> {
+    pub site: &'a Site,
+    /// The site's templates, loaded and found complete.
+    pub templates: Arc<Templates>,
+    /// The site's secrets, ensured by the recipe before planning.
+    pub secrets: &'a Secrets,
+    /// The site's context for templates (see [`SiteContext::new`]).
+    pub site_ctx: SiteContext,
+    /// Where the fetched artifacts land.
+    pub artifacts: &'a ArtifactRefs,
+    /// Warnings (template, Butane, Cilium values) fail the build.
+    pub strict: bool,
+}
+
 /// The render steps of a build, reading the fetched artifacts.
-pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dyn Step>>> {
-    let site = env.site;
-    let templates = env.templates.clone();
-    let secrets = secrets::ensure(site, Some(env.out))?;
-    if !secrets.created.is_empty() {
-        crate::info!("secrets: created {}", secrets.created.join(", "));
-    }
-    check_token_lifetime(site, env.strict)?;
-    let site_ctx = SiteContext::new(site, artifacts)?;
-    let boot = BootContext::new(site, &site_ctx, &secrets, artifacts)?;
-    let (cilium_values, cilium_values_origin) = cilium::load_values(site, env.strict)?;
+pub fn plan_render(inputs: RenderInputs) -> Result<Vec<Box<dyn Step>>> {
+    let RenderInputs {
+        site,
+        templates,
+        secrets,
+        site_ctx,
+        artifacts,
+        strict,
+    } = inputs;
+    let (cilium_values, cilium_values_origin) = cilium::load_values(site, strict)?;
     let shared = Arc::new(
         Shared {
-            templates: templates.clone(),
+            templates,
             templates_dir: site.templates_dir(),
             site: Arc::new(site_ctx),
             http_base: site.http_base(),
@@ -50,7 +68,7 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
             cilium_values: Some(cilium_values),
             cilium_values_origin,
             sysexts: artifacts.sysexts.clone(),
-            strict: env.strict,
+            strict,
             key_digest: String::new(),
             explained: Arc::new(serde_json::Value::Null),
         }
@@ -58,7 +76,7 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
     );
     // Per node: its context and the digest its keys carry. Independent per
     // node, and most of planning a large site, so spread over the cores.
-    let nodes: Vec<NodeKey> = node_contexts(site, &shared.site, &secrets)?
+    let nodes: Vec<NodeKey> = node_contexts(site, &shared.site, secrets)?
         .into_par_iter()
         .map(|base| NodeKey::new(Arc::new(base)))
         .collect();
@@ -78,21 +96,12 @@ pub fn plan_render(env: &PlanEnv, artifacts: &ArtifactRefs) -> Result<Vec<Box<dy
     for sysext in &artifacts.sysexts {
         steps.push(Box::new(sign::SignSums::new(&update_key, sysext)));
     }
-    steps.extend(BootShared::new(templates, boot)?.steps());
     Ok(steps)
 }
 
-/// The site's templates (its templates/, else the ones built into
-/// pxebuild), refused (bad input) unless every one its build renders is there.
-pub fn load_templates(site: &Site) -> Result<Templates> {
-    let templates = Templates::for_site(&site.templates_dir())?;
-    templates.require(&templates_rendered(site))?;
-    Ok(templates)
-}
-
-/// Every template this site's build renders (see [`node::render_node`],
-/// [`node::render_install`] and the boot files).
-fn templates_rendered(site: &Site) -> Vec<&'static str> {
+/// Every template the render steps of this site's build render (see
+/// [`node::render_node`] and [`node::render_install`]).
+pub fn templates_rendered(site: &Site) -> Vec<&'static str> {
     let mut names = vec![
         "node.bu",
         "install.bu",
@@ -110,7 +119,6 @@ fn templates_rendered(site: &Site) -> Vec<&'static str> {
     if site.file.cluster.endpoint_mode == "kube-vip" {
         names.push("kubeadm/kube-vip.yaml");
     }
-    names.extend(crate::boot::templates_rendered(site));
     names
 }
 

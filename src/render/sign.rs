@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::build::step::{Inputs, RunCtx, Step, Visibility};
+use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 use crate::fetch::refs::SysextRef;
 use crate::secrets::update_key::{UpdateKey, SIGNATURE};
 

@@ -16,7 +16,7 @@ use super::context::{self, NodeContext, SiteContext};
 use super::ignition;
 use super::node::{render_install, render_node};
 use super::templates::Templates;
-use crate::build::step::{Inputs, RunCtx, Step, Visibility};
+use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 use crate::fetch::refs::SysextRef;
 
 /// What every node step of one build shares.

@@ -22,7 +22,7 @@ use anyhow::{anyhow, Result};
 use handlebars::{handlebars_helper, Handlebars};
 use serde::Serialize;
 
-use crate::build::step::SharedInputError;
+use crate::engine::step::SharedInputError;
 use crate::error::BadInput;
 
 /// The site's templates, their digest, and the registry compiled from them.

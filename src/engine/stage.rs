@@ -359,7 +359,7 @@ fn leftovers(out: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::step::Visibility;
+    use crate::engine::step::Visibility;
     use crate::manifest::FileEntry;
 
     fn output(store: &Store, path: &str, body: &[u8]) -> Output {
@@ -500,7 +500,7 @@ mod tests {
             },
         ] {
             make(&spare).unwrap();
-            let before = crate::build::out::inspect(&spare, out::Probe::Stat).unwrap();
+            let before = crate::engine::out::inspect(&spare, out::Probe::Stat).unwrap();
             let b = output(&store, "http/b", b"two");
             let err = publish(&out, &manifest(&[&b]), &[&b], &store).unwrap_err();
             assert!(format!("{err:#}").contains(".dist.spare"), "{err:#}");

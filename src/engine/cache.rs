@@ -388,7 +388,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::step::Visibility;
+    use crate::engine::step::Visibility;
     use serde_json::json;
 
     fn ran(cache: &Cache, id: &str, body: &[u8]) -> (String, Vec<Output>) {

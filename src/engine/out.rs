@@ -2,7 +2,8 @@
 //! as a whole (the previous tree is swapped out, kept as `.NAME.spare`, and
 //! emptied and reused by the next build), so it takes only a path that is
 //! free, an empty directory, or a tree pxebuild published, and never one that
-//! is, holds or lies inside the site's own files. Everything here is checked
+//! is, holds or lies inside the caller's own files ([`Guarded`]: for a site,
+//! its directory, secrets, templates, payload and cache). Everything here is checked
 //! before anything is created or moved.
 //!
 //! The siblings a build keeps beside the output (`.NAME.spare`,
@@ -17,7 +18,6 @@ use anyhow::{Context, Result};
 use super::published::FileStat;
 use crate::error::BadInput;
 use crate::manifest;
-use crate::site::Site;
 
 /// What sits at a path a build is about to replace, reuse or delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +61,10 @@ pub struct Target {
 
 impl Target {
     /// Resolves `given` and refuses an output that is, holds or lies inside
-    /// the site's own files (nothing is read but paths).
-    pub fn resolve(site: &Site, given: &Path) -> Result<Target> {
+    /// one of `guarded` (nothing is read but paths).
+    pub fn resolve(guarded: &[Guarded], given: &Path) -> Result<Target> {
         let path = resolve_out(given)?;
-        refuse_site_paths(site, given, &path)?;
+        refuse_guarded(guarded, given, &path)?;
         Ok(Target {
             given: given.to_path_buf(),
             path,
@@ -169,29 +169,21 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
     Ok(resolved)
 }
 
-/// The site's own directories, each with what messages call it and whether
-/// a path inside it is off limits too (everything but the site's directory,
-/// where dist/ itself lives).
-pub fn site_paths(site: &Site) -> [(&'static str, PathBuf, bool); 5] {
-    [
-        ("the site's directory", site.dir.clone(), false),
-        ("the site's secrets directory", site.secrets_dir(), true),
-        ("the site's templates directory", site.templates_dir(), true),
-        ("the site's payload directory", site.payload_dir(), true),
-        ("the build cache", site.cache_dir(), true),
-    ]
-}
+/// A directory an output may not replace: what messages call it, where it
+/// is, and whether a path inside it is off limits too (everything but the
+/// site's directory, where dist/ itself lives).
+pub type Guarded = (&'static str, PathBuf, bool);
 
 /// Refuses an output that is, holds or (but for the site's own directory)
 /// lies inside one of the site's inputs or the cache.
-fn refuse_site_paths(site: &Site, given: &Path, out: &Path) -> Result<()> {
-    for (what, dir, not_inside) in site_paths(site) {
-        let real = resolve(&dir)?;
+fn refuse_guarded(guarded: &[Guarded], given: &Path, out: &Path) -> Result<()> {
+    for (what, dir, not_inside) in guarded {
+        let real = resolve(dir)?;
         let relation = if real == out {
             "is"
         } else if real.starts_with(out) {
             "holds"
-        } else if not_inside && out.starts_with(&real) {
+        } else if *not_inside && out.starts_with(&real) {
             "is inside"
         } else {
             continue;

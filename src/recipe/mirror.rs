@@ -2,14 +2,17 @@
 //! as a build does, then write them into DIR in the host-prefixed mirror
 //! layout (`DIR/<original host>/<original path>`), ready to be copied into an
 //! air gap and served from any web server as `sources.mirror`.
+//!
+//! Beside the build recipe: the same fetch steps, run by the engine into the
+//! store, but laid out as a mirror instead of published as a tree.
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::plan::{self, Planned};
-use super::sources::mirror_path;
-use crate::build::cache::Cache;
-use crate::build::executor::{self, ExecOptions};
+use crate::engine::executor::ExecOptions;
+use crate::fetch::current;
+use crate::fetch::plan::{self, Planned};
+use crate::fetch::sources::mirror_path;
 use crate::site::Site;
 
 /// Writes the site's artifacts under `dir`; returns how many files it placed.
@@ -19,27 +22,27 @@ pub fn write_mirror(site: &Site, dir: &Path, offline: bool, jobs: usize) -> Resu
     // Offline, `current` is what the site's last build recorded in dist/,
     // as `build --offline` does.
     let previous = site.dir.join(crate::secrets::SITE_DIST);
-    let pinned = super::current::pin(site, Some(&previous), offline)?;
+    let pinned = current::pin(site, Some(&previous), offline)?;
     let planned = plan::plan(&pinned.site, offline)?;
     plan::preflight(&planned)?;
-    let cache = Cache::open(&site.cache_dir())?;
-    executor::execute(
+    crate::engine::run(
         &planned.steps,
-        &cache,
+        &site.cache_dir(),
         &ExecOptions {
             jobs,
             verify_cache: false,
             explain: false,
+            advice: Some(crate::fetch::failure_advice),
         },
     )?;
     let mut placed = place(&planned, dir)?;
     let version_txt = pinned.version_txt.clone().or_else(|| {
         // Offline nothing was fetched: write what the air-gapped build needs
         // to resolve `current` to the same recorded release.
-        (site.file.flatcar.version == super::current::CURRENT).then(|| {
+        (site.file.flatcar.version == current::CURRENT).then(|| {
             let version = &pinned.record.version;
             (
-                super::current::version_txt_url(site),
+                current::version_txt_url(site),
                 format!("FLATCAR_VERSION={version}\nFLATCAR_VERSION_ID={version}\n").into_bytes(),
             )
         })

@@ -17,7 +17,14 @@ pub struct ExecOptions {
     pub verify_cache: bool,
     /// Say why each step ran (reads the keys of the last build).
     pub explain: bool,
+    /// Advice a failure calls for (e.g. "no network? ..."), given once after
+    /// all failures however many steps ran into it; the engine knows no
+    /// causes itself, the caller does.
+    pub advice: Option<Advice>,
 }
+
+/// The advice a step's error calls for, if any.
+pub type Advice = fn(&anyhow::Error) -> Option<&'static str>;
 
 /// What happened to one step.
 #[derive(Debug, Clone)]
@@ -65,7 +72,7 @@ pub fn execute(steps: &[Box<dyn Step>], cache: &Cache, opts: &ExecOptions) -> Re
         .into_inner()
         .expect("no worker panicked holding the lock");
     if !state.failures.is_empty() {
-        return Err(failure_report(state.failures));
+        return Err(failure_report(state.failures, opts.advice));
     }
     if state.finished != steps.len() {
         bail!(
@@ -283,15 +290,21 @@ fn run_one(
 /// one line; a broken input many steps share (a template that does not
 /// compile) is reported once, without the steps that happened to run into
 /// it. The build is bad input (exit 2) when every failure was.
-fn failure_report(failures: Vec<(String, anyhow::Error)>) -> anyhow::Error {
+fn failure_report(failures: Vec<(String, anyhow::Error)>, advice: Option<Advice>) -> anyhow::Error {
     let shared_input = |err: &anyhow::Error| err.downcast_ref::<SharedInputError>().is_some();
     let bad_input = failures.iter().all(|(_, err)| {
         shared_input(err) || crate::error::exit_code(err) == crate::error::EXIT_BAD_INPUT
     });
-    // Hosts that could not be reached: the advice comes once, after all.
-    let unreachable = failures
+    // E.g. hosts that could not be reached: the advice comes once, after all.
+    let mut advised: Vec<&'static str> = Vec::new();
+    for text in failures
         .iter()
-        .any(|(_, err)| crate::fetch::http::unreachable(err).is_some());
+        .filter_map(|(_, err)| advice.and_then(|advice| advice(err)))
+    {
+        if !advised.contains(&text) {
+            advised.push(text);
+        }
+    }
     let mut shared: Vec<String> = Vec::new();
     let mut by_reason: Vec<(String, Vec<String>)> = Vec::new();
     for (id, err) in failures {
@@ -321,9 +334,7 @@ fn failure_report(failures: Vec<(String, anyhow::Error)>) -> anyhow::Error {
             ),
         });
     let mut lines: Vec<String> = shared.into_iter().chain(steps).collect();
-    if unreachable {
-        lines.push(crate::fetch::http::NETWORK_ADVICE.to_string());
-    }
+    lines.extend(advised.into_iter().map(str::to_string));
     let text = lines.join("\n");
     if bad_input {
         crate::error::BadInput::new(text)
@@ -335,7 +346,7 @@ fn failure_report(failures: Vec<(String, anyhow::Error)>) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::step::Visibility;
+    use crate::engine::step::Visibility;
     use anyhow::anyhow;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -404,6 +415,7 @@ mod tests {
             jobs: 4,
             verify_cache: false,
             explain: true,
+            advice: None,
         }
     }
 
@@ -458,7 +470,7 @@ mod tests {
         use crate::error::{exit_code, BadInput, EXIT_BAD_INPUT, EXIT_FAILED};
         let bad = |id: &str| (id.to_string(), BadInput::new("template t.hbs: unclosed"));
         let five = (1..=5).map(|i| bad(&format!("n{i}"))).collect();
-        let err = failure_report(five);
+        let err = failure_report(five, None);
         assert_eq!(
             err.to_string(),
             "steps n1, n2, n3 and 2 more failed: template t.hbs: unclosed"
@@ -470,7 +482,7 @@ mod tests {
             bad("b"),
             ("c".to_string(), anyhow::anyhow!("disk full")),
         ];
-        let err = failure_report(mixed);
+        let err = failure_report(mixed, None);
         assert_eq!(
             err.to_string(),
             "steps a and b failed: template t.hbs: unclosed\nstep c failed: disk full"
@@ -485,21 +497,27 @@ mod tests {
             BadInput::new("templates/node.bu.hbs:9:1: `{{#each}}` is never closed")
                 .context(SharedInputError("template error".into()))
         };
-        let err = failure_report(vec![
-            ("boot:cp1/configs".into(), broken()),
-            ("boot:cp2/configs".into(), broken()),
-            ("ignition:cp1/node.ign".into(), broken()),
-        ]);
+        let err = failure_report(
+            vec![
+                ("boot:cp1/configs".into(), broken()),
+                ("boot:cp2/configs".into(), broken()),
+                ("ignition:cp1/node.ign".into(), broken()),
+            ],
+            None,
+        );
         assert_eq!(
             err.to_string(),
             "template error: templates/node.bu.hbs:9:1: `{{#each}}` is never closed"
         );
         assert_eq!(exit_code(&err), EXIT_BAD_INPUT);
 
-        let with_other = failure_report(vec![
-            ("a".into(), broken()),
-            ("c".into(), anyhow::anyhow!("disk full")),
-        ]);
+        let with_other = failure_report(
+            vec![
+                ("a".into(), broken()),
+                ("c".into(), anyhow::anyhow!("disk full")),
+            ],
+            None,
+        );
         assert_eq!(
             with_other.to_string(),
             "template error: templates/node.bu.hbs:9:1: `{{#each}}` is never closed\n\
@@ -552,6 +570,7 @@ mod tests {
                 jobs: 2,
                 verify_cache: false,
                 explain: false,
+                advice: None,
             },
         )
         .unwrap();

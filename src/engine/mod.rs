@@ -1,16 +1,22 @@
-//! The build engine: plan steps from the site, execute them against the step
-//! cache, then publish dist/ atomically with its manifest.
+//! The build engine: runs a graph of steps against the step cache, then
+//! publishes their outputs as one tree, atomically, with its manifest. It
+//! knows steps, keys, blobs and trees, and nothing of what they hold: which
+//! steps a build has (PXE, Flatcar, the site) is the recipe's business
+//! (`crate::recipe`), which drives a [`Session`] through its phases.
 //!
-//! The recipe, in order: check the output → lock → check the published tree
-//! (in the background, while planning) → plan → repair what was damaged →
-//! execute → collect published outputs → manifest → (unchanged? done) →
-//! stage and swap → record what was published.
+//! A session, in order: check the output → (the caller loads what must be
+//! whole before anything is created) → lock → check the published tree (in
+//! the background, while the caller plans) → open the cache → (the caller
+//! plans) → repair what was damaged → execute → collect published outputs →
+//! manifest → (unchanged? done) → stage and swap → record what was published.
+//!
+//! The engine imports only leaf utilities (`fsutil`, `digest`, `manifest`,
+//! `layout`, `error`, `log`), never a module that plans steps.
 pub mod cache;
 pub mod executor;
 pub mod explain;
 pub mod fingerprint;
 pub mod out;
-pub mod plan;
 pub mod published;
 pub mod stage;
 pub mod step;
@@ -22,27 +28,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::manifest::{AccessEntry, FileEntry, Manifest, NodeEntry, FORMAT};
-use crate::site::Site;
+use crate::manifest::{AccessEntry, FileEntry, Manifest, FORMAT};
 use executor::{ExecOptions, Outcome};
-use step::{Output, Visibility};
-
-pub use plan::PlanEnv;
-
-pub struct BuildOptions {
-    pub out: PathBuf,
-    pub jobs: usize,
-    pub offline: bool,
-    pub strict: bool,
-    pub verify_cache: bool,
-    /// Work out why each step ran.
-    pub explain: bool,
-}
+use step::{Output, Step, Visibility};
 
 pub struct BuildReport {
     pub outcomes: Vec<Outcome>,
     pub manifest: Manifest,
-    /// False when dist/ already held exactly this build.
+    /// False when the output already held exactly this build.
     pub replaced: bool,
 }
 
@@ -54,114 +47,169 @@ impl BuildReport {
     }
 }
 
-/// Builds `site` into `opts.out`.
-pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
-    let mut phases = Phases::start();
-    let cache_root = site.cache_dir();
-    // Before anything is created or moved: an output that is not pxebuild's
-    // to replace, and a site without templates, are refused.
-    let mut target = out::Target::resolve(site, &opts.out)?;
-    let record_path = cache::Cache::published_path(&cache_root, &target.path);
-    let mut record = published::Record::load(&record_path);
-    target.check(record.as_ref().map(|r| r.manifest))?;
-    stage::check_siblings(&target.path)?;
-    let templates = std::sync::Arc::new(crate::render::load_templates(site)?);
-    let _lock = lock_out(&target.path)?;
-    if !target.unchanged() {
-        // Another build may have published while this one waited.
-        record = published::Record::load(&record_path);
+/// One build of one output directory, phase by phase (see the module header).
+pub struct Session {
+    phases: Phases,
+    cache_root: PathBuf,
+    target: out::Target,
+    record_path: PathBuf,
+    record: Option<published::Record>,
+    /// The output's build lock, held until the session ends.
+    lock: Option<File>,
+    dist_check: Option<Background<published::Check>>,
+    /// What the check of the published tree found (after [`Session::execute`]).
+    check: Option<published::Check>,
+    damage: Damage,
+}
+
+impl Session {
+    /// Before anything is created or moved: resolves `out` and refuses an
+    /// output that is not pxebuild's to replace or that is, holds or lies in
+    /// one of `guarded`.
+    pub fn start(cache_root: &Path, out: &Path, guarded: &[out::Guarded]) -> Result<Session> {
+        let phases = Phases::start();
+        let mut target = out::Target::resolve(guarded, out)?;
+        let record_path = cache::Cache::published_path(cache_root, &target.path);
+        let record = published::Record::load(&record_path);
         target.check(record.as_ref().map(|r| r.manifest))?;
+        stage::check_siblings(&target.path)?;
+        Ok(Session {
+            phases,
+            cache_root: cache_root.to_path_buf(),
+            target,
+            record_path,
+            record,
+            lock: None,
+            dist_check: None,
+            check: None,
+            damage: Damage::default(),
+        })
     }
-    // One stat per published file, while the build plans.
-    let dist_check = match (target.found(), record) {
-        (out::Found::Tree { .. }, Some(record)) => {
-            let path = target.path.clone();
-            Some(Background::spawn(move || published::check(&path, record)))
+
+    /// Takes the output's build lock, then checks the published tree in the
+    /// background (one stat per published file) while the caller plans.
+    pub fn lock(&mut self) -> Result<()> {
+        self.lock = Some(lock_out(&self.target.path)?);
+        if !self.target.unchanged() {
+            // Another build may have published while this one waited.
+            self.record = published::Record::load(&self.record_path);
+            self.target
+                .check(self.record.as_ref().map(|r| r.manifest))?;
         }
-        _ => None,
-    };
-    // `current` becomes a pinned release before anything keys on the version.
-    let pinned = crate::fetch::current::pin(site, Some(&opts.out), opts.offline)?;
-    let site = &*pinned.site;
-    let mut cache = cache::Cache::open_for(&cache_root, &target.path)?;
-    let env = PlanEnv {
-        site,
-        out: &opts.out,
-        offline: opts.offline,
-        strict: opts.strict,
-        templates,
-    };
-    let steps = plan::plan(&env)?;
-    phases.mark("plan");
-    let check = dist_check.map(Background::join);
-    let damage = match &check {
-        Some(check) if !check.changed.is_empty() => {
-            let damage = assess(check, &cache.store, &target)?;
-            cache.distrust(damage.dropped.clone());
-            phases.mark("verify");
-            damage
-        }
-        _ => Damage::default(),
-    };
-    let exec = ExecOptions {
-        jobs: opts.jobs,
-        verify_cache: opts.verify_cache,
-        explain: opts.explain,
-    };
-    let outcomes = executor::execute(&steps, &cache, &exec)?;
-    cache.save(
-        outcomes
-            .iter()
-            .map(|o| (o.id.as_str(), o.key_hash.as_str(), o.outputs.as_slice())),
-    )?;
-    phases.mark("execute");
-    // Cache entries were written without per-file fsyncs: make them durable
-    // in one go before anything points at them from dist/.
-    if outcomes.iter().any(|o| o.ran.is_some()) {
-        crate::fsutil::syncfs(cache.root())?;
-        phases.mark("sync");
-    }
-    let published = published_outputs(&outcomes)?;
-    let mut manifest = manifest_for(site, &outcomes, &published);
-    manifest.flatcar = Some(pinned.record);
-    // The tree is this build when its manifest is these bytes, it is the
-    // tree recorded at its publish, and no file of it changed since. (With
-    // --verify-cache a corrupt blob was replaced by a new inode, which dist/
-    // does not link yet.)
-    let intact = check.as_ref().is_some_and(|c| c.current) && !damage.republish;
-    let replaced = opts.verify_cache
-        || !intact
-        || std::fs::read(target.path.join(crate::manifest::FILE_NAME))
-            .map_or(true, |current| current != manifest.to_json().as_bytes());
-    phases.mark("manifest");
-    if replaced {
-        if opts.verify_cache {
-            // The copies node-bound files link to are checked like the blobs.
-            for output in published.iter().filter(|o| stage::is_node_private(o)) {
-                cache.store.verify_node_copies(&output.sha256)?;
+        self.dist_check = match (self.target.found(), self.record.take()) {
+            (out::Found::Tree { .. }, Some(record)) => {
+                let path = self.target.path.clone();
+                Some(Background::spawn(move || published::check(&path, record)))
             }
-        }
-        stage::publish(&target.path, &manifest, &published, &cache.store)?;
-        phases.mark("publish");
+            _ => None,
+        };
+        Ok(())
     }
-    if replaced || damage.rerecord {
-        // The tree is in place whatever happens here; a record that cannot
-        // be written only costs the next build a publish.
-        let saved = published::record(&target.path, &manifest).and_then(|r| r.save(&record_path));
-        if let Err(err) = saved {
-            crate::warn!(
-                "recording what was published in {}: {err:#}",
-                opts.out.display()
-            );
-        }
-        phases.mark("record");
+
+    /// The step cache, remembering builds of this output.
+    pub fn open_cache(&self) -> Result<cache::Cache> {
+        cache::Cache::open_for(&self.cache_root, &self.target.path)
     }
-    crate::verbose!("build phases: {}", phases.summary());
-    Ok(BuildReport {
-        outcomes,
-        manifest,
-        replaced,
-    })
+
+    /// Ends a phase of the `-v` timing summary.
+    pub fn mark(&mut self, phase: &'static str) {
+        self.phases.mark(phase);
+    }
+
+    /// Repairs what was damaged in the published tree, runs `steps` and saves
+    /// the cache (durably, when anything ran).
+    pub fn execute(
+        &mut self,
+        steps: &[Box<dyn Step>],
+        cache: &mut cache::Cache,
+        exec: &ExecOptions,
+    ) -> Result<Vec<Outcome>> {
+        let check = self.dist_check.take().map(Background::join);
+        if let Some(check) = check.as_ref().filter(|c| !c.changed.is_empty()) {
+            let damage = assess(check, &cache.store, &self.target)?;
+            cache.distrust(damage.dropped.clone());
+            self.damage = damage;
+            self.phases.mark("verify");
+        }
+        self.check = check;
+        let outcomes = executor::execute(steps, cache, exec)?;
+        cache.save(
+            outcomes
+                .iter()
+                .map(|o| (o.id.as_str(), o.key_hash.as_str(), o.outputs.as_slice())),
+        )?;
+        self.phases.mark("execute");
+        // Cache entries were written without per-file fsyncs: make them durable
+        // in one go before anything points at them from the output.
+        if outcomes.iter().any(|o| o.ran.is_some()) {
+            crate::fsutil::syncfs(cache.root())?;
+            self.phases.mark("sync");
+        }
+        Ok(outcomes)
+    }
+
+    /// Writes the manifest of `outcomes` (`describe` adds what the caller
+    /// records beside the files) and publishes the tree unless the output
+    /// already holds exactly this build.
+    pub fn publish(
+        mut self,
+        outcomes: Vec<Outcome>,
+        cache: &cache::Cache,
+        verify_cache: bool,
+        describe: impl FnOnce(&mut Manifest),
+    ) -> Result<BuildReport> {
+        let published = published_outputs(&outcomes)?;
+        let mut manifest = manifest_for(&outcomes, &published);
+        describe(&mut manifest);
+        // The tree is this build when its manifest is these bytes, it is the
+        // tree recorded at its publish, and no file of it changed since. (With
+        // --verify-cache a corrupt blob was replaced by a new inode, which the
+        // output does not link yet.)
+        let intact = self.check.as_ref().is_some_and(|c| c.current) && !self.damage.republish;
+        let target = &self.target;
+        let replaced = verify_cache
+            || !intact
+            || std::fs::read(target.path.join(crate::manifest::FILE_NAME))
+                .map_or(true, |current| current != manifest.to_json().as_bytes());
+        self.phases.mark("manifest");
+        if replaced {
+            if verify_cache {
+                // The copies node-bound files link to are checked like the blobs.
+                for output in published.iter().filter(|o| stage::is_node_private(o)) {
+                    cache.store.verify_node_copies(&output.sha256)?;
+                }
+            }
+            stage::publish(&target.path, &manifest, &published, &cache.store)?;
+            self.phases.mark("publish");
+        }
+        if replaced || self.damage.rerecord {
+            // The tree is in place whatever happens here; a record that cannot
+            // be written only costs the next build a publish.
+            let saved =
+                published::record(&target.path, &manifest).and_then(|r| r.save(&self.record_path));
+            if let Err(err) = saved {
+                crate::warn!(
+                    "recording what was published in {}: {err:#}",
+                    target.given.display()
+                );
+            }
+            self.phases.mark("record");
+        }
+        crate::verbose!("build phases: {}", self.phases.summary());
+        Ok(BuildReport {
+            outcomes,
+            manifest,
+            replaced,
+        })
+    }
+}
+
+/// Runs `steps` against the cache under `cache_root` (its slot for uses
+/// without an output directory), publishing nothing: for work that wants the
+/// steps' outputs in the store, not a tree.
+pub fn run(steps: &[Box<dyn Step>], cache_root: &Path, exec: &ExecOptions) -> Result<Vec<Outcome>> {
+    let cache = cache::Cache::open(cache_root)?;
+    executor::execute(steps, &cache, exec)
 }
 
 /// What to do about published files that changed since their publish.
@@ -314,7 +362,9 @@ fn published_outputs(outcomes: &[Outcome]) -> Result<Vec<&Output>> {
     Ok(by_path.into_values().map(|(_, o)| o).collect())
 }
 
-fn manifest_for(site: &Site, outcomes: &[Outcome], published: &[&Output]) -> Manifest {
+/// The manifest of the published outputs; `nodes` and `flatcar` are the
+/// caller's to fill in.
+fn manifest_for(outcomes: &[Outcome], published: &[&Output]) -> Manifest {
     let mut inputs = blake3::Hasher::new();
     let mut keyed: Vec<(&str, &str)> = outcomes
         .iter()
@@ -347,22 +397,11 @@ fn manifest_for(site: &Site, outcomes: &[Outcome], published: &[&Output]) -> Man
             _ => None,
         })
         .collect();
-    let nodes = site
-        .file
-        .nodes
-        .iter()
-        .map(|n| NodeEntry {
-            name: n.name.clone(),
-            mac: n.mac.clone(),
-            ip: n.ip.clone(),
-            role: n.role.clone(),
-        })
-        .collect();
     Manifest {
         format: FORMAT,
         inputs: inputs.finalize().to_hex().to_string(),
         files,
-        nodes,
+        nodes: Vec::new(),
         access,
         flatcar: None,
     }
