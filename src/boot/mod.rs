@@ -14,8 +14,10 @@ pub mod context;
 use std::sync::Arc;
 
 use anyhow::Result;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 
+use crate::engine::key::{Folded, Key};
 use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 use crate::render::templates::Templates;
 pub use context::{BootContext, BootNode};
@@ -180,6 +182,23 @@ fn put_all(ctx: &mut RunCtx, files: Vec<BootFile>, visibility: &Visibility) -> R
     Ok(())
 }
 
+/// The key of one node's boot files: the site-wide part's digest and the
+/// node's boot context (folded).
+#[derive(Serialize)]
+struct BootNodeKey<'a> {
+    common: &'a str,
+    node: Folded<&'a BootNode>,
+    visibility: &'static str,
+}
+
+/// The key of the site-wide boot files: the site-wide part's digest and
+/// every node's boot context (folded).
+#[derive(Serialize)]
+struct BootSiteKey<'a> {
+    common: &'a str,
+    nodes: Folded<&'a Vec<BootNode>>,
+}
+
 /// One node's boot files: a MAC change re-renders this node's files only.
 pub struct BootNodeStep {
     shared: Arc<BootShared>,
@@ -191,19 +210,15 @@ impl Step for BootNodeStep {
         format!("boot:{}/configs", self.shared.ctx.nodes[self.index].name)
     }
 
-    fn key(&self, _inputs: &Inputs) -> Result<Value> {
-        Ok(json!({
-            "common": self.shared.common_digest,
-            "node": self.shared.node_digests[self.index],
-            "visibility": "node",
-        }))
-    }
-
-    fn explain_key(&self, _inputs: &Inputs) -> Result<Value> {
-        Ok(json!({
-            "common": self.shared.common_digest,
-            "node": self.shared.ctx.nodes[self.index],
-            "visibility": "node",
+    fn key<'a>(&'a self, _inputs: &'a Inputs<'_>) -> Result<Key<'a>> {
+        let shared = &self.shared;
+        Ok(Key::new(BootNodeKey {
+            common: &shared.common_digest,
+            node: Folded::new(
+                shared.node_digests[self.index].clone(),
+                &shared.ctx.nodes[self.index],
+            ),
+            visibility: "node",
         }))
     }
 
@@ -233,17 +248,11 @@ impl Step for BootStep {
         "boot:configs".into()
     }
 
-    fn key(&self, _inputs: &Inputs) -> Result<Value> {
-        Ok(json!({
-            "common": self.shared.common_digest,
-            "nodes": self.shared.nodes_digest,
-        }))
-    }
-
-    fn explain_key(&self, _inputs: &Inputs) -> Result<Value> {
-        Ok(json!({
-            "common": self.shared.common_digest,
-            "nodes": self.shared.ctx.nodes,
+    fn key<'a>(&'a self, _inputs: &'a Inputs<'_>) -> Result<Key<'a>> {
+        let shared = &self.shared;
+        Ok(Key::new(BootSiteKey {
+            common: &shared.common_digest,
+            nodes: Folded::new(shared.nodes_digest.clone(), &shared.ctx.nodes),
         }))
     }
 

@@ -15,11 +15,11 @@
 //! most of a large site's build time. A step that failed is never recorded.
 //! A lost or damaged file only costs re-running steps; their downloads come
 //! back from the download index without a request.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,57 @@ pub struct Record {
     pub id: String,
     pub key: Value,
     pub outputs: Vec<Output>,
+}
+
+/// What the cache knows of a key hash.
+#[derive(Debug)]
+pub enum Lookup<'c> {
+    /// The recorded outputs, every one still usable.
+    Hit(Vec<Output>),
+    /// Unknown (or untrusted): the step runs and records through the [`Miss`].
+    Miss(Miss<'c>),
+}
+
+impl Lookup<'_> {
+    /// The outputs of a hit (releasing a miss unrecorded).
+    pub fn hit(self) -> Option<Vec<Output>> {
+        match self {
+            Lookup::Hit(outputs) => Some(outputs),
+            Lookup::Miss(_) => None,
+        }
+    }
+}
+
+/// A key hash this process is producing: while it is held, another lookup
+/// of the same hash waits for it (and then hits) instead of running the
+/// same work twice. Recording consumes it; dropping it unrecorded (the step
+/// failed) lets a waiter run the step itself.
+#[derive(Debug)]
+pub struct Miss<'c> {
+    cache: &'c Cache,
+    key_hash: String,
+}
+
+impl Miss<'_> {
+    pub fn key_hash(&self) -> &str {
+        &self.key_hash
+    }
+
+    /// Remembers the successful step (kept in memory until [`Cache::save`]).
+    pub fn record(self, record: Record) {
+        let mut fresh = self.cache.fresh();
+        fresh.outputs.insert(self.key_hash.clone(), record.outputs);
+        fresh.keys.insert(record.id, record.key);
+    }
+}
+
+impl Drop for Miss<'_> {
+    fn drop(&mut self) {
+        let mut running = self.cache.running();
+        running.remove(&self.key_hash);
+        drop(running);
+        self.cache.finished.notify_all();
+    }
 }
 
 /// Past this size the keys log is rewritten with the current steps' keys only.
@@ -64,6 +115,9 @@ pub struct Cache {
     /// Blobs found damaged (and dropped) before this build ran: a step whose
     /// recorded outputs include one runs again.
     distrusted: HashMap<String, String>,
+    /// Key hashes being produced ([`Miss`]), and the signal that one finished.
+    running: Mutex<HashSet<String>>,
+    finished: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -143,6 +197,8 @@ impl Cache {
             last_keys: OnceLock::new(),
             fresh: Mutex::default(),
             distrusted: HashMap::new(),
+            running: Mutex::default(),
+            finished: Condvar::new(),
         })
     }
 
@@ -162,13 +218,68 @@ impl Cache {
         })
     }
 
+    /// A hit with the outputs recorded for a key hash, if every one is still
+    /// usable; else a miss that holds the key until the step is recorded.
+    pub fn lookup(&self, key_hash: &str, verify: bool) -> Lookup<'_> {
+        loop {
+            if let Some(outputs) = self.recorded(key_hash, verify) {
+                return Lookup::Hit(outputs);
+            }
+            let mut running = self.running();
+            if running.insert(key_hash.to_string()) {
+                drop(running);
+                // Recorded while this lookup was not holding the key?
+                let miss = self.miss_of(key_hash);
+                if let Some(outputs) = self.recorded(key_hash, verify) {
+                    drop(miss);
+                    return Lookup::Hit(outputs);
+                }
+                return Lookup::Miss(miss);
+            }
+            // Being produced right now: wait, then look again.
+            while running.contains(key_hash) {
+                running = self
+                    .finished
+                    .wait(running)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+
+    /// A miss without a lookup, for a step that must run whatever is
+    /// recorded (a download it reads was corrupt): waits while the key is
+    /// being produced elsewhere in this process.
+    pub fn claim(&self, key_hash: &str) -> Miss<'_> {
+        let mut running = self.running();
+        while !running.insert(key_hash.to_string()) {
+            running = self
+                .finished
+                .wait(running)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(running);
+        self.miss_of(key_hash)
+    }
+
+    /// The guard of a key hash already inserted into `running`.
+    fn miss_of(&self, key_hash: &str) -> Miss<'_> {
+        Miss {
+            cache: self,
+            key_hash: key_hash.to_string(),
+        }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The outputs recorded for a key hash, if every one is still usable.
     ///
     /// The last build saw every indexed blob in the store, and the store never
     /// removes one by itself, so hits are not stat'ed one by one (thousands on
     /// a rebuild). A blob deleted by hand surfaces as an error that names
     /// `--verify-cache`, which re-hashes every blob and rebuilds what is gone.
-    pub fn lookup(&self, key_hash: &str, verify: bool) -> Option<Vec<Output>> {
+    fn recorded(&self, key_hash: &str, verify: bool) -> Option<Vec<Output>> {
         let outputs = match self.index.get().get(key_hash) {
             Some(outputs) => outputs.clone(),
             None => self.fresh().outputs.get(key_hash)?.clone(),
@@ -206,13 +317,6 @@ impl Cache {
             .iter()
             .find_map(|o| self.distrusted.get(&o.sha256))
             .map(String::as_str)
-    }
-
-    /// Remembers a successful step (kept in memory until [`Cache::save`]).
-    pub fn record(&self, key_hash: &str, record: Record) {
-        let mut fresh = self.fresh();
-        fresh.outputs.insert(key_hash.to_string(), record.outputs);
-        fresh.keys.insert(record.id, record.key);
     }
 
     /// The key this step had the last time it ran, for explaining a re-run.
@@ -401,14 +505,11 @@ mod tests {
         }];
         let key = json!({"body": String::from_utf8_lossy(body)});
         let hash = Cache::key_hash(&key);
-        cache.record(
-            &hash,
-            Record {
-                id: id.into(),
-                key,
-                outputs: outputs.clone(),
-            },
-        );
+        cache.claim(&hash).record(Record {
+            id: id.into(),
+            key,
+            outputs: outputs.clone(),
+        });
         (hash, outputs)
     }
 
@@ -429,12 +530,12 @@ mod tests {
         let (dir, out, _, hash, outputs) = saved_one_step();
 
         let next = Cache::open_for(dir.path(), &out).unwrap();
-        assert_eq!(next.lookup(&hash, false), Some(outputs.clone()));
+        assert_eq!(next.lookup(&hash, false).hit(), Some(outputs.clone()));
         assert_eq!(next.last_key("x"), Some(json!({"body": "one"})));
-        assert_eq!(next.lookup("0000", false), None);
+        assert_eq!(next.lookup("0000", false).hit(), None);
         let other = Cache::open_for(dir.path(), &dir.path().join("dist2")).unwrap();
         assert_eq!(
-            other.lookup(&hash, false),
+            other.lookup(&hash, false).hit(),
             None,
             "another output, another slot"
         );
@@ -468,9 +569,42 @@ mod tests {
         let (dir, out, cache, hash, _) = saved_one_step();
         fs::write(cache.file("index.json"), b"{not json").unwrap();
         let damaged = Cache::open_for(dir.path(), &out).unwrap();
-        assert_eq!(damaged.lookup(&hash, false), None);
+        assert_eq!(damaged.lookup(&hash, false).hit(), None);
         let (again, outputs) = ran(&damaged, "x", b"one");
-        assert_eq!(damaged.lookup(&again, false), Some(outputs));
+        assert_eq!(damaged.lookup(&again, false).hit(), Some(outputs));
+    }
+
+    #[test]
+    fn a_miss_holds_its_key_until_recorded_and_a_second_lookup_then_hits() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let Lookup::Miss(miss) = cache.lookup("k", false) else {
+            panic!("an empty cache hits nothing");
+        };
+        let sha256 = cache.store.put_bytes(b"x").unwrap();
+        let outputs = vec![Output {
+            path: "http/x".into(),
+            sha256,
+            size: 1,
+            visibility: Visibility::Public,
+        }];
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| cache.lookup("k", false).hit());
+            // The waiter cannot finish while the key is held.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!waiter.is_finished(), "a second lookup waits for the miss");
+            miss.record(Record {
+                id: "x".into(),
+                key: json!("k"),
+                outputs: outputs.clone(),
+            });
+            assert_eq!(waiter.join().unwrap(), Some(outputs.clone()));
+        });
+        // A miss dropped unrecorded (its step failed) lets the next one run.
+        let failed = cache.lookup("other", false);
+        assert!(matches!(failed, Lookup::Miss(_)));
+        drop(failed);
+        assert!(matches!(cache.lookup("other", false), Lookup::Miss(_)));
     }
 
     #[test]
@@ -479,10 +613,14 @@ mod tests {
         let next = Cache::open_for(dir.path(), &out).unwrap();
         fs::remove_file(next.store.path_of(&outputs[0].sha256)).unwrap();
         assert!(
-            next.lookup(&hash, false).is_some(),
+            next.lookup(&hash, false).hit().is_some(),
             "trusted without a stat"
         );
-        assert_eq!(next.lookup(&hash, true), None, "a lost blob is a miss");
+        assert_eq!(
+            next.lookup(&hash, true).hit(),
+            None,
+            "a lost blob is a miss"
+        );
     }
 
     #[test]

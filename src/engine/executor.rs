@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 
-use super::cache::{Cache, Record};
+use super::cache::{Cache, Lookup, Record};
 use super::explain;
 use super::step::{InputSet, Inputs, Output, RunCtx, SharedInputError, Step};
 
@@ -239,21 +239,27 @@ fn run_one(
         Some(fingerprint) => json!({"step": id, "pxebuild": fingerprint, "key": key}),
         None => json!({"step": id, "key": key}),
     };
-    let key_hash = Cache::key_hash(&wrap(step.key(&inputs)?));
+    let key = step.key(&inputs)?;
+    let key_hash = Cache::key_hash(&wrap(key.hashed()?));
     let stored_inputs_intact = !opts.verify_cache || step.stored_inputs_intact()?;
-    if stored_inputs_intact {
-        if let Some(outputs) = cache.lookup(&key_hash, opts.verify_cache) {
-            crate::debug!("{id}: cached");
-            return Ok(Outcome {
-                id,
-                key_hash,
-                outputs,
-                ran: None,
-            });
+    let miss = if stored_inputs_intact {
+        match cache.lookup(&key_hash, opts.verify_cache) {
+            Lookup::Hit(outputs) => {
+                crate::debug!("{id}: cached");
+                return Ok(Outcome {
+                    id,
+                    key_hash,
+                    outputs,
+                    ran: None,
+                });
+            }
+            Lookup::Miss(miss) => miss,
         }
-    }
+    } else {
+        cache.claim(&key_hash)
+    };
     // Recorded for a later `--explain`, compared now when asked.
-    let key = wrap(step.explain_key(&inputs)?);
+    let key = wrap(key.explained()?);
     let reason = if !stored_inputs_intact {
         "a download it reads was corrupt or missing in the cache (--verify-cache)".to_string()
     } else if let Some(path) = cache.damaged_output(&key_hash) {
@@ -270,14 +276,11 @@ fn run_one(
     let mut ctx = RunCtx::new(&inputs, &cache.store);
     step.run(&mut ctx)?;
     let outputs = ctx.into_outputs();
-    cache.record(
-        &key_hash,
-        Record {
-            id: id.clone(),
-            key,
-            outputs: outputs.clone(),
-        },
-    );
+    miss.record(Record {
+        id: id.clone(),
+        key,
+        outputs: outputs.clone(),
+    });
     Ok(Outcome {
         id,
         key_hash,
@@ -346,6 +349,7 @@ fn failure_report(failures: Vec<(String, anyhow::Error)>, advice: Option<Advice>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::key::Key;
     use crate::engine::step::Visibility;
     use anyhow::anyhow;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -366,8 +370,16 @@ mod tests {
         fn deps(&self) -> Vec<String> {
             self.deps.iter().map(|d| d.to_string()).collect()
         }
-        fn key(&self, inputs: &Inputs) -> Result<Value> {
-            Ok(json!({"text": self.text, "inputs": inputs.digests()}))
+        fn key<'a>(&'a self, inputs: &'a Inputs<'_>) -> Result<Key<'a>> {
+            #[derive(serde::Serialize)]
+            struct ConcatKey<'a> {
+                text: &'a str,
+                inputs: std::collections::BTreeMap<String, String>,
+            }
+            Ok(Key::new(ConcatKey {
+                text: &self.text,
+                inputs: inputs.digests(),
+            }))
         }
         fn run(&self, ctx: &mut RunCtx) -> Result<()> {
             self.runs.fetch_add(1, Ordering::SeqCst);
@@ -527,6 +539,28 @@ mod tests {
     }
 
     #[test]
+    fn the_callers_advice_comes_once_after_every_failure() {
+        fn advice(err: &anyhow::Error) -> Option<&'static str> {
+            format!("{err:#}")
+                .contains("unreachable")
+                .then_some("no network? try --offline")
+        }
+        let failures = vec![
+            ("a".to_string(), anyhow!("host h1 unreachable")),
+            ("b".to_string(), anyhow!("host h2 unreachable")),
+            ("c".to_string(), anyhow!("disk full")),
+        ];
+        let err = failure_report(failures, Some(advice));
+        assert_eq!(
+            err.to_string(),
+            "step a failed: host h1 unreachable\nstep b failed: host h2 unreachable\n\
+             step c failed: disk full\nno network? try --offline"
+        );
+        let without = failure_report(vec![("c".to_string(), anyhow!("disk full"))], Some(advice));
+        assert_eq!(without.to_string(), "step c failed: disk full");
+    }
+
+    #[test]
     fn cycles_and_unknown_dependencies_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
@@ -547,8 +581,8 @@ mod tests {
             fn id(&self) -> String {
                 self.0.into()
             }
-            fn key(&self, _: &Inputs) -> Result<Value> {
-                Ok(json!(self.0))
+            fn key<'a>(&'a self, _: &'a Inputs<'_>) -> Result<Key<'a>> {
+                Ok(Key::new(self.0))
             }
             fn run(&self, _: &mut RunCtx) -> Result<()> {
                 // Both steps must be inside run at once, or this waits forever.

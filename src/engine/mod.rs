@@ -16,6 +16,7 @@ pub mod cache;
 pub mod executor;
 pub mod explain;
 pub mod fingerprint;
+pub mod key;
 pub mod out;
 pub mod published;
 pub mod stage;

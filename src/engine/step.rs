@@ -1,15 +1,16 @@
 //! The step API every part of the build plugs into.
 //!
 //! A step names the steps it reads from (`deps`), describes everything that
-//! decides its output as a JSON key (`key`), and produces named outputs into the
-//! content store (`run`). The executor hashes the key; a known key is not run.
+//! decides its output as a typed key (`key`, see `super::key`), and produces
+//! named outputs into the content store (`run`). The executor hashes the key;
+//! a known key is not run.
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::{Deserialize, Serialize, Serializer};
 
+use super::key::{Folded, Key};
 use super::store::Store;
 
 /// Who may see an output.
@@ -88,17 +89,12 @@ pub trait Step: Send + Sync {
         Vec::new()
     }
     /// Everything that decides the output (input digests, template bytes,
-    /// rendered context, versions). Called once the dependencies are done.
-    fn key(&self, inputs: &Inputs) -> Result<Value>;
-    /// What `--explain` compares between builds when the step runs. Defaults to
-    /// the key; steps whose key folds bulky parts into digests (to keep the
-    /// thousands of cache checks of a large no-op build cheap) return the
-    /// unfolded form here, so an explanation still names the field that changed.
-    fn explain_key(&self, inputs: &Inputs) -> Result<Value> {
-        self.key(inputs)
-    }
+    /// rendered context, versions), as the key struct of the step's kind.
+    /// Called once the dependencies are done. Bulky parts shared by many
+    /// steps are [`Folded`]: hashed as digests, explained in full.
+    fn key<'a>(&'a self, inputs: &'a Inputs<'_>) -> Result<Key<'a>>;
     /// Whether the key carries the fingerprint of the running pxebuild
-    /// (`build::fingerprint`): true for every step whose outputs pxebuild's
+    /// (`super::fingerprint`): true for every step whose outputs pxebuild's
     /// code makes. A download whose output is the verified bytes of a pinned
     /// URL returns false, so a new pxebuild does not fetch or verify it again.
     fn keyed_by_binary(&self) -> bool {
@@ -196,6 +192,27 @@ impl<'a> Inputs<'a> {
 
     pub fn iter(&self) -> impl Iterator<Item = &Output> {
         self.set.outputs.values()
+    }
+
+    /// The inputs as a key part: hashed as [`Inputs::digest`], explained as
+    /// path → sha256 with the paths redacted (an input path may name a
+    /// node's secret directory, and explained keys are kept in the cache).
+    pub fn folded(&self) -> Folded<RedactedInputs<'_>> {
+        Folded::new(self.digest(), RedactedInputs(&self.set))
+    }
+}
+
+/// Path (redacted) → sha256 of every input, for `--explain`.
+pub struct RedactedInputs<'a>(&'a InputSet);
+
+impl Serialize for RedactedInputs<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(
+            self.0
+                .outputs
+                .iter()
+                .map(|(path, output)| (crate::layout::redact(path), &output.sha256)),
+        )
     }
 }
 

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::fetcher::{Blob, Fetcher};
 use super::refs::ArtifactRef;
 use super::sources::flatcar_url;
+use crate::engine::key::Key;
 use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 use crate::site::Site;
 
@@ -91,17 +92,27 @@ impl FlatcarFile {
     }
 }
 
+/// The key of a Flatcar download: what is fetched and what verifies it.
+#[derive(Serialize)]
+struct FlatcarKey<'a> {
+    url: &'a str,
+    sig_urls: &'a [String],
+    /// Digest of the OpenPGP key the signature is checked with.
+    signing_key: &'a str,
+    publish_sig: bool,
+}
+
 impl Step for FlatcarFile {
     fn id(&self) -> String {
         format!("fetch:flatcar/{}", self.file)
     }
 
-    fn key(&self, _: &Inputs) -> Result<Value> {
-        Ok(json!({
-            "url": self.url,
-            "sig_urls": self.sig_urls,
-            "signing_key": self.fetcher.sources.key_digest,
-            "publish_sig": self.publish_sig,
+    fn key<'a>(&'a self, _: &'a Inputs<'_>) -> Result<Key<'a>> {
+        Ok(Key::new(FlatcarKey {
+            url: &self.url,
+            sig_urls: &self.sig_urls,
+            signing_key: &self.fetcher.sources.key_digest,
+            publish_sig: self.publish_sig,
         }))
     }
 

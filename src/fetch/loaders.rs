@@ -5,16 +5,17 @@
 //! tarball and boot.ipxe.org's binaries, each checked against a pinned
 //! SHA-256; or all of them from a local directory.
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::debian::{self, Package};
 use super::fetcher::{Blob, DigestMismatch, Fetcher};
 use super::refs::ArtifactRef;
 use super::sources::LoaderSource;
+use crate::engine::key::Key;
 use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 use crate::error::BadInput;
 
@@ -208,25 +209,36 @@ pub struct LocalLoaders {
     pub files: Vec<Loader>,
 }
 
+/// The key of loaders copied from a local directory: their digests.
+#[derive(Serialize)]
+struct LocalKey<'a> {
+    dir: &'a Path,
+    /// (name, sha256 or `missing`) per file.
+    files: Vec<(&'static str, String)>,
+    dist: Vec<&'static str>,
+}
+
 impl Step for LocalLoaders {
     fn id(&self) -> String {
         "fetch:loaders/local".into()
     }
 
-    fn key(&self, _: &Inputs) -> Result<Value> {
-        let mut digests = Vec::new();
-        for f in &self.files {
-            let path = self.dir.join(f.name);
-            let digest = match crate::digest::sha256_file(&path) {
-                Ok((sha, _)) => sha,
-                Err(_) => "missing".into(),
-            };
-            digests.push(json!([f.name, digest]));
-        }
-        Ok(json!({
-            "dir": self.dir,
-            "files": digests,
-            "dist": self.files.iter().map(|f| f.dist).collect::<Vec<_>>(),
+    fn key<'a>(&'a self, _: &'a Inputs<'_>) -> Result<Key<'a>> {
+        let files = self
+            .files
+            .iter()
+            .map(|f| {
+                let digest = match crate::digest::sha256_file(&self.dir.join(f.name)) {
+                    Ok((sha, _)) => sha,
+                    Err(_) => "missing".into(),
+                };
+                (f.name, digest)
+            })
+            .collect();
+        Ok(Key::new(LocalKey {
+            dir: &self.dir,
+            files,
+            dist: self.files.iter().map(|f| f.dist).collect(),
         }))
     }
 
@@ -288,16 +300,25 @@ fn unpack(
     })
 }
 
+/// The key of loaders taken from a Debian package: the pinned `.deb` and
+/// (path inside it, dist path) per file.
+#[derive(Serialize)]
+struct DebianKey<'a> {
+    url: &'a str,
+    sha256: &'static str,
+    files: Vec<(&'static str, &'static str)>,
+}
+
 impl Step for DebianLoaders {
     fn id(&self) -> String {
         debian_step_id(&self.package)
     }
 
-    fn key(&self, _: &Inputs) -> Result<Value> {
-        Ok(json!({
-            "url": self.url,
-            "sha256": self.package.sha256,
-            "files": self.files.iter().map(|f| json!([f.in_deb.1, f.dist])).collect::<Vec<_>>(),
+    fn key<'a>(&'a self, _: &'a Inputs<'_>) -> Result<Key<'a>> {
+        Ok(Key::new(DebianKey {
+            url: &self.url,
+            sha256: self.package.sha256,
+            files: self.files.iter().map(|f| (f.in_deb.1, f.dist)).collect(),
         }))
     }
 
@@ -351,16 +372,25 @@ pub struct SyslinuxLoaders {
     pub files: Vec<Loader>,
 }
 
+/// The key of loaders extracted from the syslinux tarball: the pinned
+/// tarball and the dist paths.
+#[derive(Serialize)]
+struct SyslinuxKey<'a> {
+    url: &'a str,
+    sha256: &'a str,
+    dist: Vec<&'static str>,
+}
+
 impl Step for SyslinuxLoaders {
     fn id(&self) -> String {
         "fetch:loaders/syslinux".into()
     }
 
-    fn key(&self, _: &Inputs) -> Result<Value> {
-        Ok(json!({
-            "url": self.url,
-            "sha256": self.sha256,
-            "dist": self.files.iter().map(|f| f.dist).collect::<Vec<_>>(),
+    fn key<'a>(&'a self, _: &'a Inputs<'_>) -> Result<Key<'a>> {
+        Ok(Key::new(SyslinuxKey {
+            url: &self.url,
+            sha256: &self.sha256,
+            dist: self.files.iter().map(|f| f.dist).collect(),
         }))
     }
 
@@ -446,15 +476,27 @@ impl IpxeLoaders {
     }
 }
 
+/// The key of the iPXE binaries: (URL, pinned sha256) per file, and the
+/// dist paths.
+#[derive(Serialize)]
+struct IpxeKey<'a> {
+    files: Vec<(&'a str, &'a str)>,
+    dist: Vec<&'static str>,
+}
+
 impl Step for IpxeLoaders {
     fn id(&self) -> String {
         "fetch:loaders/ipxe".into()
     }
 
-    fn key(&self, _: &Inputs) -> Result<Value> {
-        Ok(json!({
-            "files": self.files.iter().map(|(_, url, sha)| json!([url, sha])).collect::<Vec<_>>(),
-            "dist": self.files.iter().map(|(f, _, _)| f.dist).collect::<Vec<_>>(),
+    fn key<'a>(&'a self, _: &'a Inputs<'_>) -> Result<Key<'a>> {
+        Ok(Key::new(IpxeKey {
+            files: self
+                .files
+                .iter()
+                .map(|(_, url, sha)| (url.as_str(), sha.as_str()))
+                .collect(),
+            dist: self.files.iter().map(|(f, _, _)| f.dist).collect(),
         }))
     }
 

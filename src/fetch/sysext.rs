@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::fetcher::{Blob, DigestMismatch, Fetcher};
 use super::refs::{ArtifactRef, SysextRef};
 use super::sources::{sysext_arch, sysext_url};
+use crate::engine::key::Key;
 use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 
 pub struct SysextImage {
@@ -98,13 +99,23 @@ pub fn lookup_sum(text: &str, file: &str) -> Result<Option<String>> {
     Ok(found)
 }
 
+/// The key of a sysext download: the image and the checksums that verify it.
+#[derive(Serialize)]
+struct SysextKey<'a> {
+    url: &'a str,
+    sums_url: &'a str,
+}
+
 impl Step for SysextImage {
     fn id(&self) -> String {
         format!("fetch:sysext/{}", self.name)
     }
 
-    fn key(&self, _: &Inputs) -> Result<Value> {
-        Ok(json!({"url": self.url, "sums_url": self.sums_url}))
+    fn key<'a>(&'a self, _: &'a Inputs<'_>) -> Result<Key<'a>> {
+        Ok(Key::new(SysextKey {
+            url: &self.url,
+            sums_url: &self.sums_url,
+        }))
     }
 
     /// The verified bytes of a pinned download: nothing pxebuild's code makes.

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use serde_json::{json, Value};
+use serde::Serialize;
 
+use crate::engine::key::Key;
 use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 use crate::fetch::refs::SysextRef;
 use crate::secrets::update_key::{UpdateKey, SIGNATURE};
@@ -41,6 +42,15 @@ impl SignSums {
     }
 }
 
+/// The key of a signature: the listing's digest, the key's fingerprint (never
+/// the key) and what kind of signature is made.
+#[derive(Serialize)]
+struct SignKey<'a> {
+    sums: &'a str,
+    key: String,
+    signature: &'static str,
+}
+
 impl Step for SignSums {
     fn id(&self) -> String {
         format!("sign:sysext/{}", self.name)
@@ -50,11 +60,11 @@ impl Step for SignSums {
         vec![self.fetch_step.clone()]
     }
 
-    fn key(&self, inputs: &Inputs) -> Result<Value> {
-        Ok(json!({
-            "sums": inputs.get(&self.sums())?.sha256,
-            "key": self.key.fingerprint(),
-            "signature": "v4 ed25519 sha256, created at the key's creation time",
+    fn key<'a>(&'a self, inputs: &'a Inputs<'_>) -> Result<Key<'a>> {
+        Ok(Key::new(SignKey {
+            sums: &inputs.get(&self.sums())?.sha256,
+            key: self.key.fingerprint(),
+            signature: "v4 ed25519 sha256, created at the key's creation time",
         }))
     }
 

@@ -10,13 +10,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
+use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::context::{self, NodeContext, SiteContext};
+use super::context::{self, NodeContext, NodeCtx, SiteContext};
 use super::ignition;
 use super::node::{render_install, render_node};
 use super::templates::Templates;
-use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
+use crate::engine::key::{Folded, Key};
+use crate::engine::step::{Inputs, RedactedInputs, RunCtx, Step, Visibility};
 use crate::fetch::refs::SysextRef;
 
 /// What every node step of one build shares.
@@ -88,32 +90,26 @@ impl NodeKey {
         NodeKey { base, digest }
     }
 
-    /// The key: digests of the shared context, the node and the inputs. A no-op
-    /// build checks two such keys per node, so nothing in them is serialised
-    /// field by field.
-    fn key(&self, shared: &Shared, inputs: &Inputs) -> Value {
-        json!({
-            "shared": shared.key_digest,
-            "node": self.digest,
-            "inputs": inputs.digest(),
+    /// The key: the shared context, the node and the inputs, each folded. A
+    /// no-op build checks two such keys per node, so it hashes their digests;
+    /// `--explain` unfolds them (and then names e.g. `.key.node.mac` or
+    /// `.key.shared.site.cluster.kubernetes_version`). Input paths hold a
+    /// node's secret directory name, so they are explained redacted.
+    fn key<'a>(&'a self, shared: &'a Shared, inputs: &'a Inputs<'_>) -> Key<'a> {
+        Key::new(NodeStepKey {
+            shared: Folded::new(shared.key_digest.clone(), &*shared.explained),
+            node: Folded::new(self.digest.clone(), &self.base.node),
+            inputs: inputs.folded(),
         })
     }
+}
 
-    /// The same, unfolded for `--explain` (which then names e.g. `.key.node.mac`
-    /// or `.key.shared.site.cluster.kubernetes_version`). Input paths hold a
-    /// node's secret directory name, so they are keyed by their redacted form.
-    fn explain_key(&self, shared: &Shared, inputs: &Inputs) -> Value {
-        let inputs: serde_json::Map<String, Value> = inputs
-            .digests()
-            .into_iter()
-            .map(|(path, sha)| (crate::layout::redact(&path), Value::String(sha)))
-            .collect();
-        json!({
-            "shared": *shared.explained,
-            "node": self.base.node,
-            "inputs": inputs,
-        })
-    }
+/// The key of both node steps of a node.
+#[derive(Serialize)]
+struct NodeStepKey<'a> {
+    shared: Folded<&'a Value>,
+    node: Folded<&'a NodeCtx>,
+    inputs: Folded<RedactedInputs<'a>>,
 }
 
 /// Translates a node's rendered Butane (`doc`: `node` or `install`) and
@@ -179,11 +175,8 @@ impl Step for NodeIgnition {
         ids.dedup();
         ids
     }
-    fn key(&self, inputs: &Inputs) -> Result<Value> {
+    fn key<'a>(&'a self, inputs: &'a Inputs<'_>) -> Result<Key<'a>> {
         Ok(self.node.key(&self.shared, inputs))
-    }
-    fn explain_key(&self, inputs: &Inputs) -> Result<Value> {
-        Ok(self.node.explain_key(&self.shared, inputs))
     }
     fn run(&self, run: &mut RunCtx) -> Result<()> {
         let mut ctx = self.context(run.inputs)?;
@@ -210,11 +203,8 @@ impl Step for InstallIgnition {
     fn deps(&self) -> Vec<String> {
         vec![format!("ignition:{}/node.ign", self.node.base.node.name)]
     }
-    fn key(&self, inputs: &Inputs) -> Result<Value> {
+    fn key<'a>(&'a self, inputs: &'a Inputs<'_>) -> Result<Key<'a>> {
         Ok(self.node.key(&self.shared, inputs))
-    }
-    fn explain_key(&self, inputs: &Inputs) -> Result<Value> {
-        Ok(self.node.explain_key(&self.shared, inputs))
     }
     fn run(&self, run: &mut RunCtx) -> Result<()> {
         let node_ign = run.inputs.read(&ignition_path(&self.node.base, "node"))?;
