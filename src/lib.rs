@@ -1,10 +1,13 @@
 //! pxebuild: builds an immutable PXE boot tree (`dist/`) that turns bare metal into a
 //! Flatcar + kubeadm + Cilium cluster, and serves it.
 //!
-//! Module map (dependencies point downwards only):
-//! `cli`/`cmd` → `build` → {`fetch`, `secrets`, `render`, `butane`, `boot`} → `site`,
-//! with `fsutil`, `digest`, `manifest` and `layout` as leaves. `serve` depends only on
-//! the leaves, never on the build engine.
+//! Module map (dependencies point downwards only; docs/architecture.md):
+//! `cli` → `cmd` → `recipe` (and `recipe::mirror`) → {`render`, `boot`, `fetch`,
+//! `serve`, `lab`, `day2`} → {`engine`, `site`, `secrets`, `butane`} → leaves
+//! (`layout`, `manifest`, `fsutil`, `digest`, `clock`, `error`, `log`, `embedded`).
+//! The `engine` runs steps and publishes trees and knows nothing of PXE; the
+//! `recipe` says which steps a site needs. `boot` imports `render`, never the
+//! reverse. `serve` reads only the published tree, never the engine.
 
 pub mod boot;
 pub mod butane;
