@@ -135,11 +135,13 @@ impl BootShared {
             nodes: Vec::new(),
             ..ctx.clone()
         };
-        let bytes = serde_json::to_vec(&json!({
-            "templates": templates.digest(),
-            "templates_origin": templates.origin(),
-            "context": common,
-        }))?;
+        // As a JSON value, whose objects serialise with sorted keys: the
+        // digest does not depend on the order of the struct's fields.
+        let bytes = serde_json::to_vec(&serde_json::to_value(BootCommonKey {
+            templates: templates.digest(),
+            templates_origin: templates.origin(),
+            context: &common,
+        })?)?;
         let mut all = blake3::Hasher::new();
         let node_digests = ctx
             .nodes
@@ -180,6 +182,15 @@ fn put_all(ctx: &mut RunCtx, files: Vec<BootFile>, visibility: &Visibility) -> R
         ctx.put_bytes(&file.path, file.text.as_bytes(), visibility.clone())?;
     }
     Ok(())
+}
+
+/// What every boot step's key holds besides the nodes (as its digest): the
+/// templates and the site-wide boot context.
+#[derive(Serialize)]
+struct BootCommonKey<'a> {
+    templates: &'a str,
+    templates_origin: &'static str,
+    context: &'a BootContext,
 }
 
 /// The key of one node's boot files: the site-wide part's digest and the

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::context::{self, NodeContext, NodeCtx, SiteContext};
 use super::ignition;
@@ -43,6 +43,23 @@ pub struct Shared {
     pub explained: Arc<Value>,
 }
 
+/// The part of the node steps' key that every node shares: everything in
+/// [`Shared`] that decides a node step's output.
+#[derive(Serialize)]
+struct SharedKey<'a> {
+    translator: &'static str,
+    strict: bool,
+    templates: &'a str,
+    templates_origin: &'static str,
+    site: &'a SiteContext,
+    /// A fingerprint of the secrets, never the secrets (keys are stored in the cache).
+    secrets: &'a str,
+    /// sha256 of the Cilium values.
+    cilium_values: Option<String>,
+    cilium_values_origin: &'static str,
+    sysexts: Vec<context::SysextCtx>,
+}
+
 impl Shared {
     /// Computes `key_digest` once per build. Node step keys carry this digest
     /// instead of the whole site context, so a no-op build of a large site
@@ -53,17 +70,23 @@ impl Shared {
         // from their inputs (and key by those inputs' digests).
         let sysexts = context::sysexts_from(&self.http_base, &self.sysexts, |_| Ok(String::new()))
             .expect("a constant hash source cannot fail");
-        let shared = json!({
-            "translator": ignition::TRANSLATOR_VERSION,
-            "strict": self.strict,
-            "templates": self.templates.digest(),
-            "templates_origin": self.templates.origin(),
-            "site": self.site,
-            "secrets": self.secrets_fingerprint,
-            "cilium_values": self.cilium_values.as_deref().map(|v| crate::digest::sha256_hex(v.as_bytes())),
-            "cilium_values_origin": self.cilium_values_origin,
-            "sysexts": sysexts,
-        });
+        let shared = SharedKey {
+            translator: ignition::TRANSLATOR_VERSION,
+            strict: self.strict,
+            templates: self.templates.digest(),
+            templates_origin: self.templates.origin(),
+            site: &self.site,
+            secrets: &self.secrets_fingerprint,
+            cilium_values: self
+                .cilium_values
+                .as_deref()
+                .map(|v| crate::digest::sha256_hex(v.as_bytes())),
+            cilium_values_origin: self.cilium_values_origin,
+            sysexts,
+        };
+        // As a JSON value, whose objects serialise with sorted keys: the
+        // digest does not depend on the order of the struct's fields.
+        let shared = serde_json::to_value(&shared).expect("JSON values serialise");
         let bytes = serde_json::to_vec(&shared).expect("JSON values serialise");
         self.key_digest = blake3::hash(&bytes).to_hex().to_string();
         self.explained = Arc::new(shared);
