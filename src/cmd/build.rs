@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::build::{self, BuildOptions, BuildReport};
-use crate::cli::{Format, Global};
+use crate::cmd::global::{Format, Global};
 use crate::site::Site;
 
 /// Arguments of `pxebuild build`.

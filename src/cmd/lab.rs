@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{Format, Global};
-use crate::lab::dhcp::DhcpKind;
+use crate::cmd::global::{Format, Global};
+use crate::lab::plan::DhcpKind;
 use crate::lab::plan::{Firmware, LabPlan, LabSite, PlanOptions};
 use crate::lab::qemu::Accel;
 use crate::lab::state::StateDir;

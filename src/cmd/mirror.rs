@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use crate::cmd::global::Global;
 use crate::error::BadInput;
 use crate::site::Site;
 

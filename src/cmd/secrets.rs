@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::cli::Global;
+use crate::cmd::global::Global;
 use crate::secrets::{self, token, Secrets};
 use crate::site::Site;
 

@@ -12,7 +12,7 @@ const SERVE_DEFAULT_TFTP: u16 = 69;
 pub fn next_steps(site: &Site, out: &Path) -> String {
     let f = &site.file;
     let bs = &f.boot_server;
-    let px = pxebuild_cmd(site);
+    let px = super::cmdline::pxebuild_cmd(site);
     let indent = " ".repeat(33);
     let mut lines = vec![
         format!("Next steps for site {}:", f.cluster.name),
@@ -87,15 +87,6 @@ pub fn boot_order(site: &Site) -> Vec<String> {
     cps.chain(workers)
         .map(|(n, what)| format!("{:<10} {}  {:<15} {what}", n.name, n.mac, n.ip))
         .collect()
-}
-
-/// `pxebuild`, plus `--site` when the site is not the default `site.toml`.
-pub(crate) fn pxebuild_cmd(site: &Site) -> String {
-    if site.path == Path::new("site.toml") {
-        "pxebuild".into()
-    } else {
-        format!("pxebuild --site {}", site.path.display())
-    }
 }
 
 fn port_flags(site: &Site) -> String {

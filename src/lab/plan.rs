@@ -13,11 +13,51 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::dhcp::DhcpKind;
 use super::topology::{self, Topology};
 use crate::error::BadInput;
 use crate::layout;
 use crate::manifest::Manifest;
+
+/// Which DHCP server answers the lab's VMs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DhcpKind {
+    /// dnsmasq with `dnsmasq.conf`.
+    #[default]
+    Dnsmasq,
+    /// ISC dhcpd with `dhcpd.conf`.
+    Isc,
+    /// Kea's DHCPv4 server with `kea-dhcp4.json`.
+    Kea,
+}
+
+impl DhcpKind {
+    /// The snippet the build emits for this server, in `dist/http/dhcp/`.
+    pub fn snippet(self) -> &'static str {
+        match self {
+            DhcpKind::Dnsmasq => "dnsmasq.conf",
+            DhcpKind::Isc => "dhcpd.conf",
+            DhcpKind::Kea => "kea-dhcp4.json",
+        }
+    }
+
+    /// The server's log in the state directory (its leases are read from it).
+    pub fn log_file(self) -> &'static str {
+        match self {
+            DhcpKind::Dnsmasq => "dnsmasq.log",
+            DhcpKind::Isc => "dhcpd.log",
+            DhcpKind::Kea => "kea.log",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DhcpKind::Dnsmasq => "dnsmasq",
+            DhcpKind::Isc => "ISC dhcpd",
+            DhcpKind::Kea => "Kea",
+        }
+    }
+}
 
 /// Firmware a VM boots with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::dhcp::{self, DhcpKind};
-use super::plan::{Firmware, LabPlan};
+use super::dhcp;
+use super::plan::{DhcpKind, Firmware, LabPlan};
 use super::qemu::{self, Accel, VmSpec};
 use super::state::{self, LabState, Process, StateDir, VmRecord};
 use super::{dnsmasq, netns, LabOptions, ServerKind};
