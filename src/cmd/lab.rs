@@ -199,7 +199,7 @@ fn resolve(global: &Global, args: &BootArgs) -> Result<(LabPlan, StateDir, LabOp
     let dist = args
         .dist
         .clone()
-        .unwrap_or_else(|| beside_site(global, "dist"));
+        .unwrap_or_else(|| beside_site(global, crate::layout::SITE_DIST));
     let plan_options = PlanOptions {
         nodes: args.nodes.clone(),
         stranger: args.stranger,

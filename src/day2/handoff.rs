@@ -23,7 +23,7 @@ pub fn next_steps(site: &Site, out: &Path) -> String {
         format!("       {px} serve {}{}", out.display(), port_flags(site)),
         format!(
             "  2. Point your DHCP server at it: include one snippet from {}",
-            out.join("http/dhcp").display()
+            crate::layout::dhcp_dir(out).display()
         ),
         "       (dnsmasq.conf, dhcpd.conf or kea-dhcp4.json; see docs/cluster.md)".into(),
         "  3. Power on the nodes in this order (network boot):".into(),

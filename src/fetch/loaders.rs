@@ -20,13 +20,21 @@ use crate::error::BadInput;
 
 /// One loader file: its name, the Debian package and path inside its
 /// data.tar, where it lies inside the syslinux tarball (none for iPXE), and
-/// its dist path.
+/// whether it is one of syslinux's UEFI files (which lie apart in the TFTP
+/// tree; [`Loader::dist`] is its dist path).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loader {
     pub name: &'static str,
     pub in_deb: (Package, &'static str),
     pub in_tarball: Option<&'static str>,
-    pub dist: &'static str,
+    pub syslinux_efi: bool,
+}
+
+impl Loader {
+    /// Where the file lies in the tree.
+    pub fn dist(&self) -> String {
+        crate::layout::loader_path(self.name, self.syslinux_efi)
+    }
 }
 
 const BIOS: [Loader; 2] = [
@@ -34,7 +42,7 @@ const BIOS: [Loader; 2] = [
         name: "lpxelinux.0",
         in_deb: (debian::PXELINUX, "usr/lib/PXELINUX/lpxelinux.0"),
         in_tarball: Some("bios/core/lpxelinux.0"),
-        dist: "tftp/lpxelinux.0",
+        syslinux_efi: false,
     },
     Loader {
         name: "ldlinux.c32",
@@ -43,7 +51,7 @@ const BIOS: [Loader; 2] = [
             "usr/lib/syslinux/modules/bios/ldlinux.c32",
         ),
         in_tarball: Some("bios/com32/elflink/ldlinux/ldlinux.c32"),
-        dist: "tftp/ldlinux.c32",
+        syslinux_efi: false,
     },
 ];
 const UEFI: [Loader; 2] = [
@@ -54,7 +62,7 @@ const UEFI: [Loader; 2] = [
             "usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",
         ),
         in_tarball: Some("efi64/efi/syslinux.efi"),
-        dist: "tftp/efi64/syslinux.efi",
+        syslinux_efi: true,
     },
     Loader {
         name: "ldlinux.e64",
@@ -63,7 +71,7 @@ const UEFI: [Loader; 2] = [
             "usr/lib/syslinux/modules/efi64/ldlinux.e64",
         ),
         in_tarball: Some("efi64/com32/elflink/ldlinux/ldlinux.e64"),
-        dist: "tftp/efi64/ldlinux.e64",
+        syslinux_efi: true,
     },
 ];
 const IPXE: [Loader; 3] = [
@@ -71,20 +79,20 @@ const IPXE: [Loader; 3] = [
         name: "undionly.kpxe",
         in_deb: (debian::IPXE, "usr/lib/ipxe/undionly.kpxe"),
         in_tarball: None,
-        dist: "tftp/undionly.kpxe",
+        syslinux_efi: false,
     },
     Loader {
         // `usr/lib/ipxe/ipxe.efi` is a symlink to this file.
         name: "ipxe.efi",
         in_deb: (debian::IPXE, "boot/ipxe.efi"),
         in_tarball: None,
-        dist: "tftp/ipxe.efi",
+        syslinux_efi: false,
     },
     Loader {
         name: "snponly.efi",
         in_deb: (debian::IPXE, "usr/lib/ipxe/snponly.efi"),
         in_tarball: None,
-        dist: "tftp/snponly.efi",
+        syslinux_efi: false,
     },
 ];
 
@@ -117,7 +125,7 @@ pub fn steps(fetcher: &Arc<Fetcher>, loaders: &[String]) -> Result<LoaderPlan> {
     let mut place = |id: String, files: &[Loader]| {
         refs.extend(files.iter().map(|f| ArtifactRef {
             step: id.clone(),
-            path: f.dist.to_string(),
+            path: f.dist(),
         }))
     };
     if let Some(dir) = &src.loaders_dir {
@@ -226,7 +234,7 @@ impl Step for LocalLoaders {
         Ok(json!({
             "dir": self.dir,
             "files": digests,
-            "dist": self.files.iter().map(|f| f.dist).collect::<Vec<_>>(),
+            "dist": self.files.iter().map(Loader::dist).collect::<Vec<_>>(),
         }))
     }
 
@@ -240,7 +248,7 @@ impl Step for LocalLoaders {
                     path.display()
                 )
             })?;
-            ctx.put_bytes(f.dist, &bytes, Visibility::Public)?;
+            ctx.put_bytes(&f.dist(), &bytes, Visibility::Public)?;
         }
         Ok(())
     }
@@ -297,7 +305,7 @@ impl Step for DebianLoaders {
         Ok(json!({
             "url": self.url,
             "sha256": self.package.sha256,
-            "files": self.files.iter().map(|f| json!([f.in_deb.1, f.dist])).collect::<Vec<_>>(),
+            "files": self.files.iter().map(|f| json!([f.in_deb.1, f.dist()])).collect::<Vec<_>>(),
         }))
     }
 
@@ -337,7 +345,7 @@ impl Step for DebianLoaders {
             let bytes = members
                 .remove(f.in_deb.1)
                 .ok_or_else(|| anyhow!("{file} lacks {}", f.in_deb.1))?;
-            ctx.put_bytes(f.dist, &bytes, Visibility::Public)?;
+            ctx.put_bytes(&f.dist(), &bytes, Visibility::Public)?;
         }
         Ok(())
     }
@@ -360,7 +368,7 @@ impl Step for SyslinuxLoaders {
         Ok(json!({
             "url": self.url,
             "sha256": self.sha256,
-            "dist": self.files.iter().map(|f| f.dist).collect::<Vec<_>>(),
+            "dist": self.files.iter().map(Loader::dist).collect::<Vec<_>>(),
         }))
     }
 
@@ -391,7 +399,7 @@ impl Step for SyslinuxLoaders {
                 entry
                     .read_to_end(&mut bytes)
                     .with_context(|| format!("extracting {name}"))?;
-                ctx.put_bytes(f.dist, &bytes, Visibility::Public)?;
+                ctx.put_bytes(&f.dist(), &bytes, Visibility::Public)?;
                 found.push(f.name);
             }
         }
@@ -454,7 +462,7 @@ impl Step for IpxeLoaders {
     fn key(&self, _: &Inputs) -> Result<Value> {
         Ok(json!({
             "files": self.files.iter().map(|(_, url, sha)| json!([url, sha])).collect::<Vec<_>>(),
-            "dist": self.files.iter().map(|(f, _, _)| f.dist).collect::<Vec<_>>(),
+            "dist": self.files.iter().map(|(f, _, _)| f.dist()).collect::<Vec<_>>(),
         }))
     }
 
@@ -463,7 +471,7 @@ impl Step for IpxeLoaders {
             let blob = self
                 .fetcher
                 .fetch(f.name, url, &pinned(&self.fetcher, url, sha))?;
-            ctx.put_blob(f.dist, &blob.sha256, blob.size, Visibility::Public);
+            ctx.put_blob(&f.dist(), &blob.sha256, blob.size, Visibility::Public);
         }
         Ok(())
     }

@@ -35,9 +35,9 @@ impl DhcpKind {
     /// The snippet the build emits for this server, in `dist/http/dhcp/`.
     pub fn snippet(self) -> &'static str {
         match self {
-            DhcpKind::Dnsmasq => "dnsmasq.conf",
-            DhcpKind::Isc => "dhcpd.conf",
-            DhcpKind::Kea => "kea-dhcp4.json",
+            DhcpKind::Dnsmasq => layout::DNSMASQ_SNIPPET,
+            DhcpKind::Isc => layout::ISC_SNIPPET,
+            DhcpKind::Kea => layout::KEA_SNIPPET,
         }
     }
 
@@ -375,7 +375,7 @@ fn node_range(server: Ipv4Addr, subnet: Ipv4Addr, prefix: u8) -> (Ipv4Addr, Ipv4
 }
 
 fn snippet_path(dist: &Path, dhcp: DhcpKind) -> PathBuf {
-    dist.join(layout::HTTP).join("dhcp").join(dhcp.snippet())
+    layout::dhcp_dir(dist).join(dhcp.snippet())
 }
 
 /// One VM per manifest node (or per selected node), with the site's firmware and disk.
@@ -462,13 +462,11 @@ pub fn dhcp_range(server: Ipv4Addr, prefix: u8) -> (Ipv4Addr, Ipv4Addr) {
 /// the HTTP URLs mapped back into `dist/http`.
 fn direct_boot_of(dist: &Path, mac: &str) -> Result<DirectBoot> {
     // The BIOS config, or the EFI one for a UEFI-only site; both name the same kernel line.
-    let name = layout::pxelinux_mac_name(mac);
-    let tftp = dist.join(layout::TFTP);
-    let bios = tftp.join("pxelinux.cfg").join(&name);
+    let bios = dist.join(layout::pxelinux_config(false, mac));
     let path = if bios.is_file() {
         bios
     } else {
-        tftp.join("efi64/pxelinux.cfg").join(&name)
+        dist.join(layout::pxelinux_config(true, mac))
     };
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;

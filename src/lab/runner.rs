@@ -456,7 +456,9 @@ fn tap(index: usize) -> String {
 /// Guest RAM: enough for the stand-in OS, or for a real Flatcar PXE image,
 /// which unpacks its large initrd into RAM.
 fn default_memory(plan: &LabPlan) -> u32 {
-    let flatcar = plan.dist.join(crate::layout::HTTP).join("flatcar");
+    let flatcar = plan
+        .dist
+        .join(crate::layout::http_path(crate::layout::FLATCAR));
     let big = walkdir::WalkDir::new(flatcar)
         .into_iter()
         .filter_map(|e| e.ok())

@@ -16,7 +16,7 @@
 //!   written as temp file + rename.
 //! - **Never a new CA beside a built tree.** The trees checked are the one
 //!   the command names (`--out`, `dist` in the working directory by default)
-//!   and the site's own `dist/` beside site.toml ([`SITE_DIST`]). Missing
+//!   and the site's own `dist/` beside site.toml ([`crate::layout::SITE_DIST`]). Missing
 //!   secrets next to either are an error, never new ones: the nodes already
 //!   trust the old ones. The same holds for each root secret, for
 //!   `node-ids.toml`, and for the id of every node such a tree already has
@@ -58,10 +58,6 @@ pub const TOKEN_FILE: &str = "bootstrap-token";
 pub const TOKEN_CREATED_FILE: &str = "bootstrap-token.created";
 /// Where the first set is made before it is renamed to `secrets/` (beside it).
 pub const STAGING_DIR: &str = ".secrets.staging";
-/// The site's own boot tree, beside site.toml: where a build run from the
-/// site's directory publishes by default (`build --out`'s default `dist` is
-/// relative to the working directory) and where `lab` looks for it.
-pub const SITE_DIST: &str = "dist";
 /// Every file of a complete set (their modes are checked on every load).
 pub const FILES: [&str; 13] = [
     "ca.crt",
@@ -136,7 +132,7 @@ impl Secrets {
             .node_ids
             .get(node)
             .with_context(|| format!("secrets/node-ids.toml has no id for node {node}"))?;
-        Ok(format!("{node}-{id}"))
+        Ok(crate::layout::node_dir_name(node, id))
     }
 }
 
@@ -346,7 +342,7 @@ fn built_trees(site: &Site, out: Option<&Path>) -> Vec<PathBuf> {
     let candidates = out
         .map(Path::to_path_buf)
         .into_iter()
-        .chain([site.dir.join(SITE_DIST)]);
+        .chain([site.dir.join(crate::layout::SITE_DIST)]);
     for tree in candidates {
         if !tree.join(crate::manifest::FILE_NAME).is_file() {
             continue;
@@ -439,8 +435,7 @@ fn refuse_lost_ids(ids_path: &Path, trees: &[PathBuf], new: &[&str]) -> Result<(
                 .access
                 .iter()
                 .filter(|a| a.node == *name)
-                .filter_map(|a| a.path.strip_prefix("http/ignition/"))
-                .filter_map(|rest| rest.split('/').next())
+                .filter_map(|a| crate::layout::node_dir_of(&a.path))
                 .find_map(|dir| node_ids::id_in_dir_name(dir, name))
                 .map(str::to_string);
             lost.push((name, tree, id));
@@ -462,7 +457,7 @@ fn refuse_lost_ids(ids_path: &Path, trees: &[PathBuf], new: &[&str]) -> Result<(
             Some(id) => lines.push_str(&format!("\n  {name} = \"{id}\"")),
             None => lines.push_str(&format!(
                 "\n  {name}: its id is the {name}-<id> directory name under {}",
-                shown(&tree.join("http/ignition"))
+                shown(&crate::layout::ignition_root(tree))
             )),
         }
         if with.len() > 1 {
@@ -471,8 +466,9 @@ fn refuse_lost_ids(ids_path: &Path, trees: &[PathBuf], new: &[&str]) -> Result<(
     }
     if lost.len() > LOST_IDS_LISTED {
         lines.push_str(&format!(
-            "\n  … and {} more (the <node>-<id> directory names under http/ignition/)",
-            lost.len() - LOST_IDS_LISTED
+            "\n  … and {} more (the <node>-<id> directory names under {}/)",
+            lost.len() - LOST_IDS_LISTED,
+            crate::layout::http_path(crate::layout::IGNITION)
         ));
     }
     let (nodes, why, lines_word) = if names.len() == 1 {
@@ -852,7 +848,7 @@ fn ensure_update_key(
 
 /// Whether `tree` publishes a `SHA256SUMS.gpg` for any system extension.
 fn has_signed_listing(tree: &Path) -> bool {
-    let Ok(dirs) = std::fs::read_dir(tree.join(crate::layout::HTTP).join("sysext")) else {
+    let Ok(dirs) = std::fs::read_dir(crate::layout::sysext_root(tree)) else {
         return false;
     };
     dirs.flatten()
