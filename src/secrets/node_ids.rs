@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::shown;
+use super::wording::shown;
 use crate::error::BadInput;
 
 pub const FILE: &str = "node-ids.toml";
