@@ -3,6 +3,8 @@
 //! Butane configs are read by walking `serde_norway::Value` by hand rather than
 //! deriving `Deserialize`, so that every unknown key and type mismatch is
 //! reported (all of them, not just the first) with the key path it came from.
+//! File modes are checked where they are read ([`Obj::mode`]): out of range is
+//! an error, a decimal literal that looks octal a warning.
 use std::path::PathBuf;
 
 use serde_norway::{Mapping, Value};
