@@ -17,7 +17,6 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::build::step::{Inputs, RunCtx, Step, Visibility};
-use crate::layout;
 use crate::render::templates::Templates;
 pub use context::{BootContext, BootNode};
 
@@ -68,14 +67,14 @@ pub fn render_node_files(
     ] {
         if on {
             files.push(BootFile {
-                path: layout::pxelinux_config(efi, &node.mac),
+                path: crate::layout::pxelinux_config(efi, &node.mac),
                 text: templates.render("boot/pxelinux.cfg", &ctx.node_data(node, loader))?,
             });
         }
     }
     if ctx.loaders.ipxe {
         files.push(BootFile {
-            path: layout::http_path(&layout::ipxe_script(&node.mac)),
+            path: crate::layout::http_path(&crate::layout::ipxe_script(&node.mac)),
             text: templates.render("boot/node.ipxe", &ctx.node_data(node, "iPXE"))?,
         });
     }
@@ -90,20 +89,20 @@ pub fn render_site_files(templates: &Templates, ctx: &BootContext) -> Result<Vec
         if on {
             let data = json!({"efi": efi, "serial": ctx.serial});
             files.push(BootFile {
-                path: layout::pxelinux_default(efi),
+                path: crate::layout::pxelinux_default(efi),
                 text: templates.render("boot/local.cfg", &data)?,
             });
         }
     }
     if ctx.loaders.ipxe {
         files.push(BootFile {
-            path: layout::http_path(layout::IPXE_ENTRY),
+            path: crate::layout::http_path(crate::layout::IPXE_ENTRY),
             text: templates.render("boot/boot.ipxe", ctx)?,
         });
     }
-    for name in layout::DHCP_SNIPPETS {
+    for name in crate::layout::DHCP_SNIPPETS {
         files.push(BootFile {
-            path: layout::http_path(&layout::dhcp_snippet(name)),
+            path: crate::layout::http_path(&crate::layout::dhcp_snippet(name)),
             text: templates.render(&format!("dhcp/{name}"), ctx)?,
         });
     }
