@@ -1,10 +1,11 @@
-//! Command-line surface (clap derive). No logic lives here: every subcommand's
-//! arguments are defined next to its implementation in `cmd::<name>`.
-use std::path::PathBuf;
-
-use clap::{Parser, Subcommand};
+//! Command-line surface (clap derive) and the routing of each subcommand to its
+//! `run`. No other logic lives here: every subcommand's arguments are defined
+//! next to its implementation in `cmd::<name>`, and the options they share in
+//! `cmd::global`.
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::cmd;
+use crate::cmd::global::Global;
 
 /// `pxebuild --version`: the package version and the commit it was built
 /// from (see build.rs; "unknown" for a build outside a git checkout).
@@ -47,50 +48,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every subcommand understands.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Global {
-    /// The site description to use.
-    #[arg(
-        long,
-        global = true,
-        value_name = "FILE",
-        default_value = "site.toml",
-        env = "PXEBUILD_SITE"
-    )]
-    pub site: PathBuf,
-    /// Print only warnings, errors and what was asked for (a table, JSON);
-    /// no progress or "ok" lines.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
-    /// Print more detail: -v why things happen, -vv also each request and
-    /// cache decision (debug).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-}
-
-impl Global {
-    /// The log level implied by `-q`/`-v`.
-    pub fn verbosity(&self) -> u8 {
-        if self.quiet {
-            0
-        } else {
-            1 + self.verbose
-        }
-    }
-}
-
-/// How a command prints its result (`--format`). JSON is one document on
-/// stdout, the same with `-q`; its shapes are documented in docs/operations.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Format {
-    /// Lines for people.
-    #[default]
-    Text,
-    /// One JSON document, for scripts.
-    Json,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a starter site (site.toml, templates/, payload/) into a new directory.
@@ -130,10 +87,32 @@ pub enum Command {
     Man(cmd::docs::ManArgs),
 }
 
+/// Runs the chosen subcommand.
+pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    use cmd::{build, butane, check, day2, docs, init, lab, mirror, secrets, serve};
+    let global = &cli.global;
+    match cli.command {
+        Command::Init(args) => init::run(global, args),
+        Command::Check(args) => check::run(global, args),
+        Command::Build(args) => build::run(global, args),
+        Command::Serve(args) => serve::run(global, args),
+        Command::Butane(args) => butane::run(global, args),
+        Command::Secrets(command) => secrets::run(global, command),
+        Command::Token(command) => day2::run_token(global, command),
+        Command::Mirror(args) => mirror::run(global, args),
+        Command::Lab(command) => lab::run(global, command),
+        Command::Kubeconfig(args) => day2::run_kubeconfig(global, args),
+        Command::Untaint(args) => day2::run_untaint(global, args),
+        Command::InstallArgo(args) => day2::run_install_argo(global, args),
+        Command::Wait(args) => day2::run_wait(global, args),
+        Command::Completions(args) => docs::run_completions(args, Cli::command()),
+        Command::Man(args) => docs::run_man(args, Cli::command()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn clap_definition_is_consistent() {
@@ -177,5 +156,52 @@ mod tests {
             version.starts_with(&format!("pxebuild {} (commit ", env!("CARGO_PKG_VERSION"))),
             "{version}"
         );
+    }
+
+    /// The CI check for drift: the pages in docs/man are what the CLI
+    /// definition generates now.
+    #[test]
+    fn checked_in_man_pages_match_the_cli() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/man");
+        let pages = cmd::docs::man_pages(Cli::command()).unwrap();
+        let mut stale = Vec::new();
+        for (name, text) in &pages {
+            if std::fs::read(dir.join(name)).ok().as_deref() != Some(text.as_slice()) {
+                stale.push(name.clone());
+            }
+        }
+        let wanted: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if name.ends_with(".1") && !wanted.contains(&name.as_str()) {
+                stale.push(format!("{name} (no such command now)"));
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "docs/man is out of date ({}); run `cargo run -- man --out docs/man`",
+            stale.join(", ")
+        );
+    }
+
+    #[test]
+    fn a_page_per_subcommand_and_completions_for_every_shell() {
+        let pages = cmd::docs::man_pages(Cli::command()).unwrap();
+        let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+        for name in ["pxebuild.1", "pxebuild-build.1", "pxebuild-lab-run.1"] {
+            assert!(names.contains(&name), "{names:?}");
+        }
+        let top = String::from_utf8(pages[0].1.clone()).unwrap();
+        assert!(top.contains("PXEBUILD_MIRROR"), "the environment is listed");
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "pxebuild", &mut out);
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains("verify-cache"), "{shell}: {text}");
+        }
     }
 }

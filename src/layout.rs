@@ -1,31 +1,226 @@
 //! The dist/ path contract in one place. Every producer and the server use these
 //! names, so a tree copied elsewhere (rsync + nginx + tftpd-hpa) keeps working.
+//!
+//! Three kinds of path meet here, and each function says which it returns:
+//! - a **dist path**, relative to the tree (`http/ignition/cp1-…/node.ign`),
+//!   as the manifest, the steps and the server's log spell it;
+//! - an **HTTP path**, relative to `dist/http`: what follows the site's HTTP
+//!   base in a URL (`ignition/cp1-…/node.ign`);
+//! - a **TFTP name**, relative to `dist/tftp`: what DHCP hands out and a
+//!   loader asks for (`pxelinux.cfg/01-52-54-00-…`).
+//!
+//! Paths are built here, and the few read back (a requested pxelinux name, a
+//! node's Ignition directory in a built tree) are parsed here too, so the two
+//! directions cannot drift apart.
 
 /// Top-level directory served over TFTP.
 pub const TFTP: &str = "tftp";
 /// Top-level directory served over HTTP.
 pub const HTTP: &str = "http";
+/// The default boot tree: `build --out`'s default (relative to the working
+/// directory) and the site's own tree beside site.toml, where a build run
+/// from the site's directory publishes and where `lab` and `mirror` look.
+pub const SITE_DIST: &str = "dist";
 
-/// `pxelinux.cfg/01-aa-bb-cc-dd-ee-ff` name for a MAC given as `aa:bb:cc:dd:ee:ff`.
-pub fn pxelinux_mac_name(mac: &str) -> String {
-    format!("01-{}", mac.to_ascii_lowercase().replace(':', "-"))
+/// Dist path of the file at HTTP path `rel`.
+pub fn http_path(rel: &str) -> String {
+    format!("{HTTP}/{rel}")
 }
+
+/// The HTTP path of a dist path (`http/a/b` → `a/b`); `None` outside `http/`.
+pub fn http_relative(dist_path: &str) -> Option<&str> {
+    dist_path.strip_prefix(HTTP)?.strip_prefix('/')
+}
+
+/// Dist path of the file at TFTP name `rel`.
+pub fn tftp_path(rel: &str) -> String {
+    format!("{TFTP}/{rel}")
+}
+
+/// The TFTP name of a dist path (`tftp/a/b` → `a/b`); `None` outside `tftp/`.
+pub fn tftp_relative(dist_path: &str) -> Option<&str> {
+    dist_path.strip_prefix(TFTP)?.strip_prefix('/')
+}
+
+/// TFTP directory of syslinux's UEFI files: `syslinux.efi` looks for its
+/// modules and its `pxelinux.cfg/` beside itself, apart from the BIOS ones.
+const EFI64: &str = "efi64";
+
+/// TFTP name of a network boot loader file: syslinux's UEFI files in `efi64/`,
+/// every other loader (BIOS syslinux, iPXE) at the TFTP root.
+pub fn loader_name(file: &str, syslinux_efi: bool) -> String {
+    if syslinux_efi {
+        format!("{EFI64}/{file}")
+    } else {
+        file.to_string()
+    }
+}
+
+/// Dist path of a network boot loader file (see [`loader_name`]).
+pub fn loader_path(file: &str, syslinux_efi: bool) -> String {
+    tftp_path(&loader_name(file, syslinux_efi))
+}
+
+/// Directory of pxelinux configs, as the loader asks for them.
+const PXELINUX_CFG: &str = "pxelinux.cfg";
+/// The config a pxelinux loader falls back to when no per-MAC one exists.
+const PXELINUX_DEFAULT: &str = "default";
+/// pxelinux's ARP hardware type prefix of a per-MAC config name (Ethernet).
+const PXELINUX_ETHERNET: &str = "01-";
+
+/// `pxelinux.cfg/01-aa-bb-cc-dd-ee-ff` name for a MAC given as `aa:bb:cc:dd:ee:ff`
+/// (or anything that displays so, such as a `MacAddr`).
+pub fn pxelinux_mac_name(mac: impl std::fmt::Display) -> String {
+    format!(
+        "{PXELINUX_ETHERNET}{}",
+        mac.to_string().to_ascii_lowercase().replace(':', "-")
+    )
+}
+
+/// Dist path of a node's pxelinux config: for BIOS `lpxelinux.0`, or with
+/// `efi` for UEFI `syslinux.efi`.
+pub fn pxelinux_config(efi: bool, mac: &str) -> String {
+    loader_path(&format!("{PXELINUX_CFG}/{}", pxelinux_mac_name(mac)), efi)
+}
+
+/// Dist path of the pxelinux config for machines without their own (local boot).
+pub fn pxelinux_default(efi: bool) -> String {
+    loader_path(&format!("{PXELINUX_CFG}/{PXELINUX_DEFAULT}"), efi)
+}
+
+/// For a TFTP name that is a pxelinux config (a node's or the default):
+/// whether it is the UEFI loader's; `None` for every other name.
+pub fn pxelinux_config_is_efi(tftp_name: &str) -> Option<bool> {
+    [false, true]
+        .into_iter()
+        .find(|&efi| tftp_name.starts_with(&loader_name(&format!("{PXELINUX_CFG}/"), efi)))
+}
+
+/// The MAC (`52:54:00:77:00:01`) a requested per-MAC pxelinux config name
+/// (`…pxelinux.cfg/01-52-54-00-77-00-01`) belongs to; `None` for other names.
+pub fn mac_from_pxelinux_name(filename: &str) -> Option<String> {
+    let name = filename.rsplit('/').next()?;
+    let mac = name.strip_prefix(PXELINUX_ETHERNET)?;
+    let ok = mac.len() == 17
+        && mac
+            .split('-')
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    ok.then(|| mac.replace('-', ":").to_ascii_lowercase())
+}
+
+/// HTTP path of the iPXE entry script every iPXE client chains to.
+pub const IPXE_ENTRY: &str = "ipxe/boot.ipxe";
+
+/// HTTP path of one node's iPXE script (`ipxe/52-54-00-aa-bb-cc.ipxe`).
+pub fn ipxe_script(mac: &str) -> String {
+    format!("ipxe/{}.ipxe", mac.replace(':', "-"))
+}
+
+/// HTTP directory of the DHCP snippets the build emits for the site's own server.
+const DHCP: &str = "dhcp";
+/// The DHCP snippet for dnsmasq.
+pub const DNSMASQ_SNIPPET: &str = "dnsmasq.conf";
+/// The DHCP snippet for ISC dhcpd.
+pub const ISC_SNIPPET: &str = "dhcpd.conf";
+/// The DHCP snippet for Kea's DHCPv4 server.
+pub const KEA_SNIPPET: &str = "kea-dhcp4.json";
+/// Every DHCP snippet, one per server.
+pub const DHCP_SNIPPETS: [&str; 3] = [DNSMASQ_SNIPPET, ISC_SNIPPET, KEA_SNIPPET];
+
+/// HTTP path of one DHCP snippet (one of [`DHCP_SNIPPETS`]).
+pub fn dhcp_snippet(name: &str) -> String {
+    format!("{DHCP}/{name}")
+}
+
+/// The directory of the DHCP snippets inside a tree at `dist`.
+pub fn dhcp_dir(dist: &std::path::Path) -> std::path::PathBuf {
+    dist.join(HTTP).join(DHCP)
+}
+
+/// HTTP directory of every Flatcar version's files; also the fallback
+/// `-b` base of `flatcar-install`.
+pub const FLATCAR: &str = "flatcar";
 
 /// HTTP path (under dist/http) of the Flatcar files of one version; also the
 /// `-b` base of `flatcar-install` (which appends `<version>/<file>`).
 pub fn flatcar_dir(version: &str) -> String {
-    format!("flatcar/{version}")
+    format!("{FLATCAR}/{version}")
 }
+
+/// Dist path of one Flatcar file of one version.
+pub fn flatcar_file(version: &str, file: &str) -> String {
+    http_path(&format!("{}/{file}", flatcar_dir(version)))
+}
+
+/// HTTP directory of the system extensions.
+const SYSEXT: &str = "sysext";
+/// A system extension's listing, which systemd-sysupdate reads.
+pub const SYSEXT_LISTING: &str = "SHA256SUMS";
 
 /// HTTP directory of one system extension (a flat sysupdate source with SHA256SUMS).
 pub fn sysext_dir(extension: &str) -> String {
-    format!("sysext/{extension}")
+    format!("{SYSEXT}/{extension}")
 }
 
-/// HTTP directory holding one node's Ignition configs. `node_id` carries a
+/// Dist path of one file of a system extension's directory.
+pub fn sysext_file(extension: &str, file: &str) -> String {
+    http_path(&format!("{}/{file}", sysext_dir(extension)))
+}
+
+/// The directory of every system extension inside a tree at `dist`.
+pub fn sysext_root(dist: &std::path::Path) -> std::path::PathBuf {
+    dist.join(HTTP).join(SYSEXT)
+}
+
+/// Path of the SHA-512 of an extension image: an internal output (not
+/// published), read when rendering the node's Ignition.
+pub fn sysext_sha512(extension: &str, file: &str) -> String {
+    format!("{}/{file}.sha512", sysext_dir(extension))
+}
+
+/// HTTP directory of the nodes' Ignition directories.
+pub const IGNITION: &str = "ignition";
+
+/// `<node>-<random id>`: a node's Ignition directory name.
+pub fn node_dir_name(node: &str, id: &str) -> String {
+    format!("{node}-{id}")
+}
+
+/// The id part of a directory name `<node>-<id>` when it is one of `node`'s
+/// (the id itself is checked by the caller, which knows what ids look like).
+pub fn id_in_node_dir<'a>(dir_name: &'a str, node: &str) -> Option<&'a str> {
+    dir_name.strip_prefix(node)?.strip_prefix('-')
+}
+
+/// HTTP directory holding one node's Ignition configs. `node_dir` carries a
 /// random part from secrets/, so the path cannot be guessed from the MAC.
-pub fn ignition_dir(node_id: &str) -> String {
-    format!("ignition/{node_id}")
+pub fn ignition_dir(node_dir: &str) -> String {
+    format!("{IGNITION}/{node_dir}")
+}
+
+/// Dist path of a node's Ignition config `doc` (`install` or `node`) in its
+/// HTTP directory `ignition_dir` (from [`ignition_dir`]).
+pub fn ignition_file(ignition_dir: &str, doc: &str) -> String {
+    http_path(&format!("{ignition_dir}/{doc}.ign"))
+}
+
+/// URL of a node's Ignition config `doc` under the site's HTTP `base`.
+pub fn ignition_url(base: &str, ignition_dir: &str, doc: &str) -> String {
+    format!("{base}/{ignition_dir}/{doc}.ign")
+}
+
+/// The node directory (`<node>-<id>`) of a dist path inside it
+/// (`http/ignition/cp1-7f3a/node.ign` → `cp1-7f3a`); `None` for other paths.
+pub fn node_dir_of(dist_path: &str) -> Option<&str> {
+    let rest = http_relative(dist_path)?
+        .strip_prefix(IGNITION)?
+        .strip_prefix('/')?;
+    rest.split('/').next().filter(|dir| !dir.is_empty())
+}
+
+/// Where the Ignition directories of a tree at `dist` lie, as messages name it.
+pub fn ignition_root(dist: &std::path::Path) -> std::path::PathBuf {
+    dist.join(HTTP).join(IGNITION)
 }
 
 /// `path` with the random part of a node's Ignition directory replaced
@@ -33,8 +228,8 @@ pub fn ignition_dir(node_id: &str) -> String {
 /// for output that may be shared, such as `--explain`. The random part is
 /// what keeps the directory unguessable.
 pub fn redact(path: &str) -> String {
-    let marker = "ignition/";
-    let Some(at) = path.find(marker) else {
+    let marker = format!("{IGNITION}/");
+    let Some(at) = path.find(&marker) else {
         return path.to_string();
     };
     let start = at + marker.len();
@@ -64,5 +259,101 @@ mod tests {
             pxelinux_mac_name("52:54:00:AB:00:01"),
             "01-52-54-00-ab-00-01"
         );
+    }
+
+    #[test]
+    fn mac_from_config_names() {
+        assert_eq!(
+            mac_from_pxelinux_name("efi64/pxelinux.cfg/01-52-54-00-77-00-01").as_deref(),
+            Some("52:54:00:77:00:01")
+        );
+        assert_eq!(mac_from_pxelinux_name("pxelinux.cfg/default"), None);
+        assert_eq!(
+            mac_from_pxelinux_name("pxelinux.cfg/01-zz-54-00-77-00-01"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_pxelinux_config_path_reads_back_as_its_mac() {
+        for efi in [false, true] {
+            let path = pxelinux_config(efi, "52:54:00:AB:00:01");
+            let name = tftp_relative(&path).unwrap();
+            assert_eq!(pxelinux_config_is_efi(name), Some(efi), "{name}");
+            assert_eq!(
+                mac_from_pxelinux_name(name).as_deref(),
+                Some("52:54:00:ab:00:01")
+            );
+            assert_eq!(
+                pxelinux_config_is_efi(tftp_relative(&pxelinux_default(efi)).unwrap()),
+                Some(efi)
+            );
+            assert_eq!(mac_from_pxelinux_name(&pxelinux_default(efi)), None);
+        }
+        assert_eq!(
+            pxelinux_config(false, "52:54:00:ab:00:01"),
+            "tftp/pxelinux.cfg/01-52-54-00-ab-00-01"
+        );
+        assert_eq!(pxelinux_default(true), "tftp/efi64/pxelinux.cfg/default");
+        assert_eq!(pxelinux_config_is_efi("lpxelinux.0"), None);
+    }
+
+    #[test]
+    fn loaders_lie_where_dhcp_names_them() {
+        assert_eq!(loader_path("lpxelinux.0", false), "tftp/lpxelinux.0");
+        assert_eq!(loader_path("syslinux.efi", true), "tftp/efi64/syslinux.efi");
+        assert_eq!(
+            tftp_relative(&loader_path("syslinux.efi", true)),
+            Some(loader_name("syslinux.efi", true).as_str())
+        );
+        assert_eq!(tftp_relative("http/x"), None);
+        assert_eq!(tftp_relative("tftpx/y"), None);
+    }
+
+    #[test]
+    fn an_ignition_path_reads_back_as_its_node_directory_and_id() {
+        let dir = node_dir_name("worker-1", "9f2c41d0");
+        let path = ignition_file(&ignition_dir(&dir), "install");
+        assert_eq!(path, "http/ignition/worker-1-9f2c41d0/install.ign");
+        assert_eq!(node_dir_of(&path), Some(dir.as_str()));
+        assert_eq!(id_in_node_dir(&dir, "worker-1"), Some("9f2c41d0"));
+        assert_eq!(id_in_node_dir(&dir, "worker"), Some("1-9f2c41d0"));
+        assert_eq!(id_in_node_dir(&dir, "cp1"), None);
+        assert_eq!(node_dir_of("http/sysext/k/SHA256SUMS"), None);
+        assert_eq!(node_dir_of("tftp/ignition/x/y"), None);
+        assert_eq!(
+            ignition_url("http://10.0.0.1:8080", &ignition_dir(&dir), "node"),
+            format!(
+                "http://10.0.0.1:8080/{}",
+                http_relative(&ignition_file(&ignition_dir(&dir), "node")).unwrap()
+            )
+        );
+    }
+
+    #[test]
+    fn http_paths_round_trip() {
+        for rel in [
+            IPXE_ENTRY.to_string(),
+            ipxe_script("52:54:00:aa:bb:cc"),
+            dhcp_snippet("kea-dhcp4.json"),
+            sysext_dir("kubernetes"),
+            flatcar_dir("4593.2.5"),
+        ] {
+            assert_eq!(http_relative(&http_path(&rel)), Some(rel.as_str()));
+        }
+        assert_eq!(
+            ipxe_script("52:54:00:aa:bb:cc"),
+            "ipxe/52-54-00-aa-bb-cc.ipxe"
+        );
+        assert_eq!(
+            flatcar_file("4593.2.5", "flatcar_production_pxe.vmlinuz"),
+            "http/flatcar/4593.2.5/flatcar_production_pxe.vmlinuz"
+        );
+        assert_eq!(
+            sysext_file("cilium", SYSEXT_LISTING),
+            "http/sysext/cilium/SHA256SUMS"
+        );
+        assert_eq!(http_relative("tftp/x"), None);
+        assert_eq!(http_relative("httpx/y"), None);
     }
 }

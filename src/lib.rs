@@ -38,7 +38,7 @@ use std::process::ExitCode;
 /// 0 success, 1 the work failed, 2 bad input or usage.
 pub fn run(cli: cli::Cli) -> ExitCode {
     log::init(cli.global.verbosity());
-    match cmd::dispatch(cli) {
+    match cli::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             error::report(&err);

@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::fetch::ArtifactRefs;
+use crate::layout;
 use crate::render::context::SiteContext;
 use crate::secrets::Secrets;
 use crate::site::Site;
@@ -80,10 +81,11 @@ impl BootContext {
         } else {
             "undionly.kpxe"
         };
-        let (efi, efi_default) = if loaders.ipxe {
-            ("ipxe.efi", "ipxe.efi")
+        // iPXE's UEFI loader lies at the TFTP root, syslinux's in its own directory.
+        let (efi, efi_syslinux) = if loaders.ipxe {
+            ("ipxe.efi", false)
         } else {
-            ("syslinux.efi", "efi64/syslinux.efi")
+            ("syslinux.efi", true)
         };
         let f = &site_ctx.flatcar;
         Ok(BootContext {
@@ -97,10 +99,10 @@ impl BootContext {
             initrd_url: f.initrd_url.clone(),
             initrd_name: f.initrd_name.clone(),
             serial: serial(&bs.consoles),
-            bios_file: loader_file(artifacts, bios, bios),
-            efi_file: loader_file(artifacts, efi, efi_default),
+            bios_file: loader_file(artifacts, bios, layout::loader_name(bios, false)),
+            efi_file: loader_file(artifacts, efi, layout::loader_name(efi, efi_syslinux)),
             ipxe: loaders.ipxe,
-            ipxe_url: format!("{base}/ipxe/boot.ipxe"),
+            ipxe_url: format!("{base}/{}", layout::IPXE_ENTRY),
             loaders,
             nodes: boot_nodes(site, secrets)?,
         })
@@ -128,8 +130,8 @@ fn boot_nodes(site: &Site, secrets: &Secrets) -> anyhow::Result<Vec<BootNode>> {
         .nodes
         .iter()
         .map(|n| {
-            let dir = crate::layout::ignition_dir(&secrets.node_dir_name(&n.name)?);
-            let install_url = format!("{base}/{dir}/install.ign");
+            let dir = layout::ignition_dir(&secrets.node_dir_name(&n.name)?);
+            let install_url = layout::ignition_url(&base, &dir, "install");
             Ok(BootNode {
                 kernel_args: kernel_args(&install_url, consoles),
                 name: n.name.clone(),
@@ -143,15 +145,14 @@ fn boot_nodes(site: &Site, secrets: &Secrets) -> anyhow::Result<Vec<BootNode>> {
 }
 
 /// The DHCP filename (relative to the TFTP root) of the loader named `file`:
-/// where the fetch step placed it, else the conventional `default` path.
-fn loader_file(artifacts: &ArtifactRefs, file: &str, default: &str) -> String {
+/// where the fetch step placed it, else the conventional `default` name.
+fn loader_file(artifacts: &ArtifactRefs, file: &str, default: String) -> String {
     artifacts
         .loaders
         .iter()
-        .filter_map(|r| r.path.strip_prefix("tftp/"))
+        .filter_map(|r| layout::tftp_relative(&r.path))
         .find(|p| p.rsplit('/').next() == Some(file))
-        .unwrap_or(default)
-        .to_string()
+        .map_or(default, str::to_string)
 }
 
 /// The Flatcar PXE kernel command line (REFERENCE §2): run Ignition on this

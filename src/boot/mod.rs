@@ -63,21 +63,20 @@ pub fn render_node_files(
     node: &BootNode,
 ) -> Result<Vec<BootFile>> {
     let mut files = Vec::new();
-    let name = crate::layout::pxelinux_mac_name(&node.mac);
-    for (dir, on, loader) in [
-        ("tftp/pxelinux.cfg", ctx.loaders.bios, "lpxelinux.0"),
-        ("tftp/efi64/pxelinux.cfg", ctx.loaders.uefi, "syslinux.efi"),
+    for (efi, on, loader) in [
+        (false, ctx.loaders.bios, "lpxelinux.0"),
+        (true, ctx.loaders.uefi, "syslinux.efi"),
     ] {
         if on {
             files.push(BootFile {
-                path: format!("{dir}/{name}"),
+                path: crate::layout::pxelinux_config(efi, &node.mac),
                 text: templates.render("boot/pxelinux.cfg", &ctx.node_data(node, loader))?,
             });
         }
     }
     if ctx.loaders.ipxe {
         files.push(BootFile {
-            path: format!("http/ipxe/{}.ipxe", node.mac.replace(':', "-")),
+            path: crate::layout::http_path(&crate::layout::ipxe_script(&node.mac)),
             text: templates.render("boot/node.ipxe", &ctx.node_data(node, "iPXE"))?,
         });
     }
@@ -88,27 +87,24 @@ pub fn render_node_files(
 /// unknown machines, the iPXE entry script and the DHCP snippets.
 pub fn render_site_files(templates: &Templates, ctx: &BootContext) -> Result<Vec<BootFile>> {
     let mut files = Vec::new();
-    for (dir, on, efi) in [
-        ("tftp/pxelinux.cfg", ctx.loaders.bios, false),
-        ("tftp/efi64/pxelinux.cfg", ctx.loaders.uefi, true),
-    ] {
+    for (on, efi) in [(ctx.loaders.bios, false), (ctx.loaders.uefi, true)] {
         if on {
             let data = json!({"efi": efi, "serial": ctx.serial});
             files.push(BootFile {
-                path: format!("{dir}/default"),
+                path: crate::layout::pxelinux_default(efi),
                 text: templates.render("boot/local.cfg", &data)?,
             });
         }
     }
     if ctx.loaders.ipxe {
         files.push(BootFile {
-            path: "http/ipxe/boot.ipxe".into(),
+            path: crate::layout::http_path(crate::layout::IPXE_ENTRY),
             text: templates.render("boot/boot.ipxe", ctx)?,
         });
     }
-    for name in ["dnsmasq.conf", "dhcpd.conf", "kea-dhcp4.json"] {
+    for name in crate::layout::DHCP_SNIPPETS {
         files.push(BootFile {
-            path: format!("http/dhcp/{name}"),
+            path: crate::layout::http_path(&crate::layout::dhcp_snippet(name)),
             text: templates.render(&format!("dhcp/{name}"), ctx)?,
         });
     }

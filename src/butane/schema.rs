@@ -3,6 +3,8 @@
 //! Butane configs are read by walking `serde_norway::Value` by hand rather than
 //! deriving `Deserialize`, so that every unknown key and type mismatch is
 //! reported (all of them, not just the first) with the key path it came from.
+//! File modes are checked where they are read ([`Obj::mode`]): out of range is
+//! an error, a decimal literal that looks octal a warning.
 use std::path::PathBuf;
 
 use serde_norway::{Mapping, Value};
@@ -327,9 +329,38 @@ impl<'v> Obj<'v> {
                 return None;
             }
         };
-        crate::butane::validate::check_mode(cx, &here, mode);
+        check_mode(cx, &here, mode);
         Some(mode)
     }
+}
+
+/// Errors on modes beyond 0o7777; warns when a decimal literal looks like it
+/// was meant as octal (e.g. `644`, which is 0o1204).
+fn check_mode(cx: &mut Ctx, path: &str, mode: i64) {
+    if !(0..=0o7777).contains(&mode) {
+        cx.error(
+            path,
+            format!("mode {mode} is out of range (at most 0o7777 = 4095)"),
+        );
+        return;
+    }
+    let digits = mode.to_string();
+    let octal_looking = (3..=4).contains(&digits.len()) && digits.bytes().all(|b| b <= b'7');
+    // Warn only when the decimal value is an odd mode but the same digits read
+    // as octal would be an ordinary one (644 → 0o1204, but 0o644 is usual).
+    let as_octal = i64::from_str_radix(&digits, 8).unwrap_or(mode);
+    if octal_looking && unusual(mode) && !unusual(as_octal) {
+        cx.warn(
+            path,
+            format!("mode {mode} is decimal (0o{mode:o}); did you mean 0{digits}?"),
+        );
+    }
+}
+
+/// Special bits set, or group/other granted something the owner lacks.
+fn unusual(mode: i64) -> bool {
+    let (owner, group, other) = ((mode >> 6) & 7, (mode >> 3) & 7, mode & 7);
+    mode > 0o777 || group & !owner != 0 || other & !owner != 0
 }
 
 /// The text of a scalar for a string field: strings as they are, plain
@@ -491,5 +522,26 @@ mod tests {
         assert_eq!(o.mode(&mut cx, "", "b"), Some(0o644));
         assert_eq!(o.mode(&mut cx, "", "c"), Some(0o755));
         assert!(cx.errors.is_empty() && cx.warnings.is_empty());
+    }
+
+    fn msgs(f: impl FnOnce(&mut Ctx)) -> (Vec<String>, Vec<String>) {
+        let mut cx = cx();
+        f(&mut cx);
+        let m = |v: &Vec<Raw>| v.iter().map(|r| r.message.clone()).collect();
+        (m(&cx.errors), m(&cx.warnings))
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(msgs(|c| check_mode(c, "m", 0o644)), (vec![], vec![]));
+        assert_eq!(msgs(|c| check_mode(c, "m", 0o755)), (vec![], vec![]));
+        assert_eq!(msgs(|c| check_mode(c, "m", 0o4755)), (vec![], vec![]));
+        let (_, w) = msgs(|c| check_mode(c, "m", 644));
+        assert_eq!(w, ["mode 644 is decimal (0o1204); did you mean 0644?"]);
+        let (_, w) = msgs(|c| check_mode(c, "m", 755));
+        assert_eq!(w, ["mode 755 is decimal (0o1363); did you mean 0755?"]);
+        assert_eq!(msgs(|c| check_mode(c, "m", 1777)), (vec![], vec![]));
+        let (e, _) = msgs(|c| check_mode(c, "m", 0o10000));
+        assert_eq!(e, ["mode 4096 is out of range (at most 0o7777 = 4095)"]);
     }
 }

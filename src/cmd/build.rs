@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::{Format, Global};
+use crate::cmd::global::{Format, Global};
 use crate::recipe::{self, BuildOptions, BuildReport};
 use crate::site::Site;
 
@@ -17,7 +17,7 @@ pub struct Args {
     /// Directory to publish the boot tree into, replaced atomically: a new
     /// path, an empty directory or a tree a build published (never the
     /// site's own directory, secrets, templates, payload or cache).
-    #[arg(long, value_name = "DIR", default_value = "dist")]
+    #[arg(long, value_name = "DIR", default_value = crate::layout::SITE_DIST)]
     pub out: PathBuf,
     /// How many steps may run at once (default: the number of CPUs).
     #[arg(long, short = 'j', value_name = "N")]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::butane::{self, Diagnostic, Options};
-use crate::cli::Global;
+use crate::cmd::global::Global;
 use crate::error::BadInput;
 
 /// Arguments of `pxebuild butane`.

@@ -6,7 +6,7 @@
 //! json` prints one document instead (docs/operations.md), with the same exit codes.
 use serde_json::json;
 
-use crate::cli::{Format, Global};
+use crate::cmd::global::{Format, Global};
 use crate::error::BadInput;
 use crate::site::{diagnostic, Site};
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use crate::cmd::global::Global;
 use crate::day2::{self, argo, helm, kubeconfig, Cluster};
 use crate::site::types::Duration;
 use crate::site::Site;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use crate::cmd::global::Global;
 
 /// Arguments of `pxebuild init`.
 #[derive(Debug, clap::Args)]

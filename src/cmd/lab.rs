@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{Format, Global};
-use crate::lab::dhcp::DhcpKind;
+use crate::cmd::global::{Format, Global};
+use crate::lab::plan::DhcpKind;
 use crate::lab::plan::{Firmware, LabPlan, LabSite, PlanOptions};
 use crate::lab::qemu::Accel;
 use crate::lab::state::StateDir;
@@ -199,7 +199,7 @@ fn resolve(global: &Global, args: &BootArgs) -> Result<(LabPlan, StateDir, LabOp
     let dist = args
         .dist
         .clone()
-        .unwrap_or_else(|| beside_site(global, "dist"));
+        .unwrap_or_else(|| beside_site(global, crate::layout::SITE_DIST));
     let plan_options = PlanOptions {
         nodes: args.nodes.clone(),
         stranger: args.stranger,

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use crate::cmd::global::Global;
 use crate::error::BadInput;
 use crate::site::Site;
 
@@ -36,7 +36,11 @@ fn refuse_unsafe_dir(site: &Site, dir: &Path) -> Result<()> {
         return Err(refusal(dir, "is not a directory"));
     }
     let real = resolve(dir)?;
-    let dist = ("the site's dist/", site.dir.join("dist"), true);
+    let dist = (
+        "the site's dist/",
+        site.dir.join(crate::layout::SITE_DIST),
+        true,
+    );
     for (what, guarded, or_inside) in site_paths(site).into_iter().chain([dist]) {
         let guarded = resolve(&guarded)?;
         if real == guarded || (or_inside && real.starts_with(&guarded)) {
@@ -69,7 +73,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     if args.resolve_current {
         let version = if args.offline {
             // No server: only what the site's last build recorded.
-            let dist = site.dir.join(crate::secrets::SITE_DIST);
+            let dist = site.dir.join(crate::layout::SITE_DIST);
             crate::fetch::current::recorded(&site, Some(&dist))?
         } else {
             crate::fetch::resolve_current(&site)?

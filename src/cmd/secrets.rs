@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::cli::Global;
+use crate::cmd::global::Global;
 use crate::secrets::{self, token, Secrets};
 use crate::site::Site;
 
@@ -19,7 +19,7 @@ pub enum Command {
     Init {
         /// The boot tree the secrets belong to, as `build --out` names it
         /// (relative to the working directory, like build's).
-        #[arg(long, value_name = "DIR", default_value = "dist")]
+        #[arg(long, value_name = "DIR", default_value = crate::layout::SITE_DIST)]
         out: PathBuf,
     },
     /// Replace the bootstrap token (then rebuild; a running cluster must also
@@ -117,7 +117,8 @@ fn show(site: &Site, s: &Secrets) -> Result<()> {
         secrets::update_key::NODE_KEYRING
     );
     for (node, id) in &s.node_ids {
-        println!("node id:        {node} -> ignition/{node}-{id}/");
+        let dir = crate::layout::ignition_dir(&crate::layout::node_dir_name(node, id));
+        println!("node id:        {node} -> {dir}/");
     }
     Ok(())
 }

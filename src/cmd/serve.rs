@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Format, Global};
+use crate::cmd::global::{Format, Global};
 use crate::error::BadInput;
 use crate::manifest::Manifest;
 use crate::serve::{self, check, log, privs};

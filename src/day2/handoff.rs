@@ -12,7 +12,7 @@ const SERVE_DEFAULT_TFTP: u16 = 69;
 pub fn next_steps(site: &Site, out: &Path) -> String {
     let f = &site.file;
     let bs = &f.boot_server;
-    let px = pxebuild_cmd(site);
+    let px = super::cmdline::pxebuild_cmd(site);
     let indent = " ".repeat(33);
     let mut lines = vec![
         format!("Next steps for site {}:", f.cluster.name),
@@ -23,7 +23,7 @@ pub fn next_steps(site: &Site, out: &Path) -> String {
         format!("       {px} serve {}{}", out.display(), port_flags(site)),
         format!(
             "  2. Point your DHCP server at it: include one snippet from {}",
-            out.join("http/dhcp").display()
+            crate::layout::dhcp_dir(out).display()
         ),
         "       (dnsmasq.conf, dhcpd.conf or kea-dhcp4.json; see docs/cluster.md)".into(),
         "  3. Power on the nodes in this order (network boot):".into(),
@@ -87,15 +87,6 @@ pub fn boot_order(site: &Site) -> Vec<String> {
     cps.chain(workers)
         .map(|(n, what)| format!("{:<10} {}  {:<15} {what}", n.name, n.mac, n.ip))
         .collect()
-}
-
-/// `pxebuild`, plus `--site` when the site is not the default `site.toml`.
-pub(crate) fn pxebuild_cmd(site: &Site) -> String {
-    if site.path == Path::new("site.toml") {
-        "pxebuild".into()
-    } else {
-        format!("pxebuild --site {}", site.path.display())
-    }
 }
 
 fn port_flags(site: &Site) -> String {

@@ -8,6 +8,7 @@
 //! turns the usual failures (tool missing, API unreachable) into messages that
 //! say what to do.
 pub mod argo;
+pub mod cmdline;
 pub mod drift;
 pub mod handoff;
 pub mod helm;

@@ -6,7 +6,7 @@
 //! repository) is worse than none.
 use anyhow::Result;
 
-use super::{handoff, payload, sync};
+use super::{cmdline, payload, sync};
 use crate::error::BadInput;
 use crate::site::Site;
 
@@ -42,7 +42,7 @@ fn lint(site: &Site) -> Result<()> {
 
 fn refusal(site: &Site, changes: &[sync::Change]) -> String {
     let argocd = &site.file.argocd;
-    let px = handoff::pxebuild_cmd(site);
+    let px = cmdline::pxebuild_cmd(site);
     let mut text = format!(
         "payload/ does not follow {} [argocd]: Argo CD reads these Applications from git as \
          written, so they would follow another repository or revision:",

@@ -361,7 +361,7 @@ pub fn require_real_repo(site: &Site) -> Result<()> {
          that holds this site.toml and payload/ (Argo CD reads payload/ from there), then run \
          `{} install-argo --sync-payload`, commit and push",
         site.path.display(),
-        super::handoff::pxebuild_cmd(site)
+        super::cmdline::pxebuild_cmd(site)
     )))
 }
 
@@ -395,7 +395,7 @@ pub fn run(site: &Site, dry_run: bool) -> Result<()> {
             files.len(),
             target.repo_url,
             target.revision,
-            super::handoff::pxebuild_cmd(site)
+            super::cmdline::pxebuild_cmd(site)
         );
     }
     Ok(())

@@ -47,11 +47,7 @@ impl FlatcarFile {
             file,
             url: url_of(file),
             sig_urls,
-            dist: format!(
-                "{}/{}/{file}",
-                crate::layout::HTTP,
-                crate::layout::flatcar_dir(&fc.version)
-            ),
+            dist: crate::layout::flatcar_file(&fc.version, file),
             publish_sig: file == INSTALL_IMAGE,
         }
     }

@@ -21,13 +21,21 @@ use crate::error::BadInput;
 
 /// One loader file: its name, the Debian package and path inside its
 /// data.tar, where it lies inside the syslinux tarball (none for iPXE), and
-/// its dist path.
+/// whether it is one of syslinux's UEFI files (which lie apart in the TFTP
+/// tree; [`Loader::dist`] is its dist path).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loader {
     pub name: &'static str,
     pub in_deb: (Package, &'static str),
     pub in_tarball: Option<&'static str>,
-    pub dist: &'static str,
+    pub syslinux_efi: bool,
+}
+
+impl Loader {
+    /// Where the file lies in the tree.
+    pub fn dist(&self) -> String {
+        crate::layout::loader_path(self.name, self.syslinux_efi)
+    }
 }
 
 const BIOS: [Loader; 2] = [
@@ -35,7 +43,7 @@ const BIOS: [Loader; 2] = [
         name: "lpxelinux.0",
         in_deb: (debian::PXELINUX, "usr/lib/PXELINUX/lpxelinux.0"),
         in_tarball: Some("bios/core/lpxelinux.0"),
-        dist: "tftp/lpxelinux.0",
+        syslinux_efi: false,
     },
     Loader {
         name: "ldlinux.c32",
@@ -44,7 +52,7 @@ const BIOS: [Loader; 2] = [
             "usr/lib/syslinux/modules/bios/ldlinux.c32",
         ),
         in_tarball: Some("bios/com32/elflink/ldlinux/ldlinux.c32"),
-        dist: "tftp/ldlinux.c32",
+        syslinux_efi: false,
     },
 ];
 const UEFI: [Loader; 2] = [
@@ -55,7 +63,7 @@ const UEFI: [Loader; 2] = [
             "usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",
         ),
         in_tarball: Some("efi64/efi/syslinux.efi"),
-        dist: "tftp/efi64/syslinux.efi",
+        syslinux_efi: true,
     },
     Loader {
         name: "ldlinux.e64",
@@ -64,7 +72,7 @@ const UEFI: [Loader; 2] = [
             "usr/lib/syslinux/modules/efi64/ldlinux.e64",
         ),
         in_tarball: Some("efi64/com32/elflink/ldlinux/ldlinux.e64"),
-        dist: "tftp/efi64/ldlinux.e64",
+        syslinux_efi: true,
     },
 ];
 const IPXE: [Loader; 3] = [
@@ -72,20 +80,20 @@ const IPXE: [Loader; 3] = [
         name: "undionly.kpxe",
         in_deb: (debian::IPXE, "usr/lib/ipxe/undionly.kpxe"),
         in_tarball: None,
-        dist: "tftp/undionly.kpxe",
+        syslinux_efi: false,
     },
     Loader {
         // `usr/lib/ipxe/ipxe.efi` is a symlink to this file.
         name: "ipxe.efi",
         in_deb: (debian::IPXE, "boot/ipxe.efi"),
         in_tarball: None,
-        dist: "tftp/ipxe.efi",
+        syslinux_efi: false,
     },
     Loader {
         name: "snponly.efi",
         in_deb: (debian::IPXE, "usr/lib/ipxe/snponly.efi"),
         in_tarball: None,
-        dist: "tftp/snponly.efi",
+        syslinux_efi: false,
     },
 ];
 
@@ -118,7 +126,7 @@ pub fn steps(fetcher: &Arc<Fetcher>, loaders: &[String]) -> Result<LoaderPlan> {
     let mut place = |id: String, files: &[Loader]| {
         refs.extend(files.iter().map(|f| ArtifactRef {
             step: id.clone(),
-            path: f.dist.to_string(),
+            path: f.dist(),
         }))
     };
     if let Some(dir) = &src.loaders_dir {
@@ -215,7 +223,7 @@ struct LocalKey<'a> {
     dir: &'a Path,
     /// (name, sha256 or `missing`) per file.
     files: Vec<(&'static str, String)>,
-    dist: Vec<&'static str>,
+    dist: Vec<String>,
 }
 
 impl Step for LocalLoaders {
@@ -238,7 +246,7 @@ impl Step for LocalLoaders {
         Ok(Key::new(LocalKey {
             dir: &self.dir,
             files,
-            dist: self.files.iter().map(|f| f.dist).collect(),
+            dist: self.files.iter().map(Loader::dist).collect(),
         }))
     }
 
@@ -252,7 +260,7 @@ impl Step for LocalLoaders {
                     path.display()
                 )
             })?;
-            ctx.put_bytes(f.dist, &bytes, Visibility::Public)?;
+            ctx.put_bytes(&f.dist(), &bytes, Visibility::Public)?;
         }
         Ok(())
     }
@@ -306,7 +314,7 @@ fn unpack(
 struct DebianKey<'a> {
     url: &'a str,
     sha256: &'static str,
-    files: Vec<(&'static str, &'static str)>,
+    files: Vec<(&'static str, String)>,
 }
 
 impl Step for DebianLoaders {
@@ -318,7 +326,7 @@ impl Step for DebianLoaders {
         Ok(Key::new(DebianKey {
             url: &self.url,
             sha256: self.package.sha256,
-            files: self.files.iter().map(|f| (f.in_deb.1, f.dist)).collect(),
+            files: self.files.iter().map(|f| (f.in_deb.1, f.dist())).collect(),
         }))
     }
 
@@ -358,7 +366,7 @@ impl Step for DebianLoaders {
             let bytes = members
                 .remove(f.in_deb.1)
                 .ok_or_else(|| anyhow!("{file} lacks {}", f.in_deb.1))?;
-            ctx.put_bytes(f.dist, &bytes, Visibility::Public)?;
+            ctx.put_bytes(&f.dist(), &bytes, Visibility::Public)?;
         }
         Ok(())
     }
@@ -378,7 +386,7 @@ pub struct SyslinuxLoaders {
 struct SyslinuxKey<'a> {
     url: &'a str,
     sha256: &'a str,
-    dist: Vec<&'static str>,
+    dist: Vec<String>,
 }
 
 impl Step for SyslinuxLoaders {
@@ -390,7 +398,7 @@ impl Step for SyslinuxLoaders {
         Ok(Key::new(SyslinuxKey {
             url: &self.url,
             sha256: &self.sha256,
-            dist: self.files.iter().map(|f| f.dist).collect(),
+            dist: self.files.iter().map(Loader::dist).collect(),
         }))
     }
 
@@ -421,7 +429,7 @@ impl Step for SyslinuxLoaders {
                 entry
                     .read_to_end(&mut bytes)
                     .with_context(|| format!("extracting {name}"))?;
-                ctx.put_bytes(f.dist, &bytes, Visibility::Public)?;
+                ctx.put_bytes(&f.dist(), &bytes, Visibility::Public)?;
                 found.push(f.name);
             }
         }
@@ -481,7 +489,7 @@ impl IpxeLoaders {
 #[derive(Serialize)]
 struct IpxeKey<'a> {
     files: Vec<(&'a str, &'a str)>,
-    dist: Vec<&'static str>,
+    dist: Vec<String>,
 }
 
 impl Step for IpxeLoaders {
@@ -496,7 +504,7 @@ impl Step for IpxeLoaders {
                 .iter()
                 .map(|(_, url, sha)| (url.as_str(), sha.as_str()))
                 .collect(),
-            dist: self.files.iter().map(|(f, _, _)| f.dist).collect(),
+            dist: self.files.iter().map(|(f, _, _)| f.dist()).collect(),
         }))
     }
 
@@ -505,7 +513,7 @@ impl Step for IpxeLoaders {
             let blob = self
                 .fetcher
                 .fetch(f.name, url, &pinned(&self.fetcher, url, sha))?;
-            ctx.put_blob(f.dist, &blob.sha256, blob.size, Visibility::Public);
+            ctx.put_blob(&f.dist(), &blob.sha256, blob.size, Visibility::Public);
         }
         Ok(())
     }

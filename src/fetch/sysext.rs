@@ -34,14 +34,6 @@ impl SysextImage {
         }
     }
 
-    fn dir(&self) -> String {
-        format!(
-            "{}/{}",
-            crate::layout::HTTP,
-            crate::layout::sysext_dir(&self.name)
-        )
-    }
-
     pub fn artifact(&self) -> SysextRef {
         SysextRef {
             name: self.name.clone(),
@@ -49,11 +41,11 @@ impl SysextImage {
             file_name: self.file_name.clone(),
             image: ArtifactRef {
                 step: self.id(),
-                path: format!("{}/{}", self.dir(), self.file_name),
+                path: crate::layout::sysext_file(&self.name, &self.file_name),
             },
             sha512: ArtifactRef {
                 step: self.id(),
-                path: format!("sysext/{}/{}.sha512", self.name, self.file_name),
+                path: crate::layout::sysext_sha512(&self.name, &self.file_name),
             },
         }
     }
@@ -153,7 +145,7 @@ impl Step for SysextImage {
         ctx.put_bytes(&refs.sha512.path, sha512.as_bytes(), Visibility::Internal)?;
         let index = format!("{}  {}\n", blob.sha256, self.file_name);
         ctx.put_bytes(
-            &format!("{}/SHA256SUMS", self.dir()),
+            &crate::layout::sysext_file(&self.name, crate::layout::SYSEXT_LISTING),
             index.as_bytes(),
             Visibility::Public,
         )

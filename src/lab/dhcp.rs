@@ -5,53 +5,11 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::netns::DHCP_IF;
 use super::plan::LabPlan;
 use super::topology::mask;
-
-/// Which DHCP server answers the lab's VMs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum DhcpKind {
-    /// dnsmasq with `dnsmasq.conf`.
-    #[default]
-    Dnsmasq,
-    /// ISC dhcpd with `dhcpd.conf`.
-    Isc,
-    /// Kea's DHCPv4 server with `kea-dhcp4.json`.
-    Kea,
-}
-
-impl DhcpKind {
-    /// The snippet the build emits for this server, in `dist/http/dhcp/`.
-    pub fn snippet(self) -> &'static str {
-        match self {
-            DhcpKind::Dnsmasq => "dnsmasq.conf",
-            DhcpKind::Isc => "dhcpd.conf",
-            DhcpKind::Kea => "kea-dhcp4.json",
-        }
-    }
-
-    /// The server's log in the state directory (its leases are read from it).
-    pub fn log_file(self) -> &'static str {
-        match self {
-            DhcpKind::Dnsmasq => "dnsmasq.log",
-            DhcpKind::Isc => "dhcpd.log",
-            DhcpKind::Kea => "kea.log",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DhcpKind::Dnsmasq => "dnsmasq",
-            DhcpKind::Isc => "ISC dhcpd",
-            DhcpKind::Kea => "Kea",
-        }
-    }
-}
 
 /// ISC dhcpd: the snippet included at the top level, as its header says, and
 /// the node subnet with a dynamic range for VMs without a reservation and the

@@ -11,12 +11,8 @@
 //! `dist/tftp`, standing in for the operator's own TFTP server.
 use std::path::Path;
 
-use super::netns;
+use super::netns::{self, BRIDGE};
 use super::plan::LabPlan;
-
-/// The bridge of the boot server's link (inside the lab namespace); the VMs'
-/// taps join it too unless the nodes sit behind the relay.
-pub const BRIDGE: &str = "br0";
 
 /// The boot server's dnsmasq: router advertisements on the nodes' link, and
 /// TFTP when `tftp_root` is given. No DHCPv4.

@@ -44,8 +44,7 @@ use serde::Serialize;
 
 use crate::error::BadInput;
 use console::{MarkerLine, Milestone};
-use dhcp::DhcpKind;
-use plan::{LabPlan, Role};
+use plan::{DhcpKind, LabPlan, Role};
 use runner::Lab;
 use state::StateDir;
 use tracker::Verdict;

@@ -14,9 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::dnsmasq::BRIDGE;
 use super::topology::Topology;
 use crate::serve::tftp::packet;
+
+/// The bridge of the boot server's link (inside the lab namespace); the VMs'
+/// taps join it too unless the nodes sit behind the relay.
+pub const BRIDGE: &str = "br0";
 
 /// The bridge of the nodes' link when they sit behind the relay.
 pub const NODE_BRIDGE: &str = "br1";

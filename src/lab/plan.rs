@@ -13,11 +13,51 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::dhcp::DhcpKind;
 use super::topology::{self, Topology};
 use crate::error::BadInput;
 use crate::layout;
 use crate::manifest::Manifest;
+
+/// Which DHCP server answers the lab's VMs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DhcpKind {
+    /// dnsmasq with `dnsmasq.conf`.
+    #[default]
+    Dnsmasq,
+    /// ISC dhcpd with `dhcpd.conf`.
+    Isc,
+    /// Kea's DHCPv4 server with `kea-dhcp4.json`.
+    Kea,
+}
+
+impl DhcpKind {
+    /// The snippet the build emits for this server, in `dist/http/dhcp/`.
+    pub fn snippet(self) -> &'static str {
+        match self {
+            DhcpKind::Dnsmasq => layout::DNSMASQ_SNIPPET,
+            DhcpKind::Isc => layout::ISC_SNIPPET,
+            DhcpKind::Kea => layout::KEA_SNIPPET,
+        }
+    }
+
+    /// The server's log in the state directory (its leases are read from it).
+    pub fn log_file(self) -> &'static str {
+        match self {
+            DhcpKind::Dnsmasq => "dnsmasq.log",
+            DhcpKind::Isc => "dhcpd.log",
+            DhcpKind::Kea => "kea.log",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DhcpKind::Dnsmasq => "dnsmasq",
+            DhcpKind::Isc => "ISC dhcpd",
+            DhcpKind::Kea => "Kea",
+        }
+    }
+}
 
 /// Firmware a VM boots with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -335,7 +375,7 @@ fn node_range(server: Ipv4Addr, subnet: Ipv4Addr, prefix: u8) -> (Ipv4Addr, Ipv4
 }
 
 fn snippet_path(dist: &Path, dhcp: DhcpKind) -> PathBuf {
-    dist.join(layout::HTTP).join("dhcp").join(dhcp.snippet())
+    layout::dhcp_dir(dist).join(dhcp.snippet())
 }
 
 /// One VM per manifest node (or per selected node), with the site's firmware and disk.
@@ -422,13 +462,11 @@ pub fn dhcp_range(server: Ipv4Addr, prefix: u8) -> (Ipv4Addr, Ipv4Addr) {
 /// the HTTP URLs mapped back into `dist/http`.
 fn direct_boot_of(dist: &Path, mac: &str) -> Result<DirectBoot> {
     // The BIOS config, or the EFI one for a UEFI-only site; both name the same kernel line.
-    let name = layout::pxelinux_mac_name(mac);
-    let tftp = dist.join(layout::TFTP);
-    let bios = tftp.join("pxelinux.cfg").join(&name);
+    let bios = dist.join(layout::pxelinux_config(false, mac));
     let path = if bios.is_file() {
         bios
     } else {
-        tftp.join("efi64/pxelinux.cfg").join(&name)
+        dist.join(layout::pxelinux_config(true, mac))
     };
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::dhcp::{self, DhcpKind};
-use super::plan::{Firmware, LabPlan};
+use super::dhcp;
+use super::plan::{DhcpKind, Firmware, LabPlan};
 use super::qemu::{self, Accel, VmSpec};
 use super::state::{self, LabState, Process, StateDir, VmRecord};
 use super::{dnsmasq, netns, LabOptions, ServerKind};
@@ -456,7 +456,9 @@ fn tap(index: usize) -> String {
 /// Guest RAM: enough for the stand-in OS, or for a real Flatcar PXE image,
 /// which unpacks its large initrd into RAM.
 fn default_memory(plan: &LabPlan) -> u32 {
-    let flatcar = plan.dist.join(crate::layout::HTTP).join("flatcar");
+    let flatcar = plan
+        .dist
+        .join(crate::layout::http_path(crate::layout::FLATCAR));
     let big = walkdir::WalkDir::new(flatcar)
         .into_iter()
         .filter_map(|e| e.ok())

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::dhcp::DhcpKind;
+use super::plan::DhcpKind;
 use super::plan::{Firmware, LabPlan};
 use super::ServerKind;
 use crate::error::BadInput;

@@ -21,7 +21,7 @@ use crate::site::Site;
 pub fn write_mirror(site: &Site, dir: &Path, offline: bool, jobs: usize) -> Result<usize> {
     // Offline, `current` is what the site's last build recorded in dist/,
     // as `build --offline` does.
-    let previous = site.dir.join(crate::secrets::SITE_DIST);
+    let previous = site.dir.join(crate::layout::SITE_DIST);
     let pinned = current::pin(site, Some(&previous), offline)?;
     let planned = plan::plan(&pinned.site, offline)?;
     plan::preflight(&planned)?;

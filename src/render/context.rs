@@ -360,8 +360,8 @@ impl NodeCtx {
             node_labels,
             has_taints: !taints.is_empty(),
             taints,
-            install_url: format!("{base}/{dir}/install.ign"),
-            node_url: format!("{base}/{dir}/node.ign"),
+            install_url: crate::layout::ignition_url(&base, &dir, "install"),
+            node_url: crate::layout::ignition_url(&base, &dir, "node"),
             ignition_dir: dir,
             beacon_url: format!("{base}/beacon/{}", node.name),
         })
@@ -413,7 +413,7 @@ pub fn sysexts_from(
 
 /// The HTTP URL of a dist path (`http/a/b` → `<base>/a/b`).
 pub fn url_of(base: &str, dist_path: &str) -> String {
-    let rel = dist_path.strip_prefix("http/").unwrap_or(dist_path);
+    let rel = crate::layout::http_relative(dist_path).unwrap_or(dist_path);
     format!("{base}/{rel}")
 }
 
@@ -429,8 +429,7 @@ fn flatcar_ctx(site: &Site, artifacts: &ArtifactRefs) -> FlatcarCtx {
     let f = &site.file.flatcar;
     let base = site.http_base();
     let version = &artifacts.flatcar_version;
-    let dir = crate::layout::flatcar_dir(version);
-    let default = |file: &str| format!("http/{dir}/{file}");
+    let default = |file: &str| crate::layout::flatcar_file(version, file);
     let kernel = artifacts.pxe_kernel.as_ref().map_or_else(
         || default("flatcar_production_pxe.vmlinuz"),
         |r| r.path.clone(),
@@ -448,7 +447,7 @@ fn flatcar_ctx(site: &Site, artifacts: &ArtifactRefs) -> FlatcarCtx {
     let suffix = format!("/{version}/");
     let install_base_url = match image_url.rfind(&suffix) {
         Some(i) => image_url[..i].to_string(),
-        None => format!("{base}/flatcar"),
+        None => format!("{base}/{}", crate::layout::FLATCAR),
     };
     FlatcarCtx {
         version: version.clone(),

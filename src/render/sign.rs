@@ -17,28 +17,20 @@ pub struct SignSums {
     pub key: Arc<UpdateKey>,
     /// The fetch step that publishes the listing.
     pub fetch_step: String,
-    /// `http/sysext/<name>`
-    pub dir: String,
     pub name: String,
 }
 
 impl SignSums {
     pub fn new(key: &Arc<UpdateKey>, sysext: &SysextRef) -> SignSums {
-        let dir = sysext
-            .image
-            .path
-            .rsplit_once('/')
-            .map_or_else(String::new, |(dir, _)| dir.to_string());
         SignSums {
             key: key.clone(),
             fetch_step: sysext.image.step.clone(),
-            dir,
             name: sysext.name.clone(),
         }
     }
 
     fn sums(&self) -> String {
-        format!("{}/SHA256SUMS", self.dir)
+        crate::layout::sysext_file(&self.name, crate::layout::SYSEXT_LISTING)
     }
 }
 
@@ -72,7 +64,7 @@ impl Step for SignSums {
         let sums = ctx.inputs.read(&self.sums())?;
         let sig = self.key.sign(&sums)?;
         ctx.put_bytes(
-            &format!("{}/{SIGNATURE}", self.dir),
+            &crate::layout::sysext_file(&self.name, SIGNATURE),
             &sig,
             Visibility::Public,
         )

@@ -96,7 +96,7 @@ impl Shared {
 
 /// Dist path of a node's Ignition config (`install` or `node`).
 pub fn ignition_path(ctx: &NodeContext, doc: &str) -> String {
-    format!("http/{}/{doc}.ign", ctx.node.ignition_dir)
+    crate::layout::ignition_file(&ctx.node.ignition_dir, doc)
 }
 
 /// A node's part of its steps' keys, computed once per build for both steps.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::shown;
+use super::wording::shown;
 use crate::error::BadInput;
 
 pub const FILE: &str = "node-ids.toml";
@@ -85,10 +85,7 @@ pub fn ensure<'a>(
 /// The id in a tree's Ignition directory name `<node>-<id>`, when `dir_name`
 /// is one of `node`'s.
 pub fn id_in_dir_name<'a>(dir_name: &'a str, node: &str) -> Option<&'a str> {
-    dir_name
-        .strip_prefix(node)?
-        .strip_prefix('-')
-        .filter(|id| is_valid_id(id))
+    crate::layout::id_in_node_dir(dir_name, node).filter(|id| is_valid_id(id))
 }
 
 /// What [`new_id`] makes, loosely: lower-case letters and digits, no `-` or

@@ -79,9 +79,12 @@ impl Stage {
     /// disk image flatcar-install fetches).
     pub fn of_fetch(path: &str) -> Option<Stage> {
         let name = path.rsplit('/').next().unwrap_or(path);
-        if path.starts_with("tftp/pxelinux.cfg/") || name.ends_with(".ipxe") {
+        let tftp = crate::layout::tftp_relative(path);
+        // The BIOS loader's configs; the UEFI loader's are not told apart yet.
+        let pxelinux_config = tftp.and_then(crate::layout::pxelinux_config_is_efi) == Some(false);
+        if pxelinux_config || name.ends_with(".ipxe") {
             Some(Stage::Config)
-        } else if path.starts_with("tftp/")
+        } else if tftp.is_some()
             && ([".0", ".efi", ".kpxe", ".pxe"]
                 .iter()
                 .any(|ext| name.ends_with(ext))

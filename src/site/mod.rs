@@ -229,7 +229,10 @@ mod tests {
     fn typed_accessors_read_validated_values() {
         let site = Site::from_text_on(EXAMPLE, Path::new("site.toml"), BUILD_DAY).unwrap();
         let cp1 = &site.file.nodes[0];
-        assert_eq!(cp1.mac_addr().pxelinux_name(), "01-52-54-00-20-00-11");
+        assert_eq!(
+            crate::layout::pxelinux_mac_name(cp1.mac_addr()),
+            "01-52-54-00-20-00-11"
+        );
         assert_eq!(cp1.ipv4(), Ipv4Addr::new(10, 20, 0, 11));
         assert!(cp1.is_control_plane());
         assert_eq!(site.workers().count(), 2);

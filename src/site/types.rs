@@ -26,11 +26,6 @@ impl MacAddr {
     pub fn is_broadcast(&self) -> bool {
         self.0 == [0xff; 6]
     }
-
-    /// The pxelinux config file name for this MAC: "01-aa-bb-cc-dd-ee-ff".
-    pub fn pxelinux_name(&self) -> String {
-        format!("01-{}", self.to_string().replace(':', "-"))
-    }
 }
 
 impl FromStr for MacAddr {
@@ -323,7 +318,10 @@ mod tests {
     fn mac_normalises_case_and_separator() {
         let mac: MacAddr = "52-54-00-AB-cd-0F".parse().unwrap();
         assert_eq!(mac.to_string(), "52:54:00:ab:cd:0f");
-        assert_eq!(mac.pxelinux_name(), "01-52-54-00-ab-cd-0f");
+        assert_eq!(
+            crate::layout::pxelinux_mac_name(mac),
+            "01-52-54-00-ab-cd-0f"
+        );
         assert!(!mac.is_multicast());
         assert!("01:00:5e:00:00:01"
             .parse::<MacAddr>()

@@ -28,9 +28,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pxebuild::boot::context::Loaders;
-use pxebuild::lab::dhcp::DhcpKind;
 use pxebuild::lab::netns;
 use pxebuild::lab::plan::dhcp_range;
+use pxebuild::lab::plan::DhcpKind;
 use pxebuild::site::Site;
 use serde_json::{json, Value};
 

@@ -218,7 +218,7 @@ fn log_busy(shared: &Shared, datagram: &[u8], peer: SocketAddr) {
 /// A requested name as the log spells paths: as the manifest does
 /// (`tftp/…`), the name verbatim after it (refused names too).
 fn logged_path(filename: &str) -> String {
-    format!("{}/{filename}", crate::layout::TFTP)
+    crate::layout::tftp_path(filename)
 }
 
 /// A read or write request, by its opcode.
@@ -289,7 +289,7 @@ fn read_request(
     started: Instant,
     running: &Running,
 ) {
-    let mac = mac_from_pxelinux_name(&req.filename);
+    let mac = crate::layout::mac_from_pxelinux_name(&req.filename);
     let fallback_node = shared.node_for(peer.ip(), mac.as_deref());
     let logged = logged_path(&req.filename);
     let mut entry = Entry {
@@ -360,17 +360,6 @@ fn limits(shared: &Shared, sock: &UdpSocket) -> Limits {
     }
 }
 
-/// `pxelinux.cfg/01-52-54-00-77-00-01` names the MAC of the asking node.
-pub fn mac_from_pxelinux_name(filename: &str) -> Option<String> {
-    let name = filename.rsplit('/').next()?;
-    let mac = name.strip_prefix("01-")?;
-    let ok = mac.len() == 17
-        && mac
-            .split('-')
-            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
-    ok.then(|| mac.replace('-', ":").to_ascii_lowercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,18 +385,5 @@ mod tests {
         );
         // A datagram that is not a request starts a session without counting.
         assert_eq!(sessions.arrive(a, false, 2), Some((0, false)));
-    }
-
-    #[test]
-    fn mac_from_config_names() {
-        assert_eq!(
-            mac_from_pxelinux_name("efi64/pxelinux.cfg/01-52-54-00-77-00-01").as_deref(),
-            Some("52:54:00:77:00:01")
-        );
-        assert_eq!(mac_from_pxelinux_name("pxelinux.cfg/default"), None);
-        assert_eq!(
-            mac_from_pxelinux_name("pxelinux.cfg/01-zz-54-00-77-00-01"),
-            None
-        );
     }
 }
