@@ -2,6 +2,8 @@
 //! `run`. No other logic lives here: every subcommand's arguments are defined
 //! next to its implementation in `cmd::<name>`, and the options they share in
 //! `cmd::global`.
+use std::process::ExitCode;
+
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::cmd;
@@ -85,6 +87,19 @@ pub enum Command {
     Completions(cmd::docs::CompletionsArgs),
     /// Write the man pages (pxebuild.1 and one per subcommand) into a directory.
     Man(cmd::docs::ManArgs),
+}
+
+/// Runs one command and maps its outcome onto the documented exit codes:
+/// 0 success, 1 the work failed, 2 bad input or usage.
+pub fn run(cli: Cli) -> ExitCode {
+    crate::log::init(cli.global.verbosity());
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            crate::error::report(&err);
+            ExitCode::from(crate::error::exit_code(&err))
+        }
+    }
 }
 
 /// Runs the chosen subcommand.

@@ -31,18 +31,3 @@ pub mod secrets;
 pub mod serve;
 pub mod site;
 pub mod starter;
-
-use std::process::ExitCode;
-
-/// Runs one command and maps its outcome onto the documented exit codes:
-/// 0 success, 1 the work failed, 2 bad input or usage.
-pub fn run(cli: cli::Cli) -> ExitCode {
-    log::init(cli.global.verbosity());
-    match cli::dispatch(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            error::report(&err);
-            ExitCode::from(error::exit_code(&err))
-        }
-    }
-}

@@ -10,5 +10,5 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = pxebuild::cli::Cli::parse();
-    pxebuild::run(cli)
+    pxebuild::cli::run(cli)
 }
