@@ -293,7 +293,7 @@ pub fn status(state_dir: &StateDir) -> Result<String> {
         } else {
             "gone"
         },
-        state::unix_now().saturating_sub(record.started_unix)
+        crate::clock::now_secs().saturating_sub(record.started_unix)
     );
     for p in &record.processes {
         let alive = if state::runs(p.pid, &p.program) {
@@ -357,7 +357,7 @@ pub fn status_json(state_dir: &StateDir) -> Result<serde_json::Value> {
         "state": root,
         "namespace": record.namespace,
         "namespace_present": netns::exists(&record.namespace),
-        "up_seconds": state::unix_now().saturating_sub(record.started_unix),
+        "up_seconds": crate::clock::now_secs().saturating_sub(record.started_unix),
         "processes": processes,
         "vms": vms,
     }))
