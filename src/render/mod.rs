@@ -10,6 +10,7 @@ pub mod ignition;
 pub mod node;
 pub mod sign;
 pub mod steps;
+pub mod template_map;
 pub mod templates;
 
 use std::sync::Arc;
