@@ -6,6 +6,7 @@
 //! with `fsutil`, `digest`, `manifest` and `layout` as leaves. `serve` depends only on
 //! the leaves, never on the build engine.
 
+pub mod beacon;
 pub mod boot;
 pub mod build;
 pub mod butane;

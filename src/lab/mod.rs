@@ -83,7 +83,7 @@ pub struct LabOptions {
     /// Give each VM a sparse disk of this size (real installs).
     pub disk_gib: Option<u64>,
     /// The beacon that ends a node's run (default: the stand-in's marker or `install-done`).
-    pub until: Option<String>,
+    pub until: Option<crate::beacon::Beacon>,
 }
 
 /// The outcome of `lab run`, also written to `report.json` in the state directory.
