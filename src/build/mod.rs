@@ -353,9 +353,9 @@ fn manifest_for(site: &Site, outcomes: &[Outcome], published: &[&Output]) -> Man
         .iter()
         .map(|n| NodeEntry {
             name: n.name.clone(),
-            mac: n.mac.clone(),
-            ip: n.ip.clone(),
-            role: n.role.clone(),
+            mac: n.mac.to_string(),
+            ip: n.ip.to_string(),
+            role: n.role.to_string(),
         })
         .collect();
     Manifest {

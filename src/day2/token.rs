@@ -91,7 +91,7 @@ pub fn secret_manifest(token: &Token, cluster: &str, expires: Option<u64>) -> se
 /// may have been seen, so it must stop working now, not when it expires.
 pub fn publish(cluster: &Cluster, site: &Site) -> Result<()> {
     let token = load(site)?;
-    let ttl = site.file.cluster.token_ttl().as_secs();
+    let ttl = site.file.cluster.bootstrap_token_ttl.get().as_secs();
     let now = crate::clock::now_secs();
     let expires = (ttl > 0).then_some(now + ttl);
     let kc = &cluster.kubeconfig;

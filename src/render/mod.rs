@@ -23,7 +23,8 @@ use crate::build::step::Step;
 use crate::build::PlanEnv;
 use crate::error::BadInput;
 use crate::fetch::ArtifactRefs;
-use crate::secrets::{self, token, Secrets};
+use crate::secrets::{self, Secrets};
+use crate::site::types::EndpointMode;
 use crate::site::Site;
 use context::{NodeContext, NodeCtx, NodeSecrets, SiteContext};
 use steps::{InstallIgnition, NodeIgnition, NodeKey, Shared};
@@ -108,7 +109,7 @@ fn templates_rendered(site: &Site) -> Vec<&'static str> {
     if site.file.nodes.len() > 1 {
         names.push("kubeadm/join.yaml");
     }
-    if site.file.cluster.endpoint_mode == "kube-vip" {
+    if site.file.cluster.endpoint_mode == EndpointMode::KubeVip {
         names.push("kubeadm/kube-vip.yaml");
     }
     names.extend(crate::boot::templates_rendered(site));
@@ -143,10 +144,8 @@ pub fn node_contexts(
 /// starts its TTL, and every other node must join before it runs out.
 pub fn check_token_lifetime(site: &Site, strict: bool) -> Result<()> {
     let c = &site.file.cluster;
-    let ttl = token::parse_duration(&c.bootstrap_token_ttl)
-        .map_err(|e| BadInput::new(format!("cluster.bootstrap_token_ttl: {e}")))?;
-    let window = token::parse_duration(&c.bring_up_window)
-        .map_err(|e| BadInput::new(format!("cluster.bring_up_window: {e}")))?;
+    let ttl = c.bootstrap_token_ttl.get().as_secs();
+    let window = c.bring_up_window.get().as_secs();
     if ttl != 0 && ttl < window {
         let msg = format!(
             "cluster.bootstrap_token_ttl {} is shorter than cluster.bring_up_window {}: \

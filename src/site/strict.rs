@@ -17,7 +17,7 @@ use toml::de::{DeArray, DeTable, DeValue, Deserializer};
 use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Severity};
-use super::schema::SiteFile;
+use super::schema::RawSiteFile as SiteFile;
 use super::source::{KeyPath, Seg, Source};
 use super::wording;
 

@@ -357,7 +357,7 @@ mod tests {
 
     #[test]
     fn the_example_site_pins_what_the_table_records() {
-        let file: crate::site::SiteFile = toml::from_str(EXAMPLE).unwrap();
+        let file: crate::site::schema::RawSiteFile = toml::from_str(EXAMPLE).unwrap();
         let value = |key: &str| match key {
             "cluster.kubernetes_version" => file.cluster.kubernetes_version.clone(),
             "sysext.kubernetes" => file.sysext.kubernetes.clone(),

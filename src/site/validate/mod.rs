@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use super::diagnostic::{Diagnostic, Severity};
-use super::schema::SiteFile;
+use super::schema::RawSiteFile as SiteFile;
 use super::source::{KeyPath, Seg, Source};
 use super::types::Ipv4Cidr;
 

@@ -3,11 +3,10 @@
 use std::net::Ipv4Addr;
 
 use super::{Checker, VPrefix};
-use crate::site::schema::{BootServer, Cluster, SiteFile};
+use crate::site::schema::{BootServer, RawCluster as Cluster, RawSiteFile as SiteFile};
 use crate::site::source::KeyPath;
-use crate::site::types::{check_dns_label, Duration, Endpoint, Ipv4Cidr};
+use crate::site::types::{check_dns_label, Duration, Endpoint, EndpointMode, Ipv4Cidr};
 
-pub(super) const ENDPOINT_MODES: &[&str] = &["kube-vip", "external"];
 const ADDRESSING: &[&str] = &["static", "dhcp"];
 const LOADERS: &[&str] = &["bios", "uefi", "ipxe"];
 
@@ -218,7 +217,7 @@ fn check_endpoint(c: &mut Checker<'_, '_>, cl: &Cluster) {
     let mode_ok = c.one_of(
         &KeyPath::of("cluster.endpoint_mode"),
         &cl.endpoint_mode,
-        ENDPOINT_MODES,
+        &EndpointMode::NAMES,
     );
     let path = KeyPath::of("cluster.endpoint");
     let Some(ep) = c.parse::<Endpoint>(&path, &cl.endpoint) else {
@@ -231,7 +230,8 @@ fn check_endpoint(c: &mut Checker<'_, '_>, cl: &Cluster) {
     }
     // kube-vip announces the VIP on the node network by ARP, so it must be
     // an address of that network; an external load balancer may live anywhere.
-    if mode_ok && cl.endpoint_mode == "kube-vip" && !subnet_has(c, ep.ip) {
+    let kube_vip = cl.endpoint_mode.parse() == Ok(EndpointMode::KubeVip);
+    if mode_ok && kube_vip && !subnet_has(c, ep.ip) {
         let subnet = c.known.subnet.map(|s| s.to_string()).unwrap_or_default();
         c.error(
             &path,

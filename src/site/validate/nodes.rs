@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use super::network::check_host_in_subnet;
 use super::Checker;
-use crate::site::schema::{Node, SiteFile};
+use crate::site::schema::{RawNode as Node, RawSiteFile as SiteFile};
 use crate::site::source::KeyPath;
 use crate::site::types::{MacAddr, NodeName, Role};
 

@@ -1,7 +1,7 @@
 //! Checks of what the nodes run: the pinned Flatcar release, the sysext
 //! versions, Cilium's MTU, SSH keys, update policy, sources and Argo CD.
 use super::{Checker, VPrefix};
-use crate::site::schema::{Cilium, Flatcar, SiteFile, Sources, Ssh, Sysext};
+use crate::site::schema::{Cilium, Flatcar, RawSiteFile as SiteFile, Sources, Ssh, Sysext};
 use crate::site::source::KeyPath;
 
 const CHANNELS: &[&str] = &["stable", "beta", "alpha", "lts"];

@@ -1,7 +1,7 @@
 //! Warnings about releases that are no longer (or never were) supported
 //! together: the facts and their sources are in `site::versions`.
 use super::{check_version, Checker, VPrefix};
-use crate::site::schema::SiteFile;
+use crate::site::schema::RawSiteFile as SiteFile;
 use crate::site::source::KeyPath;
 use crate::site::versions;
 
