@@ -3,7 +3,7 @@
 //!
 //! Module map (dependencies point downwards only):
 //! `cli`/`cmd` → `build` → {`fetch`, `secrets`, `render`, `butane`, `boot`} → `site`,
-//! with `fsutil`, `digest`, `manifest` and `layout` as leaves. `serve` depends only on
+//! with `fsutil`, `digest`, `manifest`, `layout`, `clock` and `beacon` as leaves. `serve` depends only on
 //! the leaves, never on the build engine.
 
 pub mod beacon;
