@@ -3,14 +3,14 @@
 use std::net::Ipv4Addr;
 
 use super::{Checker, VPrefix};
-use crate::site::schema::{BootServer, RawCluster as Cluster, RawSiteFile as SiteFile};
+use crate::site::schema::{BootServer, RawCluster, RawSiteFile};
 use crate::site::source::KeyPath;
 use crate::site::types::{check_dns_label, Duration, Endpoint, EndpointMode, Ipv4Cidr};
 
 const ADDRESSING: &[&str] = &["static", "dhcp"];
 const LOADERS: &[&str] = &["bios", "uefi", "ipxe"];
 
-pub(super) fn check_network(c: &mut Checker<'_, '_>, file: &SiteFile) {
+pub(super) fn check_network(c: &mut Checker<'_, '_>, file: &RawSiteFile) {
     let net = &file.network;
     let subnet = c.parse::<Ipv4Cidr>(&KeyPath::of("network.subnet"), &net.subnet);
     c.known.subnet = subnet;
@@ -174,7 +174,7 @@ fn check_boot_server_address(c: &mut Checker<'_, '_>, address: &str) {
     }
 }
 
-pub(super) fn check_cluster(c: &mut Checker<'_, '_>, cl: &Cluster) {
+pub(super) fn check_cluster(c: &mut Checker<'_, '_>, cl: &RawCluster) {
     if let Err(why) = check_dns_label(&cl.name) {
         c.error(&KeyPath::of("cluster.name"), format!("{:?} {why}", cl.name));
     }
@@ -213,7 +213,7 @@ fn check_kubeadm_api(c: &mut Checker<'_, '_>, path: &KeyPath, version: &str) {
     }
 }
 
-fn check_endpoint(c: &mut Checker<'_, '_>, cl: &Cluster) {
+fn check_endpoint(c: &mut Checker<'_, '_>, cl: &RawCluster) {
     let mode_ok = c.one_of(
         &KeyPath::of("cluster.endpoint_mode"),
         &cl.endpoint_mode,
@@ -273,7 +273,7 @@ fn endpoint_clash(c: &Checker<'_, '_>, ip: Ipv4Addr) -> Option<String> {
     Some(format!("the network or broadcast address of {subnet}"))
 }
 
-fn check_cidrs(c: &mut Checker<'_, '_>, cl: &Cluster) {
+fn check_cidrs(c: &mut Checker<'_, '_>, cl: &RawCluster) {
     let pod = c.parse::<Ipv4Cidr>(&KeyPath::of("cluster.pod_cidr"), &cl.pod_cidr);
     let svc = c.parse::<Ipv4Cidr>(&KeyPath::of("cluster.service_cidr"), &cl.service_cidr);
     let subnet = c.known.subnet;
@@ -302,7 +302,7 @@ fn check_dns_domain(c: &mut Checker<'_, '_>, domain: &str) {
     }
 }
 
-fn check_token_ttl(c: &mut Checker<'_, '_>, cl: &Cluster) {
+fn check_token_ttl(c: &mut Checker<'_, '_>, cl: &RawCluster) {
     let ttl_path = KeyPath::of("cluster.bootstrap_token_ttl");
     let ttl = c.parse::<Duration>(&ttl_path, &cl.bootstrap_token_ttl);
     let window = c.parse::<Duration>(&KeyPath::of("cluster.bring_up_window"), &cl.bring_up_window);
