@@ -23,6 +23,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let cluster = &file.cluster;
     let _ = (cluster.endpoint.get(), cluster.bootstrap_token_ttl.get());
-    let _ = file.cilium.effective_mtu();
     serde_json::to_string(&file).expect("a typed site serialises");
 });
