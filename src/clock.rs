@@ -1,7 +1,8 @@
 //! Wall-clock formatting without a date crate (a leaf: the server and day-2 use
 //! it): RFC 3339 UTC for log lines and tokens, and
 //! the IMF-fixdate of HTTP `Date`/`Last-Modified` headers (RFC 9110 5.6.7),
-//! read back in all three forms HTTP allows for conditional requests.
+//! read back in all three forms HTTP allows for conditional requests; and the
+//! one reading of "now" every module stamps times with.
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian;
@@ -121,7 +122,9 @@ fn two_digit_year(yy: i64, now_secs: i64) -> i64 {
     }
 }
 
-/// Milliseconds since the Unix epoch, now.
+/// Milliseconds since the Unix epoch, now: the one reading of the wall
+/// clock. A clock set before 1970 reads as the epoch itself rather than
+/// failing, since every caller only stamps or compares times.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -129,9 +132,21 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Whole seconds since the Unix epoch, now (see [`now_ms`]).
+pub fn now_secs() -> u64 {
+    u64::try_from(now_ms().div_euclid(1000)).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_and_milliseconds_read_one_clock() {
+        let (ms, secs) = (now_ms(), now_secs());
+        assert!(secs >= 1_700_000_000, "{secs}");
+        assert!(secs.abs_diff((ms / 1000) as u64) <= 1, "{secs} vs {ms}");
+    }
 
     #[test]
     fn known_dates() {

@@ -2,7 +2,8 @@
 //!
 //! Every file pxebuild writes (cache entries, secrets, staged dist files) goes
 //! through [`atomic_write`]: a reader sees either the old file or the new one,
-//! never a prefix, even across a crash or SIGKILL.
+//! never a prefix, even across a crash or SIGKILL. Work that two pxebuild
+//! processes must not do at once is serialised by [`lock_exclusive`].
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -155,6 +156,54 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("setting permissions on {}", dir.display()))
 }
 
+/// What [`lock_exclusive`] got.
+#[derive(Debug)]
+pub enum Lock {
+    /// The exclusive lock is held until the file is closed.
+    Held,
+    /// The file system refused to lock this file at all (some network file
+    /// systems, some directories): the caller decides whether to go on.
+    Unsupported(rustix::io::Errno),
+}
+
+/// Takes an exclusive `flock` on the open `file` (named `path` in errors),
+/// held until the file is dropped. When another process holds it, `waiting`
+/// runs once first, so an operator learns why nothing moves, then this
+/// blocks until the lock is free.
+pub fn lock_exclusive(file: &File, path: &Path, waiting: impl FnOnce()) -> Result<Lock> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Lock::Held),
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            waiting();
+            flock(file, FlockOperation::LockExclusive)
+                .with_context(|| format!("locking {}", path.display()))?;
+            Ok(Lock::Held)
+        }
+        Err(err) => Ok(Lock::Unsupported(err)),
+    }
+}
+
+/// Opens (creating it if need be) the lock file `path` and takes an
+/// exclusive lock on it (see [`lock_exclusive`]); a file system that cannot
+/// lock it is an error. Never through a symlink, never truncating: whatever
+/// already sits at that path stays as it is, it is only locked.
+pub fn lock_file(path: &Path, waiting: impl FnOnce()) -> Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    match lock_exclusive(&file, path, waiting)? {
+        Lock::Held => Ok(file),
+        Lock::Unsupported(err) => {
+            Err(io::Error::from(err)).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +246,36 @@ mod tests {
             fs::metadata(&src).unwrap().ino(),
             fs::metadata(&dst).unwrap().ino()
         );
+    }
+
+    #[test]
+    fn a_held_lock_makes_the_next_taker_wait_and_say_so() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        let first = lock_file(&path, || panic!("nobody holds it yet")).unwrap();
+        let told = Arc::new(AtomicBool::new(false));
+        let (told2, path2) = (told.clone(), path.clone());
+        let second = std::thread::spawn(move || {
+            lock_file(&path2, || told2.store(true, Ordering::SeqCst)).unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!second.is_finished(), "the second taker must block");
+        drop(first);
+        drop(second.join().unwrap());
+        assert!(told.load(Ordering::SeqCst));
+        assert_eq!(fs::read(&path).unwrap(), b"", "only locked, never written");
+    }
+
+    #[test]
+    fn a_lock_file_is_never_taken_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"keep").unwrap();
+        let link = dir.path().join(".lock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(lock_file(&link, || {}).is_err());
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
     }
 }

@@ -4,11 +4,13 @@
 //! Module map (dependencies point downwards only; docs/architecture.md):
 //! `cli` → `cmd` → `recipe` (and `recipe::mirror`) → {`render`, `boot`, `fetch`,
 //! `serve`, `lab`, `day2`} → {`engine`, `site`, `secrets`, `butane`} → leaves
-//! (`layout`, `manifest`, `fsutil`, `digest`, `clock`, `error`, `log`, `embedded`).
+//! (`layout`, `manifest`, `fsutil`, `digest`, `clock`, `beacon`, `error`, `log`,
+//! `embedded`).
 //! The `engine` runs steps and publishes trees and knows nothing of PXE; the
 //! `recipe` says which steps a site needs. `boot` imports `render`, never the
 //! reverse. `serve` reads only the published tree, never the engine.
 
+pub mod beacon;
 pub mod boot;
 pub mod butane;
 pub mod cli;

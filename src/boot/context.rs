@@ -93,7 +93,7 @@ impl BootContext {
             address: bs.address.clone(),
             http_port: bs.http_port,
             http_base: base.clone(),
-            subnet: site.file.network.subnet.clone(),
+            subnet: site.file.network.subnet.to_string(),
             flatcar_version: f.version.clone(),
             kernel_url: f.kernel_url.clone(),
             initrd_url: f.initrd_url.clone(),
@@ -135,9 +135,9 @@ fn boot_nodes(site: &Site, secrets: &Secrets) -> anyhow::Result<Vec<BootNode>> {
             Ok(BootNode {
                 kernel_args: kernel_args(&install_url, consoles),
                 name: n.name.clone(),
-                mac: n.mac.clone(),
-                ip: n.ip.clone(),
-                role: n.role.clone(),
+                mac: n.mac.to_string(),
+                ip: n.ip.to_string(),
+                role: n.role.to_string(),
                 install_url,
             })
         })

@@ -19,7 +19,6 @@ mod resource;
 mod schema;
 mod storage;
 mod systemd;
-pub mod template_map;
 mod translate;
 mod trees;
 mod unit_file;

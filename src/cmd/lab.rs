@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::beacon::Beacon;
 use crate::cmd::global::{Format, Global};
 use crate::lab::plan::DhcpKind;
 use crate::lab::plan::{Firmware, LabPlan, LabSite, PlanOptions};
@@ -98,11 +99,23 @@ pub struct RunArgs {
     /// Real Flatcar nodes send install-started, install-done, first-boot,
     /// sysexts-merged, kubeadm-done and cilium-ready; `--until cilium-ready`
     /// waits for the cluster (use with --disk).
-    #[arg(long, value_name = "BEACON")]
-    pub until: Option<String>,
+    #[arg(long, value_name = "BEACON", value_enum)]
+    pub until: Option<Beacon>,
     /// How many VMs boot at the same time.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub parallel: usize,
+}
+
+/// `--until` takes a beacon's name and is checked while the arguments are
+/// read: a misspelt one is a usage error (exit 2) listing the names, with
+/// clap's "a similar value exists", not a run that waits for its timeout.
+impl clap::ValueEnum for Beacon {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Beacon::ALL
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
 }
 
 pub fn run(global: &Global, command: Command) -> Result<()> {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::cmd::global::Global;
-use crate::secrets::{self, token, Secrets};
+use crate::secrets::{self, Secrets};
 use crate::site::Site;
 
 #[derive(Debug, clap::Subcommand)]
@@ -99,16 +99,9 @@ fn show(site: &Site, s: &Secrets) -> Result<()> {
          kubeadm init",
         format_time(s.token_created)
     );
-    if let (Ok(ttl_s), Ok(window)) = (
-        token::parse_duration(ttl),
-        token::parse_duration(&site.file.cluster.bring_up_window),
-    ) {
-        if ttl_s != 0 && ttl_s < window {
-            crate::warn!(
-                "bootstrap_token_ttl {ttl} is shorter than bring_up_window {}",
-                site.file.cluster.bring_up_window
-            );
-        }
+    let window = &site.file.cluster.bring_up_window;
+    if ttl.get().as_secs() != 0 && ttl.get() < window.get() {
+        crate::warn!("bootstrap_token_ttl {ttl} is shorter than bring_up_window {window}");
     }
     println!(
         "update key:     {} (created {}; signs sysext SHA256SUMS, nodes trust it as {})",

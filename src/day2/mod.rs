@@ -50,7 +50,7 @@ impl Cluster {
     /// The site's cluster; fails (bad input, exit 2) when the kubeconfig is missing.
     pub fn for_site(site: &Site) -> Result<Cluster> {
         let kubeconfig = kubeconfig::require(site)?;
-        let endpoint = format!("https://{}", site.file.cluster.endpoint_addr());
+        let endpoint = format!("https://{}", site.file.cluster.endpoint.get());
         // kubectl and helm go where the kubeconfig says: name that address
         // when it is not the site's endpoint, or the operator looks at the
         // wrong machine.

@@ -4,8 +4,6 @@
 //! Needed when nodes join after the token kubeadm init registered has expired
 //! (its TTL starts at init), typically after `pxebuild secrets rotate-token`
 //! and a rebuild.
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::{Context, Result};
 use serde_json::json;
 
@@ -93,11 +91,8 @@ pub fn secret_manifest(token: &Token, cluster: &str, expires: Option<u64>) -> se
 /// may have been seen, so it must stop working now, not when it expires.
 pub fn publish(cluster: &Cluster, site: &Site) -> Result<()> {
     let token = load(site)?;
-    let ttl = site.file.cluster.token_ttl().as_secs();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("reading the clock")?
-        .as_secs();
+    let ttl = site.file.cluster.bootstrap_token_ttl.get().as_secs();
+    let now = crate::clock::now_secs();
     let expires = (ttl > 0).then_some(now + ttl);
     let kc = &cluster.kubeconfig;
     let listed = cluster.kubectl(&kubectl::get_bootstrap_tokens(kc), None);

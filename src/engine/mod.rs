@@ -410,28 +410,16 @@ fn manifest_for(outcomes: &[Outcome], published: &[&Output]) -> Manifest {
 
 /// Serialises builds of one output directory (`.NAME.lock` beside it).
 fn lock_out(out: &Path) -> Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-
-    use rustix::fs::{flock, FlockOperation};
     let path = out::sibling(out, "lock");
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     // Never truncating, never through a symlink: whatever may already sit
     // at that path stays as it is.
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .with_context(|| format!("opening the build lock {}", path.display()))?;
-    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-        crate::info!("waiting for another build of {} to finish", out.display());
-        flock(&file, FlockOperation::LockExclusive)
-            .with_context(|| format!("locking {}", path.display()))?;
-    }
-    Ok(file)
+    crate::fsutil::lock_file(&path, || {
+        crate::info!("waiting for another build of {} to finish", out.display())
+    })
+    .context("taking the build lock")
 }
 
 /// A value computed on its own thread (or here, where no thread can be had).

@@ -69,7 +69,9 @@ impl Fetcher {
         }
         let located = self.sources.locate(url)?;
         let temp = self.index.partial(url, &self.store)?;
-        let _lock = lock(&self.index.lock_path(url))?;
+        // Serialises downloads of one URL between builds that share a cache,
+        // so two never append to the same partial file.
+        let _lock = crate::fsutil::lock_file(&self.index.lock_path(url), || {})?;
         // Another build sharing this cache may have finished it meanwhile.
         if let Some(blob) = self.reuse(url, check, false)? {
             return Ok(blob);
@@ -230,24 +232,6 @@ impl Fetcher {
             size: got.size,
         })
     }
-}
-
-/// Serialises downloads of one URL between builds that share a cache, so two
-/// never append to the same partial file.
-fn lock(path: &Path) -> Result<std::fs::File> {
-    use rustix::fs::{flock, FlockOperation};
-    use std::os::unix::fs::OpenOptionsExt;
-    // Never through a symlink, never truncating: it is only locked.
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    flock(&file, FlockOperation::LockExclusive)
-        .with_context(|| format!("locking {}", path.display()))?;
-    Ok(file)
 }
 
 fn human(bytes: u64) -> String {

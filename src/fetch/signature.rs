@@ -69,7 +69,7 @@ impl SigningKey {
         let created = sig
             .created()
             .ok_or_else(|| anyhow!("the signature has no creation time"))?;
-        check_not_expired(&sig, created, now_secs())?;
+        check_not_expired(&sig, created, crate::clock::now_secs())?;
         self.check_primary(created)?;
         let reader = |f: &Path| -> Result<BufReader<File>> {
             let file = File::open(f).with_context(|| format!("opening {}", f.display()))?;
@@ -210,12 +210,6 @@ fn check_not_expired(sig: &Signature, created: Timestamp, now: u64) -> Result<()
         );
     }
     Ok(())
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// `2020-02-01 12:00:00 UTC`

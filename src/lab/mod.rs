@@ -82,7 +82,7 @@ pub struct LabOptions {
     /// Give each VM a sparse disk of this size (real installs).
     pub disk_gib: Option<u64>,
     /// The beacon that ends a node's run (default: the stand-in's marker or `install-done`).
-    pub until: Option<String>,
+    pub until: Option<crate::beacon::Beacon>,
 }
 
 /// The outcome of `lab run`, also written to `report.json` in the state directory.
@@ -292,7 +292,7 @@ pub fn status(state_dir: &StateDir) -> Result<String> {
         } else {
             "gone"
         },
-        state::unix_now().saturating_sub(record.started_unix)
+        crate::clock::now_secs().saturating_sub(record.started_unix)
     );
     for p in &record.processes {
         let alive = if state::runs(p.pid, &p.program) {
@@ -356,7 +356,7 @@ pub fn status_json(state_dir: &StateDir) -> Result<serde_json::Value> {
         "state": root,
         "namespace": record.namespace,
         "namespace_present": netns::exists(&record.namespace),
-        "up_seconds": state::unix_now().saturating_sub(record.started_unix),
+        "up_seconds": crate::clock::now_secs().saturating_sub(record.started_unix),
         "processes": processes,
         "vms": vms,
     }))

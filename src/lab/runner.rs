@@ -343,7 +343,7 @@ impl Lab {
             mac: vm.mac.clone(),
             firmware: vm.firmware.as_str().into(),
             kind: super::role_name(&vm.role).into(),
-            started_unix: state::unix_now(),
+            started_unix: crate::clock::now_secs(),
         });
         self.state_dir.save(&self.record)
     }

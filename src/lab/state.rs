@@ -129,7 +129,7 @@ impl LabState {
         LabState {
             created_by: MARK.into(),
             namespace: namespace.into(),
-            started_unix: unix_now(),
+            started_unix: crate::clock::now_secs(),
             processes: vec![],
             vms: vec![],
         }
@@ -142,12 +142,6 @@ impl LabState {
             .filter(|p| runs(p.pid, &p.program))
             .collect()
     }
-}
-
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Whether `pid` is alive (not a zombie) and runs `program`: a PID recorded by a

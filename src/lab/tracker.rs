@@ -7,14 +7,7 @@ use serde::Serialize;
 
 use super::console::{Event, MarkerLine, Milestone};
 use super::plan::Role;
-
-/// The beacon real Flatcar nodes send once flatcar-install finished.
-pub const INSTALL_DONE: &str = "install-done";
-
-/// Beacons of an install that stopped for the operator (its disk missing,
-/// or holding data without `wipe`): it does not retry, so the run fails at
-/// once, with the beacon's detail (the disk inventory, what the disk holds).
-pub const INSTALL_STOPPED: &[&str] = &["install-disk-missing", "install-disk-not-empty"];
+use crate::beacon::Beacon;
 
 /// How a VM ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -81,11 +74,13 @@ impl Progress {
         self.beacons.entry(milestone.to_string()).or_insert(secs);
     }
 
-    /// Records a beacon with its detail: one of [`INSTALL_STOPPED`] is also
-    /// the node's failure, naming the detail.
+    /// Records a beacon with its detail. One that says the install stopped
+    /// for the operator (its disk missing, or holding data without `wipe`)
+    /// is also the node's failure, naming the detail: such an install does
+    /// not retry, so the run fails at once.
     pub fn beacon_with(&mut self, milestone: &str, detail: Option<&str>, secs: f64) {
         self.beacon(milestone, secs);
-        if INSTALL_STOPPED.contains(&milestone) {
+        if milestone.parse().is_ok_and(Beacon::install_stopped) {
             let why = match detail {
                 Some(detail) => format!("{milestone} ({detail})"),
                 None => milestone.to_string(),
@@ -96,15 +91,15 @@ impl Progress {
 
     /// Whether a site node is done: the stand-in's marker or, for real
     /// Flatcar, the `install-done` beacon; with `until`, that beacon only.
-    fn node_done(&self, until: Option<&str>) -> bool {
+    fn node_done(&self, until: Option<Beacon>) -> bool {
         match until {
-            Some(beacon) => self.beacons.contains_key(beacon),
-            None => self.marker.is_some() || self.beacons.contains_key(INSTALL_DONE),
+            Some(beacon) => self.beacons.contains_key(beacon.name()),
+            None => self.marker.is_some() || self.beacons.contains_key(Beacon::InstallDone.name()),
         }
     }
 
     /// The verdict once the VM is finished, or `None` while it should keep running.
-    pub fn verdict(&self, role: &Role, until: Option<&str>) -> Option<Verdict> {
+    pub fn verdict(&self, role: &Role, until: Option<Beacon>) -> Option<Verdict> {
         let ignition = self.reached.contains_key(&Milestone::Ignition);
         match role {
             Role::Node if self.node_done(until) => Some(Verdict::Pass),
@@ -126,7 +121,7 @@ impl Progress {
     }
 
     /// The verdict when the VM stopped or ran out of time without finishing.
-    pub fn unfinished(&self, role: &Role, until: Option<&str>, why: &str) -> Verdict {
+    pub fn unfinished(&self, role: &Role, until: Option<Beacon>, why: &str) -> Verdict {
         self.verdict(role, until).unwrap_or_else(|| {
             let last = self
                 .reached
@@ -265,12 +260,12 @@ mod tests {
             p.state(&Role::Node, None),
             "booting (beacon install-started)"
         );
-        p.beacon(INSTALL_DONE, 90.0);
+        p.beacon(Beacon::InstallDone.name(), 90.0);
         assert_eq!(p.verdict(&Role::Node, None), Some(Verdict::Pass));
-        assert_eq!(p.verdict(&Role::Node, Some("cilium-ready")), None);
+        assert_eq!(p.verdict(&Role::Node, Some(Beacon::CiliumReady)), None);
         p.beacon("cilium-ready", 400.0);
         assert_eq!(
-            p.verdict(&Role::Node, Some("cilium-ready")),
+            p.verdict(&Role::Node, Some(Beacon::CiliumReady)),
             Some(Verdict::Pass)
         );
     }

@@ -227,8 +227,7 @@ fn follow_vm(lab: &mut Lab, w: &mut Watched, timeout: Duration) -> bool {
             changed = true;
         }
     }
-    let until = lab.options().until.clone();
-    let until = until.as_deref();
+    let until = lab.options().until;
     w.verdict = w.progress.verdict(&vm.role, until);
     if w.verdict.is_none() {
         if let Some(line) = w.progress.loader_gave_up.clone() {

@@ -69,9 +69,9 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
             .iter()
             .map(|n| NodeEntry {
                 name: n.name.clone(),
-                mac: n.mac.clone(),
-                ip: n.ip.clone(),
-                role: n.role.clone(),
+                mac: n.mac.to_string(),
+                ip: n.ip.to_string(),
+                role: n.role.to_string(),
             })
             .collect();
         manifest.flatcar = Some(pinned.record);

@@ -12,7 +12,6 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::error::BadInput;
-use crate::secrets::kubeconfig;
 use crate::site::Site;
 
 pub const VALUES_PATH: &str = "core/cilium/values.yaml";
@@ -87,7 +86,8 @@ fn parse(text: &str, path: &Path) -> Result<Value> {
 /// [`check_values`] on values already parsed.
 fn check_parsed(site: &Site, values: &Value, path: &Path) -> Result<()> {
     let c = &site.file.cilium;
-    let (host, port) = kubeconfig::split_endpoint(&site.file.cluster.endpoint);
+    let ep = site.file.cluster.endpoint.get();
+    let (host, port) = (ep.ip.to_string(), ep.port);
     let mut expect: Vec<(&str, Value)> = vec![
         ("k8sServiceHost", Value::from(host)),
         ("k8sServicePort", Value::from(port)),

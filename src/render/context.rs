@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::fetch::ArtifactRefs;
-use crate::secrets::{kubeconfig, Secrets};
+use crate::secrets::Secrets;
 use crate::site::schema::Node;
+use crate::site::types::EndpointMode;
 use crate::site::Site;
 
 /// kube-vip image tag used for the VIP static pod (not a site setting: the
@@ -260,8 +261,8 @@ impl SiteContext {
             network: NetworkCtx {
                 interface: SITE_INTERFACE.to_string(),
                 static_addressing: f.network.addressing == "static",
-                prefix_len: prefix_len(&f.network.subnet)?,
-                gateway: f.network.gateway.clone(),
+                prefix_len: f.network.subnet.get().prefix(),
+                gateway: f.network.gateway.to_string(),
                 dns: f.network.dns.clone(),
                 ntp: f.network.ntp.clone(),
             },
@@ -289,32 +290,33 @@ impl SiteContext {
 
 fn cluster_ctx(site: &Site) -> Result<ClusterCtx> {
     let c = &site.file.cluster;
-    let (host, port) = kubeconfig::split_endpoint(&c.endpoint);
+    let ep = c.endpoint.get();
+    let (host, port) = (ep.ip.to_string(), ep.port);
     let minor = kubernetes_minor(&c.kubernetes_version)?;
     let mut cert_sans = vec![host.clone()];
-    cert_sans.extend(site.control_planes().map(|n| n.ip.clone()));
+    cert_sans.extend(site.control_planes().map(|n| n.ip.to_string()));
     cert_sans.dedup();
     Ok(ClusterCtx {
         name: c.name.clone(),
         kubernetes_version: c.kubernetes_version.clone(),
         kubernetes_minor: format!("v{}.{}", minor.0, minor.1),
-        endpoint: endpoint_text(&host, port),
-        endpoint_url: kubeconfig::server_url(&c.endpoint),
+        endpoint: ep.to_string(),
+        endpoint_url: format!("https://{ep}"),
         endpoint_host: host,
         endpoint_port: port,
-        kube_vip: c.endpoint_mode == "kube-vip",
+        kube_vip: c.endpoint_mode == EndpointMode::KubeVip,
         kube_vip_version: KUBE_VIP_VERSION.to_string(),
-        pod_cidr: c.pod_cidr.clone(),
-        service_cidr: c.service_cidr.clone(),
+        pod_cidr: c.pod_cidr.to_string(),
+        service_cidr: c.service_cidr.to_string(),
         dns_domain: c.dns_domain.clone(),
-        token_ttl: c.bootstrap_token_ttl.clone(),
+        token_ttl: c.bootstrap_token_ttl.to_string(),
         cert_sans,
     })
 }
 
 impl NodeCtx {
     pub fn new(site: &Site, node: &Node, secrets: &Secrets) -> Result<NodeCtx> {
-        let control_plane = node.role == "control-plane";
+        let control_plane = node.is_control_plane();
         let first = site.control_planes().next();
         let init = first.map(|n| n.name.as_str()) == Some(&node.name);
         let control_plane_index = site
@@ -343,15 +345,13 @@ impl NodeCtx {
             .collect::<Result<Vec<_>>>()?;
         Ok(NodeCtx {
             name: node.name.clone(),
-            mac: node.mac.clone(),
-            ip: node.ip.clone(),
-            role: node.role.clone(),
+            mac: node.mac.to_string(),
+            ip: node.ip.to_string(),
+            role: node.role.to_string(),
             control_plane,
             init,
             control_plane_index,
-            init_etcd_url: first.map_or_else(String::new, |n| {
-                format!("https://{}", endpoint_text(&n.ip, 2379))
-            }),
+            init_etcd_url: first.map_or_else(String::new, |n| format!("https://{}:2379", n.ip)),
             worker: !control_plane,
             disk: node.disk.clone(),
             wipe: site.file.wipes(node),
@@ -415,14 +415,6 @@ pub fn sysexts_from(
 pub fn url_of(base: &str, dist_path: &str) -> String {
     let rel = crate::layout::http_relative(dist_path).unwrap_or(dist_path);
     format!("{base}/{rel}")
-}
-
-fn endpoint_text(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 fn flatcar_ctx(site: &Site, artifacts: &ArtifactRefs) -> FlatcarCtx {
@@ -503,14 +495,6 @@ pub fn kubernetes_minor(version: &str) -> Result<(u32, u32)> {
             "cluster.kubernetes_version {version:?} is not vMAJOR.MINOR.PATCH"
         ))),
     }
-}
-
-fn prefix_len(cidr: &str) -> Result<u8> {
-    cidr.split_once('/')
-        .and_then(|(_, p)| p.parse().ok())
-        .ok_or_else(|| {
-            crate::error::BadInput::new(format!("network.subnet {cidr:?} is not a CIDR"))
-        })
 }
 
 /// "key=value:Effect" or "key:Effect".

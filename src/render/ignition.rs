@@ -7,14 +7,14 @@
 //! The rendered Butane is never written anywhere, so its problems are
 //! reported against the template that produced it: `templates/<name>.hbs`
 //! and the template line (found by aligning the rendered text with the
-//! template, `butane::template_map`), the node, and the rendered line quoted.
+//! template, `render::template_map`), the node, and the rendered line quoted.
 use std::cell::OnceCell;
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
 
+use super::template_map::{LineMap, Origin, TemplateLine};
 use super::templates::Templates;
-use crate::butane::template_map::{LineMap, Origin, TemplateLine};
 use crate::butane::{self, Diagnostic};
 use crate::error::BadInput;
 

@@ -16,6 +16,7 @@ pub mod ignition;
 pub mod node;
 pub mod sign;
 pub mod steps;
+pub mod template_map;
 pub mod templates;
 
 use std::sync::Arc;
@@ -26,7 +27,8 @@ use rayon::prelude::*;
 use crate::engine::step::Step;
 use crate::error::BadInput;
 use crate::fetch::ArtifactRefs;
-use crate::secrets::{token, Secrets};
+use crate::secrets::Secrets;
+use crate::site::types::EndpointMode;
 use crate::site::Site;
 use context::{NodeContext, NodeCtx, NodeSecrets, SiteContext};
 use steps::{InstallIgnition, NodeIgnition, NodeKey, Shared};
@@ -116,7 +118,7 @@ pub fn templates_rendered(site: &Site) -> Vec<&'static str> {
     if site.file.nodes.len() > 1 {
         names.push("kubeadm/join.yaml");
     }
-    if site.file.cluster.endpoint_mode == "kube-vip" {
+    if site.file.cluster.endpoint_mode == EndpointMode::KubeVip {
         names.push("kubeadm/kube-vip.yaml");
     }
     names
@@ -150,10 +152,8 @@ pub fn node_contexts(
 /// starts its TTL, and every other node must join before it runs out.
 pub fn check_token_lifetime(site: &Site, strict: bool) -> Result<()> {
     let c = &site.file.cluster;
-    let ttl = token::parse_duration(&c.bootstrap_token_ttl)
-        .map_err(|e| BadInput::new(format!("cluster.bootstrap_token_ttl: {e}")))?;
-    let window = token::parse_duration(&c.bring_up_window)
-        .map_err(|e| BadInput::new(format!("cluster.bring_up_window: {e}")))?;
+    let ttl = c.bootstrap_token_ttl.get().as_secs();
+    let window = c.bring_up_window.get().as_secs();
     if ttl != 0 && ttl < window {
         let msg = format!(
             "cluster.bootstrap_token_ttl {} is shorter than cluster.bring_up_window {}: \

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::files::FILES;
 use super::wording::shown;
@@ -16,23 +16,19 @@ use crate::error::BadInput;
 /// exclusive `flock` on the site directory, held until the file is dropped.
 /// File systems that cannot lock a directory get no lock (as before).
 pub(super) fn lock_site(site_dir: &Path) -> Result<Option<File>> {
-    use rustix::fs::{flock, FlockOperation};
-    use rustix::io::Errno;
+    use crate::fsutil::{lock_exclusive, Lock};
     let Ok(file) = File::open(site_dir) else {
         return Ok(None);
     };
-    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(file)),
-        Err(Errno::WOULDBLOCK) => {
-            crate::info!(
-                "waiting for another pxebuild using the secrets of {}",
-                shown(site_dir)
-            );
-            flock(&file, FlockOperation::LockExclusive)
-                .with_context(|| format!("locking {}", shown(site_dir)))?;
-            Ok(Some(file))
-        }
-        Err(err) => {
+    let waiting = || {
+        crate::info!(
+            "waiting for another pxebuild using the secrets of {}",
+            shown(site_dir)
+        )
+    };
+    match lock_exclusive(&file, site_dir, waiting)? {
+        Lock::Held => Ok(Some(file)),
+        Lock::Unsupported(err) => {
             crate::verbose!("not locking {}: {err}", shown(site_dir));
             Ok(None)
         }

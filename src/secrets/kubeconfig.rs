@@ -111,7 +111,7 @@ mod tests {
         let text = render("c", "10.0.0.1:6443", &ca).unwrap();
         let until = client_cert_not_after(&text).unwrap();
         assert!(
-            until > crate::secrets::now_unix() + 300 * 24 * 3600,
+            until > crate::clock::now_secs() as i64 + 300 * 24 * 3600,
             "{until}"
         );
         assert!(client_cert_not_after("users: []").is_err());

@@ -105,9 +105,3 @@ pub fn rotate_update_key(site: &Site) -> Result<update_key::UpdateKey> {
     files::replace_update_key(&dir, &key)?;
     Ok(key)
 }
-
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}

@@ -2,6 +2,7 @@
 //! line marks which stage (a file fetched, a beacon), in the order a PXE boot
 //! reaches them. `serve --status --format json` and the status page
 //! (`serve::page`) show the first time each stage was reached.
+use crate::beacon::Beacon;
 
 /// One stage of a node's way from power-on to a cluster member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -106,12 +107,12 @@ impl Stage {
     /// others (`install-started`, timeouts, a missing disk), which the page
     /// shows as the node's last beacon instead.
     pub fn of_milestone(milestone: &str) -> Option<Stage> {
-        match milestone {
-            "install-done" | "install-skipped" => Some(Stage::Install),
-            "first-boot" => Some(Stage::FirstBoot),
-            "sysexts-merged" => Some(Stage::Sysexts),
-            "kubeadm-done" => Some(Stage::Kubeadm),
-            "cilium-ready" => Some(Stage::Cilium),
+        match milestone.parse().ok()? {
+            Beacon::InstallDone | Beacon::InstallSkipped => Some(Stage::Install),
+            Beacon::FirstBoot => Some(Stage::FirstBoot),
+            Beacon::SysextsMerged => Some(Stage::Sysexts),
+            Beacon::KubeadmDone => Some(Stage::Kubeadm),
+            Beacon::CiliumReady => Some(Stage::Cilium),
             _ => None,
         }
     }

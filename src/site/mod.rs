@@ -151,10 +151,10 @@ impl Site {
         format!("http://{}:{}", bs.address, bs.http_port)
     }
     pub fn control_planes(&self) -> impl Iterator<Item = &schema::Node> {
-        self.file.nodes.iter().filter(|n| n.role == "control-plane")
+        self.file.nodes.iter().filter(|n| n.is_control_plane())
     }
     pub fn workers(&self) -> impl Iterator<Item = &schema::Node> {
-        self.file.nodes.iter().filter(|n| n.role == "worker")
+        self.file.nodes.iter().filter(|n| !n.is_control_plane())
     }
 }
 
@@ -170,7 +170,7 @@ fn analyse(
 ) -> Result<(SiteFile, Vec<Diagnostic>), Vec<Diagnostic>> {
     let src = Source::new(text, origin);
     let strict::Parsed {
-        mut file,
+        file,
         problems,
         unsure,
     } = strict::parse(text, &src)?;
@@ -184,7 +184,7 @@ fn analyse(
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(diagnostics);
     }
-    typed::normalise(&mut file);
+    let file = typed::lift(file, &src)?;
     Ok((file, diagnostics))
 }
 
@@ -230,18 +230,21 @@ mod tests {
         let site = Site::from_text_on(EXAMPLE, Path::new("site.toml"), BUILD_DAY).unwrap();
         let cp1 = &site.file.nodes[0];
         assert_eq!(
-            crate::layout::pxelinux_mac_name(cp1.mac_addr()),
+            crate::layout::pxelinux_mac_name(&cp1.mac),
             "01-52-54-00-20-00-11"
         );
-        assert_eq!(cp1.ipv4(), Ipv4Addr::new(10, 20, 0, 11));
+        assert_eq!(cp1.ip, Ipv4Addr::new(10, 20, 0, 11));
         assert!(cp1.is_control_plane());
         assert_eq!(site.workers().count(), 2);
         assert_eq!(
-            site.file.cluster.endpoint_addr().to_string(),
+            site.file.cluster.endpoint.get().to_string(),
             "10.20.0.10:6443"
         );
-        assert!(site.file.network.subnet_cidr().contains(cp1.ipv4()));
-        assert_eq!(site.file.cluster.token_ttl().as_secs(), 24 * 3600);
+        assert!(site.file.network.subnet.get().contains(cp1.ip));
+        assert_eq!(
+            site.file.cluster.bootstrap_token_ttl.get().as_secs(),
+            24 * 3600
+        );
     }
 
     #[test]
@@ -251,7 +254,7 @@ mod tests {
             .replace("\"52:54:00:20:00:12\"", "\"525400AB0012\"")
             .replace("\"52:54:00:20:00:13\"", "\"52:54:00:AB:00:13\"");
         let site = Site::from_text_on(&text, Path::new("site.toml"), BUILD_DAY).unwrap();
-        let macs: Vec<&str> = site.file.nodes.iter().map(|n| n.mac.as_str()).collect();
+        let macs: Vec<String> = site.file.nodes.iter().map(|n| n.mac.to_string()).collect();
         assert_eq!(
             macs,
             [
@@ -263,7 +266,7 @@ mod tests {
             ]
         );
         let file = Site::parse(&text, "site.toml").unwrap();
-        assert_eq!(file.nodes[1].mac, "52:54:00:ab:00:12");
+        assert_eq!(file.nodes[1].mac.to_string(), "52:54:00:ab:00:12");
     }
 
     #[test]

@@ -1,15 +1,32 @@
 //! serde structs mirroring `site.toml` one to one. Every table denies unknown
-//! keys, so a typo is an error with its line and column. Values stay as written
-//! (strings) here; `validate` checks them all and reports every problem at once.
+//! keys, so a typo is an error with its line and column.
+//!
+//! The site comes in two forms. [`RawSiteFile`] keeps the values that need
+//! parsing as written (strings), so `validate` can check them all, report
+//! every problem at once and place it in the text; nothing else reads it.
+//! [`SiteFile`], what a validated `Site` carries, holds the same tables with
+//! those values typed (`MacAddr`, `Ipv4Addr`, `Ipv4Cidr`, `EndpointMode`,
+//! durations), built by `typed::lift`. Both serialise to the same JSON.
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+use super::types::{Duration, Endpoint, EndpointMode, Ipv4Cidr, MacAddr, Role, Spelled};
+
+/// The site as parsed, before validation: the tables with typed values
+/// hold their text (see the module comment).
+pub type RawSiteFile = SiteFile<RawCluster, RawNetwork, RawNode>;
+
+/// The whole site file; by default the validated form, with typed values.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SiteFile {
-    pub cluster: Cluster,
-    pub network: Network,
+#[serde(
+    deny_unknown_fields,
+    bound(deserialize = "C: Deserialize<'de>, N: Deserialize<'de>, D: Deserialize<'de>")
+)]
+pub struct SiteFile<C = Cluster, N = Network, D = Node> {
+    pub cluster: C,
+    pub network: N,
     pub boot_server: BootServer,
     pub flatcar: Flatcar,
     pub sysext: Sysext,
@@ -24,20 +41,84 @@ pub struct SiteFile {
     #[serde(default)]
     pub install: Install,
     #[serde(rename = "node", default)]
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<D>,
 }
 
-impl SiteFile {
+impl<C, N, D: HasWipe> SiteFile<C, N, D> {
     /// Whether `node`'s install may overwrite a disk that holds data: its own
     /// `wipe`, else the site's `[install] wipe`.
-    pub fn wipes(&self, node: &Node) -> bool {
-        node.wipe.unwrap_or(self.install.wipe)
+    pub fn wipes(&self, node: &D) -> bool {
+        node.wipe().unwrap_or(self.install.wipe)
+    }
+}
+
+/// A node's own `wipe`, in either form of the site.
+pub trait HasWipe {
+    fn wipe(&self) -> Option<bool>;
+}
+
+impl HasWipe for Node {
+    fn wipe(&self) -> Option<bool> {
+        self.wipe
+    }
+}
+
+impl HasWipe for RawNode {
+    fn wipe(&self) -> Option<bool> {
+        self.wipe
+    }
+}
+
+/// `[cluster]`, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cluster {
+    pub name: String,
+    pub kubernetes_version: String,
+    /// As written: "10.20.0.10" stays without the port `get` adds.
+    pub endpoint: Spelled<Endpoint>,
+    pub endpoint_mode: EndpointMode,
+    pub pod_cidr: Spelled<Ipv4Cidr>,
+    pub service_cidr: Spelled<Ipv4Cidr>,
+    pub dns_domain: String,
+    pub bootstrap_token_ttl: Spelled<Duration>,
+    pub bring_up_window: Spelled<Duration>,
+}
+
+/// `[network]`, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Network {
+    pub subnet: Spelled<Ipv4Cidr>,
+    pub gateway: Ipv4Addr,
+    pub dns: Vec<String>,
+    pub ntp: Vec<String>,
+    pub addressing: String,
+}
+
+/// One `[[node]]`, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub name: String,
+    /// In its one spelling (lower-case, colons) whatever site.toml wrote:
+    /// dhcpd and Kea refuse "52-54-00-..." outright.
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+    pub role: Role,
+    pub disk: String,
+    pub firmware: String,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<String>,
+    pub wipe: Option<bool>,
+}
+
+impl Node {
+    pub fn is_control_plane(&self) -> bool {
+        self.role == Role::ControlPlane
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Cluster {
+pub struct RawCluster {
     /// DNS-1123 label; names the kubeconfig context and the kubeadm cluster.
     pub name: String,
     /// e.g. "v1.33.2".
@@ -64,7 +145,7 @@ pub struct Cluster {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Network {
+pub struct RawNetwork {
     /// The node subnet, e.g. "10.0.0.0/24".
     pub subnet: String,
     pub gateway: String,
@@ -252,7 +333,7 @@ pub struct Install {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Node {
+pub struct RawNode {
     /// DNS-1123 label, also the hostname.
     pub name: String,
     /// "aa:bb:cc:dd:ee:ff"

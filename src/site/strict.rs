@@ -1,4 +1,4 @@
-//! Strict parsing: the TOML text into `SiteFile`, with every unknown key,
+//! Strict parsing: the TOML text into `RawSiteFile`, with every unknown key,
 //! value of the wrong type and missing required key reported at once.
 //!
 //! serde stops at the first error, which would mean one run per problem.
@@ -17,7 +17,7 @@ use toml::de::{DeArray, DeTable, DeValue, Deserializer};
 use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Severity};
-use super::schema::SiteFile;
+use super::schema::RawSiteFile;
 use super::source::{KeyPath, Seg, Source};
 use super::wording;
 
@@ -33,7 +33,7 @@ enum Stand {
     Table,
 }
 
-/// Every key of `SiteFile` without a serde default, as (table, key, kind);
+/// Every key of `RawSiteFile` without a serde default, as (table, key, kind);
 /// table "" is the root and "node" is each `[[node]]`. schema.rs is the
 /// truth: `required_keys_match_the_schema` fails when the two differ.
 const REQUIRED: &[(&str, &str, Stand)] = &[
@@ -65,7 +65,7 @@ const REQUIRED: &[(&str, &str, Stand)] = &[
 
 /// A site file that parsed, possibly after repairs.
 pub(super) struct Parsed {
-    pub file: SiteFile,
+    pub file: RawSiteFile,
     /// Every parse problem, in file order; empty for a clean file.
     pub problems: Vec<Diagnostic>,
     /// The keys dropped or stood in for: their tables' values are in doubt
@@ -83,7 +83,7 @@ pub(super) fn parse<'a>(text: &'a str, src: &Source<'a>) -> Result<Parsed, Vec<D
     // misses that key, it is the same typo, not a second problem.
     let mut meant: Vec<KeyPath> = Vec::new();
     loop {
-        let err = match SiteFile::deserialize(Deserializer::from(doc.clone())) {
+        let err = match RawSiteFile::deserialize(Deserializer::from(doc.clone())) {
             Ok(file) => {
                 if problems.is_empty() {
                     // Positions for warnings come from this parse, not a second one.
@@ -428,8 +428,8 @@ mod tests {
         root
     }
 
-    fn deserialize(root: DeTable<'static>) -> Result<SiteFile, toml::de::Error> {
-        SiteFile::deserialize(Deserializer::from(Spanned::new(0..0, root)))
+    fn deserialize(root: DeTable<'static>) -> Result<RawSiteFile, toml::de::Error> {
+        RawSiteFile::deserialize(Deserializer::from(Spanned::new(0..0, root)))
     }
 
     #[test]

@@ -1,10 +1,17 @@
 //! Newtypes for the site's domain scalars: MAC address, IPv4 CIDR, node name,
-//! role and duration. Each has one parser (`FromStr`) and one spelling
-//! (`Display`), so site.toml, the CLI, the manifest and the logs agree. Parse
-//! errors are short phrases that validation puts after the offending value.
+//! role, endpoint and its mode, and duration. Each has one parser (`FromStr`)
+//! and one spelling (`Display`), so site.toml, the CLI, the manifest and the
+//! logs agree. Parse errors are short phrases that validation puts after the
+//! offending value. A value whose site.toml spelling must survive as written
+//! (a duration, an endpoint, a CIDR: templates and the kubeconfig show them)
+//! travels as [`Spelled`]. All of them serialise as the strings they came
+//! from, so the validated site serialises exactly as the text schema does.
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::ops::Deref;
 use std::str::FromStr;
+
+use serde::{Serialize, Serializer};
 
 /// A MAC address, always spelled lower-case with colons ("52:54:00:aa:bb:cc").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -310,6 +317,104 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// How the control-plane endpoint is provided (`cluster.endpoint_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndpointMode {
+    /// A VIP announced by a kube-vip static pod on the control planes.
+    KubeVip,
+    /// A load balancer outside the cluster.
+    External,
+}
+
+impl EndpointMode {
+    /// Every mode, as site.toml spells it.
+    pub const NAMES: [&'static str; 2] = ["kube-vip", "external"];
+}
+
+impl FromStr for EndpointMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "kube-vip" => Ok(EndpointMode::KubeVip),
+            "external" => Ok(EndpointMode::External),
+            _ => Err("is not an endpoint mode (want \"kube-vip\" or \"external\")".into()),
+        }
+    }
+}
+
+impl fmt::Display for EndpointMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EndpointMode::KubeVip => "kube-vip",
+            EndpointMode::External => "external",
+        })
+    }
+}
+
+/// A parsed value together with its text as site.toml wrote it: `get` is the
+/// meaning, and the value derefs to (and serialises as) the text, so what
+/// reaches a template or a kubeconfig is byte for byte what the operator
+/// wrote ("10.20.0.10" stays without the port its `Endpoint` adds, "90m"
+/// stays "90m"), while code reads the type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Spelled<T> {
+    text: String,
+    value: T,
+}
+
+impl<T: FromStr> FromStr for Spelled<T> {
+    type Err = T::Err;
+    fn from_str(s: &str) -> Result<Self, T::Err> {
+        let value = s.parse()?;
+        Ok(Spelled {
+            text: s.to_string(),
+            value,
+        })
+    }
+}
+
+impl<T> Spelled<T> {
+    /// The parsed value.
+    pub fn get(&self) -> &T {
+        &self.value
+    }
+    /// The text as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl<T> Deref for Spelled<T> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl<T> fmt::Display for Spelled<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<T> Serialize for Spelled<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+/// Serialises the types whose `Display` is their one spelling as that text.
+macro_rules! serialize_as_text {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    )*};
+}
+serialize_as_text!(MacAddr, Role, EndpointMode);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,5 +563,27 @@ mod tests {
         ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn spelled_values_keep_their_text_and_endpoint_modes_round_trip() {
+        let e: Spelled<Endpoint> = "10.20.0.10".parse().unwrap();
+        assert_eq!((&*e, e.get().port), ("10.20.0.10", DEFAULT_API_PORT));
+        assert_eq!(serde_json::to_string(&e).unwrap(), "\"10.20.0.10\"");
+        let d: Spelled<Duration> = "90m".parse().unwrap();
+        assert_eq!(
+            (d.to_string(), d.get().as_secs()),
+            ("90m".to_string(), 5400)
+        );
+        assert!("1d".parse::<Spelled<Duration>>().is_err());
+        for name in EndpointMode::NAMES {
+            assert_eq!(name.parse::<EndpointMode>().unwrap().to_string(), name);
+        }
+        assert!("keepalived".parse::<EndpointMode>().is_err());
+        let mac: MacAddr = "52-54-00-AB-00-12".parse().unwrap();
+        assert_eq!(
+            serde_json::to_string(&mac).unwrap(),
+            "\"52:54:00:ab:00:12\""
+        );
     }
 }

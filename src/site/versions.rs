@@ -10,7 +10,6 @@
 //! from; the unit tests keep the rows sorted and the example site in step with
 //! `EXAMPLE_PINS`. A minor the table does not list is never warned about: the
 //! check says only what a source said.
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::clock;
 
@@ -165,11 +164,7 @@ pub const EXAMPLE_PINS: &[Pin] = &[
 /// Today, as days since 1970-01-01 (UTC), from the system clock: the build
 /// date the end-of-life check compares against.
 pub fn today() -> i64 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    secs.div_euclid(86_400)
+    clock::now_ms().div_euclid(86_400_000)
 }
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date in the table.
@@ -362,7 +357,7 @@ mod tests {
 
     #[test]
     fn the_example_site_pins_what_the_table_records() {
-        let file: crate::site::SiteFile = toml::from_str(EXAMPLE).unwrap();
+        let file: crate::site::schema::RawSiteFile = toml::from_str(EXAMPLE).unwrap();
         let value = |key: &str| match key {
             "cluster.kubernetes_version" => file.cluster.kubernetes_version.clone(),
             "sysext.kubernetes" => file.sysext.kubernetes.clone(),

@@ -1056,8 +1056,8 @@ fn rendered_template_errors_name_the_partial_and_every_node() {
 /// templates and the rendering without the markers.
 #[test]
 fn every_rendered_line_of_the_example_site_maps_to_its_template_line() {
-    use pxebuild::butane::template_map::{LineMap, Origin, TemplateLine};
     use pxebuild::render::node::render_install;
+    use pxebuild::render::template_map::{LineMap, Origin, TemplateLine};
     use pxebuild::render::templates::Templates;
 
     let (dir, _) = crate::cluster_common::example_site();

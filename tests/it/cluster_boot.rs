@@ -34,7 +34,7 @@ fn cluster_boot_configs_for_each_mac_and_a_local_default() {
     let kernel = format!("KERNEL {base}/flatcar/4593.2.5/flatcar_production_pxe.vmlinuz");
     let initrd = format!("initrd={base}/flatcar/4593.2.5/flatcar_production_pxe_image.cpio.gz");
     for node in &site.file.nodes {
-        let name = format!("01-{}", node.mac.replace(':', "-"));
+        let name = format!("01-{}", node.mac.to_string().replace(':', "-"));
         let dir = s.node_dir_name(&node.name).unwrap();
         let url = format!("ignition.config.url={base}/ignition/{dir}/install.ign");
         for prefix in ["tftp/pxelinux.cfg", "tftp/efi64/pxelinux.cfg"] {
@@ -84,7 +84,7 @@ fn cluster_ipxe_scripts_when_the_site_uses_ipxe() {
     for node in &site.file.nodes {
         let script = file(
             &files,
-            &format!("http/ipxe/{}.ipxe", node.mac.replace(':', "-")),
+            &format!("http/ipxe/{}.ipxe", node.mac.to_string().replace(':', "-")),
         );
         assert!(
             script.contains("initrd=flatcar_production_pxe_image.cpio.gz"),

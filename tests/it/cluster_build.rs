@@ -130,7 +130,7 @@ fn cluster_build_example_site_completely_and_validly() {
             .unwrap();
     let site = pxebuild::site::Site::load(&b.root.join("site.toml")).unwrap();
     for node in &site.file.nodes {
-        let mac = format!("01-{}", node.mac.replace(':', "-"));
+        let mac = format!("01-{}", node.mac.to_string().replace(':', "-"));
         for path in [
             format!("tftp/pxelinux.cfg/{mac}"),
             format!("tftp/efi64/pxelinux.cfg/{mac}"),
@@ -144,13 +144,13 @@ fn cluster_build_example_site_completely_and_validly() {
             let access = manifest.access.iter().find(|a| a.path == path).unwrap();
             assert_eq!(
                 (access.node.as_str(), access.ip.as_str()),
-                (node.name.as_str(), node.ip.as_str())
+                (node.name.as_str(), node.ip.to_string().as_str())
             );
             let file = b.dist.join(&path);
             ignition_validate(&file);
             let ign: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-            check_private_keys(&ign, &node.role, &path);
+            check_private_keys(&ign, &node.role.to_string(), &path);
             if doc == "node" {
                 check_sysexts_match_dist(&ign, &b.dist, &site.http_base());
             }
@@ -288,11 +288,11 @@ fn cluster_boot_configs_are_served_only_to_their_node() {
     let manifest = Manifest::load(&b.dist).unwrap();
     let site = pxebuild::site::Site::load(&b.root.join("site.toml")).unwrap();
     let node = &site.file.nodes[1];
-    let hyphens = node.mac.replace(':', "-");
+    let hyphens = node.mac.to_string().replace(':', "-");
     let pxelinux = format!("pxelinux.cfg/01-{hyphens}");
     let ipxe = format!("ipxe/{hyphens}.ipxe");
     for n in &site.file.nodes {
-        let mac = n.mac.replace(':', "-");
+        let mac = n.mac.to_string().replace(':', "-");
         for path in [
             format!("tftp/pxelinux.cfg/01-{mac}"),
             format!("tftp/efi64/pxelinux.cfg/01-{mac}"),
@@ -302,7 +302,7 @@ fn cluster_boot_configs_are_served_only_to_their_node() {
             let a = a.unwrap_or_else(|| panic!("{path} has no access record"));
             assert_eq!(
                 (a.node.as_str(), a.ip.as_str()),
-                (n.name.as_str(), n.ip.as_str())
+                (n.name.as_str(), n.ip.to_string().as_str())
             );
         }
     }

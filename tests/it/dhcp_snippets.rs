@@ -190,7 +190,7 @@ impl Subnet {
         Subnet {
             server: site.file.boot_server.address.parse().unwrap(),
             prefix: prefix.parse().unwrap(),
-            gateway: site.file.network.gateway.parse().unwrap(),
+            gateway: site.file.network.gateway,
         }
     }
 
@@ -275,11 +275,11 @@ enum ClientId {
 /// BIOS NIC ROM, for one, is iPXE.
 fn clients(site: &Site) -> Vec<Client> {
     let nodes = site.file.nodes.iter().map(|n| Client {
-        mac: n.mac.clone(),
+        mac: n.mac.to_string(),
         client_id: ClientId::Mac,
         arch: Some(if n.firmware == "uefi" { 7 } else { 0 }),
         ipxe: false,
-        node: Some((n.name.clone(), n.ip.clone())),
+        node: Some((n.name.clone(), n.ip.to_string())),
     });
     let archs = [None, Some(0), Some(7), Some(9)];
     let unknown = [false, true]

@@ -1291,3 +1291,22 @@ fn full_size_run(ipxe: bool, node: &str, path: &str, timeout: u32) {
     all.push('\n');
     fs::write(&times, all).unwrap();
 }
+
+#[test]
+fn lab_until_refuses_a_misspelt_beacon_before_anything_starts() {
+    let out = pxebuild()
+        .args(["lab", "run", "--until", "cilium-redy"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("'cilium-redy'"), "{stderr}");
+    assert!(
+        stderr.contains("install-done") && stderr.contains("kubeadm-done"),
+        "the valid beacons are listed: {stderr}"
+    );
+    assert!(
+        stderr.contains("similar value exists: 'cilium-ready'"),
+        "{stderr}"
+    );
+}

@@ -235,7 +235,7 @@ fn run_sysupdate(
         )
         .replace("/run/", &format!("{}/run/", sb.root.display()));
     std::fs::create_dir_all(sb.path("/run")).unwrap();
-    assert_eq!(ctx.node.role, site.file.nodes[index].role);
+    assert_eq!(ctx.node.role, site.file.nodes[index].role.to_string());
     let out = sb.run(&script);
     assert!(out.status.success(), "{}", out_text(&out));
     Run { sb, out }
@@ -258,9 +258,12 @@ fn roles() -> (usize, usize) {
     let nodes = &site.file.nodes;
     let cp = nodes
         .iter()
-        .position(|n| n.role == "control-plane")
+        .position(|n| n.role.to_string() == "control-plane")
         .unwrap();
-    let worker = nodes.iter().rposition(|n| n.role == "worker").unwrap();
+    let worker = nodes
+        .iter()
+        .rposition(|n| n.role.to_string() == "worker")
+        .unwrap();
     (cp, worker)
 }
 

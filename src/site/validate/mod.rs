@@ -17,13 +17,13 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use super::diagnostic::{Diagnostic, Severity};
-use super::schema::SiteFile;
+use super::schema::RawSiteFile;
 use super::source::{KeyPath, Seg, Source};
 use super::types::Ipv4Cidr;
 
 /// Runs every check on `file`; diagnostics come back in file order. Nothing
 /// is reported inside the tables of the `unsure` keys (see `Checker::unsure`).
-pub fn validate(file: &SiteFile, src: &Source<'_>, unsure: &[KeyPath]) -> Vec<Diagnostic> {
+pub fn validate(file: &RawSiteFile, src: &Source<'_>, unsure: &[KeyPath]) -> Vec<Diagnostic> {
     let mut c = Checker {
         src,
         diagnostics: Vec::new(),
@@ -44,7 +44,7 @@ pub fn validate(file: &SiteFile, src: &Source<'_>, unsure: &[KeyPath]) -> Vec<Di
 /// a Kubernetes minor past its end of life, a Cilium whose tested range
 /// leaves it out. Apart from `validate` because they depend on the date.
 pub fn support(
-    file: &SiteFile,
+    file: &RawSiteFile,
     src: &Source<'_>,
     unsure: &[KeyPath],
     today: i64,

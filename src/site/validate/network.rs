@@ -3,15 +3,14 @@
 use std::net::Ipv4Addr;
 
 use super::{Checker, VPrefix};
-use crate::site::schema::{BootServer, Cluster, SiteFile};
+use crate::site::schema::{BootServer, RawCluster, RawSiteFile};
 use crate::site::source::KeyPath;
-use crate::site::types::{check_dns_label, Duration, Endpoint, Ipv4Cidr};
+use crate::site::types::{check_dns_label, Duration, Endpoint, EndpointMode, Ipv4Cidr};
 
-pub(super) const ENDPOINT_MODES: &[&str] = &["kube-vip", "external"];
 const ADDRESSING: &[&str] = &["static", "dhcp"];
 const LOADERS: &[&str] = &["bios", "uefi", "ipxe"];
 
-pub(super) fn check_network(c: &mut Checker<'_, '_>, file: &SiteFile) {
+pub(super) fn check_network(c: &mut Checker<'_, '_>, file: &RawSiteFile) {
     let net = &file.network;
     let subnet = c.parse::<Ipv4Cidr>(&KeyPath::of("network.subnet"), &net.subnet);
     c.known.subnet = subnet;
@@ -175,7 +174,7 @@ fn check_boot_server_address(c: &mut Checker<'_, '_>, address: &str) {
     }
 }
 
-pub(super) fn check_cluster(c: &mut Checker<'_, '_>, cl: &Cluster) {
+pub(super) fn check_cluster(c: &mut Checker<'_, '_>, cl: &RawCluster) {
     if let Err(why) = check_dns_label(&cl.name) {
         c.error(&KeyPath::of("cluster.name"), format!("{:?} {why}", cl.name));
     }
@@ -214,11 +213,11 @@ fn check_kubeadm_api(c: &mut Checker<'_, '_>, path: &KeyPath, version: &str) {
     }
 }
 
-fn check_endpoint(c: &mut Checker<'_, '_>, cl: &Cluster) {
+fn check_endpoint(c: &mut Checker<'_, '_>, cl: &RawCluster) {
     let mode_ok = c.one_of(
         &KeyPath::of("cluster.endpoint_mode"),
         &cl.endpoint_mode,
-        ENDPOINT_MODES,
+        &EndpointMode::NAMES,
     );
     let path = KeyPath::of("cluster.endpoint");
     let Some(ep) = c.parse::<Endpoint>(&path, &cl.endpoint) else {
@@ -231,7 +230,8 @@ fn check_endpoint(c: &mut Checker<'_, '_>, cl: &Cluster) {
     }
     // kube-vip announces the VIP on the node network by ARP, so it must be
     // an address of that network; an external load balancer may live anywhere.
-    if mode_ok && cl.endpoint_mode == "kube-vip" && !subnet_has(c, ep.ip) {
+    let kube_vip = cl.endpoint_mode.parse() == Ok(EndpointMode::KubeVip);
+    if mode_ok && kube_vip && !subnet_has(c, ep.ip) {
         let subnet = c.known.subnet.map(|s| s.to_string()).unwrap_or_default();
         c.error(
             &path,
@@ -273,7 +273,7 @@ fn endpoint_clash(c: &Checker<'_, '_>, ip: Ipv4Addr) -> Option<String> {
     Some(format!("the network or broadcast address of {subnet}"))
 }
 
-fn check_cidrs(c: &mut Checker<'_, '_>, cl: &Cluster) {
+fn check_cidrs(c: &mut Checker<'_, '_>, cl: &RawCluster) {
     let pod = c.parse::<Ipv4Cidr>(&KeyPath::of("cluster.pod_cidr"), &cl.pod_cidr);
     let svc = c.parse::<Ipv4Cidr>(&KeyPath::of("cluster.service_cidr"), &cl.service_cidr);
     let subnet = c.known.subnet;
@@ -302,7 +302,7 @@ fn check_dns_domain(c: &mut Checker<'_, '_>, domain: &str) {
     }
 }
 
-fn check_token_ttl(c: &mut Checker<'_, '_>, cl: &Cluster) {
+fn check_token_ttl(c: &mut Checker<'_, '_>, cl: &RawCluster) {
     let ttl_path = KeyPath::of("cluster.bootstrap_token_ttl");
     let ttl = c.parse::<Duration>(&ttl_path, &cl.bootstrap_token_ttl);
     let window = c.parse::<Duration>(&KeyPath::of("cluster.bring_up_window"), &cl.bring_up_window);

@@ -6,14 +6,14 @@ use std::net::Ipv4Addr;
 
 use super::network::check_host_in_subnet;
 use super::Checker;
-use crate::site::schema::{Node, SiteFile};
+use crate::site::schema::{RawNode, RawSiteFile};
 use crate::site::source::KeyPath;
 use crate::site::types::{MacAddr, NodeName, Role};
 
 const FIRMWARE: &[&str] = &["bios", "uefi"];
 const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 
-pub(super) fn check_nodes(c: &mut Checker<'_, '_>, file: &SiteFile) {
+pub(super) fn check_nodes(c: &mut Checker<'_, '_>, file: &RawSiteFile) {
     let mut names = Seen::default();
     let mut macs = Seen::default();
     let mut ips = Seen::default();
@@ -204,7 +204,7 @@ fn is_device_path_char(ch: char) -> bool {
     ch.is_ascii_alphanumeric() || "._-:+@=,/".contains(ch)
 }
 
-fn check_firmware(c: &mut Checker<'_, '_>, i: usize, node: &Node, loaders: &[String]) {
+fn check_firmware(c: &mut Checker<'_, '_>, i: usize, node: &RawNode, loaders: &[String]) {
     let path = KeyPath::node(i, "firmware");
     let fw = node.firmware.as_str();
     if !c.one_of(&path, fw, FIRMWARE) {
@@ -221,7 +221,7 @@ fn check_firmware(c: &mut Checker<'_, '_>, i: usize, node: &Node, loaders: &[Str
     }
 }
 
-fn check_labels(c: &mut Checker<'_, '_>, i: usize, node: &Node) {
+fn check_labels(c: &mut Checker<'_, '_>, i: usize, node: &RawNode) {
     for (key, value) in &node.labels {
         let path = KeyPath::node(i, "labels").key(key);
         if let Err(why) = check_label_key(key) {
@@ -244,7 +244,7 @@ fn check_labels(c: &mut Checker<'_, '_>, i: usize, node: &Node) {
     }
 }
 
-fn check_taints(c: &mut Checker<'_, '_>, i: usize, node: &Node) {
+fn check_taints(c: &mut Checker<'_, '_>, i: usize, node: &RawNode) {
     for (j, taint) in node.taints.iter().enumerate() {
         if let Err(why) = check_taint(taint) {
             c.error(

@@ -1,7 +1,7 @@
 //! Checks of what the nodes run: the pinned Flatcar release, the sysext
 //! versions, Cilium's MTU, SSH keys, update policy, sources and Argo CD.
 use super::{Checker, VPrefix};
-use crate::site::schema::{Cilium, Flatcar, SiteFile, Sources, Ssh, Sysext};
+use crate::site::schema::{Cilium, Flatcar, RawSiteFile, Sources, Ssh, Sysext};
 use crate::site::source::KeyPath;
 
 const CHANNELS: &[&str] = &["stable", "beta", "alpha", "lts"];
@@ -29,7 +29,7 @@ const SSH_KEY_TYPES: &[&str] = &[
     "sk-ecdsa-sha2-nistp256@openssh.com",
 ];
 
-pub(super) fn check_software(c: &mut Checker<'_, '_>, file: &SiteFile) {
+pub(super) fn check_software(c: &mut Checker<'_, '_>, file: &RawSiteFile) {
     check_flatcar(c, &file.flatcar);
     check_sysext(c, &file.sysext, &file.cluster.kubernetes_version);
     check_cilium(c, &file.cilium);

@@ -1,11 +1,11 @@
 //! Warnings about releases that are no longer (or never were) supported
 //! together: the facts and their sources are in `site::versions`.
 use super::{check_version, Checker, VPrefix};
-use crate::site::schema::SiteFile;
+use crate::site::schema::RawSiteFile;
 use crate::site::source::KeyPath;
 use crate::site::versions;
 
-pub(super) fn check_support(c: &mut Checker<'_, '_>, file: &SiteFile, today: i64) {
+pub(super) fn check_support(c: &mut Checker<'_, '_>, file: &RawSiteFile, today: i64) {
     let k8s_path = KeyPath::of("cluster.kubernetes_version");
     let k8s = &file.cluster.kubernetes_version;
     // A stand-in for a bad or missing key, or a version already reported as

@@ -16,7 +16,7 @@ fn problems(edits: &[(&str, &str)]) -> Vec<String> {
         text = text.replacen(from, to, 1);
     }
     let src = Source::new(&text, "site.toml");
-    let file: SiteFile = toml::from_str(&text).expect("edits keep the schema");
+    let file: RawSiteFile = toml::from_str(&text).expect("edits keep the schema");
     validate(&file, &src, &[])
         .iter()
         .map(|d| {
@@ -663,7 +663,7 @@ fn problems_with_unsure(edits: &[(&str, &str)], unsure: &[KeyPath]) -> Vec<Strin
         text = text.replacen(from, to, 1);
     }
     let src = Source::new(&text, "site.toml");
-    let file: SiteFile = toml::from_str(&text).expect("edits keep the schema");
+    let file: RawSiteFile = toml::from_str(&text).expect("edits keep the schema");
     validate(&file, &src, unsure)
         .iter()
         .map(|d| format!("{}: {}: {}", d.severity, d.path, d.message))
