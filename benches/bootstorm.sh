@@ -9,8 +9,11 @@
 # even ones UEFI. The same tree is served, one after the other in the same
 # run, by `pxebuild serve`, by nginx + tftpd-hpa and by nginx + dnsmasq's TFTP.
 # Prints per server and N: completion time p50/p99 (from the storm's start to
-# a client's last byte), failures, server CPU seconds and peak RSS, as a
-# Markdown table ready for the README. Not a test: the numbers depend on the
+# a client's last byte), failures, the TFTP requests answered only after a
+# resend (the slowest answer in brackets), UDP datagrams the kernel dropped on
+# receive (InErrors from /proc/net/snmp, which counts RcvbufErrors too; in the
+# servers' namespace / summed over the clients'), server CPU seconds and peak
+# RSS, as a Markdown table ready for the README. Not a test: the numbers depend on the
 # machine. Goals (N = 200): no failure, pxebuild's p99 <= 0.8x the best peer's,
 # pxebuild's RSS < 64 MB.
 #
@@ -18,7 +21,11 @@
 # Environment: KERNEL_BYTES, INITRD_BYTES (default: the sizes
 # tests/fixtures/standin-os/pad.sh documents), SERVERS (default:
 # "pxebuild nginx-tftpd nginx-dnsmasq"), CLIENT_TIMEOUT (seconds a client may
-# take before it counts as failed; default 1200), KEEP_LOGS (a directory:
+# take before it counts as failed; default 1200), REQUEST_TRIES (times a
+# client sends a TFTP request, one second apart, before it gives up; default
+# 130: syslinux, which fetches ldlinux and the config, resends its request 31
+# times over about 130 s, core/fs/pxe/tftp.c's TimeoutTable in 55 ms jiffies),
+# KEEP_LOGS (a directory:
 # pxebuild serve then logs there, and the clients' results and errors are
 # copied there).
 # Needs root (namespaces), and what the lab needs: the stand-in OS build
@@ -41,6 +48,7 @@ for n in "${COUNTS[@]}"; do
 done
 SERVERS=${SERVERS:-pxebuild nginx-tftpd nginx-dnsmasq}
 CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-1200}
+REQUEST_TRIES=${REQUEST_TRIES:-130}
 [ "$(id -u)" = 0 ] || { echo "bootstorm: needs root (network namespaces)" >&2; exit 2; }
 
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -79,7 +87,6 @@ tests/fixtures/standin-os/build.sh "$OS" >&2
 tests/fixtures/standin-os/pad.sh "$OS" ${KERNEL_BYTES:+"$KERNEL_BYTES"} ${INITRD_BYTES:+"$INITRD_BYTES"} >&2
 sh tests/fixtures/mirror/generate.sh "$WORK/mirror" --kernel "$OS/full/vmlinuz" \
   --initrd "$OS/full/initrd.cpio.gz" >"$WORK/mirror.sums"
-SYSLINUX=$(awk '/syslinux-6.03.tar.xz$/ { print $1 }' "$WORK/mirror.sums")
 MIRROR_PORT=$(free_port)
 python3 -m http.server --bind 127.0.0.1 --directory "$WORK/mirror" "$MIRROR_PORT" >/dev/null 2>&1 &
 MIRROR=$!
@@ -88,8 +95,8 @@ SITE=$WORK/site
 mkdir -p "$SITE"
 cp -r templates payload "$SITE/"
 {
-  sed '/^\[\[node\]\]/,$d' site.toml |
-    sed "s/^\[sources\]\$/[sources]\nsyslinux_sha256 = \"$SYSLINUX\"/"
+  # The loaders are Debian's .deb files, pinned inside pxebuild.
+  sed '/^\[\[node\]\]/,$d' site.toml
   for i in $(seq "$MAX"); do
     role=worker
     [ "$i" -le 3 ] && role=control-plane
@@ -165,8 +172,8 @@ find "$DIST" -type f -exec cat {} + >/dev/null
 # One client: the firmware's and loader's fetches in order; one result line.
 cat >"$WORK/client.sh" <<'CLIENT'
 #!/usr/bin/env bash
-# client.sh OUT GET HGET SERVER name ip mac firmware kernel initrd ignition
-out=$1 get=$2 hget=$3 server=$4 mac=$7 fw=$8 kernel=$9 initrd=${10} ign=${11}
+# client.sh OUT GET HGET SERVER TRIES name ip mac firmware kernel initrd ignition
+out=$1 get=$2 hget=$3 server=$4 tries=$5 mac=$8 fw=$9 kernel=${10} initrd=${11} ign=${12}
 if [ "$fw" = bios ]; then
   files=(lpxelinux.0 ldlinux.c32 "pxelinux.cfg/01-$mac"); opts=(--blksize 1432 --tsize)
 else
@@ -175,7 +182,7 @@ else
 fi
 failed=-
 for f in "${files[@]}"; do
-  "$get" "$server:69" "$f" "${opts[@]}" >/dev/null 2>>"$out.err" || { failed=$f; break; }
+  "$get" "$server:69" "$f" "${opts[@]}" --request-tries "$tries" >/dev/null 2>>"$out.err" || { failed=$f; break; }
 done
 if [ "$failed" = - ]; then
   for p in "$kernel" "$initrd" "$ign"; do
@@ -269,23 +276,43 @@ stop_server() {
   for pid in "${SERVER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
 
+# UDP datagrams dropped on receive in a namespace (InErrors, which counts
+# full receive buffers, RcvbufErrors, too).
+udp_drops() {
+  ip netns exec "$1" awk '/^Udp:/ { if (h) { print $4; exit } h = 1 }' /proc/net/snmp
+}
+# The same, summed over the first N client namespaces.
+client_udp_drops() {
+  local i total=0
+  for i in $(seq "$1"); do total=$((total + $(udp_drops "$TAG-$i"))); done
+  echo "$total"
+}
+
 # --- the storm -----------------------------------------------------------------
-storm() { # server N -> "p50 p99 failures cpu rss"
-  local server=$1 n=$2 i=0 start cpu0 res=$WORK/res-$1-$2
+storm() { # server N -> "p50 p99 failures resent drops cpu rss"
+  local server=$1 n=$2 i=0 start cpu0 res=$WORK/res-$1-$2 sdrops0 cdrops0
   mkdir -p "$res"
   start_server "$server"
+  sdrops0=$(udp_drops "$SRV")
+  cdrops0=$(client_udp_drops "$n")
   cpu0=$(cpu_seconds "${SERVER_PIDS[@]}")
   start=$(date +%s.%N)
   while read -r name ip mac fw kernel initrd ign; do
     i=$((i + 1))
     [ "$i" -le "$n" ] || break
-    timeout "$CLIENT_TIMEOUT" ip netns exec "$TAG-$i" "$WORK/client.sh" "$res/$i" "$GET" "$HGET" "$SERVER" \
+    timeout "$CLIENT_TIMEOUT" ip netns exec "$TAG-$i" "$WORK/client.sh" "$res/$i" "$GET" "$HGET" "$SERVER" "$REQUEST_TRIES" \
       "$name" "$ip" "$mac" "$fw" "$kernel" "$initrd" "$ign" &
   done <"$WORK/nodes"
   wait_clients
   local cpu rss
   cpu=$(awk -v a="$(cpu_seconds "${SERVER_PIDS[@]}")" -v b="$cpu0" 'BEGIN { printf "%.1f", a - b }')
   rss=$(peak_rss "${SERVER_PIDS[@]}")
+  local drops resent
+  drops="$(($(udp_drops "$SRV") - sdrops0)) / $(($(client_udp_drops "$n") - cdrops0))"
+  # Requests answered only after a resend, and the slowest answer.
+  resent=$(cat "$res"/*.err 2>/dev/null | awk '/answered after/ { c++; t = $(NF - 1) + 0; if (t > m) m = t }
+    END { if (c) printf "%d (%.1f s)", c, m; else print 0 }')
+  grep -h '^warning' "$WORK/pxe.err" 2>/dev/null | sort | uniq -c | sort -rn | head -5 >&2 || true
   stop_server
   # A client that timed out wrote no result: it failed too.
   local failures
@@ -294,14 +321,14 @@ storm() { # server N -> "p50 p99 failures cpu rss"
   [ -z "${KEEP_LOGS:-}" ] || cp -r "$res" "$KEEP_LOGS/"
   if [ "$failures" -gt 0 ]; then
     echo "$server, N=$n: $failures failed; first errors:" >&2
-    cat "$res"/*.err 2>/dev/null | sort | uniq -c | sort -rn | head -5 >&2
+    cat "$res"/*.err 2>/dev/null | grep -v 'answered after' | sort | uniq -c | sort -rn | head -5 >&2
   fi
   local pcts
   pcts=$(results "$res" | awk -v s="$start" '$2 == "-" { print $1 - s }' | sort -g |
     awk '{ v[NR] = $1 } END { if (NR == 0) { print "- -"; exit }
       p50 = v[int((NR - 1) * 0.50) + 1]; p99 = v[int((NR - 1) * 0.99 + 0.5) + 1]
       printf "%.1f %.1f\n", p50, p99 }')
-  echo "$pcts $failures $cpu $rss"
+  echo "$pcts|$failures|$resent|$drops|$cpu|$rss"
 }
 results() { find "$1" -type f ! -name '*.err' -exec cat {} +; }
 wait_clients() {
@@ -322,8 +349,9 @@ ROWS=()
 for n in "${COUNTS[@]}"; do
   for server in $SERVERS; do
     echo "storm: $(label "$server"), N=$n ..." >&2
-    read -r p50 p99 failures cpu rss < <(storm "$server" "$n")
-    ROWS+=("$n|$server|$p50|$p99|$failures|$cpu|$rss")
+    IFS='|' read -r pcts failures resent drops cpu rss < <(storm "$server" "$n")
+    read -r p50 p99 <<<"$pcts"
+    ROWS+=("$n|$server|$p50|$p99|$failures|$resent|$drops|$cpu|$rss")
   done
 done
 
@@ -333,17 +361,17 @@ echo "Boot storm ($(date -u +%Y-%m-%d), $(nproc) CPUs, load $(cut -d' ' -f1-3 /p
   "each client TFTPs loader, ldlinux and its config, then HTTPs a $((KERNEL_SIZE >> 20)) MiB kernel," \
   "a $((INITRD_SIZE >> 20)) MiB initrd and its Ignition; release build $(git rev-parse --short HEAD 2>/dev/null || echo '?')."
 echo
-echo "| N | server | p50 (s) | p99 (s) | failures | server CPU (s) | server peak RSS (MB) | p99 vs best peer |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| N | server | p50 (s) | p99 (s) | failures | TFTP requests resent (slowest answer) | UDP receive drops (server / clients) | server CPU (s) | server peak RSS (MB) | p99 vs best peer |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for row in "${ROWS[@]}"; do
-  IFS='|' read -r n server p50 p99 failures cpu rss <<<"$row"
+  IFS='|' read -r n server p50 p99 failures resent drops cpu rss <<<"$row"
   best=-
   if [ "$server" = pxebuild ]; then
     best=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' -v n="$n" '$1 == n && $2 != "pxebuild" && $4 != "-" { print $4 }' | sort -g | head -1)
     [ -n "$best" ] && [ "$p99" != - ] && best=$(awk -v a="$p99" -v b="$best" 'BEGIN { printf "%.2fx", a / b }') || best=-
   fi
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$(label "$server")" "$p50" "$p99" \
-    "$failures" "$cpu" "$rss" "$best"
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$(label "$server")" "$p50" "$p99" \
+    "$failures" "$resent" "$drops" "$cpu" "$rss" "$best"
 done
 echo
 echo "Goals at N = 200: no failure; pxebuild's p99 <= 0.80x the best peer's; pxebuild's RSS < 64 MB."

@@ -10,7 +10,7 @@
 //! the RFCs (1350, 2347-2349, 7440) and shares no code with the server.
 //!
 //! Usage: tftp_get HOST:PORT FILE [--clients N] [--blksize B] [--windowsize W]
-//!                 [--tsize] [--verify LOCAL_COPY]
+//!                 [--tsize] [--verify LOCAL_COPY] [--request-tries N]
 //! Without `--windowsize` the request names no window size (as BIOS PXE ROMs
 //! and lpxelinux ask); `--tsize` asks for the size as firmware does.
 //! Prints `<MB/s> <windowsize the server agreed to>`; N transfers run at once
@@ -47,6 +47,12 @@ struct Args {
     /// Keep the data and compare it with this local copy.
     #[arg(long)]
     verify: Option<String>,
+    /// Times the request is sent, one second apart, before the transfer
+    /// counts as failed. A request answered only after a resend is noted on
+    /// stderr (`answered after N requests, T s`), so a slow server shows
+    /// even when nothing fails.
+    #[arg(long, default_value_t = RETRIES, value_parser = clap::value_parser!(u32).range(1..))]
+    request_tries: u32,
 }
 
 /// What one transfer brought back.
@@ -157,17 +163,18 @@ fn transfer(args: &Args) -> Result<Received, String> {
     let mut bufs: Vec<Vec<u8>> = vec![vec![0u8; usize::from(args.blksize) + 4]; BATCH];
     let mut lens = Vec::with_capacity(BATCH);
     // The request goes out again after each second without a reply, up to
-    // RETRIES times, as PXE firmware retransmits it: a busy server that
-    // answers late is slow, not failed. The reply comes from the transfer's
-    // own port (its TID): talk to it only.
+    // `--request-tries` times, as PXE firmware and loaders retransmit it: a
+    // busy server that answers late is slow, not failed. The reply comes from
+    // the transfer's own port (its TID): talk to it only.
     let rrq = request(args);
     let mut tries = 0;
+    let asked = Instant::now();
     let (n, tid) = loop {
         sock.send_to(&rrq, args.server).map_err(|e| e.to_string())?;
         match sock.recv_from(&mut bufs[0]) {
             Ok(reply) => break reply,
             Err(e)
-                if tries + 1 < RETRIES
+                if tries + 1 < args.request_tries
                     && matches!(
                         e.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -175,9 +182,17 @@ fn transfer(args: &Args) -> Result<Received, String> {
             {
                 tries += 1
             }
-            Err(e) => return Err(format!("no reply: {e}")),
+            Err(e) => return Err(format!("no reply to {} requests: {e}", tries + 1)),
         }
     };
+    if tries > 0 {
+        eprintln!(
+            "tftp_get: {}: answered after {} requests, {:.1} s",
+            args.file,
+            tries + 1,
+            asked.elapsed().as_secs_f64()
+        );
+    }
     sock.connect(tid).map_err(|e| e.to_string())?;
     let first = bufs[0][..n].to_vec();
     let mut got = Received {
