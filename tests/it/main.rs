@@ -25,4 +25,5 @@ mod site;
 mod standin_stubs;
 mod starter;
 mod status_page;
+mod sysupdate;
 mod updates;

@@ -88,9 +88,15 @@ ip link set lo up
 "#;
 
 /// One node's writable layer: its Ignition files and links as Ignition
-/// writes them, the sysext images it downloads in place of their URLs, and
-/// a beacon that records instead of calling the boot server.
-fn node_upper(nodes: &Path, name: &str, ign: &serde_json::Value) -> PathBuf {
+/// writes them, with `images` the stand-in sysext images in place of their
+/// URLs (else none: the caller downloads them), and a beacon that records
+/// instead of calling the boot server.
+pub(crate) fn node_upper(
+    nodes: &Path,
+    name: &str,
+    ign: &serde_json::Value,
+    images: bool,
+) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let upper = nodes.join(name).join("upper");
     let at = |p: &str| upper.join(p.trim_start_matches('/'));
@@ -106,6 +112,9 @@ fn node_upper(nodes: &Path, name: &str, ign: &serde_json::Value) -> PathBuf {
         let dest = at(path);
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
         if path.starts_with("/opt/extensions/") {
+            if !images {
+                continue;
+            }
             let file = Path::new(path).file_name().unwrap().to_str().unwrap();
             let (ext, rest) = file.split_once('-').unwrap();
             let version = rest.trim_end_matches("-x86-64.raw");
@@ -140,7 +149,7 @@ fn example_nodes(nodes: &Path) -> Vec<String> {
         .into_iter()
         .map(|(ctx, bu)| {
             let ign = node_ignition(&ctx, &bu);
-            node_upper(nodes, &ctx.node.name, &ign);
+            node_upper(nodes, &ctx.node.name, &ign, true);
             ctx.node.name.clone()
         })
         .collect()

@@ -1,0 +1,282 @@
+//! Real systemd-sysext and systemd-sysupdate (systemd 257, the stand-in
+//! root's) on what a build serves: the example site is built from a fixture
+//! mirror publishing the stand-in system extensions, `pxebuild serve` serves
+//! dist/ at the site's boot-server address inside a network namespace made
+//! for the test, and the first control plane's root (its node Ignition's
+//! files, chrooted) downloads and verifies its sysexts as Ignition does,
+//! merges them, and, once the site is rebuilt with a newer Kubernetes patch,
+//! stages it through the generated transfer files and sysupdate script with
+//! the site's verification (Verify=yes, the node's import-pubring).
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::cluster_build::{build, mirror_with, Mirror};
+use crate::cluster_common::*;
+use crate::cluster_sandbox::out_text;
+use crate::standin_stubs::{node_upper, run_driver, standin_sysexts};
+
+/// The example site with `updates.apply = "rolling"` (so the sysupdate
+/// script stages Kubernetes by itself) built twice from the stand-in
+/// sysexts: dist1 with v1.35.9, dist2 with the newer patch v1.35.10.
+struct Builds {
+    _mirror: Mirror,
+    dir: tempfile::TempDir,
+    dist1: PathBuf,
+    dist2: PathBuf,
+}
+
+fn builds() -> Builds {
+    let (dir, _) = example_site();
+    let root = dir.path();
+    let sysexts = standin_sysexts();
+    let mirror = mirror_with(root, &[OsStr::new("--sysexts"), sysexts.as_os_str()]);
+    let site = root.join("site.toml");
+    let text = std::fs::read_to_string(&site).unwrap();
+    let rolling = text.replace("sysupdate = true", "sysupdate = true\napply = \"rolling\"");
+    assert_ne!(rolling, text);
+    std::fs::write(&site, &rolling).unwrap();
+    let dist1 = root.join("dist1");
+    let out = build(root, &dist1, &mirror);
+    assert!(out.status.success(), "{}", out_text(&out));
+    // The patch release everywhere: the cluster's version and its sysext.
+    let newer = rolling.replace("\"v1.35.9\"", "\"v1.35.10\"");
+    assert_ne!(newer, rolling);
+    std::fs::write(&site, newer).unwrap();
+    let dist2 = root.join("dist2");
+    let out = build(root, &dist2, &mirror);
+    assert!(out.status.success(), "{}", out_text(&out));
+    Builds {
+        _mirror: mirror,
+        dir,
+        dist1,
+        dist2,
+    }
+}
+
+/// cp1's node Ignition in `dist`.
+fn cp1_ignition(dist: &Path) -> serde_json::Value {
+    let dir = std::fs::read_dir(dist.join("http/ignition"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("cp1-"))
+        .unwrap();
+    serde_json::from_slice(&std::fs::read(dir.join("node.ign")).unwrap()).unwrap()
+}
+
+/// The sysext files of a node Ignition: `path url sha512-hex` lines, which
+/// the driver downloads and checks as Ignition's `verification.hash` does.
+fn sysext_list(ign: &serde_json::Value) -> String {
+    let mut list = String::new();
+    for f in ign["storage"]["files"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap();
+        if !path.starts_with("/opt/extensions/") {
+            continue;
+        }
+        let hash = f["contents"]["verification"]["hash"].as_str().unwrap();
+        let url = f["contents"]["source"].as_str().unwrap();
+        list.push_str(&format!(
+            "{path} {url} {}\n",
+            hash.strip_prefix("sha512-").unwrap()
+        ));
+    }
+    list
+}
+
+/// Serves `$1` (a dist/) at the example site's boot server, 10.20.0.2:8080,
+/// until the next `serve` or the end; downloads a node's sysexts like
+/// Ignition (refusing a digest that does not match) and merges them.
+const NODE: &str = r#"
+ip addr add 10.20.0.2/32 dev lo
+SERVE=
+trap '[ -z "$SERVE" ] || kill $SERVE' EXIT
+serve() {
+  [ -z "$SERVE" ] || { kill $SERVE; wait $SERVE 2>/dev/null; }
+  "$PXEBUILD" serve "$1" --listen 10.20.0.2 --http-port 8080 --tftp-port 0 \
+    --admin 127.0.0.1:0 2>>"$NODES/serve.log" &
+  SERVE=$!
+  for _ in $(seq 100); do
+    curl -s -o /dev/null http://10.20.0.2:8080/ && return 0
+    sleep 0.1
+  done
+  echo "pxebuild serve did not come up"; cat "$NODES/serve.log"; exit 1
+}
+fetch_sysexts() {
+  local m="$NODES/.mnt/$1" path url sum
+  while read -r path url sum; do
+    mkdir -p "$m$(dirname "$path")"
+    curl -fsS -o "$m$path.part" "$url" || { echo "download of $url failed"; return 1; }
+    if [ "$(sha512sum < "$m$path.part" | cut -d' ' -f1)" != "$sum" ]; then
+      rm -f "$m$path.part"
+      echo "refused $path: its sha512 is not the one the node config names"
+      return 1
+    fi
+    mv "$m$path.part" "$m$path"
+  done < "$NODES/$1.sysexts"
+}
+"#;
+
+fn driver(b: &Builds, nodes: &Path, script: &str) -> Output {
+    let script = format!(
+        "PXEBUILD={:?}\nDIST1={:?}\nDIST2={:?}\n{NODE}\n{script}",
+        env!("CARGO_BIN_EXE_pxebuild"),
+        b.dist1,
+        b.dist2
+    );
+    run_driver(nodes, &script)
+}
+
+/// cp1's upper layer from dist1's Ignition, without its images (downloaded).
+fn cp1_node(b: &Builds) -> tempfile::TempDir {
+    let nodes = tempfile::tempdir_in(b.dir.path()).unwrap();
+    let ign = cp1_ignition(&b.dist1);
+    node_upper(nodes.path(), "cp1", &ign, false);
+    std::fs::write(nodes.path().join("cp1.sysexts"), sysext_list(&ign)).unwrap();
+    nodes
+}
+
+/// Replaces `rel` in `dist` by `f(its bytes)` as a new file (dist files may
+/// share their inode with the build's store).
+fn tamper(dist: &Path, rel: &str, f: impl Fn(&mut Vec<u8>)) {
+    let path = dist.join(rel);
+    let mut bytes = std::fs::read(&path).unwrap();
+    f(&mut bytes);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+}
+
+const MERGE_AND_STAGE: &str = r#"
+serve "$DIST1"
+node_up cp1
+fetch_sysexts cp1 || exit 1
+on cp1 systemd-sysext merge --no-reload || exit 1
+echo "before: $(on cp1 kubeadm version)"
+serve "$DIST2"
+on cp1 /opt/pxebuild/bin/sysupdate-sysexts; echo "script rc=$?"
+echo "staged: $(on cp1 readlink -f /etc/extensions/kubernetes.raw)"
+ls "$NODES/.mnt/cp1/opt/extensions/kubernetes"
+[ -e "$NODES/.mnt/cp1/run/reboot-required" ] && echo "reboot requested"
+on cp1 systemd-sysext refresh --no-reload >/dev/null
+echo "after: $(on cp1 kubeadm version)"
+cat "$NODES/.mnt/cp1/var/lib/pxebuild/beacons" 2>/dev/null || true
+"#;
+
+#[test]
+fn sysupdate_merges_the_served_sysexts_and_stages_a_new_patch_verified() {
+    let b = builds();
+    let nodes = cp1_node(&b);
+    let out = driver(&b, nodes.path(), MERGE_AND_STAGE);
+    let text = out_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("before: kubeadm version: v1.35.9 "), "{text}");
+    assert!(
+        text.contains("staged: /opt/extensions/kubernetes/kubernetes-v1.35.10-x86-64.raw"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kubernetes-v1.35.9-x86-64.raw"),
+        "the old one is kept: {text}"
+    );
+    assert!(text.contains("reboot requested"), "{text}");
+    assert!(text.contains("after: kubeadm version: v1.35.10 "), "{text}");
+    assert!(!text.contains("sysupdate-failed"), "{text}");
+}
+
+#[test]
+fn sysupdate_refuses_a_changed_listing_and_beacons_it() {
+    let b = builds();
+    // A listing changed after signing: its signature no longer holds.
+    tamper(&b.dist2, "http/sysext/kubernetes/SHA256SUMS", |bytes| {
+        bytes[0] = if bytes[0] == b'0' { b'1' } else { b'0' };
+    });
+    let nodes = cp1_node(&b);
+    let out = driver(&b, nodes.path(), MERGE_AND_STAGE);
+    let text = out_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("staged: /opt/extensions/kubernetes/kubernetes-v1.35.9-x86-64.raw"),
+        "{text}"
+    );
+    assert!(!text.contains("v1.35.10-x86-64.raw"), "{text}");
+    assert!(!text.contains("reboot requested"), "{text}");
+    assert!(text.contains("sysupdate-failed kubernetes"), "{text}");
+}
+
+#[test]
+fn sysupdate_refuses_a_changed_image_and_beacons_it() {
+    let b = builds();
+    // The signed listing is intact; the image it names is not.
+    let raw = "http/sysext/kubernetes/kubernetes-v1.35.10-x86-64.raw";
+    tamper(&b.dist2, raw, |bytes| {
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0xff;
+    });
+    let nodes = cp1_node(&b);
+    let out = driver(&b, nodes.path(), MERGE_AND_STAGE);
+    let text = out_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("staged: /opt/extensions/kubernetes/kubernetes-v1.35.9-x86-64.raw"),
+        "{text}"
+    );
+    assert!(!text.contains("reboot requested"), "{text}");
+    assert!(text.contains("sysupdate-failed kubernetes"), "{text}");
+}
+
+#[test]
+fn sysupdate_node_refuses_a_sysext_whose_digest_does_not_match() {
+    let b = builds();
+    tamper(
+        &b.dist1,
+        "http/sysext/cilium/cilium-v0.18.2-x86-64.raw",
+        |bytes| {
+            bytes[100] ^= 0xff;
+        },
+    );
+    let nodes = cp1_node(&b);
+    let out = driver(
+        &b,
+        nodes.path(),
+        "serve \"$DIST1\"\nnode_up cp1\nfetch_sysexts cp1; echo \"rc=$?\"\n\
+         ls \"$NODES/.mnt/cp1/opt/extensions/cilium\"\n",
+    );
+    let text = out_text(&out);
+    assert!(text.contains("rc=1"), "{text}");
+    assert!(
+        text.contains("refused /opt/extensions/cilium/cilium-v0.18.2-x86-64.raw"),
+        "{text}"
+    );
+    assert!(!text.contains("cilium-v0.18.2-x86-64.raw\n"), "{text}");
+}
+
+#[test]
+fn sysupdate_sysext_refuses_an_image_for_another_os() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("sh")
+        .arg(repo().join("tests/fixtures/standin-sysext/build.sh"))
+        .arg(dir.path().join("other"))
+        .args(["--kubernetes", "v1.35.9", "--os-id", "debian"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", out_text(&out));
+    let nodes = dir.path().join("nodes");
+    let ext = nodes.join("cp1/upper/etc/extensions");
+    std::fs::create_dir_all(&ext).unwrap();
+    std::fs::copy(
+        dir.path()
+            .join("other/kubernetes-v1.35.9/kubernetes-v1.35.9-x86-64.raw"),
+        ext.join("kubernetes.raw"),
+    )
+    .unwrap();
+    let out = run_driver(
+        &nodes,
+        "node_up cp1\non cp1 systemd-sysext merge --no-reload 2>&1\n\
+         on cp1 sh -c 'command -v kubeadm || echo no kubeadm'\n",
+    );
+    let text = out_text(&out);
+    assert!(text.contains("no kubeadm"), "{text}");
+    assert!(
+        text.contains("1 ignored due to incompatible image"),
+        "systemd-sysext says why: {text}"
+    );
+}
