@@ -249,13 +249,15 @@ fn sysupdate_node_refuses_a_sysext_whose_digest_does_not_match() {
     assert!(!text.contains("cilium-v0.18.2-x86-64.raw\n"), "{text}");
 }
 
-#[test]
-fn sysupdate_sysext_refuses_an_image_for_another_os() {
+/// A kubernetes image whose extension-release says `args` (build.sh's
+/// --os-id/--sysext-level), merged by real systemd-sysext on the stand-in.
+fn merge_foreign(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new("sh")
         .arg(repo().join("tests/fixtures/standin-sysext/build.sh"))
         .arg(dir.path().join("other"))
-        .args(["--kubernetes", "v1.35.9", "--os-id", "debian"])
+        .args(["--kubernetes", "v1.35.9"])
+        .args(args)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", out_text(&out));
@@ -273,10 +275,21 @@ fn sysupdate_sysext_refuses_an_image_for_another_os() {
         "node_up cp1\non cp1 systemd-sysext merge --no-reload 2>&1\n\
          on cp1 sh -c 'command -v kubeadm || echo no kubeadm'\n",
     );
-    let text = out_text(&out);
-    assert!(text.contains("no kubeadm"), "{text}");
-    assert!(
-        text.contains("1 ignored due to incompatible image"),
-        "systemd-sysext says why: {text}"
-    );
+    out_text(&out)
+}
+
+#[test]
+fn sysupdate_sysext_refuses_an_image_for_another_os() {
+    // Neither the stand-in's ID (flatcar) nor its ID_LIKE (debian).
+    for args in [&["--os-id", "fedora"][..], &["--sysext-level", "2.0"][..]] {
+        let text = merge_foreign(args);
+        assert!(text.contains("no kubeadm"), "{args:?}: {text}");
+        assert!(
+            text.contains("1 ignored due to incompatible image"),
+            "{args:?}: systemd-sysext says why: {text}"
+        );
+    }
+    // The same image as the bakery makes it is merged.
+    let text = merge_foreign(&[]);
+    assert!(text.contains("/usr/bin/kubeadm"), "{text}");
 }
