@@ -172,9 +172,14 @@ pub(crate) fn run_driver(nodes: &Path, script: &str) -> Output {
 const CLUSTER: &str = r#"
 for a in 10.20.0.11 10.20.0.12 10.20.0.13 10.20.0.21 10.20.0.22; do ip addr add "$a/32" dev lo; done
 trap 'kill $(cat "$NODES/.mnt/cp1/var/lib/pxebuild-standin/api.pid" 2>/dev/null) 2>/dev/null' EXIT
-bootstrap() {
+# A node booted (once) with its sysexts merged.
+up() {
+  mountpoint -q "$NODES/.mnt/$1" && return 0
   node_up "$1"
   on "$1" systemd-sysext merge --no-reload >/dev/null || { echo "$1: systemd-sysext merge failed"; return 1; }
+}
+bootstrap() {
+  up "$1" || return 1
   echo "== $1"
   # Bounded: a wait that never ends fails the test instead of hanging it.
   timeout 120 chroot "$NODES/.mnt/$1" /opt/pxebuild/bin/kubeadm-bootstrap 2>&1 && return 0
@@ -390,4 +395,82 @@ fn standin_stubs_refuse_kube_vip_without_super_admin_during_init() {
         "cp1",
         "not /etc/kubernetes/super-admin.conf",
     );
+}
+
+/// A power cut: node `$1`'s bootstrap runs with the stand-in holding right
+/// after beacon `$2`, and is killed (its whole process group) once it is
+/// there; the next run (the next boot) must reset the node and complete.
+const POWER_CUT: &str = r#"
+cut_at() {
+  local n=$1 at=$2 m="$NODES/.mnt/$1"
+  setsid env PXEBUILD_STANDIN_HOLD="$at" chroot "$m" /opt/pxebuild/bin/kubeadm-bootstrap \
+    > "$NODES/$n.cut.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 300); do
+    grep -qx "$at" "$m/var/lib/pxebuild/beacons" 2>/dev/null && break
+    sleep 0.1
+  done
+  kill -KILL -- "-$pid"
+  wait "$pid" 2>/dev/null
+  grep -qx "$at" "$m/var/lib/pxebuild/beacons" || { echo "$n never reached $at"; cat "$NODES/$n.cut.log"; exit 1; }
+  echo "power cut on $n at $at"
+}
+"#;
+
+#[test]
+fn standin_stubs_recover_from_power_cuts_mid_init_and_mid_join() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = tmp.path();
+    example_nodes(nodes);
+    let script = format!(
+        "{CLUSTER}{POWER_CUT}\nip addr add 10.20.0.10/32 dev lo\n\
+         up cp1 || exit 1\n\
+         cut_at cp1 kubeadm-init-control-plane\n\
+         bootstrap cp1 || exit 1\n\
+         up cp2 || exit 1\n\
+         cut_at cp2 kubeadm-join-etcd\n\
+         bootstrap cp2 || exit 1\n\
+         bootstrap cp3 || exit 1\n"
+    );
+    // bootstrap mounts the node again: make node_up idempotent for it.
+    let script = script.replace(
+        "bootstrap() {\n  node_up \"$1\"",
+        "bootstrap() {\n  mountpoint -q \"$NODES/.mnt/$1\" || node_up \"$1\"",
+    );
+    let out = run_driver(nodes, &script);
+    let text = out_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("power cut on cp1 at kubeadm-init-control-plane"),
+        "{text}"
+    );
+    assert!(
+        text.contains("power cut on cp2 at kubeadm-join-etcd"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kubeadm ran before without finishing; resetting this node first"),
+        "{text}"
+    );
+    for n in ["cp1", "cp2", "cp3"] {
+        assert!(
+            exists(nodes, n, "var/lib/pxebuild/kubeadm-done"),
+            "{n}\n{text}"
+        );
+    }
+    let state: serde_json::Value =
+        serde_json::from_str(&read(nodes, "cp1", "var/lib/pxebuild-standin/api.json")).unwrap();
+    let order: Vec<&str> = state["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["cp1", "cp2", "cp3"]);
+    let started = state["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["started"] == true);
+    assert!(started, "{state}");
 }
