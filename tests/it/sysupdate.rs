@@ -3,8 +3,8 @@
 //! mirror publishing the stand-in system extensions, `pxebuild serve` serves
 //! dist/ at the site's boot-server address inside a network namespace made
 //! for the test, and the first control plane's root (its node Ignition's
-//! files, chrooted) downloads and verifies its sysexts as Ignition does,
-//! merges them, and, once the site is rebuilt with a newer Kubernetes patch,
+//! files, chrooted) downloads and verifies its sysexts with Debian's real
+//! Ignition (files stage), merges them, and, once the site is rebuilt with a newer Kubernetes patch,
 //! stages it through the generated transfer files and sysupdate script with
 //! the site's verification (Verify=yes, the node's import-pubring).
 use std::ffi::OsStr;
@@ -64,23 +64,21 @@ fn cp1_ignition(dist: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("node.ign")).unwrap()).unwrap()
 }
 
-/// The sysext files of a node Ignition: `path url sha512-hex` lines, which
-/// the driver downloads and checks as Ignition's `verification.hash` does.
-fn sysext_list(ign: &serde_json::Value) -> String {
-    let mut list = String::new();
-    for f in ign["storage"]["files"].as_array().unwrap() {
-        let path = f["path"].as_str().unwrap();
-        if !path.starts_with("/opt/extensions/") {
-            continue;
-        }
-        let hash = f["contents"]["verification"]["hash"].as_str().unwrap();
-        let url = f["contents"]["source"].as_str().unwrap();
-        list.push_str(&format!(
-            "{path} {url} {}\n",
-            hash.strip_prefix("sha512-").unwrap()
-        ));
-    }
-    list
+/// The node Ignition's sysext files alone (unchanged: URL and
+/// `verification.hash`), for Ignition's files stage on the node.
+fn sysext_config(ign: &serde_json::Value) -> String {
+    let files: Vec<&serde_json::Value> = ign["storage"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["path"].as_str().unwrap().starts_with("/opt/extensions/"))
+        .collect();
+    assert!(!files.is_empty());
+    serde_json::json!({
+        "ignition": {"version": ign["ignition"]["version"]},
+        "storage": {"files": files},
+    })
+    .to_string()
 }
 
 /// Serves `$1` (a dist/) at the example site's boot server, 10.20.0.2:8080,
@@ -101,24 +99,36 @@ serve() {
   done
   echo "pxebuild serve did not come up"; cat "$NODES/serve.log"; exit 1
 }
+# Debian's real Ignition (the binary of its dracut module), files stage, on
+# the node: it downloads each sysext and refuses one whose SHA-512 is not the
+# node config's. Ignition runs only in an initramfs (initrd-release) and
+# relabels for SELinux afterwards (a config saying disabled, a no-op setfiles).
 fetch_sysexts() {
-  local m="$NODES/.mnt/$1" path url sum
-  while read -r path url sum; do
-    mkdir -p "$m$(dirname "$path")"
-    curl -fsS -o "$m$path.part" "$url" || { echo "download of $url failed"; return 1; }
-    if [ "$(sha512sum < "$m$path.part" | cut -d' ' -f1)" != "$sum" ]; then
-      rm -f "$m$path.part"
-      echo "refused $path: its sha512 is not the one the node config names"
-      return 1
-    fi
-    mv "$m$path.part" "$m$path"
-  done < "$NODES/$1.sysexts"
+  local m="$NODES/.mnt/$1"
+  cp "$IGNITION" "$m/run/ignition-bin"
+  cp "$NODES/$1.sysexts.ign" "$m/run/ignition.json"
+  echo 'ID=stand-in' > "$m/etc/initrd-release"
+  mkdir -p "$m/run/sysroot/etc/selinux" "$m/run/bin"
+  printf 'SELINUX=disabled\nSELINUXTYPE=targeted\n' > "$m/run/sysroot/etc/selinux/config"
+  printf '#!/bin/sh\nexit 0\n' > "$m/run/bin/setfiles" && chmod +x "$m/run/bin/setfiles"
+  local rc=0
+  on "$1" env PATH=/run/bin:/usr/sbin:/usr/bin:/sbin:/bin /run/ignition-bin -platform=metal \
+    -stage=files -root=/run/sysroot -log-to-stdout > "$NODES/$1.ignition.log" 2>&1 || rc=$?
+  rm -f "$m/etc/initrd-release"
+  if [ "$rc" != 0 ]; then
+    echo "ignition refused the sysexts:"; grep -iE 'error|fail' "$NODES/$1.ignition.log" | tail -n 5
+    return 1
+  fi
+  cp -a "$m/run/sysroot/opt/." "$m/opt/"
 }
 "#;
 
+/// Debian's Ignition (package `ignition`), as its dracut module ships it.
+const IGNITION: &str = "/usr/lib/dracut/modules.d/30ignition/ignition";
+
 fn driver(b: &Builds, nodes: &Path, script: &str) -> Output {
     let script = format!(
-        "PXEBUILD={:?}\nDIST1={:?}\nDIST2={:?}\n{NODE}\n{script}",
+        "PXEBUILD={:?}\nIGNITION={IGNITION:?}\nDIST1={:?}\nDIST2={:?}\n{NODE}\n{script}",
         env!("CARGO_BIN_EXE_pxebuild"),
         b.dist1,
         b.dist2
@@ -131,7 +141,7 @@ fn cp1_node(b: &Builds) -> tempfile::TempDir {
     let nodes = tempfile::tempdir_in(b.dir.path()).unwrap();
     let ign = cp1_ignition(&b.dist1);
     node_upper(nodes.path(), "cp1", &ign, false);
-    std::fs::write(nodes.path().join("cp1.sysexts"), sysext_list(&ign)).unwrap();
+    std::fs::write(nodes.path().join("cp1.sysexts.ign"), sysext_config(&ign)).unwrap();
     nodes
 }
 
@@ -242,9 +252,10 @@ fn sysupdate_node_refuses_a_sysext_whose_digest_does_not_match() {
     );
     let text = out_text(&out);
     assert!(text.contains("rc=1"), "{text}");
+    assert!(text.contains("ignition refused the sysexts"), "{text}");
     assert!(
-        text.contains("refused /opt/extensions/cilium/cilium-v0.18.2-x86-64.raw"),
-        "{text}"
+        text.contains("hash verification failed"),
+        "Ignition says why: {text}"
     );
     assert!(!text.contains("cilium-v0.18.2-x86-64.raw\n"), "{text}");
 }
