@@ -232,6 +232,7 @@ fn standin_stubs_bring_the_example_site_to_kubeadm_done_in_order() {
     let script = format!(
         "{CLUSTER}\nip link add {iface} type veth peer name {iface}p && ip link set {iface} up\n\
          for n in cp1 cp2 cp3 worker1; do bootstrap $n || {{ echo \"$n failed\"; exit 1; }}; done\n\
+         timeout 120 chroot \"$NODES/.mnt/cp1\" /opt/pxebuild/bin/cilium-install 2>&1 || exit 1\n\
          ip -o addr show dev {iface}\n"
     );
     let out = run_driver(nodes, &script);
@@ -290,6 +291,12 @@ fn standin_stubs_bring_the_example_site_to_kubeadm_done_in_order() {
             "{key}"
         );
     }
+    // Cilium installed once, on the first control plane, through its API.
+    assert!(
+        exists(nodes, "cp1", "var/lib/pxebuild/cilium-installed"),
+        "{text}"
+    );
+    assert!(text.contains("Cilium 1.19.8 installed"), "{text}");
     // Join order at the stand-in API server: cp1, cp2, cp3, then the worker.
     let state: serde_json::Value =
         serde_json::from_str(&read(nodes, "cp1", "var/lib/pxebuild-standin/api.json")).unwrap();
@@ -473,4 +480,29 @@ fn standin_stubs_recover_from_power_cuts_mid_init_and_mid_join() {
         .iter()
         .all(|m| m["started"] == true);
     assert!(started, "{state}");
+}
+
+#[test]
+fn standin_stubs_refuse_cilium_values_without_the_api_endpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = tmp.path();
+    example_nodes(nodes);
+    edit_file(nodes, "cp1", "etc/cilium/values.yaml", |t| {
+        t.lines()
+            .filter(|l| !l.starts_with("k8sServiceHost:"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
+    let script = format!(
+        "{CLUSTER}\nip addr add 10.20.0.10/32 dev lo\nbootstrap cp1 >/dev/null || exit 3\n\
+         timeout 120 chroot \"$NODES/.mnt/cp1\" /opt/pxebuild/bin/cilium-install 2>&1; echo \"rc=$?\"\n"
+    );
+    let out = run_driver(nodes, &script);
+    let text = out_text(&out);
+    assert!(text.contains("rc=1"), "{text}");
+    assert!(
+        text.contains("without kube-proxy the agent needs k8sServiceHost"),
+        "{text}"
+    );
+    assert!(!exists(nodes, "cp1", "var/lib/pxebuild/cilium-installed"));
 }
