@@ -35,11 +35,12 @@ pub(crate) fn standin_root() -> PathBuf {
 }
 
 /// The stand-in system extensions (tests/fixtures/standin-sysext/build.sh),
-/// built once per test run: `<dir>/<ext>-<version>/<ext>-<version>-x86-64.raw`.
+/// built once per test run (in a second or so; build.sh replaces each file
+/// by a rename): `<dir>/<ext>-<version>/<ext>-<version>-x86-64.raw`.
 pub(crate) fn standin_sysexts() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let out = tempfile::tempdir().unwrap().keep().join("sysexts");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("standin-sysexts");
         let run = Command::new("sh")
             .arg(repo().join("tests/fixtures/standin-sysext/build.sh"))
             .arg(&out)
