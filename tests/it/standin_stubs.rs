@@ -64,6 +64,9 @@ pub(crate) fn image(ext: &str, version: &str) -> PathBuf {
 /// shared so that systemd-sysext's merge is seen; `on NAME CMD...` runs in it.
 pub(crate) const DRIVER: &str = r#"
 set -u
+# at_exit CMD: one more command for the exit trap (each part adds its own).
+EXIT_CMDS=:
+at_exit() { EXIT_CMDS="$EXIT_CMDS; $1"; trap "$EXIT_CMDS" EXIT; }
 mkdir -p "$NODES/.mnt"
 mount -t tmpfs tmpfs "$NODES/.mnt" && mount --make-rshared "$NODES/.mnt"
 node_up() {
@@ -170,9 +173,9 @@ pub(crate) fn run_driver(nodes: &Path, script: &str) -> Output {
 /// The example site's addresses on the namespace's loopback; cp1 comes up and
 /// runs its bootstrap (kubeadm init); the stand-in API server stays up for
 /// the joins that follow and is stopped at exit.
-const CLUSTER: &str = r#"
+pub(crate) const CLUSTER: &str = r#"
 for a in 10.20.0.11 10.20.0.12 10.20.0.13 10.20.0.21 10.20.0.22; do ip addr add "$a/32" dev lo; done
-trap 'kill $(cat "$NODES/.mnt/cp1/var/lib/pxebuild-standin/api.pid" 2>/dev/null) 2>/dev/null' EXIT
+at_exit 'kill $(cat "$NODES/.mnt/cp1/var/lib/pxebuild-standin/api.pid" 2>/dev/null) 2>/dev/null'
 # A node booted (once) with its sysexts merged.
 up() {
   mountpoint -q "$NODES/.mnt/$1" && return 0

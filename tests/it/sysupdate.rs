@@ -14,7 +14,7 @@ use std::process::Output;
 use crate::cluster_build::{build, mirror_with, Mirror};
 use crate::cluster_common::*;
 use crate::cluster_sandbox::out_text;
-use crate::standin_stubs::{node_upper, run_driver, standin_sysexts};
+use crate::standin_stubs::{node_upper, run_driver, standin_sysexts, CLUSTER};
 
 /// The example site with `updates.apply = "rolling"` (so the sysupdate
 /// script stages Kubernetes by itself) built twice from the stand-in
@@ -56,10 +56,20 @@ fn builds() -> Builds {
 
 /// cp1's node Ignition in `dist`.
 fn cp1_ignition(dist: &Path) -> serde_json::Value {
+    node_ignition_in(dist, "cp1")
+}
+
+/// Node `name`'s node Ignition in `dist`.
+fn node_ignition_in(dist: &Path, name: &str) -> serde_json::Value {
     let dir = std::fs::read_dir(dist.join("http/ignition"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("cp1-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{name}-"))
+        })
         .unwrap();
     serde_json::from_slice(&std::fs::read(dir.join("node.ign")).unwrap()).unwrap()
 }
@@ -87,7 +97,7 @@ fn sysext_config(ign: &serde_json::Value) -> String {
 const NODE: &str = r#"
 ip addr add 10.20.0.2/32 dev lo
 SERVE=
-trap '[ -z "$SERVE" ] || kill $SERVE' EXIT
+at_exit '[ -z "$SERVE" ] || kill $SERVE'
 serve() {
   [ -z "$SERVE" ] || { kill $SERVE; wait $SERVE 2>/dev/null; }
   "$PXEBUILD" serve "$1" --listen 10.20.0.2 --http-port 8080 --tftp-port 0 \
@@ -303,4 +313,61 @@ fn sysupdate_sysext_refuses_an_image_for_another_os() {
     // The same image as the bakery makes it is merged.
     let text = merge_foreign(&[]);
     assert!(text.contains("/usr/bin/kubeadm"), "{text}");
+}
+
+#[test]
+fn sysupdate_rolling_a_worker_stages_the_patch_only_after_the_control_plane() {
+    let b = builds();
+    let nodes = tempfile::tempdir_in(b.dir.path()).unwrap();
+    for name in ["cp1", "worker1"] {
+        let ign = node_ignition_in(&b.dist1, name);
+        node_upper(nodes.path(), name, &ign, false);
+        std::fs::write(
+            nodes.path().join(format!("{name}.sysexts.ign")),
+            sysext_config(&ign),
+        )
+        .unwrap();
+    }
+    // Both nodes of dist1 (v1.35.9) joined through the stand-in API server;
+    // then dist2 (v1.35.10) is served and the timer's script runs on each.
+    let script = format!(
+        "{CLUSTER}\nip link add site0 type veth peer name site0p && ip link set site0 up\n\
+         serve \"$DIST1\"\n\
+         for n in cp1 worker1; do node_up $n; fetch_sysexts $n || exit 1; \
+           on $n systemd-sysext merge --no-reload >/dev/null || exit 1; done\n\
+         for n in cp1 worker1; do bootstrap $n || {{ echo \"$n failed\"; exit 1; }}; done\n\
+         serve \"$DIST2\"\n\
+         stage() {{ on $1 /opt/pxebuild/bin/sysupdate-sysexts 2>&1 | grep pxebuild-sysupdate; \
+           echo \"$1 staged: $(on $1 readlink -f /etc/extensions/kubernetes.raw)\"; }}\n\
+         stage worker1\n\
+         on cp1 kubeadm upgrade apply v1.35.10 --yes; echo \"too early rc=$?\"\n\
+         stage cp1\n\
+         on cp1 systemd-sysext refresh --no-reload >/dev/null\n\
+         on cp1 kubeadm upgrade apply v1.35.10 --yes || exit 1\n\
+         stage worker1\n\
+         [ -e \"$NODES/.mnt/worker1/run/reboot-required\" ] && echo \"worker1 asks for a reboot\"\n"
+    );
+    let out = driver(&b, nodes.path(), &script);
+    let text = out_text(&out);
+    assert!(out.status.success(), "{text}");
+    let old = "/opt/extensions/kubernetes/kubernetes-v1.35.9-x86-64.raw";
+    let new = "/opt/extensions/kubernetes/kubernetes-v1.35.10-x86-64.raw";
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(" staged: ")).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("worker1 staged: {old}"),
+            format!("cp1 staged: {new}"),
+            format!("worker1 staged: {new}"),
+        ],
+        "{text}"
+    );
+    // kubeadm upgrade apply needs the new kubeadm: the control plane's
+    // extension first.
+    assert!(text.contains("too early rc=1"), "{text}");
+    assert!(
+        text.contains("stage and merge the v1.35.10 kubernetes extension"),
+        "{text}"
+    );
+    assert!(text.contains("worker1 asks for a reboot"), "{text}");
 }
