@@ -36,10 +36,16 @@ impl Mirror {
 }
 
 fn mirror(root: &Path) -> Mirror {
+    mirror_with(root, &[])
+}
+
+/// The fixture mirror made with generate.sh's extra `args` (e.g. `--sysexts DIR`).
+pub(crate) fn mirror_with(root: &Path, args: &[&std::ffi::OsStr]) -> Mirror {
     let dir = root.join("mirror");
     let out = Command::new("sh")
         .arg(repo().join("tests/fixtures/mirror/generate.sh"))
         .arg(&dir)
+        .args(args)
         .output()
         .expect("running the fixture mirror generator");
     assert!(

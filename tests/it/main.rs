@@ -22,6 +22,8 @@ mod serve_service;
 mod serve_support;
 mod serve_tftp;
 mod site;
+mod standin_stubs;
 mod starter;
 mod status_page;
+mod sysupdate;
 mod updates;
