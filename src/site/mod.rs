@@ -230,7 +230,7 @@ mod tests {
         let site = Site::from_text_on(EXAMPLE, Path::new("site.toml"), BUILD_DAY).unwrap();
         let cp1 = &site.file.nodes[0];
         assert_eq!(
-            crate::layout::pxelinux_mac_name(&cp1.mac),
+            crate::layout::pxelinux_mac_name(cp1.mac),
             "01-52-54-00-20-00-11"
         );
         assert_eq!(cp1.ip, Ipv4Addr::new(10, 20, 0, 11));
