@@ -23,11 +23,12 @@ pub enum Beacon {
     KubeadmTimeout,
     CiliumTimeout,
     CiliumReady,
+    SysupdateFailed,
 }
 
 impl Beacon {
     /// Every beacon, in the order a node sends them.
-    pub const ALL: [Beacon; 14] = [
+    pub const ALL: [Beacon; 15] = [
         Beacon::InstallStarted,
         Beacon::InstallDone,
         Beacon::InstallSkipped,
@@ -42,6 +43,7 @@ impl Beacon {
         Beacon::KubeadmTimeout,
         Beacon::CiliumTimeout,
         Beacon::CiliumReady,
+        Beacon::SysupdateFailed,
     ];
 
     /// The name in the beacon's URL and in the logs.
@@ -61,6 +63,7 @@ impl Beacon {
             Beacon::KubeadmTimeout => "kubeadm-timeout",
             Beacon::CiliumTimeout => "cilium-timeout",
             Beacon::CiliumReady => "cilium-ready",
+            Beacon::SysupdateFailed => "sysupdate-failed",
         }
     }
 
