@@ -39,7 +39,7 @@ fn embed_starter_site() {
     }
     println!("cargo:rerun-if-changed=site.toml");
     files.sort();
-    let mut out = String::from("pub static FILES: &[(&str, &[u8])] = &[\n");
+    let mut out = String::from("pub(crate) static FILES: &[(&str, &[u8])] = &[\n");
     for path in &files {
         let rel = path.strip_prefix(&root).expect("listed under the root");
         let rel = rel.to_str().expect("starter file names are UTF-8");

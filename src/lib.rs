@@ -10,6 +10,8 @@
 //! `recipe` says which steps a site needs. `boot` imports `render`, never the
 //! reverse. `serve` reads only the published tree, never the engine.
 
+#![warn(unreachable_pub)]
+
 pub mod beacon;
 pub mod boot;
 pub mod butane;

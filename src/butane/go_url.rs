@@ -15,14 +15,14 @@ use std::collections::BTreeMap;
 
 /// What Ignition reads of a URL that parses.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Parsed<'a> {
+pub(super) struct Parsed<'a> {
     /// Lower-cased; empty for a URL without one.
     pub scheme: String,
     pub raw_query: &'a str,
 }
 
 /// Parses like Go's `url.Parse`; the error is Go's reason in words.
-pub fn parse(url: &str) -> Result<Parsed<'_>, String> {
+pub(super) fn parse(url: &str) -> Result<Parsed<'_>, String> {
     let (url, fragment) = url.split_once('#').unwrap_or((url, ""));
     // Go looks for control bytes before the `#` only.
     if url.bytes().any(|b| b < 0x20 || b == 0x7f) {
@@ -191,7 +191,7 @@ fn hex(c: u8) -> Option<u8> {
 /// Go's `url.ParseQuery` as Ignition's `u.Query()` reads it: pairs split on
 /// `&`, a pair holding `;` skipped, keys and values unescaped (`+` is a space),
 /// a pair that does not unescape skipped. Values per key in order.
-pub fn query(raw: &str) -> BTreeMap<String, Vec<String>> {
+pub(super) fn query(raw: &str) -> BTreeMap<String, Vec<String>> {
     let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for pair in raw.split('&') {
         if pair.is_empty() || pair.contains(';') {

@@ -9,7 +9,7 @@ use super::schema::{join, Ctx, Obj};
 const P: &str = "ignition";
 
 /// Fills `ign` (whose version is already set) from the Butane `ignition` mapping.
-pub fn translate(cx: &mut Ctx, v: &serde_norway::Value, ign: &mut Ignition) {
+pub(super) fn translate(cx: &mut Ctx, v: &serde_norway::Value, ign: &mut Ignition) {
     let Some(o) = Obj::new(cx, v, P, &["config", "timeouts", "security", "proxy"]) else {
         return;
     };

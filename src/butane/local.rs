@@ -6,7 +6,7 @@
 use std::path::{Component, Path, PathBuf};
 
 /// Resolves `rel` inside `files_dir`; the error is a message for the user.
-pub fn resolve(files_dir: Option<&Path>, rel: &str) -> Result<PathBuf, String> {
+pub(super) fn resolve(files_dir: Option<&Path>, rel: &str) -> Result<PathBuf, String> {
     let dir = files_dir.ok_or("local file references need a files directory (--files-dir)")?;
     let mut clean = PathBuf::new();
     for comp in Path::new(rel).components() {
@@ -41,13 +41,13 @@ pub fn resolve(files_dir: Option<&Path>, rel: &str) -> Result<PathBuf, String> {
 }
 
 /// Reads a local file's bytes.
-pub fn read(files_dir: Option<&Path>, rel: &str) -> Result<Vec<u8>, String> {
+pub(super) fn read(files_dir: Option<&Path>, rel: &str) -> Result<Vec<u8>, String> {
     let path = resolve(files_dir, rel)?;
     std::fs::read(&path).map_err(|e| format!("reading local file {}: {e}", path.display()))
 }
 
 /// Reads a local file as UTF-8 text (units, dropins, SSH keys).
-pub fn read_text(files_dir: Option<&Path>, rel: &str) -> Result<String, String> {
+pub(super) fn read_text(files_dir: Option<&Path>, rel: &str) -> Result<String, String> {
     let bytes = read(files_dir, rel)?;
     String::from_utf8(bytes).map_err(|_| format!("local file \"{rel}\" is not UTF-8 text"))
 }

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 /// 1-based (line, column) of each key path's key (or list item dash).
-pub type Locations = HashMap<String, (usize, usize)>;
+pub(super) type Locations = HashMap<String, (usize, usize)>;
 
 enum Seg {
     Key(String),
@@ -33,14 +33,14 @@ struct Scanner {
 
 /// Scans `text` and returns the position of every key path it can see.
 #[cfg(test)]
-pub fn scan(text: &str) -> Locations {
+pub(crate) fn scan(text: &str) -> Locations {
     scan_with_scalars(text).0
 }
 
 /// What the parsed YAML value forgets about scalars written on their key's
 /// (or list item's) line.
 #[derive(Debug, Default)]
-pub struct Scalars {
+pub(super) struct Scalars {
     /// Key paths whose value is quoted (`mode: "0644"`), which the parsed
     /// value cannot tell apart from a plain `0644`.
     pub quoted: HashSet<String>,
@@ -50,7 +50,7 @@ pub struct Scalars {
 }
 
 /// Like [`scan`], plus what it saw of scalar values.
-pub fn scan_with_scalars(text: &str) -> (Locations, Scalars) {
+pub(super) fn scan_with_scalars(text: &str) -> (Locations, Scalars) {
     let mut s = Scanner::default();
     for (n, line) in text.lines().enumerate() {
         s.line(n + 1, line);
@@ -70,7 +70,7 @@ fn record_scalar(scalars: &mut Scalars, path: &str, value: &str) {
 }
 
 /// Looks up `path`, falling back to its nearest ancestor with a position.
-pub fn find(locs: &Locations, path: &str) -> Option<(usize, usize)> {
+pub(super) fn find(locs: &Locations, path: &str) -> Option<(usize, usize)> {
     let mut p = path;
     loop {
         if let Some(pos) = locs.get(p) {

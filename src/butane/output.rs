@@ -12,17 +12,17 @@ use super::schema::Spec;
 
 /// Compact JSON for `config` at the Ignition version `spec` maps to.
 #[cfg(test)]
-pub fn render(config: &v3_3::Config, spec: Spec) -> Result<String, String> {
+pub(crate) fn render(config: &v3_3::Config, spec: Spec) -> Result<String, String> {
     to_json(&render_value(config, spec)?)
 }
 
 /// Compact JSON text of a rendered value (keys sorted).
-pub fn to_json(value: &Value) -> Result<String, String> {
+pub(super) fn to_json(value: &Value) -> Result<String, String> {
     serde_json::to_string(value).map_err(|e| format!("serialising config: {e}"))
 }
 
 /// The pruned JSON value of `config` at the Ignition version `spec` maps to.
-pub fn render_value(config: &v3_3::Config, spec: Spec) -> Result<Value, String> {
+pub(super) fn render_value(config: &v3_3::Config, spec: Spec) -> Result<Value, String> {
     let mut value = serde_json::to_value(config).map_err(|e| format!("serialising config: {e}"))?;
     if spec == Spec::V1_1 {
         value["ignition"]["version"] = Value::String(spec.ignition_version().into());
@@ -34,7 +34,7 @@ pub fn render_value(config: &v3_3::Config, spec: Spec) -> Result<Value, String> 
 }
 
 /// Drops nulls and empty arrays/objects, bottom-up; `None` when `v` itself empties.
-pub fn prune(v: Value) -> Option<Value> {
+pub(super) fn prune(v: Value) -> Option<Value> {
     match v {
         Value::Null => None,
         Value::Array(items) => {

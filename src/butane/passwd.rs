@@ -24,7 +24,7 @@ const USER: &[&str] = &[
 ];
 const GROUP: &[&str] = &["name", "gid", "password_hash", "system", "should_exist"];
 
-pub fn translate(cx: &mut Ctx, v: &serde_norway::Value) -> Passwd {
+pub(super) fn translate(cx: &mut Ctx, v: &serde_norway::Value) -> Passwd {
     let mut pw = Passwd::default();
     let Some(o) = Obj::new(cx, v, "passwd", &["users", "groups"]) else {
         return pw;

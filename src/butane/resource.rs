@@ -11,7 +11,7 @@ use super::schema::{join, Ctx, Obj};
 use super::validate::{check_hash, check_url, Seen};
 
 /// Keys a Butane resource may have.
-pub const KEYS: &[&str] = &[
+pub(super) const KEYS: &[&str] = &[
     "source",
     "inline",
     "local",
@@ -21,7 +21,7 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// Translates the resource mapping at `path`.
-pub fn translate(cx: &mut Ctx, path: &str, o: Obj) -> Resource {
+pub(super) fn translate(cx: &mut Ctx, path: &str, o: Obj) -> Resource {
     let mut r = Resource::default();
     let set: Vec<&str> = ["source", "inline", "local"]
         .into_iter()
@@ -60,7 +60,7 @@ pub fn translate(cx: &mut Ctx, path: &str, o: Obj) -> Resource {
 /// and nothing is compressed again. Otherwise the compression is written out
 /// even when empty (`""`), so that a config merged into a parent that set
 /// `gzip` for the same path cannot inherit the parent's compression.
-pub fn embed(data: &[u8], declared: Option<&str>) -> (String, Option<String>) {
+pub(super) fn embed(data: &[u8], declared: Option<&str>) -> (String, Option<String>) {
     match declared.filter(|c| !c.is_empty()) {
         Some(c) => (data_url::encode(data, false).url, Some(c.to_string())),
         None => {

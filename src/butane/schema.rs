@@ -13,14 +13,14 @@ use super::location::Scalars;
 
 /// Butane spec versions of the `flatcar` variant that pxebuild accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Spec {
+pub(super) enum Spec {
     V1_0,
     V1_1,
 }
 
 impl Spec {
     /// The Ignition spec version this Butane version translates to.
-    pub fn ignition_version(self) -> &'static str {
+    pub(super) fn ignition_version(self) -> &'static str {
         match self {
             Spec::V1_0 => "3.3.0",
             Spec::V1_1 => "3.4.0",
@@ -30,14 +30,14 @@ impl Spec {
 
 /// A finding before locations are attached.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Raw {
+pub(super) struct Raw {
     pub path: String,
     pub message: String,
 }
 
 /// Where an item of the output's lists came from in the Butane config.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Origin {
+pub(super) struct Origin {
     /// The output item, as a JSON key path (`systemd.units.3`).
     pub json: String,
     /// The Butane item it came from (`systemd.units.1`, `storage.trees.0`).
@@ -49,7 +49,7 @@ pub struct Origin {
 }
 
 /// Translation state shared by all sections: findings and options.
-pub struct Ctx {
+pub(super) struct Ctx {
     pub errors: Vec<Raw>,
     pub warnings: Vec<Raw>,
     pub files_dir: Option<PathBuf>,
@@ -61,7 +61,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(files_dir: Option<PathBuf>, spec: Spec) -> Self {
+    pub(super) fn new(files_dir: Option<PathBuf>, spec: Spec) -> Self {
         Ctx {
             errors: Vec::new(),
             warnings: Vec::new(),
@@ -73,7 +73,7 @@ impl Ctx {
     }
 
     /// Records where output item `json` came from.
-    pub fn origin(&mut self, json: String, yaml: &str, same_shape: bool) {
+    pub(super) fn origin(&mut self, json: String, yaml: &str, same_shape: bool) {
         self.origins.push(Origin {
             json,
             yaml: yaml.to_string(),
@@ -81,14 +81,14 @@ impl Ctx {
         });
     }
 
-    pub fn error(&mut self, path: &str, message: impl Into<String>) {
+    pub(super) fn error(&mut self, path: &str, message: impl Into<String>) {
         self.errors.push(Raw {
             path: path.to_string(),
             message: message.into(),
         });
     }
 
-    pub fn warn(&mut self, path: &str, message: impl Into<String>) {
+    pub(super) fn warn(&mut self, path: &str, message: impl Into<String>) {
         self.warnings.push(Raw {
             path: path.to_string(),
             message: message.into(),
@@ -96,7 +96,7 @@ impl Ctx {
     }
 
     /// Errors unless the config's version is at least `min` (e.g. `*_local` keys).
-    pub fn require_spec(&mut self, path: &str, min: Spec, what: &str) -> bool {
+    pub(super) fn require_spec(&mut self, path: &str, min: Spec, what: &str) -> bool {
         if self.spec >= min {
             return true;
         }
@@ -106,7 +106,7 @@ impl Ctx {
 }
 
 /// Appends one segment to a key path.
-pub fn join(path: &str, key: impl std::fmt::Display) -> String {
+pub(super) fn join(path: &str, key: impl std::fmt::Display) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
@@ -115,7 +115,7 @@ pub fn join(path: &str, key: impl std::fmt::Display) -> String {
 }
 
 /// YAML type name for messages.
-pub fn type_name(v: &Value) -> &'static str {
+pub(super) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -129,19 +129,19 @@ pub fn type_name(v: &Value) -> &'static str {
 
 /// A YAML mapping whose keys have been checked against the allowed set.
 #[derive(Clone, Copy)]
-pub struct Obj<'v> {
+pub(super) struct Obj<'v> {
     map: &'v Mapping,
 }
 
 /// A value together with its key path.
-pub struct At<'v, T> {
+pub(super) struct At<'v, T> {
     pub path: String,
     pub value: &'v T,
 }
 
 impl<'v> Obj<'v> {
     /// Reads `v` as a mapping allowing only `allowed` keys; `null` counts as absent.
-    pub fn new(cx: &mut Ctx, v: &'v Value, path: &str, allowed: &[&str]) -> Option<Obj<'v>> {
+    pub(super) fn new(cx: &mut Ctx, v: &'v Value, path: &str, allowed: &[&str]) -> Option<Obj<'v>> {
         let map = match v {
             Value::Null => return None,
             Value::Mapping(m) => m,
@@ -167,17 +167,17 @@ impl<'v> Obj<'v> {
     }
 
     /// The value of `key`, `None` when absent or null.
-    pub fn raw(&self, key: &str) -> Option<&'v Value> {
+    pub(super) fn raw(&self, key: &str) -> Option<&'v Value> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    pub fn has(&self, key: &str) -> bool {
+    pub(super) fn has(&self, key: &str) -> bool {
         self.raw(key).is_some()
     }
 
     /// A string. Like Butane's YAML library, a plain number or boolean is
     /// taken as its source text (`inline: 1.50` is "1.50").
-    pub fn str(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<String> {
+    pub(super) fn str(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<String> {
         let v = self.raw(key)?;
         let s = scalar_text(cx, &join(path, key), v);
         if s.is_none() {
@@ -190,7 +190,7 @@ impl<'v> Obj<'v> {
     }
 
     /// Like [`Obj::str`] but reports a missing key.
-    pub fn req_str(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<String> {
+    pub(super) fn req_str(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<String> {
         if !self.has(key) {
             cx.error(&join(path, key), format!("missing required key \"{key}\""));
             return None;
@@ -201,7 +201,7 @@ impl<'v> Obj<'v> {
     /// A boolean; like Butane's YAML library (go-yaml v3) decoding into a
     /// bool, the YAML 1.1 words `y`/`yes`/`on` and `n`/`no`/`off` (in
     /// lower, Title or UPPER case) are accepted too.
-    pub fn bool(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<bool> {
+    pub(super) fn bool(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<bool> {
         match self.raw(key)? {
             Value::Bool(b) => Some(*b),
             Value::String(s) if yaml11_bool(s).is_some() => yaml11_bool(s),
@@ -215,7 +215,7 @@ impl<'v> Obj<'v> {
         }
     }
 
-    pub fn int(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<i64> {
+    pub(super) fn int(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<i64> {
         match self.raw(key)? {
             Value::Number(n) if n.as_i64().is_some() => n.as_i64(),
             other => {
@@ -229,7 +229,7 @@ impl<'v> Obj<'v> {
     }
 
     /// The items of a list-valued key with their paths (empty when absent).
-    pub fn list(&self, cx: &mut Ctx, path: &str, key: &str) -> Vec<At<'v, Value>> {
+    pub(super) fn list(&self, cx: &mut Ctx, path: &str, key: &str) -> Vec<At<'v, Value>> {
         let Some(v) = self.raw(key) else {
             return Vec::new();
         };
@@ -254,7 +254,7 @@ impl<'v> Obj<'v> {
     }
 
     /// A list of strings; `None` when absent or when any item is not a string.
-    pub fn strings(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<Vec<String>> {
+    pub(super) fn strings(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<Vec<String>> {
         let items = self.list(cx, path, key);
         if items.is_empty() {
             return None;
@@ -273,12 +273,12 @@ impl<'v> Obj<'v> {
     }
 
     /// A nested mapping.
-    pub fn obj(&self, cx: &mut Ctx, path: &str, key: &str, allowed: &[&str]) -> Option<Obj<'v>> {
+    pub(super) fn obj(&self, cx: &mut Ctx, path: &str, key: &str, allowed: &[&str]) -> Option<Obj<'v>> {
         Obj::new(cx, self.raw(key)?, &join(path, key), allowed)
     }
 
     /// A list of mappings, each with its path.
-    pub fn objs(
+    pub(super) fn objs(
         &self,
         cx: &mut Ctx,
         path: &str,
@@ -299,7 +299,7 @@ impl<'v> Obj<'v> {
     /// A file mode: a YAML integer, or an octal literal such as `0644` / `0o644`
     /// (YAML 1.2 parsers read a leading-zero literal as a string; Butane, like
     /// YAML 1.1, reads it as octal).
-    pub fn mode(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<i64> {
+    pub(super) fn mode(&self, cx: &mut Ctx, path: &str, key: &str) -> Option<i64> {
         let here = join(path, key);
         let mode = match self.raw(key)? {
             Value::Number(n) if n.as_i64().is_some() => n.as_i64()?,

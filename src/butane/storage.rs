@@ -28,7 +28,7 @@ const KEYS: &[&str] = &[
 const NODE: &[&str] = &["path", "overwrite", "user", "group"];
 
 /// Translates `storage`; returns it plus the mount units `with_mount_unit` asks for.
-pub fn translate(
+pub(super) fn translate(
     cx: &mut Ctx,
     seen: &mut Seen,
     v: &serde_norway::Value,

@@ -22,7 +22,7 @@ const DROPIN: &[&str] = &["name", "contents", "contents_local"];
 /// first, and a user unit with the same name as a generated one is merged
 /// into it: the user's `enabled`, `mask` and `contents` replace the
 /// generated ones when set, and dropins are merged by name.
-pub fn translate(
+pub(super) fn translate(
     cx: &mut Ctx,
     v: Option<&serde_norway::Value>,
     generated: Vec<(String, Unit)>,
@@ -138,7 +138,7 @@ fn contents(cx: &mut Ctx, p: &str, o: Obj) -> Option<String> {
 /// systemd path escaping (as `systemd-escape --path`): the path without its
 /// leading/trailing slashes, `/` → `-`, bytes outside `[A-Za-z0-9:_.]` (and a
 /// leading `.`) → `\xNN`; the root is `-`.
-pub fn escape_path(path: &str) -> String {
+pub(super) fn escape_path(path: &str) -> String {
     let trimmed: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     if trimmed.is_empty() {
         return "-".into();
@@ -160,7 +160,7 @@ pub fn escape_path(path: &str) -> String {
 
 /// The enabled `.mount` (or `.swap`) unit for a filesystem, or an error when
 /// the filesystem lacks what the unit needs.
-pub fn mount_unit(cx: &mut Ctx, p: &str, fs: &Filesystem) -> Option<Unit> {
+pub(super) fn mount_unit(cx: &mut Ctx, p: &str, fs: &Filesystem) -> Option<Unit> {
     let here = join(p, "with_mount_unit");
     let Some(format) = fs.format.as_deref() else {
         cx.error(&here, "with_mount_unit requires format");

@@ -18,7 +18,7 @@ const TOP: &[&str] = &[
     "kernel_arguments",
 ];
 
-pub fn run(yaml: &str, opts: &Options) -> Result<Translation, Vec<Diagnostic>> {
+pub(super) fn run(yaml: &str, opts: &Options) -> Result<Translation, Vec<Diagnostic>> {
     let mut doc: Value = serde_norway::from_str(yaml).map_err(|e| vec![syntax_error(yaml, &e)])?;
     // Templates may share blocks with anchors and `<<:` merge keys.
     doc.apply_merge()

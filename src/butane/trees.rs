@@ -14,7 +14,7 @@ use super::resource;
 use super::schema::{join, Ctx};
 
 /// Expands the tree at Butane path `p` rooted at local dir `rel` onto `base`.
-pub fn expand(cx: &mut Ctx, p: &str, rel: &str, base: &str) -> (Vec<File>, Vec<Link>) {
+pub(super) fn expand(cx: &mut Ctx, p: &str, rel: &str, base: &str) -> (Vec<File>, Vec<Link>) {
     let (mut files, mut links) = (Vec::new(), Vec::new());
     let root = match local::resolve(cx.files_dir.as_deref(), rel) {
         Ok(r) if r.is_dir() => r,

@@ -15,17 +15,17 @@
 //! - no line may be 2048 bytes or longer (systemd's historical LINE_MAX).
 //!   go-systemd checks this only while its read buffer holds 2048 bytes, so
 //!   pxebuild is slightly stricter: it refuses every such line.
-pub const LINE_MAX: usize = 2048;
+pub(super) const LINE_MAX: usize = 2048;
 
 /// One `key=value` setting: its section and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Setting {
+pub(super) struct Setting {
     pub section: String,
     pub key: String,
 }
 
 /// Parses unit contents; the error names the 1-based line.
-pub fn parse(text: &str) -> Result<Vec<Setting>, String> {
+pub(super) fn parse(text: &str) -> Result<Vec<Setting>, String> {
     check_line_lengths(text)?;
     let mut p = Parser {
         text,

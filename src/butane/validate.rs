@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::schema::Ctx;
 
 /// Unit types systemd knows; a unit name must end in one of these.
-pub const UNIT_SUFFIXES: &[&str] = &[
+pub(super) const UNIT_SUFFIXES: &[&str] = &[
     ".service",
     ".socket",
     ".timer",
@@ -24,13 +24,13 @@ pub const UNIT_SUFFIXES: &[&str] = &[
 /// URL schemes Ignition can fetch from.
 const SCHEMES: &[&str] = &["http", "https", "tftp", "s3", "gs", "data"];
 
-pub fn check_abs_path(cx: &mut Ctx, path: &str, value: &str) {
+pub(super) fn check_abs_path(cx: &mut Ctx, path: &str, value: &str) {
     if !value.starts_with('/') {
         cx.error(path, format!("path must be absolute, got \"{value}\""));
     }
 }
 
-pub fn check_hash(cx: &mut Ctx, path: &str, hash: &str) {
+pub(super) fn check_hash(cx: &mut Ctx, path: &str, hash: &str) {
     let ok = match hash.split_once('-') {
         Some(("sha512", hex)) => is_hex(hex, 128),
         Some(("sha256", hex)) => is_hex(hex, 64),
@@ -46,7 +46,7 @@ fn is_hex(s: &str, len: usize) -> bool {
 }
 
 /// Checks a resource URL's scheme; returns the scheme when valid.
-pub fn check_url(cx: &mut Ctx, path: &str, url: &str) -> Option<String> {
+pub(super) fn check_url(cx: &mut Ctx, path: &str, url: &str) -> Option<String> {
     let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
     match scheme {
         Some(s) if SCHEMES.contains(&s.as_str()) => Some(s),
@@ -58,7 +58,7 @@ pub fn check_url(cx: &mut Ctx, path: &str, url: &str) -> Option<String> {
     }
 }
 
-pub fn check_unit_name(cx: &mut Ctx, path: &str, name: &str) {
+pub(super) fn check_unit_name(cx: &mut Ctx, path: &str, name: &str) {
     let stem_ok = UNIT_SUFFIXES
         .iter()
         .any(|s| name.len() > s.len() && name.ends_with(s));
@@ -73,7 +73,7 @@ pub fn check_unit_name(cx: &mut Ctx, path: &str, name: &str) {
     }
 }
 
-pub fn check_dropin_name(cx: &mut Ctx, path: &str, name: &str) {
+pub(super) fn check_dropin_name(cx: &mut Ctx, path: &str, name: &str) {
     if name.len() <= ".conf".len() || !name.ends_with(".conf") || name.contains('/') {
         cx.error(
             path,
@@ -84,7 +84,7 @@ pub fn check_dropin_name(cx: &mut Ctx, path: &str, name: &str) {
 
 /// Remembers names per namespace and reports the second use of one.
 #[derive(Default)]
-pub struct Seen {
+pub(super) struct Seen {
     first: HashMap<(String, String), String>,
 }
 
@@ -92,13 +92,13 @@ impl Seen {
     /// Records `name` in namespace `what`; on a repeat, errors at `path`
     /// naming where it was first defined.
     /// Where `name` in namespace `what` was first defined.
-    pub fn first(&self, what: &str, name: &str) -> Option<&str> {
+    pub(super) fn first(&self, what: &str, name: &str) -> Option<&str> {
         self.first
             .get(&(what.to_string(), name.to_string()))
             .map(String::as_str)
     }
 
-    pub fn add(&mut self, cx: &mut Ctx, what: &str, name: &str, path: &str) {
+    pub(super) fn add(&mut self, cx: &mut Ctx, what: &str, name: &str, path: &str) {
         let key = (what.to_string(), name.to_string());
         if let Some(first) = self.first.get(&key) {
             cx.error(

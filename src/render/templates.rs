@@ -299,7 +299,7 @@ mod syntax {
     use handlebars::{TemplateError, TemplateErrorReason};
 
     /// `file:line:column: what`, then an excerpt with a caret.
-    pub fn describe(file: &str, text: &str, err: &TemplateError) -> String {
+    pub(super) fn describe(file: &str, text: &str, err: &TemplateError) -> String {
         let reason = err.reason().to_string();
         let Some((line, column)) = err.pos() else {
             return format!("{file}: {reason}");
@@ -389,7 +389,7 @@ mod syntax {
 
     /// A block tag: `{{#each items}}` opens block `each`.
     #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct Tag {
+    pub(super) struct Tag {
         pub name: String,
         /// The tag as written (shortened when long).
         pub text: String,
@@ -398,7 +398,7 @@ mod syntax {
     }
 
     #[derive(Debug, Default, PartialEq, Eq)]
-    pub struct Blocks {
+    pub(super) struct Blocks {
         /// Blocks still open at the end of the file, outermost first.
         pub unclosed: Vec<Tag>,
         /// The first closing tag that does not close the innermost open
@@ -409,7 +409,7 @@ mod syntax {
     /// The block structure of a template: a light scan of its `{{...}}`
     /// tags (comments, raw blocks and `\{{` escapes skipped), enough to
     /// say which block a syntax error leaves open.
-    pub fn scan(text: &str) -> Blocks {
+    pub(super) fn scan(text: &str) -> Blocks {
         let mut blocks = Blocks::default();
         let mut i = 0;
         while let Some(found) = text[i..].find("{{") {
@@ -522,7 +522,7 @@ mod syntax {
 
     /// The lines around `line` (1-based, numbered as an editor shows them)
     /// with a caret under `column`.
-    pub fn excerpt(text: &str, line: usize, column: usize) -> String {
+    pub(super) fn excerpt(text: &str, line: usize, column: usize) -> String {
         let lines: Vec<&str> = text.lines().collect();
         let first = line.saturating_sub(2).max(1);
         let last = (line + 1).min(lines.len());

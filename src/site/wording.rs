@@ -5,7 +5,7 @@
 
 /// The unknown key and the known keys of an "unknown field `k`, expected
 /// one of `a`, `b`" message (toml's wording).
-pub fn unknown_key(message: &str) -> Option<(&str, Vec<&str>)> {
+pub(super) fn unknown_key(message: &str) -> Option<(&str, Vec<&str>)> {
     let rest = message.strip_prefix("unknown field `")?;
     let (key, rest) = rest.split_once('`')?;
     let known = rest
@@ -22,7 +22,7 @@ pub fn unknown_key(message: &str) -> Option<(&str, Vec<&str>)> {
 
 /// The known key `typo` most likely stands for: a few edits away, relative
 /// to its length (`dns_domian` → `dns_domain`, `update` → `updates`).
-pub fn closest<'k>(typo: &str, known: &[&'k str]) -> Option<&'k str> {
+pub(super) fn closest<'k>(typo: &str, known: &[&'k str]) -> Option<&'k str> {
     let typo = typo.to_ascii_lowercase();
     known
         .iter()
@@ -61,7 +61,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The message for an unknown key: with the key it was probably meant to
 /// be, else with the keys that are allowed there (toml's own list).
-pub fn unknown_key_message(message: &str) -> String {
+pub(super) fn unknown_key_message(message: &str) -> String {
     match unknown_key(message) {
         Some((key, known)) => match closest(key, &known) {
             Some(meant) => format!("unknown key `{key}`; did you mean `{meant}`?"),
@@ -82,7 +82,7 @@ pub fn unknown_key_message(message: &str) -> String {
 /// "invalid type: string \"69\", expected u16" for key `tftp_port` as
 /// "expected a port number, 1-65535, found the string \"69\" (write numbers
 /// without quotes)"; other messages unchanged.
-pub fn type_message(message: &str, key: &str) -> String {
+pub(super) fn type_message(message: &str, key: &str) -> String {
     let parsed = message
         .strip_prefix("invalid type: ")
         .or_else(|| message.strip_prefix("invalid value: "));
