@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     for node in &file.nodes {
-        let _ = (node.mac.pxelinux_name(), node.is_control_plane());
+        let _ = (
+            pxebuild::layout::pxelinux_mac_name(node.mac),
+            node.is_control_plane(),
+        );
     }
     let cluster = &file.cluster;
     let _ = (cluster.endpoint.get(), cluster.bootstrap_token_ttl.get());

@@ -273,7 +273,13 @@ impl<'v> Obj<'v> {
     }
 
     /// A nested mapping.
-    pub(super) fn obj(&self, cx: &mut Ctx, path: &str, key: &str, allowed: &[&str]) -> Option<Obj<'v>> {
+    pub(super) fn obj(
+        &self,
+        cx: &mut Ctx,
+        path: &str,
+        key: &str,
+        allowed: &[&str],
+    ) -> Option<Obj<'v>> {
         Obj::new(cx, self.raw(key)?, &join(path, key), allowed)
     }
 

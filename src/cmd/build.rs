@@ -39,7 +39,7 @@ pub struct Args {
     pub format: Format,
 }
 
-pub fn run(global: &Global, args: Args) -> Result<()> {
+pub(crate) fn run(global: &Global, args: Args) -> Result<()> {
     let site = Site::load(&global.site)?;
     site.print_warnings();
     site.check_strict(args.strict)?;

@@ -33,7 +33,7 @@ pub struct Args {
     pub pretty: bool,
 }
 
-pub fn run(_global: &Global, args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(_global: &Global, args: Args) -> anyhow::Result<()> {
     let (name, yaml) = read_input(args.file.as_deref())?;
     let opts = Options {
         files_dir: args.files_dir.clone(),
@@ -90,7 +90,7 @@ fn read_input(file: Option<&std::path::Path>) -> anyhow::Result<(String, String)
 
 /// `<file>:<line>:<col>: <level>: <path>: <message>`; the location and path
 /// parts are left out when unknown.
-pub fn format_diag(name: &str, level: &str, d: &Diagnostic) -> String {
+pub(crate) fn format_diag(name: &str, level: &str, d: &Diagnostic) -> String {
     let loc = match (d.line, d.column) {
         (Some(l), Some(c)) => format!("{name}:{l}:{c}"),
         _ => name.to_string(),

@@ -22,7 +22,7 @@ pub struct Args {
     pub format: Format,
 }
 
-pub fn run(global: &Global, args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(global: &Global, args: Args) -> anyhow::Result<()> {
     if args.format == Format::Json {
         return run_json(global, &args);
     }

@@ -73,14 +73,14 @@ pub struct WaitArgs {
     pub interval: Duration,
 }
 
-pub fn run_token(global: &Global, command: TokenCommand) -> Result<()> {
+pub(crate) fn run_token(global: &Global, command: TokenCommand) -> Result<()> {
     let site = Site::load(&global.site)?;
     match command {
         TokenCommand::Publish => day2::token::publish(&Cluster::for_site(&site)?, &site),
     }
 }
 
-pub fn run_kubeconfig(global: &Global, args: KubeconfigArgs) -> Result<()> {
+pub(crate) fn run_kubeconfig(global: &Global, args: KubeconfigArgs) -> Result<()> {
     let site = Site::load(&global.site)?;
     let path = kubeconfig::require(&site)?;
     match args.out {
@@ -93,12 +93,12 @@ pub fn run_kubeconfig(global: &Global, args: KubeconfigArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn run_untaint(global: &Global, _args: UntaintArgs) -> Result<()> {
+pub(crate) fn run_untaint(global: &Global, _args: UntaintArgs) -> Result<()> {
     let site = Site::load(&global.site)?;
     day2::untaint::run(&Cluster::for_site(&site)?, &site)
 }
 
-pub fn run_install_argo(global: &Global, args: InstallArgoArgs) -> Result<()> {
+pub(crate) fn run_install_argo(global: &Global, args: InstallArgoArgs) -> Result<()> {
     let site = Site::load(&global.site)?;
     if args.sync_payload {
         // Needs no cluster: payload/ is fixed and pushed before Argo CD exists.
@@ -120,7 +120,7 @@ pub fn run_install_argo(global: &Global, args: InstallArgoArgs) -> Result<()> {
     argo::install(&Cluster::for_site(&site)?, &site, &opts)
 }
 
-pub fn run_wait(global: &Global, args: WaitArgs) -> Result<()> {
+pub(crate) fn run_wait(global: &Global, args: WaitArgs) -> Result<()> {
     let site = Site::load(&global.site)?;
     let opts = day2::wait::Options {
         timeout: args.timeout,

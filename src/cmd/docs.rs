@@ -25,14 +25,14 @@ pub struct ManArgs {
 }
 
 /// Prints the completion script for `cli`, the whole clap definition.
-pub fn run_completions(args: CompletionsArgs, mut cmd: clap::Command) -> Result<()> {
+pub(crate) fn run_completions(args: CompletionsArgs, mut cmd: clap::Command) -> Result<()> {
     let mut out = std::io::stdout().lock();
     clap_complete::generate(args.shell, &mut cmd, "pxebuild", &mut out);
     Ok(())
 }
 
 /// Writes the man pages of `cli`, the whole clap definition.
-pub fn run_man(args: ManArgs, cli: clap::Command) -> Result<()> {
+pub(crate) fn run_man(args: ManArgs, cli: clap::Command) -> Result<()> {
     let pages = man_pages(cli)?;
     write_pages(&args.out, &pages)?;
     crate::info!(
@@ -47,7 +47,7 @@ pub fn run_man(args: ManArgs, cli: clap::Command) -> Result<()> {
 /// subcommand (`pxebuild-build.1`, `pxebuild-lab-run.1`, ...). The version
 /// line carries the package version only, not the commit, so the pages
 /// checked in do not change with every commit.
-pub fn man_pages(cli: clap::Command) -> Result<Vec<(String, Vec<u8>)>> {
+pub(crate) fn man_pages(cli: clap::Command) -> Result<Vec<(String, Vec<u8>)>> {
     let mut cmd = cli
         .version(env!("CARGO_PKG_VERSION"))
         .disable_help_subcommand(true);

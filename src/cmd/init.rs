@@ -15,7 +15,7 @@ pub struct Args {
     pub dir: PathBuf,
 }
 
-pub fn run(_global: &Global, args: Args) -> Result<()> {
+pub(crate) fn run(_global: &Global, args: Args) -> Result<()> {
     let written = crate::starter::init(&args.dir)?;
     let dir = written.dir.display();
     crate::info!(

@@ -118,7 +118,7 @@ impl clap::ValueEnum for Beacon {
     }
 }
 
-pub fn run(global: &Global, command: Command) -> Result<()> {
+pub(crate) fn run(global: &Global, command: Command) -> Result<()> {
     match command {
         Command::Run(args) => run_lab(global, args),
         Command::Up(args) => {

@@ -68,7 +68,7 @@ fn refusal(dir: &Path, why: &str) -> anyhow::Error {
     ))
 }
 
-pub fn run(global: &Global, args: Args) -> Result<()> {
+pub(crate) fn run(global: &Global, args: Args) -> Result<()> {
     let site = Site::load(&global.site)?;
     if args.resolve_current {
         let version = if args.offline {

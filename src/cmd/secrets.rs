@@ -31,7 +31,7 @@ pub enum Command {
     RotateUpdateKey,
 }
 
-pub fn run(global: &Global, command: Command) -> Result<()> {
+pub(crate) fn run(global: &Global, command: Command) -> Result<()> {
     let site = Site::load(&global.site)?;
     match command {
         Command::Show => show(&site, &secrets::load(&site)?),

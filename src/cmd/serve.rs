@@ -94,7 +94,7 @@ pub struct Args {
     pub user: Option<String>,
 }
 
-pub fn run(global: &Global, args: Args) -> Result<()> {
+pub(crate) fn run(global: &Global, args: Args) -> Result<()> {
     let log_file = if args.no_log_file {
         None
     } else {

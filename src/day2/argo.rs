@@ -16,13 +16,13 @@ use crate::error::BadInput;
 use crate::site::Site;
 
 /// Argo CD's Helm values, relative to payload/.
-pub const VALUES: &str = "bootstrap/argocd-values.yaml";
+pub(crate) const VALUES: &str = "bootstrap/argocd-values.yaml";
 /// The root Application, relative to payload/.
-pub const ROOT_APP: &str = "bootstrap/root-app.yaml";
+pub(crate) const ROOT_APP: &str = "bootstrap/root-app.yaml";
 
 /// How install-argo runs.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Chart repository (a mirror for air-gapped sites).
     pub chart_repo: String,
     /// Helm's `--wait` timeout, e.g. "10m".
@@ -37,14 +37,14 @@ pub struct Options {
 
 /// Everything install-argo will do, computed before touching the cluster.
 #[derive(Debug)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub helm_args: Vec<String>,
     pub apply_args: Vec<String>,
     pub root_app: String,
 }
 
 /// Builds the plan; bad input (exit 2) when payload/bootstrap is incomplete.
-pub fn plan(site: &Site, kubeconfig: &Path, opts: &Options) -> Result<Plan> {
+pub(crate) fn plan(site: &Site, kubeconfig: &Path, opts: &Options) -> Result<Plan> {
     let values = existing(site.payload_dir().join(VALUES))?;
     let release = Release {
         name: helm::ARGO_RELEASE,
@@ -88,7 +88,7 @@ fn existing(path: PathBuf) -> Result<PathBuf> {
 
 /// The root Application with `spec.source.repoURL`/`targetRevision` set to the
 /// site's; everything else as written.
-pub fn render_root_app(text: &str, repo_url: &str, revision: &str) -> Result<String> {
+pub(crate) fn render_root_app(text: &str, repo_url: &str, revision: &str) -> Result<String> {
     let mut app: Value = serde_norway::from_str(text).context("parsing the root Application")?;
     if app.get("kind").and_then(Value::as_str) != Some("Application") {
         anyhow::bail!("the root Application must have kind: Application");
@@ -104,7 +104,7 @@ pub fn render_root_app(text: &str, repo_url: &str, revision: &str) -> Result<Str
 }
 
 /// Runs (or with `dry_run` prints) the plan.
-pub fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<()> {
+pub(crate) fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<()> {
     let plan = plan(site, &cluster.kubeconfig, opts)?;
     super::preflight::check(site)?;
     if opts.dry_run {

@@ -14,10 +14,10 @@ use super::helm;
 use super::Cluster;
 
 /// Cilium's values file, relative to payload/.
-pub const CILIUM_VALUES: &str = "core/cilium/values.yaml";
+pub(crate) const CILIUM_VALUES: &str = "core/cilium/values.yaml";
 
 /// Every leaf of a values tree as `a.b.c` → value (lists are leaves).
-pub fn flatten(value: &Value) -> BTreeMap<String, Value> {
+pub(crate) fn flatten(value: &Value) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     walk(value, String::new(), &mut out);
     out
@@ -43,7 +43,7 @@ fn walk(value: &Value, prefix: String, out: &mut BTreeMap<String, Value>) {
 }
 
 /// One line per value of the running release that the file lacks or sets differently.
-pub fn compare(installed: &Value, file: &Value) -> Vec<String> {
+pub(crate) fn compare(installed: &Value, file: &Value) -> Vec<String> {
     let wanted = flatten(file);
     flatten(installed)
         .into_iter()
@@ -62,7 +62,7 @@ pub fn compare(installed: &Value, file: &Value) -> Vec<String> {
 }
 
 /// Reads the values file as JSON-shaped data.
-pub fn load_values(path: &Path) -> Result<Value> {
+pub(crate) fn load_values(path: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let yaml: serde_norway::Value =
@@ -72,7 +72,7 @@ pub fn load_values(path: &Path) -> Result<Value> {
 
 /// One line per difference between the running Cilium release and
 /// payload/'s values (see [`compare`]).
-pub fn differences(cluster: &Cluster, payload_dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn differences(cluster: &Cluster, payload_dir: &Path) -> Result<Vec<String>> {
     let file = load_values(&payload_dir.join(CILIUM_VALUES))?;
     let args = helm::get_values(&cluster.kubeconfig, "cilium", "kube-system");
     let out = cluster.helm(&args, None)?;

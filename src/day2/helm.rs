@@ -4,15 +4,15 @@ use std::path::Path;
 use super::kubeconfig_args;
 
 /// Argo CD's chart repository.
-pub const ARGO_HELM_REPO: &str = "https://argoproj.github.io/argo-helm";
+pub(crate) const ARGO_HELM_REPO: &str = "https://argoproj.github.io/argo-helm";
 /// Release name and namespace of Argo CD.
-pub const ARGO_RELEASE: &str = "argocd";
-pub const ARGO_NAMESPACE: &str = "argocd";
-pub const ARGO_CHART: &str = "argo-cd";
+pub(crate) const ARGO_RELEASE: &str = "argocd";
+pub(crate) const ARGO_NAMESPACE: &str = "argocd";
+pub(crate) const ARGO_CHART: &str = "argo-cd";
 
 /// One Helm release to install or upgrade.
 #[derive(Debug, Clone)]
-pub struct Release<'a> {
+pub(crate) struct Release<'a> {
     pub name: &'a str,
     pub namespace: &'a str,
     pub chart: &'a str,
@@ -28,7 +28,7 @@ pub struct Release<'a> {
 /// waits for the workloads so the CRDs exist before anything uses them. An
 /// `oci://` repository (a registry, as many mirrors are) is not a `--repo`:
 /// the chart is named by its full reference there.
-pub fn upgrade_install(kubeconfig: &Path, r: &Release) -> Vec<String> {
+pub(crate) fn upgrade_install(kubeconfig: &Path, r: &Release) -> Vec<String> {
     let mut args = kubeconfig_args(kubeconfig);
     let oci_ref = r
         .repo
@@ -59,7 +59,7 @@ pub fn upgrade_install(kubeconfig: &Path, r: &Release) -> Vec<String> {
 
 /// `helm get values RELEASE --namespace NS --output json`: the values a release
 /// was installed with.
-pub fn get_values(kubeconfig: &Path, release: &str, namespace: &str) -> Vec<String> {
+pub(crate) fn get_values(kubeconfig: &Path, release: &str, namespace: &str) -> Vec<String> {
     let mut args = kubeconfig_args(kubeconfig);
     let rest = [
         "get",
@@ -75,7 +75,7 @@ pub fn get_values(kubeconfig: &Path, release: &str, namespace: &str) -> Vec<Stri
 }
 
 /// `helm list --namespace NS --filter ^RELEASE$ --output json`.
-pub fn list(kubeconfig: &Path, release: &str, namespace: &str) -> Vec<String> {
+pub(crate) fn list(kubeconfig: &Path, release: &str, namespace: &str) -> Vec<String> {
     let mut args = kubeconfig_args(kubeconfig);
     let filter = format!("^{release}$");
     let rest = [

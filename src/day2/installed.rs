@@ -11,7 +11,7 @@ use crate::error::BadInput;
 
 /// One release of `helm list --output json`.
 #[derive(Debug, Deserialize)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub name: String,
     /// `<chart>-<version>`, e.g. `argo-cd-8.1.2`.
     pub chart: String,
@@ -19,14 +19,14 @@ pub struct Listed {
 }
 
 /// Parses `helm list --output json`.
-pub fn parse(json: &str) -> Result<Vec<Listed>> {
+pub(crate) fn parse(json: &str) -> Result<Vec<Listed>> {
     serde_json::from_str(json).context("reading `helm list` output")
 }
 
 /// What to do about the release `installed` (of `chart`) before installing
 /// `wanted`: `Ok(Some(note))` to go on with a note, `Ok(None)` to just go
 /// on, `Err` (bad input) to stop.
-pub fn judge(
+pub(crate) fn judge(
     installed: Option<&Listed>,
     chart: &str,
     wanted: &str,

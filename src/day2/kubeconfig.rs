@@ -8,18 +8,18 @@ use crate::error::BadInput;
 use crate::site::Site;
 
 /// File name of the admin kubeconfig inside `secrets/`.
-pub const FILE: &str = "kubeconfig";
+pub(crate) const FILE: &str = "kubeconfig";
 
 /// Where the site's admin kubeconfig lives (whether or not it exists yet).
 /// Relative to the working directory when site.toml is there ("secrets/kubeconfig",
 /// not "./secrets/kubeconfig"), as operators would type it.
-pub fn path(site: &Site) -> PathBuf {
+pub(crate) fn path(site: &Site) -> PathBuf {
     super::tidy(site.secrets_dir().join(FILE))
 }
 
 /// The admin kubeconfig's path; bad input (exit 2) when it does not exist,
 /// saying how to get it back.
-pub fn require(site: &Site) -> Result<PathBuf> {
+pub(crate) fn require(site: &Site) -> Result<PathBuf> {
     let path = path(site);
     if path.is_file() {
         warn_if_shared(&path);
@@ -50,7 +50,7 @@ fn warn_if_shared(path: &Path) {
 }
 
 /// The path as the operator should use it: absolute when it can be resolved.
-pub fn display_path(path: &Path) -> PathBuf {
+pub(crate) fn display_path(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
@@ -58,7 +58,7 @@ pub fn display_path(path: &Path) -> PathBuf {
 /// input (exit 2) when `dest` names a directory (the copy needs a file name,
 /// and guessing one would leave the operator looking for it), or an existing
 /// file and not `force` (`~/.kube/config` holds every other context too).
-pub fn write_copy(source: &Path, dest: &Path, force: bool) -> Result<()> {
+pub(crate) fn write_copy(source: &Path, dest: &Path, force: bool) -> Result<()> {
     let text = dest.as_os_str().to_string_lossy();
     if dest.is_dir() || text.ends_with('/') {
         let dir = text.trim_end_matches('/');

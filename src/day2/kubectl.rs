@@ -8,24 +8,24 @@ use serde::Deserialize;
 use super::kubeconfig_args;
 
 /// The taint kubeadm puts on control-plane nodes.
-pub const CONTROL_PLANE_TAINT_KEY: &str = "node-role.kubernetes.io/control-plane";
+pub(crate) const CONTROL_PLANE_TAINT_KEY: &str = "node-role.kubernetes.io/control-plane";
 
 /// How long one kubectl request may take, so an unreachable API fails a
 /// command (or one `wait` poll) instead of hanging.
-pub const REQUEST_TIMEOUT: &str = "15s";
+pub(crate) const REQUEST_TIMEOUT: &str = "15s";
 const REQUEST_TIMEOUT_SECS: u64 = 15;
 
 /// `kubectl get --raw /api/v1/nodes`: the NodeList as JSON in one request.
 /// `get nodes` would first discover the API's resources, and kubectl retries
 /// discovery several times, each within its own request timeout: against an
 /// API that accepts connections and never answers, a minute instead of 15 s.
-pub fn get_nodes(kubeconfig: &Path) -> Vec<String> {
+pub(crate) fn get_nodes(kubeconfig: &Path) -> Vec<String> {
     with_kubeconfig(kubeconfig, &["get", "--raw", "/api/v1/nodes"])
 }
 
 /// [`get_nodes`] with the request cut at `secs` seconds (at most the usual
 /// limit): a wait's last poll must not outlast the wait.
-pub fn get_nodes_within(kubeconfig: &Path, secs: u64) -> Vec<String> {
+pub(crate) fn get_nodes_within(kubeconfig: &Path, secs: u64) -> Vec<String> {
     let limit = REQUEST_TIMEOUT_SECS.min(secs.max(1));
     let mut args = get_nodes(kubeconfig);
     for arg in &mut args {
@@ -37,29 +37,29 @@ pub fn get_nodes_within(kubeconfig: &Path, secs: u64) -> Vec<String> {
 }
 
 /// `kubectl taint nodes NODE node-role.kubernetes.io/control-plane:NoSchedule-`.
-pub fn remove_control_plane_taint(kubeconfig: &Path, node: &str) -> Vec<String> {
+pub(crate) fn remove_control_plane_taint(kubeconfig: &Path, node: &str) -> Vec<String> {
     let taint = format!("{CONTROL_PLANE_TAINT_KEY}:NoSchedule-");
     with_kubeconfig(kubeconfig, &["taint", "nodes", node, &taint])
 }
 
 /// `kubectl apply -f -` (the manifest comes on stdin).
-pub fn apply_stdin(kubeconfig: &Path) -> Vec<String> {
+pub(crate) fn apply_stdin(kubeconfig: &Path) -> Vec<String> {
     with_kubeconfig(kubeconfig, &["apply", "-f", "-"])
 }
 
 /// `kubectl create -f -` (the manifest comes on stdin).
-pub fn create_stdin(kubeconfig: &Path) -> Vec<String> {
+pub(crate) fn create_stdin(kubeconfig: &Path) -> Vec<String> {
     with_kubeconfig(kubeconfig, &["create", "-f", "-"])
 }
 
 /// `kubectl replace -f -`: the object becomes exactly the manifest (an
 /// apply would keep fields the manifest no longer has).
-pub fn replace_stdin(kubeconfig: &Path) -> Vec<String> {
+pub(crate) fn replace_stdin(kubeconfig: &Path) -> Vec<String> {
     with_kubeconfig(kubeconfig, &["replace", "-f", "-"])
 }
 
 /// The bootstrap token Secrets of the cluster, as JSON.
-pub fn get_bootstrap_tokens(kubeconfig: &Path) -> Vec<String> {
+pub(crate) fn get_bootstrap_tokens(kubeconfig: &Path) -> Vec<String> {
     with_kubeconfig(
         kubeconfig,
         &[
@@ -76,7 +76,7 @@ pub fn get_bootstrap_tokens(kubeconfig: &Path) -> Vec<String> {
 }
 
 /// `kubectl delete secret -n kube-system NAME…`.
-pub fn delete_secrets(kubeconfig: &Path, names: &[String]) -> Vec<String> {
+pub(crate) fn delete_secrets(kubeconfig: &Path, names: &[String]) -> Vec<String> {
     let mut args = vec!["delete", "secret", "-n", "kube-system"];
     args.extend(names.iter().map(String::as_str));
     with_kubeconfig(kubeconfig, &args)
@@ -92,13 +92,13 @@ fn with_kubeconfig(kubeconfig: &Path, args: &[&str]) -> Vec<String> {
 /// The API's NodeList (`get --raw /api/v1/nodes`), reduced to what day-2
 /// commands need.
 #[derive(Debug, Deserialize)]
-pub struct NodeList {
+pub(crate) struct NodeList {
     #[serde(default)]
     pub items: Vec<Node>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Node {
+pub(crate) struct Node {
     pub metadata: Metadata,
     #[serde(default)]
     pub spec: NodeSpec,
@@ -107,32 +107,30 @@ pub struct Node {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Metadata {
+pub(crate) struct Metadata {
     pub name: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct NodeSpec {
+pub(crate) struct NodeSpec {
     #[serde(default)]
     pub taints: Vec<Taint>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Taint {
+pub(crate) struct Taint {
     pub key: String,
-    #[serde(default)]
-    pub value: Option<String>,
     pub effect: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct NodeStatus {
+pub(crate) struct NodeStatus {
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Condition {
+pub(crate) struct Condition {
     #[serde(rename = "type")]
     pub kind: String,
     pub status: String,
@@ -144,27 +142,27 @@ pub struct Condition {
 
 impl NodeList {
     /// Parses kubectl's JSON output.
-    pub fn parse(json: &str) -> Result<NodeList> {
+    pub(crate) fn parse(json: &str) -> Result<NodeList> {
         serde_json::from_str(json).context("reading kubectl's node list")
     }
 
-    pub fn get(&self, name: &str) -> Option<&Node> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Node> {
         self.items.iter().find(|n| n.metadata.name == name)
     }
 }
 
 impl Node {
     /// The Ready condition, when the kubelet has reported one.
-    pub fn ready_condition(&self) -> Option<&Condition> {
+    pub(crate) fn ready_condition(&self) -> Option<&Condition> {
         self.status.conditions.iter().find(|c| c.kind == "Ready")
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.ready_condition().is_some_and(|c| c.status == "True")
     }
 
     /// True when the node carries kubeadm's control-plane NoSchedule taint.
-    pub fn has_control_plane_taint(&self) -> bool {
+    pub(crate) fn has_control_plane_taint(&self) -> bool {
         self.spec
             .taints
             .iter()

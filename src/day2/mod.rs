@@ -7,23 +7,23 @@
 //! exactly) and runs them through [`Cluster`], which owns process execution and
 //! turns the usual failures (tool missing, API unreachable) into messages that
 //! say what to do.
-pub mod argo;
-pub mod cmdline;
-pub mod drift;
+pub(crate) mod argo;
+pub(crate) mod cmdline;
+pub(crate) mod drift;
 pub mod handoff;
-pub mod helm;
-pub mod installed;
-pub mod kubeconfig;
-pub mod kubectl;
+pub(crate) mod helm;
+pub(crate) mod installed;
+pub(crate) mod kubeconfig;
+pub(crate) mod kubectl;
 pub mod payload;
-pub mod preflight;
-pub mod progress;
+pub(crate) mod preflight;
+pub(crate) mod progress;
 pub mod sync;
 pub mod token;
-pub mod tool;
-pub mod untaint;
-pub mod wait;
-pub mod yamlines;
+pub(crate) mod tool;
+pub(crate) mod untaint;
+pub(crate) mod wait;
+pub(crate) mod yamlines;
 
 use std::path::{Path, PathBuf};
 

@@ -11,7 +11,7 @@ use crate::error::BadInput;
 use crate::site::Site;
 
 /// Runs every check; warnings (Cilium chart version) are printed, problems returned.
-pub fn check(site: &Site) -> Result<()> {
+pub(crate) fn check(site: &Site) -> Result<()> {
     sync::require_real_repo(site)?;
     lint(site)?;
     let changes = sync::check(site)?;

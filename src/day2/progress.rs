@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-pub struct Progress {
+pub(crate) struct Progress {
     /// `Some` only on a terminal: the live summary line.
     bar: Option<ProgressBar>,
 }
 
 impl Progress {
-    pub fn start() -> Progress {
+    pub(crate) fn start() -> Progress {
         let target = ProgressDrawTarget::stderr();
         if crate::log::level() == 0 || target.is_hidden() {
             return Progress { bar: None };
@@ -25,7 +25,7 @@ impl Progress {
     }
 
     /// A line that stays (printed above the live line on a terminal).
-    pub fn line(&self, text: &str) {
+    pub(crate) fn line(&self, text: &str) {
         match &self.bar {
             Some(bar) => bar.println(text),
             None => crate::info!("{text}"),
@@ -33,7 +33,7 @@ impl Progress {
     }
 
     /// Replaces the live summary (terminal only).
-    pub fn status(&self, text: String) {
+    pub(crate) fn status(&self, text: String) {
         if let Some(bar) = &self.bar {
             bar.set_message(text);
         }

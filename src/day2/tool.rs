@@ -7,14 +7,14 @@ use std::process::{Command, Stdio};
 
 /// The tools day-2 commands drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tool {
+pub(crate) enum Tool {
     Kubectl,
     Helm,
 }
 
 impl Tool {
     /// The program name looked up on PATH.
-    pub fn program(self) -> &'static str {
+    pub(crate) fn program(self) -> &'static str {
         match self {
             Tool::Kubectl => "kubectl",
             Tool::Helm => "helm",
@@ -22,7 +22,7 @@ impl Tool {
     }
 
     /// How to get the tool, for the "not found" message.
-    pub fn install_hint(self) -> &'static str {
+    pub(crate) fn install_hint(self) -> &'static str {
         match self {
             Tool::Kubectl => {
                 "install it (Debian/Ubuntu: `apt-get install kubectl` from the Kubernetes \
@@ -46,7 +46,7 @@ impl fmt::Display for Tool {
 
 /// How a tool run failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ToolError {
+pub(crate) enum ToolError {
     #[error("{tool} was not found on PATH: {}", tool.install_hint())]
     NotFound { tool: Tool },
     #[error("cannot reach the Kubernetes API ({tool}: {detail})")]
@@ -111,17 +111,17 @@ const TRANSIENT_MARKERS: &[&str] = &[
 ];
 
 /// True when a tool's stderr says the API server's certificate was not trusted.
-pub fn is_untrusted(stderr: &str) -> bool {
+pub(crate) fn is_untrusted(stderr: &str) -> bool {
     mentions_any(stderr, UNTRUSTED_MARKERS)
 }
 
 /// Whether `stderr` reports a server error that goes away by itself.
-pub fn is_transient(stderr: &str) -> bool {
+pub(crate) fn is_transient(stderr: &str) -> bool {
     mentions_any(stderr, TRANSIENT_MARKERS)
 }
 
 /// True when a tool's stderr says the API server could not be reached.
-pub fn is_unreachable(stderr: &str) -> bool {
+pub(crate) fn is_unreachable(stderr: &str) -> bool {
     mentions_any(stderr, UNREACHABLE_MARKERS)
 }
 
@@ -133,7 +133,7 @@ fn mentions_any(stderr: &str, markers: &[&str]) -> bool {
 
 /// Where `tool` is on PATH: an executable file of that name in one of PATH's
 /// directories, as the shell would find it.
-pub fn find(tool: Tool) -> Option<std::path::PathBuf> {
+pub(crate) fn find(tool: Tool) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -146,7 +146,7 @@ pub fn find(tool: Tool) -> Option<std::path::PathBuf> {
 
 /// Fails naming every tool of `tools` that is not on PATH, with how to install
 /// it, so a command that needs several stops before running the first.
-pub fn require(tools: &[Tool]) -> anyhow::Result<()> {
+pub(crate) fn require(tools: &[Tool]) -> anyhow::Result<()> {
     let missing: Vec<String> = tools
         .iter()
         .filter(|t| find(**t).is_none())
@@ -173,7 +173,7 @@ const HELM_CLUSTER_OVERRIDES: &[&str] = &[
 ];
 
 /// Runs `tool args…`, feeding `stdin` when given; returns stdout on success.
-pub fn run(tool: Tool, args: &[String], stdin: Option<&str>) -> Result<String, ToolError> {
+pub(crate) fn run(tool: Tool, args: &[String], stdin: Option<&str>) -> Result<String, ToolError> {
     crate::verbose!("running {tool} {}", args.join(" "));
     let mut command = Command::new(tool.program());
     // The site's kubeconfig is the only way to the cluster: helm's own

@@ -11,7 +11,7 @@ use crate::site::Site;
 
 /// What untaint does (or does not do) for one control-plane node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// The node has the taint: remove it.
     Remove(String),
     /// The node has no such taint already.
@@ -23,7 +23,7 @@ pub enum Step {
 }
 
 /// Decides, for every control-plane node of the site in site order, what to do.
-pub fn plan(site: &Site, nodes: &NodeList) -> Vec<Step> {
+pub(crate) fn plan(site: &Site, nodes: &NodeList) -> Vec<Step> {
     site.control_planes()
         .map(|cp| {
             let name = cp.name.clone();
@@ -48,7 +48,7 @@ fn site_wants_taint(node: &SiteNode) -> bool {
 
 /// Runs the plan against the cluster; fails (exit 1) after doing what it can
 /// when a control plane has not joined yet, so the operator knows to rerun.
-pub fn run(cluster: &Cluster, site: &Site) -> Result<()> {
+pub(crate) fn run(cluster: &Cluster, site: &Site) -> Result<()> {
     let nodes = NodeList::parse(&cluster.kubectl(&kubectl::get_nodes(&cluster.kubeconfig), None)?)?;
     let mut missing = Vec::new();
     for step in plan(site, &nodes) {

@@ -17,7 +17,7 @@ use crate::site::Site;
 
 /// One site node as the cluster reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NodeState {
+pub(crate) enum NodeState {
     /// No Node object of that name (the kubelet has not registered).
     NotRegistered,
     /// Registered, Ready condition not True: the reason kubelet gave.
@@ -38,7 +38,7 @@ impl fmt::Display for NodeState {
 
 /// What one poll saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Observation {
+pub(crate) enum Observation {
     /// Every site node (in site order) with its state.
     Nodes(Vec<(String, NodeState)>),
     /// The API did not answer; the tool's last line.
@@ -46,7 +46,7 @@ pub enum Observation {
 }
 
 /// The state of every site node (in site order) in a node list.
-pub fn observe(site: &Site, nodes: &NodeList) -> Vec<(String, NodeState)> {
+pub(crate) fn observe(site: &Site, nodes: &NodeList) -> Vec<(String, NodeState)> {
     site.file
         .nodes
         .iter()
@@ -75,7 +75,7 @@ fn not_ready_reason(node: &kubectl::Node) -> String {
 
 /// Remembers what was last reported, so only changes are printed.
 #[derive(Debug, Default)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     last: BTreeMap<String, NodeState>,
     order: Vec<String>,
     unreachable: Option<String>,
@@ -84,7 +84,7 @@ pub struct Tracker {
 
 impl Tracker {
     /// Takes a new observation; returns the progress lines it warrants.
-    pub fn update(&mut self, api: &str, obs: Observation) -> Vec<String> {
+    pub(crate) fn update(&mut self, api: &str, obs: Observation) -> Vec<String> {
         match obs {
             Observation::Unreachable(detail) => {
                 let changed = self.unreachable.as_deref() != Some(detail.as_str());
@@ -123,7 +123,7 @@ impl Tracker {
     }
 
     /// One line for the live display: how many are Ready, who is still missing.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         if let Some(detail) = &self.unreachable {
             return format!("API not answering ({detail})");
         }
@@ -142,14 +142,14 @@ impl Tracker {
     }
 
     /// True once every site node was last seen Ready.
-    pub fn all_ready(&self) -> bool {
+    pub(crate) fn all_ready(&self) -> bool {
         self.seen_api
             && self.unreachable.is_none()
             && self.last.values().all(|s| *s == NodeState::Ready)
     }
 
     /// The timeout error text: every node not Ready, with its last state.
-    pub fn timeout_message(&self, timeout: SiteDuration, api: &str) -> String {
+    pub(crate) fn timeout_message(&self, timeout: SiteDuration, api: &str) -> String {
         if !self.seen_api {
             let why = self.unreachable.as_deref().unwrap_or("no answer");
             return format!(
@@ -180,13 +180,13 @@ impl Tracker {
 
 /// How long to wait and how often to look.
 #[derive(Debug, Clone, Copy)]
-pub struct Options {
+pub(crate) struct Options {
     pub timeout: SiteDuration,
     pub interval: SiteDuration,
 }
 
 /// Polls until every node is Ready or the timeout passes (error, exit 1).
-pub fn run(cluster: &Cluster, site: &Site, opts: Options) -> Result<()> {
+pub(crate) fn run(cluster: &Cluster, site: &Site, opts: Options) -> Result<()> {
     let names: Vec<&str> = site.file.nodes.iter().map(|n| n.name.as_str()).collect();
     crate::info!(
         "waiting up to {} for {} nodes to be Ready: {}",

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 /// A non-blank, non-comment line: where its content starts and its `key:` if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     /// Column of the content after any `- ` item markers.
     pub col: usize,
     /// Column of the first `- ` marker, when the line starts a list item.
@@ -21,7 +21,7 @@ pub struct Entry<'a> {
 
 /// A scalar value as written on its line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scalar {
+pub(crate) struct Scalar {
     /// The value, unquoted.
     pub text: String,
     /// Byte range of the value as written (with its quotes) in the line.
@@ -31,7 +31,7 @@ pub struct Scalar {
 }
 
 /// Reads one line (without its line ending); `None` for blank and comment lines.
-pub fn entry(line: &str) -> Option<Entry<'_>> {
+pub(crate) fn entry(line: &str) -> Option<Entry<'_>> {
     let indent = line.len() - line.trim_start_matches(' ').len();
     let mut col = indent;
     let mut dash = None;
@@ -114,7 +114,7 @@ fn scalar(line: &str, from: usize) -> Scalar {
 /// The value as YAML text: in the original quoting when there was any, plain
 /// when YAML reads it back as the same string, double-quoted otherwise
 /// (a revision like `1.0` must stay a string).
-pub fn render(value: &str, quote: Option<char>) -> String {
+pub(crate) fn render(value: &str, quote: Option<char>) -> String {
     let double = || format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""));
     match quote {
         Some('\'') => format!("'{}'", value.replace('\'', "''")),
@@ -137,7 +137,7 @@ fn reads_back_as_string(value: &str) -> bool {
 /// Indices of the lines of the block mapping that holds the key on line `at`
 /// (its siblings, not nested lines): up to the item or parent that opens it,
 /// down to the next item or a less indented line.
-pub fn siblings(entries: &[Option<Entry<'_>>], at: usize) -> Vec<usize> {
+pub(crate) fn siblings(entries: &[Option<Entry<'_>>], at: usize) -> Vec<usize> {
     let Some(me) = &entries[at] else {
         return Vec::new();
     };

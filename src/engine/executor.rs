@@ -24,7 +24,7 @@ pub struct ExecOptions {
 }
 
 /// The advice a step's error calls for, if any.
-pub type Advice = fn(&anyhow::Error) -> Option<&'static str>;
+pub(crate) type Advice = fn(&anyhow::Error) -> Option<&'static str>;
 
 /// What happened to one step.
 #[derive(Debug, Clone)]
@@ -50,7 +50,11 @@ struct State {
 }
 
 /// Executes `steps`; returns outcomes in the order of `steps`.
-pub fn execute(steps: &[Box<dyn Step>], cache: &Cache, opts: &ExecOptions) -> Result<Vec<Outcome>> {
+pub(crate) fn execute(
+    steps: &[Box<dyn Step>],
+    cache: &Cache,
+    opts: &ExecOptions,
+) -> Result<Vec<Outcome>> {
     let (deps, dependents) = wire(steps)?;
     let state = Mutex::new(State {
         waiting_on: deps.iter().map(Vec::len).collect(),

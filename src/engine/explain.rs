@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 /// A one-line reason: "new step" or "changed: .key.template, .key.node.mac".
-pub fn reason(previous: Option<&Value>, current: &Value) -> String {
+pub(crate) fn reason(previous: Option<&Value>, current: &Value) -> String {
     let Some(previous) = previous else {
         return "new step (never built with this cache)".to_string();
     };

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 /// executable cannot be read (deleted under a long-running process, or no
 /// /proc), a digest that changes on every run: steps re-run rather than risk
 /// reusing outputs of another binary.
-pub fn fingerprint() -> &'static str {
+pub(crate) fn fingerprint() -> &'static str {
     static FINGERPRINT: OnceLock<String> = OnceLock::new();
     FINGERPRINT.get_or_init(|| match hash_current_exe() {
         Ok(hex) => format!("blake3:{hex}"),

@@ -12,16 +12,16 @@
 //!
 //! The engine imports only leaf utilities (`fsutil`, `digest`, `manifest`,
 //! `layout`, `error`, `log`), never a module that plans steps.
-pub mod cache;
-pub mod executor;
-pub mod explain;
-pub mod fingerprint;
-pub mod key;
-pub mod out;
-pub mod published;
-pub mod stage;
-pub mod step;
-pub mod store;
+pub(crate) mod cache;
+pub(crate) mod executor;
+pub(crate) mod explain;
+pub(crate) mod fingerprint;
+pub(crate) mod key;
+pub(crate) mod out;
+pub(crate) mod published;
+pub(crate) mod stage;
+pub(crate) mod step;
+pub(crate) mod store;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;

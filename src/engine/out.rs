@@ -21,7 +21,7 @@ use crate::manifest;
 
 /// What sits at a path a build is about to replace, reuse or delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Found {
+pub(crate) enum Found {
     Absent,
     /// A directory with nothing in it: nothing can be lost.
     EmptyDir,
@@ -36,7 +36,7 @@ pub enum Found {
 
 /// How far [`inspect`] looks into a directory's `manifest.json`.
 #[derive(Debug, Clone, Copy)]
-pub enum Probe {
+pub(crate) enum Probe {
     /// A regular file by that name is enough (for paths this build checked
     /// fully before).
     Stat,
@@ -49,7 +49,7 @@ pub enum Probe {
 
 /// The output directory of a build, checked.
 #[derive(Debug)]
-pub struct Target {
+pub(crate) struct Target {
     /// As given on the command line, for messages.
     pub given: PathBuf,
     /// Absolute, with the symlinks of its existing parents resolved; its
@@ -62,7 +62,7 @@ pub struct Target {
 impl Target {
     /// Resolves `given` and refuses an output that is, holds or lies inside
     /// one of `guarded` (nothing is read but paths).
-    pub fn resolve(guarded: &[Guarded], given: &Path) -> Result<Target> {
+    pub(crate) fn resolve(guarded: &[Guarded], given: &Path) -> Result<Target> {
         let path = resolve_out(given)?;
         refuse_guarded(guarded, given, &path)?;
         Ok(Target {
@@ -76,7 +76,7 @@ impl Target {
     /// `published` is the identity of the manifest the last build of this
     /// output recorded: a tree whose manifest is that very file needs no
     /// further look.
-    pub fn check(&mut self, published: Option<FileStat>) -> Result<&Found> {
+    pub(crate) fn check(&mut self, published: Option<FileStat>) -> Result<&Found> {
         let probe = published.map_or(Probe::Manifest, Probe::Known);
         let found = inspect(&self.path, probe)?;
         refuse_foreign(&self.given, &self.path, &found)?;
@@ -85,7 +85,7 @@ impl Target {
 
     /// False when the tree seen by the last check may have changed since
     /// (another build published while this one waited for the lock).
-    pub fn unchanged(&self) -> bool {
+    pub(crate) fn unchanged(&self) -> bool {
         match &self.found {
             Some(Found::Tree { manifest }) => {
                 manifest_stat(&self.path).ok().flatten() == Some(*manifest)
@@ -94,18 +94,18 @@ impl Target {
         }
     }
 
-    pub fn found(&self) -> &Found {
+    pub(crate) fn found(&self) -> &Found {
         self.found.as_ref().unwrap_or(&Found::Absent)
     }
 
     /// A path in the output directory, as the operator named it.
-    pub fn shown(&self, rel: &str) -> String {
+    pub(crate) fn shown(&self, rel: &str) -> String {
         self.given.join(rel).display().to_string()
     }
 }
 
 /// `.NAME.<what>` beside the output directory `out`.
-pub fn sibling(out: &Path, what: &str) -> PathBuf {
+pub(crate) fn sibling(out: &Path, what: &str) -> PathBuf {
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -140,7 +140,7 @@ fn resolve_out(given: &Path) -> Result<PathBuf> {
 
 /// `path` made absolute with its nearest existing ancestor canonicalised and
 /// the rest (which does not exist, so holds no symlink) applied lexically.
-pub fn resolve(path: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve(path: &Path) -> Result<PathBuf> {
     let absolute =
         std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
     let mut tail = Vec::new();
@@ -172,7 +172,7 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
 /// A directory an output may not replace: what messages call it, where it
 /// is, and whether a path inside it is off limits too (everything but the
 /// site's directory, where dist/ itself lives).
-pub type Guarded = (&'static str, PathBuf, bool);
+pub(crate) type Guarded = (&'static str, PathBuf, bool);
 
 /// Refuses an output that is, holds or (but for the site's own directory)
 /// lies inside one of the site's inputs or the cache.
@@ -223,7 +223,7 @@ fn refuse_foreign(given: &Path, out: &Path, found: &Found) -> Result<()> {
 }
 
 /// What is at `path`.
-pub fn inspect(path: &Path, probe: Probe) -> Result<Found> {
+pub(crate) fn inspect(path: &Path, probe: Probe) -> Result<Found> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Found::Absent),
@@ -305,7 +305,7 @@ fn has_format(bytes: &[u8]) -> bool {
 
 /// A `.NAME.staging-<pid>` tree a killed build left: what the staging tree
 /// of a build can hold at its top, and nothing else.
-pub fn is_staging_tree(path: &Path) -> Result<bool> {
+pub(crate) fn is_staging_tree(path: &Path) -> Result<bool> {
     let meta = fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
     if !meta.is_dir() {
         return Ok(false);

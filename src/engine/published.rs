@@ -29,7 +29,7 @@ const MAGIC: &[u8] = b"pxebuild published 1\n";
 /// What identifies a file's state: an edit in place changes the times, a
 /// replacement the inode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FileStat {
+pub(crate) struct FileStat {
     pub dev: u64,
     pub ino: u64,
     pub size: u64,
@@ -39,7 +39,7 @@ pub struct FileStat {
 
 impl FileStat {
     #[allow(clippy::unnecessary_cast)] // the field types differ between targets
-    pub fn of(st: &rustix::fs::Stat) -> FileStat {
+    pub(crate) fn of(st: &rustix::fs::Stat) -> FileStat {
         FileStat {
             dev: st.st_dev as u64,
             ino: st.st_ino as u64,
@@ -74,7 +74,7 @@ impl FileStat {
 
 /// One published file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     /// Relative to the output directory.
     pub path: &'a str,
     pub sha256: &'a str,
@@ -85,7 +85,7 @@ pub struct Entry<'a> {
 /// text of every digest and path: loading it is one allocation for the text
 /// and one for the rows, not two per file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     /// `manifest.json` of the published tree.
     pub manifest: FileStat,
     /// Per file: its state, then the lengths of its sha256 and its path,
@@ -111,15 +111,11 @@ impl Record {
         record
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rows.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    pub fn entry(&self, i: usize) -> Entry<'_> {
+    pub(crate) fn entry(&self, i: usize) -> Entry<'_> {
         let (stat, start, sha, path) = self.rows[i];
         let (start, sha, path) = (start as usize, sha as usize, path as usize);
         Entry {
@@ -129,16 +125,17 @@ impl Record {
         }
     }
 
-    pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
+    #[cfg(test)]
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
         (0..self.len()).map(|i| self.entry(i))
     }
 
     /// The record at `path`; `None` when missing or unreadable.
-    pub fn load(path: &Path) -> Option<Record> {
+    pub(crate) fn load(path: &Path) -> Option<Record> {
         Record::decode(&fs::read(path).ok()?)
     }
 
-    pub fn save(&self, path: &Path) -> Result<()> {
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
         // No fsync: a record lost in a crash only costs one more publish.
         fsutil::atomic_write_batched(path, &self.encode(), 0o644)
     }
@@ -249,7 +246,7 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
 
 /// A published file that is no longer as it was published.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Changed {
+pub(crate) struct Changed {
     /// Index into the record's entries.
     pub index: usize,
     /// Its state now; `None` when it is gone (or no longer a regular file).
@@ -258,7 +255,7 @@ pub struct Changed {
 
 /// How the tree in the output directory compares with the record.
 #[derive(Debug, Default)]
-pub struct Check {
+pub(crate) struct Check {
     pub record: Record,
     /// The tree's `manifest.json` is the file the record was made with.
     pub current: bool,
@@ -266,7 +263,7 @@ pub struct Check {
 }
 
 /// Compares the tree in `out` with `record`: one stat per published file.
-pub fn check(out: &Path, record: Record) -> Check {
+pub(crate) fn check(out: &Path, record: Record) -> Check {
     let Ok(dir) = fs::File::open(out) else {
         return Check::default();
     };
@@ -289,7 +286,7 @@ pub fn check(out: &Path, record: Record) -> Check {
 /// Records the tree `manifest` describes, as it is now in `out` (right after
 /// the swap). A file that cannot be stat'ed is left out: the next build then
 /// misses it and publishes again.
-pub fn record(out: &Path, manifest: &Manifest) -> Result<Record> {
+pub(crate) fn record(out: &Path, manifest: &Manifest) -> Result<Record> {
     let dir = fs::File::open(out)?;
     let manifest_stat = stat_in(&dir, manifest::FILE_NAME).unwrap_or_default();
     let stats = par_map(&manifest.files, |f| stat_in(&dir, &f.path));

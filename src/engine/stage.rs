@@ -34,7 +34,12 @@ use crate::{fsutil, layout};
 /// What it will delete or reuse beside `out` (a spare, staging trees left
 /// by killed builds) is checked first: when something that is not
 /// pxebuild's sits at one of those paths, nothing is touched.
-pub fn publish(out: &Path, manifest: &Manifest, outputs: &[&Output], store: &Store) -> Result<()> {
+pub(crate) fn publish(
+    out: &Path,
+    manifest: &Manifest,
+    outputs: &[&Output],
+    store: &Store,
+) -> Result<()> {
     let group = node_group(out)?;
     let leftovers = leftovers(out)?;
     let spare = sibling(out, "spare");
@@ -63,7 +68,7 @@ pub fn publish(out: &Path, manifest: &Manifest, outputs: &[&Output], store: &Sto
 /// Refuses before a build starts when something that is not pxebuild's sits
 /// where it keeps its spare tree or leaves staging trees (a quick look: the
 /// spare's manifest is read when it is claimed).
-pub fn check_siblings(out: &Path) -> Result<()> {
+pub(crate) fn check_siblings(out: &Path) -> Result<()> {
     leftovers(out)?;
     let spare = sibling(out, "spare");
     match out::inspect(&spare, out::Probe::Stat)? {
@@ -83,7 +88,7 @@ fn refuse_sibling(path: &Path, why: &str) -> anyhow::Error {
 /// Whether `output` is published as a node copy (see the module comment).
 /// Node-bound TFTP configs stay world-readable: they hold no key, and TFTP
 /// servers (tftpd-hpa, dnsmasq) read them as their own unprivileged user.
-pub fn is_node_private(output: &Output) -> bool {
+pub(crate) fn is_node_private(output: &Output) -> bool {
     matches!(output.visibility, Visibility::Node { .. })
         && output.path.starts_with(&format!("{}/", layout::HTTP))
 }

@@ -71,7 +71,7 @@ impl Output {
 /// Attach it as context of the error (`err.context(SharedInputError(..))`):
 /// its text heads the message, and the error is bad input (exit 2).
 #[derive(Debug, Clone)]
-pub struct SharedInputError(pub String);
+pub(crate) struct SharedInputError(pub String);
 
 impl std::fmt::Display for SharedInputError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,7 +114,7 @@ pub trait Step: Send + Sync {
 /// The outputs of a set of dependencies, by path, with their digest made once.
 /// Thousands of steps share one set (every node's steps read the same
 /// artifacts), so the executor builds each distinct set once and shares it.
-pub struct InputSet {
+pub(crate) struct InputSet {
     outputs: BTreeMap<String, Output>,
     digest: std::sync::OnceLock<String>,
 }

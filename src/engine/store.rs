@@ -16,12 +16,12 @@ use rustix::fs::{AtFlags, FileType};
 use crate::{digest, fsutil};
 
 /// Appended to errors about a blob that should be in the store but is not.
-pub const LOST_HINT: &str =
+pub(crate) const LOST_HINT: &str =
     " (was the cache cleaned by hand? `pxebuild build --verify-cache` rebuilds what is missing)";
 
 /// Mode of the node-bound published files: read by the owner (the build) and
 /// the group of the directory holding dist/ (the serving user's), no one else.
-pub const NODE_MODE: u32 = 0o440;
+pub(crate) const NODE_MODE: u32 = 0o440;
 
 #[derive(Debug, Clone)]
 pub struct Store {

@@ -18,10 +18,10 @@ use crate::site::validate::check_flatcar_version;
 use crate::site::Site;
 
 /// The value of `flatcar.version` that asks for the channel's newest release.
-pub const CURRENT: &str = "current";
+pub(crate) const CURRENT: &str = "current";
 
 /// A site with its Flatcar release pinned, and how it was pinned.
-pub struct Pinned<'a> {
+pub(crate) struct Pinned<'a> {
     /// The site itself when it pins a version, else a copy pinned to `current`.
     pub site: Cow<'a, Site>,
     /// What dist/manifest.json records.
@@ -33,7 +33,11 @@ pub struct Pinned<'a> {
 
 /// Pins `site`'s Flatcar version. `previous` is the dist/ a build replaces:
 /// offline, its manifest's record of `current` is the only source.
-pub fn pin<'a>(site: &'a Site, previous: Option<&Path>, offline: bool) -> Result<Pinned<'a>> {
+pub(crate) fn pin<'a>(
+    site: &'a Site,
+    previous: Option<&Path>,
+    offline: bool,
+) -> Result<Pinned<'a>> {
     let fc = &site.file.flatcar;
     let record = |version: &str| FlatcarRecord {
         channel: fc.channel.clone(),
@@ -70,7 +74,7 @@ pub fn resolve_current(site: &Site) -> Result<String> {
 }
 
 /// The canonical URL of the channel's `current/version.txt`.
-pub fn version_txt_url(site: &Site) -> String {
+pub(crate) fn version_txt_url(site: &Site) -> String {
     let fc = &site.file.flatcar;
     flatcar_url(&fc.channel, &fc.arch, CURRENT, "version.txt")
 }
@@ -110,7 +114,7 @@ fn fetch_current(site: &Site) -> Result<(String, String, Vec<u8>)> {
 }
 
 /// Offline: what the previous build of this output resolved `current` to.
-pub fn recorded(site: &Site, previous: Option<&Path>) -> Result<String> {
+pub(crate) fn recorded(site: &Site, previous: Option<&Path>) -> Result<String> {
     let fc = &site.file.flatcar;
     let record = previous
         .filter(|dist| dist.join(crate::manifest::FILE_NAME).is_file())
@@ -148,7 +152,7 @@ pub fn recorded(site: &Site, previous: Option<&Path>) -> Result<String> {
 /// `FLATCAR_VERSION_ID` (else `FLATCAR_VERSION`) from a version.txt, as
 /// written there (empty: none); the caller holds it to the version rule, so
 /// a bad one is named in the error.
-pub fn parse_version_txt(text: &str) -> Option<String> {
+pub(crate) fn parse_version_txt(text: &str) -> Option<String> {
     let value = |key: &str| {
         text.lines().find_map(|line| {
             let (k, v) = line.trim().split_once('=')?;

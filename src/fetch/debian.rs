@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 
 /// Debian's archive root; pool paths are relative to it.
-pub const DEBIAN_URL: &str = "https://deb.debian.org/debian";
+pub(crate) const DEBIAN_URL: &str = "https://deb.debian.org/debian";
 
 /// One pinned Debian package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Package {
+pub(crate) struct Package {
     pub name: &'static str,
     pub version: &'static str,
     /// Below the archive root; the file name drops the version's epoch.
@@ -21,12 +21,12 @@ pub struct Package {
 
 impl Package {
     /// The file name in the pool (the last segment of its path).
-    pub fn file_name(&self) -> &'static str {
+    pub(crate) fn file_name(&self) -> &'static str {
         self.pool_path.rsplit('/').next().unwrap_or(self.pool_path)
     }
 
     /// The canonical URL below archive root `base` (no trailing slash).
-    pub fn url(&self, base: &str) -> String {
+    pub(crate) fn url(&self, base: &str) -> String {
         format!("{base}/{}", self.pool_path)
     }
 }
@@ -34,28 +34,28 @@ impl Package {
 const SYSLINUX_VERSION: &str = "3:6.04~git20190206.bf6db5b4+dfsg1-3";
 
 /// Debian 12 ("bookworm") packages: the loaders CI boots in its QEMU lab.
-pub const PXELINUX: Package = Package {
+pub(crate) const PXELINUX: Package = Package {
     name: "pxelinux",
     version: SYSLINUX_VERSION,
     pool_path: "pool/main/s/syslinux/pxelinux_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb",
     size: 156_016,
     sha256: "ef253a75cb558b38c4b65f8c09a816e7c405645751936065f14558c1553d0db1",
 };
-pub const SYSLINUX_EFI: Package = Package {
+pub(crate) const SYSLINUX_EFI: Package = Package {
     name: "syslinux-efi",
     version: SYSLINUX_VERSION,
     pool_path: "pool/main/s/syslinux/syslinux-efi_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb",
     size: 200_892,
     sha256: "b428d91a917540f141c5168c43051f4e3da7c477e082ca3fb0c681bdf1170552",
 };
-pub const SYSLINUX_COMMON: Package = Package {
+pub(crate) const SYSLINUX_COMMON: Package = Package {
     name: "syslinux-common",
     version: SYSLINUX_VERSION,
     pool_path: "pool/main/s/syslinux/syslinux-common_6.04~git20190206.bf6db5b4+dfsg1-3_all.deb",
     size: 1_238_336,
     sha256: "f7e4ead7fdfe5cb6117d8d2485d75e53570a8cf680c81a432f92c1774f878875",
 };
-pub const IPXE: Package = Package {
+pub(crate) const IPXE: Package = Package {
     name: "ipxe",
     version: "1.0.0+git-20190125.36a4c85-5.1",
     pool_path: "pool/main/i/ipxe/ipxe_1.0.0+git-20190125.36a4c85-5.1_all.deb",
@@ -65,7 +65,7 @@ pub const IPXE: Package = Package {
 
 /// Why files could not be taken out of a `.deb`.
 #[derive(Debug, thiserror::Error)]
-pub enum DebError {
+pub(crate) enum DebError {
     #[error("is not a Debian package: {0}")]
     NotADeb(String),
     #[error("has no data.tar member")]
@@ -81,7 +81,7 @@ pub enum DebError {
 /// The regular files `wanted` (paths inside data.tar, without a leading
 /// `./`) from the `.deb` read from `deb`, by path. Every wanted path must be
 /// a regular file in the package; a symlink or a missing path is `Missing`.
-pub fn read_members(
+pub(crate) fn read_members(
     deb: impl Read,
     wanted: &[&str],
 ) -> Result<BTreeMap<String, Vec<u8>>, DebError> {

@@ -16,7 +16,7 @@ use crate::engine::store::Store;
 
 /// A verified blob in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Blob {
+pub(crate) struct Blob {
     pub sha256: String,
     pub size: u64,
 }
@@ -27,10 +27,10 @@ pub struct Blob {
 /// fetched again rather than the build failing on the old blob.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct DigestMismatch(pub String);
+pub(crate) struct DigestMismatch(pub String);
 
 /// Shared by every fetch step of a build.
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     pub sources: Sources,
     pub store: Store,
     pub index: Index,
@@ -42,7 +42,7 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    pub fn new(sources: Sources, cache_dir: &Path, offline: bool) -> Result<Arc<Fetcher>> {
+    pub(crate) fn new(sources: Sources, cache_dir: &Path, offline: bool) -> Result<Arc<Fetcher>> {
         let policy = Policy::from_env()?;
         Ok(Arc::new(Fetcher {
             sources,
@@ -55,7 +55,7 @@ impl Fetcher {
     }
 
     /// The verified blob for canonical `url`; `check` judges a candidate file.
-    pub fn fetch(
+    pub(crate) fn fetch(
         &self,
         name: &str,
         url: &str,
@@ -103,7 +103,7 @@ impl Fetcher {
     /// A small file (signature, checksum list) from the store or the network;
     /// `None` when the server says it does not exist. A downloaded one is not
     /// stored until the artifact it vouches for verified (`remember`).
-    pub fn fetch_small(&self, name: &str, url: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn fetch_small(&self, name: &str, url: &str) -> Result<Option<Vec<u8>>> {
         if let Some(entry) = self.index.lookup(url, &self.store) {
             if self.store.verify(&entry.sha256)? {
                 return self.store.read(&entry.sha256).map(Some);
@@ -120,7 +120,7 @@ impl Fetcher {
     }
 
     /// Stores a small file once what it vouches for has verified.
-    pub fn remember(&self, url: &str, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn remember(&self, url: &str, bytes: &[u8]) -> Result<()> {
         let sha256 = self.store.put_bytes(bytes)?;
         self.index.record(&Entry {
             url: url.to_string(),
@@ -131,13 +131,13 @@ impl Fetcher {
 
     /// Whether canonical `url` exists upstream (or in the mirror): `None`
     /// if so, else the URL that answered 404 (naming a redirect's target).
-    pub fn missing(&self, url: &str) -> Result<Option<String>> {
+    pub(crate) fn missing(&self, url: &str) -> Result<Option<String>> {
         self.client.missing(&self.sources.locate(url)?)
     }
 
     /// Re-hashes the stored copy of `url` (`--verify-cache`): `None` when the
     /// store has none, `Some(false)` when it was corrupt and is now removed.
-    pub fn verify_stored(&self, url: &str) -> Result<Option<bool>> {
+    pub(crate) fn verify_stored(&self, url: &str) -> Result<Option<bool>> {
         let Some(entry) = self.index.lookup(url, &self.store) else {
             return Ok(None);
         };
@@ -179,7 +179,7 @@ impl Fetcher {
     }
 
     /// Whether the store already holds `url` (no network).
-    pub fn cached(&self, url: &str) -> bool {
+    pub(crate) fn cached(&self, url: &str) -> bool {
         self.index.lookup(url, &self.store).is_some()
     }
 

@@ -14,13 +14,13 @@ use crate::engine::key::Key;
 use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 use crate::site::Site;
 
-pub const PXE_KERNEL: &str = "flatcar_production_pxe.vmlinuz";
-pub const PXE_INITRD: &str = "flatcar_production_pxe_image.cpio.gz";
-pub const INSTALL_IMAGE: &str = "flatcar_production_image.bin.bz2";
-pub const IMAGE_KERNEL: &str = "flatcar_production_image.vmlinuz";
+pub(crate) const PXE_KERNEL: &str = "flatcar_production_pxe.vmlinuz";
+pub(crate) const PXE_INITRD: &str = "flatcar_production_pxe_image.cpio.gz";
+pub(crate) const INSTALL_IMAGE: &str = "flatcar_production_image.bin.bz2";
+pub(crate) const IMAGE_KERNEL: &str = "flatcar_production_image.vmlinuz";
 
 /// One signed release file.
-pub struct FlatcarFile {
+pub(crate) struct FlatcarFile {
     pub fetcher: Arc<Fetcher>,
     pub file: &'static str,
     /// Canonical URL of the file.
@@ -35,7 +35,7 @@ pub struct FlatcarFile {
 
 impl FlatcarFile {
     /// The step for `file` of the site's pinned release.
-    pub fn new(fetcher: &Arc<Fetcher>, site: &Site, file: &'static str) -> FlatcarFile {
+    pub(crate) fn new(fetcher: &Arc<Fetcher>, site: &Site, file: &'static str) -> FlatcarFile {
         let fc = &site.file.flatcar;
         let url_of = |f: &str| flatcar_url(&fc.channel, &fc.arch, &fc.version, f);
         let mut sig_urls = vec![url_of(&format!("{file}.sig"))];
@@ -52,14 +52,14 @@ impl FlatcarFile {
         }
     }
 
-    pub fn artifact(&self) -> ArtifactRef {
+    pub(crate) fn artifact(&self) -> ArtifactRef {
         ArtifactRef {
             step: self.id(),
             path: self.dist.clone(),
         }
     }
 
-    pub fn sig_artifact(&self) -> Option<ArtifactRef> {
+    pub(crate) fn sig_artifact(&self) -> Option<ArtifactRef> {
         self.publish_sig.then(|| ArtifactRef {
             step: self.id(),
             path: format!("{}.sig", self.dist),

@@ -25,7 +25,7 @@ use super::progress::Bar;
 /// wait for the next bytes; `PXEBUILD_HTTP_BODY_TIMEOUT` the per-attempt body
 /// budget; `PXEBUILD_HTTP_RETRIES` the attempts without progress.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub(crate) struct Policy {
     pub timeout: Duration,
     /// No bytes for this long ends the attempt (a stalled transfer).
     pub idle_timeout: Duration,
@@ -37,7 +37,7 @@ pub struct Policy {
 impl Policy {
     /// A set variable that is not a whole number is bad input (exit 2), not
     /// silently the default: the user asked for something else.
-    pub fn from_env() -> Result<Policy> {
+    pub(crate) fn from_env() -> Result<Policy> {
         let num = |name: &str, default: u64| -> Result<u64> {
             match std::env::var(name) {
                 Ok(v) if !v.trim().is_empty() => v.trim().parse::<u64>().map_err(|_| {
@@ -66,7 +66,7 @@ impl Policy {
 /// by host and give [`NETWORK_ADVICE`] once instead of per file.
 #[derive(Debug, thiserror::Error)]
 #[error("{what}")]
-pub struct Unreachable {
+pub(crate) struct Unreachable {
     pub host: String,
     /// The name did not resolve (rather than attempts running out).
     pub dns: bool,
@@ -94,11 +94,12 @@ impl Unreachable {
 
 /// What to do when hosts cannot be reached: said once per command, after
 /// every failure it applies to.
-pub const NETWORK_ADVICE: &str = "no network? Build with --offline to use the cache alone, or \
+pub(crate) const NETWORK_ADVICE: &str =
+    "no network? Build with --offline to use the cache alone, or \
      set PXEBUILD_MIRROR to a mirror you can reach (`pxebuild mirror DIR` writes one)";
 
 /// The host (and port, if any) of `url`, for grouping failures.
-pub fn host_of(url: &str) -> String {
+pub(crate) fn host_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
     authority
@@ -108,7 +109,7 @@ pub fn host_of(url: &str) -> String {
 }
 
 /// Whether `err` (anywhere in its chain) is a host that could not be reached.
-pub fn unreachable(err: &anyhow::Error) -> Option<&Unreachable> {
+pub(crate) fn unreachable(err: &anyhow::Error) -> Option<&Unreachable> {
     // anyhow finds a context value through any contexts added above it.
     err.downcast_ref::<Unreachable>()
 }
@@ -125,19 +126,19 @@ enum Failure {
 
 /// A finished download: the digest and size of the temp file.
 #[derive(Debug, Clone)]
-pub struct Downloaded {
+pub(crate) struct Downloaded {
     pub sha256: String,
     pub size: u64,
 }
 
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     agent: ureq::Agent,
     policy: Policy,
 }
 
 impl Client {
-    pub fn new(policy: Policy) -> Client {
+    pub(crate) fn new(policy: Policy) -> Client {
         let config = ureq::Agent::config_builder()
             .timeout_connect(Some(policy.timeout))
             .timeout_recv_response(Some(policy.timeout))
@@ -209,7 +210,7 @@ impl Client {
     /// Whether `url` exists (HEAD, redirects followed): `Ok(None)` if so,
     /// on 404/410 the URL that answered it (`url`, with the hop it was
     /// redirected to).
-    pub fn missing(&self, url: &str) -> Result<Option<String>> {
+    pub(crate) fn missing(&self, url: &str) -> Result<Option<String>> {
         self.retrying(url, || match self.send(url, true, None) {
             Ok(_) => Ok(None),
             Err((hop, ureq::Error::StatusCode(404 | 410))) => Ok(Some(shown(url, &hop))),
@@ -221,7 +222,7 @@ impl Client {
     }
 
     /// A small file (signature, checksum list) into memory; `None` on 404.
-    pub fn get_small(&self, url: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn get_small(&self, url: &str) -> Result<Option<Vec<u8>>> {
         self.retrying(url, || match self.send(url, false, None) {
             Ok((mut resp, hop)) => resp
                 .body_mut()
@@ -236,7 +237,7 @@ impl Client {
     }
 
     /// Streams `url` into `temp`, resuming whatever `temp` already holds.
-    pub fn download(&self, url: &str, temp: &Path, bar: &Bar) -> Result<Downloaded> {
+    pub(crate) fn download(&self, url: &str, temp: &Path, bar: &Bar) -> Result<Downloaded> {
         self.retrying(url, || self.attempt(url, temp, bar))
     }
 
@@ -566,7 +567,7 @@ fn classify(url: &str, hop: &str, err: ureq::Error) -> Failure {
 }
 
 /// What to do about a file the server does not have (download or preflight).
-pub const NOT_FOUND_HINT: &str = "not found: check the pinned version (flatcar.version, \
+pub(crate) const NOT_FOUND_HINT: &str = "not found: check the pinned version (flatcar.version, \
      [sysext]) and, with a mirror, that the mirror holds this file (`pxebuild mirror` \
      writes the layout)";
 

@@ -10,43 +10,43 @@ use serde::{Deserialize, Serialize};
 use crate::engine::store::Store;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub url: String,
     pub sha256: String,
     pub size: u64,
 }
 
 #[derive(Debug, Clone)]
-pub struct Index {
+pub(crate) struct Index {
     dir: PathBuf,
 }
 
 impl Index {
-    pub fn open(cache_dir: &Path) -> Result<Index> {
+    pub(crate) fn open(cache_dir: &Path) -> Result<Index> {
         let dir = cache_dir.join("downloads");
         crate::fsutil::create_cache_dir(&dir)?;
         Ok(Index { dir })
     }
 
     /// The entry for `url` whose blob is present in `store` with its size.
-    pub fn lookup(&self, url: &str, store: &Store) -> Option<Entry> {
+    pub(crate) fn lookup(&self, url: &str, store: &Store) -> Option<Entry> {
         let text = std::fs::read(self.path(url)).ok()?;
         let entry: Entry = serde_json::from_slice(&text).ok()?;
         (entry.url == url && store.has(&entry.sha256, entry.size)).then_some(entry)
     }
 
-    pub fn record(&self, entry: &Entry) -> Result<()> {
+    pub(crate) fn record(&self, entry: &Entry) -> Result<()> {
         let json = serde_json::to_vec_pretty(entry).context("serialising download entry")?;
         crate::fsutil::atomic_write(&self.path(&entry.url), &json, 0o644)
     }
 
     /// Where a partial download of `url` waits to be resumed.
-    pub fn partial(&self, url: &str, store: &Store) -> Result<PathBuf> {
+    pub(crate) fn partial(&self, url: &str, store: &Store) -> Result<PathBuf> {
         Ok(store.temp_dir()?.join(format!("{}.part", key(url))))
     }
 
     /// A lock file serialising downloads of `url` across builds.
-    pub fn lock_path(&self, url: &str) -> PathBuf {
+    pub(crate) fn lock_path(&self, url: &str) -> PathBuf {
         self.dir.join(format!("{}.lock", key(url)))
     }
 

@@ -24,7 +24,7 @@ use crate::error::BadInput;
 /// whether it is one of syslinux's UEFI files (which lie apart in the TFTP
 /// tree; [`Loader::dist`] is its dist path).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Loader {
+pub(crate) struct Loader {
     pub name: &'static str,
     pub in_deb: (Package, &'static str),
     pub in_tarball: Option<&'static str>,
@@ -33,7 +33,7 @@ pub struct Loader {
 
 impl Loader {
     /// Where the file lies in the tree.
-    pub fn dist(&self) -> String {
+    pub(crate) fn dist(&self) -> String {
         crate::layout::loader_path(self.name, self.syslinux_efi)
     }
 }
@@ -98,7 +98,7 @@ const IPXE: [Loader; 3] = [
 ];
 
 /// The loader files `boot_server.loaders` asks for.
-pub fn wanted(loaders: &[String]) -> (Vec<Loader>, Vec<Loader>) {
+pub(crate) fn wanted(loaders: &[String]) -> (Vec<Loader>, Vec<Loader>) {
     let mut syslinux = Vec::new();
     if loaders.iter().any(|l| l == "bios") {
         syslinux.extend(BIOS);
@@ -115,10 +115,10 @@ pub fn wanted(loaders: &[String]) -> (Vec<Loader>, Vec<Loader>) {
 }
 
 /// Loader steps and the files they place.
-pub type LoaderPlan = (Vec<Box<dyn Step>>, Vec<ArtifactRef>);
+pub(crate) type LoaderPlan = (Vec<Box<dyn Step>>, Vec<ArtifactRef>);
 
 /// The loader steps for the site's sources, with their artifacts.
-pub fn steps(fetcher: &Arc<Fetcher>, loaders: &[String]) -> Result<LoaderPlan> {
+pub(crate) fn steps(fetcher: &Arc<Fetcher>, loaders: &[String]) -> Result<LoaderPlan> {
     let (syslinux, ipxe) = wanted(loaders);
     let src = &fetcher.sources;
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
@@ -200,7 +200,7 @@ pub fn steps(fetcher: &Arc<Fetcher>, loaders: &[String]) -> Result<LoaderPlan> {
 
 /// The Debian packages that hold `files`, in the order the files come, each
 /// with its files.
-pub fn by_package(files: impl IntoIterator<Item = Loader>) -> Vec<(Package, Vec<Loader>)> {
+pub(crate) fn by_package(files: impl IntoIterator<Item = Loader>) -> Vec<(Package, Vec<Loader>)> {
     let mut packages: Vec<(Package, Vec<Loader>)> = Vec::new();
     for f in files {
         match packages.iter_mut().find(|(p, _)| *p == f.in_deb.0) {
@@ -212,7 +212,7 @@ pub fn by_package(files: impl IntoIterator<Item = Loader>) -> Vec<(Package, Vec<
 }
 
 /// Loaders copied from a local directory; their digests are the key.
-pub struct LocalLoaders {
+pub(crate) struct LocalLoaders {
     pub dir: PathBuf,
     pub files: Vec<Loader>,
 }
@@ -272,7 +272,7 @@ fn debian_step_id(package: &Package) -> String {
 
 /// Loaders taken out of one of Debian's packages, fetched by its pool path
 /// and checked against the digest pxebuild pins for it.
-pub struct DebianLoaders {
+pub(crate) struct DebianLoaders {
     pub fetcher: Arc<Fetcher>,
     pub package: Package,
     /// Canonical URL of the `.deb` (mirror rewriting applies on fetch).
@@ -373,7 +373,7 @@ impl Step for DebianLoaders {
 }
 
 /// Loaders extracted from the syslinux release tarball.
-pub struct SyslinuxLoaders {
+pub(crate) struct SyslinuxLoaders {
     pub fetcher: Arc<Fetcher>,
     pub url: String,
     pub sha256: String,
@@ -447,7 +447,7 @@ impl Step for SyslinuxLoaders {
 }
 
 /// iPXE binaries, each with a pinned digest.
-pub struct IpxeLoaders {
+pub(crate) struct IpxeLoaders {
     pub fetcher: Arc<Fetcher>,
     pub files: Vec<(Loader, String, String)>,
 }

@@ -3,19 +3,19 @@
 //! directory), system extensions (the release's SHA256SUMS). Each artifact is a build step whose key is its canonical URL
 //! and trust anchor, so a second build makes no request; downloads land in
 //! the content store only once verified. See docs/artifacts.md.
-pub mod current;
-pub mod debian;
-pub mod fetcher;
-pub mod flatcar;
-pub mod http;
-pub mod index;
-pub mod loaders;
-pub mod plan;
-pub mod progress;
+pub(crate) mod current;
+pub(crate) mod debian;
+pub(crate) mod fetcher;
+pub(crate) mod flatcar;
+pub(crate) mod http;
+pub(crate) mod index;
+pub(crate) mod loaders;
+pub(crate) mod plan;
+pub(crate) mod progress;
 pub mod refs;
 pub mod signature;
-pub mod sources;
-pub mod sysext;
+pub(crate) mod sources;
+pub(crate) mod sysext;
 
 use anyhow::Result;
 

@@ -18,12 +18,12 @@ use crate::site::Site;
 
 /// One artifact to have: its name and its URL (with alternatives, any of which will do).
 #[derive(Debug, Clone)]
-pub struct Wanted {
+pub(crate) struct Wanted {
     pub name: String,
     pub urls: Vec<String>,
 }
 
-pub struct Planned {
+pub(crate) struct Planned {
     pub steps: Vec<Box<dyn Step>>,
     pub refs: ArtifactRefs,
     pub wanted: Vec<Wanted>,
@@ -31,7 +31,7 @@ pub struct Planned {
 }
 
 /// Every fetch step for `site`.
-pub fn plan(site: &Site, offline: bool) -> Result<Planned> {
+pub(crate) fn plan(site: &Site, offline: bool) -> Result<Planned> {
     if site.file.flatcar.version == super::current::CURRENT {
         // Planning with `current` would key steps on a moving target.
         bail!("flatcar.version = \"current\" must be pinned (fetch::current::pin) before planning");
@@ -139,7 +139,7 @@ fn loader_sources(fetcher: &Fetcher, loaders: &[String]) -> Vec<Wanted> {
 
 /// Fails naming every artifact that is neither in the store nor upstream
 /// (offline: not in the store).
-pub fn preflight(planned: &Planned) -> Result<()> {
+pub(crate) fn preflight(planned: &Planned) -> Result<()> {
     let fetcher = &planned.fetcher;
     let missing: Vec<&Wanted> = planned
         .wanted

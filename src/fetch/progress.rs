@@ -30,13 +30,13 @@ fn board() -> Option<&'static Board> {
 }
 
 /// Progress of one file.
-pub struct Bar {
+pub(crate) struct Bar {
     name: String,
     bar: Option<ProgressBar>,
 }
 
 impl Bar {
-    pub fn new(name: &str) -> Bar {
+    pub(crate) fn new(name: &str) -> Bar {
         let bar = board().map(|b| {
             let bar = b.multi.insert_before(&b.total, ProgressBar::new(0));
             bar.set_style(
@@ -55,7 +55,7 @@ impl Bar {
     }
 
     /// A transfer (re)starts: `len` if known, `done` bytes already on disk.
-    pub fn start(&self, len: Option<u64>, done: u64) {
+    pub(crate) fn start(&self, len: Option<u64>, done: u64) {
         if let (Some(bar), Some(board)) = (&self.bar, board()) {
             let before = bar.length().unwrap_or(0);
             let len = len.unwrap_or(0);
@@ -68,7 +68,7 @@ impl Bar {
         }
     }
 
-    pub fn inc(&self, n: u64) {
+    pub(crate) fn inc(&self, n: u64) {
         if let (Some(bar), Some(board)) = (&self.bar, board()) {
             bar.inc(n);
             board.total.inc(n);
@@ -76,7 +76,7 @@ impl Bar {
     }
 
     /// The file is done: clear its bar, or print its line.
-    pub fn finish(&self, what: &str) {
+    pub(crate) fn finish(&self, what: &str) {
         match &self.bar {
             Some(bar) => {
                 bar.finish_and_clear();

@@ -12,14 +12,14 @@ use crate::site::Site;
 /// `sources.loaders`: Debian's packages (the default) or the upstream
 /// releases (opt-in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoaderSource {
+pub(crate) enum LoaderSource {
     Debian,
     Upstream,
 }
 
 impl LoaderSource {
     /// From `sources.loaders`; absent means Debian.
-    pub fn parse(value: Option<&str>) -> Option<LoaderSource> {
+    pub(crate) fn parse(value: Option<&str>) -> Option<LoaderSource> {
         match value {
             None | Some("debian") => Some(LoaderSource::Debian),
             Some("upstream") => Some(LoaderSource::Upstream),
@@ -28,19 +28,20 @@ impl LoaderSource {
     }
 }
 
-pub const SYSLINUX_URL: &str =
+pub(crate) const SYSLINUX_URL: &str =
     "https://www.kernel.org/pub/linux/utils/boot/syslinux/syslinux-6.03.tar.xz";
 /// SHA-256 of the upstream syslinux 6.03 `.tar.xz` (the same value is pinned
 /// independently by Buildroot, Yocto and LibreELEC). It applies only to the
 /// default URL: a site that names another tarball pins it itself.
-pub const SYSLINUX_SHA256: &str =
+pub(crate) const SYSLINUX_SHA256: &str =
     "26d3986d2bea109d5dc0e4f8c4822a459276cf021125e8c9f23c3cca5d8c850e";
-pub const IPXE_URL: &str = "https://boot.ipxe.org";
-pub const SYSEXT_RELEASES: &str = "https://github.com/flatcar/sysext-bakery/releases/download";
+pub(crate) const IPXE_URL: &str = "https://boot.ipxe.org";
+pub(crate) const SYSEXT_RELEASES: &str =
+    "https://github.com/flatcar/sysext-bakery/releases/download";
 
 /// The resolved artifact sources of one site.
 #[derive(Debug, Clone)]
-pub struct Sources {
+pub(crate) struct Sources {
     /// Mirror base without a trailing slash, if any.
     pub mirror: Option<String>,
     pub key: SigningKey,
@@ -65,7 +66,7 @@ pub struct Sources {
 impl Sources {
     /// From the site's `[sources]`, with `PXEBUILD_MIRROR` and
     /// `PXEBUILD_SIGNING_KEY` taking precedence for this run.
-    pub fn from_site(site: &Site) -> Result<Sources> {
+    pub(crate) fn from_site(site: &Site) -> Result<Sources> {
         let src = &site.file.sources;
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let from_env = env("PXEBUILD_MIRROR");
@@ -144,7 +145,7 @@ impl Sources {
 
     /// Which key checked a signature, and the setting that names another:
     /// for a signature that does not verify.
-    pub fn key_advice(&self) -> String {
+    pub(crate) fn key_advice(&self) -> String {
         match self.key_setting {
             None => "checked with the built-in Flatcar image signing key; a release signed \
                      with another key needs that key in sources.signing_key (or \
@@ -160,7 +161,7 @@ impl Sources {
 
     /// Whose pin `url` failed and what to set, for a pin mismatch: the
     /// built-in syslinux pin, or the site's `sources.*` setting.
-    pub fn pin_advice(&self, url: &str, got: &str) -> String {
+    pub(crate) fn pin_advice(&self, url: &str, got: &str) -> String {
         if url == self.syslinux_url {
             return if self.syslinux_pin_builtin {
                 "the pin is pxebuild's built-in one for its default syslinux tarball; to use \
@@ -181,7 +182,7 @@ impl Sources {
     }
 
     /// The URL actually requested for canonical `url` (mirror-rewritten).
-    pub fn locate(&self, url: &str) -> Result<String> {
+    pub(crate) fn locate(&self, url: &str) -> Result<String> {
         match &self.mirror {
             Some(mirror) => Ok(format!("{mirror}/{}", mirror_path(url)?)),
             None => Ok(url.to_string()),
@@ -205,7 +206,7 @@ fn load_key(path: &Path, what: &str) -> Result<(SigningKey, String)> {
 }
 
 /// `https://host/a/b` → `host/a/b`: the path of a URL inside a mirror.
-pub fn mirror_path(url: &str) -> Result<String> {
+pub(crate) fn mirror_path(url: &str) -> Result<String> {
     let rest = url
         .split_once("://")
         .map(|(_, rest)| rest)
@@ -218,17 +219,17 @@ pub fn mirror_path(url: &str) -> Result<String> {
 }
 
 /// A Flatcar release file: `https://<channel>.release.flatcar-linux.net/<arch>-usr/<version>/<file>`.
-pub fn flatcar_url(channel: &str, arch: &str, version: &str, file: &str) -> String {
+pub(crate) fn flatcar_url(channel: &str, arch: &str, version: &str, file: &str) -> String {
     format!("https://{channel}.release.flatcar-linux.net/{arch}-usr/{version}/{file}")
 }
 
 /// A file of a sysext-bakery release `<name>-<version>`.
-pub fn sysext_url(name: &str, version: &str, file: &str) -> String {
+pub(crate) fn sysext_url(name: &str, version: &str, file: &str) -> String {
     format!("{SYSEXT_RELEASES}/{name}-{version}/{file}")
 }
 
 /// The architecture suffix of sysext images.
-pub fn sysext_arch(arch: &str) -> &'static str {
+pub(crate) fn sysext_arch(arch: &str) -> &'static str {
     if arch == "arm64" {
         "arm64"
     } else {

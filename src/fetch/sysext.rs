@@ -12,7 +12,7 @@ use super::sources::{sysext_arch, sysext_url};
 use crate::engine::key::Key;
 use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 
-pub struct SysextImage {
+pub(crate) struct SysextImage {
     pub fetcher: Arc<Fetcher>,
     pub name: String,
     pub version: String,
@@ -22,7 +22,12 @@ pub struct SysextImage {
 }
 
 impl SysextImage {
-    pub fn new(fetcher: &Arc<Fetcher>, name: &str, version: &str, arch: &str) -> SysextImage {
+    pub(crate) fn new(
+        fetcher: &Arc<Fetcher>,
+        name: &str,
+        version: &str,
+        arch: &str,
+    ) -> SysextImage {
         let file_name = format!("{name}-{version}-{}.raw", sysext_arch(arch));
         SysextImage {
             fetcher: fetcher.clone(),
@@ -34,7 +39,7 @@ impl SysextImage {
         }
     }
 
-    pub fn artifact(&self) -> SysextRef {
+    pub(crate) fn artifact(&self) -> SysextRef {
         SysextRef {
             name: self.name.clone(),
             version: self.version.clone(),
@@ -68,7 +73,7 @@ impl SysextImage {
 /// `<hex> *<name>`). Two lines for `file` that disagree are an error: which
 /// one a tool believes would decide what is trusted (first wins here, a
 /// failed line with `sha256sum -c`). Repeated identical lines are harmless.
-pub fn lookup_sum(text: &str, file: &str) -> Result<Option<String>> {
+pub(crate) fn lookup_sum(text: &str, file: &str) -> Result<Option<String>> {
     let mut found: Option<String> = None;
     for line in text.lines() {
         let Some((hex, name)) = line.trim().split_once(char::is_whitespace) else {

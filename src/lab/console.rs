@@ -38,7 +38,7 @@ impl Milestone {
 
 /// What one console line means.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     Reached(Milestone),
     /// The stand-in OS's success marker.
     MarkerOk(MarkerLine),
@@ -65,7 +65,7 @@ pub struct MarkerLine {
 }
 
 /// Removes terminal escapes and carriage returns that firmware prints.
-pub fn clean(line: &str) -> String {
+pub(crate) fn clean(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
@@ -170,7 +170,7 @@ fn interleaved_twice(text: &str, line: &str) -> bool {
 /// [`interleaved_twice`]), so a verdict quotes `Booting kernel failed:
 /// Invalid argument`, not `Booting kernel failed:Booting kernel failed: …`.
 /// Any other line is returned as is.
-pub fn once(line: &str) -> String {
+pub(crate) fn once(line: &str) -> String {
     let chars: Vec<char> = line.chars().collect();
     let half = chars.len() / 2;
     if chars.len().is_multiple_of(2) && half > 0 && chars[..half] == chars[half..] {
@@ -219,7 +219,7 @@ fn search(rest: &[char], lead: &mut Vec<char>, follow: usize, budget: &mut u32) 
 }
 
 /// Classifies one serial console line (already [`clean`]ed).
-pub fn classify(line: &str) -> Option<Event> {
+pub(crate) fn classify(line: &str) -> Option<Event> {
     if let Some(event) = standin_line(line) {
         return Some(event);
     }
@@ -275,7 +275,7 @@ fn parse_marker(rest: &str) -> MarkerLine {
 
 /// The node and milestone of a beacon in a server log line: `pxebuild serve`
 /// logs `node=<name> milestone=<m>`; nginx logs the request `/beacon/<name>/<m>`.
-pub fn beacon(line: &str) -> Option<(String, String)> {
+pub(crate) fn beacon(line: &str) -> Option<(String, String)> {
     if let Some(pos) = line.find("/beacon/") {
         let rest = &line[pos + 8..];
         let end = rest.find([' ', '?', '"']).unwrap_or(rest.len());
@@ -294,7 +294,7 @@ pub fn beacon(line: &str) -> Option<(String, String)> {
 /// The detail a beacon line carries, if any: `pxebuild serve` logs it as
 /// `detail=<text>`; nginx logs the request's query, `?detail=<text>`, which is
 /// sanitised here as the server would.
-pub fn beacon_detail(line: &str) -> Option<String> {
+pub(crate) fn beacon_detail(line: &str) -> Option<String> {
     if let Some(pos) = line.find("/beacon/") {
         let rest = &line[pos..];
         let end = rest.find([' ', '"']).unwrap_or(rest.len());

@@ -15,7 +15,7 @@ use super::topology::mask;
 /// the node subnet with a dynamic range for VMs without a reservation and the
 /// gateway as router. Behind a relay, dhcpd also needs a declaration of the
 /// subnet of its own interface, or it does not listen there.
-pub fn isc_config(plan: &LabPlan) -> String {
+pub(crate) fn isc_config(plan: &LabPlan) -> String {
     let (start, end) = plan.dhcp_range();
     let network = plan.network();
     let router = plan
@@ -50,7 +50,7 @@ pub fn isc_config(plan: &LabPlan) -> String {
 /// the interface, a lease database, a pool for VMs without a reservation, the
 /// gateway as router and a log file. Behind a relay, Kea picks the snippet's
 /// subnet by the relay's address (giaddr) and needs nothing more.
-pub fn kea_config(plan: &LabPlan, snippet: &str, log: &Path) -> Result<String> {
+pub(crate) fn kea_config(plan: &LabPlan, snippet: &str, log: &Path) -> Result<String> {
     let mut config: Value = serde_json::from_str(snippet)
         .with_context(|| format!("{} is not JSON", plan.dhcp_snippet().display()))?;
     let dhcp4 = config
@@ -105,7 +105,7 @@ pub fn kea_config(plan: &LabPlan, snippet: &str, log: &Path) -> Result<String> {
 /// The MAC and IP of a lease a DHCP server's log reports: dnsmasq's
 /// `DHCPACK(<iface>) <ip> <mac> [name]`, ISC's `DHCPACK on <ip> to <mac> …`, or
 /// Kea's `DHCP4_LEASE_ALLOC [hwtype=1 <mac>], … lease <ip> has been allocated …`.
-pub fn lease(line: &str) -> Option<(String, String)> {
+pub(crate) fn lease(line: &str) -> Option<(String, String)> {
     let (mac, ip) = if let Some(at) = line.find("DHCPACK(") {
         let mut words = line[at..].split_whitespace().skip(1);
         let ip = words.next()?;

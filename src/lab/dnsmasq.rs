@@ -16,7 +16,7 @@ use super::plan::LabPlan;
 
 /// The boot server's dnsmasq: router advertisements on the nodes' link, and
 /// TFTP when `tftp_root` is given. No DHCPv4.
-pub fn boot_config(plan: &LabPlan, log: &Path, tftp_root: Option<&Path>) -> String {
+pub(crate) fn boot_config(plan: &LabPlan, log: &Path, tftp_root: Option<&Path>) -> String {
     let nodes = netns::tap_bridge(&plan.topology);
     let mut c = String::new();
     let mut line = |s: String| {
@@ -45,7 +45,7 @@ pub fn boot_config(plan: &LabPlan, log: &Path, tftp_root: Option<&Path>) -> Stri
 }
 
 /// The DHCP server's dnsmasq, in its own namespace, with the site's snippet.
-pub fn dhcp_config(plan: &LabPlan, log: &Path) -> String {
+pub(crate) fn dhcp_config(plan: &LabPlan, log: &Path) -> String {
     let (start, end) = plan.dhcp_range();
     let mut c = String::new();
     let mut line = |s: String| {
@@ -80,7 +80,7 @@ pub fn dhcp_config(plan: &LabPlan, log: &Path) -> String {
 
 /// The log line that says dnsmasq is ready: its DHCP sockets are bound, or,
 /// without DHCPv4, router advertisements are on.
-pub fn ready_line(dhcp4: bool) -> &'static str {
+pub(crate) fn ready_line(dhcp4: bool) -> &'static str {
     if dhcp4 {
         "sockets bound exclusively"
     } else {

@@ -18,20 +18,20 @@
 //! `nginx`, `qemu` (command lines, accelerator probe), `runner` (processes),
 //! `console` (milestone patterns), `tracker` (verdicts), `watch` (the loop),
 //! `table` (live table), `state` (runtime directory and crash recovery).
-pub mod console;
-pub mod dhcp;
-pub mod dnsmasq;
+pub(crate) mod console;
+pub(crate) mod dhcp;
+pub(crate) mod dnsmasq;
 pub mod netns;
-pub mod nginx;
+pub(crate) mod nginx;
 pub mod plan;
-pub mod qemu;
-pub mod runner;
+pub(crate) mod qemu;
+pub(crate) mod runner;
 pub mod state;
-pub mod table;
-pub mod tools;
-pub mod topology;
-pub mod tracker;
-pub mod watch;
+pub(crate) mod table;
+pub(crate) mod tools;
+pub(crate) mod topology;
+pub(crate) mod tracker;
+pub(crate) mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::plan::LabPlan;
 
 /// A complete nginx.conf for the lab; `log` receives the access log.
-pub fn config(plan: &LabPlan, prefix: &Path, log: &Path) -> String {
+pub(crate) fn config(plan: &LabPlan, prefix: &Path, log: &Path) -> String {
     let p = prefix.display();
     let root = plan.dist.join(crate::layout::HTTP);
     format!(

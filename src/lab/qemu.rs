@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::plan::{Firmware, LabVm, Role};
 
-pub const QEMU: &str = "qemu-system-x86_64";
-pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+pub(crate) const QEMU: &str = "qemu-system-x86_64";
+pub(crate) const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub(crate) const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 /// Accelerator for the VMs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,7 +28,7 @@ pub enum Accel {
 
 /// How one VM is run.
 #[derive(Debug, Clone)]
-pub struct VmSpec<'a> {
+pub(crate) struct VmSpec<'a> {
     pub vm: &'a LabVm,
     /// `Tcg` or `Kvm` (never `Auto`).
     pub accel: Accel,
@@ -41,7 +41,7 @@ pub struct VmSpec<'a> {
 }
 
 /// The QEMU arguments for one VM; the serial console goes to stdout.
-pub fn args(spec: &VmSpec) -> Vec<String> {
+pub(crate) fn args(spec: &VmSpec) -> Vec<String> {
     let vm = spec.vm;
     let mut a: Vec<String> = match spec.accel {
         Accel::Kvm => strings(&["-accel", "kvm", "-cpu", "host"]),
@@ -104,7 +104,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 }
 
 /// Resolves `Auto` to what works here, checking an explicit `Kvm` too.
-pub fn resolve_accel(choice: Accel) -> anyhow::Result<Accel> {
+pub(crate) fn resolve_accel(choice: Accel) -> anyhow::Result<Accel> {
     match choice {
         Accel::Tcg => Ok(Accel::Tcg),
         Accel::Auto => Ok(if kvm_works() { Accel::Kvm } else { Accel::Tcg }),
@@ -117,7 +117,7 @@ pub fn resolve_accel(choice: Accel) -> anyhow::Result<Accel> {
 
 /// Boots SeaBIOS with nothing to boot under KVM: a working KVM reaches
 /// "No bootable device" in well under a second; a broken one aborts or crawls.
-pub fn kvm_works() -> bool {
+pub(crate) fn kvm_works() -> bool {
     if !Path::new("/dev/kvm").exists() {
         return false;
     }

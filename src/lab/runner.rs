@@ -23,7 +23,7 @@ use super::state::{self, LabState, Process, StateDir, VmRecord};
 use super::{dnsmasq, netns, LabOptions, ServerKind};
 
 /// A lab that is up: its plan, its record and the processes this pxebuild started.
-pub struct Lab {
+pub(crate) struct Lab {
     pub plan: LabPlan,
     pub state_dir: StateDir,
     pub record: LabState,
@@ -47,7 +47,7 @@ impl Drop for Lab {
 impl Lab {
     /// Creates the network and starts DHCP and the boot server (no VM yet).
     /// On failure everything started so far is torn down again.
-    pub fn start(plan: LabPlan, state_dir: StateDir, options: LabOptions) -> Result<Lab> {
+    pub(crate) fn start(plan: LabPlan, state_dir: StateDir, options: LabOptions) -> Result<Lab> {
         let accel = qemu::resolve_accel(options.accel)?;
         let memory_mib = options.memory_mib.unwrap_or_else(|| default_memory(&plan));
         let record = LabState::new(&state_dir.namespace());
@@ -311,7 +311,7 @@ impl Lab {
     }
 
     /// Starts VM `index`; returns when QEMU runs.
-    pub fn start_vm(&mut self, index: usize) -> Result<()> {
+    pub(crate) fn start_vm(&mut self, index: usize) -> Result<()> {
         netns::clear_time_wait(&self.record.namespace)?;
         let vm = self.plan.vms[index].clone();
         let vars = match vm.firmware {
@@ -373,7 +373,7 @@ impl Lab {
     }
 
     /// Whether the VM's QEMU has exited.
-    pub fn vm_exited(&mut self, name: &str) -> bool {
+    pub(crate) fn vm_exited(&mut self, name: &str) -> bool {
         self.children
             .get_mut(name)
             .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
@@ -381,7 +381,7 @@ impl Lab {
 
     /// Stops VM `index` and boots it again; the stopped attempt's serial log
     /// is kept as `<name>.attempt-<n>.serial.log`.
-    pub fn restart_vm(&mut self, index: usize, attempt: usize) -> Result<()> {
+    pub(crate) fn restart_vm(&mut self, index: usize, attempt: usize) -> Result<()> {
         let name = self.plan.vms[index].name.clone();
         self.stop_vm(&name);
         let serial = self.state_dir.serial(&name);
@@ -394,19 +394,19 @@ impl Lab {
     }
 
     /// Stops one VM by PID.
-    pub fn stop_vm(&mut self, name: &str) {
+    pub(crate) fn stop_vm(&mut self, name: &str) {
         if let Some(child) = self.children.get_mut(name) {
             state::stop(child.id(), qemu::QEMU, Duration::from_secs(2));
             let _ = child.wait();
         }
     }
 
-    pub fn options(&self) -> &LabOptions {
+    pub(crate) fn options(&self) -> &LabOptions {
         &self.options
     }
 
     /// Stops every recorded process (VMs first), deletes the namespace and the record.
-    pub fn teardown(&mut self) {
+    pub(crate) fn teardown(&mut self) {
         if self.released {
             return;
         }
@@ -419,7 +419,7 @@ impl Lab {
     }
 
     /// Leaves everything running (for `lab up`); `lab down` stops it later.
-    pub fn detach(mut self) {
+    pub(crate) fn detach(mut self) {
         self.released = true;
         self.children.clear();
     }
@@ -427,7 +427,7 @@ impl Lab {
 
 /// Stops the processes of a record in reverse start order, then removes the
 /// namespace and forgets the record. Shared by teardown and `lab down`.
-pub fn teardown_record(state_dir: &StateDir, record: &LabState) {
+pub(crate) fn teardown_record(state_dir: &StateDir, record: &LabState) {
     for p in record.processes.iter().rev() {
         state::stop(p.pid, &p.program, Duration::from_secs(3));
     }
@@ -445,9 +445,9 @@ fn create(path: &std::path::Path) -> Result<File> {
 }
 
 /// The boot-side dnsmasq's log (router advertisements, TFTP for nginx).
-pub const BOOT_DNSMASQ_LOG: &str = "boot-dnsmasq.log";
+pub(crate) const BOOT_DNSMASQ_LOG: &str = "boot-dnsmasq.log";
 /// The DHCP relay's output.
-pub const RELAY_LOG: &str = "dhcrelay.log";
+pub(crate) const RELAY_LOG: &str = "dhcrelay.log";
 
 fn tap(index: usize) -> String {
     format!("tap{index}")
@@ -472,7 +472,7 @@ fn default_memory(plan: &LabPlan) -> u32 {
 }
 
 /// The last `n` non-empty lines of a log, cleaned of terminal escapes.
-pub fn tail(path: &std::path::Path, n: usize) -> String {
+pub(crate) fn tail(path: &std::path::Path, n: usize) -> String {
     let bytes = std::fs::read(path).unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<String> = text

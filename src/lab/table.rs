@@ -8,7 +8,7 @@ use super::console::Milestone;
 
 /// One VM's row.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Row {
+pub(crate) struct Row {
     pub name: String,
     pub firmware: String,
     pub ip: String,
@@ -19,7 +19,7 @@ pub struct Row {
 }
 
 /// The table as text, header first, each line ending in a newline.
-pub fn render(rows: &[Row]) -> String {
+pub(crate) fn render(rows: &[Row]) -> String {
     let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(4);
     let ip_w = rows.iter().map(|r| r.ip.len()).max().unwrap_or(0).max(2);
     let mut out = String::new();
@@ -51,7 +51,7 @@ pub fn render(rows: &[Row]) -> String {
 /// One row for `lab status --format json`: `{"name", "firmware", "ip",
 /// "milestones": ["dhcp", ...] (in boot order), "state"}`; the IP is null
 /// until a lease is seen.
-pub fn json(row: &Row) -> serde_json::Value {
+pub(crate) fn json(row: &Row) -> serde_json::Value {
     let milestones: Vec<&str> = Milestone::ALL
         .iter()
         .filter(|m| row.reached.contains_key(m))

@@ -94,7 +94,7 @@ fn needs(plan: &LabPlan, server: ServerKind) -> Vec<Need> {
 }
 
 /// Fails with a clear message naming everything missing and how to install it.
-pub fn check(plan: &LabPlan, server: ServerKind) -> Result<()> {
+pub(crate) fn check(plan: &LabPlan, server: ServerKind) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err(BadInput::new(

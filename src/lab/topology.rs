@@ -12,7 +12,7 @@ use anyhow::{bail, Result};
 use crate::error::BadInput;
 
 /// Prefix of the boot server's own subnet in the relayed topology.
-pub const SERVER_SIDE_PREFIX: u8 = 24;
+pub(crate) const SERVER_SIDE_PREFIX: u8 = 24;
 
 /// Every address the lab's network needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +46,11 @@ pub struct Site<'a> {
     pub range_start: Ipv4Addr,
 }
 
-pub fn mask(prefix: u8) -> u32 {
+pub(crate) fn mask(prefix: u8) -> u32 {
     u32::MAX << (32 - u32::from(prefix))
 }
 
-pub fn contains(network: Ipv4Addr, prefix: u8, addr: Ipv4Addr) -> bool {
+pub(crate) fn contains(network: Ipv4Addr, prefix: u8, addr: Ipv4Addr) -> bool {
     u32::from(addr) & mask(prefix) == u32::from(network) & mask(prefix)
 }
 

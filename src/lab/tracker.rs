@@ -19,7 +19,7 @@ pub enum Verdict {
 
 /// Everything seen from one VM.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Progress {
+pub(crate) struct Progress {
     pub reached: BTreeMap<Milestone, f64>,
     pub marker: Option<MarkerLine>,
     /// `(path, line)` quotes of files the files stage wrote.
@@ -37,7 +37,7 @@ pub struct Progress {
 impl Progress {
     /// Whether the loader runs and nothing later has happened yet: the stage
     /// in which a stalled download leaves the console silent.
-    pub fn in_loader(&self) -> bool {
+    pub(crate) fn in_loader(&self) -> bool {
         self.reached.contains_key(&Milestone::Loader)
             && !self.reached.contains_key(&Milestone::Kernel)
             && self.marker.is_none()
@@ -46,7 +46,7 @@ impl Progress {
     }
 
     /// Records one event seen `secs` after the VM started.
-    pub fn apply(&mut self, event: Event, secs: f64) {
+    pub(crate) fn apply(&mut self, event: Event, secs: f64) {
         match event {
             Event::Reached(m) => self.reach(m, secs),
             Event::MarkerOk(marker) => {
@@ -65,12 +65,12 @@ impl Progress {
     }
 
     /// Keeps the first time a milestone was reached (firmware repeats banners).
-    pub fn reach(&mut self, milestone: Milestone, secs: f64) {
+    pub(crate) fn reach(&mut self, milestone: Milestone, secs: f64) {
         self.reached.entry(milestone).or_insert(secs);
     }
 
     /// Records a beacon; the first time counts.
-    pub fn beacon(&mut self, milestone: &str, secs: f64) {
+    pub(crate) fn beacon(&mut self, milestone: &str, secs: f64) {
         self.beacons.entry(milestone.to_string()).or_insert(secs);
     }
 
@@ -78,7 +78,7 @@ impl Progress {
     /// for the operator (its disk missing, or holding data without `wipe`)
     /// is also the node's failure, naming the detail: such an install does
     /// not retry, so the run fails at once.
-    pub fn beacon_with(&mut self, milestone: &str, detail: Option<&str>, secs: f64) {
+    pub(crate) fn beacon_with(&mut self, milestone: &str, detail: Option<&str>, secs: f64) {
         self.beacon(milestone, secs);
         if milestone.parse().is_ok_and(Beacon::install_stopped) {
             let why = match detail {
@@ -99,7 +99,7 @@ impl Progress {
     }
 
     /// The verdict once the VM is finished, or `None` while it should keep running.
-    pub fn verdict(&self, role: &Role, until: Option<Beacon>) -> Option<Verdict> {
+    pub(crate) fn verdict(&self, role: &Role, until: Option<Beacon>) -> Option<Verdict> {
         let ignition = self.reached.contains_key(&Milestone::Ignition);
         match role {
             Role::Node if self.node_done(until) => Some(Verdict::Pass),
@@ -121,7 +121,7 @@ impl Progress {
     }
 
     /// The verdict when the VM stopped or ran out of time without finishing.
-    pub fn unfinished(&self, role: &Role, until: Option<Beacon>, why: &str) -> Verdict {
+    pub(crate) fn unfinished(&self, role: &Role, until: Option<Beacon>, why: &str) -> Verdict {
         self.verdict(role, until).unwrap_or_else(|| {
             let last = self
                 .reached
@@ -133,7 +133,7 @@ impl Progress {
     }
 
     /// The state column of the live table.
-    pub fn state(&self, role: &Role, finished: Option<&Verdict>) -> String {
+    pub(crate) fn state(&self, role: &Role, finished: Option<&Verdict>) -> String {
         match finished {
             Some(Verdict::Pass) => match role {
                 Role::Node => "ok".into(),

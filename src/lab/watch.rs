@@ -16,7 +16,7 @@ use super::table::{self, Row};
 use super::tracker::{Progress, Verdict};
 
 /// Follows a growing log file, returning complete new lines.
-pub struct LineReader {
+pub(crate) struct LineReader {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
@@ -26,7 +26,7 @@ pub struct LineReader {
 
 impl LineReader {
     /// Starts at the file's current end (or its start when it does not exist yet).
-    pub fn at_end(path: PathBuf) -> LineReader {
+    pub(crate) fn at_end(path: PathBuf) -> LineReader {
         let offset = std::fs::metadata(&path).map_or(0, |m| m.len());
         LineReader {
             path,
@@ -36,7 +36,7 @@ impl LineReader {
         }
     }
 
-    pub fn at_start(path: PathBuf) -> LineReader {
+    pub(crate) fn at_start(path: PathBuf) -> LineReader {
         LineReader {
             path,
             offset: 0,
@@ -46,17 +46,17 @@ impl LineReader {
     }
 
     /// How long the file has not grown.
-    pub fn quiet_for(&self) -> Duration {
+    pub(crate) fn quiet_for(&self) -> Duration {
         self.grew.elapsed()
     }
 
     /// The unfinished last line (a loader's `Loading …` waits there).
-    pub fn pending(&self) -> String {
+    pub(crate) fn pending(&self) -> String {
         console::clean(&String::from_utf8_lossy(&self.partial))
     }
 
     /// New complete lines, cleaned of terminal escapes.
-    pub fn lines(&mut self) -> Vec<String> {
+    pub(crate) fn lines(&mut self) -> Vec<String> {
         let Ok(mut file) = std::fs::File::open(&self.path) else {
             return vec![];
         };
@@ -85,7 +85,7 @@ impl LineReader {
 }
 
 /// One VM under watch.
-pub struct Watched {
+pub(crate) struct Watched {
     pub index: usize,
     pub started: Option<Instant>,
     pub progress: Progress,
@@ -110,7 +110,7 @@ fn loader_stall_limit(timeout: Duration) -> Duration {
 }
 
 /// Boots every VM of the lab and returns each one's progress and verdict.
-pub fn run(
+pub(crate) fn run(
     lab: &mut Lab,
     parallel: usize,
     timeout: Duration,
@@ -357,7 +357,7 @@ fn milestones_text(row: &Row) -> String {
 }
 
 /// Table rows for the watched VMs; `ticking` adds the running time of booting VMs.
-pub fn rows(lab: &Lab, vms: &[Watched], ticking: bool) -> Vec<Row> {
+pub(crate) fn rows(lab: &Lab, vms: &[Watched], ticking: bool) -> Vec<Row> {
     vms.iter()
         .map(|w| {
             let vm = &lab.plan.vms[w.index];

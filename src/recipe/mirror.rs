@@ -18,7 +18,7 @@ use crate::site::Site;
 /// Writes the site's artifacts under `dir`; returns how many files it placed.
 /// A site that asks for `current` also gets the channel's
 /// `current/version.txt`, so the air-gapped build resolves it the same way.
-pub fn write_mirror(site: &Site, dir: &Path, offline: bool, jobs: usize) -> Result<usize> {
+pub(crate) fn write_mirror(site: &Site, dir: &Path, offline: bool, jobs: usize) -> Result<usize> {
     // Offline, `current` is what the site's last build recorded in dist/,
     // as `build --offline` does.
     let previous = site.dir.join(crate::layout::SITE_DIST);

@@ -7,8 +7,8 @@
 //! nodes and Flatcar release in the manifest.
 //!
 //! `mirror` sits beside it: the same fetch steps, laid out as a mirror.
-pub mod mirror;
-pub mod plan;
+pub(crate) mod mirror;
+pub(crate) mod plan;
 
 use std::path::PathBuf;
 use std::sync::Arc;

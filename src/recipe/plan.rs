@@ -29,7 +29,7 @@ pub struct PlanEnv<'a> {
 
 /// Every step of a build of `env.site`, in this order: fetch steps (after
 /// the preflight found every artifact), node steps, signing, boot steps.
-pub fn plan(env: &PlanEnv) -> Result<Vec<Box<dyn Step>>> {
+pub(crate) fn plan(env: &PlanEnv) -> Result<Vec<Box<dyn Step>>> {
     let site = env.site;
     let (mut steps, artifacts) = crate::fetch::plan_artifacts(site, env.offline)?;
     let secrets = ensure_secrets(site, env.out)?;

@@ -14,8 +14,8 @@ pub mod cilium;
 pub mod context;
 pub mod ignition;
 pub mod node;
-pub mod sign;
-pub mod steps;
+pub(crate) mod sign;
+pub(crate) mod steps;
 pub mod template_map;
 pub mod templates;
 

@@ -13,7 +13,7 @@ use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 use crate::fetch::refs::SysextRef;
 use crate::secrets::update_key::{UpdateKey, SIGNATURE};
 
-pub struct SignSums {
+pub(crate) struct SignSums {
     pub key: Arc<UpdateKey>,
     /// The fetch step that publishes the listing.
     pub fetch_step: String,
@@ -21,7 +21,7 @@ pub struct SignSums {
 }
 
 impl SignSums {
-    pub fn new(key: &Arc<UpdateKey>, sysext: &SysextRef) -> SignSums {
+    pub(crate) fn new(key: &Arc<UpdateKey>, sysext: &SysextRef) -> SignSums {
         SignSums {
             key: key.clone(),
             fetch_step: sysext.image.step.clone(),

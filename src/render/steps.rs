@@ -22,7 +22,7 @@ use crate::engine::step::{Inputs, RedactedInputs, RunCtx, Step, Visibility};
 use crate::fetch::refs::SysextRef;
 
 /// What every node step of one build shares.
-pub struct Shared {
+pub(crate) struct Shared {
     pub templates: Arc<Templates>,
     /// Where `templates` were loaded from: read again only to map an error in
     /// a rendered template back to its template line.
@@ -65,7 +65,7 @@ impl Shared {
     /// instead of the whole site context, so a no-op build of a large site
     /// does not serialise that context once per node step. (`--explain`
     /// reads the unfolded form, `explained`, only for steps that run.)
-    pub fn sealed(mut self) -> Shared {
+    pub(crate) fn sealed(mut self) -> Shared {
         // The sysext context without the image hashes, which node steps read
         // from their inputs (and key by those inputs' digests).
         let sysexts = context::sysexts_from(&self.http_base, &self.sysexts, |_| Ok(String::new()))
@@ -95,19 +95,19 @@ impl Shared {
 }
 
 /// Dist path of a node's Ignition config (`install` or `node`).
-pub fn ignition_path(ctx: &NodeContext, doc: &str) -> String {
+pub(crate) fn ignition_path(ctx: &NodeContext, doc: &str) -> String {
     crate::layout::ignition_file(&ctx.node.ignition_dir, doc)
 }
 
 /// A node's part of its steps' keys, computed once per build for both steps.
-pub struct NodeKey {
+pub(crate) struct NodeKey {
     pub base: Arc<NodeContext>,
     /// blake3 of the node's context as JSON.
     digest: String,
 }
 
 impl NodeKey {
-    pub fn new(base: Arc<NodeContext>) -> NodeKey {
+    pub(crate) fn new(base: Arc<NodeContext>) -> NodeKey {
         let bytes = serde_json::to_vec(&base.node).expect("JSON values serialise");
         let digest = blake3::hash(&bytes).to_hex().to_string();
         NodeKey { base, digest }
@@ -168,7 +168,7 @@ fn put_ignition(
 
 /// Renders node.bu (and the kubeadm YAML it embeds) and translates it to the
 /// node's first-disk-boot Ignition config.
-pub struct NodeIgnition {
+pub(crate) struct NodeIgnition {
     pub shared: Arc<Shared>,
     pub node: Arc<NodeKey>,
 }
@@ -214,7 +214,7 @@ impl Step for NodeIgnition {
 
 /// Renders install.bu around the node's Ignition config and translates it to
 /// the config the PXE-booted installer runs.
-pub struct InstallIgnition {
+pub(crate) struct InstallIgnition {
     pub shared: Arc<Shared>,
     pub node: Arc<NodeKey>,
 }

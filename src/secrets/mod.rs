@@ -38,11 +38,11 @@
 mod files;
 mod guard;
 pub mod kubeconfig;
-pub mod node_ids;
+pub(crate) mod node_ids;
 pub mod pki;
 mod store;
 pub mod token;
-pub mod update_key;
+pub(crate) mod update_key;
 mod wording;
 
 use std::path::Path;

@@ -9,12 +9,12 @@ use anyhow::{Context, Result};
 use super::wording::shown;
 use crate::error::BadInput;
 
-pub const FILE: &str = "node-ids.toml";
+pub(crate) const FILE: &str = "node-ids.toml";
 
 /// Reads the ids (an absent file is an empty map). An unreadable file, a
 /// syntax error or an id that is not lower-case letters and digits is bad
 /// input naming the file.
-pub fn load(dir: &Path) -> Result<BTreeMap<String, String>> {
+pub(crate) fn load(dir: &Path) -> Result<BTreeMap<String, String>> {
     let path = dir.join(FILE);
     if !path.exists() {
         return Ok(BTreeMap::new());
@@ -43,7 +43,7 @@ pub fn load(dir: &Path) -> Result<BTreeMap<String, String>> {
 }
 
 /// The names in `nodes` that have no id in `ids`, in the order given.
-pub fn without_id<'a>(
+pub(crate) fn without_id<'a>(
     ids: &BTreeMap<String, String>,
     nodes: impl IntoIterator<Item = &'a str>,
 ) -> Vec<&'a str> {
@@ -55,7 +55,7 @@ pub fn without_id<'a>(
 
 /// Gives every name in `names` a new id in `ids` and rewrites the file
 /// atomically (temp file + rename, 0600). Nothing is written for no names.
-pub fn add(dir: &Path, ids: &mut BTreeMap<String, String>, names: &[&str]) -> Result<()> {
+pub(crate) fn add(dir: &Path, ids: &mut BTreeMap<String, String>, names: &[&str]) -> Result<()> {
     if names.is_empty() {
         return Ok(());
     }
@@ -72,7 +72,9 @@ pub fn add(dir: &Path, ids: &mut BTreeMap<String, String>, names: &[&str]) -> Re
 
 /// Adds an id for every name in `nodes` that has none; writes the file only
 /// when something was added. Returns the complete map and the names added.
-pub fn ensure<'a>(
+/// (store.rs does the same in its steps; the tests hold the steps to it.)
+#[cfg(test)]
+pub(crate) fn ensure<'a>(
     dir: &Path,
     nodes: impl IntoIterator<Item = &'a str>,
 ) -> Result<(BTreeMap<String, String>, Vec<String>)> {
@@ -84,7 +86,7 @@ pub fn ensure<'a>(
 
 /// The id in a tree's Ignition directory name `<node>-<id>`, when `dir_name`
 /// is one of `node`'s.
-pub fn id_in_dir_name<'a>(dir_name: &'a str, node: &str) -> Option<&'a str> {
+pub(crate) fn id_in_dir_name<'a>(dir_name: &'a str, node: &str) -> Option<&'a str> {
     crate::layout::id_in_node_dir(dir_name, node).filter(|id| is_valid_id(id))
 }
 

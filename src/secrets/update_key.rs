@@ -25,14 +25,14 @@ use pgp::types::{KeyDetails, Password, Timestamp};
 use rand_chacha::rand_core::SeedableRng;
 
 /// File name in `secrets/` (armored secret key, 0600).
-pub const FILE: &str = "update-key.asc";
+pub(crate) const FILE: &str = "update-key.asc";
 /// The detached signature beside each `SHA256SUMS`, the name systemd-pull asks for.
-pub const SIGNATURE: &str = "SHA256SUMS.gpg";
+pub(crate) const SIGNATURE: &str = "SHA256SUMS.gpg";
 /// Where the node's systemd-sysupdate (through systemd-pull and gpg) looks for
 /// trusted keys: systemd 257 (Flatcar stable) reads only this name under
 /// /etc; later releases prefer `import-pubring.pgp` but still read this one
 /// when that is absent.
-pub const NODE_KEYRING: &str = "/etc/systemd/import-pubring.gpg";
+pub(crate) const NODE_KEYRING: &str = "/etc/systemd/import-pubring.gpg";
 
 /// The loaded update key.
 #[derive(Clone)]

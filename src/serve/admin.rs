@@ -19,7 +19,7 @@ use super::http::response::{self, Head};
 use super::{log, page, Shared};
 
 /// The default address of the admin listener.
-pub const DEFAULT: &str = "127.0.0.1:9080";
+pub(crate) const DEFAULT: &str = "127.0.0.1:9080";
 /// Connections open at once; more get 503 (a few browsers and scripts, not a rack).
 const MAX_CONNECTIONS: usize = 32;
 
@@ -28,7 +28,7 @@ const MAX_CONNECTIONS: usize = 32;
 pub struct Listen(pub Option<SocketAddr>);
 
 /// Parses `--admin`: an address and port, or `off`.
-pub fn parse_flag(text: &str) -> Result<Listen, String> {
+pub(crate) fn parse_flag(text: &str) -> Result<Listen, String> {
     if text == "off" {
         return Ok(Listen(None));
     }
@@ -37,12 +37,12 @@ pub fn parse_flag(text: &str) -> Result<Listen, String> {
     })
 }
 
-pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 
 /// Accepts connections until the listener is shut down.
-pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
+pub(crate) fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         if shared.shutdown.load(Ordering::SeqCst) {

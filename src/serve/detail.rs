@@ -5,11 +5,11 @@
 //! node can neither split a log line nor make one of any length.
 
 /// Longest detail kept, in bytes; the rest is cut off.
-pub const MAX_DETAIL: usize = 512;
+pub(crate) const MAX_DETAIL: usize = 512;
 
 /// The `detail` parameter of a request target's query, %-decoded and
 /// sanitised; `None` without one (or with an empty one).
-pub fn from_target(target: &str) -> Option<String> {
+pub(crate) fn from_target(target: &str) -> Option<String> {
     let query = target.split_once('?')?.1;
     let query = query.split('#').next().unwrap_or_default();
     let raw = query
@@ -27,7 +27,7 @@ fn allowed(b: u8) -> bool {
 }
 
 /// Every byte outside [`allowed`] becomes `_`; at most [`MAX_DETAIL`] bytes.
-pub fn sanitise(bytes: &[u8]) -> String {
+pub(crate) fn sanitise(bytes: &[u8]) -> String {
     bytes
         .iter()
         .take(MAX_DETAIL)

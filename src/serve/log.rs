@@ -134,7 +134,7 @@ impl TransferLog {
     }
 }
 
-pub fn format_line(unix_ms: i64, e: &Entry<'_>) -> String {
+pub(crate) fn format_line(unix_ms: i64, e: &Entry<'_>) -> String {
     let mut line = format!("{} {}", clock::rfc3339_ms(unix_ms), e.proto);
     match e.client {
         Some(client) => write!(line, " {client}"),
@@ -184,7 +184,7 @@ pub struct Line {
     pub fields: BTreeMap<String, String>,
 }
 
-pub fn parse_line(text: &str) -> Option<Line> {
+pub(crate) fn parse_line(text: &str) -> Option<Line> {
     let mut words = text.split_whitespace();
     let time = words.next()?.to_string();
     let proto = words.next()?.to_string();
@@ -254,7 +254,7 @@ impl NodeStatus {
 }
 
 /// Folds one log line into per-node statuses (only lines that name a node).
-pub fn fold(nodes: &mut BTreeMap<String, NodeStatus>, line: &Line) {
+pub(crate) fn fold(nodes: &mut BTreeMap<String, NodeStatus>, line: &Line) {
     let Some(node) = line.fields.get("node").filter(|n| *n != "-") else {
         return;
     };
@@ -262,7 +262,7 @@ pub fn fold(nodes: &mut BTreeMap<String, NodeStatus>, line: &Line) {
 }
 
 /// Folds a log into one status per node (only lines that name a node).
-pub fn node_status(log: &str) -> BTreeMap<String, NodeStatus> {
+pub(crate) fn node_status(log: &str) -> BTreeMap<String, NodeStatus> {
     let mut nodes: BTreeMap<String, NodeStatus> = BTreeMap::new();
     for line in log.lines().filter_map(parse_line) {
         fold(&mut nodes, &line);
@@ -272,7 +272,7 @@ pub fn node_status(log: &str) -> BTreeMap<String, NodeStatus> {
 
 /// `nodes` with a row for every name in `known` (manifest nodes appear even
 /// when the log has nothing for them yet).
-pub fn with_known(
+pub(crate) fn with_known(
     mut nodes: BTreeMap<String, NodeStatus>,
     known: &[String],
 ) -> BTreeMap<String, NodeStatus> {
@@ -284,7 +284,7 @@ pub fn with_known(
 
 /// The `--status` table: one row per node (manifest nodes first appear even
 /// when the log has nothing for them yet).
-pub fn status_table(log: &str, known: &[String]) -> String {
+pub(crate) fn status_table(log: &str, known: &[String]) -> String {
     let nodes = with_known(node_status(log), known);
     let mut rows = vec![[
         "NODE".to_string(),
@@ -320,12 +320,12 @@ pub fn status_table(log: &str, known: &[String]) -> String {
 /// "milestone_at", "milestone_detail", "last_file", "last_file_at",
 /// "first_seen", "stages": [{"stage", "at", "elapsed_ms"}]}]}`, absent values
 /// `null`, nodes by name, stages reached in boot order.
-pub fn status_json(log: &str, known: &[String]) -> serde_json::Value {
+pub(crate) fn status_json(log: &str, known: &[String]) -> serde_json::Value {
     status_json_of(&with_known(node_status(log), known))
 }
 
 /// The same document from statuses already folded (the status page's live ones).
-pub fn status_json_of(nodes: &BTreeMap<String, NodeStatus>) -> serde_json::Value {
+pub(crate) fn status_json_of(nodes: &BTreeMap<String, NodeStatus>) -> serde_json::Value {
     let rows: Vec<serde_json::Value> = nodes
         .iter()
         .map(|(name, status)| {
@@ -358,7 +358,7 @@ pub fn status_json_of(nodes: &BTreeMap<String, NodeStatus>) -> serde_json::Value
 }
 
 /// One node's boot timeline: its log lines in order, one event per row.
-pub fn timeline(log: &str, node: &str) -> String {
+pub(crate) fn timeline(log: &str, node: &str) -> String {
     let mut out = String::new();
     for line in log.lines().filter_map(parse_line) {
         if line.fields.get("node").map(String::as_str) != Some(node) {

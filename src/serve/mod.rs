@@ -10,16 +10,16 @@
 //! (who is asking, who may fetch what), [`log`] (transfer lines, status),
 //! [`tftp`] and [`http`] (the protocols), [`check`] (dist vs manifest),
 //! [`admin`] (the status page's own listener), [`page`] and [`stage`] (what it shows).
-pub mod admin;
+pub(crate) mod admin;
 pub mod check;
-pub mod detail;
+pub(crate) mod detail;
 pub mod http;
-pub mod log;
-pub mod nodes;
-pub mod page;
-pub mod privs;
+pub(crate) mod log;
+pub(crate) mod nodes;
+pub(crate) mod page;
+pub(crate) mod privs;
 pub mod root;
-pub mod stage;
+pub(crate) mod stage;
 pub mod tftp;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};

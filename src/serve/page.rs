@@ -13,11 +13,11 @@ use crate::serve::log::NodeStatus;
 use crate::serve::stage::Stage;
 
 /// Seconds between the page's own reloads.
-pub const REFRESH_SECS: u32 = 5;
+pub(crate) const REFRESH_SECS: u32 = 5;
 
 /// `text` with the five characters HTML gives a meaning replaced, so it is
 /// text in an element and in a quoted attribute alike.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -34,7 +34,7 @@ pub fn escape(text: &str) -> String {
 
 /// Time since the first request, as the cells show it: `+4.2 s`,
 /// `+3 min 07 s`, `+1 h 05 min`.
-pub fn elapsed(ms: i64) -> String {
+pub(crate) fn elapsed(ms: i64) -> String {
     let ms = ms.max(0);
     let secs = ms / 1000;
     if secs < 60 {
@@ -64,7 +64,7 @@ small{color:#444;white-space:normal;display:inline-block;max-width:22rem;overflo
 
 /// The whole page: `nodes` (the manifest's nodes included, seen or not) as of
 /// `now_ms`, titled with the tree being served.
-pub fn render(nodes: &BTreeMap<String, NodeStatus>, tree: &str, now_ms: i64) -> String {
+pub(crate) fn render(nodes: &BTreeMap<String, NodeStatus>, tree: &str, now_ms: i64) -> String {
     let now = crate::clock::rfc3339_ms(now_ms);
     let seen = nodes.values().filter(|s| s.first_seen().is_some()).count();
     let joined = nodes

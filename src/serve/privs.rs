@@ -8,13 +8,13 @@ use std::io;
 use anyhow::{bail, Context, Result};
 
 /// Whether the process runs as root (the effective user).
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// Switches the whole process to `user`. A no-op when not running as root.
-pub fn drop_to(user: &str) -> Result<()> {
+pub(crate) fn drop_to(user: &str) -> Result<()> {
     if !is_root() {
         crate::verbose!("not root; --user {user} has nothing to drop");
         return Ok(());

@@ -120,7 +120,7 @@ impl Stage {
 
 /// Milliseconds since the epoch of a log timestamp (`2026-11-26T21:50:00.123Z`,
 /// as `clock::rfc3339_ms` writes them); `None` for anything else.
-pub fn unix_ms(time: &str) -> Option<i64> {
+pub(crate) fn unix_ms(time: &str) -> Option<i64> {
     let b = time.as_bytes();
     if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'.' {
         return None;

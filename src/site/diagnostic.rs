@@ -64,13 +64,13 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Joins diagnostics one per line, in the order given.
-pub fn render(diagnostics: &[Diagnostic]) -> String {
+pub(crate) fn render(diagnostics: &[Diagnostic]) -> String {
     let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
     lines.join("\n")
 }
 
 /// "1 error", "3 warnings".
-pub fn count(n: usize, what: &str) -> String {
+pub(crate) fn count(n: usize, what: &str) -> String {
     if n == 1 {
         format!("1 {what}")
     } else {

@@ -5,14 +5,14 @@
 //! (with file, line, column and key path) stops the command before any work,
 //! and warnings travel with the `Site` so each command can print them and
 //! honour `--strict`.
-pub mod diagnostic;
-pub mod schema;
-pub mod source;
+pub(crate) mod diagnostic;
+pub(crate) mod schema;
+pub(crate) mod source;
 mod strict;
 mod typed;
-pub mod types;
-pub mod validate;
-pub mod versions;
+pub(crate) mod types;
+pub(crate) mod validate;
+pub(crate) mod versions;
 mod wording;
 
 use std::path::{Path, PathBuf};

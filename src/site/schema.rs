@@ -16,7 +16,7 @@ use super::types::{Duration, Endpoint, EndpointMode, Ipv4Cidr, MacAddr, Role, Sp
 
 /// The site as parsed, before validation: the tables with typed values
 /// hold their text (see the module comment).
-pub type RawSiteFile = SiteFile<RawCluster, RawNetwork, RawNode>;
+pub(crate) type RawSiteFile = SiteFile<RawCluster, RawNetwork, RawNode>;
 
 /// The whole site file; by default the validated form, with typed values.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,7 +118,7 @@ impl Node {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCluster {
+pub(crate) struct RawCluster {
     /// DNS-1123 label; names the kubeconfig context and the kubeadm cluster.
     pub name: String,
     /// e.g. "v1.33.2".
@@ -145,7 +145,7 @@ pub struct RawCluster {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawNetwork {
+pub(crate) struct RawNetwork {
     /// The node subnet, e.g. "10.0.0.0/24".
     pub subnet: String,
     pub gateway: String,
@@ -333,7 +333,7 @@ pub struct Install {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawNode {
+pub(crate) struct RawNode {
     /// DNS-1123 label, also the hostname.
     pub name: String,
     /// "aa:bb:cc:dd:ee:ff"

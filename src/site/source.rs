@@ -17,22 +17,22 @@ use super::diagnostic::{Diagnostic, Severity};
 
 /// One step of a key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seg {
+pub(crate) enum Seg {
     Key(String),
     Index(usize),
 }
 
 /// A path into the site document, e.g. `cluster.endpoint` or `node[2].mac`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyPath(pub Vec<Seg>);
+pub(crate) struct KeyPath(pub Vec<Seg>);
 
 impl KeyPath {
     /// A path of dotted keys, e.g. `KeyPath::of("cluster.endpoint")`.
-    pub fn of(dotted: &str) -> KeyPath {
+    pub(crate) fn of(dotted: &str) -> KeyPath {
         KeyPath(dotted.split('.').map(|k| Seg::Key(k.into())).collect())
     }
     /// `node[i]`, optionally followed by a key.
-    pub fn node(index: usize, key: &str) -> KeyPath {
+    pub(crate) fn node(index: usize, key: &str) -> KeyPath {
         let path = KeyPath::of("node").index(index);
         if key.is_empty() {
             path
@@ -40,11 +40,11 @@ impl KeyPath {
             path.key(key)
         }
     }
-    pub fn key(mut self, key: &str) -> KeyPath {
+    pub(crate) fn key(mut self, key: &str) -> KeyPath {
         self.0.push(Seg::Key(key.into()));
         self
     }
-    pub fn index(mut self, index: usize) -> KeyPath {
+    pub(crate) fn index(mut self, index: usize) -> KeyPath {
         self.0.push(Seg::Index(index));
         self
     }
@@ -64,7 +64,7 @@ impl fmt::Display for KeyPath {
 }
 
 /// The site text, its spanned parse (when the syntax is valid) and its name.
-pub struct Source<'a> {
+pub(crate) struct Source<'a> {
     origin: String,
     text: &'a str,
     doc: OnceCell<Option<Spanned<DeValue<'a>>>>,
@@ -72,7 +72,7 @@ pub struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    pub fn new(text: &'a str, origin: &str) -> Source<'a> {
+    pub(crate) fn new(text: &'a str, origin: &str) -> Source<'a> {
         Source {
             origin: origin.to_string(),
             text,
@@ -90,7 +90,7 @@ impl<'a> Source<'a> {
 
     /// Takes `doc`, the spanned parse of this very text, so that a diagnostic
     /// does not parse it again.
-    pub fn adopt(&self, doc: Spanned<DeTable<'a>>) {
+    pub(crate) fn adopt(&self, doc: Spanned<DeTable<'a>>) {
         let _ = self.doc.set(Some(root_value(doc)));
     }
 
@@ -103,13 +103,18 @@ impl<'a> Source<'a> {
     }
 
     /// A diagnostic located at `path`, labelled with node names.
-    pub fn diagnostic(&self, severity: Severity, path: &KeyPath, message: String) -> Diagnostic {
+    pub(crate) fn diagnostic(
+        &self,
+        severity: Severity,
+        path: &KeyPath,
+        message: String,
+    ) -> Diagnostic {
         let offset = self.span_of(path).map_or(0, |s| s.start);
         self.at_offset(severity, self.label(path), offset, message)
     }
 
     /// A diagnostic at a byte offset, e.g. from a toml parse error.
-    pub fn at_offset(
+    pub(crate) fn at_offset(
         &self,
         severity: Severity,
         path: String,
@@ -128,7 +133,7 @@ impl<'a> Source<'a> {
     }
 
     /// 1-based line and character column of a byte offset.
-    pub fn position(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let line = self.line_starts().partition_point(|&s| s <= offset);
         let start = self.line_starts()[line - 1];
@@ -140,14 +145,14 @@ impl<'a> Source<'a> {
     }
 
     /// The text of `span` when it is short and on one line.
-    pub fn snippet(&self, span: Range<usize>) -> Option<&'a str> {
+    pub(crate) fn snippet(&self, span: Range<usize>) -> Option<&'a str> {
         let text = self.text.get(span)?;
         let ok = !text.trim().is_empty() && text.len() <= 40 && !text.contains('\n');
         ok.then_some(text)
     }
 
     /// Span of the key (not the value) that ends `path`.
-    pub fn span_of_key(&self, path: &KeyPath) -> Option<Range<usize>> {
+    pub(crate) fn span_of_key(&self, path: &KeyPath) -> Option<Range<usize>> {
         let (last, parent) = path.0.split_last()?;
         let Seg::Key(key) = last else { return None };
         let table = match self.value_at(&KeyPath(parent.to_vec())) {
@@ -170,7 +175,7 @@ impl<'a> Source<'a> {
     }
 
     /// Span of the value at `path`, or of its nearest present ancestor.
-    pub fn span_of(&self, path: &KeyPath) -> Option<Range<usize>> {
+    pub(crate) fn span_of(&self, path: &KeyPath) -> Option<Range<usize>> {
         let mut node = self.doc()?;
         let mut span = None;
         for seg in &path.0 {
@@ -190,7 +195,7 @@ impl<'a> Source<'a> {
     }
 
     /// The path as shown to the operator: `node[2] (cp3).mac`.
-    pub fn label(&self, path: &KeyPath) -> String {
+    pub(crate) fn label(&self, path: &KeyPath) -> String {
         let mut out = String::new();
         for (i, seg) in path.0.iter().enumerate() {
             match seg {
@@ -226,7 +231,7 @@ impl<'a> Source<'a> {
     /// The path of the table whose span is exactly `span`: where serde puts
     /// a "missing field" error. The root's span is empty, so no `[header]`
     /// that starts the file is mistaken for it.
-    pub fn table_at(&self, span: &Range<usize>) -> Option<KeyPath> {
+    pub(crate) fn table_at(&self, span: &Range<usize>) -> Option<KeyPath> {
         let doc = self.doc()?;
         if doc.span() == *span {
             return Some(KeyPath::default());
@@ -235,7 +240,7 @@ impl<'a> Source<'a> {
     }
 
     /// The deepest key path whose key or value covers `offset`.
-    pub fn path_at(&self, offset: usize) -> KeyPath {
+    pub(crate) fn path_at(&self, offset: usize) -> KeyPath {
         self.doc()
             .and_then(|doc| deepest_at(doc.get_ref(), offset, &KeyPath::default()))
             .unwrap_or_default()

@@ -146,16 +146,17 @@ impl fmt::Display for Ipv4Cidr {
 /// characters, starting and ending with a letter or digit). It is also the
 /// hostname and the Kubernetes node name, which both demand this form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeName(String);
+pub(crate) struct NodeName(String);
 
+#[cfg(test)]
 impl NodeName {
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 /// Checks the DNS-1123 label rules; shared by node and cluster names.
-pub fn check_dns_label(s: &str) -> Result<(), String> {
+pub(crate) fn check_dns_label(s: &str) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     if s.is_empty() || s.len() > 63 {
         return Err("is not a DNS-1123 label (1 to 63 characters)".into());
@@ -292,7 +293,7 @@ pub struct Endpoint {
 }
 
 /// The API server's port when the endpoint names none.
-pub const DEFAULT_API_PORT: u16 = 6443;
+pub(crate) const DEFAULT_API_PORT: u16 = 6443;
 
 impl FromStr for Endpoint {
     type Err = String;

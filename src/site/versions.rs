@@ -15,7 +15,7 @@ use crate::clock;
 
 /// A Kubernetes minor release and the day upstream stops patching it.
 #[derive(Debug, Clone, Copy)]
-pub struct KubernetesMinor {
+pub(crate) struct KubernetesMinor {
     pub minor: (u32, u32),
     /// End of life, `YYYY-MM-DD` (the release is supported through that day).
     pub end_of_life: &'static str,
@@ -28,7 +28,7 @@ pub struct KubernetesMinor {
 /// tested ("Kubernetes Compatibility"); Cilium keeps that list for a release
 /// branch's whole maintenance period.
 #[derive(Debug, Clone, Copy)]
-pub struct CiliumMinor {
+pub(crate) struct CiliumMinor {
     pub minor: (u32, u32),
     /// Oldest and newest tested Kubernetes minor (the list is contiguous).
     pub tested: ((u32, u32), (u32, u32)),
@@ -38,7 +38,7 @@ pub struct CiliumMinor {
 
 /// A release the example site pins and where it was confirmed to exist.
 #[derive(Debug, Clone, Copy)]
-pub struct Pin {
+pub(crate) struct Pin {
     /// The site key that pins it.
     pub key: &'static str,
     pub version: &'static str,
@@ -50,7 +50,7 @@ const K8S_EOL_YAML: &str = "https://github.com/kubernetes/website/blob/main/data
 
 /// Kubernetes minors, oldest first. Older minors are refused by validation
 /// (the kubeadm configs need v1.31), so the table starts there.
-pub const KUBERNETES: &[KubernetesMinor] = &[
+pub(crate) const KUBERNETES: &[KubernetesMinor] = &[
     KubernetesMinor {
         minor: (1, 31),
         end_of_life: "2025-11-11",
@@ -96,7 +96,7 @@ pub const KUBERNETES: &[KubernetesMinor] = &[
 ];
 
 /// Cilium minors, oldest first.
-pub const CILIUM: &[CiliumMinor] = &[
+pub(crate) const CILIUM: &[CiliumMinor] = &[
     CiliumMinor {
         minor: (1, 18),
         tested: ((1, 30), (1, 33)),
@@ -116,7 +116,7 @@ pub const CILIUM: &[CiliumMinor] = &[
 /// The example site's pins (site.toml), each confirmed at its source. The
 /// newest release each source confirmed on the day it was read; a newer one
 /// may exist.
-pub const EXAMPLE_PINS: &[Pin] = &[
+pub(crate) const EXAMPLE_PINS: &[Pin] = &[
     Pin {
         key: "cluster.kubernetes_version",
         version: "v1.35.9",
@@ -163,7 +163,7 @@ pub const EXAMPLE_PINS: &[Pin] = &[
 
 /// Today, as days since 1970-01-01 (UTC), from the system clock: the build
 /// date the end-of-life check compares against.
-pub fn today() -> i64 {
+pub(crate) fn today() -> i64 {
     clock::now_ms().div_euclid(86_400_000)
 }
 
@@ -179,24 +179,24 @@ fn day(date: &str) -> i64 {
 }
 
 /// `YYYY-MM-DD` of a day count.
-pub fn date(days: i64) -> String {
+pub(crate) fn date(days: i64) -> String {
     let (y, m, d) = clock::civil(days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// (major, minor) of "v1.35.9" or "1.19.8"; `None` for anything else.
-pub fn minor_of(version: &str) -> Option<(u32, u32)> {
+pub(crate) fn minor_of(version: &str) -> Option<(u32, u32)> {
     let mut parts = version.strip_prefix('v').unwrap_or(version).split('.');
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
     Some((major, minor))
 }
 
-pub fn kubernetes_row(minor: (u32, u32)) -> Option<&'static KubernetesMinor> {
+pub(crate) fn kubernetes_row(minor: (u32, u32)) -> Option<&'static KubernetesMinor> {
     KUBERNETES.iter().find(|r| r.minor == minor)
 }
 
-pub fn cilium_row(minor: (u32, u32)) -> Option<&'static CiliumMinor> {
+pub(crate) fn cilium_row(minor: (u32, u32)) -> Option<&'static CiliumMinor> {
     CILIUM.iter().find(|r| r.minor == minor)
 }
 
@@ -206,7 +206,7 @@ fn show((major, minor): (u32, u32)) -> String {
 
 /// Why the pinned Kubernetes is not supported on day `today`, if the table
 /// says so.
-pub fn kubernetes_problem(version: &str, today: i64) -> Option<String> {
+pub(crate) fn kubernetes_problem(version: &str, today: i64) -> Option<String> {
     let row = kubernetes_row(minor_of(version)?)?;
     (day(row.end_of_life) < today).then(|| {
         format!(
@@ -221,7 +221,7 @@ pub fn kubernetes_problem(version: &str, today: i64) -> Option<String> {
 
 /// Why the pinned Cilium is not known to work with the pinned Kubernetes, if
 /// the table says so.
-pub fn cilium_problem(cilium: &str, kubernetes: &str) -> Option<String> {
+pub(crate) fn cilium_problem(cilium: &str, kubernetes: &str) -> Option<String> {
     let k8s = minor_of(kubernetes)?;
     let row = cilium_row(minor_of(cilium)?)?;
     let (lo, hi) = row.tested;
@@ -241,7 +241,7 @@ pub fn cilium_problem(cilium: &str, kubernetes: &str) -> Option<String> {
 
 /// The table for a site pinning `kubernetes` and `cilium`, as `check -v`
 /// prints it: the site's rows marked `*`, then the example's pins.
-pub fn table(kubernetes: &str, cilium: &str, today: i64) -> String {
+pub(crate) fn table(kubernetes: &str, cilium: &str, today: i64) -> String {
     let k8s = minor_of(kubernetes);
     let ci = minor_of(cilium);
     let mark = |yes: bool| if yes { "*" } else { " " };

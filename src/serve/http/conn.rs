@@ -36,7 +36,7 @@ pub(crate) fn next_head(
     }
 }
 
-pub fn serve_connection(mut stream: TcpStream, shared: &Shared) {
+pub(crate) fn serve_connection(mut stream: TcpStream, shared: &Shared) {
     let Some(peer) = peer_of(&stream) else {
         return;
     };
@@ -57,7 +57,7 @@ pub fn serve_connection(mut stream: TcpStream, shared: &Shared) {
 
 /// The client's address; IPv4 clients of a dual-stack listener are logged
 /// and matched as IPv4.
-pub fn peer_of(stream: &TcpStream) -> Option<SocketAddr> {
+pub(crate) fn peer_of(stream: &TcpStream) -> Option<SocketAddr> {
     let peer = stream.peer_addr().ok()?;
     Some(SocketAddr::new(peer.ip().to_canonical(), peer.port()))
 }

@@ -9,10 +9,10 @@
 //! [`conditional`] evaluates the `If-*` fields, [`range`] evaluates Range,
 //! [`response`] writes (sendfile for bodies).
 pub mod conditional;
-pub mod conn;
+pub(crate) mod conn;
 pub mod range;
 pub mod request;
-pub mod response;
+pub(crate) mod response;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,12 +24,12 @@ use anyhow::Result;
 
 use crate::serve::Shared;
 
-pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 
 /// Accepts connections until the listener is shut down.
-pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
+pub(crate) fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         if shared.shutdown.load(Ordering::SeqCst) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::conditional::Conditions;
 
 /// Largest request head accepted (request line + headers).
-pub const MAX_HEAD: usize = 16 * 1024;
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,7 +46,7 @@ impl Request {
     }
 
     /// Whether the client wants the connection kept open after this response.
-    pub fn keep_alive(&self) -> bool {
+    pub(crate) fn keep_alive(&self) -> bool {
         let tokens = self
             .connection
             .as_deref()
@@ -63,7 +63,7 @@ impl Request {
 
 /// Why no request could be read.
 #[derive(Debug, PartialEq, Eq)]
-pub enum HeadError {
+pub(crate) enum HeadError {
     /// Clean close, idle timeout, or a reset: close without a response.
     Gone,
     /// Reply with this status, then close.
@@ -71,7 +71,7 @@ pub enum HeadError {
 }
 
 /// Reads the next request head; bytes past it stay in `buf` (pipelining).
-pub fn read_head(
+pub(crate) fn read_head(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     idle: Duration,
@@ -228,7 +228,7 @@ fn strip_scheme_and_authority(target: &str) -> Option<&str> {
 }
 
 /// The MAC in a Syslinux `Cookie: _Syslinux_BOOTIF=01-aa-bb-…` header.
-pub fn syslinux_mac(cookie: &str) -> Option<String> {
+pub(crate) fn syslinux_mac(cookie: &str) -> Option<String> {
     cookie.split(';').find_map(|part| {
         let value = part.trim().strip_prefix("_Syslinux_BOOTIF=")?;
         let mac = value.strip_prefix("01-")?;

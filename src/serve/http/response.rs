@@ -7,7 +7,7 @@ use std::net::TcpStream;
 
 use crate::clock;
 
-pub fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         204 => "No Content",
@@ -30,7 +30,7 @@ pub fn reason(status: u16) -> &'static str {
 
 /// Media type by file name. Ignition configs are JSON (Ignition itself does not
 /// care, but proxies and browsers do).
-pub fn content_type(path: &str) -> &'static str {
+pub(crate) fn content_type(path: &str) -> &'static str {
     let name = path.rsplit('/').next().unwrap_or(path);
     let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
     match ext.as_deref() {
@@ -52,12 +52,12 @@ pub fn content_type(path: &str) -> &'static str {
 }
 
 /// A response head under construction.
-pub struct Head {
+pub(crate) struct Head {
     text: String,
 }
 
 impl Head {
-    pub fn new(status: u16, keep_alive: bool) -> Head {
+    pub(crate) fn new(status: u16, keep_alive: bool) -> Head {
         let mut text = format!("HTTP/1.1 {status} {}\r\n", reason(status));
         text.push_str("Server: pxebuild\r\n");
         text.push_str(&format!(
@@ -72,7 +72,7 @@ impl Head {
         Head { text }
     }
 
-    pub fn header(mut self, name: &str, value: &str) -> Head {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Head {
         self.text.push_str(name);
         self.text.push_str(": ");
         self.text.push_str(value);
@@ -80,14 +80,14 @@ impl Head {
         self
     }
 
-    pub fn finish(mut self) -> String {
+    pub(crate) fn finish(mut self) -> String {
         self.text.push_str("\r\n");
         self.text
     }
 }
 
 /// A complete small response (errors, 204) with a text body.
-pub fn simple(
+pub(crate) fn simple(
     stream: &mut TcpStream,
     status: u16,
     keep_alive: bool,
@@ -126,7 +126,7 @@ pub fn simple(
 /// +12% with one; curl clients unchanged (docs/serve.md). TCP_CORK (nginx's
 /// `tcp_nopush`) was measured too and not kept: it holds segments until a whole
 /// MSS of window is open, which cost one curl client 37%.
-pub fn send_head_and_body(
+pub(crate) fn send_head_and_body(
     stream: &TcpStream,
     head: &[u8],
     file: &File,

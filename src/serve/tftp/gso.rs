@@ -23,7 +23,7 @@ const MAX_PAYLOAD: usize = 65_000;
 
 /// Sends `records` (consecutive `segment`-byte datagrams, the last may be
 /// shorter) on a connected socket in as few sends as the limits allow.
-pub fn send_records(sock: &UdpSocket, records: &[u8], segment: usize) -> io::Result<()> {
+pub(crate) fn send_records(sock: &UdpSocket, records: &[u8], segment: usize) -> io::Result<()> {
     let per_send = (MAX_PAYLOAD / segment).clamp(1, MAX_SEGMENTS) * segment;
     for chunk in records.chunks(per_send) {
         send_one(sock, chunk, segment)?;

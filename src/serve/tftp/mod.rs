@@ -2,10 +2,10 @@
 //! and [`window`] are pure; [`transfer`] runs one session on its own socket;
 //! [`server`] receives requests and starts sessions; [`sock`] holds the two
 //! socket options std lacks; [`gso`] sends a window as one segmented buffer.
-pub mod gso;
+pub(crate) mod gso;
 pub mod options;
 pub mod packet;
-pub mod server;
-pub mod sock;
-pub mod transfer;
-pub mod window;
+pub(crate) mod server;
+pub(crate) mod sock;
+pub(crate) mod transfer;
+pub(crate) mod window;

@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 /// Largest block size RFC 2348 allows.
-pub const BLKSIZE_MAX: u16 = 65464;
+pub(crate) const BLKSIZE_MAX: u16 = 65464;
 /// Block size when the client negotiates none (RFC 1350).
-pub const BLKSIZE_DEFAULT: u16 = 512;
+pub(crate) const BLKSIZE_DEFAULT: u16 = 512;
 /// Most file bytes one window may carry. A transfer holds two windows in memory
 /// (the one in flight and the next, read ahead), so this bounds a session's
 /// buffers at 256 KiB whatever the client asks: 64 blocks of 65464 bytes would
 /// be 8 MiB. Windows of 1468-byte blocks reach the window size limit first.
-pub const WINDOW_BYTES_MAX: u64 = 128 * 1024;
+pub(crate) const WINDOW_BYTES_MAX: u64 = 128 * 1024;
 
 /// What the server is willing to agree to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

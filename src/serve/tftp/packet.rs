@@ -5,15 +5,17 @@ use std::fmt;
 
 pub const OP_RRQ: u16 = 1;
 pub const OP_WRQ: u16 = 2;
-pub const OP_DATA: u16 = 3;
-pub const OP_ACK: u16 = 4;
-pub const OP_ERROR: u16 = 5;
-pub const OP_OACK: u16 = 6;
+pub(crate) const OP_DATA: u16 = 3;
+pub(crate) const OP_ACK: u16 = 4;
+pub(crate) const OP_ERROR: u16 = 5;
+pub(crate) const OP_OACK: u16 = 6;
 
 /// Error codes of RFC 1350 and RFC 2347 (8: option negotiation refused/aborted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
-pub enum ErrorCode {
+// The whole table of RFC 1350 and RFC 2347, though the server sends only some.
+#[allow(dead_code)]
+pub(crate) enum ErrorCode {
     NotDefined = 0,
     FileNotFound = 1,
     AccessViolation = 2,
@@ -62,7 +64,6 @@ pub enum ParseError {
     BadMode,
     EmptyFilename,
     OptionWithoutValue,
-    TrailingBytes,
 }
 
 impl fmt::Display for ParseError {
@@ -75,7 +76,6 @@ impl fmt::Display for ParseError {
             ParseError::BadMode => f.write_str("unknown transfer mode"),
             ParseError::EmptyFilename => f.write_str("empty file name"),
             ParseError::OptionWithoutValue => f.write_str("option without a value"),
-            ParseError::TrailingBytes => f.write_str("trailing bytes after packet"),
         }
     }
 }
@@ -193,19 +193,20 @@ fn take_str(buf: &[u8]) -> Result<(&str, &[u8]), ParseError> {
 }
 
 /// The 4-byte DATA header; the payload follows it.
-pub fn data_header(block: u16) -> [u8; 4] {
+pub(crate) fn data_header(block: u16) -> [u8; 4] {
     let [a, b] = OP_DATA.to_be_bytes();
     let [c, d] = block.to_be_bytes();
     [a, b, c, d]
 }
 
-pub fn encode_ack(block: u16) -> [u8; 4] {
+#[cfg(test)]
+pub(crate) fn encode_ack(block: u16) -> [u8; 4] {
     let [a, b] = OP_ACK.to_be_bytes();
     let [c, d] = block.to_be_bytes();
     [a, b, c, d]
 }
 
-pub fn encode_error(code: ErrorCode, message: &str) -> Vec<u8> {
+pub(crate) fn encode_error(code: ErrorCode, message: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + message.len());
     out.extend_from_slice(&OP_ERROR.to_be_bytes());
     out.extend_from_slice(&(code as u16).to_be_bytes());
@@ -215,7 +216,7 @@ pub fn encode_error(code: ErrorCode, message: &str) -> Vec<u8> {
     out
 }
 
-pub fn encode_oack(options: &[(String, String)]) -> Vec<u8> {
+pub(crate) fn encode_oack(options: &[(String, String)]) -> Vec<u8> {
     let mut out = OP_OACK.to_be_bytes().to_vec();
     for (name, value) in options {
         out.extend_from_slice(name.as_bytes());

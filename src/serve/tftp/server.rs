@@ -35,7 +35,7 @@ const POLL: Duration = Duration::from_millis(200);
 /// counting the kernel's overhead) dropped two thirds of a burst of 1100.
 const REQUEST_BUFFER: usize = 4 << 20;
 
-pub fn bind(addr: SocketAddr) -> Result<UdpSocket> {
+pub(crate) fn bind(addr: SocketAddr) -> Result<UdpSocket> {
     let sock = UdpSocket::bind(addr)?;
     // Root (before dropping privileges) may exceed net.core.rmem_max; others
     // get what the limit allows, which is still no less than the default.
@@ -48,7 +48,7 @@ pub fn bind(addr: SocketAddr) -> Result<UdpSocket> {
 }
 
 /// Receives requests until shutdown.
-pub fn serve(listener: UdpSocket, shared: Arc<Shared>) {
+pub(crate) fn serve(listener: UdpSocket, shared: Arc<Shared>) {
     let listen_ip = listener.local_addr().map(|a| a.ip()).ok();
     let mut buf = vec![0u8; 65_536];
     let sessions = Arc::new(Sessions::default());

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::os::fd::AsRawFd;
 
 /// Asks the kernel to report each datagram's destination address.
-pub fn enable_pktinfo(sock: &UdpSocket) -> io::Result<()> {
+pub(crate) fn enable_pktinfo(sock: &UdpSocket) -> io::Result<()> {
     match sock.local_addr()? {
         SocketAddr::V4(_) => setsockopt_int(sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 1),
         SocketAddr::V6(_) => {
@@ -25,7 +25,7 @@ pub fn enable_pktinfo(sock: &UdpSocket) -> io::Result<()> {
 
 /// IPv4-mapped IPv6 addresses as plain IPv4, so a transfer socket for an IPv4
 /// client on a dual-stack listener can be an IPv4 socket.
-pub fn unmap(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn unmap(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
@@ -49,14 +49,14 @@ fn setsockopt_int(sock: &UdpSocket, level: i32, name: i32, value: i32) -> io::Re
 }
 
 /// One received datagram: length, sender, and the local address it was sent to.
-pub struct Received {
+pub(crate) struct Received {
     pub len: usize,
     pub peer: SocketAddr,
     pub local: Option<IpAddr>,
 }
 
 /// `recvmsg` with the PKTINFO control message decoded.
-pub fn recv_with_local(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
+pub(crate) fn recv_with_local(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
     // SAFETY: all-zero is a valid bit pattern for these plain C structs.
     let mut addr: libc::sockaddr_storage = unsafe { zeroed() };
     let mut control = [0u64; 32]; // u64 for cmsghdr alignment
@@ -143,7 +143,7 @@ fn sockaddr_to_std(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
 }
 
 /// The kernel's path MTU for a connected socket, if it knows one.
-pub fn path_mtu(sock: &UdpSocket) -> Option<u32> {
+pub(crate) fn path_mtu(sock: &UdpSocket) -> Option<u32> {
     let (level, name) = match sock.local_addr().ok()? {
         SocketAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_MTU),
         SocketAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_MTU),
@@ -164,14 +164,18 @@ pub fn path_mtu(sock: &UdpSocket) -> Option<u32> {
 }
 
 /// Largest TFTP payload that fits one unfragmented datagram on `mtu`.
-pub fn blksize_for_mtu(mtu: u32, ipv6: bool) -> u16 {
+pub(crate) fn blksize_for_mtu(mtu: u32, ipv6: bool) -> u16 {
     let headers = if ipv6 { 40 + 8 + 4 } else { 20 + 8 + 4 };
     mtu.saturating_sub(headers).clamp(8, u32::from(u16::MAX)) as u16
 }
 
 /// Sends one datagram per (header, payload) pair on a connected socket with
 /// sendmmsg(2): a whole TFTP window in one system call instead of one per block.
-pub fn send_batch(sock: &UdpSocket, headers: &[[u8; 4]], payloads: &[&[u8]]) -> io::Result<()> {
+pub(crate) fn send_batch(
+    sock: &UdpSocket,
+    headers: &[[u8; 4]],
+    payloads: &[&[u8]],
+) -> io::Result<()> {
     let mut iovecs: Vec<[libc::iovec; 2]> = headers
         .iter()
         .zip(payloads)

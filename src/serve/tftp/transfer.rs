@@ -15,20 +15,21 @@ use super::{gso, sock};
 
 /// How a transfer ended.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Complete,
-    /// The client sent an ERROR (e.g. code 8 after a tsize probe): a normal end.
-    ClientError(u16, String),
+    /// The client sent an ERROR (e.g. code 8 after a tsize probe): a normal end;
+    /// its code goes to the transfer log.
+    ClientError(u16),
     TimedOut,
     Io(io::Error),
 }
 
 impl Outcome {
     /// The `result=` word of the log line.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Outcome::Complete => "ok".into(),
-            Outcome::ClientError(code, _) => format!("aborted:{code}"),
+            Outcome::ClientError(code) => format!("aborted:{code}"),
             Outcome::TimedOut => "timeout".into(),
             Outcome::Io(err) => format!("error:{}", err.kind()),
         }
@@ -37,7 +38,7 @@ impl Outcome {
 
 /// The result of [`run`]: outcome and file bytes the client acknowledged.
 #[derive(Debug)]
-pub struct Report {
+pub(crate) struct Report {
     pub outcome: Outcome,
     pub bytes: u64,
     /// Whether any ACK or ERROR came back from the client.
@@ -47,13 +48,19 @@ pub struct Report {
 impl Report {
     /// Timed out without a single answer: the client never took this
     /// transfer (it took another, or went away).
-    pub fn unanswered(&self) -> bool {
+    pub(crate) fn unanswered(&self) -> bool {
         matches!(self.outcome, Outcome::TimedOut) && !self.heard
     }
 }
 
 /// Serves `file` (`size` bytes) to the peer `sock` is connected to.
-pub fn run(sock: &UdpSocket, file: &File, size: u64, neg: &Negotiated, retries: u32) -> Report {
+pub(crate) fn run(
+    sock: &UdpSocket,
+    file: &File,
+    size: u64,
+    neg: &Negotiated,
+    retries: u32,
+) -> Report {
     let ended = |outcome| Report {
         outcome,
         bytes: 0,
@@ -82,7 +89,7 @@ pub fn run(sock: &UdpSocket, file: &File, size: u64, neg: &Negotiated, retries: 
 /// What arrived while waiting.
 enum Event {
     Ack(u16),
-    Error(u16, String),
+    Error(u16),
     Timeout,
     Other,
 }
@@ -91,7 +98,7 @@ fn wait(sock: &UdpSocket, buf: &mut [u8]) -> Result<Event, Outcome> {
     match sock.recv(buf) {
         Ok(n) => Ok(match packet::parse(&buf[..n]) {
             Ok(Packet::Ack(block)) => Event::Ack(block),
-            Ok(Packet::Error { code, message }) => Event::Error(code, message),
+            Ok(Packet::Error { code, .. }) => Event::Error(code),
             _ => Event::Other,
         }),
         Err(e)
@@ -114,7 +121,7 @@ fn handshake(sock: &UdpSocket, oack: &[u8], retries: u32) -> Result<(), Outcome>
     loop {
         match wait(sock, &mut buf)? {
             Event::Ack(0) => return Ok(()),
-            Event::Error(code, message) => return Err(Outcome::ClientError(code, message)),
+            Event::Error(code) => return Err(Outcome::ClientError(code)),
             Event::Timeout => {
                 tries += 1;
                 if tries > retries {
@@ -155,7 +162,7 @@ fn send_all(
                 }
                 AckOutcome::Ignore => false,
             },
-            Event::Error(code, message) => return Outcome::ClientError(code, message),
+            Event::Error(code) => return Outcome::ClientError(code),
             Event::Timeout => {
                 tries += 1;
                 if tries > retries {
@@ -330,6 +337,6 @@ impl<'a> Sender<'a> {
 }
 
 /// Default retransmission timeout when the client does not negotiate one.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Retransmissions of one packet or window before a transfer is abandoned.
-pub const RETRIES: u32 = 5;
+pub(crate) const RETRIES: u32 = 5;

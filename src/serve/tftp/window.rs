@@ -11,7 +11,7 @@
 use std::ops::RangeInclusive;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     /// First block (1-based) the client has not acknowledged.
     base: u64,
     /// Index of the final block (a short, possibly empty block ends the file).
@@ -22,7 +22,7 @@ pub struct Window {
 
 /// What the transfer should do after an ACK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckOutcome {
+pub(crate) enum AckOutcome {
     /// Send the window starting at [`Window::span`].
     Send,
     /// Nothing to do; keep waiting.
@@ -32,7 +32,7 @@ pub enum AckOutcome {
 }
 
 impl Window {
-    pub fn new(file_size: u64, blksize: u16, windowsize: u16) -> Window {
+    pub(crate) fn new(file_size: u64, blksize: u16, windowsize: u16) -> Window {
         Window {
             base: 1,
             last: file_size / u64::from(blksize.max(1)) + 1,
@@ -42,24 +42,24 @@ impl Window {
     }
 
     /// The blocks to send now: the whole current window.
-    pub fn span(&self) -> RangeInclusive<u64> {
+    pub(crate) fn span(&self) -> RangeInclusive<u64> {
         self.base..=(self.base + self.size - 1).min(self.last)
     }
 
     /// The window that follows the current one if the client acknowledges all
     /// of it, so its blocks can be read while the client is still receiving;
     /// `None` when the current window ends the file.
-    pub fn next_span(&self) -> Option<RangeInclusive<u64>> {
+    pub(crate) fn next_span(&self) -> Option<RangeInclusive<u64>> {
         let end = *self.span().end();
         (end < self.last).then(|| end + 1..=(end + self.size).min(self.last))
     }
 
     /// Blocks the client has acknowledged.
-    pub fn acked_blocks(&self) -> u64 {
+    pub(crate) fn acked_blocks(&self) -> u64 {
         self.base - 1
     }
 
-    pub fn on_ack(&mut self, ack: u16) -> AckOutcome {
+    pub(crate) fn on_ack(&mut self, ack: u16) -> AckOutcome {
         let first = self.base - 1;
         let end = (self.base + self.size - 1).min(self.last);
         let Some(k) = (first..=end).find(|&k| wire(k) == ack) else {
@@ -83,7 +83,7 @@ impl Window {
 }
 
 /// The 16-bit block number on the wire for a block index.
-pub fn wire(index: u64) -> u16 {
+pub(crate) fn wire(index: u64) -> u16 {
     (index & 0xffff) as u16
 }
 

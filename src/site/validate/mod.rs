@@ -23,7 +23,11 @@ use super::types::Ipv4Cidr;
 
 /// Runs every check on `file`; diagnostics come back in file order. Nothing
 /// is reported inside the tables of the `unsure` keys (see `Checker::unsure`).
-pub fn validate(file: &RawSiteFile, src: &Source<'_>, unsure: &[KeyPath]) -> Vec<Diagnostic> {
+pub(crate) fn validate(
+    file: &RawSiteFile,
+    src: &Source<'_>,
+    unsure: &[KeyPath],
+) -> Vec<Diagnostic> {
     let mut c = Checker {
         src,
         diagnostics: Vec::new(),
@@ -43,7 +47,7 @@ pub fn validate(file: &RawSiteFile, src: &Source<'_>, unsure: &[KeyPath]) -> Vec
 /// The release-support warnings (see `site::versions`) for day `today`:
 /// a Kubernetes minor past its end of life, a Cilium whose tested range
 /// leaves it out. Apart from `validate` because they depend on the date.
-pub fn support(
+pub(crate) fn support(
     file: &RawSiteFile,
     src: &Source<'_>,
     unsure: &[KeyPath],
@@ -187,7 +191,7 @@ fn check_version(s: &str, prefix: VPrefix) -> Result<(), String> {
 /// Checks a Flatcar release version ("4593.2.5") as `flatcar.version` is
 /// checked, for versions that come from elsewhere (a channel's
 /// `current/version.txt`, a previous build's record). `Err` says why not.
-pub fn check_flatcar_version(s: &str) -> Result<(), String> {
+pub(crate) fn check_flatcar_version(s: &str) -> Result<(), String> {
     check_version(s, VPrefix::Forbidden).map_err(|fault| {
         let want = "not a Flatcar release (want NNNN.N.N, e.g. \"4593.2.5\")";
         match fault.is_empty() {
