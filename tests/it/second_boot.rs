@@ -104,10 +104,12 @@ fn beacon_time(vm: &Value, beacon: &str) -> f64 {
         .unwrap_or_else(|| panic!("{} sent no {beacon} beacon: {vm}", vm["name"]))
 }
 
-/// The server log's lines from `ip` (a `10.20.0.1x:` prefix) that name `what`.
-fn lines_from<'a>(log: &'a str, ip: &str, what: &str) -> Vec<&'a str> {
+/// The server log's transfers to `ip` (a `10.20.0.1x:` prefix) of a path
+/// ending in `file` that carried bytes (HEAD requests log `bytes=0`).
+fn transfers<'a>(log: &'a str, ip: &str, file: &str) -> Vec<&'a str> {
+    let path = format!("{file} ");
     log.lines()
-        .filter(|l| l.contains(ip) && l.contains(what))
+        .filter(|l| l.contains(ip) && l.contains(&path) && !l.contains(" bytes=0 "))
         .collect()
 }
 
@@ -126,6 +128,8 @@ fn lab_installs_to_disk_and_boots_the_node_config_on_bios_and_uefi() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    // The per-node timeline (`--nocapture` shows it).
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
     let report: Value =
         serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
     let vm = |name: &str| -> Value {
@@ -148,19 +152,29 @@ fn lab_installs_to_disk_and_boots_the_node_config_on_bios_and_uefi() {
         let done = beacon_time(&v, "install-done");
         let first = beacon_time(&v, "first-boot");
         assert!(started < done && done < first, "{v}");
-        // flatcar-install probed and fetched the signed image from the boot
-        // server, and the install script the node config.
+        // flatcar-install fetched the signed image from the boot server, the
+        // install script the node config; the disk's first boot ran the node
+        // Ignition, which downloaded the sysexts from the boot server.
         for file in [
             "flatcar_production_image.bin.bz2.sig",
-            "flatcar_production_image.bin.bz2 ",
+            "flatcar_production_image.bin.bz2",
             "/node.ign",
         ] {
             assert!(
-                !lines_from(&log, ip, file).is_empty(),
+                !transfers(&log, ip, file).is_empty(),
                 "{name} fetched {file}:\n{log}"
             );
         }
-        let serial = fs::read_to_string(state.join(format!("{name}.serial.log"))).unwrap();
+        assert!(
+            log.lines().any(|l| l.contains(ip)
+                && l.contains("path=http/sysext/")
+                && l.contains("result=ok")),
+            "{name}'s node Ignition fetched its sysexts:\n{log}"
+        );
+        // Firmware and terminal escapes make the console log not quite UTF-8.
+        let serial =
+            String::from_utf8_lossy(&fs::read(state.join(format!("{name}.serial.log"))).unwrap())
+                .into_owned();
         assert!(
             serial.contains("PXELAB-FIRSTBOOT Ignition done"),
             "{name}: the disk's first boot ran Ignition"
@@ -184,7 +198,7 @@ fn lab_installs_to_disk_and_boots_the_node_config_on_bios_and_uefi() {
     let first = beacon_time(&cp1, "first-boot");
     assert!(done < skipped && skipped < kexec && kexec < first, "{cp1}");
     assert_eq!(
-        lines_from(&log, "10.20.0.11:", "flatcar_production_image.bin.bz2 ").len(),
+        transfers(&log, "10.20.0.11:", "flatcar_production_image.bin.bz2").len(),
         1,
         "cp1 installed once:\n{log}"
     );
