@@ -149,6 +149,9 @@ fn run_lab(global: &Global, args: RunArgs) -> Result<()> {
     }
     let report = lab::run(plan, state, options, &stop)?;
     print!("{}", lab::table::render(&report_rows(&report)));
+    for vm in &report.vms {
+        print!("{}", lab::table::beacon_timeline(&vm.name, &vm.beacons));
+    }
     let failed: Vec<&lab::VmReport> = report
         .vms
         .iter()

@@ -128,8 +128,16 @@ fn lab_installs_to_disk_and_boots_the_node_config_on_bios_and_uefi() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    // The per-node timeline (`--nocapture` shows it).
-    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    // The per-node timeline (`--nocapture` shows it): the table's milestones,
+    // then each node's beacons across its boots.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    for name in ["cp1", "cp2"] {
+        assert!(
+            stdout.contains(&format!("{name} beacons: install-started ")),
+            "{stdout}"
+        );
+    }
     let report: Value =
         serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
     let vm = |name: &str| -> Value {
