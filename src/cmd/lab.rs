@@ -84,6 +84,9 @@ pub struct BootArgs {
     /// Give each VM a sparse virtio disk of this many GiB (real Flatcar installs).
     #[arg(long, value_name = "GIB")]
     pub disk: Option<u64>,
+    /// Boot the NIC before the disk (with --disk), as a rack kept network-first.
+    #[arg(long)]
+    pub network_first: bool,
 }
 
 /// `lab run` arguments.
@@ -159,6 +162,9 @@ fn run_lab(global: &Global, args: RunArgs) -> Result<()> {
     }
     let report = lab::run(plan, state, options, &stop)?;
     print!("{}", lab::table::render(&report_rows(&report)));
+    for vm in &report.vms {
+        print!("{}", lab::table::beacon_timeline(&vm.name, &vm.beacons));
+    }
     let failed: Vec<&lab::VmReport> = report
         .vms
         .iter()
@@ -232,6 +238,7 @@ fn resolve(global: &Global, args: &BootArgs) -> Result<(LabPlan, StateDir, LabOp
         parallel: 1,
         timeout: Duration::from_secs(180),
         disk_gib: args.disk,
+        network_first: args.network_first,
         until: None,
     };
     Ok((plan, state_dir(global, &args.state)?, options))

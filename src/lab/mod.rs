@@ -81,6 +81,8 @@ pub struct LabOptions {
     pub timeout: Duration,
     /// Give each VM a sparse disk of this size (real installs).
     pub disk_gib: Option<u64>,
+    /// Boot order NIC before disk (a machine kept network-first).
+    pub network_first: bool,
     /// The beacon that ends a node's run (default: the stand-in's marker or `install-done`).
     pub until: Option<crate::beacon::Beacon>,
 }

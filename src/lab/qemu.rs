@@ -38,6 +38,8 @@ pub(crate) struct VmSpec<'a> {
     pub vars: Option<PathBuf>,
     /// Sparse raw disk (real installs only); without it the VM powers off for good.
     pub disk: Option<PathBuf>,
+    /// The NIC boots before the disk (otherwise the disk first).
+    pub network_first: bool,
 }
 
 /// The QEMU arguments for one VM; the serial console goes to stdout.
@@ -66,11 +68,12 @@ pub(crate) fn args(spec: &VmSpec) -> Vec<String> {
             spec.vars.as_deref().unwrap_or(Path::new(OVMF_VARS)),
         ));
     }
-    a.extend(nic_args(vm, &spec.tap));
+    let (disk_index, nic_index) = if spec.network_first { (2, 1) } else { (1, 2) };
+    a.extend(nic_args(vm, &spec.tap, nic_index));
     if let Some(disk) = &spec.disk {
         let drive = format!("if=none,id=d0,format=raw,file={}", disk.display());
         let serial = vm.disk_serial.as_deref().unwrap_or(&vm.name);
-        let device = format!("virtio-blk-pci,drive=d0,serial={serial},bootindex=1");
+        let device = format!("virtio-blk-pci,drive=d0,serial={serial},bootindex={disk_index}");
         a.extend(strings(&["-drive", &drive, "-device", &device]));
     }
     if let Role::Intruder { boot, .. } = &vm.role {
@@ -88,11 +91,11 @@ fn uefi_args(vars: &Path) -> Vec<String> {
     strings(&["-machine", "q35", "-drive", &code, "-drive", &vars])
 }
 
-/// The VM's NIC on its tap, booting after a disk. UEFI VMs get no option ROM,
-/// so OVMF's own PXE stack runs.
-fn nic_args(vm: &LabVm, tap: &str) -> Vec<String> {
+/// The VM's NIC on its tap, at boot position `index` (after a disk unless
+/// network-first). UEFI VMs get no option ROM, so OVMF's own PXE stack runs.
+fn nic_args(vm: &LabVm, tap: &str, index: u8) -> Vec<String> {
     let netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
-    let mut nic = format!("virtio-net-pci,netdev=n0,mac={},bootindex=2", vm.mac);
+    let mut nic = format!("virtio-net-pci,netdev=n0,mac={},bootindex={index}", vm.mac);
     if vm.firmware == Firmware::Uefi {
         nic.push_str(",romfile=");
     }
@@ -189,6 +192,7 @@ mod tests {
             tap: "tap0".into(),
             vars: None,
             disk: None,
+            network_first: false,
         }
     }
 
@@ -234,6 +238,17 @@ mod tests {
             line.contains("virtio-blk-pci,drive=d0,serial=cp1-root,bootindex=1"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn network_first_boots_the_nic_before_the_disk() {
+        let vm = vm(Firmware::Bios, Role::Node);
+        let mut s = spec(&vm);
+        s.disk = Some("/s/cp1.img".into());
+        s.network_first = true;
+        let line = args(&s).join(" ");
+        assert!(line.contains("mac=52:54:00:20:00:11,bootindex=1"), "{line}");
+        assert!(line.contains("serial=cp1-root,bootindex=2"), "{line}");
     }
 
     #[test]

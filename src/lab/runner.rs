@@ -330,6 +330,7 @@ impl Lab {
             tap: tap(index),
             vars,
             disk,
+            network_first: self.options.network_first,
         };
         let serial = create(&self.state_dir.serial(&vm.name))?;
         let qemu_log = create(&self.state_dir.file(&format!("{}.qemu.log", vm.name)))?;

@@ -48,6 +48,20 @@ pub(crate) fn render(rows: &[Row]) -> String {
     out
 }
 
+/// A VM's beacons in the order they arrived, with the seconds since the VM
+/// started: `cp1 beacons: install-started 70.1s, install-done 151.0s`. Empty
+/// without beacons. Together with the table's milestones this is the node's
+/// timeline from DHCP to its last beacon, across its reboots.
+pub(crate) fn beacon_timeline(name: &str, beacons: &BTreeMap<String, f64>) -> String {
+    if beacons.is_empty() {
+        return String::new();
+    }
+    let mut seen: Vec<(&String, &f64)> = beacons.iter().collect();
+    seen.sort_by(|a, b| a.1.total_cmp(b.1));
+    let items: Vec<String> = seen.iter().map(|(b, s)| format!("{b} {s:.1}s")).collect();
+    format!("{name} beacons: {}\n", items.join(", "))
+}
+
 /// One row for `lab status --format json`: `{"name", "firmware", "ip",
 /// "milestones": ["dhcp", ...] (in boot order), "state"}`; the IP is null
 /// until a lease is seen.
@@ -113,5 +127,21 @@ mod tests {
                                "milestones": ["dhcp", "loader"], "state": "booting"})
         );
         assert!(json(&rows[1])["ip"].is_null());
+    }
+
+    #[test]
+    fn beacon_timeline_lists_beacons_in_arrival_order() {
+        let beacons: BTreeMap<String, f64> = [
+            ("first-boot".to_string(), 420.25),
+            ("install-done".to_string(), 151.0),
+            ("install-started".to_string(), 70.12),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            beacon_timeline("cp1", &beacons),
+            "cp1 beacons: install-started 70.1s, install-done 151.0s, first-boot 420.2s\n"
+        );
+        assert_eq!(beacon_timeline("cp1", &BTreeMap::new()), "");
     }
 }

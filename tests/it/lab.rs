@@ -24,16 +24,16 @@ use crate::fetch::server::MirrorServer;
 
 const SERVER: &str = "10.77.0.1";
 
-fn lab_lock() -> MutexGuard<'static, ()> {
+pub(crate) fn lab_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
-fn pxebuild() -> Command {
+pub(crate) fn pxebuild() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pxebuild"))
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
         out.status,

@@ -17,6 +17,7 @@ mod fetch;
 mod harness;
 mod kubeadm_types;
 mod lab;
+mod second_boot;
 mod serve_http;
 mod serve_service;
 mod serve_support;
