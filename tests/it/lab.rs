@@ -45,21 +45,22 @@ pub(crate) fn text(out: &Output) -> String {
 /// The stand-in OS, built once per target directory (the script caches by inputs).
 fn standin() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("standin-os");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/standin-os/build.sh");
-        let run = Command::new(script)
-            .arg(&out)
-            .output()
-            .expect("running build.sh");
-        assert!(
-            run.status.success(),
-            "stand-in OS build failed:\n{}",
-            text(&run)
-        );
-        out
-    })
+    DIR.get_or_init(|| build_standin("build.sh", "standin-os"))
+}
+
+/// Runs `tests/fixtures/standin-os/<script> <target tmp>/<out>` and returns
+/// the output directory; a failed build fails the test with its output.
+pub(crate) fn build_standin(script: &str, out: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(out);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/standin-os")
+        .join(script);
+    let run = Command::new(&path)
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|err| panic!("running {}: {err}", path.display()));
+    assert!(run.status.success(), "{script} failed:\n{}", text(&run));
+    dir
 }
 
 /// The stand-in OS padded to the pinned Flatcar release's PXE file sizes

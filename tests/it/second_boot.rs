@@ -19,27 +19,13 @@ use serde_json::Value;
 
 use crate::cluster_common::copy_tree;
 use crate::fetch::server::MirrorServer;
-use crate::lab::{lab_lock, pxebuild, text};
+use crate::lab::{build_standin, lab_lock, pxebuild, text};
 
 /// The second-boot stand-in OS, built once per target directory (the script
 /// caches by inputs; the Debian root is cached under ~/.cache/pxebuild).
 fn second_boot_os() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("standin-second");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/standin-os/build-second.sh");
-        let run = Command::new(script)
-            .arg(&out)
-            .output()
-            .expect("running build-second.sh");
-        assert!(
-            run.status.success(),
-            "second-boot stand-in build failed:\n{}",
-            text(&run)
-        );
-        out
-    })
+    DIR.get_or_init(|| build_standin("build-second.sh", "standin-second"))
 }
 
 /// The example site cut to cp1 (BIOS), cp2 (UEFI), cp3 (BIOS), booting

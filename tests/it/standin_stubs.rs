@@ -302,14 +302,8 @@ fn standin_stubs_bring_the_example_site_to_kubeadm_done_in_order() {
     );
     assert!(text.contains("Cilium 1.19.8 installed"), "{text}");
     // Join order at the stand-in API server: cp1, cp2, cp3, then the worker.
-    let state: serde_json::Value =
-        serde_json::from_str(&read(nodes, "cp1", "var/lib/pxebuild-standin/api.json")).unwrap();
-    let order: Vec<&str> = state["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["name"].as_str().unwrap())
-        .collect();
+    let state = api_state(nodes);
+    let order = joined(&state);
     assert_eq!(order, ["cp1", "cp2", "cp3", "worker1"]);
 }
 
@@ -469,14 +463,8 @@ fn standin_stubs_recover_from_power_cuts_mid_init_and_mid_join() {
             "{n}\n{text}"
         );
     }
-    let state: serde_json::Value =
-        serde_json::from_str(&read(nodes, "cp1", "var/lib/pxebuild-standin/api.json")).unwrap();
-    let order: Vec<&str> = state["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["name"].as_str().unwrap())
-        .collect();
+    let state = api_state(nodes);
+    let order = joined(&state);
     assert_eq!(order, ["cp1", "cp2", "cp3"]);
     let started = state["members"]
         .as_array()
@@ -509,4 +497,19 @@ fn standin_stubs_refuse_cilium_values_without_the_api_endpoint() {
         "{text}"
     );
     assert!(!exists(nodes, "cp1", "var/lib/pxebuild/cilium-installed"));
+}
+
+/// The stand-in API server's state on cp1 (`api.json`).
+fn api_state(nodes: &Path) -> serde_json::Value {
+    serde_json::from_str(&read(nodes, "cp1", "var/lib/pxebuild-standin/api.json")).unwrap()
+}
+
+/// The nodes in the order the stand-in API server saw them join.
+fn joined(state: &serde_json::Value) -> Vec<&str> {
+    state["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect()
 }

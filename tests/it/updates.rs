@@ -81,18 +81,7 @@ fn updates_listings_are_signed_and_nodes_refuse_any_other() {
     let b = built();
     let site = Site::load(&b.root.join("site.toml")).unwrap();
     let node = &site.file.nodes[site.file.nodes.len() - 1];
-    let ign_dir = std::fs::read_dir(b.dist.join("http/ignition"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(&format!("{}-", node.name))
-        })
-        .unwrap();
-    let ign: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ign_dir.join("node.ign")).unwrap()).unwrap();
+    let ign = crate::sysupdate::node_ignition_in(&b.dist, &node.name);
     let keyring = ignition_file(&ign, "/etc/systemd/import-pubring.gpg").expect("node keyring");
     assert_eq!(
         ignition_file(&ign, "/etc/systemd/import-pubring.pgp").as_deref(),
