@@ -81,8 +81,11 @@ impl Stage {
     pub fn of_fetch(path: &str) -> Option<Stage> {
         let name = path.rsplit('/').next().unwrap_or(path);
         let tftp = crate::layout::tftp_relative(path);
-        // The BIOS loader's configs; the UEFI loader's are not told apart yet.
-        let pxelinux_config = tftp.and_then(crate::layout::pxelinux_config_is_efi) == Some(false);
+        // Both loaders' configs: BIOS (`pxelinux.cfg/…`) and UEFI
+        // (`efi64/pxelinux.cfg/…`).
+        let pxelinux_config = tftp
+            .and_then(crate::layout::pxelinux_config_is_efi)
+            .is_some();
         if pxelinux_config || name.ends_with(".ipxe") {
             Some(Stage::Config)
         } else if tftp.is_some()
@@ -157,6 +160,11 @@ mod tests {
                 "tftp/pxelinux.cfg/01-52-54-00-20-00-11",
                 Some(Stage::Config),
             ),
+            (
+                "tftp/efi64/pxelinux.cfg/01-52-54-00-20-00-12",
+                Some(Stage::Config),
+            ),
+            ("tftp/efi64/pxelinux.cfg/default", Some(Stage::Config)),
             ("http/ipxe/boot.ipxe", Some(Stage::Config)),
             (
                 "http/flatcar/4593.2.5/flatcar_production_pxe.vmlinuz",
