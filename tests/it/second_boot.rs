@@ -5,11 +5,17 @@
 //! Ignition, a stand-in flatcar-install keeping Flatcar's command line) as the
 //! Flatcar PXE initrd and the signed `flatcar_production_image.bin.bz2`.
 //!
+//! The mirror's system extensions are the stand-in sysexts
+//! (tests/fixtures/standin-sysext/build.sh: squashfs images in the bakery's
+//! format holding the stub Kubernetes tools).
+//!
 //! One UEFI node (install.sh sets BootNext with efibootmgr; the VM's OVMF
 //! variables persist across its reboots) and one BIOS node kept network-first
 //! (its second PXE boot finds its installation, `install-skipped`, and kexecs
 //! the disk's kernel) both reach the `first-boot` beacon, which only the
-//! generated node units send, under the disk's systemd.
+//! generated node units send, under the disk's systemd, and then
+//! `sysexts-merged`: the disk's real systemd-sysext merged the images the
+//! node Ignition downloaded, so `/usr/bin/kubeadm` exists.
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,6 +26,7 @@ use serde_json::Value;
 use crate::cluster_common::copy_tree;
 use crate::fetch::server::MirrorServer;
 use crate::lab::{build_standin, lab_lock, pxebuild, text};
+use crate::standin_stubs::standin_sysexts;
 
 /// The second-boot stand-in OS, built once per target directory (the script
 /// caches by inputs; the Debian root is cached under ~/.cache/pxebuild).
@@ -46,7 +53,8 @@ fn site_toml() -> String {
     site
 }
 
-/// The site built from the fixture mirror carrying the second-boot stand-in.
+/// The site built from the fixture mirror carrying the second-boot stand-in
+/// and the stand-in sysexts.
 fn built_site() -> tempfile::TempDir {
     let os = second_boot_os();
     let work = tempfile::tempdir().unwrap();
@@ -61,6 +69,8 @@ fn built_site() -> tempfile::TempDir {
         .arg(os.join("installer.cpio.gz"))
         .arg("--image")
         .arg(os.join("disk.img.bz2"))
+        .arg("--sysexts")
+        .arg(standin_sysexts())
         .output()
         .expect("running the fixture mirror generator");
     assert!(run.status.success(), "fixture mirror:\n{}", text(&run));
@@ -108,7 +118,7 @@ fn lab_installs_to_disk_and_boots_the_node_config_on_bios_and_uefi() {
         .current_dir(work.path())
         .args(["lab", "run", "--accel", "tcg", "--nodes", "cp1,cp2"])
         .args(["--disk", "2", "--network-first", "--memory", "1024"])
-        .args(["--until", "first-boot", "--timeout", "1500"])
+        .args(["--until", "sysexts-merged", "--timeout", "1500"])
         .arg("--state")
         .arg(&state)
         .output()
@@ -145,7 +155,8 @@ fn lab_installs_to_disk_and_boots_the_node_config_on_bios_and_uefi() {
         let started = beacon_time(&v, "install-started");
         let done = beacon_time(&v, "install-done");
         let first = beacon_time(&v, "first-boot");
-        assert!(started < done && done < first, "{v}");
+        let merged = beacon_time(&v, "sysexts-merged");
+        assert!(started < done && done < first && first < merged, "{v}");
         // flatcar-install fetched the signed image from the boot server, the
         // install script the node config; the disk's first boot ran the node
         // Ignition, which downloaded the sysexts from the boot server.
@@ -159,12 +170,18 @@ fn lab_installs_to_disk_and_boots_the_node_config_on_bios_and_uefi() {
                 "{name} fetched {file}:\n{log}"
             );
         }
-        assert!(
-            log.lines().any(|l| l.contains(ip)
-                && l.contains("path=http/sysext/")
-                && l.contains("result=ok")),
-            "{name}'s node Ignition fetched its sysexts:\n{log}"
-        );
+        // Each of the site's sysexts, whole (the stand-in squashfs images).
+        for ext in ["kubernetes-", "cilium-"] {
+            assert!(
+                log.lines().any(|l| l.contains(ip)
+                    && l.contains("path=http/sysext/")
+                    && l.contains(ext)
+                    && l.contains("-x86-64.raw ")
+                    && l.contains("result=ok")
+                    && !l.contains(" bytes=0 ")),
+                "{name}'s node Ignition fetched its {ext} sysext:\n{log}"
+            );
+        }
         // Firmware and terminal escapes make the console log not quite UTF-8.
         let serial =
             String::from_utf8_lossy(&fs::read(state.join(format!("{name}.serial.log"))).unwrap())
