@@ -42,6 +42,26 @@ pub(crate) fn text(out: &Output) -> String {
     )
 }
 
+/// Copies this repository's templates/ and payload/ beside `dir`'s site.toml
+/// and builds it from the fixture mirror at `mirror_url`, signed by `key`.
+pub(crate) fn build_with_repo_templates(dir: &Path, mirror_url: &str, key: &Path) {
+    for sub in ["templates", "payload"] {
+        copy_tree(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join(sub),
+            &dir.join(sub),
+        );
+    }
+    let build = pxebuild()
+        .current_dir(dir)
+        .args(["build"])
+        .env("PXEBUILD_CACHE", dir.join("cache"))
+        .env("PXEBUILD_MIRROR", mirror_url)
+        .env("PXEBUILD_SIGNING_KEY", key)
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "pxebuild build:\n{}", text(&build));
+}
+
 /// The stand-in OS, built once per target directory (the script caches by inputs).
 fn standin() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -772,21 +792,7 @@ fn built_site_from(ipxe: bool, boot_server: &str, os: &Path) -> tempfile::TempDi
     );
     let site_text = site_text.replacen(example_server, &format!("address = \"{boot_server}\""), 1);
     fs::write(&site, site_text).unwrap();
-    for dir in ["templates", "payload"] {
-        copy_tree(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
-            &work.path().join(dir),
-        );
-    }
-    let build = pxebuild()
-        .current_dir(work.path())
-        .args(["build"])
-        .env("PXEBUILD_CACHE", work.path().join("cache"))
-        .env("PXEBUILD_MIRROR", server.url())
-        .env("PXEBUILD_SIGNING_KEY", &mirror.key)
-        .output()
-        .unwrap();
-    assert!(build.status.success(), "pxebuild build:\n{}", text(&build));
+    build_with_repo_templates(work.path(), &server.url(), &mirror.key);
     // The loaders the lab boots are Debian's .deb files as the mirror serves them.
     for deb in mirror.sha256.keys().filter(|p| p.ends_with(".deb")) {
         let wanted = ipxe || !deb.contains("/ipxe_");

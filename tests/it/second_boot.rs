@@ -23,9 +23,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::cluster_common::copy_tree;
 use crate::fetch::server::MirrorServer;
-use crate::lab::{build_standin, lab_lock, pxebuild, text};
+use crate::lab::{build_standin, build_with_repo_templates, lab_lock, pxebuild, text};
 use crate::standin_stubs::standin_sysexts;
 
 /// The second-boot stand-in OS, built once per target directory (the script
@@ -76,21 +75,11 @@ fn built_site() -> tempfile::TempDir {
     assert!(run.status.success(), "fixture mirror:\n{}", text(&run));
     let server = MirrorServer::start(&mirror);
     fs::write(work.path().join("site.toml"), site_toml()).unwrap();
-    for dir in ["templates", "payload"] {
-        copy_tree(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
-            &work.path().join(dir),
-        );
-    }
-    let build = pxebuild()
-        .current_dir(work.path())
-        .args(["build"])
-        .env("PXEBUILD_CACHE", work.path().join("cache"))
-        .env("PXEBUILD_MIRROR", server.url())
-        .env("PXEBUILD_SIGNING_KEY", fixtures.join("test-key.pub.asc"))
-        .output()
-        .unwrap();
-    assert!(build.status.success(), "pxebuild build:\n{}", text(&build));
+    build_with_repo_templates(
+        work.path(),
+        &server.url(),
+        &fixtures.join("test-key.pub.asc"),
+    );
     work
 }
 
