@@ -178,6 +178,106 @@ pub fn sysext_sha512(extension: &str, file: &str) -> String {
     format!("{}/{file}.sha512", sysext_dir(extension))
 }
 
+/// HTTP directory of the OCI distribution API: the tree under it mirrors
+/// the pull API's URL paths, so a static server (nginx, with the locations
+/// docs/serve.md gives) answers pulls as `pxebuild serve` does.
+pub const OCI_V2: &str = "v2";
+
+/// How a manifest's media type is spelled in its file name, as the last
+/// extension (what nginx's `types` matches): the file of
+/// `/v2/<name>/manifests/<ref>` is `<ref>.<kind>`.
+pub const OCI_MANIFEST_KINDS: [(&str, &str); 4] = [
+    ("oci-index", "application/vnd.oci.image.index.v1+json"),
+    ("oci-manifest", "application/vnd.oci.image.manifest.v1+json"),
+    (
+        "docker-list",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ),
+    (
+        "docker-manifest",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ),
+];
+
+/// The file-name extension of a manifest media type; `None` for a media
+/// type dist/ does not carry.
+pub fn oci_manifest_kind(media_type: &str) -> Option<&'static str> {
+    OCI_MANIFEST_KINDS
+        .iter()
+        .find(|(_, mt)| *mt == media_type)
+        .map(|(kind, _)| *kind)
+}
+
+/// The media type of a manifest file-name extension.
+pub fn oci_media_type(kind: &str) -> Option<&'static str> {
+    OCI_MANIFEST_KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, mt)| *mt)
+}
+
+/// Dist path of repository `name`'s manifest `reference` (a tag or
+/// `sha256:<hex>`) of media type `media_type`'s `kind` (see
+/// [`oci_manifest_kind`]): `http/v2/<name>/manifests/<reference>.<kind>`.
+pub fn oci_manifest(name: &str, reference: &str, kind: &str) -> String {
+    http_path(&format!("{OCI_V2}/{name}/manifests/{reference}.{kind}"))
+}
+
+/// Dist path of repository `name`'s blob `digest` (`sha256:<hex>`):
+/// `http/v2/<name>/blobs/<digest>`, the pull API's own path.
+pub fn oci_blob(name: &str, digest: &str) -> String {
+    http_path(&format!("{OCI_V2}/{name}/blobs/{digest}"))
+}
+
+/// What an OCI API request path (after `/v2/`) asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OciRequest<'a> {
+    /// `/v2/`: the API version check.
+    Base,
+    /// `<name>/manifests/<reference>`.
+    Manifest { name: &'a str, reference: &'a str },
+    /// `<name>/blobs/<digest>`.
+    Blob { name: &'a str, digest: &'a str },
+}
+
+/// Parses an HTTP path relative to dist/http (`v2/…`) as an OCI API
+/// request; `None` when it is not one (the name may hold '/', the last two
+/// parts say what is asked for).
+pub fn parse_oci_request(http_rel: &str) -> Option<OciRequest<'_>> {
+    let rest = http_rel.strip_prefix(OCI_V2)?;
+    if rest.is_empty() || rest == "/" {
+        return Some(OciRequest::Base);
+    }
+    let rest = rest.strip_prefix('/')?;
+    let (head, reference) = rest.rsplit_once('/')?;
+    let (name, what) = head.rsplit_once('/')?;
+    if name.is_empty() || reference.is_empty() {
+        return None;
+    }
+    match what {
+        "manifests" => Some(OciRequest::Manifest { name, reference }),
+        "blobs" => Some(OciRequest::Blob {
+            name,
+            digest: reference,
+        }),
+        _ => None,
+    }
+}
+
+/// HTTP directory of the static Helm chart repository (`index.yaml` and the
+/// chart archives) that an air-gapped site installs Cilium and Argo CD from.
+pub const CHARTS: &str = "charts";
+
+/// Dist path of the chart repository's `index.yaml`.
+pub fn chart_index() -> String {
+    http_path(&format!("{CHARTS}/index.yaml"))
+}
+
+/// Dist path of a chart archive, named as `helm package` names it.
+pub fn chart_archive(chart: &str, version: &str) -> String {
+    http_path(&format!("{CHARTS}/{chart}-{version}.tgz"))
+}
+
 /// HTTP directory of the nodes' Ignition directories.
 pub const IGNITION: &str = "ignition";
 
@@ -355,5 +455,46 @@ mod tests {
         );
         assert_eq!(http_relative("tftp/x"), None);
         assert_eq!(http_relative("httpx/y"), None);
+    }
+
+    #[test]
+    fn oci_paths_are_the_pull_api_paths_and_parse_back() {
+        let hex = "b".repeat(64);
+        let digest = format!("sha256:{hex}");
+        let kind = oci_manifest_kind("application/vnd.oci.image.index.v1+json").unwrap();
+        let manifest = oci_manifest("quay.io/cilium/cilium", "v1.18.2", kind);
+        assert_eq!(
+            manifest,
+            "http/v2/quay.io/cilium/cilium/manifests/v1.18.2.oci-index"
+        );
+        assert_eq!(
+            oci_media_type(kind),
+            Some("application/vnd.oci.image.index.v1+json")
+        );
+        let blob = oci_blob("registry.k8s.io/pause", &digest);
+        assert_eq!(
+            parse_oci_request(http_relative(&blob).unwrap()),
+            Some(OciRequest::Blob {
+                name: "registry.k8s.io/pause",
+                digest: &digest
+            })
+        );
+        assert_eq!(
+            parse_oci_request("v2/registry.k8s.io/pause/manifests/3.10"),
+            Some(OciRequest::Manifest {
+                name: "registry.k8s.io/pause",
+                reference: "3.10"
+            })
+        );
+        assert_eq!(parse_oci_request("v2/"), Some(OciRequest::Base));
+        assert_eq!(parse_oci_request("v2"), Some(OciRequest::Base));
+        assert_eq!(parse_oci_request("v2/pause/tags/list"), None);
+        assert_eq!(parse_oci_request("v2/manifests/x"), None);
+        assert_eq!(parse_oci_request("ignition/x"), None);
+        assert_eq!(oci_manifest_kind("text/plain"), None);
+        assert_eq!(
+            chart_archive("cilium", "1.18.2"),
+            "http/charts/cilium-1.18.2.tgz"
+        );
     }
 }

@@ -25,6 +25,7 @@ pub mod engine;
 pub mod error;
 pub mod fetch;
 pub mod fsutil;
+pub mod images;
 pub mod lab;
 pub mod layout;
 pub mod log;

@@ -6,7 +6,8 @@
 //! "role"}]}` plus `"access"`: the files that only one client IP may fetch,
 //! and `"flatcar"`: the pinned Flatcar release the tree boots and what the
 //! site asked for (`"current"` or the same version), so a later `--offline`
-//! build can reuse what `current` resolved to.
+//! build can reuse what `current` resolved to; and `"images"`: the container
+//! images an air-gapped tree carries, each with the digest its tag resolved to.
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -32,8 +33,30 @@ pub struct Manifest {
     pub flatcar: Option<FlatcarRecord>,
     pub format: u32,
     /// Hex digest over every step key of the build: equal inputs, equal tree.
+    /// The container images the tree carries (`[images] mode = "serve"`),
+    /// sorted by reference; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageRecord>,
     pub inputs: String,
     pub nodes: Vec<NodeEntry>,
+}
+
+/// One image the tree carries, as resolved at build time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// What the reference resolved to: the digest of the manifest (or the
+    /// multi-arch index, kept byte for byte) the tag names.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// The repository's name in dist/ and on the OCI API (`registry.k8s.io/pause`).
+    pub name: String,
+    /// The site's architecture's manifest, when `digest` is an index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_digest: Option<String>,
+    /// The reference as the cluster names it, normalised
+    /// (`registry.k8s.io/pause:3.10`).
+    pub reference: String,
 }
 
 /// Which Flatcar release a tree boots, as resolved at build time.
@@ -150,6 +173,7 @@ mod tests {
                 role: "control-plane".into(),
             }],
             access: vec![],
+            images: Vec::new(),
             flatcar: Some(FlatcarRecord {
                 channel: "stable".into(),
                 arch: "amd64".into(),

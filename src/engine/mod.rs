@@ -405,6 +405,7 @@ fn manifest_for(outcomes: &[Outcome], published: &[&Output]) -> Manifest {
         nodes: Vec::new(),
         access,
         flatcar: None,
+        images: Vec::new(),
     }
 }
 

@@ -336,6 +336,7 @@ mod tests {
             nodes: vec![],
             access: vec![],
             flatcar: None,
+            images: Vec::new(),
         };
         (dir, manifest)
     }

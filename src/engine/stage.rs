@@ -392,6 +392,7 @@ mod tests {
             nodes: vec![],
             access: vec![],
             flatcar: None,
+            images: Vec::new(),
         }
     }
 

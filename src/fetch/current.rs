@@ -219,6 +219,7 @@ mod tests {
             files: vec![],
             nodes: vec![],
             access: vec![],
+            images: Vec::new(),
             flatcar: Some(FlatcarRecord {
                 channel: "beta".into(),
                 arch: "amd64".into(),

@@ -138,6 +138,7 @@ mod tests {
                 ip: "10.0.0.11".into(),
             }],
             flatcar: None,
+            images: Vec::new(),
         }
     }
 

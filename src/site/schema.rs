@@ -40,6 +40,8 @@ pub struct SiteFile<C = Cluster, N = Network, D = Node> {
     pub argocd: ArgoCd,
     #[serde(default)]
     pub install: Install,
+    #[serde(default)]
+    pub images: Images,
     #[serde(rename = "node", default)]
     pub nodes: Vec<D>,
 }
@@ -265,6 +267,38 @@ pub struct Sources {
     /// loader.
     #[serde(default)]
     pub ipxe_sha256s: BTreeMap<String, String>,
+}
+
+/// `[images]`: where the cluster's container images and charts come from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Images {
+    /// "pull" (default: nodes pull from the upstream registries) or "serve"
+    /// (the air gap: the build copies every image and chart into dist/ and
+    /// nodes pull them from the boot server).
+    #[serde(default)]
+    pub mode: ImageMode,
+    /// The payload's own images, as its manifests name them
+    /// (`ghcr.io/example/app:1.2`), carried in dist/ with the cluster's.
+    #[serde(default)]
+    pub extra: Vec<String>,
+    /// One registry holding every image under `<original registry>/<repository>`
+    /// (`http://mirror:5000` serves `registry.k8s.io/pause` as
+    /// `/v2/registry.k8s.io/pause/…`), used at build time instead of the
+    /// upstream registries.
+    #[serde(default)]
+    pub registry_mirror: Option<String>,
+}
+
+/// `images.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageMode {
+    /// Nodes pull from the upstream registries, as they would without pxebuild.
+    #[default]
+    Pull,
+    /// Images and charts are in dist/; nodes pull them from the boot server.
+    Serve,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -45,6 +45,7 @@ pub(super) fn lift(raw: RawSiteFile, src: &Source<'_>) -> Result<SiteFile, Vec<D
             updates: raw.updates,
             argocd: raw.argocd,
             install: raw.install,
+            images: raw.images,
             nodes,
         }),
         _ => Err(p.problems),

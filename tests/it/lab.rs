@@ -319,6 +319,7 @@ fn write_manifest(dist: &Path, nodes: &[Node], access: Vec<AccessEntry>) {
         nodes,
         access,
         flatcar: None,
+        images: Vec::new(),
     };
     fs::write(dist.join("manifest.json"), manifest.to_json()).unwrap();
 }

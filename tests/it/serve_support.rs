@@ -53,6 +53,7 @@ impl Dist {
             nodes: vec![],
             access: vec![],
             flatcar: None,
+            images: Vec::new(),
         };
         let dist = Dist { tmp, manifest };
         dist.write_manifest();
