@@ -9,3 +9,25 @@
 pub mod reference;
 
 pub use reference::ImageRef;
+
+use anyhow::Result;
+
+use crate::error::BadInput;
+use crate::site::Site;
+
+/// Every image the site's cluster pulls, sorted and without repeats: the
+/// catalog's for the pinned versions and the site's features, then
+/// `[images] extra`. Read by the build (`mode = "serve"` carries them in
+/// dist/), by `pxebuild images`, and by the tests' registry fixture.
+pub fn site_images(site: &Site) -> Result<Vec<ImageRef>> {
+    let mut images = Vec::new();
+    for (i, text) in site.file.images.extra.iter().enumerate() {
+        let image: ImageRef = text
+            .parse()
+            .map_err(|why| BadInput::new(format!("images.extra[{i}] {text:?} {why}")))?;
+        images.push(image);
+    }
+    images.sort();
+    images.dedup();
+    Ok(images)
+}
