@@ -304,3 +304,27 @@ fn mirror_carries_the_chart_indexes_and_archives() {
     assert!(w.server.requests().is_empty());
     assert_repository(&w);
 }
+
+/// `pxebuild serve` hands the repository out as Helm reads one: the index at
+/// `<http base>/charts/index.yaml`, each archive at its URL resolved against
+/// the repository, with the digest the index lists.
+#[test]
+fn the_boot_server_serves_the_repository_as_helm_reads_it() {
+    let w = serve_world();
+    assert_ok(&w.build());
+    let served = crate::serve_support::Served::start(&w.dist(), &[]);
+    let repo = served.url("/charts");
+    let get = |url: &str| {
+        let out = crate::serve_support::curl(&["-f", url]);
+        assert!(out.status.success(), "GET {url}: {}", stderr(&out));
+        out.stdout
+    };
+    let index: Value = serde_norway::from_slice(&get(&format!("{repo}/index.yaml"))).unwrap();
+    for c in &CHARTS {
+        let entry = &index["entries"][c.name][0];
+        let url = format!("{repo}/{}", entry["urls"][0].as_str().unwrap());
+        let bytes = get(&url);
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        assert_eq!(entry["digest"], Value::from(digest), "{url}");
+    }
+}
