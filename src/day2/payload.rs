@@ -237,6 +237,8 @@ fn charts_off_the_boot_server(site: &Site, docs: &[Document]) -> Vec<String> {
     let Some(served) = crate::fetch::charts::served_repository(site) else {
         return Vec::new();
     };
+    let carried = crate::fetch::charts::site_charts(site);
+    let bare = |v: &str| v.trim_start_matches('v').to_string();
     let mut out = Vec::new();
     for doc in docs.iter().filter(|d| d.is_application()) {
         for src in doc.sources() {
@@ -244,12 +246,23 @@ fn charts_off_the_boot_server(site: &Site, docs: &[Document]) -> Vec<String> {
                 continue;
             };
             let repo = src.get("repoURL").and_then(Value::as_str).unwrap_or("");
+            let version = src.get("targetRevision").and_then(Value::as_str);
             if repo.trim_end_matches('/') != served {
                 out.push(format!(
                     "{}: chart {chart} comes from {repo:?}, but with [images] mode = \"serve\" \
                      the charts are in the boot server's repository: set repoURL to {served:?} \
                      (and list the chart in [images] charts unless it is Cilium's or Argo CD's)",
                     doc.label()
+                ));
+            } else if !carried
+                .iter()
+                .any(|c| c.name == chart && version.is_some_and(|v| bare(v) == bare(&c.version)))
+            {
+                out.push(format!(
+                    "{}: chart {chart} {} is not in the boot server's repository: list it in \
+                     [images] charts with its upstream repository, and build again",
+                    doc.label(),
+                    version.unwrap_or("(no targetRevision)")
                 ));
             }
         }
@@ -312,6 +325,20 @@ mod tests {
         );
         let served = app("http://10.20.0.2:8080/charts/");
         assert!(charts_off_the_boot_server(&site, &[served]).is_empty());
+        // From the boot server, but a version the build did not carry.
+        let other = doc(
+            "payload/core/kured.yaml",
+            "kind: Application\nmetadata: {name: kured}\nspec:\n  source:\n    \
+             {repoURL: \"http://10.20.0.2:8080/charts\", chart: kured, targetRevision: 6.0.0}\n",
+        );
+        assert_eq!(
+            charts_off_the_boot_server(&site, &[other]),
+            [
+                "payload/core/kured.yaml: Application kured: chart kured 6.0.0 is not in the boot \
+              server's repository: list it in [images] charts with its upstream repository, and \
+              build again"
+            ]
+        );
         let pull = Site::from_text(example, &dir.path().join("site.toml")).unwrap();
         assert!(charts_off_the_boot_server(&pull, &[app("https://helm.cilium.io/")]).is_empty());
     }
