@@ -189,6 +189,9 @@ impl ChartArchive {
             Ok(_) => found
                 .into_inner()
                 .ok_or_else(|| anyhow!("{url}: no entry for {} {}", s.name, s.version)),
+            // Only the repository's own answer is bad input: a stored copy that
+            // lacked the version and then a network failure is a network failure.
+            Err(e) if !e.chain().any(|c| c.is::<DigestMismatch>()) => Err(e),
             Err(e) => match absent.into_inner() {
                 Some(why) if !self.fetcher.offline => Err(BadInput::new(format!(
                     "{}: chart {} {} is not in the Helm repository {}: {why}; check the \

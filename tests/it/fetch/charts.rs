@@ -328,3 +328,25 @@ fn the_boot_server_serves_the_repository_as_helm_reads_it() {
         assert_eq!(entry["digest"], Value::from(digest), "{url}");
     }
 }
+
+/// A stored index without the version, then a repository that cannot be
+/// reached: a network failure (exit 1), not a version the repository lacks.
+#[test]
+fn a_stale_index_and_an_unreachable_repository_is_a_network_failure() {
+    let w = serve_world();
+    assert_ok(&w.build());
+    let site = w.tmp.path().join("site.toml");
+    let text = std::fs::read_to_string(&site).unwrap();
+    std::fs::write(&site, text.replace("\"6.0.0\"", "\"6.1.0\"")).unwrap();
+    w.server.fault(
+        "/kubereboot.github.io/charts/index.yaml",
+        super::server::Fault::Unavailable { times: 100 },
+    );
+    let out = w.build();
+    assert_fails_with(&out, &["kubereboot.github.io/charts/index.yaml", "503"]);
+    assert!(
+        !stderr(&out).contains("is not in the Helm repository"),
+        "{}",
+        stderr(&out)
+    );
+}
