@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::cmd::global::Global;
-use crate::day2::{self, argo, helm, kubeconfig, Cluster};
+use crate::day2::{self, argo, kubeconfig, Cluster};
 use crate::site::types::Duration;
 use crate::site::Site;
 
@@ -37,9 +37,11 @@ pub struct UntaintArgs {}
 /// Arguments of `pxebuild install-argo`.
 #[derive(Debug, clap::Args)]
 pub struct InstallArgoArgs {
-    /// Helm repository holding the argo-cd chart (a mirror for air-gapped sites).
-    #[arg(long, value_name = "URL", default_value = helm::ARGO_HELM_REPO)]
-    pub chart_repo: String,
+    /// Helm repository holding the argo-cd chart [default: the boot server's
+    /// chart repository (<http base>/charts) with [images] mode = "serve",
+    /// else https://argoproj.github.io/argo-helm].
+    #[arg(long, value_name = "URL")]
+    pub chart_repo: Option<String>,
     /// How long Helm waits for Argo CD to become ready.
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub timeout: Duration,
@@ -111,7 +113,9 @@ pub(crate) fn run_install_argo(global: &Global, args: InstallArgoArgs) -> Result
         ));
     }
     let opts = argo::Options {
-        chart_repo: args.chart_repo,
+        chart_repo: args
+            .chart_repo
+            .unwrap_or_else(|| argo::default_chart_repo(&site)),
         timeout: args.timeout.to_string(),
         dry_run: args.dry_run,
         accept_cilium_drift: args.accept_cilium_drift,

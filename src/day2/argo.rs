@@ -43,6 +43,14 @@ pub(crate) struct Plan {
     pub root_app: String,
 }
 
+/// Where Argo CD's chart comes from without `--chart-repo`: the boot
+/// server's chart repository when the build carries the chart there
+/// (`[images] mode = "serve"`), else Argo CD's own.
+pub(crate) fn default_chart_repo(site: &Site) -> String {
+    crate::fetch::charts::served_repository(site)
+        .unwrap_or_else(|| helm::ARGO_HELM_REPO.to_string())
+}
+
 /// Builds the plan; bad input (exit 2) when payload/bootstrap is incomplete.
 pub(crate) fn plan(site: &Site, kubeconfig: &Path, opts: &Options) -> Result<Plan> {
     let values = existing(site.payload_dir().join(VALUES))?;
@@ -199,6 +207,47 @@ mod tests {
         assert_eq!(src["targetRevision"].as_str(), Some("v2"));
         assert_eq!(src["path"].as_str(), Some("payload/core"));
         assert_eq!(app["metadata"]["name"].as_str(), Some("root"));
+    }
+
+    /// A site in `dir` (the example, `images` appended before the nodes) with
+    /// the repository's payload/bootstrap.
+    fn site_in(dir: &Path, images: &str) -> Site {
+        let example = include_str!("../../site.toml");
+        let (head, nodes) = example.split_once("[[node]]").unwrap();
+        let text = format!("{head}[images]\n{images}\n\n[[node]]{nodes}");
+        std::fs::write(dir.join("site.toml"), text).unwrap();
+        let boot = dir.join("payload/bootstrap");
+        std::fs::create_dir_all(&boot).unwrap();
+        for file in [VALUES, ROOT_APP] {
+            let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("payload")
+                .join(file);
+            std::fs::copy(from, dir.join("payload").join(file)).unwrap();
+        }
+        Site::load(&dir.join("site.toml")).unwrap()
+    }
+
+    fn helm_repo_arg(site: &Site) -> String {
+        let opts = Options {
+            chart_repo: default_chart_repo(site),
+            timeout: "10m".into(),
+            dry_run: true,
+            accept_cilium_drift: false,
+            allow_downgrade: false,
+        };
+        let plan = plan(site, Path::new("kc"), &opts).unwrap();
+        let at = plan.helm_args.iter().position(|a| a == "--repo").unwrap();
+        plan.helm_args[at + 1].clone()
+    }
+
+    #[test]
+    fn serve_mode_installs_argo_cd_from_the_boot_servers_chart_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = site_in(dir.path(), "mode = \"serve\"");
+        assert_eq!(helm_repo_arg(&site), "http://10.20.0.2:8080/charts");
+        let dir = tempfile::tempdir().unwrap();
+        let site = site_in(dir.path(), "mode = \"pull\"");
+        assert_eq!(helm_repo_arg(&site), helm::ARGO_HELM_REPO);
     }
 
     #[test]

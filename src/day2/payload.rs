@@ -1,7 +1,8 @@
 //! `payload/`: the Kubernetes manifests Argo CD applies from git. This module
 //! parses every YAML file there and cross-checks it: manifests have apiVersion
-//! and kind, every Application's `path` and `$values/…` file exist, and (as a
-//! warning) the Cilium chart follows site.toml's Cilium version. Whether the git
+//! and kind, every Application's `path` and `$values/…` file exist, and (as
+//! warnings) the Cilium chart follows site.toml's Cilium version and, with
+//! `[images] mode = "serve"`, every chart comes from the boot server. Whether the git
 //! sources follow site.toml's repository is `day2::sync`'s job. Application
 //! paths are relative to the git repository root, the directory holding site.toml.
 use std::path::{Path, PathBuf};
@@ -220,9 +221,53 @@ pub fn check(site: &Site) -> Vec<String> {
         return Vec::new();
     }
     match load(&site.dir) {
-        Ok(docs) => cilium_mismatches(site, &docs),
+        Ok(docs) => {
+            let mut out = cilium_mismatches(site, &docs);
+            out.extend(charts_off_the_boot_server(site, &docs));
+            out
+        }
         Err(e) => vec![format!("{e:#}")],
     }
+}
+
+/// With `[images] mode = "serve"` the charts are in the boot server's chart
+/// repository, and nothing else may be reachable: a chart source naming
+/// another repository would leave Argo CD unable to render it.
+fn charts_off_the_boot_server(site: &Site, docs: &[Document]) -> Vec<String> {
+    let Some(served) = crate::fetch::charts::served_repository(site) else {
+        return Vec::new();
+    };
+    let carried = crate::fetch::charts::site_charts(site);
+    let bare = |v: &str| v.trim_start_matches('v').to_string();
+    let mut out = Vec::new();
+    for doc in docs.iter().filter(|d| d.is_application()) {
+        for src in doc.sources() {
+            let Some(chart) = src.get("chart").and_then(Value::as_str) else {
+                continue;
+            };
+            let repo = src.get("repoURL").and_then(Value::as_str).unwrap_or("");
+            let version = src.get("targetRevision").and_then(Value::as_str);
+            if repo.trim_end_matches('/') != served {
+                out.push(format!(
+                    "{}: chart {chart} comes from {repo:?}, but with [images] mode = \"serve\" \
+                     the charts are in the boot server's repository: set repoURL to {served:?} \
+                     (and list the chart in [images] charts unless it is Cilium's or Argo CD's)",
+                    doc.label()
+                ));
+            } else if !carried
+                .iter()
+                .any(|c| c.name == chart && version.is_some_and(|v| bare(v) == bare(&c.version)))
+            {
+                out.push(format!(
+                    "{}: chart {chart} {} is not in the boot server's repository: list it in \
+                     [images] charts with its upstream repository, and build again",
+                    doc.label(),
+                    version.unwrap_or("(no targetRevision)")
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn cilium_mismatches(site: &Site, docs: &[Document]) -> Vec<String> {
@@ -252,6 +297,50 @@ mod tests {
             file: file.into(),
             value: serde_norway::from_str(yaml).unwrap(),
         }
+    }
+
+    #[test]
+    fn serve_mode_wants_every_chart_from_the_boot_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let example = include_str!("../../site.toml");
+        let (head, nodes) = example.split_once("[[node]]").unwrap();
+        let text = format!("{head}[images]\nmode = \"serve\"\n\n[[node]]{nodes}");
+        let site = Site::from_text(&text, &dir.path().join("site.toml")).unwrap();
+        let app = |repo: &str| {
+            doc(
+                "payload/core/cilium.yaml",
+                &format!(
+                    "kind: Application\nmetadata: {{name: cilium}}\nspec:\n  sources:\n  \
+                     - {{repoURL: \"{repo}\", chart: cilium, targetRevision: 1.19.8}}\n  \
+                     - {{repoURL: https://git.example/x.git, ref: values}}\n"
+                ),
+            )
+        };
+        let warned = charts_off_the_boot_server(&site, &[app("https://helm.cilium.io/")]);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].starts_with("payload/core/cilium.yaml: Application cilium: chart cilium")
+                && warned[0].contains("set repoURL to \"http://10.20.0.2:8080/charts\""),
+            "{warned:?}"
+        );
+        let served = app("http://10.20.0.2:8080/charts/");
+        assert!(charts_off_the_boot_server(&site, &[served]).is_empty());
+        // From the boot server, but a version the build did not carry.
+        let other = doc(
+            "payload/core/kured.yaml",
+            "kind: Application\nmetadata: {name: kured}\nspec:\n  source:\n    \
+             {repoURL: \"http://10.20.0.2:8080/charts\", chart: kured, targetRevision: 6.0.0}\n",
+        );
+        assert_eq!(
+            charts_off_the_boot_server(&site, &[other]),
+            [
+                "payload/core/kured.yaml: Application kured: chart kured 6.0.0 is not in the boot \
+              server's repository: list it in [images] charts with its upstream repository, and \
+              build again"
+            ]
+        );
+        let pull = Site::from_text(example, &dir.path().join("site.toml")).unwrap();
+        assert!(charts_off_the_boot_server(&pull, &[app("https://helm.cilium.io/")]).is_empty());
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! External artifacts: Flatcar images (OpenPGP-verified), bootloaders
 //! (Debian's packages or the upstream releases, pinned by SHA-256, or a local
-//! directory), system extensions (the release's SHA256SUMS). Each artifact is a build step whose key is its canonical URL
-//! and trust anchor, so a second build makes no request; downloads land in
+//! directory), system extensions (the release's SHA256SUMS), and in
+//! `[images] mode = "serve"` Helm charts (their repository's index.yaml).
+//! Each artifact is a build step whose key is its canonical URL and trust
+//! anchor, so a second build makes no request; downloads land in
 //! the content store only once verified. See docs/artifacts.md.
+pub mod charts;
 pub(crate) mod current;
 pub(crate) mod debian;
 pub(crate) mod fetcher;
 pub(crate) mod flatcar;
+pub(crate) mod helm_repo;
 pub(crate) mod http;
 pub(crate) mod index;
 pub(crate) mod loaders;

@@ -28,6 +28,8 @@ pub(crate) struct Planned {
     pub refs: ArtifactRefs,
     pub wanted: Vec<Wanted>,
     pub fetcher: Arc<Fetcher>,
+    /// The Helm charts carried in dist/ (serve mode only).
+    pub charts: Vec<super::charts::ChartSpec>,
 }
 
 /// Every fetch step for `site`.
@@ -43,6 +45,7 @@ pub(crate) fn plan(site: &Site, offline: bool) -> Result<Planned> {
         refs: ArtifactRefs::empty(&site.file.flatcar.version),
         wanted: Vec::new(),
         fetcher,
+        charts: super::charts::site_charts(site),
     };
     plan_flatcar(site, &mut planned);
     plan_sysexts(site, &mut planned);
@@ -53,7 +56,14 @@ pub(crate) fn plan(site: &Site, offline: bool) -> Result<Planned> {
         .extend(loader_sources(&planned.fetcher, loaders));
     planned.refs.loaders = refs;
     planned.steps.extend(steps);
+    plan_charts(&mut planned);
     Ok(planned)
+}
+
+fn plan_charts(planned: &mut Planned) {
+    let (steps, wanted) = super::charts::plan(&planned.fetcher, &planned.charts);
+    planned.steps.extend(steps);
+    planned.wanted.extend(wanted);
 }
 
 fn want(planned: &mut Planned, name: String, urls: Vec<String>) {

@@ -23,7 +23,7 @@ pub(crate) fn write_mirror(site: &Site, dir: &Path, offline: bool, jobs: usize) 
     // as `build --offline` does.
     let previous = site.dir.join(crate::layout::SITE_DIST);
     let pinned = current::pin(site, Some(&previous), offline)?;
-    let planned = plan::plan(&pinned.site, offline)?;
+    let mut planned = plan::plan(&pinned.site, offline)?;
     plan::preflight(&planned)?;
     crate::engine::run(
         &planned.steps,
@@ -35,6 +35,9 @@ pub(crate) fn write_mirror(site: &Site, dir: &Path, offline: bool, jobs: usize) 
             advice: Some(crate::fetch::failure_advice),
         },
     )?;
+    // A chart archive's URL is in its repository's index, known once fetched.
+    let archives = crate::fetch::charts::stored_archives(&planned.fetcher, &planned.charts);
+    planned.wanted.extend(archives);
     let mut placed = place(&planned, dir)?;
     let version_txt = pinned.version_txt.clone().or_else(|| {
         // Offline nothing was fetched: write what the air-gapped build needs

@@ -102,6 +102,10 @@ pub struct CiliumCtx {
     pub wireguard: bool,
     pub kube_proxy_replacement: bool,
     pub mtu: Option<u32>,
+    /// The boot server's Helm repository (`<http base>/charts`) that
+    /// `cilium install --repository` reads in `[images] mode = "serve"`;
+    /// `None` in pull mode (the CLI's default, helm.cilium.io).
+    pub chart_repository: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -272,6 +276,7 @@ impl SiteContext {
                 wireguard: f.cilium.wireguard,
                 kube_proxy_replacement: f.cilium.kube_proxy_replacement,
                 mtu: f.cilium.mtu,
+                chart_repository: crate::fetch::charts::served_repository(site),
             },
             ssh_keys: f.ssh.authorized_keys.clone(),
             updates: UpdatesCtx {

@@ -288,6 +288,25 @@ pub struct Images {
     /// upstream registries.
     #[serde(default)]
     pub registry_mirror: Option<String>,
+    /// The Helm charts the payload's Applications install, carried (with
+    /// Cilium's and Argo CD's) in dist/'s chart repository in `mode = "serve"`:
+    /// each from its upstream repository, since the Applications name the
+    /// boot server's.
+    #[serde(default)]
+    pub charts: Vec<ChartSource>,
+}
+
+/// One entry of `images.charts`: a chart version in a Helm repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartSource {
+    /// The Helm repository's URL (the one `index.yaml` sits in), e.g.
+    /// `https://kubereboot.github.io/charts`.
+    pub repo: String,
+    /// The chart's name in the repository, e.g. `kured`.
+    pub name: String,
+    /// The chart version, as the repository's index lists it.
+    pub version: String,
 }
 
 /// `images.mode`.

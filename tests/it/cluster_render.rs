@@ -234,6 +234,27 @@ fn cluster_first_control_plane_runs_init_kube_vip_and_cilium() {
 }
 
 #[test]
+fn cluster_serve_mode_installs_cilium_from_the_boot_servers_chart_repository() {
+    let install = "cilium install --version \"1.19.8\" --values /etc/cilium/values.yaml";
+    let (_dir, site) = edited_site(&[("[ssh]", "[images]\nmode = \"serve\"\n\n[ssh]")]);
+    let rendered = render_all(&site);
+    let script = rendered[0].0.files.cilium_script.as_deref().unwrap();
+    assert!(
+        script.contains(&format!(
+            "{install} \\\n    --repository \"http://10.20.0.2:8080/charts\"\n"
+        )),
+        "{script}"
+    );
+    assert_eq!(script.matches("cilium install").count(), 1, "{script}");
+    // Pull mode: the CLI's own default repository, as before.
+    let (_dir, site) = example_site();
+    let rendered = render_all(&site);
+    let script = rendered[0].0.files.cilium_script.as_deref().unwrap();
+    assert!(script.contains(&format!("{install}\n")), "{script}");
+    assert!(!script.contains("--repository"), "{script}");
+}
+
+#[test]
 fn cluster_install_config_guards_and_installs_the_pxe_version() {
     let (_dir, site) = example_site();
     let templates = Templates::load(&site.templates_dir()).unwrap();

@@ -1,6 +1,7 @@
 //! The fetch part of `pxebuild build` and `pxebuild mirror` against a fixture
 //! mirror (tests/fixtures/mirror/generate.sh) served on loopback by the test:
 //! verification, faults, the store, offline builds and the air-gap flow.
+mod charts;
 pub(crate) mod server;
 
 use std::path::{Path, PathBuf};

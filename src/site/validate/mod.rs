@@ -6,6 +6,7 @@
 //! (subnet, gateway, boot server, cluster endpoint and CIDRs), `nodes` (each
 //! `[[node]]` plus uniqueness and the control-plane count) and `software`
 //! (Flatcar, sysexts, Cilium, SSH, updates, sources).
+mod charts;
 mod network;
 mod nodes;
 mod software;
@@ -39,6 +40,7 @@ pub(crate) fn validate(
     nodes::check_nodes(&mut c, file);
     network::check_cluster(&mut c, &file.cluster);
     software::check_software(&mut c, file);
+    charts::check_charts(&mut c, file);
     let mut diagnostics = c.diagnostics;
     diagnostics.sort_by_key(|d| (d.line, d.column));
     diagnostics

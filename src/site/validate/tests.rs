@@ -738,3 +738,36 @@ fn arm64_is_refused_until_an_arm64_boot_path_exists() {
         &["error: flatcar.arch: \"arm64\" cannot boot yet: pxebuild ships only x86 loaders (syslinux and iPXE for BIOS and x86-64 UEFI) and no arm64 boot path (UEFI arm64 through iPXE or GRUB) is built or proven; use \"amd64\" machines"],
     );
 }
+
+#[test]
+fn images_charts_name_a_helm_repository_and_a_file_safe_chart() {
+    let images = |charts: &str| {
+        problems(&[(
+            "[ssh]",
+            &format!("[images]\nmode = \"serve\"\ncharts = [{charts}]\n\n[ssh]"),
+        )])
+    };
+    let kured =
+        "{ repo = \"https://kubereboot.github.io/charts\", name = \"kured\", version = \"6.0.0\" }";
+    assert_eq!(images(kured), Vec::<String>::new());
+    assert_eq!(
+        images(
+            "{ repo = \"oci://ghcr.io/x\", name = \"a/b\", version = \"1\" }, \
+             { repo = \"ftp://x\", name = \"cilium\", version = \"1.19.8\" }"
+        ),
+        [
+            "error: images.charts[0].repo: \"oci://ghcr.io/x\" is an OCI registry: charts are \
+             carried from Helm repositories (an http:// or https:// URL holding index.yaml); \
+             name the chart's Helm repository",
+            "error: images.charts[0].name: \"a/b\" may hold only letters, digits, '.', '-', '_' \
+             and '+'",
+            "error: images.charts[1]: cilium 1.19.8 is already carried ([cilium] version); list \
+             each chart version once",
+            "error: images.charts[1].repo: \"ftp://x\" is not an http:// or https:// URL (the \
+             Helm repository holding index.yaml)",
+        ]
+    );
+    let pull = problems(&[("[ssh]", &format!("[images]\ncharts = [{kured}]\n\n[ssh]"))]);
+    assert_eq!(pull.len(), 1, "{pull:?}");
+    assert!(pull[0].starts_with("warning: images.charts: charts are carried in dist/ only"));
+}
