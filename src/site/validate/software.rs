@@ -1,7 +1,9 @@
 //! Checks of what the nodes run: the pinned Flatcar release, the sysext
-//! versions, Cilium's MTU, SSH keys, update policy, sources and Argo CD.
+//! versions, Cilium's MTU, SSH keys, update policy, sources, Argo CD and
+//! the container images (`[images]`).
 use super::{Checker, VPrefix};
-use crate::site::schema::{Cilium, Flatcar, RawSiteFile, Sources, Ssh, Sysext};
+use crate::images::ImageRef;
+use crate::site::schema::{Cilium, Flatcar, Images, RawSiteFile, Sources, Ssh, Sysext};
 use crate::site::source::KeyPath;
 
 const CHANNELS: &[&str] = &["stable", "beta", "alpha", "lts"];
@@ -46,6 +48,7 @@ pub(super) fn check_software(c: &mut Checker<'_, '_>, file: &RawSiteFile) {
         REBOOT_MANAGERS,
     );
     check_sources(c, &file.sources);
+    check_images(c, &file.images);
     c.one_of(&KeyPath::of("updates.apply"), &up.apply, APPLY);
     if up.apply == "rolling" && up.reboot_manager != "kured" {
         // Rolling reboots are requested through kured's sentinel; locksmithd
@@ -122,6 +125,46 @@ fn check_sources(c: &mut Checker<'_, '_>, src: &Sources) {
             "applies only to Debian's loader packages (sources.loaders = \"debian\", the \
              default, without sources.loaders_dir)",
         );
+    }
+}
+
+/// Each `images.extra` entry is an image reference (the message names the
+/// part that is wrong), listed once; `images.registry_mirror` is an http(s)
+/// URL of a registry (the build asks it for `/v2/<registry>/<repository>/…`).
+fn check_images(c: &mut Checker<'_, '_>, images: &Images) {
+    let mut seen: Vec<(ImageRef, usize)> = Vec::new();
+    for (i, text) in images.extra.iter().enumerate() {
+        let path = KeyPath::of("images.extra").index(i);
+        let Some(image) = c.parse::<ImageRef>(&path, text) else {
+            continue;
+        };
+        match seen.iter().find(|(other, _)| *other == image) {
+            Some((_, first)) => {
+                let msg = format!(
+                    "{text:?} is the same image as images.extra[{first}] ({image}); \
+                     list it once"
+                );
+                c.warn(&path, msg);
+            }
+            None => seen.push((image, i)),
+        }
+    }
+    if let Some(url) = &images.registry_mirror {
+        let path = KeyPath::of("images.registry_mirror");
+        let host = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        match host {
+            Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {}
+            _ => c.error(
+                &path,
+                format!(
+                    "{url:?} is not an http:// or https:// URL of a registry (want e.g. \
+                     \"http://mirror.example.com:5000\", which serves registry.k8s.io/pause \
+                     as /v2/registry.k8s.io/pause/…)"
+                ),
+            ),
+        }
     }
 }
 

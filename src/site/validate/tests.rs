@@ -738,3 +738,53 @@ fn arm64_is_refused_until_an_arm64_boot_path_exists() {
         &["error: flatcar.arch: \"arm64\" cannot boot yet: pxebuild ships only x86 loaders (syslinux and iPXE for BIOS and x86-64 UEFI) and no arm64 boot path (UEFI arm64 through iPXE or GRUB) is built or proven; use \"amd64\" machines"],
     );
 }
+
+/// The example with an `[images]` table before `[argocd]`.
+fn with_images(table: &str) -> Vec<String> {
+    problems(&[("[argocd]", &format!("[images]\n{table}\n\n[argocd]"))])
+}
+
+#[test]
+fn image_extras_are_references_listed_once() {
+    assert_eq!(
+        with_images("extra = [\"nginx:1.27\", \"ghcr.io/example/app:1.2@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        with_images("extra = [\"ghcr.io/example/App:1.2\", \"nginx:\", \"nginx@sha256:12\"]"),
+        [
+            "error: images.extra[0]: \"ghcr.io/example/App:1.2\" has repository \"example/App\": each '/'-separated part is lower-case letters and digits, joined by '.', '_' or '-'",
+            "error: images.extra[1]: \"nginx:\" has tag \"\": a tag is 1 to 128 letters, digits, '.', '_' or '-', not starting with '.' or '-'",
+            "error: images.extra[2]: \"nginx@sha256:12\" has digest \"sha256:12\": expected sha256: and 64 hexadecimal digits",
+        ]
+    );
+    assert_eq!(
+        with_images("extra = [\"nginx:1.27\", \"busybox\", \"docker.io/library/nginx:1.27\"]"),
+        ["warning: images.extra[2]: \"docker.io/library/nginx:1.27\" is the same image as images.extra[0] (docker.io/library/nginx:1.27); list it once"]
+    );
+}
+
+#[test]
+fn the_registry_mirror_is_an_http_url() {
+    for good in ["http://127.0.0.1:5000", "https://mirror.example.com/"] {
+        assert_eq!(
+            with_images(&format!("registry_mirror = {good:?}")),
+            Vec::<String>::new(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "mirror.example.com:5000",
+        "ftp://mirror",
+        "http://",
+        "https:///v2",
+    ] {
+        assert_eq!(
+            with_images(&format!("registry_mirror = {bad:?}")),
+            [format!(
+                "error: images.registry_mirror: {bad:?} is not an http:// or https:// URL of a registry (want e.g. \"http://mirror.example.com:5000\", which serves registry.k8s.io/pause as /v2/registry.k8s.io/pause/…)"
+            )],
+            "{bad}"
+        );
+    }
+}
