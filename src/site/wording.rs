@@ -71,7 +71,7 @@ pub(super) fn unknown_variant_message(message: &str) -> String {
     };
     let allowed: Vec<String> = expected
         .trim_start_matches("one of ")
-        .split(|c| c == ',' || c == ' ')
+        .split([',', ' '])
         .filter_map(|w| w.strip_prefix('`')?.strip_suffix('`'))
         .map(|w| format!("{w:?}"))
         .collect();
