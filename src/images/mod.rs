@@ -102,25 +102,38 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_kubernetes_release_is_refused_only_in_serve_mode() {
+    fn an_unknown_kubernetes_release_is_left_out_in_pull_mode() {
         let newer = [("v1.35.9", "v1.35.10")];
         let pull = site_images(&site("mode = \"pull\"", &newer)).unwrap();
         assert!(!pull.iter().any(|i| i.repository == "kube-apiserver"));
-        let err = site_images(&site("mode = \"serve\"", &newer)).unwrap_err();
+        assert!(pull.iter().any(|i| i.repository == "cilium/cilium"));
+        // The release the table covers builds in serve mode (an uncovered
+        // one is refused by validation, at its key: site/validate).
+        assert!(site_images(&site("mode = \"serve\"", &[])).is_ok());
+    }
+
+    #[test]
+    fn what_the_catalog_cannot_name_is_bad_input_in_serve_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let values = dir.path().join("payload/core/cilium/values.yaml");
+        std::fs::create_dir_all(values.parent().unwrap()).unwrap();
+        std::fs::write(&values, "hubble:\n  ui:\n    enabled: true\n").unwrap();
+        let text = format!("{EXAMPLE}\n[images]\nmode = \"serve\"\n");
+        let site = Site::from_text(&text, &dir.path().join("site.toml")).unwrap();
+        let err = site_images(&site).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), 2);
         let msg = format!("{err:#}");
         assert!(
-            msg.contains(
-                "cluster.kubernetes_version: pxebuild does not know kubeadm's images for \
-                 \"v1.35.10\""
-            ),
+            msg.contains(&format!(
+                "{}: hubble.ui.enabled: pxebuild does not know this component's images for \
+                 Cilium 1.19.8",
+                values.display()
+            )),
             "{msg}"
         );
         assert!(
             msg.contains("images.mode = \"pull\""),
             "says what to do: {msg}"
         );
-        // The release the table covers builds in serve mode.
-        assert!(site_images(&site("mode = \"serve\"", &[])).is_ok());
     }
 }

@@ -121,8 +121,9 @@ fn an_unknown_kubernetes_release_is_bad_input_in_serve_mode() {
         .run()
         .code(2)
         .stderr_contains(
-            "cluster.kubernetes_version: pxebuild does not know kubeadm's images for \
-             \"v1.35.10\"",
+            "site.toml:7:22: error: cluster.kubernetes_version: with images.mode = \"serve\" \
+             every image the cluster pulls is carried in dist/, and pxebuild's image catalog \
+             does not cover this release (it knows v1.34.0, v1.35.0 to v1.35.9,",
         );
 }
 

@@ -167,6 +167,30 @@ fn known<'a>(versions: impl Iterator<Item = &'a str>) -> String {
         .join(", ")
 }
 
+/// For each pinned key (`cluster.kubernetes_version`, `cilium.version`,
+/// `argocd.chart_version`), `None` when the catalog covers the pin, else the
+/// releases it does know, for the message.
+pub fn known_pins(pins: &Pins) -> [(&'static str, Option<String>); 3] {
+    let cilium_known = || known(cilium::RELEASES.iter().map(|r| r.version));
+    let argo_known = || known(argocd::CHARTS.iter().map(|c| c.version));
+    [
+        (
+            "cluster.kubernetes_version",
+            kubeadm::release(&pins.kubernetes)
+                .is_none()
+                .then(kubeadm::covered),
+        ),
+        (
+            "cilium.version",
+            cilium::release(&pins.cilium).is_none().then(cilium_known),
+        ),
+        (
+            "argocd.chart_version",
+            argocd::chart(&pins.argocd_chart).is_none().then(argo_known),
+        ),
+    ]
+}
+
 /// The site's pins.
 pub fn pins(site: &Site) -> Pins {
     let f = &site.file;

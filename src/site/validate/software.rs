@@ -2,8 +2,9 @@
 //! versions, Cilium's MTU, SSH keys, update policy, sources, Argo CD and
 //! the container images (`[images]`).
 use super::{Checker, VPrefix};
+use crate::images::catalog;
 use crate::images::ImageRef;
-use crate::site::schema::{Cilium, Flatcar, Images, RawSiteFile, Sources, Ssh, Sysext};
+use crate::site::schema::{Cilium, Flatcar, ImageMode, Images, RawSiteFile, Sources, Ssh, Sysext};
 use crate::site::source::KeyPath;
 
 const CHANNELS: &[&str] = &["stable", "beta", "alpha", "lts"];
@@ -49,6 +50,9 @@ pub(super) fn check_software(c: &mut Checker<'_, '_>, file: &RawSiteFile) {
     );
     check_sources(c, &file.sources);
     check_images(c, &file.images);
+    if file.images.mode == ImageMode::Serve {
+        check_catalog_pins(c, file);
+    }
     c.one_of(&KeyPath::of("updates.apply"), &up.apply, APPLY);
     if up.apply == "rolling" && up.reboot_manager != "kured" {
         // Rolling reboots are requested through kured's sentinel; locksmithd
@@ -164,6 +168,31 @@ fn check_images(c: &mut Checker<'_, '_>, images: &Images) {
                      as /v2/registry.k8s.io/pause/…)"
                 ),
             ),
+        }
+    }
+}
+
+/// An air-gapped site carries every image its cluster pulls, so each pinned
+/// release must be one the image catalog can name the images of; a pin it
+/// does not cover is refused here, where the operator sees it with `check`,
+/// rather than by the build. (Components enabled in the payload's values are
+/// checked by the build, which reads the payload.)
+fn check_catalog_pins(c: &mut Checker<'_, '_>, file: &RawSiteFile) {
+    let pins = catalog::Pins {
+        kubernetes: file.cluster.kubernetes_version.clone(),
+        cilium: file.cilium.version.clone(),
+        argocd_chart: file.argocd.chart_version.clone(),
+    };
+    for (key, known) in catalog::known_pins(&pins) {
+        if let Some(known) = known {
+            c.error(
+                &KeyPath::of(key),
+                format!(
+                    "with images.mode = \"serve\" every image the cluster pulls is carried \
+                     in dist/, and pxebuild's image catalog does not cover this release \
+                     (it knows {known}); pin one it knows, or set images.mode = \"pull\""
+                ),
+            );
         }
     }
 }

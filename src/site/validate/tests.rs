@@ -788,3 +788,30 @@ fn the_registry_mirror_is_an_http_url() {
         );
     }
 }
+
+#[test]
+fn serve_mode_needs_pins_the_image_catalog_covers() {
+    let newer = [
+        (
+            "kubernetes_version = \"v1.35.9\"",
+            "kubernetes_version = \"v1.35.10\"",
+        ),
+        ("kubernetes = \"v1.35.9\"", "kubernetes = \"v1.35.10\""),
+        ("version = \"1.19.8\"", "version = \"1.19.9\""),
+    ];
+    // Pulling from the registries needs no catalog.
+    let mut pull = newer.to_vec();
+    pull.push(("[argocd]", "[images]\nmode = \"pull\"\n\n[argocd]"));
+    assert_eq!(problems(&pull), Vec::<String>::new());
+    let mut serve = newer.to_vec();
+    serve.push(("[argocd]", "[images]\nmode = \"serve\"\n\n[argocd]"));
+    let tail = "pin one it knows, or set images.mode = \"pull\"";
+    assert_eq!(
+        problems(&serve),
+        [
+            format!("error: cluster.kubernetes_version: with images.mode = \"serve\" every image the cluster pulls is carried in dist/, and pxebuild's image catalog does not cover this release (it knows v1.34.0, v1.35.0 to v1.35.9, v1.36.1 to v1.36.4, v1.37.0 to v1.37.1); {tail}"),
+            format!("error: cilium.version: with images.mode = \"serve\" every image the cluster pulls is carried in dist/, and pxebuild's image catalog does not cover this release (it knows \"1.19.8\"); {tail}"),
+        ]
+    );
+    assert_eq!(with_images("mode = \"serve\""), Vec::<String>::new());
+}
