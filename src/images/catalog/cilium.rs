@@ -47,7 +47,8 @@ pub(crate) const RELEASES: &[Release] = &[Release {
     certgen: None,
     source: "Cilium v1.19.8 release notes, \"Docker Manifests\" (agent, operator-generic, \
              hubble-relay, clustermesh-apiserver); the cilium-envoy reference as the 1.19.8 \
-             chart pins it, quoted from a deployment's rollback runbook",
+             chart pins it, quoted from a deployment's rollback runbook (the same reference \
+             and digest Cilium v1.20.2 pins)",
     read: "2026-12-07",
 }];
 

@@ -78,7 +78,7 @@ pub struct Catalog {
 
 /// Where the values files are, for the keys of [`Unknown`].
 const CILIUM_VALUES: &str = crate::render::cilium::VALUES_PATH;
-const ARGOCD_VALUES: &str = "bootstrap/argocd-values.yaml";
+const ARGOCD_VALUES: &str = crate::day2::argo::VALUES;
 
 /// The catalog for `pins` and `features`; `cilium_values` and `argo_values`
 /// name the values files in messages.
