@@ -35,7 +35,7 @@ pub(crate) const CHARTS: &[Chart] = &[Chart {
     extension_installer: ("quay.io/argoprojlabs/argocd-extension-installer", "v1.1.0"),
     source: "argoproj/argo-helm charts/argo-cd values.yaml at argo-cd-10.1.1, then each \
              release's notes up to argo-cd-10.9.0: Argo CD v3.5.2 (10.4.1), Redis 8.6.4 \
-             (10.3.0), redis_exporter v1.91.1 (10.8.4), extension installer v1.1.0 (10.8.1), \
+             (10.3.0; tagged `<version>-alpine` as the chart tags Redis), redis_exporter v1.91.1 (10.8.4), extension installer v1.1.0 (10.8.1), \
              Dex unchanged",
     read: "2026-12-07",
 }];
