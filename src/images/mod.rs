@@ -43,7 +43,7 @@ pub fn site_images(site: &Site) -> Result<Vec<ImageRef>> {
             )));
         }
         for line in &list {
-            crate::warn!("{line}; `pxebuild images` leaves its images out");
+            crate::warn!("{line}; the image list leaves them out");
         }
     }
     let mut images = catalog.images;
