@@ -69,6 +69,8 @@ pub enum Command {
     /// Bootstrap-token operations against a running cluster.
     #[command(subcommand)]
     Token(cmd::day2::TokenCommand),
+    /// List the container images the site's cluster pulls, and their digests in a built tree.
+    Images(cmd::images::Args),
     /// Write every fetched, verified artifact into a mirror layout for air-gapped sites.
     #[command(after_help = ENVIRONMENT)]
     Mirror(cmd::mirror::Args),
@@ -104,7 +106,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Runs the chosen subcommand.
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    use cmd::{build, butane, check, day2, docs, init, lab, mirror, secrets, serve};
+    use cmd::{build, butane, check, day2, docs, images, init, lab, mirror, secrets, serve};
     let global = &cli.global;
     match cli.command {
         Command::Init(args) => init::run(global, args),
@@ -114,6 +116,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Butane(args) => butane::run(global, args),
         Command::Secrets(command) => secrets::run(global, command),
         Command::Token(command) => day2::run_token(global, command),
+        Command::Images(args) => images::run(global, args),
         Command::Mirror(args) => mirror::run(global, args),
         Command::Lab(command) => lab::run(global, command),
         Command::Kubeconfig(args) => day2::run_kubeconfig(global, args),

@@ -7,6 +7,7 @@ pub(crate) mod check;
 pub(crate) mod day2;
 pub(crate) mod docs;
 pub(crate) mod global;
+pub(crate) mod images;
 pub(crate) mod init;
 pub(crate) mod lab;
 pub(crate) mod mirror;

@@ -308,6 +308,8 @@ fn parse_error(src: &Source<'_>, err: &toml::de::Error) -> Diagnostic {
     let mut message = err.message().to_string();
     if message.starts_with("unknown field") {
         message = wording::unknown_key_message(&message);
+    } else if message.starts_with("unknown variant") {
+        message = wording::unknown_variant_message(&message);
     } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
         let name = match owning_key(key).0.last() {
             Some(Seg::Key(name)) => name.clone(),

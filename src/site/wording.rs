@@ -59,6 +59,28 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
+/// serde's "unknown variant `x`, expected `a` or `b`" (a key with a fixed set
+/// of values, such as `images.mode`), in the words the other value checks
+/// use: `"x" is not one of "a", "b"`.
+pub(super) fn unknown_variant_message(message: &str) -> String {
+    let parsed = message
+        .strip_prefix("unknown variant `")
+        .and_then(|rest| rest.split_once("`, expected "));
+    let Some((value, expected)) = parsed else {
+        return message.to_string();
+    };
+    let allowed: Vec<String> = expected
+        .trim_start_matches("one of ")
+        .split([',', ' '])
+        .filter_map(|w| w.strip_prefix('`')?.strip_suffix('`'))
+        .map(|w| format!("{w:?}"))
+        .collect();
+    if allowed.is_empty() {
+        return message.to_string();
+    }
+    format!("{value:?} is not one of {}", allowed.join(", "))
+}
+
 /// The message for an unknown key: with the key it was probably meant to
 /// be, else with the keys that are allowed there (toml's own list).
 pub(super) fn unknown_key_message(message: &str) -> String {
@@ -170,6 +192,22 @@ mod tests {
         );
         assert_eq!(closest("IP", &["ip", "mac"]), Some("ip"));
         assert_eq!(closest("x", &["ip", "mac"]), None);
+    }
+
+    #[test]
+    fn an_unknown_variant_lists_the_values_allowed() {
+        assert_eq!(
+            unknown_variant_message("unknown variant `mirror`, expected `pull` or `serve`"),
+            "\"mirror\" is not one of \"pull\", \"serve\""
+        );
+        assert_eq!(
+            unknown_variant_message("unknown variant `x`, expected one of `a`, `b`, `c`"),
+            "\"x\" is not one of \"a\", \"b\", \"c\""
+        );
+        assert_eq!(
+            unknown_variant_message("unknown variant"),
+            "unknown variant"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod day2_sync;
 mod dhcp_snippets;
 mod fetch;
 mod harness;
+mod images_cmd;
 mod kubeadm_types;
 mod lab;
 mod second_boot;

@@ -30,6 +30,21 @@ const INVALID: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "bad_image_mode",
+        &[
+            "site.toml:53:8: error: images.mode: \"mirror\" is not one of \"pull\", \"serve\"",
+        ],
+    ),
+    (
+        "bad_images",
+        &[
+            "site.toml:56:3: error: images.extra[1]: \"ghcr.io/example/App:1.2\" has repository \"example/App\": each '/'-separated part is lower-case letters and digits, joined by '.', '_' or '-'",
+            "site.toml:57:3: warning: images.extra[2]: \"docker.io/library/nginx:1.27\" is the same image as images.extra[0] (docker.io/library/nginx:1.27); list it once",
+            "site.toml:58:3: error: images.extra[3]: \"ghcr.io/example/api@sha256:12\" has digest \"sha256:12\": expected sha256: and 64 hexadecimal digits",
+            "site.toml:60:19: error: images.registry_mirror: \"mirror.example.com:5000\" is not an http:// or https:// URL of a registry (want e.g. \"http://mirror.example.com:5000\", which serves registry.k8s.io/pause as /v2/registry.k8s.io/pause/…)",
+        ],
+    ),
+    (
         "bad_loaders",
         &[
             "site.toml:24:20: error: boot_server.loaders[1]: \"pxe\" is not one of \"bios\", \"uefi\", \"ipxe\"",

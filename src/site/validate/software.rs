@@ -1,7 +1,10 @@
 //! Checks of what the nodes run: the pinned Flatcar release, the sysext
-//! versions, Cilium's MTU, SSH keys, update policy, sources and Argo CD.
+//! versions, Cilium's MTU, SSH keys, update policy, sources, Argo CD and
+//! the container images (`[images]`).
 use super::{Checker, VPrefix};
-use crate::site::schema::{Cilium, Flatcar, RawSiteFile, Sources, Ssh, Sysext};
+use crate::images::catalog;
+use crate::images::ImageRef;
+use crate::site::schema::{Cilium, Flatcar, ImageMode, Images, RawSiteFile, Sources, Ssh, Sysext};
 use crate::site::source::KeyPath;
 
 const CHANNELS: &[&str] = &["stable", "beta", "alpha", "lts"];
@@ -46,6 +49,10 @@ pub(super) fn check_software(c: &mut Checker<'_, '_>, file: &RawSiteFile) {
         REBOOT_MANAGERS,
     );
     check_sources(c, &file.sources);
+    check_images(c, &file.images);
+    if file.images.mode == ImageMode::Serve {
+        check_catalog_pins(c, file);
+    }
     c.one_of(&KeyPath::of("updates.apply"), &up.apply, APPLY);
     if up.apply == "rolling" && up.reboot_manager != "kured" {
         // Rolling reboots are requested through kured's sentinel; locksmithd
@@ -122,6 +129,71 @@ fn check_sources(c: &mut Checker<'_, '_>, src: &Sources) {
             "applies only to Debian's loader packages (sources.loaders = \"debian\", the \
              default, without sources.loaders_dir)",
         );
+    }
+}
+
+/// Each `images.extra` entry is an image reference (the message names the
+/// part that is wrong), listed once; `images.registry_mirror` is an http(s)
+/// URL of a registry (the build asks it for `/v2/<registry>/<repository>/…`).
+fn check_images(c: &mut Checker<'_, '_>, images: &Images) {
+    let mut seen: Vec<(ImageRef, usize)> = Vec::new();
+    for (i, text) in images.extra.iter().enumerate() {
+        let path = KeyPath::of("images.extra").index(i);
+        let Some(image) = c.parse::<ImageRef>(&path, text) else {
+            continue;
+        };
+        match seen.iter().find(|(other, _)| *other == image) {
+            Some((_, first)) => {
+                let msg = format!(
+                    "{text:?} is the same image as images.extra[{first}] ({image}); \
+                     list it once"
+                );
+                c.warn(&path, msg);
+            }
+            None => seen.push((image, i)),
+        }
+    }
+    if let Some(url) = &images.registry_mirror {
+        let path = KeyPath::of("images.registry_mirror");
+        let host = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        match host {
+            Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {}
+            _ => c.error(
+                &path,
+                format!(
+                    "{url:?} is not an http:// or https:// URL of a registry (want e.g. \
+                     \"http://mirror.example.com:5000\", which serves registry.k8s.io/pause \
+                     as /v2/registry.k8s.io/pause/…)"
+                ),
+            ),
+        }
+    }
+}
+
+/// An air-gapped site carries every image its cluster pulls, so each pinned
+/// release must be one the image catalog can name the images of; a pin it
+/// does not cover is refused here, where the operator sees it with `check`,
+/// rather than by the build. (Components enabled in the payload's values are
+/// checked by the build, which reads the payload.)
+fn check_catalog_pins(c: &mut Checker<'_, '_>, file: &RawSiteFile) {
+    let pins = catalog::Pins {
+        kubernetes: file.cluster.kubernetes_version.clone(),
+        cilium: file.cilium.version.clone(),
+        argocd_chart: file.argocd.chart_version.clone(),
+    };
+    for (key, known) in catalog::known_pins(&pins) {
+        if let Some(known) = known {
+            c.error(
+                &KeyPath::of(key),
+                format!(
+                    "with images.mode = \"serve\" every image the cluster pulls is carried \
+                     in dist/, and pxebuild's image catalog does not cover this release \
+                     (it knows {known}); pin one it knows, or set images.mode = \"pull\""
+                ),
+            );
+        }
     }
 }
 

@@ -770,4 +770,79 @@ fn images_charts_name_a_helm_repository_and_a_file_safe_chart() {
     let pull = problems(&[("[ssh]", &format!("[images]\ncharts = [{kured}]\n\n[ssh]"))]);
     assert_eq!(pull.len(), 1, "{pull:?}");
     assert!(pull[0].starts_with("warning: images.charts: charts are carried in dist/ only"));
+/// The example with an `[images]` table before `[argocd]`.
+fn with_images(table: &str) -> Vec<String> {
+    problems(&[("[argocd]", &format!("[images]\n{table}\n\n[argocd]"))])
+}
+
+#[test]
+fn image_extras_are_references_listed_once() {
+    assert_eq!(
+        with_images("extra = [\"nginx:1.27\", \"ghcr.io/example/app:1.2@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        with_images("extra = [\"ghcr.io/example/App:1.2\", \"nginx:\", \"nginx@sha256:12\"]"),
+        [
+            "error: images.extra[0]: \"ghcr.io/example/App:1.2\" has repository \"example/App\": each '/'-separated part is lower-case letters and digits, joined by '.', '_' or '-'",
+            "error: images.extra[1]: \"nginx:\" has tag \"\": a tag is 1 to 128 letters, digits, '.', '_' or '-', not starting with '.' or '-'",
+            "error: images.extra[2]: \"nginx@sha256:12\" has digest \"sha256:12\": expected sha256: and 64 hexadecimal digits",
+        ]
+    );
+    assert_eq!(
+        with_images("extra = [\"nginx:1.27\", \"busybox\", \"docker.io/library/nginx:1.27\"]"),
+        ["warning: images.extra[2]: \"docker.io/library/nginx:1.27\" is the same image as images.extra[0] (docker.io/library/nginx:1.27); list it once"]
+    );
+}
+
+#[test]
+fn the_registry_mirror_is_an_http_url() {
+    for good in ["http://127.0.0.1:5000", "https://mirror.example.com/"] {
+        assert_eq!(
+            with_images(&format!("registry_mirror = {good:?}")),
+            Vec::<String>::new(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "mirror.example.com:5000",
+        "ftp://mirror",
+        "http://",
+        "https:///v2",
+    ] {
+        assert_eq!(
+            with_images(&format!("registry_mirror = {bad:?}")),
+            [format!(
+                "error: images.registry_mirror: {bad:?} is not an http:// or https:// URL of a registry (want e.g. \"http://mirror.example.com:5000\", which serves registry.k8s.io/pause as /v2/registry.k8s.io/pause/…)"
+            )],
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn serve_mode_needs_pins_the_image_catalog_covers() {
+    let newer = [
+        (
+            "kubernetes_version = \"v1.35.9\"",
+            "kubernetes_version = \"v1.35.10\"",
+        ),
+        ("kubernetes = \"v1.35.9\"", "kubernetes = \"v1.35.10\""),
+        ("version = \"1.19.8\"", "version = \"1.19.9\""),
+    ];
+    // Pulling from the registries needs no catalog.
+    let mut pull = newer.to_vec();
+    pull.push(("[argocd]", "[images]\nmode = \"pull\"\n\n[argocd]"));
+    assert_eq!(problems(&pull), Vec::<String>::new());
+    let mut serve = newer.to_vec();
+    serve.push(("[argocd]", "[images]\nmode = \"serve\"\n\n[argocd]"));
+    let tail = "pin one it knows, or set images.mode = \"pull\"";
+    assert_eq!(
+        problems(&serve),
+        [
+            format!("error: cluster.kubernetes_version: with images.mode = \"serve\" every image the cluster pulls is carried in dist/, and pxebuild's image catalog does not cover this release (it knows v1.34.0, v1.35.0 to v1.35.9, v1.36.1 to v1.36.4, v1.37.0 to v1.37.1); {tail}"),
+            format!("error: cilium.version: with images.mode = \"serve\" every image the cluster pulls is carried in dist/, and pxebuild's image catalog does not cover this release (it knows \"1.19.8\"); {tail}"),
+        ]
+    );
+    assert_eq!(with_images("mode = \"serve\""), Vec::<String>::new());
 }
