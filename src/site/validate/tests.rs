@@ -770,6 +770,8 @@ fn images_charts_name_a_helm_repository_and_a_file_safe_chart() {
     let pull = problems(&[("[ssh]", &format!("[images]\ncharts = [{kured}]\n\n[ssh]"))]);
     assert_eq!(pull.len(), 1, "{pull:?}");
     assert!(pull[0].starts_with("warning: images.charts: charts are carried in dist/ only"));
+}
+
 /// The example with an `[images]` table before `[argocd]`.
 fn with_images(table: &str) -> Vec<String> {
     problems(&[("[argocd]", &format!("[images]\n{table}\n\n[argocd]"))])
