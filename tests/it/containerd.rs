@@ -152,20 +152,7 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if self.child.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        stop_by_pid(&mut self.child);
     }
 }
 
@@ -212,4 +199,121 @@ pub fn pull_tree(dist: &Path, references: &[&str]) -> Vec<(String, String)> {
             (full.clone(), containerd.fetch("serve", &hosts, &full))
         })
         .collect()
+}
+
+/// nginx serving a tree's `http/` with the pull API configuration
+/// docs/serve.md documents (taken from the page itself, so the page and the
+/// test cannot drift apart), on a free loopback port; stopped by its PID.
+pub struct NginxOci {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+/// The ```nginx block of docs/serve.md's "The same API from nginx".
+pub fn documented_nginx_config() -> String {
+    let page = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/serve.md"))
+        .unwrap();
+    let section = &page[page
+        .find("#### The same API from nginx")
+        .expect("docs/serve.md documents the nginx configuration")..];
+    let start = section.find("```nginx\n").unwrap() + "```nginx\n".len();
+    let end = section[start..].find("```").unwrap() + start;
+    section[start..end].to_string()
+}
+
+impl NginxOci {
+    pub fn start(http_root: &Path) -> NginxOci {
+        let dir = tempfile::Builder::new()
+            .prefix("pxebuild-nginx-")
+            .tempdir()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let documented = documented_nginx_config();
+        assert!(documented.contains("    listen 8080;\n"));
+        assert!(documented.contains("    root /srv/pxebuild/dist/http;\n"));
+        let site = documented
+            .replace(
+                "    listen 8080;\n",
+                &format!("    listen 127.0.0.1:{port};\n"),
+            )
+            .replace(
+                "    root /srv/pxebuild/dist/http;\n",
+                &format!("    root {};\n", http_root.display()),
+            );
+        let p = dir.path().display();
+        let conf = format!(
+            "daemon off;\nuser root;\nworker_processes 1;\npid {p}/nginx.pid;\n\
+             error_log {p}/error.log;\nevents {{ worker_connections 256; }}\n\
+             http {{\n    access_log {p}/access.log;\n    client_body_temp_path {p}/body;\n\
+             proxy_temp_path {p}/proxy;\n    fastcgi_temp_path {p}/fastcgi;\n\
+             uwsgi_temp_path {p}/uwsgi;\n    scgi_temp_path {p}/scgi;\n    sendfile on;\n\
+             {site}}}\n"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&path)
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting nginx");
+        let mut nginx = NginxOci {
+            child,
+            _dir: dir,
+            port,
+        };
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = nginx.child.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                let _ = nginx.child.stderr.take().unwrap().read_to_string(&mut err);
+                panic!("nginx exited ({status}): {err}");
+            }
+            assert!(Instant::now() < deadline, "nginx never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        nginx
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for NginxOci {
+    fn drop(&mut self) {
+        // TERM to the master: it stops its workers (a KILL would orphan them).
+        stop_by_pid(&mut self.child);
+    }
+}
+
+/// SIGTERM to `child`, then SIGKILL if it is still there after 10 s.
+fn stop_by_pid(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

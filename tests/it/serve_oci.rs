@@ -219,7 +219,12 @@ fn serve_oci_errors_as_the_spec_says() {
             "NAME_INVALID",
         ),
         ("/v2/%2e%2e/%2e%2e/manifests/x".into(), 400, "NAME_INVALID"),
-        (format!("/v2/{}/tags/list", oci.name), 404, "UNSUPPORTED"),
+        (
+            "/v2/registry.test/none/tags/list".into(),
+            404,
+            "NAME_UNKNOWN",
+        ),
+        ("/v2/a/../../tags/list".into(), 400, "NAME_INVALID"),
         ("/v2/_catalog".into(), 404, "UNSUPPORTED"),
     ];
     for (path, status, code) in &cases {
@@ -238,6 +243,13 @@ fn serve_oci_errors_as_the_spec_says() {
         let head = ask(&["-I", &url(path)]);
         assert_eq!((head.status, head.body.len()), (*status, 0), "HEAD {path}");
     }
+    // The tags the tree carries for a name: its tag files, not its digests.
+    let tags = ask(&[&url(&format!("/v2/{}/tags/list", multi.name))]);
+    assert_eq!(tags.status, 200);
+    assert_eq!(
+        tags.json(),
+        serde_json::json!({"name": multi.name, "tags": [multi.tag]})
+    );
     // arm64's manifest is named by the index but not carried.
     let index: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dist.path(&pxebuild::layout::oci_manifest(
@@ -304,4 +316,104 @@ fn serve_oci_on_a_tree_without_images_is_an_empty_registry() {
     assert_eq!((got.status, got.code().as_str()), (404, "NAME_UNKNOWN"));
     // The rest of the tree is served as before.
     assert_eq!(ask(&[&server.url("/boot.ipxe")]).status, 200);
+}
+
+/// Debian's containerd pulls every test image through the hosts
+/// configuration a serve-mode node gets, from `pxebuild serve` and from nginx
+/// with the documented configuration, resolving the same digests; skopeo,
+/// a second client, reads the same manifests from both.
+#[test]
+fn serve_oci_containerd_and_skopeo_pull_from_serve_and_from_nginx_alike() {
+    use crate::containerd::{hosts_dir, Containerd, NginxOci};
+    let (dist, images) = with_images(Dist::new());
+    let server = dist.serve(&[]);
+    let nginx = NginxOci::start(&dist.dir().join("http"));
+    let containerd = Containerd::start();
+    let mut registries: Vec<&str> = images.iter().map(|i| i.registry.as_str()).collect();
+    registries.dedup();
+    let via_serve = hosts_dir(
+        &containerd.dir().join("hosts-serve"),
+        &registries,
+        &server.url(""),
+    );
+    let via_nginx = hosts_dir(
+        &containerd.dir().join("hosts-nginx"),
+        &registries,
+        &nginx.url(""),
+    );
+    for img in &images {
+        let from_serve = containerd.fetch("serve", &via_serve, &img.reference);
+        let from_nginx = containerd.fetch("nginx", &via_nginx, &img.reference);
+        assert_eq!(
+            from_serve, img.digest,
+            "{} from pxebuild serve",
+            img.reference
+        );
+        assert_eq!(from_nginx, from_serve, "{} from nginx", img.reference);
+        for ns in ["serve", "nginx"] {
+            let content = containerd.content(ns);
+            for (blob, _) in &img.blobs {
+                assert!(
+                    content.contains(blob),
+                    "{ns}: {blob} of {} not fetched",
+                    img.reference
+                );
+            }
+        }
+    }
+    // nginx names the media type, and the digest of a manifest asked by digest.
+    for img in &images {
+        let head = ask(&[
+            "-I",
+            &nginx.url(&format!("/v2/{}/manifests/{}", img.name, img.digest)),
+        ]);
+        assert_eq!(head.status, 200);
+        assert_eq!(head.header("content-type"), img.media_type);
+        assert_eq!(head.header("docker-content-digest"), img.digest);
+        let base = ask(&[&nginx.url("/v2/")]);
+        assert_eq!((base.status, base.body.as_slice()), (200, &b"{}"[..]));
+        assert_eq!(
+            base.header("docker-distribution-api-version"),
+            "registry/2.0"
+        );
+    }
+    // The pulls really went through the boot server, by the dist names.
+    server.wait_log(&[
+        "path=http/v2/registry.test/tiny/multi/blobs/sha256:",
+        "status=200",
+        "result=ok",
+    ]);
+
+    // skopeo: the same manifest bytes and layers from both servers (nginx
+    // has no tag lists: --no-tags, as docs/serve.md says).
+    for img in &images {
+        for port in [server.http, nginx.port] {
+            let target = format!("docker://127.0.0.1:{port}/{}:{}", img.name, img.tag);
+            let raw = skopeo(&["inspect", "--tls-verify=false", "--raw", &target]);
+            assert_eq!(digest_of(&raw), img.digest, "{target}");
+            let info: serde_json::Value = serde_json::from_slice(&skopeo(&[
+                "inspect",
+                "--tls-verify=false",
+                "--no-tags",
+                "--override-os",
+                "linux",
+                "--override-arch",
+                "amd64",
+                &target,
+            ]))
+            .unwrap();
+            let layer = &img.blobs[1].0;
+            assert_eq!(info["Layers"][0].as_str(), Some(layer.as_str()), "{target}");
+        }
+    }
+}
+
+fn skopeo(args: &[&str]) -> Vec<u8> {
+    let out = crate::serve_support::run(std::path::Path::new("/"), "skopeo", args);
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }

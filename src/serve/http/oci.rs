@@ -114,6 +114,12 @@ pub(crate) fn answer(
     if path == layout::OCI_V2 || path == format!("{}/", layout::OCI_V2) {
         return base(stream, shared, entry, req, keep);
     }
+    if let Some(name) = path
+        .strip_prefix("v2/")
+        .and_then(|rest| rest.strip_suffix("/tags/list"))
+    {
+        return tags(stream, shared, entry, req, keep, name);
+    }
     let found = match locate(shared, path) {
         Ok(found) => found,
         Err((err, detail)) => return error(stream, shared, entry, req, keep, &err, &detail),
@@ -187,11 +193,11 @@ fn locate(shared: &Shared, path: &str) -> Result<Found, Refused> {
         return Err((err, serde_json::Value::Null));
     }
     let Some(request) = layout::parse_oci_request(path) else {
-        // tags/list, uploads, catalog: not part of what a tree serves.
+        // Uploads, the catalog: not part of what a tree serves.
         let err = ApiError::new(
             404,
             "UNSUPPORTED",
-            "only manifests and blobs are served (no tag lists, catalog or uploads)",
+            "only manifests, blobs and tag lists are served",
             "not-found:unsupported",
         );
         return Err((err, serde_json::Value::Null));
@@ -389,6 +395,58 @@ fn valid_tag(tag: &str) -> bool {
         && bytes
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+}
+
+/// `/v2/<name>/tags/list`: the tags the tree carries for `name` (its
+/// manifest files not named by a digest), sorted; skopeo asks for it.
+fn tags(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    entry: &mut Entry<'_>,
+    req: &Request,
+    keep: bool,
+    name: &str,
+) -> bool {
+    let checked = root::normalize(name)
+        .map_err(|refusal| {
+            let why = format!("refused:{}", refusal.as_str());
+            let err = ApiError::new(400, "NAME_INVALID", "invalid repository name", &why);
+            (err, serde_json::Value::Null)
+        })
+        .and_then(|_| check_name(name));
+    if let Err((err, detail)) = checked {
+        return error(stream, shared, entry, req, keep, &err, &detail);
+    }
+    let dir = shared
+        .http_root
+        .dir()
+        .join(layout::OCI_V2)
+        .join(name)
+        .join("manifests");
+    let Ok(files) = std::fs::read_dir(&dir) else {
+        let (err, detail) = unknown(shared, name, "tags/list", "NAME_UNKNOWN");
+        return error(stream, shared, entry, req, keep, &err, &detail);
+    };
+    let mut tags: Vec<String> = files
+        .filter_map(|f| f.ok()?.file_name().into_string().ok())
+        .filter_map(|file| {
+            let (reference, kind) = file.rsplit_once('.')?;
+            let known = layout::oci_media_type(kind).is_some();
+            (known && !reference.contains(':')).then(|| reference.to_string())
+        })
+        .collect();
+    tags.sort();
+    tags.dedup();
+    let body = serde_json::json!({ "name": name, "tags": tags }).to_string();
+    let written = json(stream, 200, keep, req.method == "HEAD", &body, &[]);
+    let logged = Entry {
+        status: Some(200),
+        result: "ok",
+        bytes: body.len() as u64,
+        ..entry.clone()
+    };
+    shared.log.write(&logged);
+    keep && written.is_ok()
 }
 
 /// `/v2/`: the version check, `{}` (an empty tree is an empty registry).
