@@ -417,3 +417,21 @@ fn skopeo(args: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// `containerd::pull_tree`, the check a built tree gets: the upstream names
+/// (Docker Hub's short form too) resolve to the digests the tree records.
+#[test]
+fn serve_oci_pull_tree_resolves_the_recorded_digests() {
+    let (dist, images) = with_images(Dist::new());
+    let references = [
+        "registry.test/tiny/oci:1.0",
+        "registry.test/tiny/multi:2.0",
+        "tinydocker:3.0",
+    ];
+    let pulled = crate::containerd::pull_tree(&dist.dir(), &references);
+    let expected: Vec<(String, String)> = images
+        .iter()
+        .map(|i| (i.reference.clone(), i.digest.clone()))
+        .collect();
+    assert_eq!(pulled, expected);
+}
