@@ -43,7 +43,7 @@ cpu_s() {
 
 # --- the tree: IMAGES one-layer OCI images at the dist/ contract paths --------
 python3 - "$WORK/dist" "$IMAGES" "$LAYER_MB" <<'PY'
-import hashlib, json, os, sys
+import gzip, hashlib, json, os, sys
 dist, images, layer_mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 files = []
 def put(rel, data):
@@ -57,7 +57,9 @@ def digest(data):
 os.makedirs(os.path.join(dist, "tftp"), exist_ok=True)
 for i in range(images):
     name = f"bench.test/img{i}"
-    layer = os.urandom(layer_mb << 20)
+    # A real gzip stream (of random bytes: it stays the size asked for), or
+    # skopeo would compress it again on the way into the registry.
+    layer = gzip.compress(os.urandom(layer_mb << 20), compresslevel=1, mtime=0)
     config = json.dumps({"architecture": "amd64", "os": "linux",
                          "rootfs": {"type": "layers", "diff_ids": [digest(layer)]}}).encode()
     manifest = json.dumps({
@@ -71,11 +73,13 @@ for i in range(images):
         put(f"http/v2/{name}/manifests/{ref}.oci-manifest", manifest)
     for blob in (config, layer):
         put(f"http/v2/{name}/blobs/{digest(blob)}", blob)
+    with open(os.path.join(dist, "..", "pulls.txt"), "a") as f:
+        f.write(f"{name} {digest(config)} {digest(layer)}\n")
 files.sort(key=lambda f: f["path"])
 with open(os.path.join(dist, "manifest.json"), "w") as f:
     json.dump({"format": 1, "inputs": "00", "files": files, "nodes": [], "access": []}, f)
 PY
-IMAGE_BYTES=$(( (LAYER_MB << 20) ))
+IMAGE_BYTES=$(stat -c %s "$WORK"/dist/http/v2/bench.test/img0/blobs/* | sort -n | tail -1)
 
 # --- servers ------------------------------------------------------------------
 "$BIN" -q serve "$WORK/dist" --listen 127.0.0.1 --http-port 0 --tftp-port 0 \
@@ -113,44 +117,76 @@ for i in $(seq 0 $((IMAGES - 1))); do
     "docker://127.0.0.1:$REG_PORT/bench.test/img$i:1"
 done
 
+# Both servers must hold the same bytes under the same digests.
+while read -r name config layer; do
+  for blob in "$config" "$layer"; do
+    curl -sf -o /dev/null "http://127.0.0.1:$REG_PORT/v2/$name/blobs/$blob" ||
+      { echo "docker-registry lacks $name@$blob" >&2; exit 1; }
+  done
+done <"$WORK/pulls.txt"
+
 # One round: PULLS concurrent pulls, spread over the images, from port $1.
-cat >"$WORK/pull8.sh" <<SH
+# skopeo: a whole client (token probe, manifest, blobs verified and written).
+cat >"$WORK/pull-skopeo.sh" <<SH
 #!/bin/sh
 set -e
 dir=\$(mktemp -d $OUT/pull.XXXXXX)
 for i in \$(seq 0 $((PULLS - 1))); do
   skopeo copy -q --src-tls-verify=false \\
     "docker://127.0.0.1:\$1/bench.test/img\$((i % $IMAGES)):1" "dir:\$dir/\$i" &
+  pids="\$pids \$!"
 done
-wait
+for pid in \$pids; do wait \$pid; done # a failed pull fails the round
 rm -rf "\$dir"
 SH
-chmod +x "$WORK/pull8.sh"
+# curl: the requests containerd makes for a pull (HEAD and GET of the
+# manifest, GET of the config and the layer; --next ends -I's reach) on
+# one connection, bodies to
+# /dev/null: what is left of the client is small, so the servers show.
+cat >"$WORK/pull-curl.sh" <<SH
+#!/bin/sh
+set -e
+i=0
+while [ \$i -lt $PULLS ]; do
+  set -- "\$1" \$(sed -n "\$((i % $IMAGES + 1))p" $WORK/pulls.txt)
+  u="http://127.0.0.1:\$1/v2/\$2"
+  curl -sf -o /dev/null -I "\$u/manifests/1" --next -sf -o /dev/null "\$u/manifests/1" \\
+    -o /dev/null "\$u/blobs/\$3" -o /dev/null "\$u/blobs/\$4" &
+  pids="\$pids \$!"
+  i=\$((i + 1))
+done
+for pid in \$pids; do wait \$pid; done # a failed request fails the round
+SH
+chmod +x "$WORK/pull-skopeo.sh" "$WORK/pull-curl.sh"
 
-PXE_CPU0=$(cpu_s "$PXE")
-REG_CPU0=$(cpu_s "$REG")
-farm-bench -n "$RUNS" --timeout 1800 --vs "$WORK/pull8.sh $REG_PORT" \
-  -- "$WORK/pull8.sh" "$PXE_PORT" | tee "$WORK/farm.txt"
-PXE_CPU=$(awk -v a="$(cpu_s "$PXE")" -v b="$PXE_CPU0" 'BEGIN { print a - b }')
-REG_CPU=$(awk -v a="$(cpu_s "$REG")" -v b="$REG_CPU0" 'BEGIN { print a - b }')
-
-# farm-bench ran each command RUNS times plus one warm-up.
-ROUNDS=$((RUNS + 1))
 BYTES=$((IMAGE_BYTES * PULLS))
-wall() { awk -v w="$1 wall s" 'index($0, w) == 1 { print $5 }' "$WORK/farm.txt"; }
-A_WALL=$(wall A)
-B_WALL=$(wall B)
-AB=$(awk '/^A\/B wall/ { print $3 }' "$WORK/farm.txt")
+ROUNDS=$((RUNS + 1)) # farm-bench runs each command RUNS times plus one warm-up
+ROWS=()
+measure() { # $1: client name
+  local pxe0 reg0 pxe_cpu reg_cpu a b ab
+  pxe0=$(cpu_s "$PXE")
+  reg0=$(cpu_s "$REG")
+  farm-bench -n "$RUNS" --timeout 1800 --vs "$WORK/pull-$1.sh $REG_PORT" \
+    -- "$WORK/pull-$1.sh" "$PXE_PORT" | tee "$WORK/farm-$1.txt"
+  pxe_cpu=$(awk -v a="$(cpu_s "$PXE")" -v b="$pxe0" 'BEGIN { print a - b }')
+  reg_cpu=$(awk -v a="$(cpu_s "$REG")" -v b="$reg0" 'BEGIN { print a - b }')
+  a=$(awk 'index($0, "A wall s") == 1 { print $5 }' "$WORK/farm-$1.txt")
+  b=$(awk 'index($0, "B wall s") == 1 { print $5 }' "$WORK/farm-$1.txt")
+  ab=$(awk '/^A\/B wall/ { print $4 }' "$WORK/farm-$1.txt")
+  ROWS+=("$(awk -v c="$1" -v a="$a" -v b="$b" -v ab="$ab" -v bytes="$BYTES" \
+    -v pc="$pxe_cpu" -v rc="$reg_cpu" -v n="$ROUNDS" 'BEGIN {
+    gb = bytes * n / 1e9
+    printf "| %s | %.1f | %.1f | %.2fx | %.3f | %.3f | %.1fx |", c, bytes / a / 1e6, \
+      bytes / b / 1e6, 1 / ab, pc / gb, rc / gb, (pc > 0 ? rc / pc : 0)
+  }')")
+}
+measure skopeo
+measure curl
+
 echo
-echo "$PULLS concurrent pulls (skopeo) of $IMAGES images with one ${LAYER_MB} MiB layer each,"
-echo "median of $RUNS rounds per server (farm-bench --vs, A = pxebuild serve, B = docker-registry):"
+echo "$PULLS concurrent pulls of $IMAGES images with one ${LAYER_MB} MiB layer each, on loopback;"
+echo "MB/s from the median round of $RUNS (farm-bench --vs, the servers in turn); CPU from /proc/PID/stat."
 echo
-awk -v a="$A_WALL" -v b="$B_WALL" -v ab="$AB" -v bytes="$BYTES" \
-    -v pc="$PXE_CPU" -v rc="$REG_CPU" -v n="$ROUNDS" 'BEGIN {
-  gb = bytes * n / 1e9
-  printf "| server | round (s, median) | MB/s | server CPU s per GB |\n|---|---|---|---|\n"
-  printf "| pxebuild serve | %.3f | %.1f | %.3f |\n", a, bytes / a / 1e6, pc / gb
-  printf "| docker-registry | %.3f | %.1f | %.3f |\n", b, bytes / b / 1e6, rc / gb
-  printf "\nthroughput pxebuild / docker-registry: %.2fx (paired: %.2fx; goal >= 1.5x)\n", b / a, 1 / ab
-  if (pc > 0) printf "CPU per GB docker-registry / pxebuild: %.2fx (goal > 1x)\n", rc / pc
-}'
+echo "| client | pxebuild serve MB/s | docker-registry MB/s | pxebuild vs registry (paired median; goal >= 1.5x) | pxebuild CPU s/GB | registry CPU s/GB | registry / pxebuild CPU (goal > 1x) |"
+echo "|---|---|---|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
