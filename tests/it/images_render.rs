@@ -175,3 +175,65 @@ fn images_containerd_accepts_the_node_config() {
         Some(true)
     );
 }
+
+/// The containerd.service drop-in of a serve-mode node, as systemd reads it:
+/// `systemd-analyze verify` of containerd.service (this host's unit, from
+/// Debian's containerd, standing in for Flatcar's) with the drop-in beside
+/// it, in a root holding the command it runs and the config it names.
+#[test]
+fn images_containerd_dropin_passes_systemd_analyze_verify() {
+    let (_dir, site) = site_with_images(SERVE);
+    let (_, bu) = render_all(&site).into_iter().next().unwrap();
+    let ign: serde_json::Value =
+        serde_json::from_str(&ignition::translate(&bu, "node.bu", true).unwrap()).unwrap();
+    let unit = ign["systemd"]["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "containerd.service")
+        .unwrap();
+    let dropin = &unit["dropins"][0];
+    let root = tempfile::tempdir().unwrap();
+    let at = |abs: &str| root.path().join(abs.trim_start_matches('/'));
+    let lib = at("/usr/lib/systemd");
+    std::fs::create_dir_all(&lib).unwrap();
+    let copied = std::process::Command::new("cp")
+        .args(["-a", "/usr/lib/systemd/system"])
+        .arg(&lib)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let dir = at("/etc/systemd/system/containerd.service.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(dropin["name"].as_str().unwrap()),
+        dropin["contents"].as_str().unwrap(),
+    )
+    .unwrap();
+    for (path, bytes) in [
+        (
+            "/usr/bin/containerd",
+            std::fs::read("/usr/bin/containerd").unwrap(),
+        ),
+        (CONFIG_PATH, CONFIG_TOML.as_bytes().to_vec()),
+    ] {
+        std::fs::create_dir_all(at(path).parent().unwrap()).unwrap();
+        std::fs::write(at(path), bytes).unwrap();
+    }
+    std::fs::set_permissions(
+        at("/usr/bin/containerd"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg(format!("--root={}", root.path().display()))
+        .args(["--man=no", "verify", "containerd.service"])
+        .output()
+        .expect("systemd-analyze (the systemd package) is installed");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+}
