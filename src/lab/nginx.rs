@@ -1,9 +1,55 @@
 //! The peer HTTP server: nginx serving `dist/http` exactly as an operator who
 //! rsyncs the tree to a plain web server would, with every path (pid, logs,
 //! temp files) inside the lab's state directory so nothing on the host changes.
+//! The OCI pull API's locations are docs/serve.md's (a test keeps them equal),
+//! so an air-gapped tree's images are pulled from nginx as from `pxebuild serve`.
 use std::path::Path;
 
 use super::plan::LabPlan;
+
+/// docs/serve.md's `map` for the pull API (inside `http {}`).
+const OCI_MAP: &str = r#"    map $oci_reference $oci_digest {
+        "~^sha256:[0-9a-f]{64}$" $oci_reference;
+        default "";
+    }
+"#;
+
+/// docs/serve.md's pull API locations (inside `server {}`).
+const OCI_LOCATIONS: &str = r#"        location = /v2/ {
+            default_type application/json;
+            add_header Docker-Distribution-API-Version registry/2.0 always;
+            return 200 '{}';
+        }
+        location = /v2 {
+            default_type application/json;
+            add_header Docker-Distribution-API-Version registry/2.0 always;
+            return 200 '{}';
+        }
+        location ~ "^/v2/(?<oci_name>.+)/manifests/(?<oci_reference>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|sha256:[0-9a-f]{64})$" {
+            types {
+                application/vnd.oci.image.index.v1+json oci-index;
+                application/vnd.oci.image.manifest.v1+json oci-manifest;
+                application/vnd.docker.distribution.manifest.list.v2+json docker-list;
+                application/vnd.docker.distribution.manifest.v2+json docker-manifest;
+            }
+            add_header Docker-Distribution-API-Version registry/2.0 always;
+            add_header Docker-Content-Digest $oci_digest;
+            try_files /v2/$oci_name/manifests/$oci_reference.oci-index
+                      /v2/$oci_name/manifests/$oci_reference.oci-manifest
+                      /v2/$oci_name/manifests/$oci_reference.docker-list
+                      /v2/$oci_name/manifests/$oci_reference.docker-manifest
+                      =404;
+        }
+        location ~ "^/v2/.+/blobs/(?<oci_blob>sha256:[0-9a-f]{64})$" {
+            types { }
+            default_type application/octet-stream;
+            add_header Docker-Distribution-API-Version registry/2.0 always;
+            add_header Docker-Content-Digest $oci_blob;
+        }
+        location /v2/ {
+            return 404;
+        }
+"#;
 
 /// A complete nginx.conf for the lab; `log` receives the access log.
 pub(crate) fn config(plan: &LabPlan, prefix: &Path, log: &Path) -> String {
@@ -32,11 +78,11 @@ http {{
     tcp_nopush on;
     default_type application/octet-stream;
     types {{ application/json ign json; text/plain conf ipxe; }}
-    server {{
+{OCI_MAP}    server {{
         listen {server}:{port};
         root {root};
         autoindex off;
-    }}
+{OCI_LOCATIONS}    }}
 }}
 ",
         log = log.display(),
@@ -63,6 +109,30 @@ mod tests {
         assert!(text.contains("root /d/http;"));
         assert!(text.contains("access_log /s/server.log pxelab;"));
         assert!(text.contains("pid /s/nginx/nginx.pid;"));
+    }
+
+    /// The lab serves the pull API exactly as docs/serve.md tells operators to.
+    #[test]
+    fn oci_locations_are_the_documented_ones() {
+        let page = include_str!("../../docs/serve.md");
+        let section = &page[page.find("#### The same API from nginx").unwrap()..];
+        let start = section.find("```nginx\n").unwrap();
+        let end = section[start + 3..].find("```").unwrap() + start + 3;
+        let mut documented: Vec<&str> = section[start + "```nginx\n".len()..end]
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            // The lab's own server lines: its address, port and tree.
+            .filter(|l| {
+                !["server {", "listen ", "root ", "autoindex "]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .collect();
+        assert_eq!(documented.pop(), Some("}"), "the server block's end");
+        let ours = [OCI_MAP, OCI_LOCATIONS].concat();
+        let ours: Vec<&str> = ours.lines().map(str::trim).collect();
+        assert_eq!(ours, documented);
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct SiteContext {
     pub sysupdate: Vec<SysupdateCtx>,
     pub cri_socket: String,
     pub volume_plugin_dir: String,
+    /// `[images]`: containerd's registry hosts in `"serve"` mode.
+    pub images: super::containerd::ImagesCtx,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -289,6 +291,7 @@ impl SiteContext {
             },
             cri_socket: CRI_SOCKET.to_string(),
             volume_plugin_dir: VOLUME_PLUGIN_DIR.to_string(),
+            images: super::containerd::ImagesCtx::new(site)?,
         })
     }
 }

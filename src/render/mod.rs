@@ -11,6 +11,7 @@
 //! Cilium values, checks them against the site, and returns one chain of
 //! steps per node plus the signing of the sysext checksums.
 pub mod cilium;
+pub mod containerd;
 pub mod context;
 pub mod ignition;
 pub mod node;

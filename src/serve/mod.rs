@@ -71,6 +71,8 @@ pub struct Shared {
     pub http_root: Root,
     pub tftp_root: Root,
     nodes: RwLock<Arc<Nodes>>,
+    /// The OCI manifests' digests, from the same manifest.json as `nodes`.
+    oci_digests: RwLock<Arc<http::oci::ManifestDigests>>,
     /// Identity of the manifest.json the current `nodes` came from.
     manifest_id: Mutex<Option<(u64, u64, i64)>>,
     pub log: TransferLog,
@@ -95,6 +97,7 @@ impl Shared {
             http_root: Root::new(config.dist.join(crate::layout::HTTP)),
             tftp_root: Root::new(config.dist.join(crate::layout::TFTP)),
             nodes: RwLock::new(Arc::new(Nodes::default())),
+            oci_digests: RwLock::new(Arc::default()),
             manifest_id: Mutex::new(None),
             log,
             shutdown: AtomicBool::new(false),
@@ -111,7 +114,9 @@ impl Shared {
         let id = manifest_id(dist);
         let manifest = Manifest::load(dist)?;
         let nodes = Nodes::from_manifest(&manifest, dist, self.config.ip_check)?;
+        let digests = http::oci::ManifestDigests::from_manifest(&manifest);
         *self.nodes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(nodes);
+        *self.oci_digests.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(digests);
         *self.manifest_id.lock().unwrap_or_else(|e| e.into_inner()) = id;
         Ok(())
     }
@@ -131,6 +136,16 @@ impl Shared {
             }
         }
         self.nodes.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The manifests' digests of the current manifest.json (reloaded first
+    /// if it changed on disk, as [`Shared::nodes`] does).
+    pub fn manifest_digests(&self) -> Arc<http::oci::ManifestDigests> {
+        let _ = self.nodes();
+        self.oci_digests
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Applies the node rules to a file opened under `area` (`http`/`tftp`).

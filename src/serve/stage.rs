@@ -79,6 +79,13 @@ impl Stage {
     /// (`tftp/…`, `http/…`); `None` for the other files (sysext images, the
     /// disk image flatcar-install fetches).
     pub fn of_fetch(path: &str) -> Option<Stage> {
+        // Image pulls (the OCI API) name images, never boot files, whatever
+        // their tags look like.
+        let oci = crate::layout::http_relative(path)
+            .is_some_and(|rel| rel.starts_with(&format!("{}/", crate::layout::OCI_V2)));
+        if oci {
+            return None;
+        }
         let name = path.rsplit('/').next().unwrap_or(path);
         let tftp = crate::layout::tftp_relative(path);
         // Both loaders' configs: BIOS (`pxelinux.cfg/…`) and UEFI
@@ -181,6 +188,7 @@ mod tests {
             ),
             ("http/sysext/kubernetes/SHA256SUMS", None),
             ("http/boot.0", None),
+            ("http/v2/example.test/vmlinuz/manifests/boot.ipxe", None),
         ] {
             assert_eq!(Stage::of_fetch(path), stage, "{path}");
         }

@@ -90,6 +90,14 @@ impl Dist {
         self
     }
 
+    /// Records an image the tree carries (`manifest.json`'s `images`).
+    pub fn image(mut self, record: pxebuild::manifest::ImageRecord) -> Dist {
+        self.manifest.images.push(record);
+        self.manifest.images.sort();
+        self.write_manifest();
+        self
+    }
+
     /// Restricts `rel` to the node `name` at `ip`.
     pub fn restrict(mut self, rel: &str, name: &str, ip: &str) -> Dist {
         self.manifest.access.push(AccessEntry {

@@ -93,6 +93,19 @@ fn answer(
     // Logged as the manifest spells paths (`http/…`), like the files it serves.
     let logged = format!("{}{path}", crate::layout::HTTP);
     entry.path = Some(&logged);
+    if super::oci::is_oci(&path) {
+        let mac = mac.as_deref();
+        return super::oci::answer(
+            stream,
+            shared,
+            &mut entry,
+            &path[1..],
+            req,
+            keep,
+            mac,
+            started,
+        );
+    }
     if req.method != "GET" && req.method != "HEAD" {
         return reply(
             stream,
@@ -244,6 +257,21 @@ fn send(
     keep: bool,
     entry: &mut Entry<'_>,
 ) -> (bool, String) {
+    let content_type = response::content_type(&opened.rel);
+    send_with(stream, req, opened, keep, entry, content_type, &[])
+}
+
+/// [`send`] with a given `Content-Type` and `extra` headers (the OCI API's
+/// media types and digests) on every answer but 416.
+pub(crate) fn send_with(
+    stream: &mut TcpStream,
+    req: &Request,
+    opened: &Opened,
+    keep: bool,
+    entry: &mut Entry<'_>,
+    content_type: &str,
+    extra: &[(&str, &str)],
+) -> (bool, String) {
     use std::io::Write;
     let size = opened.size;
     let etag = format!("\"{:x}-{:x}-{:x}\"", opened.id.1, size, opened.mtime);
@@ -258,10 +286,13 @@ fn send(
         Outcome::NotModified => {
             // No body and no Content-Length (RFC 9110 15.4.5): the validators only.
             entry.status = Some(304);
-            let head = Head::new(304, keep)
+            let mut head = Head::new(304, keep)
                 .header("ETag", &etag)
-                .header("Last-Modified", &modified)
-                .finish();
+                .header("Last-Modified", &modified);
+            for (name, value) in extra {
+                head = head.header(name, value);
+            }
+            let head = head.finish();
             return match stream.write_all(head.as_bytes()) {
                 Ok(()) => (keep, "ok".into()),
                 Err(err) => (false, format!("error:{}", err.kind())),
@@ -285,11 +316,16 @@ fn send(
             .header("Content-Range", &format!("bytes */{size}"))
             .header("Content-Length", "0"),
         _ => head
-            .header("Content-Type", response::content_type(&opened.rel))
+            .header("Content-Type", content_type)
             .header("Content-Length", &len.to_string())
             .header("ETag", &etag)
             .header("Last-Modified", &modified),
     };
+    if status != 416 {
+        for (name, value) in extra {
+            head = head.header(name, value);
+        }
+    }
     if status == 206 {
         head = head.header(
             "Content-Range",

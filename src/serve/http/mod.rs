@@ -1,15 +1,16 @@
 //! HTTP/1.1 (and 1.0), read-only: GET and HEAD of regular files with exact
 //! Content-Length, single byte ranges, conditional requests, keep-alive,
-//! `/beacon/<node>/<milestone>`.
+//! `/beacon/<node>/<milestone>`, and the OCI pull API under `/v2/`.
 //!
 //! One thread per connection with a small stack, capped at
 //! `max_http_connections`; every read and write has a timeout, so idle or stalled
 //! clients cost a sleeping thread for a bounded time and never a worker another
 //! client is waiting for. [`conn`] handles a connection, [`request`] reads heads,
 //! [`conditional`] evaluates the `If-*` fields, [`range`] evaluates Range,
-//! [`response`] writes (sendfile for bodies).
+//! [`response`] writes (sendfile for bodies), [`oci`] answers pulls.
 pub mod conditional;
 pub(crate) mod conn;
+pub mod oci;
 pub mod range;
 pub mod request;
 pub(crate) mod response;
