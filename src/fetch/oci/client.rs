@@ -1,0 +1,235 @@
+//! One image's repository on a registry (or on the site's
+//! `registry_mirror`): manifests fetched with the four manifest media types
+//! accepted and kept byte for byte, their digest computed from those bytes
+//! and checked against `Docker-Content-Digest` and a pinned digest; blobs
+//! streamed into the content store, their digest checked as they stream.
+//! Anonymous bearer tokens are asked for when the registry answers 401.
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::manifest::hex_of;
+use super::token;
+use crate::engine::store::Store;
+use crate::error::BadInput;
+use crate::fetch::fetcher::DigestMismatch;
+use crate::fetch::http::{Answer, Client, Extra};
+use crate::fetch::progress::Bar;
+use crate::images::ImageRef;
+
+/// Manifests are small; anything larger is not a manifest.
+const MANIFEST_LIMIT: u64 = 4 << 20;
+
+/// A manifest as served: its bytes, media type and digest (verified).
+#[derive(Debug, Clone)]
+pub(crate) struct Fetched {
+    pub bytes: Vec<u8>,
+    pub media_type: &'static str,
+    pub digest: String,
+}
+
+/// Where one image's repository is asked.
+pub(crate) struct Registry {
+    client: Client,
+    /// What messages call the registry: its API host, or the mirror's URL.
+    pub shown: String,
+    /// `<scheme>://<host>/v2/<repository>` (upstream) or
+    /// `<mirror>/v2/<dist name>` (the site's registry mirror).
+    base: String,
+    token: Mutex<Option<String>>,
+}
+
+/// Docker Hub's API host: `docker.io` names the registry, not the server.
+pub(crate) fn api_host(registry: &str) -> &str {
+    if registry == "docker.io" {
+        "registry-1.docker.io"
+    } else {
+        registry
+    }
+}
+
+impl Registry {
+    pub(crate) fn new(client: Client, image: &ImageRef, mirror: Option<&str>) -> Registry {
+        let (shown, base) = match mirror {
+            Some(mirror) => {
+                let mirror = mirror.trim_end_matches('/');
+                (
+                    mirror.to_string(),
+                    format!("{mirror}/v2/{}", image.dist_name()),
+                )
+            }
+            None => {
+                let host = api_host(&image.registry);
+                (
+                    host.to_string(),
+                    format!("https://{host}/v2/{}", image.repository),
+                )
+            }
+        };
+        Registry {
+            client,
+            shown,
+            base,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// The manifest `reference` (a tag or a digest) names, verified: its
+    /// digest is the SHA-256 of the bytes served, which must equal
+    /// `Docker-Content-Digest` when sent and the reference when a digest.
+    pub(crate) fn manifest(&self, reference: &str) -> Result<Fetched> {
+        let accept = crate::layout::OCI_MANIFEST_KINDS
+            .iter()
+            .map(|(_, media)| *media)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let url = format!("{}/manifests/{reference}", self.base);
+        let answer = self.get(&url, vec![("Accept", accept)], MANIFEST_LIMIT)?;
+        match answer.status {
+            200 => {}
+            404 => {
+                return Err(BadInput::new(format!(
+                    "no such image or tag: {} answered HTTP 404; check the reference \
+                     (and, with [images] registry_mirror, that the mirror holds it)",
+                    answer.url
+                )))
+            }
+            status => bail!("{} answered HTTP {status}", answer.url),
+        }
+        let digest = format!("sha256:{}", crate::digest::sha256_hex(&answer.body));
+        if let Some(sent) = answer.header("docker-content-digest") {
+            if sent.trim() != digest {
+                return Err(DigestMismatch(format!(
+                    "digest mismatch: {} sent Docker-Content-Digest {} but its bytes are {digest}",
+                    answer.url,
+                    sent.trim()
+                ))
+                .into());
+            }
+        }
+        if reference.starts_with("sha256:") && reference != digest {
+            return Err(DigestMismatch(format!(
+                "digest mismatch: {} is pinned, the manifest served is {digest}",
+                reference
+            ))
+            .into());
+        }
+        let media_type = super::manifest::media_type(&answer.body, answer.header("content-type"))
+            .with_context(|| answer.url.clone())?;
+        Ok(Fetched {
+            bytes: answer.body,
+            media_type,
+            digest,
+        })
+    }
+
+    /// Streams the blob `digest` (`size` bytes) into `store`, checking the
+    /// digest while it streams; the temp file goes unless it verified.
+    /// Resumes a partial download left by a killed build.
+    pub(crate) fn blob(&self, store: &Store, locks: &Path, digest: &str, size: u64) -> Result<()> {
+        let hex = hex_of(digest)?;
+        if store.has(hex, size) {
+            return Ok(());
+        }
+        let url = format!("{}/blobs/{digest}", self.base);
+        let _lock = crate::fsutil::lock_file(&locks.join(format!("oci-{hex}.lock")), || {})?;
+        if store.has(hex, size) {
+            return Ok(());
+        }
+        let temp = store.temp_dir()?.join(format!("oci-{hex}.part"));
+        let bar = Bar::new(&format!("blob {}", &hex[..12]));
+        let mut headers = Vec::new();
+        if let Some(token) = self.current_token() {
+            headers.push(("Authorization", format!("Bearer {token}")));
+        }
+        let extra = Extra {
+            headers,
+            raw_status: false,
+        };
+        let got = match self.client.download_with(&url, &temp, &bar, &extra) {
+            Ok(got) => got,
+            Err(e) => {
+                let _ = std::fs::remove_file(&temp);
+                bar.finish("download failed");
+                return Err(e);
+            }
+        };
+        if got.sha256 != hex || got.size != size {
+            let _ = std::fs::remove_file(&temp);
+            bar.finish("digest mismatch");
+            return Err(DigestMismatch(format!(
+                "digest mismatch: {url} streamed {} bytes with digest sha256:{}, the manifest \
+                 names {size} bytes with {digest}",
+                got.size, got.sha256
+            ))
+            .into());
+        }
+        store.adopt(&temp, hex, size)?;
+        bar.finish("verified");
+        Ok(())
+    }
+
+    fn current_token(&self) -> Option<String> {
+        self.token.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A GET with the token (once one was needed); a 401 with a Bearer
+    /// challenge gets a token and one retry.
+    fn get(&self, url: &str, headers: Vec<(&'static str, String)>, limit: u64) -> Result<Answer> {
+        let with_token = |token: Option<String>| {
+            let mut h = headers.clone();
+            if let Some(token) = token {
+                h.push(("Authorization", format!("Bearer {token}")));
+            }
+            self.client.fetch_answer(url, false, &h, limit)
+        };
+        let answer = with_token(self.current_token())?;
+        if answer.status != 401 {
+            return Ok(answer);
+        }
+        let challenge = answer
+            .header("www-authenticate")
+            .and_then(token::parse_challenge)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} asks for credentials (HTTP 401 without a bearer challenge); pxebuild \
+                     pulls anonymously: use [images] registry_mirror with a registry that \
+                     holds the image",
+                    answer.url
+                )
+            })?;
+        let token = token::fetch(&self.client, &challenge)?;
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
+        let answer = with_token(Some(token))?;
+        if answer.status == 401 {
+            bail!(
+                "the registry refused the token: {} answered HTTP 401 to the token its realm \
+                 {} gave",
+                answer.url,
+                challenge.realm
+            );
+        }
+        Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_is_asked_at_its_api_host_and_a_mirror_by_dist_name() {
+        let policy = crate::fetch::http::Policy::from_env().unwrap();
+        let image: ImageRef = "busybox:1.36".parse().unwrap();
+        let hub = Registry::new(Client::new(policy.clone()), &image, None);
+        assert_eq!(hub.shown, "registry-1.docker.io");
+        assert_eq!(hub.base, "https://registry-1.docker.io/v2/library/busybox");
+        let mirror = Registry::new(Client::new(policy), &image, Some("http://127.0.0.1:5000/"));
+        assert_eq!(
+            mirror.base,
+            "http://127.0.0.1:5000/v2/docker.io/library/busybox"
+        );
+        assert_eq!(mirror.shown, "http://127.0.0.1:5000");
+    }
+}
