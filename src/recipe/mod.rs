@@ -53,7 +53,7 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
         strict: opts.strict,
         templates,
     };
-    let (steps, images) = plan::plan(&env)?;
+    let plan::Planned { steps, images } = plan::plan(&env)?;
     session.mark("plan");
     let exec = ExecOptions {
         jobs: opts.jobs,

@@ -33,7 +33,7 @@ pub struct PlanEnv<'a> {
 /// site (`[images] mode = "serve"`, resolved against the registry or,
 /// offline, the previous tree), node steps, signing, boot steps. With the
 /// steps come the image records for dist/manifest.json.
-pub(crate) fn plan(env: &PlanEnv) -> Result<(Vec<Box<dyn Step>>, Vec<ImageRecord>)> {
+pub(crate) fn plan(env: &PlanEnv) -> Result<Planned> {
     let site = env.site;
     let (mut steps, artifacts) = crate::fetch::plan_artifacts(site, env.offline)?;
     let images = crate::fetch::oci::plan(site, Some(env.out), env.offline)?;
@@ -51,7 +51,16 @@ pub(crate) fn plan(env: &PlanEnv) -> Result<(Vec<Box<dyn Step>>, Vec<ImageRecord
         strict: env.strict,
     })?);
     steps.extend(BootShared::new(env.templates.clone(), boot)?.steps());
-    Ok((steps, images.records()))
+    Ok(Planned {
+        steps,
+        images: images.records(),
+    })
+}
+
+/// A build's steps, and the records of the images they carry.
+pub(crate) struct Planned {
+    pub steps: Vec<Box<dyn Step>>,
+    pub images: Vec<ImageRecord>,
 }
 
 /// The one phase of planning that writes into the site: loads its secrets,

@@ -217,6 +217,80 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+
+    /// A registry on loopback that serves one manifest only with the token
+    /// its realm hands out; answers (path, had the token) for each request.
+    fn token_registry(manifest: &'static [u8]) -> (u16, std::sync::mpsc::Receiver<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (seen, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let mut conn = conn.unwrap();
+                let mut buf = [0u8; 4096];
+                let n = conn.read(&mut buf).unwrap();
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap().to_string();
+                let authorized = head
+                    .lines()
+                    .any(|l| l.eq_ignore_ascii_case("authorization: bearer t0k"));
+                let _ = seen.send(format!("{path} {authorized}"));
+                let (status, headers, body): (&str, String, &[u8]) = if path.starts_with("/token") {
+                    ("200 OK", String::new(), br#"{"access_token":"t0k"}"#)
+                } else if authorized {
+                    ("200 OK", "Content-Type: text/plain\r\n".into(), manifest)
+                } else {
+                    (
+                        "401 Unauthorized",
+                        format!(
+                            "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",\
+                             service=\"reg\",scope=\"repository:a/b:pull\"\r\n"
+                        ),
+                        b"",
+                    )
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(body);
+            }
+        });
+        (port, log)
+    }
+
+    #[test]
+    fn a_401_gets_an_anonymous_token_and_the_retry_carries_it() {
+        const MANIFEST: &[u8] = br#"{"schemaVersion":2,"config":{"digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":2},"layers":[]}"#;
+        let (port, log) = token_registry(MANIFEST);
+        let policy = crate::fetch::http::Policy::from_env().unwrap();
+        let image: ImageRef = "example.org/a/b:1".parse().unwrap();
+        let mirror = format!("http://127.0.0.1:{port}");
+        let registry = Registry::new(Client::new(policy), &image, Some(&mirror));
+        let got = registry.manifest("1").unwrap();
+        assert_eq!(got.bytes, MANIFEST);
+        assert_eq!(
+            got.digest,
+            format!("sha256:{}", crate::digest::sha256_hex(MANIFEST))
+        );
+        // A static server's generic type: the document's shape decides.
+        assert_eq!(got.media_type, "application/vnd.oci.image.manifest.v1+json");
+        let seen: Vec<String> = log.try_iter().collect();
+        assert_eq!(
+            seen,
+            [
+                "/v2/example.org/a/b/manifests/1 false",
+                "/token?service=reg&scope=repository%3Aa%2Fb%3Apull false",
+                "/v2/example.org/a/b/manifests/1 true",
+            ]
+        );
+        // The pinned digest must be what is served.
+        let wrong = format!("sha256:{}", "0".repeat(64));
+        let err = registry.manifest(&wrong).unwrap_err();
+        assert!(format!("{err:#}").contains("digest mismatch"), "{err:#}");
+    }
 
     #[test]
     fn docker_hub_is_asked_at_its_api_host_and_a_mirror_by_dist_name() {
