@@ -20,6 +20,8 @@ use crate::fetch::server::MirrorServer;
 use crate::registry::{digest_of, parts, Registry};
 
 const SINGLE: &str = "example.org/tiny/app:1.0";
+/// Another tag of SINGLE's repository: the same blobs, one producer per path.
+const SINGLE_TOO: &str = "example.org/tiny/app:1.1";
 const MULTI: &str = "ghcr.io/example/multi:2";
 const V2S2: &str = "docker.io/library/v2s2:3";
 
@@ -158,7 +160,7 @@ fn serve_mode_carries_the_images_then_rebuilds_from_cache_and_offline() {
     let (dir, mirror) = prepared();
     let root = dir.path();
     let mut registry = Registry::start();
-    let images = [SINGLE, MULTI, V2S2];
+    let images = [SINGLE, SINGLE_TOO, MULTI, V2S2];
     let site = serve_images(root, &registry.url(), &images);
     registry.push_site_images(&site);
 
@@ -169,7 +171,8 @@ fn serve_mode_carries_the_images_then_rebuilds_from_cache_and_offline() {
         .into_iter()
         .filter(|id| id.starts_with("fetch:image/"))
         .collect();
-    assert_eq!(image_steps.len(), images.len(), "{image_steps:?}");
+    // One step per repository.
+    assert_eq!(image_steps.len(), 3, "{image_steps:?}");
     let tree = crate::harness::snapshot(&dist);
 
     // Same tags, same digests: every step is a cache hit.
@@ -313,6 +316,30 @@ fn faults_fail_naming_image_registry_and_reason_and_keep_dist() {
     assert!(!cached.exists(), "the layer is cached already");
     reserve_images(root, &url, &[SINGLE, bad_blob]);
     assert_fails(root, &mirror, 1, &[bad_blob, &url, "digest mismatch"]);
+
+    // Offline, an image no previous build resolved.
+    reserve_images(root, &url, &[SINGLE, MULTI]);
+    registry.push(&image(MULTI));
+    let before = crate::harness::snapshot(&root.join("dist"));
+    let out = build_with(root, &mirror, &["--offline"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for s in [MULTI, "build once without --offline", "pxebuild mirror"] {
+        assert!(stderr.contains(s), "no {s:?} in:\n{stderr}");
+    }
+    assert_eq!(crate::harness::snapshot(&root.join("dist")), before);
+
+    // A registry that cannot be reached.
+    let closed = format!(
+        "http://127.0.0.1:{}",
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    reserve_images(root, &closed, &[SINGLE]);
+    assert_fails(root, &mirror, 1, &[SINGLE, &closed, "giving up"]);
 
     // A registry that refuses the anonymous token.
     let refusing = RefusingRegistry::start();

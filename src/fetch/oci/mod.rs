@@ -10,6 +10,7 @@ pub(crate) mod resolve;
 pub(crate) mod step;
 pub(crate) mod token;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -42,14 +43,14 @@ impl ImagePlan {
         let mut records: Vec<ImageRecord> = self
             .steps
             .iter()
-            .map(|s| s.resolved.record.clone())
+            .flat_map(|s| s.images.iter().map(|r| r.record.clone()))
             .collect();
         records.sort_by(|a, b| a.reference.cmp(&b.reference));
         records
     }
 }
 
-/// Resolves the site's images and plans one step per image; nothing unless
+/// Resolves the site's images and plans one step per repository; nothing unless
 /// `[images] mode = "serve"`. `previous` is the tree whose manifest.json
 /// `--offline` reads the resolved digests from.
 pub(crate) fn plan(site: &Site, previous: Option<&Path>, offline: bool) -> Result<ImagePlan> {
@@ -75,12 +76,17 @@ pub(crate) fn plan(site: &Site, previous: Option<&Path>, offline: bool) -> Resul
         .collect();
     let arch = manifest::oci_arch(&site.file.flatcar.arch);
     let resolved = resolve::resolve_all(with_registries, &store, arch, previous, offline)?;
+    let mut by_name: BTreeMap<String, Vec<resolve::Resolved>> = BTreeMap::new();
+    for r in resolved {
+        by_name.entry(r.record.name.clone()).or_default().push(r);
+    }
     Ok(ImagePlan {
-        steps: resolved
+        steps: by_name
             .into_iter()
-            .map(|resolved| {
+            .map(|(name, images)| {
                 Arc::new(ImageStep {
-                    resolved: Arc::new(resolved),
+                    name,
+                    images,
                     store: store.clone(),
                     locks: locks.clone(),
                     offline,
@@ -96,9 +102,8 @@ pub(crate) fn plan(site: &Site, previous: Option<&Path>, offline: bool) -> Resul
 pub(crate) fn write_mirror(plan: &ImagePlan, dir: &Path) -> Result<usize> {
     let mut placed = 0;
     for step in &plan.steps {
-        let name = &step.resolved.record.name;
-        let carried = step.carried().with_context(|| step.resolved.about())?;
-        for file in &carried {
+        let name = &step.name;
+        for file in &step.carried()? {
             let hex = manifest::hex_of(file.digest())?;
             let dest = dir.join(file.mirror_path(name));
             if let Some(parent) = dest.parent() {

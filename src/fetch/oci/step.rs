@@ -1,10 +1,11 @@
-//! The build step that carries one resolved image into dist/: the manifest
-//! (under its tag and its digest), for an index the site architecture's
-//! manifest (under its digest), and the config and layers of the image
-//! manifest, each verified. Keyed on the reference and what it resolved
-//! to, so a rebuild with the same tag and digest is a cache hit.
+//! The build step that carries one repository's resolved images into dist/:
+//! for each image the manifest (under its tag and its digest), for an index
+//! the site architecture's manifest (under its digest), and the config and
+//! layers of the image manifest, each verified. One step per repository,
+//! not per tag: two tags of one repository share blobs (often every one),
+//! and a dist/ path has one producer. Keyed on the references and what they
+//! resolved to, so a rebuild with the same tags and digests is a cache hit.
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
@@ -60,7 +61,10 @@ impl Carried {
 }
 
 pub(crate) struct ImageStep {
-    pub resolved: Arc<Resolved>,
+    /// The repository's name in dist/.
+    pub name: String,
+    /// Its images (one per reference), sorted.
+    pub images: Vec<Resolved>,
     pub store: Store,
     /// Where the download locks live (shared with the other fetch steps).
     pub locks: PathBuf,
@@ -68,22 +72,39 @@ pub(crate) struct ImageStep {
 }
 
 #[derive(Serialize)]
+struct RepositoryKey<'a> {
+    name: &'a str,
+    images: Vec<ImageKey<'a>>,
+}
+
+#[derive(Serialize)]
 struct ImageKey<'a> {
     reference: &'a str,
-    name: &'a str,
     digest: &'a str,
     media_type: &'a str,
     platform_digest: Option<&'a str>,
 }
 
 impl ImageStep {
-    /// Every file the image carries, fetched into the store (and verified)
-    /// when not there yet.
+    /// Every file the repository's images carry (each path once), fetched
+    /// into the store (and verified) when not there yet.
     pub(crate) fn carried(&self) -> Result<Vec<Carried>> {
-        let r = &self.resolved;
+        let mut all: Vec<Carried> = Vec::new();
+        for image in &self.images {
+            for file in self.carried_by(image).with_context(|| image.about())? {
+                if !all.contains(&file) {
+                    all.push(file);
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// The files one image carries.
+    fn carried_by(&self, r: &Resolved) -> Result<Vec<Carried>> {
         let record = &r.record;
         let mut out = Vec::new();
-        let top = self.manifest(&record.digest, Some(&record.media_type))?;
+        let top = self.manifest(r, &record.digest, Some(&record.media_type))?;
         let kind = kind_of(top.1)?;
         if let Some(tag) = &r.image.tag {
             out.push(Carried::Manifest {
@@ -107,7 +128,7 @@ impl ImageStep {
                     .iter()
                     .find(|m| &m.digest == platform)
                     .and_then(|m| m.media_type.clone());
-                let got = self.manifest(platform, served.as_deref())?;
+                let got = self.manifest(r, platform, served.as_deref())?;
                 out.push(Carried::Manifest {
                     reference: platform.clone(),
                     kind: kind_of(got.1)?,
@@ -122,7 +143,7 @@ impl ImageStep {
             ));
         };
         for blob in std::iter::once(&config).chain(&layers) {
-            self.blob(&blob.digest, blob.size)?;
+            self.blob(r, &blob.digest, blob.size)?;
             out.push(Carried::Blob {
                 digest: blob.digest.clone(),
                 size: blob.size,
@@ -132,7 +153,12 @@ impl ImageStep {
     }
 
     /// The manifest `digest` from the store, else from the registry (stored).
-    fn manifest(&self, digest: &str, served: Option<&str>) -> Result<(Vec<u8>, &'static str)> {
+    fn manifest(
+        &self,
+        r: &Resolved,
+        digest: &str,
+        served: Option<&str>,
+    ) -> Result<(Vec<u8>, &'static str)> {
         let bytes = match stored(&self.store, digest)? {
             Some(bytes) => bytes,
             None if self.offline => {
@@ -141,7 +167,7 @@ impl ImageStep {
                 ))
             }
             None => {
-                let fetched = self.resolved.registry.manifest(digest)?;
+                let fetched = r.registry.manifest(digest)?;
                 self.store.put_bytes(&fetched.bytes)?;
                 fetched.bytes
             }
@@ -150,7 +176,7 @@ impl ImageStep {
         Ok((bytes, media_type))
     }
 
-    fn blob(&self, digest: &str, size: u64) -> Result<()> {
+    fn blob(&self, r: &Resolved, digest: &str, size: u64) -> Result<()> {
         let hex = hex_of(digest)?;
         if self.store.has(hex, size) {
             return Ok(());
@@ -160,9 +186,7 @@ impl ImageStep {
                 "offline: blob {digest} is not in the cache; {OFFLINE_ADVICE}"
             ));
         }
-        self.resolved
-            .registry
-            .blob(&self.store, &self.locks, digest, size)
+        r.registry.blob(&self.store, &self.locks, digest, size)
     }
 }
 
@@ -173,17 +197,22 @@ fn kind_of(media_type: &str) -> Result<&'static str> {
 
 impl Step for ImageStep {
     fn id(&self) -> String {
-        format!("fetch:image/{}", self.resolved.record.reference)
+        format!("fetch:image/{}", self.name)
     }
 
     fn key<'a>(&'a self, _: &'a Inputs<'_>) -> Result<Key<'a>> {
-        let record = &self.resolved.record;
-        Ok(Key::new(ImageKey {
-            reference: &record.reference,
-            name: &record.name,
-            digest: &record.digest,
-            media_type: &record.media_type,
-            platform_digest: record.platform_digest.as_deref(),
+        Ok(Key::new(RepositoryKey {
+            name: &self.name,
+            images: self
+                .images
+                .iter()
+                .map(|r| ImageKey {
+                    reference: &r.record.reference,
+                    digest: &r.record.digest,
+                    media_type: &r.record.media_type,
+                    platform_digest: r.record.platform_digest.as_deref(),
+                })
+                .collect(),
         }))
     }
 
@@ -193,9 +222,8 @@ impl Step for ImageStep {
     }
 
     fn run(&self, ctx: &mut RunCtx) -> Result<()> {
-        let name = &self.resolved.record.name;
-        let carried = self.carried().with_context(|| self.resolved.about())?;
-        for file in &carried {
+        let name = &self.name;
+        for file in &self.carried()? {
             let hex = hex_of(file.digest())?;
             let size = match file {
                 Carried::Blob { size, .. } => *size,
