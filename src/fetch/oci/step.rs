@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::manifest::{self, hex_of, Parsed};
@@ -142,8 +143,12 @@ impl ImageStep {
                 "the platform manifest is an index, not an image manifest"
             ));
         };
-        for blob in std::iter::once(&config).chain(&layers) {
-            self.blob(r, &blob.digest, blob.size)?;
+        let blobs: Vec<&manifest::Descriptor> = std::iter::once(&config).chain(&layers).collect();
+        // Layers download side by side, as container runtimes pull them.
+        blobs
+            .par_iter()
+            .try_for_each(|blob| self.blob(r, &blob.digest, blob.size))?;
+        for blob in blobs {
             out.push(Carried::Blob {
                 digest: blob.digest.clone(),
                 size: blob.size,
