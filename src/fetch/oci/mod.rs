@@ -2,7 +2,7 @@
 //! distribution client ([`client`], with the anonymous bearer-token flow of
 //! [`token`]), the manifests it reads ([`manifest`]), tag → digest
 //! resolution online and offline ([`resolve`]), and the build step that
-//! carries one image into the contract layout ([`step`]). See
+//! carries one repository's images into the contract layout ([`step`]). See
 //! docs/artifacts.md, "Images in dist/".
 pub(crate) mod client;
 pub(crate) mod manifest;
