@@ -21,6 +21,7 @@ done
 cargo build --release --locked -q
 bin=$root/target/release/pxebuild
 work=$(mktemp -d)
+mkdir -m 700 "$work/warm"
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
@@ -79,6 +80,7 @@ cat >"$work/pxebuild.sh" <<EOF
 #!/bin/sh
 # A cold image cache (the other artifacts cached), a new mirror directory.
 set -e
+export PXEBUILD_MIRROR="$PXEBUILD_MIRROR" PXEBUILD_SIGNING_KEY="$PXEBUILD_SIGNING_KEY"
 rm -rf "$work/c" "$work/out"
 cp -al "$work/warm" "$work/c"
 PXEBUILD_CACHE="$work/c" exec "$bin" -q --site "$work/site/site.toml" mirror --jobs $JOBS "$work/out"
