@@ -136,6 +136,9 @@ pub(crate) struct Downloaded {
 pub(crate) struct Extra {
     /// Headers sent to the URL's own host (not to a host a redirect leads to).
     pub headers: Vec<(&'static str, String)>,
+    /// A bearer token and the host (`host:port`) it was issued for: sent to
+    /// that host wherever it comes in the redirect chain, and to no other.
+    pub bearer: Option<(String, String)>,
     /// Error statuses come back as answers instead of errors.
     pub raw_status: bool,
 }
@@ -148,6 +151,8 @@ pub(crate) struct Answer {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub url: String,
+    /// The URL that answered (the last hop of the redirects).
+    pub hop: String,
 }
 
 impl Answer {
@@ -226,6 +231,11 @@ impl Client {
             if host_of(&hop) == host_of(url) {
                 for (name, value) in &extra.headers {
                     req = req.header(*name, value);
+                }
+            }
+            if let Some((host, token)) = &extra.bearer {
+                if host_of(&hop) == *host {
+                    req = req.header("Authorization", &format!("Bearer {token}"));
                 }
             }
             if extra.raw_status {
@@ -310,10 +320,12 @@ impl Client {
         url: &str,
         head: bool,
         headers: &[(&'static str, String)],
+        bearer: Option<(String, String)>,
         limit: u64,
     ) -> Result<Answer> {
         let extra = Extra {
             headers: headers.to_vec(),
+            bearer,
             raw_status: true,
         };
         self.retrying(url, || {
@@ -352,6 +364,7 @@ impl Client {
                 headers,
                 body,
                 url: shown(url, &hop),
+                hop,
             })
         })
     }

@@ -37,7 +37,9 @@ pub(crate) struct Registry {
     /// `<scheme>://<host>/v2/<repository>` (upstream) or
     /// `<mirror>/v2/<dist name>` (the site's registry mirror).
     base: String,
-    token: Mutex<Option<String>>,
+    /// The anonymous token, and the host that asked for it (a registry may
+    /// redirect its API to another host, which is the one that checks it).
+    token: Mutex<Option<(String, String)>>,
 }
 
 /// Docker Hub's API host: `docker.io` names the registry, not the server.
@@ -139,12 +141,9 @@ impl Registry {
         }
         let temp = store.temp_dir()?.join(format!("oci-{hex}.part"));
         let bar = Bar::new(&format!("blob {}", &hex[..12]));
-        let mut headers = Vec::new();
-        if let Some(token) = self.current_token() {
-            headers.push(("Authorization", format!("Bearer {token}")));
-        }
         let extra = Extra {
-            headers,
+            headers: Vec::new(),
+            bearer: self.current_token(),
             raw_status: false,
         };
         let got = match self.client.download_with(&url, &temp, &bar, &extra) {
@@ -170,19 +169,15 @@ impl Registry {
         Ok(())
     }
 
-    fn current_token(&self) -> Option<String> {
+    fn current_token(&self) -> Option<(String, String)> {
         self.token.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// A GET with the token (once one was needed); a 401 with a Bearer
     /// challenge gets a token and one retry.
     fn get(&self, url: &str, headers: Vec<(&'static str, String)>, limit: u64) -> Result<Answer> {
-        let with_token = |token: Option<String>| {
-            let mut h = headers.clone();
-            if let Some(token) = token {
-                h.push(("Authorization", format!("Bearer {token}")));
-            }
-            self.client.fetch_answer(url, false, &h, limit)
+        let with_token = |token: Option<(String, String)>| {
+            self.client.fetch_answer(url, false, &headers, token, limit)
         };
         let answer = with_token(self.current_token())?;
         if answer.status != 401 {
@@ -199,7 +194,10 @@ impl Registry {
                     answer.url
                 )
             })?;
-        let token = token::fetch(&self.client, &challenge)?;
+        let token = (
+            crate::fetch::http::host_of(&answer.hop),
+            token::fetch(&self.client, &challenge)?,
+        );
         *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
         let answer = with_token(Some(token))?;
         if answer.status == 401 {
@@ -259,6 +257,47 @@ mod tests {
             }
         });
         (port, log)
+    }
+
+    /// A front that redirects every request to `to` (another host:port).
+    fn redirector(to: u16) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let mut conn = conn.unwrap();
+                let mut buf = [0u8; 4096];
+                let n = conn.read(&mut buf).unwrap();
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap().to_string();
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{to}{path}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn the_token_goes_to_the_host_that_asked_for_it_behind_a_redirect() {
+        // As registry.k8s.io sends its API requests on to another host.
+        const MANIFEST: &[u8] = br#"{"schemaVersion":2,"config":{"digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","size":2},"layers":[]}"#;
+        let (port, log) = token_registry(MANIFEST);
+        let front = redirector(port);
+        let policy = crate::fetch::http::Policy::from_env().unwrap();
+        let image: ImageRef = "example.org/a/b:1".parse().unwrap();
+        let mirror = format!("http://127.0.0.1:{front}");
+        let registry = Registry::new(Client::new(policy), &image, Some(&mirror));
+        let got = registry.manifest("1").unwrap();
+        assert_eq!(got.bytes, MANIFEST);
+        let seen: Vec<String> = log.try_iter().collect();
+        assert_eq!(
+            seen.last().map(String::as_str),
+            Some("/v2/example.org/a/b/manifests/1 true"),
+            "{seen:?}"
+        );
     }
 
     #[test]

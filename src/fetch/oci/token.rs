@@ -98,7 +98,7 @@ pub(crate) fn fetch(client: &Client, challenge: &Challenge) -> Result<String> {
     } else {
         format!("{}{sep}{}", challenge.realm, query.join("&"))
     };
-    let answer = client.fetch_answer(&url, false, &[], 1 << 20)?;
+    let answer = client.fetch_answer(&url, false, &[], None, 1 << 20)?;
     if answer.status != 200 {
         bail!(
             "the registry refused the token: {} answered HTTP {}",
