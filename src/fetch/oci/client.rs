@@ -141,12 +141,23 @@ impl Registry {
         }
         let temp = store.temp_dir()?.join(format!("oci-{hex}.part"));
         let bar = Bar::new(&format!("blob {}", &hex[..12]));
-        let extra = Extra {
-            headers: Vec::new(),
-            bearer: self.current_token(),
-            raw_status: false,
+        let download = || {
+            let extra = Extra {
+                headers: Vec::new(),
+                bearer: self.current_token(),
+                raw_status: false,
+            };
+            self.client.download_with(&url, &temp, &bar, &extra)
         };
-        let got = match self.client.download_with(&url, &temp, &bar, &extra) {
+        // A token expires (Docker Hub's after minutes) and a registry may
+        // ask for one for blobs only: a 401 gets a new token and one retry.
+        let got = match download().or_else(|e| {
+            if !format!("{e:#}").contains("HTTP status 401") {
+                return Err(e);
+            }
+            self.authorize(&url)?;
+            download()
+        }) {
             Ok(got) => got,
             Err(e) => {
                 let _ = std::fs::remove_file(&temp);
@@ -173,16 +184,17 @@ impl Registry {
         self.token.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// A GET with the token (once one was needed); a 401 with a Bearer
-    /// challenge gets a token and one retry.
-    fn get(&self, url: &str, headers: Vec<(&'static str, String)>, limit: u64) -> Result<Answer> {
-        let with_token = |token: Option<(String, String)>| {
-            self.client.fetch_answer(url, false, &headers, token, limit)
-        };
-        let answer = with_token(self.current_token())?;
-        if answer.status != 401 {
-            return Ok(answer);
+    /// Answers the challenge of `url` (HEAD) for a token, when it has one.
+    fn authorize(&self, url: &str) -> Result<()> {
+        let answer = self.client.fetch_answer(url, true, &[], None, 0)?;
+        if answer.status == 401 {
+            self.challenge(&answer)?;
         }
+        Ok(())
+    }
+
+    /// Gets a token for the challenge in a 401 `answer` and keeps it.
+    fn challenge(&self, answer: &Answer) -> Result<(String, String)> {
         let challenge = answer
             .header("www-authenticate")
             .and_then(token::parse_challenge)
@@ -196,16 +208,29 @@ impl Registry {
             })?;
         let token = (
             crate::fetch::http::host_of(&answer.hop),
-            token::fetch(&self.client, &challenge)?,
+            token::fetch(&self.client, &challenge)
+                .with_context(|| format!("realm {}", challenge.realm))?,
         );
         *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
+        Ok(token)
+    }
+
+    /// A GET with the token (once one was needed); a 401 with a Bearer
+    /// challenge gets a token and one retry.
+    fn get(&self, url: &str, headers: Vec<(&'static str, String)>, limit: u64) -> Result<Answer> {
+        let with_token = |token: Option<(String, String)>| {
+            self.client.fetch_answer(url, false, &headers, token, limit)
+        };
+        let answer = with_token(self.current_token())?;
+        if answer.status != 401 {
+            return Ok(answer);
+        }
+        let token = self.challenge(&answer)?;
         let answer = with_token(Some(token))?;
         if answer.status == 401 {
             bail!(
-                "the registry refused the token: {} answered HTTP 401 to the token its realm \
-                 {} gave",
-                answer.url,
-                challenge.realm
+                "the registry refused the token: {} answered HTTP 401 to the token its realm gave",
+                answer.url
             );
         }
         Ok(answer)
@@ -298,6 +323,37 @@ mod tests {
             Some("/v2/example.org/a/b/manifests/1 true"),
             "{seen:?}"
         );
+    }
+
+    #[test]
+    fn a_blob_that_asks_for_a_token_gets_one_and_streams_into_the_store() {
+        const BLOB: &[u8] = b"{\"a layer, as far as the store can tell\"}";
+        let (port, log) = token_registry(BLOB);
+        let policy = crate::fetch::http::Policy::from_env().unwrap();
+        let image: ImageRef = "example.org/a/b:1".parse().unwrap();
+        let mirror = format!("http://127.0.0.1:{port}");
+        let registry = Registry::new(Client::new(policy), &image, Some(&mirror));
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let hex = crate::digest::sha256_hex(BLOB);
+        let digest = format!("sha256:{hex}");
+        registry
+            .blob(&store, dir.path(), &digest, BLOB.len() as u64)
+            .unwrap();
+        assert_eq!(store.read(&hex).unwrap(), BLOB);
+        let seen: Vec<String> = log.try_iter().collect();
+        assert_eq!(
+            seen.last().map(String::as_str),
+            Some(format!("/v2/example.org/a/b/blobs/{digest} true").as_str()),
+            "{seen:?}"
+        );
+        // A blob whose bytes are not its digest stays out of the store.
+        let wrong = format!("sha256:{}", "1".repeat(64));
+        let err = registry
+            .blob(&store, dir.path(), &wrong, BLOB.len() as u64)
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("digest mismatch"), "{err:#}");
+        assert!(!store.path_of(&"1".repeat(64)).exists());
     }
 
     #[test]
