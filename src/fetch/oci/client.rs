@@ -37,6 +37,8 @@ pub(crate) struct Registry {
     /// `<scheme>://<host>/v2/<repository>` (upstream) or
     /// `<mirror>/v2/<dist name>` (the site's registry mirror).
     base: String,
+    /// The repository's name in dist/, for progress lines.
+    name: String,
     /// The anonymous token, and the host that asked for it (a registry may
     /// redirect its API to another host, which is the one that checks it).
     token: Mutex<Option<(String, String)>>,
@@ -73,6 +75,7 @@ impl Registry {
             client,
             shown,
             base,
+            name: image.dist_name(),
             token: Mutex::new(None),
         }
     }
@@ -140,7 +143,7 @@ impl Registry {
             return Ok(());
         }
         let temp = store.temp_dir()?.join(format!("oci-{hex}.part"));
-        let bar = Bar::new(&format!("blob {}", &hex[..12]));
+        let bar = Bar::new(&format!("{} blob {}", self.name, &hex[..12]));
         let download = || {
             let extra = Extra {
                 headers: Vec::new(),
