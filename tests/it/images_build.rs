@@ -273,13 +273,23 @@ fn faults_fail_naming_image_registry_and_reason_and_keep_dist() {
     registry.push_site_images(&site);
     build_ok(root, &mirror, &[]);
 
-    // No such image: the site's to fix.
-    reserve_images(root, &url, &[SINGLE, "example.org/absent:1"]);
+    // No such image: the site's to fix; every image that fails is named.
+    reserve_images(
+        root,
+        &url,
+        &[SINGLE, "example.org/absent:1", "example.org/gone:2"],
+    );
     assert_fails(
         root,
         &mirror,
         2,
-        &["example.org/absent:1", &url, "no such image or tag"],
+        &[
+            "2 images failed",
+            "example.org/absent:1",
+            "example.org/gone:2",
+            &url,
+            "no such image or tag",
+        ],
     );
 
     // An index without the site's arch: the site's to fix.

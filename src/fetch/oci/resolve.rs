@@ -39,7 +39,8 @@ pub(crate) const OFFLINE_ADVICE: &str =
     "build once without --offline, or run `pxebuild mirror DIR` \
      on a connected host and set [images] registry_mirror to DIR served over HTTP";
 
-/// Resolves every image (in parallel: each is a round trip or two).
+/// Resolves every image (in parallel: each is a round trip or two); all
+/// that fail are reported together.
 pub(crate) fn resolve_all(
     images: Vec<(ImageRef, Arc<Registry>)>,
     store: &Store,
@@ -52,7 +53,7 @@ pub(crate) fn resolve_all(
     } else {
         Vec::new()
     };
-    images
+    let results: Vec<Result<Resolved>> = images
         .into_par_iter()
         .map(|(image, registry)| {
             let record = if offline {
@@ -67,7 +68,32 @@ pub(crate) fn resolve_all(
                 registry,
             })
         })
-        .collect()
+        .collect();
+    let mut resolved = Vec::new();
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(r) => resolved.push(r),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.len() <= 1 {
+        return match errors.pop() {
+            Some(e) => Err(e),
+            None => Ok(resolved),
+        };
+    }
+    // Every image that failed, in order; bad input only if each was.
+    let site_at_fault = errors
+        .iter()
+        .all(|e| crate::error::exit_code(e) == crate::error::EXIT_BAD_INPUT);
+    let text: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+    let message = format!("{} images failed: {}", errors.len(), text.join("; "));
+    Err(if site_at_fault {
+        BadInput::new(message)
+    } else {
+        anyhow!(message)
+    })
 }
 
 fn online_record(
