@@ -11,7 +11,8 @@ use crate::site::Site;
 /// Arguments of `pxebuild mirror`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Directory to write the `<host>/<path>` mirror layout into.
+    /// Directory to write the `<host>/<path>` mirror layout into (and, in
+    /// `[images] mode = "serve"`, the images as a static registry under `v2/`).
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Print the version the channel's `current` points at (to pin in site.toml) and exit.

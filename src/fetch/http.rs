@@ -131,6 +131,39 @@ pub(crate) struct Downloaded {
     pub size: u64,
 }
 
+/// What a request carries beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Extra {
+    /// Headers sent to the URL's own host (not to a host a redirect leads to).
+    pub headers: Vec<(&'static str, String)>,
+    /// A bearer token and the host (`host:port`) it was issued for: sent to
+    /// that host wherever it comes in the redirect chain, and to no other.
+    pub bearer: Option<(String, String)>,
+    /// Error statuses come back as answers instead of errors.
+    pub raw_status: bool,
+}
+
+/// A response read whole: its status, headers (names lowercase), body, and
+/// the URL that answered (with the hop a redirect led to).
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub url: String,
+    /// The URL that answered (the last hop of the redirects).
+    pub hop: String,
+}
+
+impl Answer {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct Client {
     agent: ureq::Agent,
@@ -171,6 +204,20 @@ impl Client {
         range: Option<u64>,
     ) -> std::result::Result<(ureq::http::Response<ureq::Body>, String), (String, ureq::Error)>
     {
+        self.send_with(url, head, range, &Extra::default())
+    }
+
+    /// [`Client::send`] with request headers (dropped when a redirect leaves
+    /// the host, so a registry's token never reaches its blob CDN) and,
+    /// with `extra.raw_status`, 4xx/5xx answers returned as responses.
+    fn send_with(
+        &self,
+        url: &str,
+        head: bool,
+        range: Option<u64>,
+        extra: &Extra,
+    ) -> std::result::Result<(ureq::http::Response<ureq::Body>, String), (String, ureq::Error)>
+    {
         let mut hop = url.to_string();
         for _ in 0..=MAX_REDIRECTS {
             let mut req = if head {
@@ -180,6 +227,19 @@ impl Client {
             };
             if let Some(have) = range {
                 req = req.header("Range", &format!("bytes={have}-"));
+            }
+            if host_of(&hop) == host_of(url) {
+                for (name, value) in &extra.headers {
+                    req = req.header(*name, value);
+                }
+            }
+            if let Some((host, token)) = &extra.bearer {
+                if host_of(&hop) == *host {
+                    req = req.header("Authorization", &format!("Bearer {token}"));
+                }
+            }
+            if extra.raw_status {
+                req = req.config().http_status_as_error(false).build();
             }
             crate::debug!(
                 "{} {hop}{}",
@@ -238,7 +298,75 @@ impl Client {
 
     /// Streams `url` into `temp`, resuming whatever `temp` already holds.
     pub(crate) fn download(&self, url: &str, temp: &Path, bar: &Bar) -> Result<Downloaded> {
-        self.retrying(url, || self.attempt(url, temp, bar))
+        self.download_with(url, temp, bar, &Extra::default())
+    }
+
+    /// [`Client::download`] with request headers (a registry's token).
+    pub(crate) fn download_with(
+        &self,
+        url: &str,
+        temp: &Path,
+        bar: &Bar,
+        extra: &Extra,
+    ) -> Result<Downloaded> {
+        self.retrying(url, || self.attempt(url, temp, bar, extra))
+    }
+
+    /// A GET (or HEAD) whose answer is returned whatever its status (a
+    /// registry's 401 carries the challenge to answer), the body read into
+    /// memory up to `limit` bytes; retried on transient faults and 5xx.
+    pub(crate) fn fetch_answer(
+        &self,
+        url: &str,
+        head: bool,
+        headers: &[(&'static str, String)],
+        bearer: Option<(String, String)>,
+        limit: u64,
+    ) -> Result<Answer> {
+        let extra = Extra {
+            headers: headers.to_vec(),
+            bearer,
+            raw_status: true,
+        };
+        self.retrying(url, || {
+            let (mut resp, hop) = match self.send_with(url, head, None, &extra) {
+                Ok(answer) => answer,
+                Err((hop, e)) => return Err(classify(url, &hop, e)),
+            };
+            let status = resp.status().as_u16();
+            if status >= 500 || status == 408 || status == 429 {
+                return Err(Failure::Transient(anyhow!(
+                    "{}: HTTP status {status}",
+                    shown(url, &hop)
+                )));
+            }
+            let headers = resp
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| {
+                    Some((
+                        k.as_str().to_ascii_lowercase(),
+                        v.to_str().ok()?.to_string(),
+                    ))
+                })
+                .collect();
+            let body = if head {
+                Vec::new()
+            } else {
+                resp.body_mut()
+                    .with_config()
+                    .limit(limit)
+                    .read_to_vec()
+                    .map_err(|e| classify(url, &hop, e))?
+            };
+            Ok(Answer {
+                status,
+                headers,
+                body,
+                url: shown(url, &hop),
+                hop,
+            })
+        })
     }
 
     /// Runs `once` until it succeeds, fails permanently, or runs out of
@@ -284,9 +412,10 @@ impl Client {
         url: &str,
         temp: &Path,
         bar: &Bar,
+        extra: &Extra,
     ) -> std::result::Result<Downloaded, Failure> {
         let have = partial_len(temp).map_err(Failure::Permanent)?;
-        let (mut resp, hop) = match self.send(url, false, (have > 0).then_some(have)) {
+        let (mut resp, hop) = match self.send_with(url, false, (have > 0).then_some(have), extra) {
             Ok(answer) => answer,
             // The partial file is already complete or stale: start over.
             Err((hop, ureq::Error::StatusCode(416))) => {

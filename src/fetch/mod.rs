@@ -14,6 +14,7 @@ pub(crate) mod helm_repo;
 pub(crate) mod http;
 pub(crate) mod index;
 pub(crate) mod loaders;
+pub(crate) mod oci;
 pub(crate) mod plan;
 pub(crate) mod progress;
 pub mod refs;

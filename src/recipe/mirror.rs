@@ -1,7 +1,9 @@
 //! `pxebuild mirror DIR`: fetch and verify every artifact of the site exactly
 //! as a build does, then write them into DIR in the host-prefixed mirror
 //! layout (`DIR/<original host>/<original path>`), ready to be copied into an
-//! air gap and served from any web server as `sources.mirror`.
+//! air gap and served from any web server as `sources.mirror`. An
+//! air-gapped site's images go into `DIR/v2/<name>/…` as a static registry
+//! tree, which the same server answers as `[images] registry_mirror`.
 //!
 //! Beside the build recipe: the same fetch steps, run by the engine into the
 //! store, but laid out as a mirror instead of published as a tree.
@@ -11,7 +13,8 @@ use anyhow::{Context, Result};
 
 use crate::engine::executor::ExecOptions;
 use crate::fetch::current;
-use crate::fetch::plan::{self, Planned};
+use crate::fetch::fetcher::Fetcher;
+use crate::fetch::plan::{self, Wanted};
 use crate::fetch::sources::mirror_path;
 use crate::site::Site;
 
@@ -25,8 +28,12 @@ pub(crate) fn write_mirror(site: &Site, dir: &Path, offline: bool, jobs: usize) 
     let pinned = current::pin(site, Some(&previous), offline)?;
     let mut planned = plan::plan(&pinned.site, offline)?;
     plan::preflight(&planned)?;
+    // An air-gapped site's images too, resolved as its build resolves them.
+    let images = crate::fetch::oci::plan(&pinned.site, Some(&previous), offline)?;
+    let mut steps = planned.steps;
+    steps.extend(images.boxed());
     crate::engine::run(
-        &planned.steps,
+        &steps,
         &site.cache_dir(),
         &ExecOptions {
             jobs,
@@ -38,7 +45,8 @@ pub(crate) fn write_mirror(site: &Site, dir: &Path, offline: bool, jobs: usize) 
     // A chart archive's URL is in its repository's index, known once fetched.
     let archives = crate::fetch::charts::stored_archives(&planned.fetcher, &planned.charts);
     planned.wanted.extend(archives);
-    let mut placed = place(&planned, dir)?;
+    let mut placed = place(&planned.wanted, &planned.fetcher, dir)?;
+    placed += crate::fetch::oci::write_mirror(&images, dir)?;
     let version_txt = pinned.version_txt.clone().or_else(|| {
         // Offline nothing was fetched: write what the air-gapped build needs
         // to resolve `current` to the same recorded release.
@@ -68,10 +76,9 @@ fn create_parent(path: &Path) -> Result<()> {
 }
 
 /// Links (or copies) every stored source file into the mirror layout.
-fn place(planned: &Planned, dir: &Path) -> Result<usize> {
-    let fetcher = &planned.fetcher;
+fn place(wanted: &[Wanted], fetcher: &Fetcher, dir: &Path) -> Result<usize> {
     let mut placed = 0;
-    for wanted in &planned.wanted {
+    for wanted in wanted {
         for url in &wanted.urls {
             let Some(entry) = fetcher.index.lookup(url, &fetcher.store) else {
                 continue;

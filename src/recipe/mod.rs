@@ -53,7 +53,7 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
         strict: opts.strict,
         templates,
     };
-    let steps = plan::plan(&env)?;
+    let plan::Planned { steps, images } = plan::plan(&env)?;
     session.mark("plan");
     let exec = ExecOptions {
         jobs: opts.jobs,
@@ -75,6 +75,7 @@ pub fn build(site: &Site, opts: &BuildOptions) -> Result<BuildReport> {
             })
             .collect();
         manifest.flatcar = Some(pinned.record);
+        manifest.images = images;
     })
 }
 

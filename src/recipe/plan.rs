@@ -8,6 +8,7 @@ use anyhow::Result;
 
 use crate::boot::{BootContext, BootShared};
 use crate::engine::step::Step;
+use crate::manifest::ImageRecord;
 use crate::render::context::SiteContext;
 use crate::render::templates::Templates;
 use crate::render::RenderInputs;
@@ -28,10 +29,15 @@ pub struct PlanEnv<'a> {
 }
 
 /// Every step of a build of `env.site`, in this order: fetch steps (after
-/// the preflight found every artifact), node steps, signing, boot steps.
-pub(crate) fn plan(env: &PlanEnv) -> Result<Vec<Box<dyn Step>>> {
+/// the preflight found every artifact), the image steps of an air-gapped
+/// site (`[images] mode = "serve"`, resolved against the registry or,
+/// offline, the previous tree), node steps, signing, boot steps. With the
+/// steps come the image records for dist/manifest.json.
+pub(crate) fn plan(env: &PlanEnv) -> Result<Planned> {
     let site = env.site;
     let (mut steps, artifacts) = crate::fetch::plan_artifacts(site, env.offline)?;
+    let images = crate::fetch::oci::plan(site, Some(env.out), env.offline)?;
+    steps.extend(images.boxed());
     let secrets = ensure_secrets(site, env.out)?;
     crate::render::check_token_lifetime(site, env.strict)?;
     let site_ctx = SiteContext::new(site, &artifacts)?;
@@ -45,7 +51,16 @@ pub(crate) fn plan(env: &PlanEnv) -> Result<Vec<Box<dyn Step>>> {
         strict: env.strict,
     })?);
     steps.extend(BootShared::new(env.templates.clone(), boot)?.steps());
-    Ok(steps)
+    Ok(Planned {
+        steps,
+        images: images.records(),
+    })
+}
+
+/// A build's steps, and the records of the images they carry.
+pub(crate) struct Planned {
+    pub steps: Vec<Box<dyn Step>>,
+    pub images: Vec<ImageRecord>,
 }
 
 /// The one phase of planning that writes into the site: loads its secrets,
