@@ -9,8 +9,11 @@ use std::path::Path;
 
 use serde_norway::Value;
 
+use pxebuild::site::Site;
+
 use super::server::MirrorServer;
 use super::{assert_fails_with, assert_ok, sha256_of, snapshot, stderr, World};
+use crate::registry::Registry;
 
 /// Each chart the serve-mode test site carries: its index's path in the
 /// mirror, the archive's path in the mirror, and the archive's URL as the
@@ -112,12 +115,28 @@ fn publish_charts(mirror: &Path) {
     }
 }
 
-/// A world whose mirror serves the charts and whose site is in serve mode.
-fn serve_world() -> World {
+/// A world whose mirror serves the charts and whose site is in serve mode,
+/// its images in a loopback registry (the registry lives as long as the
+/// returned guard).
+fn serve_world() -> (World, Registry) {
     let w = World::new();
     publish_charts(&w.mirror());
-    append_site(&w, SERVE);
-    w
+    let registry = serve_site(&w, SERVE);
+    (w, registry)
+}
+
+/// Appends `images` (a serve-mode `[images]` table, last in the file) with a
+/// fresh loopback registry as its `registry_mirror`, and pushes the site's
+/// images there: a serve-mode build carries images as well as charts.
+fn serve_site(w: &World, images: &str) -> Registry {
+    let registry = Registry::start();
+    append_site(
+        w,
+        &format!("{images}registry_mirror = {:?}\n", registry.url()),
+    );
+    let site = Site::load(&w.tmp.path().join("site.toml")).unwrap();
+    registry.push_site_images(&site);
+    registry
 }
 
 fn append_site(w: &World, text: &str) {
@@ -162,7 +181,7 @@ fn assert_repository(w: &World) {
 
 #[test]
 fn serve_mode_publishes_a_static_helm_repository_of_the_carried_charts() {
-    let w = serve_world();
+    let (w, registry) = serve_world();
     assert_ok(&w.build());
     assert_repository(&w);
     let index = std::fs::read(w.dist().join("http/charts/index.yaml")).unwrap();
@@ -170,8 +189,10 @@ fn serve_mode_publishes_a_static_helm_repository_of_the_carried_charts() {
     w.server.reset_requests();
     assert_ok(&w.build());
     assert!(w.server.requests().is_empty(), "{:?}", w.server.requests());
-    // --offline from the store alone, into a fresh tree: the same bytes.
-    std::fs::remove_dir_all(w.dist()).unwrap();
+    // --offline from the store alone (the tree in place: it records what the
+    // site's image tags resolved to, which only it or a registry can say),
+    // with the registry stopped: the same bytes.
+    drop(registry);
     let out = w.run(&["build", "--offline"], &[]);
     assert_ok(&out);
     assert!(w.server.requests().is_empty(), "offline asks nothing");
@@ -185,7 +206,7 @@ fn serve_mode_publishes_a_static_helm_repository_of_the_carried_charts() {
 
 #[test]
 fn a_stored_index_that_predates_the_wanted_version_is_fetched_again() {
-    let w = serve_world();
+    let (w, _registry) = serve_world();
     assert_ok(&w.build());
     // The repository publishes kured 6.1.0 (beside 6.0.0); the site moves on.
     let repo = w.mirror().join("kubereboot.github.io/charts");
@@ -223,7 +244,7 @@ fn a_stored_index_that_predates_the_wanted_version_is_fetched_again() {
 
 #[test]
 fn a_tampered_chart_archive_is_refused_naming_chart_version_repository_and_digests() {
-    let w = serve_world();
+    let (w, _registry) = serve_world();
     let kured = CHARTS.iter().find(|c| c.name == "kured").unwrap();
     let listed = sha256_of(&w.mirror().join(kured.archive));
     let mut bytes = chart_archive("kured", "6.0.1");
@@ -248,7 +269,7 @@ fn a_tampered_chart_archive_is_refused_naming_chart_version_repository_and_diges
 fn a_chart_version_its_repository_does_not_list_is_bad_input() {
     let w = World::new();
     publish_charts(&w.mirror());
-    append_site(&w, &SERVE.replace("\"6.0.0\"", "\"6.0.1\""));
+    let _registry = serve_site(&w, &SERVE.replace("\"6.0.0\"", "\"6.0.1\""));
     let out = w.build();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
@@ -283,7 +304,7 @@ fn pull_mode_carries_no_chart_and_asks_no_chart_repository() {
 
 #[test]
 fn mirror_carries_the_chart_indexes_and_archives() {
-    let w = serve_world();
+    let (w, _registry) = serve_world();
     assert_ok(&w.run(&["mirror", "airgap"], &[]));
     let airgap = w.tmp.path().join("airgap");
     for c in &CHARTS {
@@ -310,7 +331,7 @@ fn mirror_carries_the_chart_indexes_and_archives() {
 /// the repository, with the digest the index lists.
 #[test]
 fn the_boot_server_serves_the_repository_as_helm_reads_it() {
-    let w = serve_world();
+    let (w, _registry) = serve_world();
     assert_ok(&w.build());
     let served = crate::serve_support::Served::start(&w.dist(), &[]);
     let repo = served.url("/charts");
@@ -333,7 +354,7 @@ fn the_boot_server_serves_the_repository_as_helm_reads_it() {
 /// reached: a network failure (exit 1), not a version the repository lacks.
 #[test]
 fn a_stale_index_and_an_unreachable_repository_is_a_network_failure() {
-    let w = serve_world();
+    let (w, _registry) = serve_world();
     assert_ok(&w.build());
     let site = w.tmp.path().join("site.toml");
     let text = std::fs::read_to_string(&site).unwrap();
