@@ -26,7 +26,7 @@ const MULTI: &str = "ghcr.io/example/multi:2";
 const V2S2: &str = "docker.io/library/v2s2:3";
 
 /// Appends an `[images]` section to the site in `root`.
-fn serve_images(root: &Path, registry_mirror: &str, extra: &[&str]) -> Site {
+pub(crate) fn serve_images(root: &Path, registry_mirror: &str, extra: &[&str]) -> Site {
     let path = root.join("site.toml");
     let mut text = std::fs::read_to_string(&path).unwrap();
     let list: Vec<String> = extra.iter().map(|e| format!("{e:?}")).collect();
@@ -47,7 +47,7 @@ fn reserve_images(root: &Path, registry_mirror: &str, extra: &[&str]) -> Site {
     serve_images(root, registry_mirror, extra)
 }
 
-fn build_ok(root: &Path, mirror: &Mirror, extra: &[&str]) -> Output {
+pub(crate) fn build_ok(root: &Path, mirror: &Mirror, extra: &[&str]) -> Output {
     let out = build_with(root, mirror, extra);
     assert!(
         out.status.success(),

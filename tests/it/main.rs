@@ -16,6 +16,7 @@ mod day2_sync;
 mod dhcp_snippets;
 mod fetch;
 mod harness;
+mod images_airgap;
 mod images_build;
 mod images_cmd;
 mod images_render;
