@@ -990,7 +990,7 @@ fn rendered_template_errors_name_the_partial_and_every_node() {
         "      mode: 0o600",
         "      mode: \"0600\"",
     );
-    edit("node.bu.hbs", 34, "      mode: 0o755", "      mode: 755");
+    edit("node.bu.hbs", 35, "      mode: 0o755", "      mode: 755");
     let site = pxebuild::site::Site::load(&dir.path().join("site.toml")).unwrap();
     let templates_dir = site.templates_dir();
     let digest = Templates::load(&templates_dir)
@@ -1039,7 +1039,7 @@ fn rendered_template_errors_name_the_partial_and_every_node() {
             "{text}"
         );
         assert!(
-            text.contains(&format!("\n  {t}/node.bu.hbs:34:7: storage.files.")),
+            text.contains(&format!("\n  {t}/node.bu.hbs:35:7: storage.files.")),
             "{text}"
         );
         nodes.push((node.to_string(), quoted));
