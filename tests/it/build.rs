@@ -67,7 +67,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// The step ids an `--explain` run reports as run.
-fn ran(out: &Output) -> Vec<String> {
+pub(crate) fn ran(out: &Output) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("ran "))

@@ -15,6 +15,7 @@ use pxebuild::layout::{oci_blob, oci_manifest, oci_manifest_kind};
 use pxebuild::manifest::Manifest;
 use pxebuild::site::Site;
 
+use crate::build::ran;
 use crate::cluster_build::{build, prepared, pxebuild_on_mirror, Mirror};
 use crate::fetch::server::MirrorServer;
 use crate::registry::{digest_of, parts, Registry};
@@ -160,15 +161,6 @@ fn assert_carried(dist: &Path, registry: &Registry, images: &[&str]) {
             assert_eq!(digest_of(&std::fs::read(dist.join(&rel)).unwrap()), blob);
         }
     }
-}
-
-/// The step ids an `--explain` run reports as run.
-fn ran(out: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("ran "))
-        .map(|l| l.split(": ").next().unwrap().to_string())
-        .collect()
 }
 
 #[test]
