@@ -16,8 +16,9 @@ use crate::beacon::Beacon;
 use crate::error::BadInput;
 
 /// The stand-in kubeadm's phase beacons (tests/fixtures/standin-sysext/
-/// standin-tool): the points inside init and join where a cut hurts.
-pub(crate) const STANDIN_PHASES: [&str; 12] = [
+/// standin-tool): the points inside init and join where a cut hurts, and
+/// its reset.
+pub(crate) const STANDIN_PHASES: [&str; 13] = [
     "kubeadm-init-preflight",
     "kubeadm-init-certs",
     "kubeadm-init-kubeconfig",
@@ -30,6 +31,7 @@ pub(crate) const STANDIN_PHASES: [&str; 12] = [
     "kubeadm-join-kubelet-start",
     "kubeadm-join-etcd",
     "kubeadm-join-control-plane-join",
+    "kubeadm-reset",
 ];
 
 /// One `--cut NODE=BEACON`.
