@@ -113,8 +113,8 @@ const MILESTONES: &[(&str, Milestone)] = &[
 /// shell. (Ignition's own "Ignition failed" log lines are not final: the
 /// stand-in quotes them just before its own failure line.)
 /// The stand-in kubeadm's failed check (`kubeadm: error: <what was wrong>`,
-/// on the console through the bootstrap unit's output) ends the run too:
-/// retrying would fail the same way.
+/// which it writes to the kernel log, so it reaches the serial console) ends
+/// the run too: retrying would fail the same way.
 const FAILURES: &[&str] = &[
     "Failed to start Ignition",
     "Failed to start ignition-",
