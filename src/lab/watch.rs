@@ -473,6 +473,15 @@ mod tests {
     }
 
     #[test]
+    fn only_cluster_beacons_keep_passed_nodes_up() {
+        assert!(keeps_running(Some(Beacon::KubeadmDone)));
+        assert!(keeps_running(Some(Beacon::CiliumReady)));
+        assert!(!keeps_running(Some(Beacon::SysextsMerged)));
+        assert!(!keeps_running(Some(Beacon::InstallDone)));
+        assert!(!keeps_running(None));
+    }
+
+    #[test]
     fn the_stall_limit_scales_with_the_timeout() {
         assert_eq!(
             loader_stall_limit(Duration::from_secs(180)),
