@@ -264,15 +264,11 @@ fn lab_installs_to_disk_and_boots_the_node_config_on_bios_and_uefi() {
         let reset = sent_at(&log, name, "kubeadm-reset", false);
         assert!(sent_at(&log, name, at, false) < reset, "{log}");
         assert!(reset < sent_at(&log, name, "kubeadm-done", false), "{log}");
-        // The stand-in's lines reach the serial console through the kernel log.
-        let serial = serial(name);
-        assert!(serial.contains(&format!("holding at {at}")), "{name}");
-        assert!(serial.contains("[reset] removed kubeadm's files"), "{name}");
     }
-    assert!(
-        serial("cp2").contains("[reset] removing the local etcd member: 200"),
-        "cp2's reset removed the etcd member its cut join had added"
-    );
+    // cp2's reset removed the etcd member its cut join had added: otherwise
+    // its new attempt (and cp3's) would have waited for that member to start
+    // until the bootstrap's 20-minute limit (`kubeadm-timeout etcd-turn`).
+    assert!(!log.contains(" milestone=kubeadm-timeout "), "{log}");
     for name in ["cp3", "worker1"] {
         assert!(vm(name)["cuts"].as_array().unwrap().is_empty());
         assert!(
