@@ -107,6 +107,15 @@ pub struct RunArgs {
     /// How many VMs boot at the same time.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub parallel: usize,
+    /// Cut NODE's power when it sends BEACON, then let it boot again (with --disk).
+    ///
+    /// Comma-separated or repeated, one per node. BEACON is one of the names
+    /// --until takes or a stand-in kubeadm phase (kubeadm-init-control-plane,
+    /// kubeadm-join-etcd, ...). The VM carries the SMBIOS OEM string
+    /// pxebuild.standin.hold=BEACON, which makes the stand-in's tools stop
+    /// right there; the lab resets the VM through QEMU's monitor.
+    #[arg(long, value_name = "NODE=BEACON", value_delimiter = ',')]
+    pub cut: Vec<lab::cut::Cut>,
 }
 
 /// `--until` takes a beacon's name and is checked while the arguments are
@@ -155,6 +164,14 @@ fn run_lab(global: &Global, args: RunArgs) -> Result<()> {
     options.parallel = args.parallel;
     options.timeout = Duration::from_secs(args.timeout);
     options.until = args.until;
+    let nodes: Vec<&str> = plan
+        .vms
+        .iter()
+        .filter(|vm| matches!(vm.role, lab::plan::Role::Node))
+        .map(|vm| vm.name.as_str())
+        .collect();
+    lab::cut::check(&args.cut, &nodes, options.disk_gib.is_some())?;
+    options.cuts = args.cut;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -164,6 +181,9 @@ fn run_lab(global: &Global, args: RunArgs) -> Result<()> {
     print!("{}", lab::table::render(&report_rows(&report)));
     for vm in &report.vms {
         print!("{}", lab::table::beacon_timeline(&vm.name, &vm.beacons));
+        for cut in &vm.cuts {
+            println!("{} power cut at {} {:.1}s", vm.name, cut.beacon, cut.at);
+        }
     }
     let failed: Vec<&lab::VmReport> = report
         .vms
@@ -240,6 +260,7 @@ fn resolve(global: &Global, args: &BootArgs) -> Result<(LabPlan, StateDir, LabOp
         disk_gib: args.disk,
         network_first: args.network_first,
         until: None,
+        cuts: Vec::new(),
     };
     Ok((plan, state_dir(global, &args.state)?, options))
 }

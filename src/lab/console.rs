@@ -112,10 +112,14 @@ const MILESTONES: &[(&str, Milestone)] = &[
 /// Real Flatcar: systemd reports a failed Ignition unit, then the emergency
 /// shell. (Ignition's own "Ignition failed" log lines are not final: the
 /// stand-in quotes them just before its own failure line.)
+/// The stand-in kubeadm's failed check (`kubeadm: error: <what was wrong>`,
+/// which it writes to the kernel log, so it reaches the serial console) ends
+/// the run too: retrying would fail the same way.
 const FAILURES: &[&str] = &[
     "Failed to start Ignition",
     "Failed to start ignition-",
     "You are in emergency mode",
+    "kubeadm: error: ",
 ];
 
 /// The loader handed the machine back: lpxelinux's LOCALBOOT prints the first;
@@ -411,6 +415,12 @@ mod tests {
             classify("[FAILED] Failed to start Ignition (fetch)."),
             Some(Event::Failed(_))
         ));
+        assert_eq!(
+            classify("kubeadm: error: discovery.bootstrapToken.caCertHashes is empty"),
+            Some(Event::Failed(
+                "kubeadm: error: discovery.bootstrapToken.caCertHashes is empty".into()
+            ))
+        );
     }
 
     #[test]

@@ -17,8 +17,10 @@
 //! DHCP server, ISC and Kea configs, lease lines), `dnsmasq`,
 //! `nginx`, `qemu` (command lines, accelerator probe), `runner` (processes),
 //! `console` (milestone patterns), `tracker` (verdicts), `watch` (the loop),
+//! `cut` (power cuts at a beacon),
 //! `table` (live table), `state` (runtime directory and crash recovery).
 pub(crate) mod console;
+pub mod cut;
 pub(crate) mod dhcp;
 pub(crate) mod dnsmasq;
 pub mod netns;
@@ -85,6 +87,8 @@ pub struct LabOptions {
     pub network_first: bool,
     /// The beacon that ends a node's run (default: the stand-in's marker or `install-done`).
     pub until: Option<crate::beacon::Beacon>,
+    /// Power cuts: reset NODE's VM when it sends BEACON (`run` only).
+    pub cuts: Vec<cut::Cut>,
 }
 
 /// The outcome of `lab run`, also written to `report.json` in the state directory.
@@ -118,6 +122,8 @@ pub struct VmReport {
     pub failure: Option<String>,
     /// Attempts abandoned because the loader gave up (the VM was rebooted).
     pub retries: Vec<String>,
+    /// Power cuts the lab made (`--cut`), each followed by a boot.
+    pub cuts: Vec<cut::PowerCut>,
     pub serial_log: PathBuf,
 }
 
@@ -202,6 +208,7 @@ fn report(lab: &Lab, watched: &[watch::Watched]) -> Report {
                 beacons: w.progress.beacons.clone(),
                 failure: w.progress.failure.clone(),
                 retries: w.retries.clone(),
+                cuts: w.cuts.clone(),
                 serial_log: lab.state_dir.serial(&vm.name),
             }
         })

@@ -40,6 +40,8 @@ pub(crate) struct VmSpec<'a> {
     pub disk: Option<PathBuf>,
     /// The NIC boots before the disk (otherwise the disk first).
     pub network_first: bool,
+    /// The beacon at which the lab cuts this VM's power (`--cut`).
+    pub cut: Option<&'a str>,
 }
 
 /// The QEMU arguments for one VM; the serial console goes to stdout.
@@ -75,6 +77,9 @@ pub(crate) fn args(spec: &VmSpec) -> Vec<String> {
         let serial = vm.disk_serial.as_deref().unwrap_or(&vm.name);
         let device = format!("virtio-blk-pci,drive=d0,serial={serial},bootindex={disk_index}");
         a.extend(strings(&["-drive", &drive, "-device", &device]));
+    }
+    if let Some(beacon) = spec.cut {
+        a.extend(super::cut::qemu_args(&vm.name, beacon));
     }
     if let Role::Intruder { boot, .. } = &vm.role {
         a.extend(strings(&["-kernel", &boot.kernel.display().to_string()]));
@@ -193,6 +198,7 @@ mod tests {
             vars: None,
             disk: None,
             network_first: false,
+            cut: None,
         }
     }
 

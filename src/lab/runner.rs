@@ -323,6 +323,7 @@ impl Lab {
             .disk_gib
             .map(|gib| self.disk(&vm.name, gib))
             .transpose()?;
+        let cut = self.options.cuts.iter().find(|c| c.node == vm.name);
         let spec = VmSpec {
             vm: &vm,
             accel: self.accel,
@@ -331,6 +332,7 @@ impl Lab {
             vars,
             disk,
             network_first: self.options.network_first,
+            cut: cut.map(|c| c.beacon.as_str()),
         };
         let serial = create(&self.state_dir.serial(&vm.name))?;
         let qemu_log = create(&self.state_dir.file(&format!("{}.qemu.log", vm.name)))?;
@@ -392,6 +394,14 @@ impl Lab {
         std::fs::rename(&serial, &kept)
             .with_context(|| format!("keeping {} as {}", serial.display(), kept.display()))?;
         self.start_vm(index)
+    }
+
+    /// Cuts a VM's power and lets it boot again (`--cut`): a reset through
+    /// its monitor, so the same QEMU keeps its disk, firmware variables and
+    /// serial log.
+    pub(crate) fn power_cut(&self, name: &str) -> Result<()> {
+        let monitor = self.state_dir.file(&super::cut::monitor_name(name));
+        super::cut::reset(&monitor).with_context(|| format!("cutting the power of {name}"))
     }
 
     /// Stops one VM by PID.

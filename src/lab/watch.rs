@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use super::console::{self, Milestone};
+use super::cut::PowerCut;
 use super::runner::Lab;
 use super::table::{self, Row};
 use super::tracker::{Progress, Verdict};
+use crate::beacon::Beacon;
 
 /// Follows a growing log file, returning complete new lines.
 pub(crate) struct LineReader {
@@ -92,6 +94,8 @@ pub(crate) struct Watched {
     pub verdict: Option<Verdict>,
     /// Why earlier attempts were abandoned (the loader gave up), oldest first.
     pub retries: Vec<String>,
+    /// The power cuts made (`--cut`).
+    pub cuts: Vec<PowerCut>,
     serial: Option<LineReader>,
 }
 
@@ -123,6 +127,7 @@ pub(crate) fn run(
             progress: Progress::default(),
             verdict: None,
             retries: Vec::new(),
+            cuts: Vec::new(),
             serial: None,
         })
         .collect();
@@ -191,7 +196,8 @@ fn follow_dhcp(lab: &Lab, vms: &mut [Watched], dhcp: &mut LineReader) -> bool {
     changed
 }
 
-/// Beacons in the server's log count for the VM of that name.
+/// Beacons in the server's log count for the VM of that name; the beacon
+/// of a `--cut` cuts that VM's power, once.
 fn follow_beacons(lab: &Lab, vms: &mut [Watched], server: &mut LineReader) -> bool {
     let mut changed = false;
     for line in server.lines() {
@@ -204,12 +210,17 @@ fn follow_beacons(lab: &Lab, vms: &mut [Watched], server: &mut LineReader) -> bo
         {
             if let Some(started) = w.started {
                 let detail = console::beacon_detail(&line);
-                w.progress.beacon_with(
-                    &milestone,
-                    detail.as_deref(),
-                    started.elapsed().as_secs_f64(),
-                );
+                let secs = started.elapsed().as_secs_f64();
+                w.progress.beacon_with(&milestone, detail.as_deref(), secs);
                 changed = true;
+                let cut = lab
+                    .options()
+                    .cuts
+                    .iter()
+                    .any(|c| c.node == node && c.beacon == milestone && w.verdict.is_none());
+                if cut && w.cuts.is_empty() {
+                    cut_power(lab, w, &node, &milestone, secs);
+                }
             }
         }
     }
@@ -259,10 +270,39 @@ fn follow_vm(lab: &mut Lab, w: &mut Watched, timeout: Duration) -> bool {
         w.verdict = Some(w.progress.unfinished(&vm.role, until, &why));
     }
     if w.verdict.is_some() {
-        lab.stop_vm(&vm.name);
+        // A node that reached a cluster beacon keeps running until the run
+        // ends: the others join through it (the first control plane serves
+        // the joins, as its API server would).
+        if !(w.verdict == Some(Verdict::Pass) && keeps_running(until)) {
+            lab.stop_vm(&vm.name);
+        }
         changed = true;
     }
     changed
+}
+
+/// Whether a node that passed must stay up for the others: `--until` is a
+/// beacon that needs the cluster (kubeadm's and Cilium's).
+pub(crate) fn keeps_running(until: Option<Beacon>) -> bool {
+    matches!(until, Some(Beacon::KubeadmDone | Beacon::CiliumReady))
+}
+
+/// Cuts a VM's power at a beacon; a cut that cannot be made fails the VM.
+fn cut_power(lab: &Lab, w: &mut Watched, node: &str, beacon: &str, secs: f64) {
+    match lab.power_cut(node) {
+        Ok(()) => {
+            crate::info!("lab: {node}: power cut at {beacon} ({secs:.1} s); the VM boots again");
+            w.cuts.push(PowerCut {
+                beacon: beacon.into(),
+                at: secs,
+            });
+        }
+        Err(err) => {
+            w.verdict = Some(Verdict::Fail(format!(
+                "the power cut at {beacon} failed: {err:#}"
+            )));
+        }
+    }
 }
 
 /// Reboots a VM whose loader gave up (keeping the attempt's serial log), or
@@ -380,6 +420,10 @@ pub(crate) fn rows(lab: &Lab, vms: &[Watched], ticking: bool) -> Vec<Row> {
                 0 => state,
                 n => format!("{state} [rebooted {n}x: loader gave up]"),
             };
+            let state = match w.cuts.first() {
+                None => state,
+                Some(cut) => format!("{state} [power cut at {}]", cut.beacon),
+            };
             Row {
                 name: vm.name.clone(),
                 firmware: vm.firmware.as_str().into(),
@@ -426,6 +470,15 @@ mod tests {
         reader.grew -= Duration::from_secs(5);
         assert!(reader.lines().is_empty());
         assert!(reader.quiet_for() >= Duration::from_secs(5), "nothing new");
+    }
+
+    #[test]
+    fn only_cluster_beacons_keep_passed_nodes_up() {
+        assert!(keeps_running(Some(Beacon::KubeadmDone)));
+        assert!(keeps_running(Some(Beacon::CiliumReady)));
+        assert!(!keeps_running(Some(Beacon::SysextsMerged)));
+        assert!(!keeps_running(Some(Beacon::InstallDone)));
+        assert!(!keeps_running(None));
     }
 
     #[test]

@@ -1319,3 +1319,18 @@ fn lab_until_refuses_a_misspelt_beacon_before_anything_starts() {
         "{stderr}"
     );
 }
+
+#[test]
+fn lab_cut_refuses_a_misspelt_beacon_before_anything_starts() {
+    let out = pxebuild()
+        .args(["lab", "run", "--cut", "cp1=kubeadm-init-contol-plane"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"kubeadm-init-contol-plane\" is not a beacon")
+            && stderr.contains("kubeadm-init-control-plane"),
+        "the valid beacons are listed: {stderr}"
+    );
+}
