@@ -39,7 +39,7 @@ struct Row<'a> {
 pub(crate) fn run(global: &Global, args: Args) -> Result<()> {
     let site = Site::load(&global.site)?;
     site.print_warnings();
-    let images = crate::images::site_images(&site)?;
+    let images = crate::site::images::site_images(&site)?;
     let tree = tree(&site, args.dist.as_deref())?;
     let rows: Vec<Row<'_>> = images
         .iter()
@@ -49,7 +49,7 @@ pub(crate) fn run(global: &Global, args: Args) -> Result<()> {
         })
         .collect();
     if crate::log::level() >= 2 {
-        eprint!("{}", catalog::sources(&catalog::pins(&site)));
+        eprint!("{}", catalog::sources(&crate::site::images::pins(&site)));
     }
     if args.json || args.format == Format::Json {
         return print_json(&site, &rows, tree.as_ref());
@@ -134,7 +134,7 @@ fn record<'a>(manifest: &'a Manifest, image: &ImageRef) -> Option<&'a ImageRecor
 /// "platform_digest", "in_tree"}], "tree", "unknown"}`: `tree` is null (and
 /// each `in_tree` with it) when there is no built tree to compare with.
 fn print_json(site: &Site, rows: &[Row<'_>], tree: Option<&(PathBuf, Manifest)>) -> Result<()> {
-    let unknown: Vec<String> = catalog::for_site(site)?
+    let unknown: Vec<String> = crate::site::images::for_site(site)?
         .unknown
         .iter()
         .map(|u| u.to_string())

@@ -16,7 +16,7 @@ use crate::error::BadInput;
 use crate::site::Site;
 
 /// Argo CD's Helm values, relative to payload/.
-pub(crate) const VALUES: &str = "bootstrap/argocd-values.yaml";
+pub(crate) const VALUES: &str = crate::site::images::ARGOCD_VALUES;
 /// The root Application, relative to payload/.
 pub(crate) const ROOT_APP: &str = "bootstrap/root-app.yaml";
 

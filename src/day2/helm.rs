@@ -4,11 +4,11 @@ use std::path::Path;
 use super::kubeconfig_args;
 
 /// Argo CD's chart repository.
-pub(crate) const ARGO_HELM_REPO: &str = "https://argoproj.github.io/argo-helm";
+pub(crate) const ARGO_HELM_REPO: &str = crate::images::catalog::argocd::HELM_REPO;
 /// Release name and namespace of Argo CD.
 pub(crate) const ARGO_RELEASE: &str = "argocd";
 pub(crate) const ARGO_NAMESPACE: &str = "argocd";
-pub(crate) const ARGO_CHART: &str = "argo-cd";
+pub(crate) const ARGO_CHART: &str = crate::images::catalog::argocd::CHART;
 
 /// One Helm release to install or upgrade.
 #[derive(Debug, Clone)]

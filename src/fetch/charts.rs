@@ -14,9 +14,9 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
+use super::fetcher::Wanted;
 use super::fetcher::{Blob, DigestMismatch, Fetcher};
 use super::helm_repo::{self, Carried, Listed, Lookup};
-use super::plan::Wanted;
 use crate::engine::key::Key;
 use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 use crate::error::BadInput;
@@ -63,8 +63,8 @@ pub(crate) fn site_charts(site: &Site) -> Vec<ChartSpec> {
             setting: "[cilium] version".into(),
         },
         ChartSpec {
-            repo: crate::day2::helm::ARGO_HELM_REPO.into(),
-            name: crate::day2::helm::ARGO_CHART.into(),
+            repo: crate::images::catalog::argocd::HELM_REPO.into(),
+            name: crate::images::catalog::argocd::CHART.into(),
             version: f.argocd.chart_version.clone(),
             setting: "argocd.chart_version".into(),
         },

@@ -248,3 +248,10 @@ fn human(bytes: u64) -> String {
         format!("{value:.1} {}", UNITS[unit])
     }
 }
+
+/// One artifact to have: its name and its URL (with alternatives, any of which will do).
+#[derive(Debug, Clone)]
+pub(crate) struct Wanted {
+    pub name: String,
+    pub urls: Vec<String>,
+}

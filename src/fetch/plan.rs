@@ -16,12 +16,7 @@ use super::sysext::SysextImage;
 use crate::engine::step::Step;
 use crate::site::Site;
 
-/// One artifact to have: its name and its URL (with alternatives, any of which will do).
-#[derive(Debug, Clone)]
-pub(crate) struct Wanted {
-    pub name: String,
-    pub urls: Vec<String>,
-}
+pub(crate) use super::fetcher::Wanted;
 
 pub(crate) struct Planned {
     pub steps: Vec<Box<dyn Step>>,

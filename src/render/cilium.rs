@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::error::BadInput;
 use crate::site::Site;
 
-pub const VALUES_PATH: &str = "core/cilium/values.yaml";
+pub const VALUES_PATH: &str = crate::site::images::CILIUM_VALUES;
 
 /// Where the values file lives for `site`.
 pub fn values_path(site: &Site) -> PathBuf {

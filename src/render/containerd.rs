@@ -87,7 +87,7 @@ impl ImagesCtx {
         let mut hosts = Vec::new();
         let mut containerd_config = String::new();
         if serve {
-            let images = crate::images::site_images(site)?;
+            let images = crate::site::images::site_images(site)?;
             let pause = images
                 .iter()
                 .find(|image| image.registry == "registry.k8s.io" && image.repository == "pause")

@@ -15,7 +15,7 @@ use crate::site::Site;
 
 /// kube-vip image tag used for the VIP static pod (not a site setting: the
 /// manifest below is written for this release's environment variables).
-pub const KUBE_VIP_VERSION: &str = "v0.9.2";
+pub use crate::images::catalog::KUBE_VIP_VERSION;
 /// Flatcar's built-in containerd socket.
 pub const CRI_SOCKET: &str = "unix:///run/containerd/containerd.sock";
 /// Flatcar's /usr is read-only: flex volume plugins live under /opt.

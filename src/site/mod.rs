@@ -6,6 +6,7 @@
 //! and warnings travel with the `Site` so each command can print them and
 //! honour `--strict`.
 pub(crate) mod diagnostic;
+pub mod images;
 pub(crate) mod schema;
 pub(crate) mod source;
 mod strict;

@@ -108,7 +108,7 @@ fn images_airgap_containerd_pulls_every_image_of_the_site_from_the_tree() {
     registry.stop();
     let dist = root.join("dist");
     let manifest = Manifest::load(&dist).unwrap();
-    let wanted = pxebuild::images::site_images(&site).unwrap();
+    let wanted = pxebuild::site::images::site_images(&site).unwrap();
     assert_eq!(manifest.images.len(), wanted.len());
 
     // One hosts file per registry of the site's images, as the node gets it.

@@ -97,7 +97,7 @@ fn assert_carried(dist: &Path, registry: &Registry, images: &[&str]) {
     // The site's whole list: the catalog's images (tiny stand-ins in the
     // registry) and the extras checked one by one below.
     let site = Site::load(&dist.parent().unwrap().join("site.toml")).unwrap();
-    let mut wanted: Vec<String> = pxebuild::images::site_images(&site)
+    let mut wanted: Vec<String> = pxebuild::site::images::site_images(&site)
         .unwrap()
         .iter()
         .map(|i| i.to_string())
@@ -180,7 +180,7 @@ fn serve_mode_carries_the_images_then_rebuilds_from_cache_and_offline() {
         .filter(|id| id.starts_with("fetch:image/"))
         .collect();
     // One step per repository: the two tags of example.org/tiny/app share one.
-    let mut repositories: Vec<String> = pxebuild::images::site_images(&site)
+    let mut repositories: Vec<String> = pxebuild::site::images::site_images(&site)
         .unwrap()
         .iter()
         .map(|i| format!("fetch:image/{}", i.dist_name()))
@@ -188,7 +188,7 @@ fn serve_mode_carries_the_images_then_rebuilds_from_cache_and_offline() {
     repositories.dedup();
     assert_eq!(
         repositories.len(),
-        pxebuild::images::site_images(&site).unwrap().len() - 1
+        pxebuild::site::images::site_images(&site).unwrap().len() - 1
     );
     let mut sorted_steps = image_steps.clone();
     sorted_steps.sort();
@@ -254,7 +254,7 @@ fn mirror_writes_a_static_registry_the_air_gapped_build_uses() {
     let site = Site::load(&root.join("site.toml")).unwrap();
     assert_eq!(
         manifest.images.len(),
-        pxebuild::images::site_images(&site).unwrap().len()
+        pxebuild::site::images::site_images(&site).unwrap().len()
     );
     for record in &manifest.images {
         let name = &record.name;

@@ -85,7 +85,7 @@ fn images_serve_mode_gives_containerd_one_hosts_file_per_registry() {
         );
         let config = ignition_file(&ign, CONFIG_PATH).unwrap();
         // The sandbox image is kubeadm's pause, which the tree carries.
-        let pause = pxebuild::images::site_images(&site)
+        let pause = pxebuild::site::images::site_images(&site)
             .unwrap()
             .into_iter()
             .find(|i| i.dist_name() == "registry.k8s.io/pause")

@@ -126,9 +126,9 @@ impl Registry {
         );
     }
 
-    /// Pushes every image `pxebuild::images::site_images` lists for `site`.
+    /// Pushes every image `pxebuild::site::images::site_images` lists for `site`.
     pub fn push_site_images(&self, site: &Site) {
-        for image in pxebuild::images::site_images(site).unwrap() {
+        for image in pxebuild::site::images::site_images(site).unwrap() {
             self.push(&image);
         }
     }

@@ -57,7 +57,7 @@ pub(crate) fn plan(site: &Site, previous: Option<&Path>, offline: bool) -> Resul
     if site.file.images.mode != ImageMode::Serve {
         return Ok(ImagePlan::default());
     }
-    let images = crate::images::site_images(site)?;
+    let images = crate::site::images::site_images(site)?;
     if images.is_empty() {
         return Ok(ImagePlan::default());
     }

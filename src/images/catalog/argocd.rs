@@ -10,6 +10,11 @@
 //! Repository and tag overrides in the values (`global.image`, `dex.image`,
 //! `redis.image`, …) are followed.
 
+/// Argo CD's Helm repository and chart name (what `install-argo` installs,
+/// and what an air-gapped build carries).
+pub(crate) const HELM_REPO: &str = "https://argoproj.github.io/argo-helm";
+pub(crate) const CHART: &str = "argo-cd";
+
 use super::values::Values;
 
 /// The default images of one chart version: (repository, tag).

@@ -17,14 +17,13 @@ pub(crate) mod cilium;
 pub(crate) mod kubeadm;
 pub(crate) mod values;
 
+/// The kube-vip release the static pod manifest
+/// (templates/kubeadm/kube-vip.yaml.hbs) is written for.
+pub const KUBE_VIP_VERSION: &str = "v0.9.2";
+
 use std::fmt;
 
-use anyhow::Result;
-
 use super::ImageRef;
-use crate::render::context::KUBE_VIP_VERSION;
-use crate::site::types::EndpointMode;
-use crate::site::Site;
 
 /// kube-vip's image, as templates/kubeadm/kube-vip.yaml.hbs names it (its tag
 /// is `KUBE_VIP_VERSION`, the release the manifest is written for).
@@ -75,10 +74,6 @@ pub struct Catalog {
     pub images: Vec<ImageRef>,
     pub unknown: Vec<Unknown>,
 }
-
-/// Where the values files are, for the keys of [`Unknown`].
-const CILIUM_VALUES: &str = crate::render::cilium::VALUES_PATH;
-const ARGOCD_VALUES: &str = crate::day2::argo::VALUES;
 
 /// The catalog for `pins` and `features`; `cilium_values` and `argo_values`
 /// name the values files in messages.
@@ -189,43 +184,6 @@ pub fn known_pins(pins: &Pins) -> [(&'static str, Option<String>); 3] {
             argocd::chart(&pins.argocd_chart).is_none().then(argo_known),
         ),
     ]
-}
-
-/// The site's pins.
-pub fn pins(site: &Site) -> Pins {
-    let f = &site.file;
-    Pins {
-        kubernetes: f.cluster.kubernetes_version.clone(),
-        cilium: f.cilium.version.clone(),
-        argocd_chart: f.argocd.chart_version.clone(),
-    }
-}
-
-/// The site's features, reading its Cilium and Argo CD values files (the
-/// site's payload/, else the built-in one). A values file that does not
-/// parse is bad input naming it.
-pub fn features(site: &Site) -> Result<Features> {
-    Ok(read_features(site)?.0)
-}
-
-/// [`features`], and how messages name the two values files.
-fn read_features(site: &Site) -> Result<(Features, String, String)> {
-    let cilium_values = values::load(site, CILIUM_VALUES)?;
-    let argo_values = values::load(site, ARGOCD_VALUES)?;
-    let f = Features {
-        kube_proxy: !site.file.cilium.kube_proxy_replacement,
-        kube_vip: site.file.cluster.endpoint_mode == EndpointMode::KubeVip,
-        cilium: cilium::Features::from_values(&cilium_values),
-        argocd: argocd::Features::from_values(&argo_values),
-    };
-    let name = |v: &values::Values| v.name.display().to_string();
-    Ok((f, name(&cilium_values), name(&argo_values)))
-}
-
-/// The catalog for a site.
-pub fn for_site(site: &Site) -> Result<Catalog> {
-    let (f, cilium_values, argo_values) = read_features(site)?;
-    Ok(build(&pins(site), &f, &cilium_values, &argo_values))
 }
 
 /// The catalog's tables and their sources, the rows the site's pins use

@@ -8,7 +8,6 @@ use anyhow::Result;
 use serde_json::Value;
 
 use crate::error::BadInput;
-use crate::site::Site;
 
 /// A values file, parsed, and how messages name it.
 #[derive(Debug, Clone)]
@@ -64,27 +63,6 @@ impl Values {
         self.get(dotted)
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
-    }
-}
-
-/// The values file at `rel` under the payload (`core/cilium/values.yaml`):
-/// the site's own when the site directory has a `payload/`, else the built-in
-/// copy (named `pxebuild:payload/…`). A site payload without the file means
-/// the chart's defaults.
-pub(crate) fn load(site: &Site, rel: &str) -> Result<Values> {
-    if site.payload_dir().exists() {
-        let path = site.payload_dir().join(rel);
-        return match std::fs::read_to_string(&path) {
-            Ok(text) => Values::parse(&text, &path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Values::defaults(&path)),
-            Err(e) => Err(BadInput::new(format!("reading {}: {e}", path.display()))),
-        };
-    }
-    let rel = Path::new("payload").join(rel);
-    let name = Path::new("pxebuild:").join(&rel);
-    match crate::embedded::file(&rel) {
-        Some(bytes) => Values::parse(&String::from_utf8_lossy(bytes), &name),
-        None => Ok(Values::defaults(&name)),
     }
 }
 

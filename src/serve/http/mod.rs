@@ -10,6 +10,7 @@
 //! [`response`] writes (sendfile for bodies), [`oci`] answers pulls.
 pub mod conditional;
 pub(crate) mod conn;
+mod file_reply;
 pub mod oci;
 pub mod range;
 pub mod request;

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Instant;
 
-use super::conn;
+use super::file_reply;
 use super::request::Request;
 use super::response::Head;
 use crate::layout::{self, OciRequest};
@@ -152,7 +152,7 @@ pub(crate) fn answer(
         ("Docker-Content-Digest", found.digest.as_str()),
         API_VERSION,
     ];
-    let (keep, result) = conn::send_with(
+    let (keep, result) = file_reply::send_with(
         stream,
         req,
         &found.opened,
