@@ -2,7 +2,7 @@
 //! knows and the features the site enables: kubeadm's control-plane images
 //! ([`kubeadm`]), kube-vip when the endpoint is a kube-vip VIP, Cilium's
 //! images ([`cilium`]) and Argo CD's ([`argocd`]). `[images] extra` is added
-//! by `images::site_images`, the one list everybody reads.
+//! by `site::images::site_images`, the one list everybody reads.
 //!
 //! Each table names its source. A version, or an enabled component, a table
 //! does not cover is never guessed: it comes back as an [`Unknown`] naming
