@@ -50,7 +50,9 @@ pub struct InstallArgoArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Rewrite the repoURL/targetRevision of payload/'s Applications to site.toml's
-    /// [argocd] repo_url/revision, then stop (commit and push, then install).
+    /// [argocd] repo_url/revision and, with [images] mode = "serve", the repoURL
+    /// of each chart the site publishes to the boot server's chart repository,
+    /// then stop (commit and push, then install).
     #[arg(long)]
     pub sync_payload: bool,
     /// Install although the running Cilium has values payload/'s Cilium

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_norway::Value;
 
+use crate::fetch::charts::ChartSpec;
 use crate::site::Site;
 
 /// One YAML document of a payload file.
@@ -223,22 +224,65 @@ pub fn check(site: &Site) -> Vec<String> {
     match load(&site.dir) {
         Ok(docs) => {
             let mut out = cilium_mismatches(site, &docs);
-            out.extend(charts_off_the_boot_server(site, &docs));
+            out.extend(chart_warnings(site, &docs, false));
             out
         }
         Err(e) => vec![format!("{e:#}")],
     }
 }
 
-/// With `[images] mode = "serve"` the charts are in the boot server's chart
-/// repository, and nothing else may be reachable: a chart source naming
-/// another repository would leave Argo CD unable to render it.
-fn charts_off_the_boot_server(site: &Site, docs: &[Document]) -> Vec<String> {
+/// Where a payload chart source stands with `[images] mode = "serve"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place<'a> {
+    /// Names the boot server's repository and a version the build carries.
+    Served,
+    /// Names the boot server's repository, but a version the build does not carry.
+    NotCarried,
+    /// Names the upstream repository, chart and version of a chart the site
+    /// publishes: `install-argo --sync-payload` points it at the boot server.
+    Published,
+    /// Names a chart version the site publishes from another repository (the
+    /// boot server holds one archive per chart version).
+    Elsewhere(&'a ChartSpec),
+    /// Names a chart version the site does not publish.
+    Unpublished,
+}
+
+/// Where the chart source (`repo`, `chart`, `version`) stands, given the
+/// boot server's repository `served` and the `charts` the site publishes.
+/// Repositories match without a trailing `/`, versions with or without a
+/// leading `v` (as the build matches them against a repository's index).
+pub(crate) fn place<'a>(
+    charts: &'a [ChartSpec],
+    served: &str,
+    repo: &str,
+    chart: &str,
+    version: Option<&str>,
+) -> Place<'a> {
+    let bare = |v: &str| v.trim_start_matches('v').to_string();
+    let url = |u: &str| u.trim_end_matches('/').to_string();
+    let same =
+        |c: &&ChartSpec| c.name == chart && version.is_some_and(|v| bare(v) == bare(&c.version));
+    let carried = charts.iter().find(same);
+    match (url(repo) == url(served), carried) {
+        (true, Some(_)) => Place::Served,
+        (true, None) => Place::NotCarried,
+        (false, Some(c)) if url(&c.repo) == url(repo) => Place::Published,
+        (false, Some(c)) => Place::Elsewhere(c),
+        (false, None) => Place::Unpublished,
+    }
+}
+
+/// Each chart source of payload/'s Applications that Argo CD could not
+/// render from the boot server alone, with what to do (empty in pull mode).
+/// `synced` leaves out the sources `install-argo --sync-payload` points at the
+/// boot server itself (after a sync, what is left for the operator).
+pub(crate) fn chart_warnings(site: &Site, docs: &[Document], synced: bool) -> Vec<String> {
     let Some(served) = crate::fetch::charts::served_repository(site) else {
         return Vec::new();
     };
     let carried = crate::fetch::charts::site_charts(site);
-    let bare = |v: &str| v.trim_start_matches('v').to_string();
+    let px = super::cmdline::pxebuild_cmd(site);
     let mut out = Vec::new();
     for doc in docs.iter().filter(|d| d.is_application()) {
         for src in doc.sources() {
@@ -247,23 +291,33 @@ fn charts_off_the_boot_server(site: &Site, docs: &[Document]) -> Vec<String> {
             };
             let repo = src.get("repoURL").and_then(Value::as_str).unwrap_or("");
             let version = src.get("targetRevision").and_then(Value::as_str);
-            if repo.trim_end_matches('/') != served {
-                out.push(format!(
-                    "{}: chart {chart} comes from {repo:?}, but with [images] mode = \"serve\" \
-                     the charts are in the boot server's repository: set repoURL to {served:?} \
-                     (and list the chart in [images] charts unless it is Cilium's or Argo CD's)",
-                    doc.label()
-                ));
-            } else if !carried
-                .iter()
-                .any(|c| c.name == chart && version.is_some_and(|v| bare(v) == bare(&c.version)))
-            {
-                out.push(format!(
-                    "{}: chart {chart} {} is not in the boot server's repository: list it in \
-                     [images] charts with its upstream repository, and build again",
-                    doc.label(),
-                    version.unwrap_or("(no targetRevision)")
-                ));
+            let shown = version.unwrap_or("(no targetRevision)");
+            let label = doc.label();
+            match place(&carried, &served, repo, chart, version) {
+                Place::Served => {}
+                Place::Published if synced => {}
+                Place::Published => out.push(format!(
+                    "{label}: chart {chart} {shown} comes from {repo:?}, but with [images] mode = \
+                     \"serve\" the boot server publishes it at {served:?}: run `{px} install-argo \
+                     --sync-payload` to point its repoURL there, commit and push"
+                )),
+                Place::NotCarried => out.push(format!(
+                    "{label}: chart {chart} {shown} is not in the boot server's repository: list \
+                     it in [images] charts with its upstream repository, and build again"
+                )),
+                Place::Elsewhere(c) => out.push(format!(
+                    "{label}: chart {chart} {shown} comes from {repo:?}, but the boot server \
+                         publishes {chart} {} from {:?} ({}): if it is the same chart, set repoURL \
+                         to that repository and run `{px} install-argo --sync-payload`",
+                    c.version, c.repo, c.setting
+                )),
+                Place::Unpublished => out.push(format!(
+                    "{label}: chart {chart} {shown} comes from {repo:?}, which the site does not \
+                     publish and nodes cannot reach with [images] mode = \"serve\": add \
+                     {{ repo = \"{repo}\", name = \"{chart}\", version = \"{}\" }} to [images] \
+                     charts, build again, then run `{px} install-argo --sync-payload`",
+                    version.unwrap_or("<chart version>")
+                )),
             }
         }
     }
@@ -306,33 +360,63 @@ mod tests {
         let (head, nodes) = example.split_once("[[node]]").unwrap();
         let text = format!("{head}[images]\nmode = \"serve\"\n\n[[node]]{nodes}");
         let site = Site::from_text(&text, &dir.path().join("site.toml")).unwrap();
-        let app = |repo: &str| {
+        let app = |repo: &str, version: &str| {
             doc(
                 "payload/core/cilium.yaml",
                 &format!(
                     "kind: Application\nmetadata: {{name: cilium}}\nspec:\n  sources:\n  \
-                     - {{repoURL: \"{repo}\", chart: cilium, targetRevision: 1.19.8}}\n  \
+                     - {{repoURL: \"{repo}\", chart: cilium, targetRevision: {version}}}\n  \
                      - {{repoURL: https://git.example/x.git, ref: values}}\n"
                 ),
             )
         };
-        let warned = charts_off_the_boot_server(&site, &[app("https://helm.cilium.io/")]);
+        let warn = |d: Document, synced: bool| chart_warnings(&site, &[d], synced);
+        let upstream = || app("https://helm.cilium.io", "v1.19.8");
+        let warned = warn(upstream(), false);
         assert_eq!(warned.len(), 1, "{warned:?}");
         assert!(
-            warned[0].starts_with("payload/core/cilium.yaml: Application cilium: chart cilium")
-                && warned[0].contains("set repoURL to \"http://10.20.0.2:8080/charts\""),
+            warned[0].starts_with(
+                "payload/core/cilium.yaml: Application cilium: chart cilium v1.19.8 comes from \
+                 \"https://helm.cilium.io\", but with [images] mode = \"serve\" the boot server \
+                 publishes it at \"http://10.20.0.2:8080/charts\": run `pxebuild --site "
+            ) && warned[0].ends_with(
+                " install-argo --sync-payload` to point its repoURL there, commit and push"
+            ),
             "{warned:?}"
         );
-        let served = app("http://10.20.0.2:8080/charts/");
-        assert!(charts_off_the_boot_server(&site, &[served]).is_empty());
+        // A sync points it at the boot server itself: nothing left to say.
+        assert!(warn(upstream(), true).is_empty());
+        assert!(warn(app("http://10.20.0.2:8080/charts/", "1.19.8"), false).is_empty());
+        // The same chart version from another repository.
+        let mirror = warn(app("https://charts.lan/cilium", "1.19.8"), true);
+        assert!(
+            mirror[0].contains(
+                "comes from \"https://charts.lan/cilium\", but the boot server publishes cilium \
+                 1.19.8 from \"https://helm.cilium.io/\" ([cilium] version): if it is the same \
+                 chart, set repoURL to that repository"
+            ),
+            "{mirror:?}"
+        );
+        // A version the site does not publish: what to add to [images] charts.
+        let other = warn(app("https://helm.cilium.io/", "1.18.0"), true);
+        assert!(
+            other[0].starts_with(
+                "payload/core/cilium.yaml: Application cilium: chart cilium 1.18.0 comes from \
+                 \"https://helm.cilium.io/\", which the site does not publish and nodes cannot \
+                 reach with [images] mode = \"serve\": add { repo = \"https://helm.cilium.io/\", \
+                 name = \"cilium\", version = \"1.18.0\" } to [images] charts, build again, then \
+                 run `pxebuild --site "
+            ),
+            "{other:?}"
+        );
         // From the boot server, but a version the build did not carry.
-        let other = doc(
+        let kured = doc(
             "payload/core/kured.yaml",
             "kind: Application\nmetadata: {name: kured}\nspec:\n  source:\n    \
              {repoURL: \"http://10.20.0.2:8080/charts\", chart: kured, targetRevision: 6.0.0}\n",
         );
         assert_eq!(
-            charts_off_the_boot_server(&site, &[other]),
+            warn(kured, true),
             [
                 "payload/core/kured.yaml: Application kured: chart kured 6.0.0 is not in the boot \
               server's repository: list it in [images] charts with its upstream repository, and \
@@ -340,7 +424,7 @@ mod tests {
             ]
         );
         let pull = Site::from_text(example, &dir.path().join("site.toml")).unwrap();
-        assert!(charts_off_the_boot_server(&pull, &[app("https://helm.cilium.io/")]).is_empty());
+        assert!(chart_warnings(&pull, &[upstream()], false).is_empty());
     }
 
     #[test]

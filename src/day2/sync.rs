@@ -5,14 +5,20 @@
 //! names another repository or revision would quietly follow it. install-argo
 //! refuses while any differs ([`check`]); `install-argo --sync-payload`
 //! rewrites them ([`sync`]), line by line so comments and layout survive.
+//! With `[images] mode = "serve"` the sync also points every Helm chart source
+//! that names a chart the site publishes (its upstream repository, chart and
+//! version as in `[images] charts`, or Cilium's and Argo CD's) at the boot
+//! server's chart repository, the one nodes can reach; install-argo only
+//! warns about those ([`payload::check`]).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::payload;
+use super::payload::{self, Place};
 use super::yamlines::{self, Entry};
 use crate::error::BadInput;
+use crate::fetch::charts::{self, ChartSpec};
 use crate::site::Site;
 
 /// The root Application, relative to the repository root: rendered at apply time.
@@ -34,7 +40,31 @@ impl<'a> Target<'a> {
     }
 }
 
-/// One value of a git source that differs from site.toml.
+/// The boot server's chart repository and the charts it publishes: where a
+/// sync points payload chart sources (serve mode only).
+pub(crate) struct Served {
+    /// `<http base>/charts`, what `install-argo --chart-repo` defaults to.
+    pub url: String,
+    pub charts: Vec<ChartSpec>,
+}
+
+impl Served {
+    pub(crate) fn of(site: &Site) -> Option<Served> {
+        Some(Served {
+            url: charts::served_repository(site)?,
+            charts: charts::site_charts(site),
+        })
+    }
+
+    /// True when the chart source names a chart published here, from its
+    /// upstream repository.
+    fn publishes(&self, repo: &str, chart: &str, version: Option<&str>) -> bool {
+        payload::place(&self.charts, &self.url, repo, chart, version) == Place::Published
+    }
+}
+
+/// One value of a git source (or, in a sync, a chart source's repoURL) that
+/// differs from what site.toml says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     /// The file as the operator would type it, e.g. `payload/core/apps.yaml`.
@@ -96,12 +126,16 @@ struct FilePlan {
 /// Bad input (exit 2) when a file cannot be parsed or holds a git source this
 /// line-based reader cannot locate.
 pub fn check(site: &Site) -> Result<Vec<Change>> {
-    Ok(plan(site)?.into_iter().flat_map(|p| p.changes).collect())
+    Ok(plan(site, None)?
+        .into_iter()
+        .flat_map(|p| p.changes)
+        .collect())
 }
 
-/// Rewrites every differing value in place (only when `write`); returns them.
+/// Rewrites every differing value in place (only when `write`), chart sources
+/// included in serve mode; returns them.
 pub fn sync(site: &Site, write: bool) -> Result<Vec<Change>> {
-    let plans = plan(site)?;
+    let plans = plan(site, Served::of(site).as_ref())?;
     if write {
         for p in plans.iter().filter(|p| !p.changes.is_empty()) {
             let mode = std::fs::metadata(&p.path)
@@ -114,9 +148,10 @@ pub fn sync(site: &Site, write: bool) -> Result<Vec<Change>> {
     Ok(plans.into_iter().flat_map(|p| p.changes).collect())
 }
 
-fn plan(site: &Site) -> Result<Vec<FilePlan>> {
+/// What to change in each payload file; chart sources only with `served`.
+fn plan(site: &Site, served: Option<&Served>) -> Result<Vec<FilePlan>> {
     let target = Target::of(site);
-    let parsed = parsed_git_sources(&site.dir)?;
+    let parsed = parsed_sources(&site.dir, served)?;
     let mut plans = Vec::new();
     for path in payload::files(&site.dir)? {
         let rel = path.strip_prefix(&site.dir).unwrap_or(&path).to_path_buf();
@@ -126,8 +161,18 @@ fn plan(site: &Site) -> Result<Vec<FilePlan>> {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let shown = super::tidy(site.dir.join(&rel));
-        let (fixed, found) = fix_text(&text, &target);
-        if found.sources != parsed.get(&rel).copied().unwrap_or(0) {
+        let (fixed, found) = fix_text(&text, &target, served);
+        let want = parsed.get(&rel).copied().unwrap_or_default();
+        if let Some(served) = served.filter(|_| found.charts != want.charts) {
+            return Err(BadInput::new(format!(
+                "{}: an Application's Helm chart source that the boot server publishes is not \
+                 written as a block mapping (one `key: value` per line), so pxebuild cannot \
+                 point its repoURL at {}: write it in block style",
+                shown.display(),
+                served.url
+            )));
+        }
+        if found.sources != want.sources {
             return Err(BadInput::new(format!(
                 "{}: an Application's git source is not written as a block mapping (one \
                  `key: value` per line), so pxebuild cannot check or rewrite its repoURL and \
@@ -155,31 +200,46 @@ fn plan(site: &Site) -> Result<Vec<FilePlan>> {
     Ok(plans)
 }
 
-/// Git sources per file (relative to the repository root), from the parsed
+/// Sources to rewrite in one file: every git source, and the chart sources
+/// the boot server publishes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    sources: usize,
+    charts: usize,
+}
+
+/// Sources per file (relative to the repository root), from the parsed
 /// documents: the line-based reader must find as many.
-fn parsed_git_sources(repo_root: &Path) -> Result<BTreeMap<PathBuf, usize>> {
+fn parsed_sources(repo_root: &Path, served: Option<&Served>) -> Result<BTreeMap<PathBuf, Counts>> {
     let docs = payload::load(repo_root).map_err(|e| BadInput::new(format!("{e:#}")))?;
-    let mut count = BTreeMap::new();
+    let mut count: BTreeMap<PathBuf, Counts> = BTreeMap::new();
     for doc in docs.iter().filter(|d| d.is_application()) {
-        let n = doc
-            .sources()
-            .into_iter()
-            .filter(|s| payload::is_git_source(s))
-            .count();
-        *count.entry(doc.file.clone()).or_default() += n;
+        let here = count.entry(doc.file.clone()).or_default();
+        for src in doc.sources() {
+            let field = |k: &str| src.get(k).and_then(serde_norway::Value::as_str);
+            if payload::is_git_source(src) {
+                here.sources += 1;
+            } else if let (Some(served), Some(chart)) = (served, field("chart")) {
+                let repo = field("repoURL").unwrap_or("");
+                here.charts += usize::from(served.publishes(repo, chart, field("targetRevision")));
+            }
+        }
     }
     Ok(count)
 }
 
-/// What one file's scan found: git sources seen, and (line, key, have, want).
+/// What one file's scan found: git sources seen, published chart sources
+/// seen, and (line, key, have, want).
 #[derive(Default)]
 struct Found {
     sources: usize,
+    charts: usize,
     changes: Vec<(usize, &'static str, Option<String>, String)>,
 }
 
-/// The file's text with every git source on `target`, and what differed.
-fn fix_text(text: &str, target: &Target) -> (String, Found) {
+/// The file's text with every git source on `target` and (with `served`)
+/// every published chart source on the boot server, and what differed.
+fn fix_text(text: &str, target: &Target, served: Option<&Served>) -> (String, Found) {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let bodies: Vec<&str> = lines
         .iter()
@@ -195,6 +255,9 @@ fn fix_text(text: &str, target: &Target) -> (String, Found) {
     };
     for at in application_repo_urls(&bodies, &entries) {
         edits.git_source(at, target);
+        if let Some(served) = served {
+            edits.chart_source(at, served);
+        }
     }
     let Edits {
         mut found,
@@ -244,6 +307,24 @@ impl Edits<'_> {
                 let change = (at + 1, "targetRevision", None, target.revision.into());
                 self.found.changes.push(change);
             }
+        }
+    }
+
+    /// The mapping whose `repoURL` is on line `at`, when it is a Helm source
+    /// of a chart `served` publishes: its repoURL becomes the boot server's.
+    fn chart_source(&mut self, at: usize, served: &Served) {
+        let sibs = yamlines::siblings(self.entries, at);
+        let field = |key: &str| {
+            sibs.iter()
+                .find(|&&i| self.key(i) == Some(key))
+                .and_then(|&i| value(&self.entries[i]))
+        };
+        let (Some(chart), Some(repo)) = (field("chart"), value(&self.entries[at])) else {
+            return;
+        };
+        if served.publishes(&repo, &chart, field("targetRevision").as_deref()) {
+            self.found.charts += 1;
+            self.set(at, "repoURL", &served.url);
         }
     }
 
@@ -370,6 +451,12 @@ pub fn require_real_repo(site: &Site) -> Result<()> {
 pub fn run(site: &Site, dry_run: bool) -> Result<()> {
     require_real_repo(site)?;
     let changes = sync(site, !dry_run)?;
+    // Charts the sync could not point at the boot server: the operator's to fix.
+    if let Ok(docs) = payload::load(&site.dir) {
+        for warning in payload::chart_warnings(site, &docs, true) {
+            crate::warn!("{warning}");
+        }
+    }
     let target = Target::of(site);
     if changes.is_empty() {
         println!(
@@ -415,7 +502,7 @@ mod tests {
         let text = "# keep me\napiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  sources:\n\
                     \x20   - repoURL: https://helm.cilium.io/\n      chart: cilium\n      targetRevision: 1.17.4\n\
                     \x20   - repoURL: \"https://old/x.git\"  # the site repo\n      targetRevision: main\n      ref: values\n";
-        let (fixed, found) = fix_text(text, &T);
+        let (fixed, found) = fix_text(text, &T, None);
         assert_eq!(found.sources, 1);
         assert_eq!(
             fixed,
@@ -434,14 +521,75 @@ mod tests {
                 (10, "targetRevision", Some("main".into()), "prod".into()),
             ]
         );
-        let (again, found) = fix_text(&fixed, &T);
+        let (again, found) = fix_text(&fixed, &T, None);
         assert_eq!((again, found.changes.len()), (fixed, 0));
+    }
+
+    fn served() -> Served {
+        let chart = |repo: &str, name: &str, version: &str| ChartSpec {
+            repo: repo.into(),
+            name: name.into(),
+            version: version.into(),
+            setting: String::new(),
+        };
+        Served {
+            url: "http://10.20.0.2:8080/charts".into(),
+            charts: vec![
+                chart("https://helm.cilium.io/", "cilium", "1.19.8"),
+                chart("https://kubereboot.github.io/charts", "kured", "6.0.0"),
+            ],
+        }
+    }
+
+    #[test]
+    fn published_chart_sources_move_to_the_boot_server_in_source_and_sources() {
+        let text = "kind: Application\nspec:\n  sources:\n\
+                    \x20   - repoURL: https://helm.cilium.io  # upstream\n      chart: cilium\n      targetRevision: v1.19.8\n\
+                    \x20   - repoURL: https://git.lan/ops/site.git\n      targetRevision: prod\n      ref: values\n\
+                    \x20   - repoURL: https://helm.cilium.io/\n      chart: cilium\n      targetRevision: 1.18.0\n\
+                    ---\nkind: Application\nspec:\n  source:\n    repoURL: \"https://kubereboot.github.io/charts/\"\n\
+                    \x20   chart: kured\n    targetRevision: 6.0.0\n";
+        let (fixed, found) = fix_text(text, &T, Some(&served()));
+        assert_eq!((found.sources, found.charts), (1, 2));
+        assert_eq!(
+            fixed,
+            text.replacen(
+                "https://helm.cilium.io  # upstream",
+                "http://10.20.0.2:8080/charts  # upstream",
+                1
+            )
+            .replace(
+                "\"https://kubereboot.github.io/charts/\"",
+                "\"http://10.20.0.2:8080/charts\""
+            )
+        );
+        assert_eq!(
+            found.changes,
+            [
+                (
+                    4,
+                    "repoURL",
+                    Some("https://helm.cilium.io".into()),
+                    "http://10.20.0.2:8080/charts".into()
+                ),
+                (
+                    17,
+                    "repoURL",
+                    Some("https://kubereboot.github.io/charts/".into()),
+                    "http://10.20.0.2:8080/charts".into()
+                ),
+            ]
+        );
+        let (again, found) = fix_text(&fixed, &T, Some(&served()));
+        assert_eq!((again, found.changes.len()), (fixed, 0));
+        // Pull mode (no boot server repository): charts stay as they are.
+        assert_eq!(fix_text(text, &T, None).0, text);
     }
 
     #[test]
     fn a_missing_target_revision_is_added_under_the_repo_url() {
         let text = "kind: Application\nspec:\n  source:\n    repoURL: https://git.lan/ops/site.git\n    path: payload/apps\n";
-        let (fixed, found) = fix_text(text, &T);
+        let (fixed, found) = fix_text(text, &T, None);
         assert_eq!(
             fixed,
             "kind: Application\nspec:\n  source:\n    repoURL: https://git.lan/ops/site.git\n    targetRevision: prod\n    path: payload/apps\n"
@@ -452,7 +600,7 @@ mod tests {
     #[test]
     fn only_applications_are_touched() {
         let text = "kind: ConfigMap\ndata:\n  repoURL: x\n  path: y\n---\nkind: Application\nspec:\n  source:\n    repoURL: x\n    targetRevision: prod\n    path: y\n";
-        let (fixed, found) = fix_text(text, &T);
+        let (fixed, found) = fix_text(text, &T, None);
         assert_eq!(found.sources, 1);
         assert_eq!(
             fixed,

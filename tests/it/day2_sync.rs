@@ -153,3 +153,96 @@ fn the_placeholder_repository_is_refused_with_what_to_do() {
         assert!(calls(&out).is_empty());
     }
 }
+
+/// Where the example site's boot server publishes charts in serve mode.
+const CHARTS: &str = "http://10.20.0.2:8080/charts";
+
+#[test]
+fn sync_payload_points_published_charts_at_the_boot_server_in_serve_mode() {
+    let serve = "[images]\nmode = \"serve\"\n\n[[node]]";
+    let t = argo_cluster()
+        .edit_site("[[node]]", serve)
+        .args(["install-argo", "--sync-payload"]);
+    // kured is not in [images] charts: left alone, with what to add.
+    let out = t.run();
+    out.success()
+        .stdout_is(&format!(
+            "payload/core/cilium.yaml:19: repoURL https://helm.cilium.io/ -> {CHARTS}\n\
+             changed 1 value(s) in 1 file(s); commit them and push to {REPO} (main) before \
+             `pxebuild install-argo`: Argo CD reads payload/ from there\n"
+        ))
+        .stderr_is(
+            "warning: payload/core/kured.yaml: Application kured: chart kured 6.0.0 comes from \
+             \"https://kubereboot.github.io/charts\", which the site does not publish and nodes \
+             cannot reach with [images] mode = \"serve\": add { repo = \
+             \"https://kubereboot.github.io/charts\", name = \"kured\", version = \"6.0.0\" } to \
+             [images] charts, build again, then run `pxebuild install-argo --sync-payload`\n",
+        );
+    let cilium = std::fs::read_to_string(repo_root().join("payload/core/cilium.yaml"))
+        .unwrap()
+        .replace(EXAMPLE_REPO, REPO)
+        .replace(
+            "    - repoURL: https://helm.cilium.io/\n",
+            &format!("    - repoURL: {CHARTS}\n"),
+        );
+    assert_eq!(out.read("payload/core/cilium.yaml"), cilium);
+    assert_eq!(
+        out.read("payload/core/kured.yaml"),
+        committed("payload/core/kured.yaml", REPO, "main")
+    );
+
+    // Once the site publishes kured, the next sync points it there too.
+    let t = t.edit_site(
+        "mode = \"serve\"\n",
+        "mode = \"serve\"\ncharts = [\n  { repo = \"https://kubereboot.github.io/charts\", \
+         name = \"kured\", version = \"6.0.0\" },\n]\n",
+    );
+    let out = t.run();
+    out.success()
+        .stdout_is(&format!(
+            "payload/core/kured.yaml:19: repoURL https://kubereboot.github.io/charts -> {CHARTS}\n\
+             changed 1 value(s) in 1 file(s); commit them and push to {REPO} (main) before \
+             `pxebuild install-argo`: Argo CD reads payload/ from there\n"
+        ))
+        .stderr_is("");
+    let before = t.snapshot();
+    t.run().success().stdout_contains("nothing to change");
+    assert_eq!(t.snapshot(), before, "a second sync writes nothing");
+    // install-argo has nothing left to warn about the charts.
+    t.run_with(["install-argo", "--dry-run"])
+        .success()
+        .stderr_lacks("chart");
+}
+
+#[test]
+fn install_argo_warns_that_sync_payload_moves_published_charts() {
+    let out = argo_cluster()
+        .edit_site("[[node]]", "[images]\nmode = \"serve\"\n\n[[node]]")
+        .args(["install-argo", "--dry-run"])
+        .run();
+    out.success().stderr_contains(&format!(
+        "warning: payload/core/cilium.yaml: Application cilium: chart cilium 1.19.8 comes from \
+         \"https://helm.cilium.io/\", but with [images] mode = \"serve\" the boot server \
+         publishes it at \"{CHARTS}\": run `pxebuild install-argo --sync-payload` to point its \
+         repoURL there, commit and push\n"
+    ));
+}
+
+#[test]
+fn a_flow_style_published_chart_source_is_refused_not_skipped() {
+    let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: flow}\n\
+               spec:\n  project: default\n  source: {repoURL: 'https://helm.cilium.io/', chart: cilium, targetRevision: 1.19.8}\n\
+               \x20 destination: {namespace: x}\n";
+    let t = argo_cluster()
+        .edit_site("[[node]]", "[images]\nmode = \"serve\"\n\n[[node]]")
+        .file("payload/apps/flow.yaml", app);
+    let before = t.snapshot();
+    t.run_with(["install-argo", "--sync-payload"])
+        .code(2)
+        .stderr_is(&format!(
+        "error: payload/apps/flow.yaml: an Application's Helm chart source that the boot server \
+         publishes is not written as a block mapping (one `key: value` per line), so pxebuild \
+         cannot point its repoURL at {CHARTS}: write it in block style\n"
+    ));
+    assert_eq!(t.snapshot(), before, "nothing half-written");
+}
