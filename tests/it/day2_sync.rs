@@ -77,15 +77,20 @@ fn sync_payload_rewrites_in_place_then_changes_nothing() {
         std::fs::read_to_string(repo_root().join(root)).unwrap()
     );
 
+    settled(&t, "production", "error");
+}
+
+/// A second sync of `t` (synced to [`REPO`] at `revision`) changes nothing,
+/// and install-argo then has nothing to say of `topic` on stderr.
+fn settled(t: &Test, revision: &str, topic: &str) {
     let before = t.snapshot();
     t.run().success().stdout_is(&format!(
-        "payload/ already follows {REPO} at production: nothing to change\n"
+        "payload/ already follows {REPO} at {revision}: nothing to change\n"
     ));
     assert_eq!(t.snapshot(), before, "a second sync writes nothing");
-    // And install-argo no longer refuses.
     t.run_with(["install-argo", "--dry-run"])
         .success()
-        .stderr_lacks("error");
+        .stderr_lacks(topic);
 }
 
 #[test]
@@ -205,13 +210,8 @@ fn sync_payload_points_published_charts_at_the_boot_server_in_serve_mode() {
              `pxebuild install-argo`: Argo CD reads payload/ from there\n"
         ))
         .stderr_is("");
-    let before = t.snapshot();
-    t.run().success().stdout_contains("nothing to change");
-    assert_eq!(t.snapshot(), before, "a second sync writes nothing");
-    // install-argo has nothing left to warn about the charts.
-    t.run_with(["install-argo", "--dry-run"])
-        .success()
-        .stderr_lacks("chart");
+    // Nothing left to rewrite, nor for install-argo to warn about the charts.
+    settled(&t, "main", "chart");
 }
 
 #[test]
