@@ -13,10 +13,10 @@ use super::kubectl;
 use super::tool::Tool;
 use super::Cluster;
 use crate::error::BadInput;
+use crate::images::catalog::argocd;
+use crate::site::images::ARGOCD_VALUES;
 use crate::site::Site;
 
-/// Argo CD's Helm values, relative to payload/.
-pub(crate) const VALUES: &str = crate::site::images::ARGOCD_VALUES;
 /// The root Application, relative to payload/.
 pub(crate) const ROOT_APP: &str = "bootstrap/root-app.yaml";
 
@@ -47,17 +47,16 @@ pub(crate) struct Plan {
 /// server's chart repository when the build carries the chart there
 /// (`[images] mode = "serve"`), else Argo CD's own.
 pub(crate) fn default_chart_repo(site: &Site) -> String {
-    crate::fetch::charts::served_repository(site)
-        .unwrap_or_else(|| helm::ARGO_HELM_REPO.to_string())
+    crate::fetch::charts::served_repository(site).unwrap_or_else(|| argocd::HELM_REPO.to_string())
 }
 
 /// Builds the plan; bad input (exit 2) when payload/bootstrap is incomplete.
 pub(crate) fn plan(site: &Site, kubeconfig: &Path, opts: &Options) -> Result<Plan> {
-    let values = existing(site.payload_dir().join(VALUES))?;
+    let values = existing(site.payload_dir().join(ARGOCD_VALUES))?;
     let release = Release {
         name: helm::ARGO_RELEASE,
         namespace: helm::ARGO_NAMESPACE,
-        chart: helm::ARGO_CHART,
+        chart: argocd::CHART,
         repo: &opts.chart_repo,
         version: &site.file.argocd.chart_version,
         values: &values,
@@ -135,7 +134,7 @@ pub(crate) fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<
                  change it on every node at once:\n  {}\nPut the running values into the \
                  file (commit and push it), or rerun with --accept-cilium-drift if these \
                  changes are meant",
-                super::drift::CILIUM_VALUES,
+                crate::site::images::CILIUM_VALUES,
                 drift.join("\n  ")
             )));
         }
@@ -146,7 +145,7 @@ pub(crate) fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<
         }
         Err(e) => crate::warn!(
             "could not compare the running Cilium with payload/{}: {e:#}",
-            super::drift::CILIUM_VALUES
+            crate::site::images::CILIUM_VALUES
         ),
     }
     let listed = cluster.helm(
@@ -164,7 +163,7 @@ pub(crate) fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<
             let release = listed.iter().find(|r| r.name == helm::ARGO_RELEASE);
             let wanted = &site.file.argocd.chart_version;
             if let Some(note) =
-                super::installed::judge(release, helm::ARGO_CHART, wanted, opts.allow_downgrade)?
+                super::installed::judge(release, argocd::CHART, wanted, opts.allow_downgrade)?
             {
                 crate::warn!("{note}");
             }
@@ -173,7 +172,7 @@ pub(crate) fn install(cluster: &Cluster, site: &Site, opts: &Options) -> Result<
     }
     crate::info!(
         "installing Argo CD (chart {} {}) into namespace {}",
-        helm::ARGO_CHART,
+        argocd::CHART,
         site.file.argocd.chart_version,
         helm::ARGO_NAMESPACE
     );
@@ -218,7 +217,7 @@ mod tests {
         std::fs::write(dir.join("site.toml"), text).unwrap();
         let boot = dir.join("payload/bootstrap");
         std::fs::create_dir_all(&boot).unwrap();
-        for file in [VALUES, ROOT_APP] {
+        for file in [ARGOCD_VALUES, ROOT_APP] {
             let from = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("payload")
                 .join(file);
@@ -247,7 +246,7 @@ mod tests {
         assert_eq!(helm_repo_arg(&site), "http://10.20.0.2:8080/charts");
         let dir = tempfile::tempdir().unwrap();
         let site = site_in(dir.path(), "mode = \"pull\"");
-        assert_eq!(helm_repo_arg(&site), helm::ARGO_HELM_REPO);
+        assert_eq!(helm_repo_arg(&site), argocd::HELM_REPO);
     }
 
     #[test]

@@ -12,9 +12,7 @@ use serde_json::Value;
 
 use super::helm;
 use super::Cluster;
-
-/// Cilium's values file, relative to payload/.
-pub(crate) const CILIUM_VALUES: &str = "core/cilium/values.yaml";
+use crate::site::images::CILIUM_VALUES;
 
 /// Every leaf of a values tree as `a.b.c` → value (lists are leaves).
 pub(crate) fn flatten(value: &Value) -> BTreeMap<String, Value> {

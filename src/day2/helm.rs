@@ -3,12 +3,9 @@ use std::path::Path;
 
 use super::kubeconfig_args;
 
-/// Argo CD's chart repository.
-pub(crate) const ARGO_HELM_REPO: &str = crate::images::catalog::argocd::HELM_REPO;
 /// Release name and namespace of Argo CD.
 pub(crate) const ARGO_RELEASE: &str = "argocd";
 pub(crate) const ARGO_NAMESPACE: &str = "argocd";
-pub(crate) const ARGO_CHART: &str = crate::images::catalog::argocd::CHART;
 
 /// One Helm release to install or upgrade.
 #[derive(Debug, Clone)]
@@ -95,6 +92,7 @@ pub(crate) fn list(kubeconfig: &Path, release: &str, namespace: &str) -> Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::images::catalog::argocd;
 
     #[test]
     fn get_values_is_exact() {
@@ -110,8 +108,8 @@ mod tests {
         let r = Release {
             name: ARGO_RELEASE,
             namespace: ARGO_NAMESPACE,
-            chart: ARGO_CHART,
-            repo: ARGO_HELM_REPO,
+            chart: argocd::CHART,
+            repo: argocd::HELM_REPO,
             version: "8.1.2",
             values,
             timeout: "10m",

@@ -12,13 +12,12 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::error::BadInput;
+use crate::site::images::CILIUM_VALUES;
 use crate::site::Site;
-
-pub const VALUES_PATH: &str = crate::site::images::CILIUM_VALUES;
 
 /// Where the values file lives for `site`.
 pub fn values_path(site: &Site) -> PathBuf {
-    site.payload_dir().join(VALUES_PATH)
+    site.payload_dir().join(CILIUM_VALUES)
 }
 
 /// The values file's text and where it came from (`site` or `embedded`):
@@ -33,7 +32,7 @@ pub fn load_values(site: &Site, strict: bool) -> Result<(String, &'static str)> 
             .map_err(|e| BadInput::new(format!("{e:#}: Cilium's Helm values are required")))?;
         (text, path, "site")
     } else {
-        let rel = Path::new("payload").join(VALUES_PATH);
+        let rel = Path::new("payload").join(CILIUM_VALUES);
         let bytes =
             crate::embedded::file(&rel).context("pxebuild was built without its payload")?;
         let text = String::from_utf8_lossy(bytes).into_owned();

@@ -13,9 +13,6 @@ use crate::site::schema::Node;
 use crate::site::types::EndpointMode;
 use crate::site::Site;
 
-/// kube-vip image tag used for the VIP static pod (not a site setting: the
-/// manifest below is written for this release's environment variables).
-pub use crate::images::catalog::KUBE_VIP_VERSION;
 /// Flatcar's built-in containerd socket.
 pub const CRI_SOCKET: &str = "unix:///run/containerd/containerd.sock";
 /// Flatcar's /usr is read-only: flex volume plugins live under /opt.
@@ -313,7 +310,7 @@ fn cluster_ctx(site: &Site) -> Result<ClusterCtx> {
         endpoint_host: host,
         endpoint_port: port,
         kube_vip: c.endpoint_mode == EndpointMode::KubeVip,
-        kube_vip_version: KUBE_VIP_VERSION.to_string(),
+        kube_vip_version: crate::images::catalog::KUBE_VIP_VERSION.to_string(),
         pod_cidr: c.pod_cidr.to_string(),
         service_cidr: c.service_cidr.to_string(),
         dns_domain: c.dns_domain.clone(),
