@@ -3,28 +3,27 @@
 //! site's features and payload values change it, a built tree's image
 //! records (each reference with its digests, the ones the tree lacks), JSON
 //! for scripts, and exit 2 for a bad site or a --dist that is no tree.
+use pxebuild::site::images::site_images;
+use pxebuild::site::Site;
+
 use crate::harness::Test;
 
-/// The example site's images: kubeadm's for v1.35.9 without kube-proxy
-/// (Cilium replaces it), kube-vip, Cilium 1.19.8's agent, operator and
-/// Envoy, Argo CD without Dex (the example's Argo CD values turn it off).
-const EXAMPLE: &[&str] = &[
-    "ecr-public.aws.com/docker/library/redis:8.6.4-alpine",
-    "ghcr.io/kube-vip/kube-vip:v0.9.2",
-    "quay.io/argoproj/argocd:v3.5.2",
-    "quay.io/cilium/cilium:v1.19.8",
-    "quay.io/cilium/cilium-envoy:v1.37.6-1789133542-cbec91f666af0bf742da986d43832932dbb26b82",
-    "quay.io/cilium/operator-generic:v1.19.8",
-    "registry.k8s.io/coredns/coredns:v1.13.1",
-    "registry.k8s.io/etcd:3.6.6-0",
-    "registry.k8s.io/kube-apiserver:v1.35.9",
-    "registry.k8s.io/kube-controller-manager:v1.35.9",
-    "registry.k8s.io/kube-scheduler:v1.35.9",
-    "registry.k8s.io/pause:3.10.1",
-];
+/// The example site's images as the library lists them
+/// (`site::images::site_images`); the catalog's own unit tests hold the
+/// written-out list, and [`the_example_sites_list_is_the_one_documented`]
+/// checks this one independently.
+fn example() -> Vec<String> {
+    let t = Test::new().example_site();
+    let site = Site::load(&t.path().join("site.toml")).expect("the example site loads");
+    site_images(&site)
+        .expect("the example site's images")
+        .iter()
+        .map(|i| i.to_string())
+        .collect()
+}
 
-fn lines(list: &[&str]) -> String {
-    list.iter().map(|l| format!("{l}\n")).collect()
+fn lines<S: AsRef<str>>(list: &[S]) -> String {
+    list.iter().map(|l| format!("{}\n", l.as_ref())).collect()
 }
 
 #[test]
@@ -34,7 +33,34 @@ fn the_example_site_lists_the_catalog() {
         .args(["images"])
         .run()
         .success()
-        .stdout_is(&lines(EXAMPLE));
+        .stdout_is(&lines(&example()));
+}
+
+/// Written independently of the catalog: twelve images, kubeadm's for
+/// v1.35.9 without kube-proxy (Cilium replaces it), kube-vip, Cilium 1.19.8's
+/// agent, operator and Envoy, Argo CD without Dex (the example's Argo CD
+/// values turn it off).
+#[test]
+fn the_example_sites_list_is_the_one_documented() {
+    let images = example();
+    assert_eq!(images.len(), 12, "{images:?}");
+    for image in [
+        "ghcr.io/kube-vip/kube-vip:v0.9.2",
+        "quay.io/argoproj/argocd:v3.5.2",
+        "quay.io/cilium/cilium:v1.19.8",
+        "quay.io/cilium/operator-generic:v1.19.8",
+        "registry.k8s.io/etcd:3.6.6-0",
+        "registry.k8s.io/kube-apiserver:v1.35.9",
+        "registry.k8s.io/pause:3.10.1",
+    ] {
+        assert!(images.iter().any(|i| i == image), "{image} in {images:?}");
+    }
+    for absent in ["kube-proxy", "dexidp", "hubble"] {
+        assert!(
+            !images.iter().any(|i| i.contains(absent)),
+            "{absent} in {images:?}"
+        );
+    }
 }
 
 #[test]
@@ -47,9 +73,9 @@ fn extras_join_the_list_sorted_once() {
         )
         .args(["images"])
         .run();
-    let mut want: Vec<&str> = EXAMPLE.to_vec();
-    want.insert(0, "docker.io/library/nginx:1.27");
-    want.insert(2, "ghcr.io/example/app:1.2");
+    let mut want = example();
+    want.insert(0, "docker.io/library/nginx:1.27".into());
+    want.insert(2, "ghcr.io/example/app:1.2".into());
     out.success().stdout_is(&lines(&want));
 }
 
@@ -170,9 +196,9 @@ fn a_built_tree_gives_each_image_its_digests_and_names_the_missing() {
         .file("dist/manifest.json", MANIFEST)
         .args(["images"])
         .run();
-    let want: Vec<String> = EXAMPLE
+    let want: Vec<String> = example()
         .iter()
-        .map(|image| match *image {
+        .map(|image| match image.as_str() {
             "quay.io/cilium/cilium:v1.19.8" => format!(
                 "{image} sha256:{} platform sha256:{}",
                 "1".repeat(64),
@@ -182,7 +208,6 @@ fn a_built_tree_gives_each_image_its_digests_and_names_the_missing() {
             other => format!("{other} missing"),
         })
         .collect();
-    let want: Vec<&str> = want.iter().map(String::as_str).collect();
     out.success()
         .stdout_is(&lines(&want))
         .stderr_contains("warning: 10 of 12 images are not in ");
@@ -200,7 +225,7 @@ fn json_for_scripts() {
     assert_eq!(doc["tree"], "elsewhere");
     assert_eq!(doc["unknown"], serde_json::json!([]));
     let images = doc["images"].as_array().unwrap();
-    assert_eq!(images.len(), EXAMPLE.len());
+    assert_eq!(images.len(), example().len());
     let agent = images
         .iter()
         .find(|i| i["reference"] == "quay.io/cilium/cilium:v1.19.8")
