@@ -245,12 +245,12 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
 
-    /// A registry on loopback that serves one manifest only with the token
-    /// its realm hands out; answers (path, had the token) for each request.
-    fn token_registry(manifest: &'static [u8]) -> (u16, std::sync::mpsc::Receiver<String>) {
+    /// A one-request-per-connection HTTP server on loopback: `answer` gets
+    /// the server's port and the request's path and head, and returns the
+    /// whole response. Returns the port.
+    fn loopback(answer: impl Fn(u16, &str, &str) -> Vec<u8> + Send + 'static) -> u16 {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (seen, log) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let mut conn = conn.unwrap();
@@ -258,54 +258,63 @@ mod tests {
                 let n = conn.read(&mut buf).unwrap();
                 let head = String::from_utf8_lossy(&buf[..n]).to_string();
                 let path = head.split_whitespace().nth(1).unwrap().to_string();
-                let authorized = head
-                    .lines()
-                    .any(|l| l.eq_ignore_ascii_case("authorization: bearer t0k"));
-                let _ = seen.send(format!("{path} {authorized}"));
-                let (status, headers, body): (&str, String, &[u8]) = if path.starts_with("/token") {
-                    ("200 OK", String::new(), br#"{"access_token":"t0k"}"#)
-                } else if authorized {
-                    ("200 OK", "Content-Type: text/plain\r\n".into(), manifest)
-                } else {
-                    (
-                        "401 Unauthorized",
-                        format!(
-                            "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",\
-                             service=\"reg\",scope=\"repository:a/b:pull\"\r\n"
-                        ),
-                        b"",
-                    )
-                };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = conn.write_all(body);
+                let _ = conn.write_all(&answer(port, &path, &head));
             }
+        });
+        port
+    }
+
+    /// A registry on loopback that serves one manifest only with the token
+    /// its realm hands out; answers (path, had the token) for each request.
+    fn token_registry(manifest: &'static [u8]) -> (u16, std::sync::mpsc::Receiver<String>) {
+        let (seen, log) = std::sync::mpsc::channel();
+        let port = loopback(move |port, path, head| {
+            let authorized = head
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case("authorization: bearer t0k"));
+            let _ = seen.send(format!("{path} {authorized}"));
+            let (status, headers, body): (&str, String, &[u8]) = if path.starts_with("/token") {
+                ("200 OK", String::new(), br#"{"access_token":"t0k"}"#)
+            } else if authorized {
+                ("200 OK", "Content-Type: text/plain\r\n".into(), manifest)
+            } else {
+                (
+                    "401 Unauthorized",
+                    format!(
+                        "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",\
+                         service=\"reg\",scope=\"repository:a/b:pull\"\r\n"
+                    ),
+                    b"",
+                )
+            };
+            let mut reply = format!(
+                "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            reply.extend_from_slice(body);
+            reply
         });
         (port, log)
     }
 
     /// A front that redirects every request to `to` (another host:port).
     fn redirector(to: u16) -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let mut conn = conn.unwrap();
-                let mut buf = [0u8; 4096];
-                let n = conn.read(&mut buf).unwrap();
-                let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                let path = head.split_whitespace().nth(1).unwrap().to_string();
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{to}{path}\r\n\
-                     Content-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-            }
-        });
-        port
+        loopback(move |_, path, _| {
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{to}{path}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .into_bytes()
+        })
+    }
+
+    /// A client of `example.org/a/b` that asks the registry on `port` (as its mirror).
+    fn registry_at(port: u16) -> Registry {
+        let policy = crate::fetch::http::Policy::from_env().unwrap();
+        let image: ImageRef = "example.org/a/b:1".parse().unwrap();
+        let mirror = format!("http://127.0.0.1:{port}");
+        Registry::new(Client::new(policy), &image, Some(&mirror))
     }
 
     #[test]
@@ -313,11 +322,7 @@ mod tests {
         // As registry.k8s.io sends its API requests on to another host.
         const MANIFEST: &[u8] = br#"{"schemaVersion":2,"config":{"digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","size":2},"layers":[]}"#;
         let (port, log) = token_registry(MANIFEST);
-        let front = redirector(port);
-        let policy = crate::fetch::http::Policy::from_env().unwrap();
-        let image: ImageRef = "example.org/a/b:1".parse().unwrap();
-        let mirror = format!("http://127.0.0.1:{front}");
-        let registry = Registry::new(Client::new(policy), &image, Some(&mirror));
+        let registry = registry_at(redirector(port));
         let got = registry.manifest("1").unwrap();
         assert_eq!(got.bytes, MANIFEST);
         let seen: Vec<String> = log.try_iter().collect();
@@ -332,10 +337,7 @@ mod tests {
     fn a_blob_that_asks_for_a_token_gets_one_and_streams_into_the_store() {
         const BLOB: &[u8] = b"{\"a layer, as far as the store can tell\"}";
         let (port, log) = token_registry(BLOB);
-        let policy = crate::fetch::http::Policy::from_env().unwrap();
-        let image: ImageRef = "example.org/a/b:1".parse().unwrap();
-        let mirror = format!("http://127.0.0.1:{port}");
-        let registry = Registry::new(Client::new(policy), &image, Some(&mirror));
+        let registry = registry_at(port);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store")).unwrap();
         let hex = crate::digest::sha256_hex(BLOB);
@@ -363,10 +365,7 @@ mod tests {
     fn a_401_gets_an_anonymous_token_and_the_retry_carries_it() {
         const MANIFEST: &[u8] = br#"{"schemaVersion":2,"config":{"digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":2},"layers":[]}"#;
         let (port, log) = token_registry(MANIFEST);
-        let policy = crate::fetch::http::Policy::from_env().unwrap();
-        let image: ImageRef = "example.org/a/b:1".parse().unwrap();
-        let mirror = format!("http://127.0.0.1:{port}");
-        let registry = Registry::new(Client::new(policy), &image, Some(&mirror));
+        let registry = registry_at(port);
         let got = registry.manifest("1").unwrap();
         assert_eq!(got.bytes, MANIFEST);
         assert_eq!(
