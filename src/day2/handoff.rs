@@ -61,6 +61,11 @@ pub fn next_steps(site: &Site, out: &Path) -> String {
             site.path.display()
         ));
     }
+    if let Some(served) = crate::fetch::charts::served_repository(site) {
+        lines.push(format!(
+            "       (air gap: run `{px} install-argo --sync-payload` before pushing, so payload/'s charts come from {served})"
+        ));
+    }
     lines.extend([
         format!("  7. Day 2:                      {px} untaint   (optional: workloads on control planes)"),
         format!("{indent}{px} install-argo   (Argo CD chart {})", f.argocd.chart_version),
@@ -154,6 +159,21 @@ Next steps for site rack1:
   Node lifecycle (add, remove, reinstall, upgrade): docs/operations.md
 ";
         assert_eq!(text, want);
+    }
+
+    #[test]
+    fn serve_mode_says_the_sync_points_payload_charts_at_the_boot_server() {
+        let text = EXAMPLE.replacen("[[node]]", "[images]\nmode = \"serve\"\n\n[[node]]", 1);
+        let site = Site::from_text(&text, Path::new("site.toml")).unwrap();
+        let steps = next_steps(&site, Path::new("dist"));
+        assert!(
+            steps.contains(
+                "then `pxebuild install-argo --sync-payload`)\n       (air gap: run `pxebuild \
+                 install-argo --sync-payload` before pushing, so payload/'s charts come from \
+                 http://10.20.0.2:8080/charts)\n  7. Day 2:"
+            ),
+            "{steps}"
+        );
     }
 
     #[test]
