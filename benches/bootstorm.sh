@@ -13,14 +13,19 @@
 # resend (the slowest answer in brackets), UDP datagrams the kernel dropped on
 # receive (InErrors from /proc/net/snmp, which counts RcvbufErrors too; in the
 # servers' namespace / summed over the clients'), server CPU seconds and peak
-# RSS, as a Markdown table ready for the README. Not a test: the numbers depend on the
+# RSS, as a Markdown table ready for the README. Each N runs ROUNDS rounds;
+# every round runs each server once, in an order rotated from round to round so
+# that no server always goes first (or last) while the machine's other load
+# comes and goes. Printed: every storm, then per N and server the medians over
+# the rounds, and pxebuild's p99 against the best peer's of the same round
+# (median of those paired ratios). Not a test: the numbers depend on the
 # machine. Goals (N = 200): no failure, pxebuild's p99 <= 0.8x the best peer's,
 # pxebuild's RSS < 64 MB.
 #
 # Usage: benches/bootstorm.sh [N ...]      (default: 50 200)
 # Environment: KERNEL_BYTES, INITRD_BYTES (default: the sizes
 # tests/fixtures/standin-os/pad.sh documents), SERVERS (default:
-# "pxebuild nginx-tftpd nginx-dnsmasq"), CLIENT_TIMEOUT (seconds a client may
+# "pxebuild nginx-tftpd nginx-dnsmasq"), ROUNDS (default 3), CLIENT_TIMEOUT (seconds a client may
 # take before it counts as failed; default 1200), REQUEST_TRIES (times a
 # client sends a TFTP request, one second apart, before it gives up; default
 # 130: syslinux, which fetches ldlinux and the config, resends its request 31
@@ -47,6 +52,8 @@ for n in "${COUNTS[@]}"; do
   [ "$n" -gt "$MAX" ] && MAX=$n
 done
 SERVERS=${SERVERS:-pxebuild nginx-tftpd nginx-dnsmasq}
+ROUNDS=${ROUNDS:-3}
+[[ $ROUNDS =~ ^[0-9]+$ ]] && [ "$ROUNDS" -ge 1 ] || { echo "bootstorm: ROUNDS must be a count, not $ROUNDS" >&2; exit 2; }
 CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-1200}
 REQUEST_TRIES=${REQUEST_TRIES:-130}
 [ "$(id -u)" = 0 ] || { echo "bootstorm: needs root (network namespaces)" >&2; exit 2; }
@@ -289,8 +296,8 @@ client_udp_drops() {
 }
 
 # --- the storm -----------------------------------------------------------------
-storm() { # server N -> "p50 p99 failures resent drops cpu rss"
-  local server=$1 n=$2 i=0 start cpu0 res=$WORK/res-$1-$2 sdrops0 cdrops0
+storm() { # server N round -> "p50 p99 failures resent drops cpu rss"
+  local server=$1 n=$2 i=0 start cpu0 res=$WORK/res-$1-$2-$3 sdrops0 cdrops0
   mkdir -p "$res"
   start_server "$server"
   sdrops0=$(udp_drops "$SRV")
@@ -345,13 +352,21 @@ label() {
     nginx-dnsmasq) echo "nginx + dnsmasq TFTP" ;;
   esac
 }
+# The servers in round R's order: the list rotated left by R - 1.
+rotated() {
+  local -a list=($SERVERS)
+  local k=$((($1 - 1) % ${#list[@]}))
+  echo "${list[@]:k}" "${list[@]:0:k}"
+}
 ROWS=()
 for n in "${COUNTS[@]}"; do
-  for server in $SERVERS; do
-    echo "storm: $(label "$server"), N=$n ..." >&2
-    IFS='|' read -r pcts failures resent drops cpu rss < <(storm "$server" "$n")
-    read -r p50 p99 <<<"$pcts"
-    ROWS+=("$n|$server|$p50|$p99|$failures|$resent|$drops|$cpu|$rss")
+  for round in $(seq "$ROUNDS"); do
+    for server in $(rotated "$round"); do
+      echo "storm: $(label "$server"), N=$n, round $round of $ROUNDS ..." >&2
+      IFS='|' read -r pcts failures resent drops cpu rss < <(storm "$server" "$n" "$round")
+      read -r p50 p99 <<<"$pcts"
+      ROWS+=("$n|$round|$server|$p50|$p99|$failures|$resent|$drops|$cpu|$rss")
+    done
   done
 done
 
@@ -361,17 +376,43 @@ echo "Boot storm ($(date -u +%Y-%m-%d), $(nproc) CPUs, load $(cut -d' ' -f1-3 /p
   "each client TFTPs loader, ldlinux and its config, then HTTPs a $((KERNEL_SIZE >> 20)) MiB kernel," \
   "a $((INITRD_SIZE >> 20)) MiB initrd and its Ignition; release build $(git rev-parse --short HEAD 2>/dev/null || echo '?')."
 echo
-echo "| N | server | p50 (s) | p99 (s) | failures | TFTP requests resent (slowest answer) | UDP receive drops (server / clients) | server CPU (s) | server peak RSS (MB) | p99 vs best peer |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "Every storm:"
+echo
+echo "| N | round | server | p50 (s) | p99 (s) | failures | TFTP requests resent (slowest answer) | UDP receive drops (server / clients) | server CPU (s) | server peak RSS (MB) | p99 vs the round's best peer |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+# pxebuild's p99 over the best peer's of the same N and round.
+paired() { # N round p99
+  local best
+  best=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' -v n="$1" -v r="$2" '$1 == n && $2 == r && $3 != "pxebuild" && $5 != "-" { print $5 }' | sort -g | head -1)
+  if [ -n "$best" ] && [ "$3" != - ]; then awk -v a="$3" -v b="$best" 'BEGIN { printf "%.2f", a / b }'; else echo -; fi
+}
 for row in "${ROWS[@]}"; do
-  IFS='|' read -r n server p50 p99 failures resent drops cpu rss <<<"$row"
-  best=-
-  if [ "$server" = pxebuild ]; then
-    best=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' -v n="$n" '$1 == n && $2 != "pxebuild" && $4 != "-" { print $4 }' | sort -g | head -1)
-    [ -n "$best" ] && [ "$p99" != - ] && best=$(awk -v a="$p99" -v b="$best" 'BEGIN { printf "%.2fx", a / b }') || best=-
-  fi
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$(label "$server")" "$p50" "$p99" \
-    "$failures" "$resent" "$drops" "$cpu" "$rss" "$best"
+  IFS='|' read -r n round server p50 p99 failures resent drops cpu rss <<<"$row"
+  ratio=-
+  [ "$server" != pxebuild ] || { ratio=$(paired "$n" "$round" "$p99"); [ "$ratio" = - ] || ratio=${ratio}x; }
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$round" "$(label "$server")" "$p50" "$p99" \
+    "$failures" "$resent" "$drops" "$cpu" "$rss" "$ratio"
+done
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo
+echo "Medians over $ROUNDS rounds:"
+echo
+echo "| N | server | p50 (s) | p99 (s) | failures (all rounds) | server CPU (s) | server peak RSS (MB, highest) | p99 vs best peer (median of the rounds' ratios) |"
+echo "|---|---|---|---|---|---|---|---|"
+for n in "${COUNTS[@]}"; do
+  for server in $SERVERS; do
+    mine=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' -v n="$n" -v s="$server" '$1 == n && $3 == s')
+    col() { cut -d'|' -f"$1" <<<"$mine" | grep -v '^-$' | median; }
+    failures=$(cut -d'|' -f6 <<<"$mine" | awk '{ t += $1 } END { print t }')
+    rss=$(cut -d'|' -f10 <<<"$mine" | sort -g | tail -1)
+    ratio=-
+    if [ "$server" = pxebuild ]; then
+      ratio=$(while IFS='|' read -r rn rr _ _ rp99 _; do paired "$rn" "$rr" "$rp99"; echo; done <<<"$mine" | grep -v '^-*$' | median)
+      [ "$ratio" = - ] || ratio=${ratio}x
+    fi
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$(label "$server")" "$(col 4)" "$(col 5)" \
+      "$failures" "$(col 9)" "$rss" "$ratio"
+  done
 done
 echo
 echo "Goals at N = 200: no failure; pxebuild's p99 <= 0.80x the best peer's; pxebuild's RSS < 64 MB."
