@@ -1,0 +1,201 @@
+//! The air gap in the lab: the second boot's site, built with
+//! `[images] mode = "serve"` (its images as tiny stand-ins under the real
+//! names in a loopback docker-registry, stopped before the VM boots) and the
+//! containerd system extension, which carries Debian's real containerd and
+//! ctr (tests/fixtures/standin-sysext/build.sh). The VM sits on the lab's
+//! bridge, whose namespaces have no link to the host or anywhere else
+//! (src/lab/netns.rs): the boot server and the DHCP server are all it can
+//! reach. The lab boots cp1 alone; its second boot runs the node Ignition's
+//! containerd config and registry hosts under real systemd, and the stand-in
+//! kubeadm's preflight pulls kubeadm's images through that containerd before
+//! its init: every manifest and blob must come from `pxebuild serve`, at
+//! the digests dist/manifest.json records, before `kubeadm-done`.
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use pxebuild::manifest::{ImageRecord, Manifest};
+use serde_json::Value;
+
+use crate::fetch::server::MirrorServer;
+use crate::images_build::serve_images;
+use crate::lab::{build_with_repo_templates, lab_lock, pxebuild, text};
+use crate::registry::{digest_of, Registry};
+use crate::second_boot::second_boot_os;
+use crate::standin_stubs::standin_sysexts;
+
+/// cp1's address in the server log.
+const CP1: &str = "10.20.0.11:";
+
+/// The second boot's site (the example site cut to three control planes and
+/// a worker, through iPXE; the lab boots cp1 alone) with the containerd
+/// system extension the stand-in images publish.
+fn site_toml() -> String {
+    let site = crate::second_boot::site_toml();
+    let cilium = "cilium = \"v0.18.2\"\n";
+    assert!(site.contains(cilium), "example site pins its cilium sysext");
+    site.replacen(cilium, &format!("{cilium}containerd = \"v2.1.5\"\n"), 1)
+}
+
+/// The manifest a pull of `record` ends with (the site's arch's, for an
+/// index), parsed from the tree's `http/v2/<name>/manifests/`.
+fn platform_manifest(dist: &Path, record: &ImageRecord) -> Value {
+    let want = record.platform_digest.as_ref().unwrap_or(&record.digest);
+    let dir = dist.join("http/v2").join(&record.name).join("manifests");
+    fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| fs::read(e.unwrap().path()).unwrap())
+        .find(|bytes| &digest_of(bytes) == want)
+        .map(|bytes| serde_json::from_slice(&bytes).unwrap())
+        .unwrap_or_else(|| panic!("{} has no manifest {want}", dir.display()))
+}
+
+/// Whether cp1 fetched `path` (`http/v2/…`) from the boot server, whole.
+fn fetched(log: &str, path: &str) -> bool {
+    let path = format!(" path={path} ");
+    log.lines().any(|l| {
+        l.contains(CP1) && l.contains(&path) && l.contains("result=ok") && !l.contains(" bytes=0 ")
+    })
+}
+
+/// Whether cp1 fetched `record`'s manifest whole by its tag.
+fn fetched_by_tag(log: &str, record: &ImageRecord) -> bool {
+    let tag = record.reference.rsplit_once(':').map(|(_, t)| t).unwrap();
+    fetched(log, &format!("http/v2/{}/manifests/{tag}", record.name))
+}
+
+#[test]
+fn lab_airgap_node_pulls_kubeadm_images_from_the_boot_server_alone() {
+    let _lock = lab_lock();
+    let os = second_boot_os();
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mirror");
+    let mirror = root.join("mirror");
+    let run = Command::new("sh")
+        .arg(fixtures.join("generate.sh"))
+        .arg(&mirror)
+        .arg("--kernel")
+        .arg(os.join("vmlinuz"))
+        .arg("--initrd")
+        .arg(os.join("installer.cpio.gz"))
+        .arg("--image")
+        .arg(os.join("disk.img.bz2"))
+        .arg("--sysexts")
+        .arg(standin_sysexts())
+        .output()
+        .expect("running the fixture mirror generator");
+    assert!(run.status.success(), "fixture mirror:\n{}", text(&run));
+    let server = MirrorServer::start(&mirror);
+    fs::write(root.join("site.toml"), site_toml()).unwrap();
+    let mut registry = Registry::start();
+    let site = serve_images(root, &registry.url(), &[]);
+    registry.push_site_images(&site);
+    build_with_repo_templates(root, &server.url(), &fixtures.join("test-key.pub.asc"));
+    // From here on the images exist only in dist/.
+    registry.stop();
+    drop(server);
+    let dist = root.join("dist");
+    let manifest = Manifest::load(&dist).unwrap();
+    // kubeadm's images: the catalog's registry.k8s.io ones (kube-vip,
+    // Cilium's and Argo CD's come from other registries).
+    let kubeadm: Vec<&ImageRecord> = manifest
+        .images
+        .iter()
+        .filter(|r| r.name.starts_with("registry.k8s.io/"))
+        .collect();
+    assert!(kubeadm.len() >= 5, "{:?}", manifest.images);
+
+    let state = root.join("state");
+    eprintln!("lab state: {}", state.display());
+    let out = pxebuild()
+        .current_dir(root)
+        .args(["lab", "run", "--accel", "tcg", "--nodes", "cp1"])
+        .args(["--disk", "2", "--network-first", "--memory", "1024"])
+        .args(["--until", "kubeadm-done", "--timeout", "1800"])
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value =
+        serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
+    let vm = &report["vms"][0];
+    assert_eq!(vm["name"], "cp1", "{report}");
+    assert_eq!(vm["verdict"]["result"], "pass", "{vm}");
+    let at = |beacon: &str| {
+        vm["beacons"][beacon]
+            .as_f64()
+            .unwrap_or_else(|| panic!("cp1 sent no {beacon}: {vm}"))
+    };
+    // The pull ran under the disk's systemd, with the sysexts merged (the
+    // real containerd among them), inside kubeadm's init, before its end.
+    let pulled = at("kubeadm-images-pulled");
+    assert!(at("sysexts-merged") < pulled, "{vm}");
+    assert!(at("kubeadm-init-preflight") <= pulled, "{vm}");
+    assert!(pulled < at("kubeadm-init-certs"), "{vm}");
+    assert!(pulled < at("kubeadm-done"), "{vm}");
+
+    let log = fs::read_to_string(state.join("server.log")).unwrap();
+    let serial =
+        String::from_utf8_lossy(&fs::read(state.join("cp1.serial.log")).unwrap()).into_owned();
+    // The stand-in kubeadm pulled exactly the images the tree carries for
+    // kubeadm (its own list, from its release's constants, against the
+    // catalog's), each at the digest dist/manifest.json records.
+    let said: Vec<&str> = serial
+        .lines()
+        .filter_map(|l| l.split_once("kubeadm: [preflight] pulled ").map(|(_, r)| r))
+        .collect();
+    assert_eq!(said.len(), kubeadm.len(), "{said:?}\n{serial}");
+    let mut blobs = Vec::new();
+    for record in &kubeadm {
+        let line = format!("{} {}", record.reference, record.digest);
+        assert!(
+            said.iter().any(|s| s.trim_end() == line),
+            "cp1 pulled {line}:\n{said:?}"
+        );
+        // containerd resolved the tag at the boot server.
+        let manifests = format!(" path=http/v2/{}/manifests/", record.name);
+        assert!(
+            log.lines()
+                .any(|l| l.contains(CP1) && l.contains(&manifests) && l.contains("result=ok")),
+            "cp1 resolved {} at the boot server:\n{log}",
+            record.reference
+        );
+        let m = platform_manifest(&dist, record);
+        blobs.push(m["config"]["digest"].as_str().unwrap().to_string());
+        for layer in m["layers"].as_array().unwrap() {
+            blobs.push(layer["digest"].as_str().unwrap().to_string());
+        }
+    }
+    // Every byte from the boot server: each manifest and blob, sent whole
+    // to cp1 under one of kubeadm's names (containerd fetches content it
+    // already holds once, and the stand-in images share their parts).
+    let from_server = |what: &str, digest: &str| {
+        kubeadm
+            .iter()
+            .any(|r| fetched(&log, &format!("http/v2/{}/{what}/{digest}", r.name)))
+    };
+    for record in &kubeadm {
+        let digest = record.platform_digest.as_ref().unwrap_or(&record.digest);
+        assert!(
+            from_server("manifests", digest) || fetched_by_tag(&log, record),
+            "cp1 fetched {}'s manifest from the boot server:\n{log}",
+            record.reference
+        );
+    }
+    for blob in &blobs {
+        assert!(
+            from_server("blobs", blob),
+            "cp1 fetched blob {blob} from the boot server:\n{log}"
+        );
+    }
+    // No pull was refused (an image the tree lacks would be).
+    assert!(
+        !log.lines()
+            .any(|l| l.contains(CP1) && l.contains(" path=http/v2/") && !l.contains("result=ok")),
+        "{log}"
+    );
+}
