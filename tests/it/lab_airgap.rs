@@ -1,15 +1,16 @@
 //! The air gap in the lab: the second boot's site, built with
 //! `[images] mode = "serve"` (its images as tiny stand-ins under the real
-//! names in a loopback docker-registry, stopped before the VM boots) and the
+//! names in a loopback docker-registry, stopped before the VMs boot) and the
 //! containerd system extension, which carries Debian's real containerd and
-//! ctr (tests/fixtures/standin-sysext/build.sh). The VM sits on the lab's
+//! ctr (tests/fixtures/standin-sysext/build.sh). The VMs sit on the lab's
 //! bridge, whose namespaces have no link to the host or anywhere else
-//! (src/lab/netns.rs): the boot server and the DHCP server are all it can
-//! reach. The lab boots cp1 alone; its second boot runs the node Ignition's
-//! containerd config and registry hosts under real systemd, and the stand-in
-//! kubeadm's preflight pulls kubeadm's images through that containerd before
-//! its init: every manifest and blob must come from `pxebuild serve`, at
-//! the digests dist/manifest.json records, before `kubeadm-done`.
+//! (src/lab/netns.rs): the boot server, the DHCP server and each other are
+//! all they can reach. The lab boots cp1 (BIOS, kubeadm init) and cp2 (UEFI,
+//! control-plane join); under the disk's systemd each runs the node
+//! Ignition's containerd config and registry hosts, and the stand-in
+//! kubeadm's preflight pulls kubeadm's images through that containerd: every
+//! manifest and blob must come from `pxebuild serve`, at the digests
+//! dist/manifest.json records, before `kubeadm-done`.
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -23,9 +24,6 @@ use crate::lab::{build_with_repo_templates, lab_lock, pxebuild, text};
 use crate::registry::{digest_of, Registry};
 use crate::second_boot::second_boot_os;
 use crate::standin_stubs::standin_sysexts;
-
-/// cp1's address in the server log.
-const CP1: &str = "10.20.0.11:";
 
 /// The second boot's site (the example site cut to three control planes and
 /// a worker, through iPXE; the lab boots cp1 alone) with the containerd
@@ -50,18 +48,19 @@ fn platform_manifest(dist: &Path, record: &ImageRecord) -> Value {
         .unwrap_or_else(|| panic!("{} has no manifest {want}", dir.display()))
 }
 
-/// Whether cp1 fetched `path` (`http/v2/…`) from the boot server, whole.
-fn fetched(log: &str, path: &str) -> bool {
+/// Whether the node at `ip` fetched `path` (`http/v2/…`) from the boot
+/// server, whole.
+fn fetched(log: &str, ip: &str, path: &str) -> bool {
     let path = format!(" path={path} ");
     log.lines().any(|l| {
-        l.contains(CP1) && l.contains(&path) && l.contains("result=ok") && !l.contains(" bytes=0 ")
+        l.contains(ip) && l.contains(&path) && l.contains("result=ok") && !l.contains(" bytes=0 ")
     })
 }
 
-/// Whether cp1 fetched `record`'s manifest whole by its tag.
-fn fetched_by_tag(log: &str, record: &ImageRecord) -> bool {
+/// Whether the node at `ip` fetched `record`'s manifest whole by its tag.
+fn fetched_by_tag(log: &str, ip: &str, record: &ImageRecord) -> bool {
     let tag = record.reference.rsplit_once(':').map(|(_, t)| t).unwrap();
-    fetched(log, &format!("http/v2/{}/manifests/{tag}", record.name))
+    fetched(log, ip, &format!("http/v2/{}/manifests/{tag}", record.name))
 }
 
 #[test]
@@ -110,9 +109,16 @@ fn lab_airgap_node_pulls_kubeadm_images_from_the_boot_server_alone() {
     eprintln!("lab state: {}", state.display());
     let out = pxebuild()
         .current_dir(root)
-        .args(["lab", "run", "--accel", "tcg", "--nodes", "cp1"])
+        .args(["lab", "run", "--accel", "tcg", "--nodes", "cp1,cp2"])
         .args(["--disk", "2", "--network-first", "--memory", "1024"])
-        .args(["--until", "kubeadm-done", "--timeout", "1800"])
+        .args([
+            "--parallel",
+            "2",
+            "--until",
+            "kubeadm-done",
+            "--timeout",
+            "1800",
+        ])
         .arg("--state")
         .arg(&state)
         .output()
@@ -122,80 +128,112 @@ fn lab_airgap_node_pulls_kubeadm_images_from_the_boot_server_alone() {
     assert!(out.status.success(), "{}", text(&out));
     let report: Value =
         serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
-    let vm = &report["vms"][0];
-    assert_eq!(vm["name"], "cp1", "{report}");
-    assert_eq!(vm["verdict"]["result"], "pass", "{vm}");
-    let at = |beacon: &str| {
-        vm["beacons"][beacon]
-            .as_f64()
-            .unwrap_or_else(|| panic!("cp1 sent no {beacon}: {vm}"))
-    };
-    // The pull ran under the disk's systemd, with the sysexts merged (the
-    // real containerd among them), inside kubeadm's init, before its end.
-    let pulled = at("kubeadm-images-pulled");
-    assert!(at("sysexts-merged") < pulled, "{vm}");
-    assert!(at("kubeadm-init-preflight") <= pulled, "{vm}");
-    assert!(pulled < at("kubeadm-init-certs"), "{vm}");
-    assert!(pulled < at("kubeadm-done"), "{vm}");
-
     let log = fs::read_to_string(state.join("server.log")).unwrap();
-    let serial =
-        String::from_utf8_lossy(&fs::read(state.join("cp1.serial.log")).unwrap()).into_owned();
-    // The stand-in kubeadm pulled exactly the images the tree carries for
-    // kubeadm (its own list, from its release's constants, against the
-    // catalog's), each at the digest dist/manifest.json records.
+    for (name, ip, before, after) in [
+        (
+            "cp1",
+            "10.20.0.11:",
+            "kubeadm-init-preflight",
+            "kubeadm-init-certs",
+        ),
+        (
+            "cp2",
+            "10.20.0.12:",
+            "kubeadm-join-discovery",
+            "kubeadm-join-control-plane-prepare",
+        ),
+    ] {
+        let vm = report["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {report}"));
+        assert_eq!(vm["verdict"]["result"], "pass", "{vm}");
+        let at = |beacon: &str| {
+            vm["beacons"][beacon]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name} sent no {beacon}: {vm}"))
+        };
+        // The pull ran under the disk's systemd, with the sysexts merged
+        // (the real containerd among them), inside kubeadm's init or
+        // control-plane join, before its end.
+        let pulled = at("kubeadm-images-pulled");
+        assert!(at("sysexts-merged") < pulled, "{vm}");
+        assert!(at(before) <= pulled, "{vm}");
+        assert!(pulled < at(after), "{vm}");
+        assert!(pulled < at("kubeadm-done"), "{vm}");
+        let serial =
+            String::from_utf8_lossy(&fs::read(state.join(format!("{name}.serial.log"))).unwrap())
+                .into_owned();
+        pulled_from_the_boot_server(name, ip, &serial, &log, &dist, &kubeadm);
+    }
+}
+
+/// `name` (`ip` in the server log) pulled exactly the images the tree
+/// carries for kubeadm (the stand-in's own list, from its release's
+/// constants, against the catalog's), each at the digest dist/manifest.json
+/// records, and every byte of them came from the boot server.
+fn pulled_from_the_boot_server(
+    name: &str,
+    ip: &str,
+    serial: &str,
+    log: &str,
+    dist: &Path,
+    kubeadm: &[&ImageRecord],
+) {
     let said: Vec<&str> = serial
         .lines()
         .filter_map(|l| l.split_once("kubeadm: [preflight] pulled ").map(|(_, r)| r))
         .collect();
-    assert_eq!(said.len(), kubeadm.len(), "{said:?}\n{serial}");
+    assert_eq!(said.len(), kubeadm.len(), "{name}: {said:?}\n{serial}");
     let mut blobs = Vec::new();
-    for record in &kubeadm {
+    for record in kubeadm {
         let line = format!("{} {}", record.reference, record.digest);
         assert!(
             said.iter().any(|s| s.trim_end() == line),
-            "cp1 pulled {line}:\n{said:?}"
+            "{name} pulled {line}:\n{said:?}"
         );
         // containerd resolved the tag at the boot server.
         let manifests = format!(" path=http/v2/{}/manifests/", record.name);
         assert!(
             log.lines()
-                .any(|l| l.contains(CP1) && l.contains(&manifests) && l.contains("result=ok")),
-            "cp1 resolved {} at the boot server:\n{log}",
+                .any(|l| l.contains(ip) && l.contains(&manifests) && l.contains("result=ok")),
+            "{name} resolved {} at the boot server:\n{log}",
             record.reference
         );
-        let m = platform_manifest(&dist, record);
+        let m = platform_manifest(dist, record);
         blobs.push(m["config"]["digest"].as_str().unwrap().to_string());
         for layer in m["layers"].as_array().unwrap() {
             blobs.push(layer["digest"].as_str().unwrap().to_string());
         }
     }
-    // Every byte from the boot server: each manifest and blob, sent whole
-    // to cp1 under one of kubeadm's names (containerd fetches content it
-    // already holds once, and the stand-in images share their parts).
+    // Each manifest and blob sent whole to the node under one of kubeadm's
+    // names (containerd fetches content it already holds once, and the
+    // stand-in images share their parts).
     let from_server = |what: &str, digest: &str| {
         kubeadm
             .iter()
-            .any(|r| fetched(&log, &format!("http/v2/{}/{what}/{digest}", r.name)))
+            .any(|r| fetched(log, ip, &format!("http/v2/{}/{what}/{digest}", r.name)))
     };
-    for record in &kubeadm {
+    for record in kubeadm {
         let digest = record.platform_digest.as_ref().unwrap_or(&record.digest);
         assert!(
-            from_server("manifests", digest) || fetched_by_tag(&log, record),
-            "cp1 fetched {}'s manifest from the boot server:\n{log}",
+            from_server("manifests", digest) || fetched_by_tag(log, ip, record),
+            "{name} fetched {}'s manifest from the boot server:\n{log}",
             record.reference
         );
     }
     for blob in &blobs {
         assert!(
             from_server("blobs", blob),
-            "cp1 fetched blob {blob} from the boot server:\n{log}"
+            "{name} fetched blob {blob} from the boot server:\n{log}"
         );
     }
     // No pull was refused (an image the tree lacks would be).
     assert!(
         !log.lines()
-            .any(|l| l.contains(CP1) && l.contains(" path=http/v2/") && !l.contains("result=ok")),
+            .any(|l| l.contains(ip) && l.contains(" path=http/v2/") && !l.contains("result=ok")),
         "{log}"
     );
 }
