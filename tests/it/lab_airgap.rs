@@ -4,8 +4,8 @@
 //! containerd system extension, which carries Debian's real containerd and
 //! ctr (tests/fixtures/standin-sysext/build.sh). The VMs sit on the lab's
 //! bridge, whose namespaces have no link to the host or anywhere else
-//! (src/lab/netns.rs): the boot server, the DHCP server and each other are
-//! all they can reach. The lab boots cp1 (BIOS, kubeadm init) and cp2 (UEFI,
+//! (src/lab/netns.rs; checked while the VMs run): the boot server, the DHCP
+//! server and each other are all they can reach. The lab boots cp1 (BIOS, kubeadm init) and cp2 (UEFI,
 //! control-plane join); under the disk's systemd each runs the node
 //! Ignition's containerd config and registry hosts, and the stand-in
 //! kubeadm's preflight pulls kubeadm's images through that containerd: every
@@ -13,7 +13,8 @@
 //! dist/manifest.json records, before `kubeadm-done`.
 use std::fs;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use pxebuild::manifest::{ImageRecord, Manifest};
 use serde_json::Value;
@@ -63,6 +64,93 @@ fn fetched_by_tag(log: &str, ip: &str, record: &ImageRecord) -> bool {
     fetched(log, ip, &format!("http/v2/{}/manifests/{tag}", record.name))
 }
 
+/// Waits until the lab's first VM has sent a beacon (its network and the
+/// VMs' taps are in place), then checks that the lab's namespaces (the
+/// boot server's, the DHCP server's, the router's if any) have no link to
+/// anywhere but each other: every veth's peer is in one of them (a peer in
+/// the host's namespace, or any unnamed one, shows as `link-netnsid`), no
+/// host link has its peer there, and no namespace has a default route.
+/// Returns what is wrong (checked once the lab has ended, so that a
+/// failure never leaves the lab running), or `None` when the lab ended
+/// before a VM came up.
+fn isolation_faults(state: &Path) -> Option<Vec<String>> {
+    let deadline = Instant::now() + Duration::from_secs(1200);
+    let ns = loop {
+        let up = fs::read_to_string(state.join("server.log"))
+            .is_ok_and(|log| log.contains(" milestone=install-started "));
+        let lab: Option<Value> = fs::read_to_string(state.join("lab.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        if let (true, Some(lab)) = (up, lab) {
+            break lab["namespace"].as_str().unwrap_or_default().to_string();
+        }
+        if Instant::now() > deadline || state.join("report.json").exists() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let mut faults = Vec::new();
+    let mut ip = |args: &[&str]| match Command::new("ip").args(args).output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Ok(out) => {
+            faults.push(format!("ip {args:?}: {}", text(&out)));
+            String::new()
+        }
+        Err(err) => {
+            faults.push(format!("ip {args:?}: {err}"));
+            String::new()
+        }
+    };
+    let all = ip(&["netns", "list"]);
+    let lab: Vec<String> = all
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| *n == ns || n.starts_with(&format!("{ns}-")))
+        .map(str::to_string)
+        .collect();
+    let peer_of = |line: &str| {
+        line.split(" link-netns ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_string)
+    };
+    let mut links = Vec::new();
+    let mut defaults = Vec::new();
+    for name in &lab {
+        for line in ip(&["-n", name, "-o", "link", "show"]).lines() {
+            links.push((name.clone(), line.to_string()));
+        }
+        defaults.push((name.clone(), ip(&["-n", name, "route", "show", "default"])));
+    }
+    let host = ip(&["-o", "link", "show"]);
+    for (name, default) in defaults {
+        if !default.trim().is_empty() {
+            faults.push(format!("{name} routes out: {default}"));
+        }
+    }
+    if !lab.contains(&ns) {
+        faults.push(format!("the lab's namespace {ns:?} is not among {all:?}"));
+    }
+    // The check sees the lab: the DHCP server's veth joins its namespace.
+    if !links.iter().any(|(_, line)| peer_of(line).is_some()) {
+        faults.push(format!("no veth between the lab's namespaces {lab:?}"));
+    }
+    for (name, line) in links {
+        if line.contains("link-netnsid") {
+            faults.push(format!("{name}: a link out of the lab: {line}"));
+        }
+        if let Some(peer) = peer_of(&line).filter(|p| !lab.contains(p)) {
+            faults.push(format!("{name}: a link to {peer}: {line}"));
+        }
+    }
+    for line in host.lines() {
+        if peer_of(line).is_some_and(|p| lab.contains(&p)) {
+            faults.push(format!("a host link into the lab: {line}"));
+        }
+    }
+    Some(faults)
+}
+
 #[test]
 fn lab_airgap_node_pulls_kubeadm_images_from_the_boot_server_alone() {
     let _lock = lab_lock();
@@ -107,7 +195,8 @@ fn lab_airgap_node_pulls_kubeadm_images_from_the_boot_server_alone() {
 
     let state = root.join("state");
     eprintln!("lab state: {}", state.display());
-    let out = pxebuild()
+    let (stdout_path, stderr_path) = (root.join("lab.stdout"), root.join("lab.stderr"));
+    let mut lab = pxebuild()
         .current_dir(root)
         .args(["lab", "run", "--accel", "tcg", "--nodes", "cp1,cp2"])
         .args(["--disk", "2", "--network-first", "--memory", "1024"])
@@ -121,11 +210,23 @@ fn lab_airgap_node_pulls_kubeadm_images_from_the_boot_server_alone() {
         ])
         .arg("--state")
         .arg(&state)
-        .output()
+        .stdout(fs::File::create(&stdout_path).unwrap())
+        .stderr(fs::File::create(&stderr_path).unwrap())
+        .spawn()
         .unwrap();
+    // Once the VMs are up: nothing links the lab's namespaces to the host.
+    let faults = isolation_faults(&state);
+    let status = lab.wait().unwrap();
+    let out = Output {
+        status,
+        stdout: fs::read(&stdout_path).unwrap(),
+        stderr: fs::read(&stderr_path).unwrap(),
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}");
     assert!(out.status.success(), "{}", text(&out));
+    let faults = faults.unwrap_or_else(|| panic!("the VMs never came up:\n{}", text(&out)));
+    assert!(faults.is_empty(), "{faults:#?}");
     let report: Value =
         serde_json::from_str(&fs::read_to_string(state.join("report.json")).unwrap()).unwrap();
     let log = fs::read_to_string(state.join("server.log")).unwrap();
