@@ -16,10 +16,11 @@ use crate::beacon::Beacon;
 use crate::error::BadInput;
 
 /// The stand-in kubeadm's phase beacons (tests/fixtures/standin-sysext/
-/// standin-tool): the points inside init and join where a cut hurts, and
-/// its reset.
-pub(crate) const STANDIN_PHASES: [&str; 13] = [
+/// standin-tool): the points inside init and join where a cut hurts, its
+/// preflight image pull (`[images] mode = "serve"`) and its reset.
+pub(crate) const STANDIN_PHASES: [&str; 14] = [
     "kubeadm-init-preflight",
+    "kubeadm-images-pulled",
     "kubeadm-init-certs",
     "kubeadm-init-kubeconfig",
     "kubeadm-init-control-plane",

@@ -22,6 +22,7 @@ mod images_cmd;
 mod images_render;
 mod kubeadm_types;
 mod lab;
+mod lab_airgap;
 mod oci_tree;
 mod registry;
 mod second_boot;

@@ -29,14 +29,14 @@ use crate::standin_stubs::standin_sysexts;
 
 /// The second-boot stand-in OS, built once per target directory (the script
 /// caches by inputs; the Debian root is cached under ~/.cache/pxebuild).
-fn second_boot_os() -> &'static Path {
+pub(crate) fn second_boot_os() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| build_standin("build-second.sh", "standin-second"))
 }
 
 /// The example site cut to cp1 (BIOS), cp2 (UEFI), cp3 (BIOS), booting
 /// through iPXE (the installer initrd is ~90 MiB).
-fn site_toml() -> String {
+pub(crate) fn site_toml() -> String {
     let example =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("site.toml")).unwrap();
     let head = &example[..example.find("[[node]]").expect("example site has nodes")];

@@ -307,6 +307,44 @@ fn standin_stubs_bring_the_example_site_to_kubeadm_done_in_order() {
     assert_eq!(order, ["cp1", "cp2", "cp3", "worker1"]);
 }
 
+/// The stand-in kubeadm's image list (`kubeadm config images list`: its
+/// release's own etcd, CoreDNS and pause tags under kubeadm's rules) for
+/// cp1's config is what pxebuild's catalog names for the example site: the
+/// images a serve-mode tree carries for kubeadm are the ones the lab's
+/// kubeadm pulls (`tests/it/lab_airgap.rs`).
+#[test]
+fn standin_kubeadm_lists_the_images_the_catalog_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = tmp.path();
+    example_nodes(nodes);
+    let out = run_driver(
+        nodes,
+        &format!(
+            "{CLUSTER}\nup cp1 || exit 1\n\
+             on cp1 kubeadm config images list --config /etc/kubernetes/kubeadm.yaml\n"
+        ),
+    );
+    let text = out_text(&out);
+    assert!(out.status.success(), "{text}");
+    let mut listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    listed.sort();
+    let (_dir, site) = example_site();
+    let mut catalog: Vec<String> = pxebuild::site::images::site_images(&site)
+        .unwrap()
+        .iter()
+        .filter(|image| image.registry == "registry.k8s.io")
+        .map(|image| image.to_string())
+        .collect();
+    catalog.sort();
+    assert_eq!(listed, catalog, "{text}");
+    // Cilium replaces kube-proxy in the example site: kubeadm skips it.
+    assert!(!listed.iter().any(|i| i.contains("kube-proxy")), "{text}");
+}
+
 /// Runs cp1's init, then `broken` (shell) and the bootstrap of `node`, which
 /// must fail with `expect` in its output.
 fn refused(edit: impl Fn(&Path), node: &str, expect: &str) {
