@@ -1139,9 +1139,14 @@ fn lab_boots_a_node_behind_a_dhcp_relay() {
 /// `pxebuild lab run --accel tcg ARGS --state STATE` in `dir`: must succeed;
 /// returns its report.json.
 fn lab_run_ok(dir: &Path, args: &[&str], state: &Path) -> Value {
+    lab_run_ok_with(dir, "tcg", args, state)
+}
+
+/// [`lab_run_ok`] with another accelerator.
+fn lab_run_ok_with(dir: &Path, accel: &str, args: &[&str], state: &Path) -> Value {
     let out = pxebuild()
         .current_dir(dir)
-        .args(["lab", "run", "--accel", "tcg"])
+        .args(["lab", "run", "--accel", accel])
         .args(args)
         .arg("--state")
         .arg(state)
@@ -1223,28 +1228,29 @@ fn lab_reboots_a_vm_whose_loader_gave_up_then_fails_naming_the_file() {
 #[test]
 #[ignore = "lpxelinux's lwIP has failed to load the 58 MiB kernel over HTTP in 1 of 4 runs (\"Boot failed\", twice in a row); opt-in until understood (docs/lab.md)"]
 fn lab_boots_full_size_files_through_lpxelinux_over_http() {
-    full_size_run(false, "cp1", "lpxelinux HTTP (BIOS)", 1800);
+    full_size_run(false, "cp1", "lpxelinux HTTP (BIOS)", 1800, "tcg");
 }
 
 #[test]
 #[ignore = "under TCG syslinux.efi needs more than the UEFI watchdog's 5 minutes for a full-size initrd, and the firmware resets the VM; run it with --ignored (docs/lab.md)"]
 fn lab_boots_full_size_files_through_syslinux_efi_over_http() {
-    full_size_run(false, "cp2", "syslinux.efi HTTP (UEFI)", 7200);
+    full_size_run(false, "cp2", "syslinux.efi HTTP (UEFI)", 7200, "tcg-icount");
 }
 
 #[test]
 fn lab_boots_full_size_files_through_ipxe_bios() {
-    full_size_run(true, "cp1", "iPXE BIOS", 1800);
+    full_size_run(true, "cp1", "iPXE BIOS", 1800, "tcg");
 }
 
 #[test]
 fn lab_boots_full_size_files_through_ipxe_efi() {
-    full_size_run(true, "cp2", "iPXE EFI", 1800);
+    full_size_run(true, "cp2", "iPXE EFI", 1800, "tcg");
 }
 
 /// Builds the site from the full-size stand-in, then boots `node` alone
-/// within `timeout` seconds and checks it fetched its own install config.
-fn full_size_run(ipxe: bool, node: &str, path: &str, timeout: u32) {
+/// within `timeout` seconds under `accel` and checks it fetched its own install
+/// config.
+fn full_size_run(ipxe: bool, node: &str, path: &str, timeout: u32, accel: &str) {
     let _lock = lab_lock();
     let work = built_site_from(ipxe, "10.20.0.2", standin_full_size());
     let dist = work.path().join("dist");
@@ -1269,8 +1275,9 @@ fn full_size_run(ipxe: bool, node: &str, path: &str, timeout: u32) {
     );
     let state = work.path().join("state");
     let timeout = timeout.to_string();
-    let report = lab_run_ok(
+    let report = lab_run_ok_with(
         work.path(),
+        accel,
         &["--nodes", node, "--timeout", &timeout],
         &state,
     );
