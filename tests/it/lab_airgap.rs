@@ -19,12 +19,10 @@ use std::time::{Duration, Instant};
 use pxebuild::manifest::{ImageRecord, Manifest};
 use serde_json::Value;
 
-use crate::fetch::server::MirrorServer;
 use crate::images_build::serve_images;
 use crate::lab::{build_with_repo_templates, lab_lock, pxebuild, text};
 use crate::registry::{digest_of, Registry};
-use crate::second_boot::second_boot_os;
-use crate::standin_stubs::standin_sysexts;
+use crate::second_boot::second_boot_mirror;
 
 /// The second boot's site (the example site cut to three control planes and
 /// a worker, through iPXE; the lab boots cp1 alone) with the containerd
@@ -154,26 +152,10 @@ fn isolation_faults(state: &Path) -> Option<Vec<String>> {
 #[test]
 fn lab_airgap_node_pulls_kubeadm_images_from_the_boot_server_alone() {
     let _lock = lab_lock();
-    let os = second_boot_os();
     let work = tempfile::tempdir().unwrap();
     let root = work.path();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mirror");
-    let mirror = root.join("mirror");
-    let run = Command::new("sh")
-        .arg(fixtures.join("generate.sh"))
-        .arg(&mirror)
-        .arg("--kernel")
-        .arg(os.join("vmlinuz"))
-        .arg("--initrd")
-        .arg(os.join("installer.cpio.gz"))
-        .arg("--image")
-        .arg(os.join("disk.img.bz2"))
-        .arg("--sysexts")
-        .arg(standin_sysexts())
-        .output()
-        .expect("running the fixture mirror generator");
-    assert!(run.status.success(), "fixture mirror:\n{}", text(&run));
-    let server = MirrorServer::start(&mirror);
+    let server = second_boot_mirror(root);
     fs::write(root.join("site.toml"), site_toml()).unwrap();
     let mut registry = Registry::start();
     let site = serve_images(root, &registry.url(), &[]);

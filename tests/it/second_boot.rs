@@ -56,13 +56,12 @@ pub(crate) fn site_toml() -> String {
     site
 }
 
-/// The site built from the fixture mirror carrying the second-boot stand-in
-/// and the stand-in sysexts.
-fn built_site() -> tempfile::TempDir {
+/// The fixture mirror in `root/mirror` carrying the second-boot stand-in OS
+/// and the stand-in sysexts, served on loopback.
+pub(crate) fn second_boot_mirror(root: &Path) -> MirrorServer {
     let os = second_boot_os();
-    let work = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mirror");
-    let mirror = work.path().join("mirror");
+    let mirror = root.join("mirror");
     let run = Command::new("sh")
         .arg(fixtures.join("generate.sh"))
         .arg(&mirror)
@@ -77,7 +76,15 @@ fn built_site() -> tempfile::TempDir {
         .output()
         .expect("running the fixture mirror generator");
     assert!(run.status.success(), "fixture mirror:\n{}", text(&run));
-    let server = MirrorServer::start(&mirror);
+    MirrorServer::start(&mirror)
+}
+
+/// The site built from the fixture mirror carrying the second-boot stand-in
+/// and the stand-in sysexts.
+fn built_site() -> tempfile::TempDir {
+    let work = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mirror");
+    let server = second_boot_mirror(work.path());
     fs::write(work.path().join("site.toml"), site_toml()).unwrap();
     build_with_repo_templates(
         work.path(),
