@@ -144,7 +144,6 @@ fn server_name(server: ServerKind) -> &'static str {
 fn accel_name(accel: qemu::Accel) -> &'static str {
     match accel {
         qemu::Accel::Kvm => "kvm",
-        qemu::Accel::TcgIcount => "tcg-icount",
         _ => "tcg",
     }
 }

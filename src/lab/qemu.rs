@@ -22,11 +22,6 @@ pub enum Accel {
     Auto,
     /// QEMU's software emulation: slower, works everywhere.
     Tcg,
-    /// TCG with the guest's clocks counting instructions (`-icount`, 1 ns
-    /// each) instead of following the host's: a guest that is slow only
-    /// because it is emulated does not trip timers set for real hardware,
-    /// such as the 5 minutes UEFI firmware gives a boot loader.
-    TcgIcount,
     /// Hardware virtualisation.
     Kvm,
 }
@@ -54,10 +49,6 @@ pub(crate) fn args(spec: &VmSpec) -> Vec<String> {
     let vm = spec.vm;
     let mut a: Vec<String> = match spec.accel {
         Accel::Kvm => strings(&["-accel", "kvm", "-cpu", "host"]),
-        // shift=0: the fastest guest clock icount has (1 GHz); sleep=on: an
-        // idle guest's clock still follows the host's, so network waits and
-        // timeouts keep their real length.
-        Accel::TcgIcount => strings(&["-accel", "tcg", "-icount", "shift=0,sleep=on"]),
         _ => strings(&["-accel", "tcg"]),
     };
     let memory = spec.memory_mib.to_string();
@@ -124,7 +115,6 @@ fn strings(items: &[&str]) -> Vec<String> {
 pub(crate) fn resolve_accel(choice: Accel) -> anyhow::Result<Accel> {
     match choice {
         Accel::Tcg => Ok(Accel::Tcg),
-        Accel::TcgIcount => Ok(Accel::TcgIcount),
         Accel::Auto => Ok(if kvm_works() { Accel::Kvm } else { Accel::Tcg }),
         Accel::Kvm if kvm_works() => Ok(Accel::Kvm),
         Accel::Kvm => Err(crate::error::BadInput::new(
@@ -239,21 +229,6 @@ mod tests {
         assert!(line.contains(&format!("file={OVMF_CODE}")));
         assert!(line.contains("if=pflash,format=raw,file=/s/cp1.vars.fd"));
         assert!(line.contains(",romfile="));
-    }
-
-    #[test]
-    fn tcg_icount_counts_instructions_for_the_guest_clock() {
-        let vm = vm(Firmware::Uefi, Role::Node);
-        let mut s = spec(&vm);
-        s.accel = Accel::TcgIcount;
-        let line = args(&s).join(" ");
-        assert!(
-            line.starts_with("-accel tcg -icount shift=0,sleep=on -m"),
-            "{line}"
-        );
-        s.accel = Accel::Tcg;
-        assert!(!args(&s).join(" ").contains("-icount"));
-        assert_eq!(resolve_accel(Accel::TcgIcount).unwrap(), Accel::TcgIcount);
     }
 
     #[test]

@@ -1139,14 +1139,9 @@ fn lab_boots_a_node_behind_a_dhcp_relay() {
 /// `pxebuild lab run --accel tcg ARGS --state STATE` in `dir`: must succeed;
 /// returns its report.json.
 fn lab_run_ok(dir: &Path, args: &[&str], state: &Path) -> Value {
-    lab_run_ok_with(dir, "tcg", args, state)
-}
-
-/// [`lab_run_ok`] with another accelerator.
-fn lab_run_ok_with(dir: &Path, accel: &str, args: &[&str], state: &Path) -> Value {
     let out = pxebuild()
         .current_dir(dir)
-        .args(["lab", "run", "--accel", accel])
+        .args(["lab", "run", "--accel", "tcg"])
         .args(args)
         .arg("--state")
         .arg(state)
@@ -1228,29 +1223,28 @@ fn lab_reboots_a_vm_whose_loader_gave_up_then_fails_naming_the_file() {
 #[test]
 #[ignore = "lpxelinux's lwIP has failed to load the 58 MiB kernel over HTTP in 1 of 4 runs (\"Boot failed\", twice in a row); opt-in until understood (docs/lab.md)"]
 fn lab_boots_full_size_files_through_lpxelinux_over_http() {
-    full_size_run(false, "cp1", "lpxelinux HTTP (BIOS)", 1800, "tcg");
+    full_size_run(false, "cp1", "lpxelinux HTTP (BIOS)", 1800);
 }
 
 #[test]
 #[ignore = "under TCG syslinux.efi needs more than the UEFI watchdog's 5 minutes for a full-size initrd, and the firmware resets the VM; run it with --ignored (docs/lab.md)"]
 fn lab_boots_full_size_files_through_syslinux_efi_over_http() {
-    full_size_run(false, "cp2", "syslinux.efi HTTP (UEFI)", 7200, "tcg-icount");
+    full_size_run(false, "cp2", "syslinux.efi HTTP (UEFI)", 7200);
 }
 
 #[test]
 fn lab_boots_full_size_files_through_ipxe_bios() {
-    full_size_run(true, "cp1", "iPXE BIOS", 1800, "tcg");
+    full_size_run(true, "cp1", "iPXE BIOS", 1800);
 }
 
 #[test]
 fn lab_boots_full_size_files_through_ipxe_efi() {
-    full_size_run(true, "cp2", "iPXE EFI", 1800, "tcg");
+    full_size_run(true, "cp2", "iPXE EFI", 1800);
 }
 
 /// Builds the site from the full-size stand-in, then boots `node` alone
-/// within `timeout` seconds under `accel` and checks it fetched its own install
-/// config.
-fn full_size_run(ipxe: bool, node: &str, path: &str, timeout: u32, accel: &str) {
+/// within `timeout` seconds and checks it fetched its own install config.
+fn full_size_run(ipxe: bool, node: &str, path: &str, timeout: u32) {
     let _lock = lab_lock();
     let work = built_site_from(ipxe, "10.20.0.2", standin_full_size());
     let dist = work.path().join("dist");
@@ -1275,9 +1269,8 @@ fn full_size_run(ipxe: bool, node: &str, path: &str, timeout: u32, accel: &str) 
     );
     let state = work.path().join("state");
     let timeout = timeout.to_string();
-    let report = lab_run_ok_with(
+    let report = lab_run_ok(
         work.path(),
-        accel,
         &["--nodes", node, "--timeout", &timeout],
         &state,
     );
