@@ -131,6 +131,19 @@ impl Sandbox {
     }
 }
 
+/// Copies this host's `/usr/lib/systemd/system` under `root`, so that
+/// `systemd-analyze verify --root` finds the units a rendered unit names.
+pub fn copy_host_units(root: &Path) {
+    let lib = root.join("usr/lib/systemd");
+    std::fs::create_dir_all(&lib).unwrap();
+    let copied = Command::new("cp")
+        .args(["-a", "/usr/lib/systemd/system"])
+        .arg(&lib)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+}
+
 pub fn write_exec(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();

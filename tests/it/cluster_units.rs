@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::cluster_common::*;
 use crate::cluster_render::render_all;
-use crate::cluster_sandbox::{node_ignition, out_text, write_exec, Sandbox};
+use crate::cluster_sandbox::{copy_host_units, node_ignition, out_text, write_exec, Sandbox};
 
 /// Every node: context, node Ignition and install Ignition.
 fn ignitions(site: &Site) -> Vec<(NodeContext, Value, Value)> {
@@ -530,14 +530,7 @@ fn cluster_units_pass_systemd_analyze_verify() {
 fn write_units(sb: &Sandbox, ign: &Value) -> Vec<std::path::PathBuf> {
     let system = sb.path("/etc/systemd/system");
     std::fs::create_dir_all(&system).unwrap();
-    let lib = sb.path("/usr/lib/systemd");
-    std::fs::create_dir_all(&lib).unwrap();
-    let copied = std::process::Command::new("cp")
-        .args(["-a", "/usr/lib/systemd/system"])
-        .arg(&lib)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    copy_host_units(&sb.path("/"));
     let mut verify = Vec::new();
     for unit in units(ign) {
         let name = unit["name"].as_str().unwrap();

@@ -222,14 +222,7 @@ fn images_containerd_dropin_passes_systemd_analyze_verify() {
     let dropin = &unit["dropins"][0];
     let root = tempfile::tempdir().unwrap();
     let at = |abs: &str| root.path().join(abs.trim_start_matches('/'));
-    let lib = at("/usr/lib/systemd");
-    std::fs::create_dir_all(&lib).unwrap();
-    let copied = std::process::Command::new("cp")
-        .args(["-a", "/usr/lib/systemd/system"])
-        .arg(&lib)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    crate::cluster_sandbox::copy_host_units(root.path());
     let dir = at("/etc/systemd/system/containerd.service.d");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(

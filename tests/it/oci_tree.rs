@@ -110,31 +110,46 @@ fn put_blobs(mut dist: Dist, name: &str, blobs: &[(String, Vec<u8>)]) -> Dist {
     dist
 }
 
-/// The three test images, written into `dist` and its manifest.
-pub fn with_images(mut dist: Dist) -> (Dist, Vec<TestImage>) {
-    let mut images = Vec::new();
-
-    // A plain OCI image.
-    let (registry, name, tag) = ("registry.test", "registry.test/tiny/oci", "1.0");
-    let (manifest, blobs) = image(OCI_MANIFEST, OCI_CONFIG, OCI_LAYER, "amd64", "oci");
+/// One amd64 image `(registry, name, tag)` of the manifest, config and layer
+/// media types `kinds`, written into `dist` under its tag and its digest.
+fn single_arch(
+    dist: Dist,
+    (registry, name, tag): (&str, &str, &str),
+    (manifest_type, config_type, layer_type): (&str, &str, &str),
+    salt: &str,
+) -> (Dist, TestImage) {
+    let (manifest, blobs) = image(manifest_type, config_type, layer_type, "amd64", salt);
     let digest = digest_of(&manifest);
-    dist = put_manifest(dist, name, tag, OCI_MANIFEST, &manifest);
-    dist = put_manifest(dist, name, &digest, OCI_MANIFEST, &manifest);
-    dist = put_blobs(dist, name, &blobs);
-    images.push(TestImage {
+    let dist = put_manifest(dist, name, tag, manifest_type, &manifest);
+    let dist = put_manifest(dist, name, &digest, manifest_type, &manifest);
+    let dist = put_blobs(dist, name, &blobs);
+    let image = TestImage {
         reference: format!("{name}:{tag}"),
         registry: registry.into(),
         name: name.into(),
         tag: tag.into(),
         digest,
-        media_type: OCI_MANIFEST.into(),
+        media_type: manifest_type.into(),
         platform_digest: None,
         blobs,
         manifest_bytes: manifest,
-    });
+    };
+    (dist, image)
+}
+
+/// The three test images, written into `dist` and its manifest.
+pub fn with_images(mut dist: Dist) -> (Dist, Vec<TestImage>) {
+    let mut images = Vec::new();
+
+    // A plain OCI image.
+    let kinds = (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER);
+    let oci = ("registry.test", "registry.test/tiny/oci", "1.0");
+    let (next, one) = single_arch(dist, oci, kinds, "oci");
+    dist = next;
+    images.push(one);
 
     // A multi-arch index; only amd64's manifest and blobs are carried.
-    let (name, tag) = ("registry.test/tiny/multi", "2.0");
+    let (registry, name, tag) = ("registry.test", "registry.test/tiny/multi", "2.0");
     let (amd64, amd64_blobs) = image(OCI_MANIFEST, OCI_CONFIG, OCI_LAYER, "amd64", "multi");
     let (arm64, _) = image(OCI_MANIFEST, OCI_CONFIG, OCI_LAYER, "arm64", "multi");
     let platform = |bytes: &[u8], arch: &str| {
@@ -167,29 +182,11 @@ pub fn with_images(mut dist: Dist) -> (Dist, Vec<TestImage>) {
     });
 
     // A Docker schema2 image on Docker Hub.
-    let (registry, name, tag) = ("docker.io", "docker.io/library/tinydocker", "3.0");
-    let (manifest, blobs) = image(
-        DOCKER_MANIFEST,
-        DOCKER_CONFIG,
-        DOCKER_LAYER,
-        "amd64",
-        "dock",
-    );
-    let digest = digest_of(&manifest);
-    dist = put_manifest(dist, name, tag, DOCKER_MANIFEST, &manifest);
-    dist = put_manifest(dist, name, &digest, DOCKER_MANIFEST, &manifest);
-    dist = put_blobs(dist, name, &blobs);
-    images.push(TestImage {
-        reference: format!("{name}:{tag}"),
-        registry: registry.into(),
-        name: name.into(),
-        tag: tag.into(),
-        digest,
-        media_type: DOCKER_MANIFEST.into(),
-        platform_digest: None,
-        blobs,
-        manifest_bytes: manifest,
-    });
+    let kinds = (DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER);
+    let docker = ("docker.io", "docker.io/library/tinydocker", "3.0");
+    let (next, one) = single_arch(dist, docker, kinds, "dock");
+    dist = next;
+    images.push(one);
 
     for image in &images {
         dist = dist.image(ImageRecord {

@@ -98,15 +98,8 @@ pub fn build(pins: &Pins, f: &Features, cilium_values: &str, argo_values: &str) 
     match cilium::images(&pins.cilium, &f.cilium) {
         Some((list, gaps)) => {
             refs.extend(list.iter().map(|s| s.to_string()));
-            for key in gaps {
-                unknown.push(Unknown {
-                    key: format!("{cilium_values}: {key}"),
-                    why: format!(
-                        "pxebuild does not know this component's images for Cilium {}",
-                        pins.cilium
-                    ),
-                });
-            }
+            let release = format!("Cilium {}", pins.cilium);
+            unknown.extend(component_gaps(cilium_values, &gaps, &release));
         }
         None => unknown.push(Unknown {
             key: "cilium.version".into(),
@@ -121,15 +114,8 @@ pub fn build(pins: &Pins, f: &Features, cilium_values: &str, argo_values: &str) 
     match argocd::images(&pins.argocd_chart, &f.argocd) {
         Some((list, gaps)) => {
             refs.extend(list);
-            for key in gaps {
-                unknown.push(Unknown {
-                    key: format!("{argo_values}: {key}"),
-                    why: format!(
-                        "pxebuild does not know this component's images for the argo-cd chart {}",
-                        pins.argocd_chart
-                    ),
-                });
-            }
+            let release = format!("the argo-cd chart {}", pins.argocd_chart);
+            unknown.extend(component_gaps(argo_values, &gaps, &release));
         }
         None => unknown.push(Unknown {
             key: "argocd.chart_version".into(),
@@ -153,6 +139,17 @@ pub fn build(pins: &Pins, f: &Features, cilium_values: &str, argo_values: &str) 
     images.sort();
     images.dedup();
     Catalog { images, unknown }
+}
+
+/// One [`Unknown`] per component the payload's `values` file enables whose
+/// images the catalog does not have for `release` ("Cilium 1.19.8").
+fn component_gaps(values: &str, gaps: &[&str], release: &str) -> Vec<Unknown> {
+    gaps.iter()
+        .map(|key| Unknown {
+            key: format!("{values}: {key}"),
+            why: format!("pxebuild does not know this component's images for {release}"),
+        })
+        .collect()
 }
 
 fn known<'a>(versions: impl Iterator<Item = &'a str>) -> String {
