@@ -152,6 +152,31 @@ pub fn flatcar_file(version: &str, file: &str) -> String {
     http_path(&format!("{}/{file}", flatcar_dir(version)))
 }
 
+/// The Flatcar release's PXE kernel, as named in a version's directory.
+pub const PXE_KERNEL: &str = "flatcar_production_pxe.vmlinuz";
+/// The Flatcar release's PXE initrd, as named in a version's directory.
+pub const PXE_INITRD: &str = "flatcar_production_pxe_image.cpio.gz";
+/// The directory beside them holding the PXE initrd's parts.
+const PXE_INITRD_PARTS: &str = "pxe-initrd";
+
+/// Dist path of part `index` of one version's PXE initrd, as syslinux.efi
+/// loads it (`boot::initrd_parts`): `http/flatcar/<version>/pxe-initrd/NN`,
+/// short so that sixteen URLs fit a kernel command line.
+pub fn pxe_initrd_part(version: &str, index: usize) -> String {
+    http_path(&format!(
+        "{}/{PXE_INITRD_PARTS}/{index:02}",
+        flatcar_dir(version)
+    ))
+}
+
+/// The URL (or path) of the whole PXE initrd that `url` names a part of;
+/// `None` when `url` is not a part.
+pub fn pxe_initrd_of_part(url: &str) -> Option<String> {
+    let (dir, index) = url.rsplit_once(&format!("/{PXE_INITRD_PARTS}/"))?;
+    (index.len() == 2 && index.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("{dir}/{PXE_INITRD}"))
+}
+
 /// HTTP directory of the system extensions.
 const SYSEXT: &str = "sysext";
 /// A system extension's listing, which systemd-sysupdate reads.
@@ -343,6 +368,19 @@ pub fn redact(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_part_of_the_pxe_initrd_leads_back_to_the_whole_file() {
+        let part = pxe_initrd_part("4593.2.5", 7);
+        assert_eq!(part, "http/flatcar/4593.2.5/pxe-initrd/07");
+        let url = format!("http://10.20.0.2:8080/{}", http_relative(&part).unwrap());
+        assert_eq!(
+            pxe_initrd_of_part(&url).as_deref(),
+            Some("http://10.20.0.2:8080/flatcar/4593.2.5/flatcar_production_pxe_image.cpio.gz")
+        );
+        assert_eq!(pxe_initrd_of_part("http://s/flatcar/1/x.cpio.gz"), None);
+        assert_eq!(pxe_initrd_of_part("http://s/pxe-initrd/readme"), None);
+    }
 
     #[test]
     fn a_node_directory_is_redacted_to_its_name() {

@@ -20,6 +20,9 @@ pub struct BootContext {
     pub kernel_url: String,
     pub initrd_url: String,
     pub initrd_name: String,
+    /// The `initrd=` value of syslinux.efi's configs: the initrd's parts
+    /// (`super::initrd_parts`), comma-separated, in order.
+    pub efi_initrd: String,
     pub serial: Option<Serial>,
     pub loaders: Loaders,
     /// DHCP filenames (relative to the TFTP root) and the iPXE script URL.
@@ -98,6 +101,7 @@ impl BootContext {
             kernel_url: f.kernel_url.clone(),
             initrd_url: f.initrd_url.clone(),
             initrd_name: f.initrd_name.clone(),
+            efi_initrd: initrd_parts_urls(&base, &f.version).join(","),
             serial: serial(&bs.consoles),
             bios_file: loader_file(artifacts, bios, layout::loader_name(bios, false)),
             efi_file: loader_file(artifacts, efi, layout::loader_name(efi, efi_syslinux)),
@@ -108,12 +112,21 @@ impl BootContext {
         })
     }
 
-    /// Data for one node's boot template.
+    /// Data for one node's boot template. `initrd` is what the loader's
+    /// `initrd=` names: the parts for syslinux.efi, else the whole file.
     pub fn node_data(&self, node: &BootNode, loader: &str) -> Value {
+        let in_parts = loader == EFI_SYSLINUX;
+        let initrd = if in_parts {
+            &self.efi_initrd
+        } else {
+            &self.initrd_url
+        };
         json!({
             "cluster": self.cluster,
             "flatcar_version": self.flatcar_version,
             "kernel_url": self.kernel_url,
+            "initrd": initrd,
+            "initrd_in_parts": in_parts,
             "initrd_url": self.initrd_url,
             "initrd_name": self.initrd_name,
             "serial": self.serial,
@@ -121,6 +134,16 @@ impl BootContext {
             "node": node,
         })
     }
+}
+
+/// The loader that reads the initrd in parts.
+pub const EFI_SYSLINUX: &str = "syslinux.efi";
+
+/// The HTTP URLs of the PXE initrd's parts, in order.
+pub fn initrd_parts_urls(base: &str, version: &str) -> Vec<String> {
+    (0..super::initrd_parts::PARTS)
+        .map(|i| crate::render::context::url_of(base, &layout::pxe_initrd_part(version, i)))
+        .collect()
 }
 
 fn boot_nodes(site: &Site, secrets: &Secrets) -> anyhow::Result<Vec<BootNode>> {

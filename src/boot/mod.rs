@@ -9,7 +9,9 @@
 //! `pxebuild serve` refuses every other client. The site-wide files (the
 //! local-boot defaults for unknown machines, the iPXE entry script, the DHCP
 //! snippets) carry no id and stay public.
+pub mod cmdline;
 pub mod context;
+pub mod initrd_parts;
 
 use std::sync::Arc;
 
@@ -65,13 +67,13 @@ pub fn render_node_files(
     let mut files = Vec::new();
     for (efi, on, loader) in [
         (false, ctx.loaders.bios, "lpxelinux.0"),
-        (true, ctx.loaders.uefi, "syslinux.efi"),
+        (true, ctx.loaders.uefi, context::EFI_SYSLINUX),
     ] {
         if on {
-            files.push(BootFile {
-                path: crate::layout::pxelinux_config(efi, &node.mac),
-                text: templates.render("boot/pxelinux.cfg", &ctx.node_data(node, loader))?,
-            });
+            let path = crate::layout::pxelinux_config(efi, &node.mac);
+            let text = templates.render("boot/pxelinux.cfg", &ctx.node_data(node, loader))?;
+            cmdline::check(&path, &node.name, &text)?;
+            files.push(BootFile { path, text });
         }
     }
     if ctx.loaders.ipxe {
@@ -109,6 +111,21 @@ pub fn render_site_files(templates: &Templates, ctx: &BootContext) -> Result<Vec
         });
     }
     Ok(files)
+}
+
+/// The step that cuts the PXE initrd into the parts syslinux.efi's configs
+/// name, for a site whose UEFI machines boot through syslinux.efi.
+pub fn initrd_parts_step(
+    site: &crate::site::Site,
+    artifacts: &crate::fetch::ArtifactRefs,
+) -> Option<Box<dyn Step>> {
+    let initrd = artifacts.pxe_initrd.clone()?;
+    context::Loaders::of(site).uefi.then(|| {
+        Box::new(initrd_parts::InitrdPartsStep {
+            initrd,
+            version: artifacts.flatcar_version.clone(),
+        }) as Box<dyn Step>
+    })
 }
 
 /// What the boot steps of one build share.

@@ -14,8 +14,6 @@ use crate::engine::key::Key;
 use crate::engine::step::{Inputs, RunCtx, Step, Visibility};
 use crate::site::Site;
 
-pub(crate) const PXE_KERNEL: &str = "flatcar_production_pxe.vmlinuz";
-pub(crate) const PXE_INITRD: &str = "flatcar_production_pxe_image.cpio.gz";
 pub(crate) const INSTALL_IMAGE: &str = "flatcar_production_image.bin.bz2";
 pub(crate) const IMAGE_KERNEL: &str = "flatcar_production_image.vmlinuz";
 
@@ -39,7 +37,7 @@ impl FlatcarFile {
         let fc = &site.file.flatcar;
         let url_of = |f: &str| flatcar_url(&fc.channel, &fc.arch, &fc.version, f);
         let mut sig_urls = vec![url_of(&format!("{file}.sig"))];
-        if file == PXE_KERNEL {
+        if file == crate::layout::PXE_KERNEL {
             sig_urls.push(url_of(&format!("{IMAGE_KERNEL}.sig")));
         }
         FlatcarFile {

@@ -9,11 +9,12 @@ use anyhow::{bail, Result};
 use rayon::prelude::*;
 
 use super::fetcher::Fetcher;
-use super::flatcar::{FlatcarFile, INSTALL_IMAGE, PXE_INITRD, PXE_KERNEL};
+use super::flatcar::{FlatcarFile, INSTALL_IMAGE};
 use super::refs::ArtifactRefs;
 use super::sources::Sources;
 use super::sysext::SysextImage;
 use crate::engine::step::Step;
+use crate::layout::{PXE_INITRD, PXE_KERNEL};
 use crate::site::Site;
 
 pub(crate) use super::fetcher::Wanted;

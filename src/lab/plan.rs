@@ -480,9 +480,13 @@ fn direct_boot_of(dist: &Path, mac: &str) -> Result<DirectBoot> {
             .then_some(file)
             .with_context(|| format!("{url} is not a file under dist/http"))
     };
+    // A UEFI-only site's config names syslinux.efi's initrd parts; QEMU
+    // takes one initrd, so the direct boot takes the whole file they were
+    // cut from, which lies beside them in every tree.
+    let initrd = layout::pxe_initrd_of_part(&parsed.1).unwrap_or(parsed.1);
     Ok(DirectBoot {
         kernel: local(&parsed.0)?,
-        initrd: local(&parsed.1)?,
+        initrd: local(&initrd)?,
         append: parsed.2,
     })
 }

@@ -50,6 +50,7 @@ pub(crate) fn plan(env: &PlanEnv) -> Result<Planned> {
         artifacts: &artifacts,
         strict: env.strict,
     })?);
+    steps.extend(crate::boot::initrd_parts_step(site, &artifacts));
     steps.extend(BootShared::new(env.templates.clone(), boot)?.steps());
     Ok(Planned {
         steps,

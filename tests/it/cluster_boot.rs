@@ -32,15 +32,25 @@ fn cluster_boot_configs_for_each_mac_and_a_local_default() {
     let (files, s) = boot_files(&site);
     let base = "http://10.20.0.2:8080";
     let kernel = format!("KERNEL {base}/flatcar/4593.2.5/flatcar_production_pxe.vmlinuz");
-    let initrd = format!("initrd={base}/flatcar/4593.2.5/flatcar_production_pxe_image.cpio.gz");
+    let whole = format!(" initrd={base}/flatcar/4593.2.5/flatcar_production_pxe_image.cpio.gz ");
+    // syslinux.efi's: the sixteen parts, in order, as one comma-separated list.
+    let parts: Vec<String> = (0..16)
+        .map(|i| format!("{base}/flatcar/4593.2.5/pxe-initrd/{i:02}"))
+        .collect();
+    let in_parts = format!(" initrd={} ", parts.join(","));
     for node in &site.file.nodes {
         let name = format!("01-{}", node.mac.to_string().replace(':', "-"));
         let dir = s.node_dir_name(&node.name).unwrap();
         let url = format!("ignition.config.url={base}/ignition/{dir}/install.ign");
-        for prefix in ["tftp/pxelinux.cfg", "tftp/efi64/pxelinux.cfg"] {
+        for (prefix, initrd) in [
+            ("tftp/pxelinux.cfg", &whole),
+            ("tftp/efi64/pxelinux.cfg", &in_parts),
+        ] {
             let cfg = file(&files, &format!("{prefix}/{name}"));
             assert!(cfg.contains(&kernel), "{cfg}");
-            assert!(cfg.contains(&initrd), "{cfg}");
+            assert!(cfg.contains(initrd.as_str()), "{cfg}");
+            let lengths = pxebuild::boot::cmdline::lengths(cfg);
+            assert!(lengths.len() == 1 && lengths[0] < 1500, "{lengths:?}");
             assert!(cfg.contains(&url), "{cfg}");
             for arg in [
                 "flatcar.first_boot=1",
@@ -63,6 +73,29 @@ fn cluster_boot_configs_for_each_mac_and_a_local_default() {
     assert!(
         !files.iter().any(|f| f.path.starts_with("http/ipxe/")),
         "no iPXE scripts unless the site uses iPXE"
+    );
+}
+
+#[test]
+fn cluster_boot_config_whose_command_line_linux_would_cut_is_refused() {
+    let (dir, site) = example_site();
+    // A site's own template that appends too much: 2000 bytes of arguments
+    // on top of the sixteen initrd parts.
+    let templates = dir.path().join("templates");
+    let path = templates.join("boot/pxelinux.cfg.hbs");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let long = format!("{{{{node.kernel_args}}}} x={}", "y".repeat(2000));
+    std::fs::write(&path, text.replace("{{node.kernel_args}}", &long)).unwrap();
+    let s = secrets::ensure(&site, None).unwrap();
+    let refs = artifact_refs(&site);
+    let ctx = BootContext::new(&site, &SiteContext::new(&site, &refs).unwrap(), &s, &refs).unwrap();
+    let err = render_files(&Templates::load(&templates).unwrap(), &ctx).unwrap_err();
+    assert_eq!(pxebuild::error::exit_code(&err), 2, "{err:#}");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("tftp/pxelinux.cfg/01-52-54-00-20-00-11 (node cp1)")
+            && msg.contains("over the 2047 Linux accepts"),
+        "{msg}"
     );
 }
 

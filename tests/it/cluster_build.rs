@@ -169,6 +169,24 @@ fn cluster_build_example_site_completely_and_validly() {
     ] {
         assert!(manifest.file(path).is_some(), "{path} missing");
     }
+    // syslinux.efi's initrd parts: public, and in order the initrd's bytes.
+    let flatcar = format!("http/flatcar/{}", site.file.flatcar.version);
+    let whole = std::fs::read(
+        b.dist
+            .join(format!("{flatcar}/flatcar_production_pxe_image.cpio.gz")),
+    )
+    .unwrap();
+    let mut joined = Vec::new();
+    for i in 0..16 {
+        let path = format!("{flatcar}/pxe-initrd/{i:02}");
+        assert!(manifest.file(&path).is_some(), "{path} missing");
+        assert!(!manifest.access.iter().any(|a| a.path == path), "{path}");
+        joined.extend(std::fs::read(b.dist.join(&path)).unwrap());
+    }
+    assert!(
+        !whole.is_empty() && joined == whole,
+        "the parts make the initrd"
+    );
     for f in &manifest.files {
         let public = !manifest.access.iter().any(|a| a.path == f.path);
         let text = std::fs::read(b.dist.join(&f.path)).unwrap();
