@@ -31,8 +31,8 @@ use crate::fetch::refs::ArtifactRef;
 /// under the 2047 bytes Linux accepts (about 900 bytes with an IP address).
 pub const PARTS: usize = 16;
 
-/// Every part's size is a multiple of this: syslinux needs 4 bytes, iPXE
-/// aligns the initrds it loads to pages.
+/// Every part's size but the last is a multiple of this: syslinux needs 4
+/// bytes; a page also suits loaders that align each initrd to one.
 const ALIGN: u64 = 4096;
 
 /// The size of every part but the last, for an initrd of `size` bytes.

@@ -104,7 +104,7 @@ impl Stage {
             Some(Stage::Loader)
         } else if name.contains("vmlinuz") {
             Some(Stage::Kernel)
-        } else if name.contains(".cpio") {
+        } else if name.contains(".cpio") || crate::layout::pxe_initrd_of_part(path).is_some() {
             Some(Stage::Initrd)
         } else if name.ends_with(".ign") {
             Some(Stage::Ignition)
@@ -181,6 +181,7 @@ mod tests {
                 "http/flatcar/4593.2.5/flatcar_production_pxe_image.cpio.gz",
                 Some(Stage::Initrd),
             ),
+            ("http/flatcar/4593.2.5/pxe-initrd/07", Some(Stage::Initrd)),
             ("http/ignition/cp1-9f2c/install.ign", Some(Stage::Ignition)),
             (
                 "http/flatcar/4593.2.5/flatcar_production_image.bin.bz2",
