@@ -1224,7 +1224,7 @@ fn lab_reboots_a_vm_whose_loader_gave_up_then_fails_naming_the_file() {
 // it grows and outlasts the UEFI watchdog's 5 minutes (docs/lab.md).
 
 #[test]
-#[ignore = "lpxelinux's lwIP died mid-transfer (\"Boot failed\", no packet lost) in 2 of 13 runs; opt-in until understood (docs/lab.md)"]
+#[ignore = "lpxelinux died mid-transfer (\"Boot failed\", no packet lost, with nginx too) in 2 of 13 runs; opt-in until syslinux fixes it (docs/lab.md)"]
 fn lab_boots_full_size_files_through_lpxelinux_over_http() {
     full_size_run(false, "cp1", "lpxelinux HTTP (BIOS)", 1800);
 }
