@@ -76,13 +76,15 @@ impl Step for InitrdPartsStep {
     fn run(&self, ctx: &mut RunCtx) -> Result<()> {
         let initrd = ctx.inputs.get(&self.initrd.path)?.clone();
         let size_each = part_size(initrd.size);
-        let source = ctx.inputs.store_path(&self.initrd.path)?;
+        let path = ctx.inputs.store_path(&self.initrd.path)?;
+        let mut source =
+            File::open(&path).with_context(|| format!("opening {}", path.display()))?;
         let temp = ctx.store().temp_dir()?;
         for index in 0..PARTS {
             let offset = (size_each * index as u64).min(initrd.size);
             let len = size_each.min(initrd.size - offset);
             let part = temp.join(format!("initrd-{}-{index:02}.part", &initrd.sha256[..16]));
-            copy_range(&source, offset, len, &part)
+            copy_range(&mut source, offset, len, &part)
                 .with_context(|| format!("writing part {index} of {}", initrd.path))?;
             let path = crate::layout::pxe_initrd_part(&self.version, index);
             ctx.put_file(&path, &part, Visibility::Public)?;
@@ -92,20 +94,13 @@ impl Step for InitrdPartsStep {
 }
 
 /// Writes `len` bytes of `source` from `offset` to a new file `dest`.
-fn copy_range(
-    source: &std::path::Path,
-    offset: u64,
-    len: u64,
-    dest: &std::path::Path,
-) -> Result<()> {
-    let mut input = File::open(source).with_context(|| format!("opening {}", source.display()))?;
-    input.seek(SeekFrom::Start(offset))?;
+fn copy_range(source: &mut File, offset: u64, len: u64, dest: &std::path::Path) -> Result<()> {
+    source.seek(SeekFrom::Start(offset))?;
     let mut output = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
-    let copied = std::io::copy(&mut input.take(len), &mut output)?;
+    let copied = std::io::copy(&mut source.take(len), &mut output)?;
     if copied != len {
         bail!(
-            "{} ended after {} bytes of the {len} wanted from offset {offset}",
-            source.display(),
+            "the initrd ended after {} bytes of the {len} wanted from offset {offset}",
             offset + copied
         );
     }
@@ -148,9 +143,10 @@ mod tests {
         let bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&source, &bytes).unwrap();
         let dest = dir.path().join("d");
-        copy_range(&source, 4096, 4096, &dest).unwrap();
+        let mut source = File::open(&source).unwrap();
+        copy_range(&mut source, 4096, 4096, &dest).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), &bytes[4096..8192]);
-        let err = copy_range(&source, 8192, 4096, &dest)
+        let err = copy_range(&mut source, 8192, 4096, &dest)
             .unwrap_err()
             .to_string();
         assert!(err.contains("ended after 10000 bytes"), "{err}");

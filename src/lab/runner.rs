@@ -473,7 +473,7 @@ fn default_memory(plan: &LabPlan) -> u32 {
     let big = walkdir::WalkDir::new(flatcar)
         .into_iter()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name() == "flatcar_production_pxe_image.cpio.gz")
+        .filter(|e| e.file_name() == crate::layout::PXE_INITRD)
         .any(|e| e.metadata().is_ok_and(|m| m.len() > 100 << 20));
     if big {
         3072

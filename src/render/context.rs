@@ -427,14 +427,14 @@ fn flatcar_ctx(site: &Site, artifacts: &ArtifactRefs) -> FlatcarCtx {
     let base = site.http_base();
     let version = &artifacts.flatcar_version;
     let default = |file: &str| crate::layout::flatcar_file(version, file);
-    let kernel = artifacts.pxe_kernel.as_ref().map_or_else(
-        || default("flatcar_production_pxe.vmlinuz"),
-        |r| r.path.clone(),
-    );
-    let initrd = artifacts.pxe_initrd.as_ref().map_or_else(
-        || default("flatcar_production_pxe_image.cpio.gz"),
-        |r| r.path.clone(),
-    );
+    let kernel = artifacts
+        .pxe_kernel
+        .as_ref()
+        .map_or_else(|| default(crate::layout::PXE_KERNEL), |r| r.path.clone());
+    let initrd = artifacts
+        .pxe_initrd
+        .as_ref()
+        .map_or_else(|| default(crate::layout::PXE_INITRD), |r| r.path.clone());
     // flatcar-install appends `<version>/<file>` to its -b base.
     let image = artifacts.install_image.as_ref().map_or_else(
         || default("flatcar_production_image.bin.bz2"),

@@ -391,7 +391,7 @@ fn assert_in_order(log: &str, who: &str, needles: &[&str]) {
 /// sixteen parts, in order; the other loaders the whole file.
 fn initrd_names(loader: &str) -> Vec<String> {
     if loader == "syslinux.efi" {
-        (0..16).map(|i| format!("/pxe-initrd/{i:02}")).collect()
+        (0..16).map(|i| format!("pxe-initrd/{i:02}")).collect()
     } else {
         vec!["flatcar_production_pxe_image.cpio.gz".to_string()]
     }
@@ -1258,9 +1258,11 @@ fn full_size_run(ipxe: bool, node: &str, path: &str, timeout: u32) {
         size("flatcar_production_pxe_image.cpio.gz"),
         FULL_INITRD_BYTES
     );
-    let parts: Vec<String> = (0..16).map(|i| format!("pxe-initrd/{i:02}")).collect();
     assert_eq!(
-        parts.iter().map(|p| size(p)).sum::<u64>(),
+        initrd_names("syslinux.efi")
+            .iter()
+            .map(|p| size(p))
+            .sum::<u64>(),
         FULL_INITRD_BYTES,
         "the parts add up to the initrd"
     );
@@ -1282,11 +1284,12 @@ fn full_size_run(ipxe: bool, node: &str, path: &str, timeout: u32) {
         serial.contains(&format!("PXELAB-PAD-OK sha256={}", pad.trim())),
         "{node}'s initrd arrived whole:\n{serial}"
     );
-    let initrd = if !ipxe && v["firmware"] == "uefi" {
-        parts
+    let loader = if !ipxe && v["firmware"] == "uefi" {
+        "syslinux.efi"
     } else {
-        vec!["flatcar_production_pxe_image.cpio.gz".to_string()]
+        "lpxelinux.0 or iPXE"
     };
+    let initrd = initrd_names(loader);
     let log = fs::read_to_string(state.join("server.log")).unwrap();
     for file in
         std::iter::once("flatcar_production_pxe.vmlinuz").chain(initrd.iter().map(String::as_str))
