@@ -107,6 +107,14 @@ pub struct RunArgs {
     /// How many VMs boot at the same time.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub parallel: usize,
+    /// Reboot a VM up to N times when its loader gives up, as a real machine
+    /// resets and boots again (each attempt's console log is kept).
+    ///
+    /// Debian's lpxelinux gives up in about one boot in four with full-size
+    /// Flatcar files, from a race in syslinux's semaphores (docs/lab.md); the
+    /// report lists every retry.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub loader_retries: usize,
     /// Cut NODE's power when it sends BEACON, then let it boot again (with --disk).
     ///
     /// Comma-separated or repeated, one per node. BEACON is one of the names
@@ -164,6 +172,7 @@ fn run_lab(global: &Global, args: RunArgs) -> Result<()> {
     options.parallel = args.parallel;
     options.timeout = Duration::from_secs(args.timeout);
     options.until = args.until;
+    options.loader_retries = args.loader_retries;
     let nodes: Vec<&str> = plan
         .vms
         .iter()
@@ -261,6 +270,7 @@ fn resolve(global: &Global, args: &BootArgs) -> Result<(LabPlan, StateDir, LabOp
         network_first: args.network_first,
         until: None,
         cuts: Vec::new(),
+        loader_retries: 1,
     };
     Ok((plan, state_dir(global, &args.state)?, options))
 }

@@ -89,6 +89,10 @@ pub struct LabOptions {
     pub until: Option<crate::beacon::Beacon>,
     /// Power cuts: reset NODE's VM when it sends BEACON (`run` only).
     pub cuts: Vec<cut::Cut>,
+    /// How often a VM is rebooted after its loader gave up (`run` only): a
+    /// real machine resets and boots again, and so does the lab, saying so in
+    /// the report. lpxelinux gives up on some full-size boots (docs/lab.md).
+    pub loader_retries: usize,
 }
 
 /// The outcome of `lab run`, also written to `report.json` in the state directory.

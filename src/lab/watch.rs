@@ -99,12 +99,6 @@ pub(crate) struct Watched {
     serial: Option<LineReader>,
 }
 
-/// How often a VM is rebooted after its loader gave up. lpxelinux's TCP stack
-/// can lose an HTTP download under heavy emulation load (seen in CI: the
-/// initrd transfer stalled until the server timed out); a real machine
-/// reboots and tries again, and so does the lab, saying so in the report.
-const LOADER_RETRIES: usize = 1;
-
 /// How long a loader may print nothing before the lab counts it as given up.
 /// The same TCP stall sometimes leaves lpxelinux waiting forever instead of
 /// failing; a quarter of the VM's timeout (at least 90 s) is far more than any
@@ -310,7 +304,7 @@ fn cut_power(lab: &Lab, w: &mut Watched, node: &str, beacon: &str, secs: f64) {
 fn retry_or_fail(lab: &mut Lab, w: &mut Watched, line: String) -> bool {
     let name = lab.plan.vms[w.index].name.clone();
     let secs = w.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
-    if w.retries.len() >= LOADER_RETRIES {
+    if w.retries.len() >= lab.options().loader_retries {
         w.verdict = Some(Verdict::Fail(format!(
             "the loader gave up again after {} reboot(s): {line}",
             w.retries.len()
