@@ -1242,10 +1242,10 @@ fn lab_reboots_a_vm_whose_loader_gave_up_then_fails_naming_the_file() {
 // loads the initrd in sixteen parts: whole, it copies its buffer on every MiB
 // it grows and outlasts the UEFI watchdog's 5 minutes (docs/lab.md).
 
-/// lpxelinux's lwIP stack fetches a message its mailbox already handed out
-/// and gives up (`Boot failed`) in about one full-size boot in four
-/// (docs/lab.md): the lab reboots the VM as a real machine resets, up to
-/// five times, and every retry must be that loader failure, nothing else.
+/// A race in syslinux's semaphores makes lpxelinux's network thread read a
+/// stale mailbox slot and give up (`Boot failed`) in about one full-size boot
+/// in four (docs/lab.md): the lab reboots the VM as a real machine resets, up
+/// to five times, and every retry must be that loader failure, nothing else.
 #[test]
 fn lab_boots_full_size_files_through_lpxelinux_over_http() {
     full_size_run(false, "cp1", "lpxelinux HTTP (BIOS)", 1800, 5);
